@@ -1,0 +1,1 @@
+//! clap definitions of the `bootstrap` command line (definitions only, no logic).

@@ -1,0 +1,1 @@
+//! Resolves flags, files (teams.yaml) and environment into one settings struct.

@@ -1,0 +1,1 @@
+//! Kubernetes client construction, server-side apply of rendered documents, and waits.

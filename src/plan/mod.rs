@@ -1,0 +1,1 @@
+//! Steps, the dependency-graph executor and the run report.

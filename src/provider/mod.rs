@@ -1,0 +1,1 @@
+//! The Secrets Store CSI provider for AWS: gRPC server, attributes, objects, auth, fetch, files.

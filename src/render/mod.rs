@@ -1,0 +1,1 @@
+//! Typed template contexts rendered with tera into Kubernetes manifests.

@@ -1,0 +1,1 @@
+//! The steps of `up`/`down`: observe, compute an action, apply or delete.

@@ -1,0 +1,1 @@
+//! All user-facing output: printer, progress, tables and JSON.

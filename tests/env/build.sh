@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Builds the genuine upstream programs the local environment runs, from their Go modules,
+# into a cache keyed by version outside the repository. A warm cache makes this a no-op.
+#   tests/env/build.sh [k8s|kwok|csi|upstream-provider|all]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/versions.sh"
+export GOFLAGS="${GOFLAGS:--buildvcs=false}" CGO_ENABLED=0
+log() { printf '[build] %s\n' "$*" >&2; }
+
+build_k8s() {
+  local out="$BOOTSTRAP_ENV_CACHE/kubernetes-$K8S_VERSION"
+  if [[ -x $out/kube-apiserver && -x $out/kube-controller-manager && -x $out/kube-scheduler ]]; then
+    log "kubernetes $K8S_VERSION: cached in $out"; return; fi
+  log "kubernetes $K8S_VERSION: building kube-apiserver, kube-controller-manager, kube-scheduler (cold: tens of minutes)"
+  local work; work=$(mktemp -d)
+  local minor patch; minor=$(cut -d. -f2 <<<"$K8S_VERSION"); patch=$(cut -d. -f3 <<<"$K8S_VERSION")
+  (
+    cd "$work"
+    go mod init bootstrap.local/k8s-build >/dev/null 2>&1
+    local modfile
+    modfile=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
+    # Every staging module k8s.io/kubernetes replaces with ./staging/... gets its published twin.
+    grep -oE 'k8s.io/[a-z0-9-]+ => \./staging' "$modfile" | awk '{print $1}' | sort -u > staging.txt
+    {
+      echo "require k8s.io/kubernetes $K8S_VERSION"
+      while read -r m; do echo "replace $m => $m v0.$minor.$patch"; done < staging.txt
+    } >> go.mod
+    cat > tools.go <<GO
+//go:build tools
+package tools
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+)
+GO
+    go mod tidy -e >/dev/null 2>&1 || true
+    local ld="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+    mkdir -p "$out.tmp"
+    go build -trimpath -ldflags "$ld" -o "$out.tmp/" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
+  )
+  rm -rf "$out"; mv "$out.tmp" "$out"; rm -rf "$work"
+  log "kubernetes $K8S_VERSION: built into $out"
+}
+
+go_install() { # name module version package-in-module binary-name
+  # Builds inside a copy of the module's own source, so its go.mod (replaces included)
+  # decides every dependency exactly as upstream's release does.
+  local name=$1 module=$2 version=$3 pkg=$4 bin=$5
+  local out="$BOOTSTRAP_ENV_CACHE/$name-$version"
+  if [[ -x $out/$bin ]]; then log "$name $version: cached in $out"; return; fi
+  log "$name $version: building $module@$version"
+  local src work; work=$(mktemp -d)
+  src=$(go mod download -json "$module@$version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  cp -r "$src" "$work/src"; chmod -R u+w "$work/src"
+  for m in "${GO_REPLACES[@]}"; do (cd "$work/src" && go mod edit -replace "$m"); done
+  mkdir -p "$out.tmp"
+  (cd "$work/src" && go build -mod=mod -trimpath -ldflags "-s -w" -o "$out.tmp/$bin" "./$pkg")
+  rm -rf "$out" "$work"; mv "$out.tmp" "$out"
+  log "$name $version: built into $out"
+}
+
+GO_REPLACES=()
+build_kwok() { go_install kwok sigs.k8s.io/kwok "$KWOK_VERSION" cmd/kwok kwok; }
+build_csi() {
+  # monis.app/mlog (a logging helper) is refused by the module proxy here: use ours.
+  GO_REPLACES=("monis.app/mlog=$here/gomod/mlog")
+  go_install secrets-store-csi-driver sigs.k8s.io/secrets-store-csi-driver "$CSI_DRIVER_VERSION" cmd/secrets-store-csi-driver secrets-store-csi-driver; }
+build_upstream_provider() {
+  if [[ -z $AWS_PROVIDER_VERSION ]]; then log "upstream provider: no version pinned, skipped"; return; fi
+  go_install upstream-aws-provider "$AWS_PROVIDER_MODULE" "$AWS_PROVIDER_VERSION" . secrets-store-csi-driver-provider-aws
+}
+
+what=${1:-all}
+mkdir -p "$BOOTSTRAP_ENV_CACHE"
+case $what in
+  k8s) build_k8s ;;
+  kwok) build_kwok ;;
+  csi) build_csi ;;
+  upstream-provider) build_upstream_provider ;;
+  all) build_k8s; build_kwok; build_csi; build_upstream_provider ;;
+  *) echo "usage: $0 [k8s|kwok|csi|upstream-provider|all]" >&2; exit 2 ;;
+esac

