@@ -1,0 +1,208 @@
+"""Plays kubelet's CSI role for pods bound to the environment's fake (kwok) nodes.
+
+For every pod on a managed node with a `secrets-store.csi.k8s.io` volume it calls the node's
+real secrets-store-csi-driver over its socket with what kubelet would send: NodePublishVolume
+with the pod's volume attributes, pod info when the CSIDriver object asks for it
+(`podInfoOnMount`), and service-account tokens for each audience in the CSIDriver's
+`tokenRequests` (obtained through TokenRequest). It marks the pod mounted with an annotation
+that the environment's kwok stages wait for before making the pod Ready, reports failures as
+pod events (reason FailedMount), retries with backoff, and calls NodeUnpublishVolume when
+the pod is gone.
+
+    python shim.py --kubeconfig K --kubelet-dir DIR --node NAME=unix:///path/csi.sock ...
+"""
+import argparse
+import datetime
+import hashlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kubeapi import Kube, KubeError  # noqa: E402
+from protos import load  # noqa: E402
+
+DRIVER = "secrets-store.csi.k8s.io"
+MOUNTED_ANNOTATION = "csi.bootstrap.test/mounted"
+log = logging.getLogger("kubelet-shim")
+
+
+def volume_id(pod_uid, volume):
+    return "csi-" + hashlib.sha256(f"{pod_uid}/{volume}".encode()).hexdigest()
+
+
+class Shim:
+    def __init__(self, kube, kubelet_dir, nodes):
+        self.kube = kube
+        self.kubelet_dir = kubelet_dir
+        self.csi_pb2, self.csi_grpc = load("csi")
+        self.stubs = {name: self.csi_grpc.NodeStub(grpc.insecure_channel(sock)) for name, sock in nodes.items()}
+        self.mounted = {}  # (uid, volume) -> record
+        self.failures = {}  # (uid, volume) -> (attempts, next_try)
+        self._recover()
+
+    def _target(self, uid, volume):
+        return os.path.join(self.kubelet_dir, "pods", uid, "volumes", "kubernetes.io~csi", volume, "mount")
+
+    def _recover(self):
+        """Re-learn mounts made before a restart from the records next to them."""
+        root = os.path.join(self.kubelet_dir, "pods")
+        for uid in os.listdir(root) if os.path.isdir(root) else []:
+            vols = os.path.join(root, uid, "volumes", "kubernetes.io~csi")
+            for vol in os.listdir(vols) if os.path.isdir(vols) else []:
+                rec = os.path.join(vols, vol, "vol_data.json")
+                if os.path.exists(rec):
+                    with open(rec) as f:
+                        self.mounted[(uid, vol)] = json.load(f)
+
+    def tokens(self, pod, csidriver):
+        out = {}
+        sa = pod["spec"].get("serviceAccountName", "default")
+        ns = pod["metadata"]["namespace"]
+        for req in (csidriver["spec"].get("tokenRequests") or []):
+            spec = {"audiences": [req["audience"]] if req.get("audience") else [],
+                    "boundObjectRef": {"kind": "Pod", "apiVersion": "v1",
+                                       "name": pod["metadata"]["name"], "uid": pod["metadata"]["uid"]}}
+            if req.get("expirationSeconds"):
+                spec["expirationSeconds"] = req["expirationSeconds"]
+            tr = self.kube.request("POST", f"/api/v1/namespaces/{ns}/serviceaccounts/{sa}/token",
+                                   body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec})
+            out[req.get("audience", "")] = {"token": tr["status"]["token"],
+                                            "expirationTimestamp": tr["status"]["expirationTimestamp"]}
+        return out
+
+    def publish(self, node, pod, vol, csidriver):
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        ctx = dict(vol["csi"].get("volumeAttributes") or {})
+        ctx["csi.storage.k8s.io/ephemeral"] = "true"
+        if csidriver["spec"].get("podInfoOnMount"):
+            ctx.update({
+                "csi.storage.k8s.io/pod.name": meta["name"],
+                "csi.storage.k8s.io/pod.namespace": meta["namespace"],
+                "csi.storage.k8s.io/pod.uid": uid,
+                "csi.storage.k8s.io/serviceAccount.name": pod["spec"].get("serviceAccountName", "default"),
+            })
+        if csidriver["spec"].get("tokenRequests"):
+            ctx["csi.storage.k8s.io/serviceAccount.tokens"] = json.dumps(self.tokens(pod, csidriver))
+        target = self._target(uid, vol["name"])
+        os.makedirs(target, exist_ok=True)
+        pb = self.csi_pb2
+        cap = pb.VolumeCapability(mount=pb.VolumeCapability.MountVolume(),
+                                  access_mode=pb.VolumeCapability.AccessMode(mode=1))
+        vid = volume_id(uid, vol["name"])
+        self.stubs[node].NodePublishVolume(pb.NodePublishVolumeRequest(
+            volume_id=vid, target_path=target, volume_capability=cap,
+            readonly=bool(vol["csi"].get("readOnly", False)), volume_context=ctx), timeout=120)
+        record = {"node": node, "volume_id": vid, "target": target, "pod": f"{meta['namespace']}/{meta['name']}"}
+        with open(os.path.join(os.path.dirname(target), "vol_data.json"), "w") as f:
+            json.dump(record, f)
+        return record
+
+    def unpublish(self, key, record):
+        stub = self.stubs.get(record["node"])
+        if stub is not None:
+            stub.NodeUnpublishVolume(self.csi_pb2.NodeUnpublishVolumeRequest(
+                volume_id=record["volume_id"], target_path=record["target"]), timeout=60)
+        try:
+            os.remove(os.path.join(os.path.dirname(record["target"]), "vol_data.json"))
+            os.rmdir(os.path.dirname(record["target"]))
+        except OSError:
+            pass
+        log.info("unpublished %s volume %s", record["pod"], key[1])
+
+    def event(self, pod, reason, message, kind="Warning"):
+        meta = pod["metadata"]
+        now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {"apiVersion": "v1", "kind": "Event",
+                "metadata": {"generateName": meta["name"] + ".", "namespace": meta["namespace"]},
+                "involvedObject": {"kind": "Pod", "apiVersion": "v1", "name": meta["name"],
+                                   "namespace": meta["namespace"], "uid": meta["uid"]},
+                "reason": reason, "message": message[:1024], "type": kind,
+                "source": {"component": "kubelet", "host": pod["spec"].get("nodeName", "")},
+                "firstTimestamp": now, "lastTimestamp": now, "count": 1}
+        try:
+            self.kube.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=body)
+        except KubeError as e:
+            log.warning("could not record event on %s: %s", meta["name"], e)
+
+    def sync(self):
+        csidriver = self.kube.get(f"/apis/storage.k8s.io/v1/csidrivers/{DRIVER}", ok404=True)
+        live = set()
+        for node in self.stubs:
+            pods = self.kube.get("/api/v1/pods", params={"fieldSelector": f"spec.nodeName={node}"})["items"]
+            for pod in pods:
+                meta = pod["metadata"]
+                if meta.get("deletionTimestamp"):
+                    continue
+                vols = [v for v in pod["spec"].get("volumes") or [] if (v.get("csi") or {}).get("driver") == DRIVER]
+                all_ok = bool(vols)
+                for vol in vols:
+                    key = (meta["uid"], vol["name"])
+                    live.add(key)
+                    if key in self.mounted:
+                        continue
+                    all_ok = False
+                    attempts, next_try = self.failures.get(key, (0, 0))
+                    if time.monotonic() < next_try:
+                        continue
+                    if csidriver is None:
+                        err = f"driver name {DRIVER} not found in the list of registered CSI drivers"
+                        self._failed(pod, vol, key, attempts, err)
+                        continue
+                    try:
+                        self.mounted[key] = self.publish(node, pod, vol, csidriver)
+                        self.failures.pop(key, None)
+                        log.info("published %s/%s volume %s on %s", meta["namespace"], meta["name"], vol["name"], node)
+                    except (grpc.RpcError, KubeError) as e:
+                        detail = f"rpc error: code = {e.code().name} desc = {e.details()}" if isinstance(e, grpc.RpcError) else str(e)
+                        self._failed(pod, vol, key, attempts, detail)
+                if vols and all(((meta["uid"], v["name"]) in self.mounted) for v in vols):
+                    if (meta.get("annotations") or {}).get(MOUNTED_ANNOTATION) != "true":
+                        self.kube.request("PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                                          body={"metadata": {"annotations": {MOUNTED_ANNOTATION: "true"}}},
+                                          content_type="application/merge-patch+json")
+        for key in [k for k in self.mounted if k not in live]:
+            try:
+                self.unpublish(key, self.mounted.pop(key))
+            except grpc.RpcError as e:
+                log.warning("unpublish of %s failed: %s", key, e.details())
+        for key in [k for k in self.failures if k not in live]:
+            self.failures.pop(key)
+
+    def _failed(self, pod, vol, key, attempts, detail):
+        delay = min(2 ** attempts, 16)
+        self.failures[key] = (attempts + 1, time.monotonic() + delay)
+        msg = f'MountVolume.SetUp failed for volume "{vol["name"]}" : {detail}'
+        log.warning("%s/%s: %s", pod["metadata"]["namespace"], pod["metadata"]["name"], msg)
+        self.event(pod, "FailedMount", msg)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kubeconfig", required=True)
+    ap.add_argument("--kubelet-dir", required=True)
+    ap.add_argument("--node", action="append", required=True, help="NAME=unix:///path/to/csi.sock")
+    ap.add_argument("--interval", type=float, default=0.5)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    nodes = dict(n.split("=", 1) for n in args.node)
+    shim = Shim(Kube(args.kubeconfig), args.kubelet_dir, nodes)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    log.info("managing CSI volumes on nodes %s", ", ".join(nodes))
+    while not stop:
+        try:
+            shim.sync()
+        except Exception as e:  # keep going like kubelet does; the next sync retries
+            log.warning("sync failed: %s", e)
+        time.sleep(args.interval)
+
+
+if __name__ == "__main__":
+    main()

