@@ -158,7 +158,7 @@ for i in "${!NODES[@]}"; do
   shim_nodes+=(--node "$node=unix://$STATE/csi/$node/csi.sock")
 done
 for i in "${!NODES[@]}"; do wait_for "csi-driver-$i" 30 test -S "$STATE/csi/${NODES[$i]}/csi.sock"; done
-start test-provider "$PY" "$here/kubelet/test_provider.py" --provider-volume "$STATE/providers"
+start test-provider "$PY" "$here/kubelet/minimal_provider.py" --provider-volume "$STATE/providers"
 wait_for test-provider 30 test -S "$STATE/providers/bootstrap-test.sock"
 
 PROVIDER_BIN=${BOOTSTRAP_PROVIDER_BIN:-$repo/target/debug/aws-csi-provider}

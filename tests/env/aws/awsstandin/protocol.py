@@ -160,7 +160,10 @@ def identify(environ: dict, body: bytes) -> Operation:
 
     proto = service_protocol(service)
     if proto.startswith("rest"):
-        act = rest_action(service, method, path, query)
+        raw = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or path).split("?", 1)[0]
+        if raw.startswith("http://") or raw.startswith("https://"):
+            raw = "/" + raw.split("/", 3)[-1]
+        act = rest_action(service, method, raw, query) or rest_action(service, method, path, query)
         if act:
             return Operation(service, act, proto)
     return Operation(service, f"{method} {path}", proto if proto != "unknown" else "rest-json")
