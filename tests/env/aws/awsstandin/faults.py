@@ -15,7 +15,7 @@ import fnmatch
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 KINDS = ("throttle", "error", "delay")
 

@@ -7,10 +7,12 @@ is (re)read when its mtime changes, so it may appear after the AWS server starte
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -58,6 +60,7 @@ class KubeClient:
         self._info: ClusterInfo | None = None
         self._tmpdir = tempfile.mkdtemp(prefix="aws-standin-kube-")
         os.chmod(self._tmpdir, 0o700)
+        atexit.register(shutil.rmtree, self._tmpdir, True)
 
     # --- kubeconfig ---
     def _load(self) -> tuple[requests.Session, ClusterInfo]:

@@ -1,0 +1,198 @@
+"""moto IAM access control (--enforce-iam) and the patches that make resource-scoped policies work.
+
+moto authorizes each action against the resource returned by the response class's
+`_determine_resource` (Resource "*" when the class has none). Secrets Manager and SSM have
+none in moto 5.2.5, so an ARN-scoped policy would deny even the allowed secret. We add:
+- SecretsManagerResponse._determine_resource: the ARN of the request's SecretId (names and
+  partial ARNs resolved through the backend); BatchGetSecretValue additionally checks
+  secretsmanager:GetSecretValue per secret and reports denied ones in Errors (like AWS).
+- SimpleSystemManagerResponse._determine_resource: parameter ARNs (arn:aws:ssm:REGION:ACCOUNT:parameter/NAME);
+  GetParameters checks every name (any denied -> AccessDeniedException, like AWS).
+- IAMPolicyStatement._check_principal: moto raises TypeError on trust policies whose Principal
+  has no "AWS" key (e.g. {"Service": "pods.eks.amazonaws.com"}); treat that as "not this principal".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+log = logging.getLogger("aws-standin.iam")
+
+ADMIN_USER = "bootstrap-test-admin"
+ADMIN_POLICY = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+)
+
+
+def create_admin(account_id: str, region: str) -> tuple[str, str]:
+    from moto.iam.models import iam_backends
+    from moto.utilities.utils import get_partition
+
+    iam = iam_backends[account_id][get_partition(region)]
+    if ADMIN_USER not in iam.users:
+        iam.create_user(region, ADMIN_USER)
+        iam.put_user_policy(ADMIN_USER, "AdministratorAccess", ADMIN_POLICY)
+    key = iam.create_access_key(ADMIN_USER)
+    return key.access_key_id, key.secret_access_key
+
+
+def _secret_arn(resp, secret_id: str) -> str:
+    s = resp.backend.secrets.get(secret_id) if secret_id else None
+    if s is not None:
+        return s.arn
+    if secret_id and secret_id.startswith("arn:"):
+        return secret_id
+    return f"arn:aws:secretsmanager:{resp.region}:{resp.current_account}:secret:{secret_id or '*'}"
+
+
+def _param_arn(resp, name: str) -> str:
+    if name.startswith("arn:"):
+        return name.split(":", 1)[0] and name
+    name = name.split(":")[0]  # drop a :version / :label selector
+    return f"arn:aws:ssm:{resp.region}:{resp.current_account}:parameter/{name.lstrip('/')}"
+
+
+def _check_each(self, orig, resources) -> None:
+    if isinstance(resources, list):
+        if not resources:
+            orig(self, "*")
+        for r in resources:
+            orig(self, r)
+    else:
+        orig(self, resources)
+
+
+def patch_all() -> None:
+    from moto.core.exceptions import AccessDeniedError
+    from moto.iam.access_control import IAMPolicyStatement, IAMRequest
+    from moto.secretsmanager.responses import SecretsManagerResponse
+    from moto.ssm.responses import SimpleSystemManagerResponse as SSMResponse
+
+    # --- Secrets Manager -------------------------------------------------------------------
+    def sm_determine_resource(self) -> str:
+        try:
+            sid = self._get_param("SecretId")
+            if sid:
+                return _secret_arn(self, sid)
+            name = self._get_param("Name")  # CreateSecret
+            if name and self._get_action() == "CreateSecret":
+                return f"arn:aws:secretsmanager:{self.region}:{self.current_account}:secret:{name}-XXXXXX"
+        except Exception as e:  # never break the request over this
+            log.debug("secretsmanager resource: %s", e)
+        return "*"
+
+    SecretsManagerResponse._determine_resource = sm_determine_resource
+
+    orig_batch = SecretsManagerResponse.batch_get_secret_value
+
+    def batch_get_secret_value(self):
+        from moto import settings
+        from moto.core.authorization import ActionAuthenticatorMixin
+
+        enforcing = ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT
+        if not enforcing:
+            return orig_batch(self)
+
+        def allowed(arn: str) -> bool:
+            req = IAMRequest(
+                account_id=self.current_account, method=self.method, path=self.raw_path, data=self.data,
+                body=self.raw_body, headers=self.headers, action="GetSecretValue",
+            )
+            try:
+                req.check_action_permitted(arn)
+                return True
+            except AccessDeniedError:
+                return False
+
+        ids = self._get_param("SecretIdList", if_none=[])
+        denied_errors = []
+        if ids:
+            keep = []
+            for sid in ids:
+                if allowed(_secret_arn(self, sid)):
+                    keep.append(sid)
+                else:
+                    denied_errors.append({
+                        "SecretId": sid,
+                        "ErrorCode": "AccessDeniedException",
+                        "Message": "User is not authorized to perform secretsmanager:GetSecretValue on this secret",
+                    })
+            if not keep:
+                return json.dumps({"SecretValues": [], "Errors": denied_errors})
+            self.body = json.dumps({**json.loads(self.body or "{}"), "SecretIdList": keep})
+            self._get_param_cache = None
+            if hasattr(self, "params") and isinstance(getattr(self, "params", None), dict):
+                self.params["SecretIdList"] = keep
+        result = json.loads(orig_batch(self))
+        if not ids:  # Filters: drop values the caller may not read
+            kept = []
+            for v in result.get("SecretValues", []):
+                if allowed(v["ARN"]):
+                    kept.append(v)
+                else:
+                    denied_errors.append({
+                        "SecretId": v["ARN"], "ErrorCode": "AccessDeniedException",
+                        "Message": "User is not authorized to perform secretsmanager:GetSecretValue on this secret",
+                    })
+            result["SecretValues"] = kept
+        result["Errors"] = list(result.get("Errors") or []) + denied_errors
+        return json.dumps(result)
+
+    SecretsManagerResponse.batch_get_secret_value = batch_get_secret_value
+
+    # --- SSM ----------------------------------------------------------------------------------
+    def ssm_determine_resource(self):
+        try:
+            action = self._get_action()
+            if action == "GetParameters" or action == "DeleteParameters":
+                return [_param_arn(self, n) for n in (self._get_param("Names") or [])]
+            if action == "GetParametersByPath":
+                return _param_arn(self, self._get_param("Path") or "/")
+            name = self._get_param("Name")
+            if name:
+                return _param_arn(self, name)
+        except Exception as e:
+            log.debug("ssm resource: %s", e)
+        return "*"
+
+    SSMResponse._determine_resource = ssm_determine_resource
+    for cls in (SSMResponse, SecretsManagerResponse):
+        orig = cls._authenticate_and_authorize_normal_action
+
+        def checked(self, resource="*", _orig=orig):
+            _check_each(self, _orig, resource)
+
+        cls._authenticate_and_authorize_normal_action = checked
+
+    # --- signature check of body-less REST requests -----------------------------------------
+    # moto rebuilds the signed request with `data=self._body or self._data`; for a GET with no
+    # body (every EKS Describe/List), _data is a dict (the headers) that AWSRequest url-encodes
+    # into a body, so the payload hash and the signature never match. Sign the raw body.
+    from botocore.awsrequest import AWSRequest
+    from moto.iam.access_control import IAMRequestBase
+
+    def _create_aws_request(self):
+        signed_headers = self._get_string_between("SignedHeaders=", ",", self._headers["Authorization"]).split(";")
+        headers = self._create_headers_for_aws_request(signed_headers, self._headers)
+        ctype = next((v for k, v in self._headers.items() if k.lower() == "content-type"), "") or ""
+        if self._body or ctype.startswith("application/x-www-form-urlencoded"):
+            data = self._body or self._data  # moto's behaviour (query protocols: the form)
+        else:
+            data = b""
+        request = AWSRequest(method=self._method, url=self._path, data=data, headers=headers)
+        request.context["timestamp"] = headers["X-Amz-Date"]
+        return request
+
+    IAMRequestBase._create_aws_request = _create_aws_request
+
+    # --- trust policies with only Service principals ---------------------------------------
+    orig_check_principal = IAMPolicyStatement._check_principal
+
+    def _check_principal(self, principal):
+        expected = self._statement.get("Principal")
+        if isinstance(expected, dict) and "AWS" not in expected:
+            return False
+        return orig_check_principal(self, principal)
+
+    IAMPolicyStatement._check_principal = _check_principal
