@@ -142,7 +142,7 @@ if [[ -f $here/aws/server.py ]]; then
   rm -f "$STATE/aws.json.ready"
   start aws "$PY" "$here/aws/server.py" --host 127.0.0.1 --port "$AWS_PORT" --agent-port "$AGENT_PORT" \
     --region "$REGION" --cluster "$CLUSTER" --kubeconfig "$KUBECONFIG_FILE" --state-dir "$STATE" \
-    ${BOOTSTRAP_ENV_AWS_ARGS:-}
+    ${BOOTSTRAP_ENV_AWS_ARGS:---enforce-iam}
   wait_for aws 60 test -s "$STATE/aws.json"
 else
   say "aws: tests/env/aws/server.py not present, AWS stand-in skipped"
@@ -200,5 +200,6 @@ export BOOTSTRAP_ENV_CONTROL='http://127.0.0.1:$AWS_PORT/_bootstrap'
 export POD_IDENTITY_ENDPOINT='http://127.0.0.1:$AGENT_PORT/v1/credentials'
 export CSI_PROVIDER_DIR='$STATE/providers'
 export BOOTSTRAP_ENV_PYTHON='$PY'
+export BOOTSTRAP_ENV_IAM_ENFORCED='$(aws_key enforce_iam false | tr 'A-Z' 'a-z')'
 EOF
 say "ready: source $STATE/env.sh"
