@@ -1,1 +1,140 @@
 //! clap definitions of the `bootstrap` command line (definitions only, no logic).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Take an existing EKS cluster to working EKS Pod Identity + Secrets Store CSI in one command.
+#[derive(Debug, Parser)]
+#[command(name = "bootstrap", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Print only errors and the final result.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail (repeat for debug logs).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Never draw progress bars, even on a terminal.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Install and verify Pod Identity + Secrets Store CSI on a cluster (safe to re-run).
+    Up(UpArgs),
+    /// Print shell completions.
+    Completions {
+        /// The shell to generate completions for.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Which AWS provider for the Secrets Store CSI Driver to install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProviderKind {
+    /// bootstrap's own Rust provider (aws-csi-provider).
+    Rust,
+    /// The upstream Go provider (aws/secrets-store-csi-driver-provider-aws).
+    Upstream,
+    /// The EKS add-on aws-secrets-store-csi-driver-provider.
+    Addon,
+}
+
+/// How to print the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The EKS cluster's name.
+    #[arg(long, env = "BOOTSTRAP_CLUSTER")]
+    pub cluster: String,
+    /// AWS region (default: AWS_REGION, then the profile's region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS profile from the shared config files.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Namespace of the workload.
+    #[arg(long, default_value = "bootstrap-demo")]
+    pub namespace: String,
+    /// ServiceAccount of the workload.
+    #[arg(long, default_value = "demo-app")]
+    pub service_account: String,
+    /// A secret the workload reads: Secrets Manager name or ARN, SSM parameter ARN, or
+    /// `ssm:NAME` (repeatable). Without any, a demo secret is created.
+    #[arg(long = "secret", value_name = "NAME|ARN")]
+    pub secrets: Vec<String>,
+    /// Create (and own) a demo secret in Secrets Manager for the workload.
+    #[arg(long)]
+    pub create_demo_secret: bool,
+    /// Which provider to install.
+    #[arg(long, value_enum, default_value_t = ProviderKind::Rust)]
+    pub provider: ProviderKind,
+    /// Container image of the provider (default: the release's image).
+    #[arg(long)]
+    pub provider_image: Option<String>,
+    /// Also sync mounted secrets into Kubernetes Secrets (driver RBAC for secrets).
+    #[arg(long)]
+    pub sync_secrets: bool,
+    /// Turn on secret rotation, polling at most every INTERVAL (default 2m).
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2m")]
+    pub rotation: Option<String>,
+    /// Helm-style values for what bootstrap renders (see templates/*/README.md).
+    #[arg(long, value_name = "FILE")]
+    pub values: Option<PathBuf>,
+    /// Keep the verification pod instead of deleting it.
+    #[arg(long)]
+    pub keep_sample: bool,
+    /// Replace a Pod Identity association of the service account that uses another role.
+    #[arg(long)]
+    pub force: bool,
+    /// Overall time limit, e.g. 10m, 90s.
+    #[arg(long, default_value = "10m")]
+    pub timeout: String,
+    /// Print the full plan and change nothing (works without credentials).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// With --dry-run: write the rendered manifests to DIR (for GitOps).
+    #[arg(long, value_name = "DIR", requires = "dry_run")]
+    pub output_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn rotation_takes_an_optional_interval() {
+        let cli = Cli::try_parse_from(["bootstrap", "up", "--cluster", "c", "--rotation"])
+            .expect("parses");
+        let Command::Up(up) = cli.command else {
+            panic!("up")
+        };
+        assert_eq!(up.rotation.as_deref(), Some("2m"));
+        assert_eq!(up.provider, ProviderKind::Rust);
+    }
+
+    #[test]
+    fn output_dir_needs_dry_run() {
+        assert!(
+            Cli::try_parse_from(["bootstrap", "up", "--cluster", "c", "--output-dir", "x"])
+                .is_err()
+        );
+    }
+}

@@ -1,5 +1,19 @@
-//! The `aws-csi-provider` daemon entry point (thin).
+//! The `aws-csi-provider` daemon entry point (thin): parse flags, log, run until a signal.
 
-fn main() {
-    println!("aws-csi-provider: not yet implemented");
+use clap::Parser;
+
+use bootstrap::provider::daemon::{Args, init_logging, run};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
