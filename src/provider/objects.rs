@@ -1,0 +1,292 @@
+//! The `objects` parameter: YAML list of secrets/parameters to mount, parsed and validated.
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use super::files::{PathTranslation, check_relative_path, parse_file_permission};
+use super::scalar::opt_scalar;
+
+/// Where an object lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ObjectKind {
+    SecretsManager,
+    SsmParameter,
+}
+
+impl ObjectKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::SecretsManager => "secretsmanager",
+            ObjectKind::SsmParameter => "ssmparameter",
+        }
+    }
+}
+
+/// Why the `objects` parameter was rejected.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ObjectsError {
+    #[error("the objects parameter is not a YAML list of objects: {reason}")]
+    Yaml { reason: String },
+    #[error("the objects parameter lists no objects")]
+    Empty,
+    #[error("{0}")]
+    PathTranslation(String),
+    #[error("object #{index}: objectName must be specified")]
+    MissingName { index: usize },
+    #[error("object {object:?}: {reason}")]
+    Invalid { object: String, reason: String },
+    #[error("object {object:?}: file name {file:?} is already used by another object or jmesPath alias; hint: set a distinct objectAlias")]
+    Duplicate { object: String, file: String },
+}
+
+/// One `jmesPath` entry: a key selected from a JSON secret into its own file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JmesEntry {
+    pub path: String,
+    pub alias: String,
+    pub file_name: String,
+    pub mode: Option<u32>,
+}
+
+/// The object to fetch in the failover region instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverObject {
+    pub name: String,
+    pub version: Option<String>,
+    pub label: Option<String>,
+}
+
+/// A validated object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectSpec {
+    pub name: String,
+    pub kind: ObjectKind,
+    pub alias: Option<String>,
+    pub version: Option<String>,
+    pub label: Option<String>,
+    pub mode: Option<u32>,
+    pub jmes: Vec<JmesEntry>,
+    pub failover: Option<FailoverObject>,
+    /// The file the whole object is written to; also its id in the object versions.
+    pub file_name: String,
+}
+
+impl ObjectSpec {
+    /// Name, version and label to use in the primary (`false`) or failover (`true`) region.
+    pub fn target(&self, failover: bool) -> (&str, Option<&str>, Option<&str>) {
+        match (&self.failover, failover) {
+            (Some(f), true) => (&f.name, f.version.as_deref(), f.label.as_deref()),
+            _ => (&self.name, self.version.as_deref(), self.label.as_deref()),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RawObject {
+    #[serde(deserialize_with = "opt_scalar")]
+    object_name: Option<String>,
+    #[serde(deserialize_with = "opt_scalar")]
+    object_type: Option<String>,
+    #[serde(deserialize_with = "opt_scalar")]
+    object_alias: Option<String>,
+    #[serde(deserialize_with = "opt_scalar")]
+    object_version: Option<String>,
+    #[serde(deserialize_with = "opt_scalar")]
+    object_version_label: Option<String>,
+    #[serde(deserialize_with = "opt_scalar")]
+    file_permission: Option<String>,
+    jmes_path: Option<Vec<RawJmes>>,
+    failover_object: Option<RawFailover>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RawJmes {
+    #[serde(deserialize_with = "opt_scalar")]
+    path: Option<String>,
+    #[serde(deserialize_with = "opt_scalar")]
+    object_alias: Option<String>,
+    #[serde(deserialize_with = "opt_scalar")]
+    file_permission: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct RawFailover {
+    #[serde(deserialize_with = "opt_scalar")]
+    object_name: Option<String>,
+    #[serde(deserialize_with = "opt_scalar")]
+    object_version: Option<String>,
+    #[serde(deserialize_with = "opt_scalar")]
+    object_version_label: Option<String>,
+}
+
+/// Largest `objects` document accepted (the driver's whole request is far below this).
+const MAX_YAML: usize = 1 << 20;
+
+/// Parses and validates the `objects` YAML. `region` is the primary region and
+/// `failover_region` the optional second one.
+pub fn parse_objects(
+    yaml: &str,
+    translation: Option<&str>,
+    region: &str,
+    failover_region: Option<&str>,
+) -> Result<Vec<ObjectSpec>, ObjectsError> {
+    let translation = PathTranslation::parse(translation).map_err(ObjectsError::PathTranslation)?;
+    if yaml.len() > MAX_YAML {
+        return Err(ObjectsError::Yaml {
+            reason: "larger than 1 MiB".into(),
+        });
+    }
+    let raw: Option<Vec<RawObject>> =
+        serde_saphyr::from_str(yaml).map_err(|e| ObjectsError::Yaml {
+            reason: e.to_string(),
+        })?;
+    let raw = raw.unwrap_or_default();
+    if raw.is_empty() {
+        return Err(ObjectsError::Empty);
+    }
+    let mut used = HashSet::new();
+    let mut specs = Vec::with_capacity(raw.len());
+    for (index, r) in raw.into_iter().enumerate() {
+        let spec = validate(r, index, translation, region, failover_region)?;
+        let files = std::iter::once(&spec.file_name).chain(spec.jmes.iter().map(|j| &j.file_name));
+        for file in files {
+            if !used.insert(file.clone()) {
+                return Err(ObjectsError::Duplicate {
+                    object: spec.name.clone(),
+                    file: file.clone(),
+                });
+            }
+        }
+        specs.push(spec);
+    }
+    Ok(specs)
+}
+
+fn validate(
+    r: RawObject,
+    index: usize,
+    translation: PathTranslation,
+    region: &str,
+    failover_region: Option<&str>,
+) -> Result<ObjectSpec, ObjectsError> {
+    let name = non_empty(r.object_name).ok_or(ObjectsError::MissingName { index })?;
+    let invalid = |reason: String| ObjectsError::Invalid {
+        object: name.clone(),
+        reason,
+    };
+    let object_type = non_empty(r.object_type);
+    let kind = resolve_kind(&name, object_type.as_deref(), region).map_err(invalid)?;
+    let version = non_empty(r.object_version);
+    let label = non_empty(r.object_version_label);
+    if kind == ObjectKind::SsmParameter && version.is_some() && label.is_some() {
+        return Err(invalid(
+            "SSM parameters can't set both objectVersion and objectVersionLabel".into(),
+        ));
+    }
+    let alias = non_empty(r.object_alias);
+    let file_name = translation.apply(alias.as_deref().unwrap_or(&name));
+    check_relative_path(&file_name).map_err(|why| {
+        invalid(format!("file name {file_name:?} is not allowed: {why}; hint: set objectAlias to a plain file name"))
+    })?;
+    let mode = match non_empty(r.file_permission) {
+        Some(p) => Some(parse_file_permission(&p).map_err(invalid)?),
+        None => None,
+    };
+    let mut jmes = Vec::new();
+    for j in r.jmes_path.unwrap_or_default() {
+        let path = non_empty(j.path)
+            .ok_or_else(|| invalid("every jmesPath entry needs a path".into()))?;
+        let alias = non_empty(j.object_alias).ok_or_else(|| {
+            invalid(format!("jmesPath entry {path:?} needs an objectAlias"))
+        })?;
+        let file_name = translation.apply(&alias);
+        check_relative_path(&file_name).map_err(|why| {
+            invalid(format!("jmesPath alias {alias:?} is not allowed: {why}"))
+        })?;
+        let mode = match non_empty(j.file_permission) {
+            Some(p) => Some(parse_file_permission(&p).map_err(invalid)?),
+            None => mode,
+        };
+        jmes.push(JmesEntry { path, alias, file_name, mode });
+    }
+    let failover = match r.failover_object.map(|mut f| (non_empty(f.object_name.take()), f)) {
+        None | Some((None, _)) => None,
+        Some((Some(fname), f)) => {
+            if alias.is_none() {
+                return Err(invalid("objects with a failoverObject need an objectAlias".into()));
+            }
+            let Some(second) = failover_region else {
+                return Err(invalid(
+                    "failoverObject is allowed only when the failoverRegion parameter is set".into(),
+                ));
+            };
+            let fkind = resolve_kind(&fname, object_type.as_deref(), second).map_err(&invalid)?;
+            if fkind != kind {
+                return Err(invalid("failoverObject must be of the same type as the object".into()));
+            }
+            let fversion = non_empty(f.object_version);
+            let flabel = non_empty(f.object_version_label);
+            if kind == ObjectKind::SsmParameter && fversion.is_some() && flabel.is_some() {
+                return Err(invalid(
+                    "SSM parameters can't set both objectVersion and objectVersionLabel (failoverObject)".into(),
+                ));
+            }
+            if fversion != version {
+                return Err(invalid(
+                    "objectVersion must be the same for the object and its failoverObject".into(),
+                ));
+            }
+            Some(FailoverObject { name: fname, version: fversion, label: flabel })
+        }
+    };
+    Ok(ObjectSpec { name, kind, alias, version, label, mode, jmes, failover, file_name })
+}
+
+fn non_empty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.is_empty())
+}
+
+/// Works out the object's kind from `objectType` and/or its ARN, checking they agree and that
+/// an ARN's region is `region`.
+fn resolve_kind(name: &str, object_type: Option<&str>, region: &str) -> Result<ObjectKind, String> {
+    let declared = match object_type {
+        None => None,
+        Some("secretsmanager") => Some(ObjectKind::SecretsManager),
+        Some("ssmparameter") => Some(ObjectKind::SsmParameter),
+        Some(other) => {
+            return Err(format!(
+                "objectType {other:?} is not one of secretsmanager, ssmparameter"
+            ));
+        }
+    };
+    if !name.starts_with("arn:") {
+        return declared.ok_or_else(|| {
+            "objectType is required when objectName is not a full ARN".to_string()
+        });
+    }
+    let parts: Vec<&str> = name.splitn(6, ':').collect();
+    if parts.len() != 6 {
+        return Err("objectName starts with arn: but is not a valid ARN".into());
+    }
+    let from_arn = match parts[2] {
+        "secretsmanager" => ObjectKind::SecretsManager,
+        "ssm" => ObjectKind::SsmParameter,
+        other => return Err(format!("ARN service {other:?} is not secretsmanager or ssm")),
+    };
+    if parts[3] != region {
+        return Err(format!("ARN region {:?} must match region {region:?}", parts[3]));
+    }
+    match declared {
+        Some(d) if d != from_arn => Err("objectType does not match the ARN's service".into()),
+        _ => Ok(from_arn),
+    }
+}
+
+#[cfg(test)]
+#[path = "objects_tests.rs"]
+mod tests;

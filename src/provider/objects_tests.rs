@@ -1,0 +1,135 @@
+//! Unit tests of the `objects` parser and its validations.
+
+use super::*;
+
+fn parse(yaml: &str) -> Result<Vec<ObjectSpec>, ObjectsError> {
+    parse_objects(yaml, None, "us-east-1", None)
+}
+
+fn err(yaml: &str) -> String {
+    match parse(yaml) {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn names_aliases_and_translation() {
+    let specs = parse(
+        r#"
+- objectName: "prod/db"
+  objectType: secretsmanager
+- objectName: "/app/param"
+  objectType: ssmparameter
+  objectVersion: 3
+- objectName: "arn:aws:secretsmanager:us-east-1:111122223333:secret:api-AbCdEf"
+  objectAlias: api
+  objectVersionLabel: AWSPREVIOUS
+  filePermission: "0600"
+"#,
+    )
+    .expect("valid");
+    assert_eq!(specs.len(), 3);
+    assert_eq!(specs[0].file_name, "prod_db");
+    assert_eq!(specs[1].kind, ObjectKind::SsmParameter);
+    assert_eq!(specs[1].file_name, "_app_param");
+    assert_eq!(specs[1].version.as_deref(), Some("3"));
+    assert_eq!(specs[2].kind, ObjectKind::SecretsManager);
+    assert_eq!(specs[2].file_name, "api");
+    assert_eq!(specs[2].mode, Some(0o600));
+    assert_eq!(specs[2].label.as_deref(), Some("AWSPREVIOUS"));
+}
+
+#[test]
+fn translation_off_keeps_directories() {
+    let specs = parse_objects(
+        "- {objectName: /a/b, objectType: ssmparameter}",
+        Some("False"),
+        "us-east-1",
+        None,
+    )
+    .expect("valid");
+    assert_eq!(specs[0].file_name, "a/b");
+    let e = parse_objects(
+        "- {objectName: a/../../etc, objectType: ssmparameter}",
+        Some("False"),
+        "us-east-1",
+        None,
+    );
+    assert!(e.is_err());
+}
+
+#[test]
+fn jmes_entries() {
+    let specs = parse(
+        r#"
+- objectName: db
+  objectType: secretsmanager
+  filePermission: "0640"
+  jmesPath:
+    - {path: username, objectAlias: user}
+    - {path: password, objectAlias: pass, filePermission: "0400"}
+"#,
+    )
+    .expect("valid");
+    let j = &specs[0].jmes;
+    assert_eq!(j.len(), 2);
+    assert_eq!(j[0].mode, Some(0o640));
+    assert_eq!(j[1].mode, Some(0o400));
+    assert!(err("- {objectName: db, objectType: secretsmanager, jmesPath: [{path: a}]}").contains("objectAlias"));
+    assert!(err("- {objectName: db, objectType: secretsmanager, jmesPath: [{objectAlias: a}]}").contains("path"));
+}
+
+#[test]
+fn type_and_arn_rules() {
+    assert!(err("- objectName: db").contains("objectType is required"));
+    assert!(err("- {objectName: db, objectType: ssm}").contains("not one of"));
+    assert!(err("- objectName: arn:aws:secretsmanager:eu-west-1:1:secret:x").contains("must match region"));
+    assert!(err("- objectName: arn:aws:s3:us-east-1:1:bucket").contains("service"));
+    assert!(err("- objectName: 'arn:aws:secretsmanager'").contains("valid ARN"));
+    assert!(
+        err("- {objectName: 'arn:aws:ssm:us-east-1:1:parameter/x', objectType: secretsmanager}")
+            .contains("does not match")
+    );
+    assert!(err("- {objectName: p, objectType: ssmparameter, objectVersion: 1, objectVersionLabel: l}").contains("both"));
+    assert!(err("- {objectType: secretsmanager}").contains("objectName must be specified"));
+}
+
+#[test]
+fn traversal_and_duplicates() {
+    assert!(err("- {objectName: db, objectType: secretsmanager, objectAlias: ../../etc/passwd}").contains("not allowed"));
+    assert!(err("- {objectName: db, objectType: secretsmanager, objectAlias: ..}").contains("not allowed"));
+    assert!(err("- {objectName: db, objectType: secretsmanager, objectAlias: \"a\\0b\"}").contains("NUL"));
+    assert!(err("- {objectName: db, objectType: secretsmanager}\n- {objectName: db, objectType: secretsmanager}").contains("already used"));
+    assert!(err("- {objectName: db, objectType: secretsmanager, objectAlias: x}\n- {objectName: y, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: x}]}").contains("already used"));
+    // The same secret twice is fine with distinct aliases (e.g. two version labels).
+    assert!(parse("- {objectName: db, objectType: secretsmanager, objectVersionLabel: AWSCURRENT, objectAlias: cur}\n- {objectName: db, objectType: secretsmanager, objectVersionLabel: AWSPREVIOUS, objectAlias: prev}").is_ok());
+}
+
+#[test]
+fn failover_rules() {
+    let y = "- {objectName: db, objectType: secretsmanager, objectAlias: db, failoverObject: {objectName: db2}}";
+    assert!(parse(y).is_err(), "needs failoverRegion");
+    let ok = parse_objects(y, None, "us-east-1", Some("us-west-2")).expect("valid");
+    assert_eq!(ok[0].target(true).0, "db2");
+    assert_eq!(ok[0].target(false).0, "db");
+    let no_alias = "- {objectName: db, objectType: secretsmanager, failoverObject: {objectName: db2}}";
+    assert!(parse_objects(no_alias, None, "us-east-1", Some("us-west-2")).is_err());
+    let arn = "- {objectName: db, objectType: secretsmanager, objectAlias: d, failoverObject: {objectName: 'arn:aws:secretsmanager:us-east-1:1:secret:x'}}";
+    let e = parse_objects(arn, None, "us-east-1", Some("us-west-2")).expect_err("region");
+    assert!(e.to_string().contains("us-west-2"));
+    let ver = "- {objectName: db, objectType: secretsmanager, objectAlias: d, objectVersion: v1, failoverObject: {objectName: db2, objectVersion: v2}}";
+    assert!(parse_objects(ver, None, "us-east-1", Some("us-west-2")).is_err());
+}
+
+#[test]
+fn malformed_yaml_is_an_error() {
+    for bad in ["", "{}", "- [", "objectName: x", "- 42", ":\n:", "- objectName: [1, 2]"] {
+        assert!(parse(bad).is_err(), "{bad:?}");
+    }
+    assert!(matches!(
+        parse_objects("- {objectName: a, objectType: secretsmanager}", Some("ab"), "r", None),
+        Err(ObjectsError::PathTranslation(_))
+    ));
+    assert!(err("- {objectName: a, objectType: secretsmanager, filePermission: '777'}").contains("four octal"));
+}

@@ -1,0 +1,165 @@
+//! The tera engine: renders embedded templates and splits the output into Kubernetes objects.
+
+use serde_json::Value;
+
+/// A failure to turn a typed context into Kubernetes objects.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The template engine rejected a template or its context.
+    #[error("failed to render template {template}")]
+    Template {
+        template: String,
+        #[source]
+        source: tera::Error,
+    },
+    /// A rendered document is not valid YAML.
+    #[error("failed to parse document {index} rendered by template {template} as YAML")]
+    Parse {
+        template: String,
+        index: usize,
+        #[source]
+        source: serde_saphyr::Error,
+    },
+    /// A rendered document is YAML but not a Kubernetes object.
+    #[error(
+        "template {template} rendered document {index} without apiVersion, kind and metadata.name"
+    )]
+    NotAnObject { template: String, index: usize },
+    /// The values given to a renderer are unusable.
+    #[error("invalid values for {renderer}: {problem}")]
+    InvalidValues {
+        renderer: &'static str,
+        problem: String,
+    },
+}
+
+/// Renders each `(name, source)` template with `context` and returns every object, in order.
+pub(crate) fn render_all(
+    templates: &[(&str, &str)],
+    context: &tera::Context,
+) -> Result<Vec<Value>, RenderError> {
+    let mut tera = tera::Tera::default();
+    tera.autoescape_on(vec![]);
+    tera.add_raw_templates(templates.iter().copied())
+        .map_err(|source| RenderError::Template {
+            template: "(template set)".into(),
+            source,
+        })?;
+    let mut objects = Vec::new();
+    for (name, _) in templates {
+        let text = tera
+            .render(name, context)
+            .map_err(|source| RenderError::Template {
+                template: (*name).to_string(),
+                source,
+            })?;
+        objects.extend(split_documents(name, &text)?);
+    }
+    Ok(objects)
+}
+
+/// Splits multi-document YAML on `---` lines, skipping empty documents.
+pub(crate) fn split_documents(template: &str, text: &str) -> Result<Vec<Value>, RenderError> {
+    let mut objects = Vec::new();
+    let mut current = String::new();
+    let mut index = 0;
+    let mut flush = |doc: &mut String, index: &mut usize| -> Result<(), RenderError> {
+        let has_content = doc
+            .lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+        if has_content {
+            let value: Value =
+                serde_saphyr::from_str(doc).map_err(|source| RenderError::Parse {
+                    template: template.to_string(),
+                    index: *index,
+                    source,
+                })?;
+            if !is_object(&value) {
+                return Err(RenderError::NotAnObject {
+                    template: template.to_string(),
+                    index: *index,
+                });
+            }
+            objects.push(value);
+            *index += 1;
+        }
+        doc.clear();
+        Ok(())
+    };
+    for line in text.lines() {
+        if line.trim_end() == "---" {
+            flush(&mut current, &mut index)?;
+        } else {
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    flush(&mut current, &mut index)?;
+    Ok(objects)
+}
+
+fn is_object(value: &Value) -> bool {
+    value.get("apiVersion").and_then(Value::as_str).is_some()
+        && value.get("kind").and_then(Value::as_str).is_some()
+        && value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .is_some()
+}
+
+/// A short human reference to a rendered object: `Kind/name` or `Kind/namespace/name`.
+pub fn object_ref(object: &Value) -> String {
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("?");
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    match object
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+    {
+        Some(ns) => format!("{kind}/{ns}/{name}"),
+        None => format!("{kind}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_and_skips_empty_documents() {
+        let text = "---\n# only a comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  namespace: x\n";
+        let docs = split_documents("t", text).expect("valid documents");
+        assert_eq!(docs.len(), 2);
+        assert_eq!(object_ref(&docs[0]), "ConfigMap/a");
+        assert_eq!(object_ref(&docs[1]), "ConfigMap/x/b");
+    }
+
+    #[test]
+    fn rejects_a_document_that_is_not_an_object() {
+        let err = split_documents("t", "foo: bar\n").expect_err("not an object");
+        assert!(matches!(err, RenderError::NotAnObject { index: 0, .. }));
+    }
+
+    #[test]
+    fn reports_yaml_errors_with_the_template_name() {
+        let err = split_documents("bad.yaml.tera", "a: [\n").expect_err("bad yaml");
+        assert!(err.to_string().contains("bad.yaml.tera"));
+    }
+
+    #[test]
+    fn renders_with_json_encoded_values() {
+        let mut ctx = tera::Context::new();
+        ctx.insert("name", "x: y");
+        let docs = render_all(
+            &[(
+                "t.yaml.tera",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ name | json_encode() }}\n",
+            )],
+            &ctx,
+        )
+        .expect("renders");
+        assert_eq!(docs[0]["metadata"]["name"], "x: y");
+    }
+}

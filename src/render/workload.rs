@@ -1,0 +1,1 @@
+//! A workload's Kubernetes objects: namespace, ServiceAccount, SecretProviderClass, sample pod.
