@@ -106,6 +106,23 @@ current-context: $CLUSTER
 EOF
 chmod 600 "$KUBECONFIG_FILE"
 
+# Like EKS, the apiserver authenticates `k8s-aws-v1.` tokens (the kubeconfig-less path of
+# `bootstrap up`) through a webhook: the AWS stand-in verifies their SigV4 signature.
+cat >"$STATE/authn-webhook.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: aws-iam-authenticator
+  cluster: {server: "http://127.0.0.1:$AWS_PORT/_bootstrap/authenticate"}
+users:
+- name: kube-apiserver
+  user: {}
+contexts:
+- name: webhook
+  context: {cluster: aws-iam-authenticator, user: kube-apiserver}
+current-context: webhook
+EOF
+
 # --- Kubernetes control plane ---
 start etcd "$ETCD" --name env --data-dir "$STATE/etcd" --unsafe-no-fsync \
   --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
@@ -120,7 +137,9 @@ start kube-apiserver "$K8S/kube-apiserver" \
   --service-account-issuer "$ISSUER" --service-account-key-file "$PKI/sa.pub" \
   --service-account-signing-key-file "$PKI/sa.key" --api-audiences "https://kubernetes.default.svc" \
   --authorization-mode RBAC --allow-privileged=true --service-cluster-ip-range 10.96.0.0/16 \
-  --enable-priority-and-fairness=false --profiling=false
+  --enable-priority-and-fairness=false --profiling=false \
+  --authentication-token-webhook-config-file "$STATE/authn-webhook.kubeconfig" \
+  --authentication-token-webhook-version v1 --authentication-token-webhook-cache-ttl 30s
 wait_for kube-apiserver 120 "$PY" "$here/kubelet/cluster.py" --kubeconfig "$KUBECONFIG_FILE" wait --timeout 2
 
 start kube-controller-manager "$K8S/kube-controller-manager" --kubeconfig "$KUBECONFIG_FILE" \

@@ -11,11 +11,12 @@ from urllib.parse import parse_qs
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from . import protocol
+from . import eks_token, protocol
 from .agent import Agent
 from .eks import EksExtension
 from .eksauth import EksAuth, EksAuthError, TokenVerifier
 from .faults import FaultsAndCalls
+from .iam import ADMIN_USER
 from .kube import KubeWorker
 
 log = logging.getLogger("aws-standin")
@@ -275,6 +276,13 @@ class StandIn:
                 return reply(200, {})
             elif path == "/_bootstrap/kube/wait" and method == "POST":
                 return reply(200, {"idle": self.worker.wait_idle(30.0)})
+            elif path == "/_bootstrap/authenticate" and method == "POST":
+                # The kube-apiserver's token webhook (EKS-style k8s-aws-v1 tokens).
+                review = json.loads(body or b"{}")
+                token = ((review.get("spec") or {}).get("token")) or ""
+                status = eks_token.authenticate(token, self.cluster, self.account_id, self.region, {ADMIN_USER})
+                return reply(200, {"apiVersion": review.get("apiVersion", "authentication.k8s.io/v1"),
+                                   "kind": "TokenReview", "status": status})
             elif path == "/_bootstrap/health" and method == "GET":
                 return reply(200, {"ok": True, "cluster": self.cluster, "region": self.region})
             else:
