@@ -54,7 +54,7 @@ def setup(enforced):
     c = Secret(r.json())
     pod = Secret(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
                  aws_session_token=c["Token"])
-    return {"a": a, "b": b, "pod": pod}
+    return {"a": a, "b": b, "pod": pod, "role_arn": role["Arn"]}
 
 
 def test_unknown_keys_are_rejected(enforced):
@@ -134,3 +134,23 @@ def test_our_eks_routes_are_iam_checked_too(enforced, setup):
     out = Secret(enforced.client("eks-auth").assume_role_for_pod_identity(
         clusterName=CLUSTER, token=make_token("team-a", "reader")))
     assert out["subject"] == {"namespace": "team-a", "serviceAccount": "reader"}
+
+
+def test_irsa_web_identity_call_is_unsigned_and_its_credentials_are_scoped(enforced, setup):
+    """AssumeRoleWithWebIdentity needs no AWS credentials (as in AWS); what it returns acts as the role."""
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    sts = boto3.client("sts", endpoint_url=enforced.endpoint, region_name="us-west-2",
+                       config=Config(signature_version=UNSIGNED))
+    token = make_token("team-a", "app", aud=("sts.amazonaws.com",))
+    got = sts.assume_role_with_web_identity(RoleArn=setup["role_arn"], RoleSessionName="irsa", WebIdentityToken=token)
+    c = got["Credentials"]
+    sm = enforced.client("secretsmanager", creds=Secret(aws_access_key_id=c["AccessKeyId"],
+                                                         aws_secret_access_key=c["SecretAccessKey"],
+                                                         aws_session_token=c["SessionToken"]))
+    assert sm.get_secret_value(SecretId=setup["a"])["SecretString"] == "value-a"
+    with pytest.raises(ClientError) as e:
+        sm.get_secret_value(SecretId=setup["b"])
+    assert err(e.value)[0] == "AccessDeniedException"
