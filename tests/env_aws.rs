@@ -71,7 +71,11 @@ async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
         .send()
         .await
         .expect("ListPodIdentityAssociations");
-    let ids: Vec<_> = listed.associations().iter().filter_map(|a| a.association_id.clone()).collect();
+    let ids: Vec<_> = listed
+        .associations()
+        .iter()
+        .filter_map(|a| a.association_id.clone())
+        .collect();
     assert_eq!(ids, vec![id.clone()]);
 
     let err = eks
@@ -86,7 +90,10 @@ async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
     let status = err.raw_response().map(|r| r.status().as_u16());
     assert_eq!(status, Some(409));
     assert!(
-        matches!(err.into_service_error(), CreatePodIdentityAssociationError::ResourceInUseException(_)),
+        matches!(
+            err.into_service_error(),
+            CreatePodIdentityAssociationError::ResourceInUseException(_)
+        ),
         "the duplicate is a ResourceInUseException"
     );
 
@@ -97,12 +104,33 @@ async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
         .send()
         .await
         .expect("DescribePodIdentityAssociation");
-    let tags = described.association.and_then(|a| a.tags).unwrap_or_default();
-    assert_eq!(tags.get("bootstrap.podid/managed-by").map(String::as_str), Some("env-test"));
+    let tags = described
+        .association
+        .and_then(|a| a.tags)
+        .unwrap_or_default();
+    assert_eq!(
+        tags.get("bootstrap.podid/managed-by").map(String::as_str),
+        Some("env-test")
+    );
 
-    eks.delete_pod_identity_association().cluster_name(&env.cluster).association_id(&id).send().await.expect("delete");
-    let gone = eks.describe_pod_identity_association().cluster_name(&env.cluster).association_id(&id).send().await;
-    assert_eq!(gone.expect_err("deleted").raw_response().map(|r| r.status().as_u16()), Some(404));
+    eks.delete_pod_identity_association()
+        .cluster_name(&env.cluster)
+        .association_id(&id)
+        .send()
+        .await
+        .expect("delete");
+    let gone = eks
+        .describe_pod_identity_association()
+        .cluster_name(&env.cluster)
+        .association_id(&id)
+        .send()
+        .await;
+    assert_eq!(
+        gone.expect_err("deleted")
+            .raw_response()
+            .map(|r| r.status().as_u16()),
+        Some(404)
+    );
 }
 
 #[derive(serde::Deserialize)]
@@ -123,13 +151,31 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
     common::namespace(&client, &ns).await;
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app"}});
-    sas.patch("app", &PatchParams::apply("bootstrap-env-test"), &Patch::Apply(&sa)).await.expect("apply SA");
+    sas.patch(
+        "app",
+        &PatchParams::apply("bootstrap-env-test"),
+        &Patch::Apply(&sa),
+    )
+    .await
+    .expect("apply SA");
 
     // Two secrets: the role may read the first only.
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let value = common::unique("value");
-    let mine = sm.create_secret().name(format!("{ns}/mine")).secret_string(&value).send().await.expect("CreateSecret");
-    let other = sm.create_secret().name(format!("{ns}/other")).secret_string("other").send().await.expect("CreateSecret");
+    let mine = sm
+        .create_secret()
+        .name(format!("{ns}/mine"))
+        .secret_string(&value)
+        .send()
+        .await
+        .expect("CreateSecret");
+    let other = sm
+        .create_secret()
+        .name(format!("{ns}/other"))
+        .secret_string("other")
+        .send()
+        .await
+        .expect("CreateSecret");
     let mine_arn = mine.arn.expect("arn");
     let iam = aws_sdk_iam::Client::new(&cfg);
     let role_arn = role(&iam, &ns, Some(&mine_arn)).await;
@@ -145,7 +191,10 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
 
     // A real token, signed by the apiserver, for the Pod Identity audience.
     let request = TokenRequest {
-        spec: TokenRequestSpec { audiences: vec!["pods.eks.amazonaws.com".into()], ..Default::default() },
+        spec: TokenRequestSpec {
+            audiences: vec!["pods.eks.amazonaws.com".into()],
+            ..Default::default()
+        },
         ..Default::default()
     };
     let token = sas
@@ -158,7 +207,12 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
     assert_eq!(token.split('.').count(), 3, "a JWT");
 
     let http = reqwest::Client::new();
-    let reply = http.get(&env.agent_endpoint).header("Authorization", &token).send().await.expect("agent call");
+    let reply = http
+        .get(&env.agent_endpoint)
+        .header("Authorization", &token)
+        .send()
+        .await
+        .expect("agent call");
     assert_eq!(reply.status().as_u16(), 200);
     let creds: AgentCredentials = reply.json().await.expect("agent JSON");
     assert!(!creds.expiration.is_empty() && !creds.token.is_empty());
@@ -174,25 +228,62 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
             ))
             .build(),
     );
-    let got = as_role.get_secret_value().secret_id(&mine_arn).send().await.expect("GetSecretValue with role credentials");
-    assert!(got.secret_string.as_deref() == Some(value.as_str()), "the role read its secret, and the value matches");
+    let got = as_role
+        .get_secret_value()
+        .secret_id(&mine_arn)
+        .send()
+        .await
+        .expect("GetSecretValue with role credentials");
+    assert!(
+        got.secret_string.as_deref() == Some(value.as_str()),
+        "the role read its secret, and the value matches"
+    );
 
     if std::env::var("BOOTSTRAP_ENV_IAM_ENFORCED").as_deref() == Ok("true") {
-        let denied = as_role.get_secret_value().secret_id(other.arn.expect("arn")).send().await;
+        let denied = as_role
+            .get_secret_value()
+            .secret_id(other.arn.expect("arn"))
+            .send()
+            .await;
         let err = denied.expect_err("the role must not read another secret");
-        let code = err.as_service_error().and_then(|e| aws_smithy_types::error::metadata::ProvideErrorMetadata::code(e)).map(String::from);
-        assert!(code.as_deref().is_some_and(|c| c.contains("AccessDenied")), "AccessDenied, got {code:?}");
+        let code = err
+            .as_service_error()
+            .and_then(|e| aws_smithy_types::error::metadata::ProvideErrorMetadata::code(e))
+            .map(String::from);
+        assert!(
+            code.as_deref().is_some_and(|c| c.contains("AccessDenied")),
+            "AccessDenied, got {code:?}"
+        );
     } else {
-        eprintln!("note: IAM enforcement is off in this environment; the deny half was not checked");
+        eprintln!(
+            "note: IAM enforcement is off in this environment; the deny half was not checked"
+        );
     }
 
     // A token for another audience is refused by the agent.
     let wrong = TokenRequest {
-        spec: TokenRequestSpec { audiences: vec!["sts.amazonaws.com".into()], ..Default::default() },
+        spec: TokenRequestSpec {
+            audiences: vec!["sts.amazonaws.com".into()],
+            ..Default::default()
+        },
         ..Default::default()
     };
-    let wrong_token = sas.create_token_request("app", &PostParams::default(), &wrong).await.expect("TokenRequest").status.expect("status").token;
-    let refused = http.get(&env.agent_endpoint).header("Authorization", wrong_token).send().await.expect("agent call");
-    assert!(refused.status().is_client_error(), "a token without the pods.eks.amazonaws.com audience is refused");
+    let wrong_token = sas
+        .create_token_request("app", &PostParams::default(), &wrong)
+        .await
+        .expect("TokenRequest")
+        .status
+        .expect("status")
+        .token;
+    let refused = http
+        .get(&env.agent_endpoint)
+        .header("Authorization", wrong_token)
+        .send()
+        .await
+        .expect("agent call");
+    assert!(
+        refused.status().is_client_error(),
+        "a token without the pods.eks.amazonaws.com audience is refused"
+    );
     common::delete_namespace(&client, &ns).await;
 }

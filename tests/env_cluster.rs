@@ -8,7 +8,9 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
+use kube::api::{
+    Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams,
+};
 use kube::runtime::wait::{await_condition, conditions};
 use serde_json::json;
 
@@ -32,11 +34,19 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
     });
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let applied = crds
-        .patch("widgets.envtest.bootstrap.test", &PatchParams::apply(MANAGER).force(), &Patch::Apply(&crd))
+        .patch(
+            "widgets.envtest.bootstrap.test",
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
         .await
         .expect("server-side apply of the CRD");
     assert_eq!(applied.spec.names.kind, "Widget");
-    let established = await_condition(crds.clone(), "widgets.envtest.bootstrap.test", conditions::is_crd_established());
+    let established = await_condition(
+        crds.clone(),
+        "widgets.envtest.bootstrap.test",
+        conditions::is_crd_established(),
+    );
     tokio::time::timeout(Duration::from_secs(30), established)
         .await
         .expect("CRD not Established within 30s")
@@ -52,23 +62,67 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
     let first = common::eventually("the Widget kind to be served", 30, || {
         let widgets = widgets.clone();
         let cr = cr.clone();
-        async move { widgets.patch("w1", &PatchParams::apply(MANAGER).force(), &Patch::Apply(&cr)).await.ok() }
+        async move {
+            widgets
+                .patch(
+                    "w1",
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(&cr),
+                )
+                .await
+                .ok()
+        }
     })
     .await;
     assert_eq!(first.data["spec"]["size"], 3);
-    let managers: Vec<_> = first.metadata.managed_fields.iter().flatten().filter_map(|m| m.manager.clone()).collect();
-    assert_eq!(managers, vec![MANAGER.to_string()], "one field manager owns the object");
-    assert_eq!(first.metadata.managed_fields.as_ref().unwrap()[0].operation.as_deref(), Some("Apply"));
+    let managers: Vec<_> = first
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    assert_eq!(
+        managers,
+        vec![MANAGER.to_string()],
+        "one field manager owns the object"
+    );
+    assert_eq!(
+        first.metadata.managed_fields.as_ref().unwrap()[0]
+            .operation
+            .as_deref(),
+        Some("Apply")
+    );
 
     // Applying the same document again is a no-op: the object is not rewritten.
-    let again = widgets.patch("w1", &PatchParams::apply(MANAGER).force(), &Patch::Apply(&cr)).await.expect("re-apply");
-    assert_eq!(again.metadata.resource_version, first.metadata.resource_version);
+    let again = widgets
+        .patch(
+            "w1",
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&cr),
+        )
+        .await
+        .expect("re-apply");
+    assert_eq!(
+        again.metadata.resource_version,
+        first.metadata.resource_version
+    );
     // A changed field is updated in place.
     let bigger = json!({"apiVersion": "envtest.bootstrap.test/v1", "kind": "Widget",
                         "metadata": {"name": "w1"}, "spec": {"size": 5}});
-    let updated = widgets.patch("w1", &PatchParams::apply(MANAGER).force(), &Patch::Apply(&bigger)).await.expect("update");
+    let updated = widgets
+        .patch(
+            "w1",
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&bigger),
+        )
+        .await
+        .expect("update");
     assert_eq!(updated.data["spec"]["size"], 5);
-    assert_ne!(updated.metadata.resource_version, first.metadata.resource_version);
+    assert_ne!(
+        updated.metadata.resource_version,
+        first.metadata.resource_version
+    );
     common::delete_namespace(&client, &ns).await;
 }
 
@@ -85,9 +139,10 @@ async fn fake_eks_nodes_are_ready_and_labelled() {
                 .items
                 .into_iter()
                 .filter(|n| {
-                    n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
-                        c.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-                    })
+                    n.status
+                        .as_ref()
+                        .and_then(|s| s.conditions.as_ref())
+                        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
                 })
                 .collect();
             (ready.len() >= 2).then_some(ready)
@@ -96,8 +151,17 @@ async fn fake_eks_nodes_are_ready_and_labelled() {
     .await;
     for node in &ready {
         let labels = node.metadata.labels.clone().unwrap_or_default();
-        assert!(labels.contains_key("eks.amazonaws.com/nodegroup"), "{:?}", node.metadata.name);
-        assert_eq!(labels.get("topology.kubernetes.io/region").map(String::as_str), std::env::var("AWS_REGION").ok().as_deref());
+        assert!(
+            labels.contains_key("eks.amazonaws.com/nodegroup"),
+            "{:?}",
+            node.metadata.name
+        );
+        assert_eq!(
+            labels
+                .get("topology.kubernetes.io/region")
+                .map(String::as_str),
+            std::env::var("AWS_REGION").ok().as_deref()
+        );
         assert!(env.nodes.contains(node.metadata.name.as_ref().unwrap()));
     }
 }
@@ -123,7 +187,13 @@ async fn daemonset_rolls_out_on_every_fake_node() {
         }
     });
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
-    api.patch("probe", &PatchParams::apply(MANAGER).force(), &Patch::Apply(&ds)).await.expect("apply DaemonSet");
+    api.patch(
+        "probe",
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&ds),
+    )
+    .await
+    .expect("apply DaemonSet");
     let want = env.nodes.len() as i32;
     let status = common::eventually("the DaemonSet to roll out", 90, || {
         let api = api.clone();

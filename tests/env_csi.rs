@@ -17,8 +17,10 @@ fn mounts() -> String {
 async fn pod_with_csi_volume_gets_a_real_mount_and_a_pod_status() {
     let Some(env) = common::env() else { return };
     let client = common::kube().await;
-    let driver = bootstrap::render::csi_driver::render(&bootstrap::render::csi_driver::CsiDriverValues::default())
-        .expect("render the CSI driver manifests");
+    let driver = bootstrap::render::csi_driver::render(
+        &bootstrap::render::csi_driver::CsiDriverValues::default(),
+    )
+    .expect("render the CSI driver manifests");
     common::apply_all(&client, "bootstrap-env-test", &driver).await;
 
     let ns = common::unique("env-e");
@@ -43,43 +45,91 @@ async fn pod_with_csi_volume_gets_a_real_mount_and_a_pod_status() {
         let pods = pods.clone();
         async move {
             let pod = pods.get("reader").await.ok()?;
-            let ready = pod.status.as_ref()?.conditions.as_ref()?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+            let ready = pod
+                .status
+                .as_ref()?
+                .conditions
+                .as_ref()?
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
             ready.then_some(pod)
         }
     })
     .await;
     let uid = pod.metadata.uid.clone().expect("uid");
-    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).expect("scheduled");
+    let node = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .expect("scheduled");
     assert!(env.nodes.contains(&node), "scheduled on a fake node");
 
-    let target = format!("{}/kubelet/pods/{uid}/volumes/kubernetes.io~csi/secrets/mount", env.state_dir);
-    let line = mounts().lines().find(|l| l.split(' ').nth(1) == Some(target.as_str())).map(String::from);
-    assert!(line.as_deref().is_some_and(|l| l.starts_with("tmpfs ")), "a tmpfs is mounted at {target}: {line:?}");
-    let content = std::fs::read_to_string(format!("{target}/greeting.txt")).expect("the mounted file");
+    let target = format!(
+        "{}/kubelet/pods/{uid}/volumes/kubernetes.io~csi/secrets/mount",
+        env.state_dir
+    );
+    let line = mounts()
+        .lines()
+        .find(|l| l.split(' ').nth(1) == Some(target.as_str()))
+        .map(String::from);
+    assert!(
+        line.as_deref().is_some_and(|l| l.starts_with("tmpfs ")),
+        "a tmpfs is mounted at {target}: {line:?}"
+    );
+    let content =
+        std::fs::read_to_string(format!("{target}/greeting.txt")).expect("the mounted file");
     assert_eq!(content, "hello from the test provider");
 
-    let gvk = GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClassPodStatus");
+    let gvk = GroupVersionKind::gvk(
+        "secrets-store.csi.x-k8s.io",
+        "v1",
+        "SecretProviderClassPodStatus",
+    );
     let ar = ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasspodstatuses");
     let statuses: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
     let status = common::eventually("the SecretProviderClassPodStatus", 30, || {
         let statuses = statuses.clone();
-        async move { statuses.list(&ListParams::default()).await.ok()?.items.into_iter().next() }
+        async move {
+            statuses
+                .list(&ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .next()
+        }
     })
     .await;
-    assert_eq!(status.metadata.name.as_deref(), Some(format!("reader-{ns}-greeting").as_str()));
+    assert_eq!(
+        status.metadata.name.as_deref(),
+        Some(format!("reader-{ns}-greeting").as_str())
+    );
     let st = &status.data["status"];
     assert_eq!(st["mounted"], true);
     assert_eq!(st["podName"], "reader");
     assert_eq!(st["secretProviderClassName"], "greeting");
-    assert_eq!(st["objects"], json!([{"id": "greeting.txt", "version": "1"}]));
+    assert_eq!(
+        st["objects"],
+        json!([{"id": "greeting.txt", "version": "1"}])
+    );
     let labels = status.metadata.labels.clone().unwrap_or_default();
-    assert_eq!(labels.get("internal.secrets-store.csi.k8s.io/node-name"), Some(&node));
+    assert_eq!(
+        labels.get("internal.secrets-store.csi.k8s.io/node-name"),
+        Some(&node)
+    );
 
     // Deleting the pod unpublishes the volume: the tmpfs goes away.
-    pods.delete("reader", &DeleteParams::default()).await.expect("delete pod");
+    pods.delete("reader", &DeleteParams::default())
+        .await
+        .expect("delete pod");
     common::eventually("the mount to be removed", 60, || {
         let target = target.clone();
-        async move { (!mounts().lines().any(|l| l.split(' ').nth(1) == Some(target.as_str()))).then_some(()) }
+        async move {
+            (!mounts()
+                .lines()
+                .any(|l| l.split(' ').nth(1) == Some(target.as_str())))
+            .then_some(())
+        }
     })
     .await;
     common::delete_namespace(&client, &ns).await;
@@ -89,25 +139,52 @@ async fn pod_with_csi_volume_gets_a_real_mount_and_a_pod_status() {
 async fn a_failed_mount_becomes_a_pod_event_and_the_pod_stays_pending() {
     let Some(_env) = common::env() else { return };
     let client = common::kube().await;
-    let driver = bootstrap::render::csi_driver::render(&bootstrap::render::csi_driver::CsiDriverValues::default())
-        .expect("render");
+    let driver = bootstrap::render::csi_driver::render(
+        &bootstrap::render::csi_driver::CsiDriverValues::default(),
+    )
+    .expect("render");
     common::apply_all(&client, "bootstrap-env-test", &driver).await;
     let ns = common::unique("env-e-fail");
     common::namespace(&client, &ns).await;
-    let objs = vec![json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "orphan", "namespace": ns},
+    let objs = vec![
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "orphan", "namespace": ns},
         "spec": {"containers": [{"name": "app", "image": "busybox"}],
                  "volumes": [{"name": "secrets", "csi": {"driver": "secrets-store.csi.k8s.io", "readOnly": true,
-                              "volumeAttributes": {"secretProviderClass": "does-not-exist"}}}]}})];
+                              "volumeAttributes": {"secretProviderClass": "does-not-exist"}}}]}}),
+    ];
     common::apply_all(&client, "bootstrap-env-test", &objs).await;
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns);
-    let event = common::eventually("a FailedMount event", 60, || {
-        let events = events.clone();
-        async move { events.list(&ListParams::default()).await.ok()?.items.into_iter().find(|e| e.reason.as_deref() == Some("FailedMount")) }
-    })
+    // The first attempts may find the driver still restarting after its CRDs appeared (a
+    // FailedMount about the socket, as kubelet reports it); then the driver's own error.
+    let message = common::eventually(
+        "a FailedMount event naming the missing SecretProviderClass",
+        60,
+        || {
+            let events = events.clone();
+            async move {
+                events
+                    .list(&ListParams::default())
+                    .await
+                    .ok()?
+                    .items
+                    .into_iter()
+                    .find_map(|e| {
+                        let m = e.message.unwrap_or_default();
+                        (e.reason.as_deref() == Some("FailedMount") && m.contains("does-not-exist"))
+                            .then_some(m)
+                    })
+            }
+        },
+    )
     .await;
-    let message = event.message.unwrap_or_default();
-    assert!(message.contains("does-not-exist"), "the event names the missing SecretProviderClass: {message}");
-    let pod = Api::<Pod>::namespaced(client.clone(), &ns).get("orphan").await.expect("pod");
+    assert!(
+        message.contains("MountVolume.SetUp failed for volume \"secrets\""),
+        "{message}"
+    );
+    let pod = Api::<Pod>::namespaced(client.clone(), &ns)
+        .get("orphan")
+        .await
+        .expect("pod");
     assert_eq!(pod.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
     common::delete_namespace(&client, &ns).await;
 }

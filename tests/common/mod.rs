@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
+use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
-use kube::Client;
 
 /// What `tests/env/state/env.sh` exports.
 pub struct Env {
@@ -24,7 +24,9 @@ pub fn env() -> Option<Env> {
             std::env::var_os("BOOTSTRAP_REQUIRE_ENV").is_none(),
             "BOOTSTRAP_REQUIRE_ENV is set but BOOTSTRAP_TEST_CLUSTER is not: source tests/env/state/env.sh"
         );
-        eprintln!("skipped: the local environment is not up (run tests/env/up.sh and source tests/env/state/env.sh)");
+        eprintln!(
+            "skipped: the local environment is not up (run tests/env/up.sh and source tests/env/state/env.sh)"
+        );
         return None;
     };
     let var = |k: &str| std::env::var(k).unwrap_or_default();
@@ -32,7 +34,10 @@ pub fn env() -> Option<Env> {
         cluster,
         state_dir: var("BOOTSTRAP_ENV_STATE"),
         agent_endpoint: var("POD_IDENTITY_ENDPOINT"),
-        nodes: var("BOOTSTRAP_TEST_NODES").split_whitespace().map(String::from).collect(),
+        nodes: var("BOOTSTRAP_TEST_NODES")
+            .split_whitespace()
+            .map(String::from)
+            .collect(),
     })
 }
 
@@ -46,7 +51,9 @@ pub fn unique(prefix: &str) -> String {
 }
 
 pub async fn kube() -> Client {
-    Client::try_default().await.expect("kube client from KUBECONFIG")
+    Client::try_default()
+        .await
+        .expect("kube client from KUBECONFIG")
 }
 
 pub async fn aws() -> aws_config::SdkConfig {
@@ -64,18 +71,27 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 /// Server-side applies arbitrary objects (as JSON), resolving each kind through discovery.
 pub async fn apply_all(client: &Client, manager: &str, objs: &[serde_json::Value]) {
-    let mut discovery = Discovery::new(client.clone()).run().await.expect("discovery");
+    let mut discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .expect("discovery");
     for obj in objs {
         let api_version = obj["apiVersion"].as_str().expect("apiVersion");
         let kind = obj["kind"].as_str().expect("kind");
-        let name = obj["metadata"]["name"].as_str().expect("metadata.name").to_string();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .expect("metadata.name")
+            .to_string();
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
         let mut found = discovery.resolve_gvk(&gvk);
@@ -83,7 +99,10 @@ pub async fn apply_all(client: &Client, manager: &str, objs: &[serde_json::Value
             // A CRD applied just before: refresh discovery once it is served.
             for _ in 0..50 {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                discovery = Discovery::new(client.clone()).run().await.expect("discovery");
+                discovery = Discovery::new(client.clone())
+                    .run()
+                    .await
+                    .expect("discovery");
                 found = discovery.resolve_gvk(&gvk);
                 if found.is_some() {
                     break;
@@ -99,9 +118,13 @@ pub async fn apply_all(client: &Client, manager: &str, objs: &[serde_json::Value
                 Api::namespaced_with(client.clone(), ns, &ar)
             }
         };
-        api.patch(&name, &PatchParams::apply(manager).force(), &Patch::Apply(obj))
-            .await
-            .unwrap_or_else(|e| panic!("server-side apply of {kind}/{name} failed: {e}"));
+        api.patch(
+            &name,
+            &PatchParams::apply(manager).force(),
+            &Patch::Apply(obj),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("server-side apply of {kind}/{name} failed: {e}"));
     }
 }
 
@@ -112,9 +135,13 @@ pub async fn namespace(client: &Client, name: &str) {
         "metadata": {"name": name, "labels": {"bootstrap.test/env-test": "true"}}
     });
     let api: Api<Namespace> = Api::all(client.clone());
-    api.patch(name, &PatchParams::apply("bootstrap-env-test").force(), &Patch::Apply(&ns))
-        .await
-        .expect("apply namespace");
+    api.patch(
+        name,
+        &PatchParams::apply("bootstrap-env-test").force(),
+        &Patch::Apply(&ns),
+    )
+    .await
+    .expect("apply namespace");
 }
 
 pub async fn delete_namespace(client: &Client, name: &str) {
