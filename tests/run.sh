@@ -14,8 +14,10 @@ tests/env/down.sh --purge >/dev/null 2>&1 || true
 trap 'tests/env/down.sh >/dev/null 2>&1 || true' EXIT
 
 t0=$SECONDS
-say "building the Rust package (all targets)"
-cargo build --all-targets --locked
+# The binaries first, with the features the environment's `cargo build --bin` resolves (test
+# targets unify dev-dependency features, so building them first would force a rebuild).
+say "building the Rust binaries"
+cargo build --bins --locked
 say "starting the local environment"
 tests/env/up.sh
 # shellcheck disable=SC1091
