@@ -11,6 +11,11 @@ repo=$(cd "$here/../.." && pwd)
 . "$here/versions.sh"
 
 STATE=${BOOTSTRAP_ENV_STATE:-$here/state}
+if (( ${#STATE} > 80 )); then
+  echo "error: the state dir path is ${#STATE} bytes; unix socket paths under it would pass the 107-byte limit" >&2
+  echo "hint: set BOOTSTRAP_ENV_STATE to a shorter path" >&2
+  exit 2
+fi
 LOGS=$STATE/logs PIDS=$STATE/pids PKI=$STATE/pki
 REGION=${BOOTSTRAP_ENV_REGION:-us-west-2}
 CLUSTER=${BOOTSTRAP_ENV_CLUSTER:-bootstrap-test}
@@ -175,13 +180,14 @@ fi
 shim_nodes=()
 for i in "${!NODES[@]}"; do
   node=${NODES[$i]}
-  mkdir -p "$STATE/csi/$node"
+  # Per-node socket dirs are short: unix socket paths are limited to 107 bytes.
+  mkdir -p "$STATE/csi/node$i"
   # Supervised: the driver exits until its CRDs are installed (by `bootstrap up` or a test).
   start "csi-driver-$i" "$here/supervise.sh" 2 env KUBECONFIG="$KUBECONFIG_FILE" "$DRIVER" \
-    --endpoint "unix://$STATE/csi/$node/csi.sock" --nodeid "$node" \
+    --endpoint "unix://$STATE/csi/node$i/csi.sock" --nodeid "$node" \
     --provider-volume "$STATE/providers" --additional-provider-volume-paths "$STATE/providers-extra" \
     --metrics-addr "127.0.0.1:$((DRIVER_METRICS_BASE + i))" --v 2
-  shim_nodes+=(--node "$node=unix://$STATE/csi/$node/csi.sock")
+  shim_nodes+=(--node "$node=unix://$STATE/csi/node$i/csi.sock")
 done
 start test-provider "$PY" "$here/kubelet/minimal_provider.py" --provider-volume "$STATE/providers"
 wait_for test-provider 30 test -S "$STATE/providers/bootstrap-test.sock"
