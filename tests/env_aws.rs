@@ -287,3 +287,69 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
     );
     common::delete_namespace(&client, &ns).await;
 }
+
+/// The stand-in's fault knobs and call counters, seen through the Rust SDK: two injected
+/// throttles are absorbed by the SDK's standard retries, and the counter shows three calls.
+#[tokio::test]
+async fn injected_throttling_is_retried_by_the_sdk_and_every_call_is_counted() {
+    let Some(env) = common::env() else { return };
+    let control = std::env::var("BOOTSTRAP_ENV_CONTROL").expect("BOOTSTRAP_ENV_CONTROL");
+    let http = reqwest::Client::new();
+    let cfg = common::aws().await;
+    let eks = aws_sdk_eks::Client::new(&cfg);
+    let count = |calls: &serde_json::Value| calls["eks:ListAddons"].as_u64().unwrap_or(0);
+    let before: serde_json::Value = http
+        .get(format!("{control}/calls"))
+        .send()
+        .await
+        .expect("calls")
+        .json()
+        .await
+        .expect("json");
+    http.delete(format!("{control}/faults")).send().await.expect("clear faults");
+    let fault = json!({"operation": "eks:ListAddons", "kind": "throttle", "count": 2});
+    let r = http
+        .post(format!("{control}/faults"))
+        .json(&fault)
+        .send()
+        .await
+        .expect("add fault");
+    assert!(r.status().is_success());
+    eks.list_addons()
+        .cluster_name(&env.cluster)
+        .send()
+        .await
+        .expect("ListAddons succeeds after two throttles");
+    let after: serde_json::Value = http
+        .get(format!("{control}/calls"))
+        .send()
+        .await
+        .expect("calls")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        count(&after) - count(&before),
+        3,
+        "two throttled attempts and the successful one"
+    );
+
+    // With as many throttles as the SDK's three attempts, the error reaches the caller as throttling.
+    let fault = json!({"operation": "eks:ListAddons", "kind": "throttle", "count": 3});
+    http.post(format!("{control}/faults"))
+        .json(&fault)
+        .send()
+        .await
+        .expect("add fault");
+    let err = eks
+        .list_addons()
+        .cluster_name(&env.cluster)
+        .send()
+        .await
+        .expect_err("throttled out");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(429));
+    http.delete(format!("{control}/faults"))
+        .send()
+        .await
+        .expect("clear faults");
+}
