@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-from . import eks_token, protocol
+from . import eks_token, iam, protocol
 from .agent import Agent
 from .eks import EksExtension
 from .eksauth import EksAuth, EksAuthError, TokenVerifier
@@ -142,7 +142,13 @@ class StandIn:
             captured["status"], captured["headers"] = status, headers
             return lambda data: None
 
-        chunks = self.moto(environ, sr)
+        # moto rebuilds a form body from its parsed fields ('+' for spaces) before checking the
+        # signature; SDKs that encode spaces as %20 then fail. Let the check see the bytes sent.
+        iam.RAW_BODY.value = body
+        try:
+            chunks = self.moto(environ, sr)
+        finally:
+            iam.RAW_BODY.value = None
         try:
             body_out = b"".join(chunks)
         finally:

@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 
 log = logging.getLogger("aws-standin.iam")
+
+# The request body as the client sent it, for the signature check (set per request by app.py).
+RAW_BODY = threading.local()
 
 ADMIN_USER = "bootstrap-test-admin"
 ADMIN_POLICY = json.dumps(
@@ -178,7 +182,10 @@ def patch_all() -> None:
         signed_headers = self._get_string_between("SignedHeaders=", ",", self._headers["Authorization"]).split(";")
         headers = self._create_headers_for_aws_request(signed_headers, self._headers)
         ctype = next((v for k, v in self._headers.items() if k.lower() == "content-type"), "") or ""
-        if self._body or ctype.startswith("application/x-www-form-urlencoded"):
+        raw = getattr(RAW_BODY, "value", None)
+        if raw:
+            data = raw  # the bytes the client signed (see app.py)
+        elif self._body or ctype.startswith("application/x-www-form-urlencoded"):
             data = self._body or self._data  # moto's behaviour (query protocols: the form)
         else:
             data = b""
