@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Install and verify Pod Identity + Secrets Store CSI on a cluster (safe to re-run).
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Print shell completions.
     Completions {
         /// The shell to generate completions for.

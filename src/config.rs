@@ -29,7 +29,7 @@ pub enum ConfigError {
     ParseValues {
         path: PathBuf,
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
 }
 
@@ -115,6 +115,8 @@ impl SecretRef {
 pub struct ValuesFile {
     pub csi_driver: CsiDriverValues,
     pub provider: ProviderValues,
+    /// Image of the verification pod (it only has to start; mirror it for air-gapped clusters).
+    pub sample_image: Option<String>,
 }
 
 /// Everything `up` needs, resolved and validated.
@@ -132,6 +134,7 @@ pub struct UpSettings {
     pub provider_image: Option<String>,
     pub csi_driver: CsiDriverValues,
     pub provider_values: ProviderValues,
+    pub sample_image: Option<String>,
     pub keep_sample: bool,
     pub force: bool,
     pub timeout: Duration,
@@ -247,6 +250,7 @@ pub fn resolve_up(args: &UpArgs) -> Result<UpSettings, ConfigError> {
         provider_image: args.provider_image.clone(),
         csi_driver,
         provider_values: values.provider,
+        sample_image: values.sample_image,
         keep_sample: args.keep_sample,
         force: args.force,
         timeout,
@@ -263,7 +267,7 @@ fn read_values(path: &PathBuf) -> Result<ValuesFile, ConfigError> {
     })?;
     serde_saphyr::from_str(&text).map_err(|source| ConfigError::ParseValues {
         path: path.clone(),
-        source,
+        source: Box::new(source),
     })
 }
 

@@ -143,6 +143,10 @@ fn dry_run_writes_manifests_for_gitops() {
         files[0].contains("customresourcedefinition"),
         "CRDs first: {files:?}"
     );
+    assert!(
+        !files.iter().any(|f| f.contains("verify")),
+        "no sample pod: {files:?}"
+    );
     let spc = files
         .iter()
         .find(|f| f.contains("secretproviderclass_bootstrap-demo"))
@@ -208,4 +212,67 @@ fn a_real_run_without_a_region_explains_how_to_set_one() {
     assert!(err.contains("error: cannot reach AWS"), "{err}");
     assert!(err.contains("no AWS region is configured"), "{err}");
     assert!(err.contains("hint: pass --region"), "{err}");
+}
+
+#[test]
+fn the_offline_plan_is_stable() {
+    let out = bootstrap(&[
+        "up",
+        "--cluster",
+        "demo",
+        "--dry-run",
+        "--region",
+        "eu-west-1",
+        "-q",
+    ]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    // The tree of steps, resources and calls; the documents (which include templates other
+    // work owns) are checked by the render unit tests instead.
+    let text = stdout(&out);
+    let tree = text.split("\nDocuments (").next().unwrap_or_default();
+    insta::assert_snapshot!("offline_plan", tree);
+}
+
+#[test]
+fn the_example_values_file_is_accepted() {
+    let values = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/values.yaml");
+    let out = bootstrap(&[
+        "up",
+        "--cluster",
+        "demo",
+        "--dry-run",
+        "--output",
+        "json",
+        "--values",
+        values,
+    ]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mirror/csi-secrets-store/driver:v1.6.0"
+    ));
+    assert!(text.contains("--enable-secret-rotation=true"));
+}
+
+#[test]
+fn a_secret_in_another_region_is_refused() {
+    let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf";
+    let out = bootstrap(&[
+        "up",
+        "--cluster",
+        "demo",
+        "--region",
+        "us-west-2",
+        "--dry-run",
+        "-q",
+        "--secret",
+        arn,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("is in region eu-west-1, but the cluster is in us-west-2"),
+        "{err}"
+    );
+    assert!(err.contains("hint: "), "{err}");
 }

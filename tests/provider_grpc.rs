@@ -237,3 +237,46 @@ async fn batch_entry_errors_name_the_object_and_failover_recovers() {
     );
     assert_no_secret_leak(&h, &[]);
 }
+
+#[tokio::test]
+async fn batch_denied_falls_back_to_get_secret_value_and_remembers() {
+    use aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueError;
+    let agent = start_agent(POD_TOKEN).await;
+    let batch = mock!(aws_sdk_secretsmanager::Client::batch_get_secret_value).then_error(|| {
+        BatchGetSecretValueError::generic(
+            aws_smithy_types::error::ErrorMetadata::builder()
+                .code("AccessDeniedException")
+                .message("not authorized to perform secretsmanager:BatchGetSecretValue")
+                .build(),
+        )
+    });
+    let get = mock!(aws_sdk_secretsmanager::Client::get_secret_value).then_output(|| {
+        GetSecretValueOutput::builder()
+            .secret_string("s3cr3t-x")
+            .version_id("v")
+            .build()
+    });
+    let mut aws = FakeAws::default();
+    aws.sm
+        .insert("us-east-1".into(), vec![batch.clone(), get.clone()]);
+    let mut h = start(
+        aws,
+        FakeCluster::default(),
+        &agent.url,
+        MountConfig::default(),
+    )
+    .await;
+    let objects = "- {objectName: a, objectType: secretsmanager}\n- {objectName: b, objectType: secretsmanager}";
+    for _ in 0..2 {
+        let resp = mount(&mut h, pod_identity_attrs(objects))
+            .await
+            .expect("fallback mount");
+        assert_eq!(resp.files.len(), 2);
+    }
+    assert_eq!(
+        batch.num_calls(),
+        1,
+        "batch tried once, then remembered as denied"
+    );
+    assert_eq!(get.num_calls(), 4);
+}

@@ -3,7 +3,9 @@
 
 use bootstrap::provider::attributes::{MountAttributes, parse_go_bool, parse_permission};
 use bootstrap::provider::files::{PathTranslation, check_relative_path};
+use bootstrap::provider::jmes;
 use bootstrap::provider::objects::parse_objects;
+use bootstrap::provider::secret::SecretBytes;
 use proptest::prelude::*;
 
 /// YAML-ish fragments that hit the parser's interesting paths.
@@ -97,6 +99,28 @@ proptest! {
             prop_assert!(!name.starts_with('/'));
             prop_assert!(!name.split('/').any(|e| e == ".." || e == "." || e.is_empty()));
             prop_assert!(!name.contains('\0'));
+        }
+    }
+
+    #[test]
+    fn jmes_never_panics_and_never_echoes_the_secret(
+        value in "\\PC{0,60}",
+        path in "[a-z.\\[\\]*|@`'0-9]{0,12}",
+    ) {
+        let value = format!("S3CR3T-{value}");
+        let secret = SecretBytes::from_string(format!("{{\"k\":\"{}\"}}", value.replace(['"', '\\'], "")));
+        match jmes::parse_json(&secret) {
+            Ok(json) => {
+                if let Err(e) = jmes::select(&json, &path) {
+                    let v = value.replace(['"', '\\'], "");
+                    prop_assert!(!e.contains(&v), "{}", e);
+                }
+            }
+            Err(e) => prop_assert!(!e.contains("k\":")),
+        }
+        let raw = SecretBytes::from_string(value.clone());
+        if let Err(e) = jmes::parse_json(&raw) {
+            prop_assert!(!e.contains("S3CR3T"), "{}", e);
         }
     }
 }

@@ -67,14 +67,29 @@ pub fn classify<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let code = err.code().map(str::to_string);
     let status = err.raw_response().map(|r| r.status().as_u16());
+    let body = err
+        .raw_response()
+        .and_then(|r| r.body().bytes())
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .unwrap_or_default();
+    let code = err
+        .code()
+        .map(str::to_string)
+        .or_else(|| between(&body, "<Code>", "</Code>"));
+    let message = err
+        .message()
+        .map(str::to_string)
+        .or_else(|| between(&body, "<Message>", "</Message>"));
     let detail = aws_smithy_types::error::display::DisplayErrorContext(&err).to_string();
     let kind = kind_of(code.as_deref(), status, &detail);
-    let message = match (&code, err.message()) {
+    let message = match (&code, message) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.clone(),
-        _ => detail,
+        (None, _) => match status {
+            Some(status) => format!("HTTP {status} with no error code"),
+            None => detail,
+        },
     };
     AwsError {
         action,
@@ -83,6 +98,12 @@ where
         code,
         source: ServiceMessage(message),
     }
+}
+
+/// The text between two markers (for error bodies the SDK could not parse).
+fn between(text: &str, start: &str, end: &str) -> Option<String> {
+    let rest = text.split_once(start)?.1;
+    Some(rest.split_once(end)?.0.to_string()).filter(|s| !s.is_empty())
 }
 
 fn kind_of(code: Option<&str>, status: Option<u16>, detail: &str) -> ErrorKind {

@@ -56,3 +56,7 @@ impl KubeError {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "mock_tests.rs"]
+mod mock_tests;

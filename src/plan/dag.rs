@@ -160,7 +160,7 @@ mod tests {
             Node::new("b", &["a"], step(log.clone(), "b", 1, false)),
         ];
         let (reports, err) = execute(nodes, &()).await;
-        assert_eq!(err.map(|(n, e)| (n, e)), Some(("a", "a broke".to_string())));
+        assert_eq!(err, Some(("a", "a broke".to_string())));
         assert!(matches!(reports[0].status, StepStatus::Failed(_)));
         assert!(matches!(reports[1].status, StepStatus::Skipped));
         assert!(!log.lock().expect("log").contains(&"start b".to_string()));

@@ -67,11 +67,14 @@ impl MountAttributes {
             })?;
         let mut take = |key: &str| map.remove(key).filter(|v| !v.is_empty());
         let pod_name = take(POD_NAME).unwrap_or_default();
+        const FROM_DRIVER: &str = "the Secrets Store CSI driver sets it; check that the CSIDriver has podInfoOnMount: true";
         let pod_namespace = take(POD_NAMESPACE).ok_or(MountError::MissingAttribute {
             key: POD_NAMESPACE,
+            hint: FROM_DRIVER,
         })?;
         let service_account = take(SERVICE_ACCOUNT).ok_or(MountError::MissingAttribute {
             key: SERVICE_ACCOUNT,
+            hint: FROM_DRIVER,
         })?;
         let use_pod_identity = match take("usePodIdentity") {
             None => false,
@@ -98,7 +101,10 @@ impl MountAttributes {
             pod_uid: take(POD_UID).unwrap_or_default(),
             spc_name: take("secretProviderClass"),
             path_translation: take("pathTranslation"),
-            objects: take("objects").ok_or(MountError::MissingAttribute { key: "objects" })?,
+            objects: take("objects").ok_or(MountError::MissingAttribute {
+                key: "objects",
+                hint: "add an `objects` parameter (a YAML list) to the SecretProviderClass",
+            })?,
             tokens: take(TOKENS),
             pod_namespace,
             service_account,
@@ -115,7 +121,9 @@ impl MountAttributes {
         let raw = self.tokens.as_deref().ok_or_else(missing)?;
         let mut tokens: HashMap<String, TokenEntry> =
             serde_json::from_str(raw).map_err(|_| MountError::Attributes {
-                reason: format!("{TOKENS} is not a JSON map of audience to {{token, expirationTimestamp}}"),
+                reason: format!(
+                    "{TOKENS} is not a JSON map of audience to {{token, expirationTimestamp}}"
+                ),
             })?;
         let entry = tokens.remove(audience).ok_or_else(missing)?;
         // Wipe the tokens we do not use before the map is dropped.
@@ -149,9 +157,10 @@ pub fn parse_permission(json: &str) -> Result<u32, MountError> {
     if trimmed.is_empty() {
         return Ok(0o644);
     }
-    let value: serde_json::Value = serde_json::from_str(trimmed).map_err(|_| MountError::Attributes {
-        reason: format!("permission {trimmed:?} is not JSON"),
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(trimmed).map_err(|_| MountError::Attributes {
+            reason: format!("permission {trimmed:?} is not JSON"),
+        })?;
     let mode = match &value {
         serde_json::Value::Number(n) => n.as_u64(),
         serde_json::Value::String(s) => s.parse::<u64>().ok(),
@@ -216,7 +225,9 @@ mod tests {
     #[test]
     fn address_type_and_regions() {
         assert_eq!(
-            parse_with("preferredAddressType", "IPv6").expect("ok").address_type,
+            parse_with("preferredAddressType", "IPv6")
+                .expect("ok")
+                .address_type,
             AddressType::Ipv6
         );
         assert!(parse_with("preferredAddressType", "ipv5").is_err());
@@ -230,9 +241,15 @@ mod tests {
     #[test]
     fn tokens_and_missing_audience_hint() {
         let a = parse_with("region", "us-east-1").expect("ok");
-        assert_eq!(a.token(POD_IDENTITY_AUDIENCE).expect("tok").expose(), "tok-pi");
+        assert_eq!(
+            a.token(POD_IDENTITY_AUDIENCE).expect("tok").expose(),
+            "tok-pi"
+        );
         let msg = a.token(IRSA_AUDIENCE).expect_err("missing").to_string();
-        assert!(msg.contains("tokenRequests") && msg.contains(IRSA_AUDIENCE), "{msg}");
+        assert!(
+            msg.contains("tokenRequests") && msg.contains(IRSA_AUDIENCE),
+            "{msg}"
+        );
     }
 
     #[test]

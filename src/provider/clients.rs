@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use aws_config::Region;
 use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
-use aws_config::Region;
 
 /// Makes AWS clients for a region and credentials. Injected so tests can use mocked clients.
 pub trait AwsFactory: Send + Sync {

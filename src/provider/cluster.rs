@@ -38,6 +38,13 @@ impl KubeLookup {
         Self::default()
     }
 
+    /// Uses `client` instead of creating one (tests, or a client the caller already has).
+    pub fn with_client(client: kube::Client) -> Self {
+        Self {
+            client: OnceCell::new_with(Some(client)),
+        }
+    }
+
     async fn client(&self) -> Result<kube::Client, String> {
         self.client
             .get_or_try_init(|| async {
@@ -93,5 +100,60 @@ impl ClusterLookup for KubeLookup {
                 .and_then(|mut l| l.remove(REGION_LABEL))
                 .filter(|v| !v.is_empty()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper::{Request, Response};
+    use kube::client::Body;
+    use tower_test::mock;
+
+    type Handle = mock::Handle<Request<Body>, Response<Body>>;
+
+    async fn answer(handle: &mut Handle, path: &str, body: serde_json::Value) {
+        let (request, send) = handle.next_request().await.expect("a request");
+        assert_eq!(request.uri().path(), path);
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        send.send_response(Response::new(Body::from(bytes)));
+    }
+
+    #[tokio::test]
+    async fn reads_role_annotation_and_node_region() {
+        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+        let server = tokio::spawn(async move {
+            let mut handle = Box::pin(handle);
+            answer(
+                &mut handle,
+                "/api/v1/namespaces/demo/serviceaccounts/web",
+                serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                    "metadata": {"name": "web", "annotations": {ROLE_ANNOTATION: "arn:aws:iam::1:role/web"}}}),
+            )
+            .await;
+            answer(
+                &mut handle,
+                "/api/v1/namespaces/demo/pods/web-0",
+                serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0"},
+                    "spec": {"nodeName": "node-a", "containers": [{"name": "c"}]}}),
+            )
+            .await;
+            answer(
+                &mut handle,
+                "/api/v1/nodes/node-a",
+                serde_json::json!({"apiVersion": "v1", "kind": "Node",
+                    "metadata": {"name": "node-a", "labels": {REGION_LABEL: "eu-central-1"}}}),
+            )
+            .await;
+        });
+        let lookup = KubeLookup::with_client(kube::Client::new(service, "default"));
+        let role = lookup.role_arn("demo", "web").await.expect("role lookup");
+        assert_eq!(role.as_deref(), Some("arn:aws:iam::1:role/web"));
+        let region = lookup
+            .node_region("demo", "web-0")
+            .await
+            .expect("region lookup");
+        assert_eq!(region.as_deref(), Some("eu-central-1"));
+        server.await.expect("mock server");
     }
 }

@@ -23,7 +23,11 @@ pub enum LogFormat {
 
 /// Flags of `aws-csi-provider` (the upstream provider's, plus ours).
 #[derive(Debug, Parser)]
-#[command(name = "aws-csi-provider", version, about = "Secrets Store CSI provider for AWS (Secrets Manager, SSM; Pod Identity and IRSA)")]
+#[command(
+    name = "aws-csi-provider",
+    version,
+    about = "Secrets Store CSI provider for AWS (Secrets Manager, SSM; Pod Identity and IRSA)"
+)]
 pub struct Args {
     /// Directory where the driver looks for provider sockets; we listen on <dir>/aws.sock.
     #[arg(long, default_value = "/var/run/secrets-store-csi-providers")]
@@ -61,7 +65,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 5s or 500ms"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 5s or 500ms"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
@@ -79,7 +85,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
@@ -89,8 +99,11 @@ pub fn init_logging(format: LogFormat) {
 /// Runs the provider until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<(), String> {
     let metrics = Arc::new(Metrics::new());
-    let agent = PodIdentityAgent::new(args.pod_identity_http_timeout, args.pod_identity_endpoint.clone())?
-        .with_retries(args.pod_identity_attempts, Duration::from_millis(200));
+    let agent = PodIdentityAgent::new(
+        args.pod_identity_http_timeout,
+        args.pod_identity_endpoint.clone(),
+    )?
+    .with_retries(args.pod_identity_attempts, Duration::from_millis(200));
     let default_region = std::env::var("AWS_REGION")
         .ok()
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
@@ -107,6 +120,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         agent,
         credentials: CredentialCache::new(),
         metrics: metrics.clone(),
+        batch_denied: Default::default(),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -139,7 +153,12 @@ pub async fn run(args: Args) -> Result<(), String> {
         stopped(stop_rx),
     )
     .await
-    .map_err(|e| format!("serving on {}: {e}", args.provider_volume.join(server::SOCKET_NAME).display()));
+    .map_err(|e| {
+        format!(
+            "serving on {}: {e}",
+            args.provider_volume.join(server::SOCKET_NAME).display()
+        )
+    });
     metrics.set_ready(false);
     if let Some(task) = metrics_task {
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;

@@ -11,22 +11,33 @@ pub enum MountError {
     #[error("invalid mount attributes: {reason}")]
     Attributes { reason: String },
 
-    #[error("mount attributes lack {key}; hint: the driver sets it from the pod, check the SecretProviderClass parameters")]
-    MissingAttribute { key: &'static str },
+    #[error("mount attributes lack {key}; hint: {hint}")]
+    MissingAttribute {
+        key: &'static str,
+        hint: &'static str,
+    },
 
-    #[error("usePodIdentity {value:?} is not a boolean; accepted values: {ACCEPTED_BOOLS} (leave it empty to use IRSA)")]
+    #[error(
+        "usePodIdentity {value:?} is not a boolean; accepted values: {ACCEPTED_BOOLS} (leave it empty to use IRSA)"
+    )]
     UsePodIdentity { value: String },
 
     #[error("preferredAddressType {value:?} is not one of auto, ipv4, ipv6")]
     AddressType { value: String },
 
-    #[error("failoverRegion {region:?} is the same as region; hint: pick a different failover region or remove it")]
+    #[error(
+        "failoverRegion {region:?} is the same as region; hint: pick a different failover region or remove it"
+    )]
     SameFailoverRegion { region: String },
 
-    #[error("no service account token for audience {audience:?}; hint: add {{audience: {audience}}} to spec.tokenRequests of the CSIDriver secrets-store.csi.k8s.io")]
+    #[error(
+        "no service account token for audience {audience:?}; hint: add {{audience: {audience}}} to spec.tokenRequests of the CSIDriver secrets-store.csi.k8s.io"
+    )]
     MissingToken { audience: &'static str },
 
-    #[error("no AWS region: set the `region` parameter of the SecretProviderClass, AWS_REGION on the provider, or the node label topology.kubernetes.io/region{detail}")]
+    #[error(
+        "no AWS region: set the `region` parameter of the SecretProviderClass, AWS_REGION on the provider, or the node label topology.kubernetes.io/region{detail}"
+    )]
     NoRegion { detail: String },
 
     #[error("invalid objects: {0}")]
@@ -53,7 +64,9 @@ pub enum MountError {
         reason: String,
     },
 
-    #[error("the mount response would be {size} bytes, over the {limit}-byte limit of the driver; hint: mount fewer or smaller objects, or use jmesPath to select keys")]
+    #[error(
+        "the mount response would be {size} bytes, over the {limit}-byte limit of the driver; hint: mount fewer or smaller objects, or use jmesPath to select keys"
+    )]
     TooLarge { size: usize, limit: usize },
 
     #[error("file name {name:?} of object {object:?} is not allowed: {reason}")]
@@ -63,16 +76,22 @@ pub enum MountError {
         reason: &'static str,
     },
 
-    #[error("the mount did not finish within {secs} s (--mount-deadline)")]
+    #[error(
+        "the mount did not finish within {secs} s (--mount-deadline); hint: the provider log shows the slow step (Pod Identity agent, STS, Secrets Manager or SSM)"
+    )]
     Deadline { secs: u64 },
 }
 
 /// The cause of a failed AWS fetch, split as upstream does: client faults are final.
 #[derive(Debug, Error)]
 pub enum FetchCause {
-    #[error("not found (ResourceNotFound/ParameterNotFound); hint: check the name, version and region")]
+    #[error(
+        "not found (ResourceNotFound/ParameterNotFound); hint: check the name, version and region"
+    )]
     NotFound,
-    #[error("access denied: {message}; hint: allow the role to read this object (and decrypt its KMS key)")]
+    #[error(
+        "access denied: {message}; hint: allow the role to read this object (and decrypt its KMS key)"
+    )]
     AccessDenied { message: String },
     #[error("rejected by AWS: {message}")]
     Client { message: String },

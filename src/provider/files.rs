@@ -101,9 +101,18 @@ mod tests {
 
     #[test]
     fn translation_parse_and_apply() {
-        assert_eq!(PathTranslation::parse(None), Ok(PathTranslation::Replace('_')));
-        assert_eq!(PathTranslation::parse(Some("False")), Ok(PathTranslation::Off));
-        assert_eq!(PathTranslation::parse(Some("-")), Ok(PathTranslation::Replace('-')));
+        assert_eq!(
+            PathTranslation::parse(None),
+            Ok(PathTranslation::Replace('_'))
+        );
+        assert_eq!(
+            PathTranslation::parse(Some("False")),
+            Ok(PathTranslation::Off)
+        );
+        assert_eq!(
+            PathTranslation::parse(Some("-")),
+            Ok(PathTranslation::Replace('-'))
+        );
         assert!(PathTranslation::parse(Some("ab")).is_err());
         assert_eq!(PathTranslation::Replace('_').apply("/app/db"), "_app_db");
         assert_eq!(PathTranslation::Off.apply("/app/db"), "app/db");
@@ -112,8 +121,18 @@ mod tests {
     #[test]
     fn unsafe_paths_are_rejected() {
         for bad in [
-            "", "/etc/passwd", "../x", "a/../b", "a/..", "..", ".", "a//b", "a/", "..data",
-            "x\0y", "./a",
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../b",
+            "a/..",
+            "..",
+            ".",
+            "a//b",
+            "a/",
+            "..data",
+            "x\0y",
+            "./a",
         ] {
             assert!(check_relative_path(bad).is_err(), "{bad:?}");
         }

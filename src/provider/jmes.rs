@@ -23,9 +23,8 @@ pub fn parse_json(value: &SecretBytes) -> Result<JsonSecret, String> {
 
 /// Evaluates `path`; the result must be a string.
 pub fn select(secret: &JsonSecret, path: &str) -> Result<SecretBytes, String> {
-    let expr = jmespath::compile(path).map_err(|e| {
-        format!("invalid jmesPath expression: {}", e.reason)
-    })?;
+    let expr = jmespath::compile(path)
+        .map_err(|e| format!("invalid jmesPath expression: {}", e.reason))?;
     let found = expr
         .search(secret.0.clone())
         .map_err(|e| format!("jmesPath evaluation failed: {}", e.reason))?;
@@ -51,13 +50,19 @@ mod tests {
 
     #[test]
     fn selects_strings() {
-        let j = parse_json(&secret(r#"{"user":"admin","pw":"s3cr3t","n":5,"nested":{"k":"v"}}"#))
-            .expect("json");
+        let j = parse_json(&secret(
+            r#"{"user":"admin","pw":"s3cr3t","n":5,"nested":{"k":"v"}}"#,
+        ))
+        .expect("json");
         assert_eq!(select(&j, "user").expect("user").expose(), b"admin");
         assert_eq!(select(&j, "nested.k").expect("nested").expose(), b"v");
         let e = select(&j, "n").expect_err("number");
         assert!(e.contains("number") && !e.contains('5'), "{e}");
-        assert!(select(&j, "missing").expect_err("null").contains("matches nothing"));
+        assert!(
+            select(&j, "missing")
+                .expect_err("null")
+                .contains("matches nothing")
+        );
         let e = select(&j, "[[[").expect_err("syntax");
         assert!(e.contains("invalid jmesPath"), "{e}");
         let e = select(&j, "nested").expect_err("object");

@@ -67,14 +67,22 @@ impl Metrics {
         let duration = Histogram::new(buckets);
         let aws_calls = Family::<CallLabels, Counter>::default();
         let credentials = Family::<CredLabels, Counter>::default();
-        registry.register("mounts", "Mount requests by result and auth method", mounts.clone());
+        registry.register(
+            "mounts",
+            "Mount requests by result and auth method",
+            mounts.clone(),
+        );
         registry.register("mount_errors", "Failed mounts by cause", errors.clone());
         registry.register(
             "mount_duration_seconds",
             "Time to serve a mount request",
             duration.clone(),
         );
-        registry.register("aws_calls", "AWS API calls by service, operation, outcome", aws_calls.clone());
+        registry.register(
+            "aws_calls",
+            "AWS API calls by service, operation, outcome",
+            aws_calls.clone(),
+        );
         registry.register(
             "credential_requests",
             "Credential look-ups by method and cache outcome",
@@ -93,7 +101,9 @@ impl Metrics {
 
     pub fn mount_done(&self, method: &'static str, seconds: f64, error: Option<&'static str>) {
         let result = if error.is_some() { "error" } else { "success" };
-        self.mounts.get_or_create(&MountLabels { result, method }).inc();
+        self.mounts
+            .get_or_create(&MountLabels { result, method })
+            .inc();
         if let Some(cause) = error {
             self.errors.get_or_create(&CauseLabels { cause }).inc();
         }
@@ -102,7 +112,9 @@ impl Metrics {
 
     pub fn credential_lookup(&self, method: &'static str, hit: bool) {
         let cache = if hit { "hit" } else { "miss" };
-        self.credentials.get_or_create(&CredLabels { method, cache }).inc();
+        self.credentials
+            .get_or_create(&CredLabels { method, cache })
+            .inc();
     }
 
     /// Marks the gRPC socket as listening (readiness).
@@ -127,7 +139,11 @@ impl Metrics {
 impl CallObserver for Metrics {
     fn aws_call(&self, service: &'static str, operation: &'static str, outcome: &'static str) {
         self.aws_calls
-            .get_or_create(&CallLabels { service, operation, outcome })
+            .get_or_create(&CallLabels {
+                service,
+                operation,
+                outcome,
+            })
             .inc();
     }
 }
@@ -198,8 +214,16 @@ mod tests {
         m.mount_done("irsa", 0.1, Some("not_found"));
         m.aws_call("secretsmanager", "GetSecretValue", "ok");
         let text = m.render();
-        assert!(text.contains("aws_csi_provider_mounts_total{result=\"success\",method=\"pod_identity\"} 1"), "{text}");
-        assert!(text.contains("aws_csi_provider_mount_errors_total{cause=\"not_found\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "aws_csi_provider_mounts_total{result=\"success\",method=\"pod_identity\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("aws_csi_provider_mount_errors_total{cause=\"not_found\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("aws_csi_provider_aws_calls_total"), "{text}");
     }
 }

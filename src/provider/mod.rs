@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod error;
 pub mod fetch;
 pub mod files;
+mod gather;
 pub mod jmes;
 pub mod metrics;
 pub mod mount;

@@ -1,6 +1,7 @@
 //! One mount: attributes → region → objects → credentials → fetch (with failover) → files.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
@@ -12,9 +13,8 @@ use super::auth::{CredentialCache, Identity, PodIdentityAgent, irsa};
 use super::clients::AwsFactory;
 use super::cluster::ClusterLookup;
 use super::error::{FetchCause, MountError};
-use super::fetch::{self, Fetched, Outcome, Target};
 use super::metrics::Metrics;
-use super::objects::{ObjectKind, ObjectSpec, parse_objects};
+use super::objects::parse_objects;
 use super::output::{MountOutput, build_output};
 use super::proto::{MountRequest, MountResponse};
 
@@ -50,6 +50,8 @@ pub struct Mounter {
     pub agent: PodIdentityAgent,
     pub credentials: CredentialCache,
     pub metrics: Arc<Metrics>,
+    /// Access key ids whose role may not call BatchGetSecretValue (GetSecretValue is used).
+    pub batch_denied: Mutex<HashSet<String>>,
 }
 
 impl Mounter {
@@ -61,15 +63,21 @@ impl Mounter {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "mount rejected: bad attributes");
-                self.metrics.mount_done("unknown", started.elapsed().as_secs_f64(), Some(e.code()));
+                self.metrics
+                    .mount_done("unknown", started.elapsed().as_secs_f64(), Some(e.code()));
                 return Err(e);
             }
         };
-        let method = if attrs.use_pod_identity { "pod_identity" } else { "irsa" };
+        let method = if attrs.use_pod_identity {
+            "pod_identity"
+        } else {
+            "irsa"
+        };
         let span = tracing::info_span!(
             "mount",
             pod = %attrs.pod_ref(),
             spc = attrs.spc_name.as_deref().unwrap_or("-"),
+            volume = volume_name(&req.target_path),
             service_account = %attrs.service_account,
             auth = method,
         );
@@ -80,7 +88,9 @@ impl Mounter {
         };
         let result = match tokio::time::timeout(deadline, work.instrument(span.clone())).await {
             Ok(r) => r,
-            Err(_) => Err(MountError::Deadline { secs: deadline.as_secs() }),
+            Err(_) => Err(MountError::Deadline {
+                secs: deadline.as_secs(),
+            }),
         };
         let elapsed = started.elapsed();
         let _enter = span.enter();
@@ -102,22 +112,38 @@ impl Mounter {
             }
             Err(e) => {
                 tracing::warn!(error = %e, cause = e.code(), ms = elapsed.as_millis() as u64, "mount failed");
-                self.metrics.mount_done(method, elapsed.as_secs_f64(), Some(e.code()));
+                self.metrics
+                    .mount_done(method, elapsed.as_secs_f64(), Some(e.code()));
                 Err(e)
             }
         }
     }
 
-    async fn mount_attrs(&self, attrs: &MountAttributes, permission: u32) -> Result<MountOutput, MountError> {
+    async fn mount_attrs(
+        &self,
+        attrs: &MountAttributes,
+        permission: u32,
+    ) -> Result<MountOutput, MountError> {
         let region = self.resolve_region(attrs).await?;
         let failover = attrs.failover_region.as_deref();
-        let specs = parse_objects(&attrs.objects, attrs.path_translation.as_deref(), &region, failover)?;
+        let specs = parse_objects(
+            &attrs.objects,
+            attrs.path_translation.as_deref(),
+            &region,
+            failover,
+        )?;
         let (identity, creds) = self.credentials(attrs, &region).await?;
         let fetched = self.fetch(&specs, &region, failover, &creds).await;
         let fetched = match fetched {
             Ok(v) => v,
             Err(e) => {
-                if matches!(e, MountError::Fetch { cause: FetchCause::AccessDenied { .. }, .. }) {
+                if matches!(
+                    e,
+                    MountError::Fetch {
+                        cause: FetchCause::AccessDenied { .. },
+                        ..
+                    }
+                ) {
                     self.credentials.invalidate(&identity);
                 }
                 return Err(e);
@@ -134,16 +160,30 @@ impl Mounter {
             return Ok(r.clone());
         }
         if attrs.pod_name.is_empty() {
-            return Err(MountError::NoRegion { detail: " (no pod name to find the node)".into() });
+            return Err(MountError::NoRegion {
+                detail: " (no pod name to find the node)".into(),
+            });
         }
-        match self.cluster.node_region(&attrs.pod_namespace, &attrs.pod_name).await {
+        match self
+            .cluster
+            .node_region(&attrs.pod_namespace, &attrs.pod_name)
+            .await
+        {
             Ok(Some(r)) => Ok(r),
-            Ok(None) => Err(MountError::NoRegion { detail: " (the node has no region label)".into() }),
-            Err(reason) => Err(MountError::NoRegion { detail: format!(" (node lookup failed: {reason})") }),
+            Ok(None) => Err(MountError::NoRegion {
+                detail: " (the node has no region label)".into(),
+            }),
+            Err(reason) => Err(MountError::NoRegion {
+                detail: format!(" (node lookup failed: {reason})"),
+            }),
         }
     }
 
-    async fn credentials(&self, attrs: &MountAttributes, region: &str) -> Result<(Identity, Credentials), MountError> {
+    async fn credentials(
+        &self,
+        attrs: &MountAttributes,
+        region: &str,
+    ) -> Result<(Identity, Credentials), MountError> {
         let (identity, result) = if attrs.use_pod_identity {
             let token = attrs.token(POD_IDENTITY_AUDIENCE)?;
             let identity = Identity::PodIdentity {
@@ -162,11 +202,17 @@ impl Mounter {
                 .role_arn(&attrs.pod_namespace, &attrs.service_account)
                 .await
                 .map_err(|reason| MountError::Kube {
-                    what: format!("serviceaccount {}/{}", attrs.pod_namespace, attrs.service_account),
+                    what: format!(
+                        "serviceaccount {}/{}",
+                        attrs.pod_namespace, attrs.service_account
+                    ),
                     reason,
                 })?
                 .ok_or_else(|| MountError::Credentials {
-                    identity: format!("service account {}/{}", attrs.pod_namespace, attrs.service_account),
+                    identity: format!(
+                        "service account {}/{}",
+                        attrs.pod_namespace, attrs.service_account
+                    ),
                     reason: irsa::missing_role(&attrs.pod_namespace, &attrs.service_account),
                 })?;
             let identity = Identity::Irsa {
@@ -178,118 +224,46 @@ impl Mounter {
             let pod_ref = attrs.pod_ref();
             let r = self
                 .credentials
-                .get_or_fetch(&identity, || irsa::assume_role(&sts, &role, &token, &pod_ref))
+                .get_or_fetch(&identity, || {
+                    irsa::assume_role(&sts, &role, &token, &pod_ref)
+                })
                 .await;
             (identity, r)
         };
         match result {
             Ok((creds, outcome)) => {
-                self.metrics.credential_lookup(identity.method(), outcome == CacheOutcome::Hit);
+                self.metrics
+                    .credential_lookup(identity.method(), outcome == CacheOutcome::Hit);
                 tracing::debug!(%identity, cached = outcome == CacheOutcome::Hit, "credentials ready");
                 Ok((identity, creds))
             }
-            Err(reason) => Err(MountError::Credentials { identity: identity.to_string(), reason }),
+            Err(reason) => Err(MountError::Credentials {
+                identity: identity.to_string(),
+                reason,
+            }),
         }
-    }
-
-    /// Fetches every object in the primary region; objects that failed transiently are
-    /// retried in the failover region. Returns values in the order of `specs`.
-    async fn fetch(
-        &self,
-        specs: &[ObjectSpec],
-        region: &str,
-        failover: Option<&str>,
-        creds: &Credentials,
-    ) -> Result<Vec<Fetched>, MountError> {
-        let all: Vec<usize> = (0..specs.len()).collect();
-        let mut outcomes = self.fetch_in(specs, &all, region, false, creds).await;
-        let mut regions: Vec<String> = specs.iter().map(|_| region.to_string()).collect();
-        if let Some(second) = failover {
-            let retry: Vec<usize> = (0..specs.len())
-                .filter(|&i| matches!(&outcomes[i], Some(Err(c)) if c.is_retryable()))
-                .collect();
-            if !retry.is_empty() {
-                tracing::warn!(objects = retry.len(), region = second, "failing over");
-                let mut second_try = self.fetch_in(specs, &retry, second, true, creds).await;
-                for i in retry {
-                    if let Some(o) = second_try[i].take() {
-                        outcomes[i] = Some(o);
-                        regions[i] = format!("failover region {second} (after {region} failed)");
-                    }
-                }
-            }
-        }
-        collect(specs, outcomes, &regions)
-    }
-
-    /// Fetches the objects at `indices` in `region`; the result is indexed like `specs`.
-    async fn fetch_in(
-        &self,
-        specs: &[ObjectSpec],
-        indices: &[usize],
-        region: &str,
-        use_failover: bool,
-        creds: &Credentials,
-    ) -> Vec<Option<Outcome>> {
-        let pick = |kind: ObjectKind| -> (Vec<usize>, Vec<Target<'_>>) {
-            indices
-                .iter()
-                .filter(|&&i| specs[i].kind == kind)
-                .map(|&i| {
-                    let (name, version, label) = specs[i].target(use_failover);
-                    (i, Target { name, version, label })
-                })
-                .unzip()
-        };
-        let (sm_idx, sm_targets) = pick(ObjectKind::SecretsManager);
-        let (ssm_idx, ssm_targets) = pick(ObjectKind::SsmParameter);
-        let observer: &Metrics = &self.metrics;
-        let conc = self.config.concurrency;
-        let sm = async {
-            if sm_targets.is_empty() {
-                return Vec::new();
-            }
-            let client = self.aws.secrets_manager(region, creds);
-            fetch::secrets_manager::fetch_all(&client, &sm_targets, conc, observer).await
-        };
-        let ssm = async {
-            if ssm_targets.is_empty() {
-                return Vec::new();
-            }
-            let client = self.aws.ssm(region, creds);
-            fetch::ssm::fetch_all(&client, &ssm_targets, conc, observer).await
-        };
-        let (sm_out, ssm_out) = tokio::join!(sm, ssm);
-        let mut out: Vec<Option<Outcome>> = specs.iter().map(|_| None).collect();
-        for (i, o) in sm_idx.into_iter().zip(sm_out).chain(ssm_idx.into_iter().zip(ssm_out)) {
-            out[i] = Some(o);
-        }
-        out
     }
 }
 
-/// Turns per-object outcomes into values, or the first error (in object order).
-fn collect(
-    specs: &[ObjectSpec],
-    outcomes: Vec<Option<Outcome>>,
-    regions: &[String],
-) -> Result<Vec<Fetched>, MountError> {
-    let mut values = Vec::with_capacity(specs.len());
-    for ((spec, outcome), region) in specs.iter().zip(outcomes).zip(regions) {
-        let cause = match outcome {
-            Some(Ok(v)) => {
-                values.push(v);
-                continue;
-            }
-            Some(Err(cause)) => cause,
-            None => FetchCause::Transient { message: "no result".into() },
-        };
-        return Err(MountError::Fetch {
-            kind: spec.kind.as_str(),
-            object: spec.name.clone(),
-            region: region.clone(),
-            cause,
-        });
+/// The volume name from a kubelet target path (`…/volumes/kubernetes.io~csi/<name>/mount`); the
+/// driver does not pass the SecretProviderClass name, the volume names it in the pod spec.
+pub fn volume_name(target_path: &str) -> &str {
+    let mut parts = target_path.trim_end_matches('/').rsplit('/');
+    match (parts.next(), parts.next()) {
+        (Some("mount"), Some(name)) => name,
+        _ => "-",
     }
-    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn volume_names_from_target_paths() {
+        let p = "/var/lib/kubelet/pods/uid/volumes/kubernetes.io~csi/secrets-store/mount";
+        assert_eq!(volume_name(p), "secrets-store");
+        assert_eq!(volume_name("/tmp/x"), "-");
+        assert_eq!(volume_name(""), "-");
+    }
 }

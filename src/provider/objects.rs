@@ -37,7 +37,9 @@ pub enum ObjectsError {
     MissingName { index: usize },
     #[error("object {object:?}: {reason}")]
     Invalid { object: String, reason: String },
-    #[error("object {object:?}: file name {file:?} is already used by another object or jmesPath alias; hint: set a distinct objectAlias")]
+    #[error(
+        "object {object:?}: file name {file:?} is already used by another object or jmesPath alias; hint: set a distinct objectAlias"
+    )]
     Duplicate { object: String, file: String },
 }
 
@@ -199,35 +201,46 @@ fn validate(
     };
     let mut jmes = Vec::new();
     for j in r.jmes_path.unwrap_or_default() {
-        let path = non_empty(j.path)
-            .ok_or_else(|| invalid("every jmesPath entry needs a path".into()))?;
-        let alias = non_empty(j.object_alias).ok_or_else(|| {
-            invalid(format!("jmesPath entry {path:?} needs an objectAlias"))
-        })?;
+        let path =
+            non_empty(j.path).ok_or_else(|| invalid("every jmesPath entry needs a path".into()))?;
+        let alias = non_empty(j.object_alias)
+            .ok_or_else(|| invalid(format!("jmesPath entry {path:?} needs an objectAlias")))?;
         let file_name = translation.apply(&alias);
-        check_relative_path(&file_name).map_err(|why| {
-            invalid(format!("jmesPath alias {alias:?} is not allowed: {why}"))
-        })?;
+        check_relative_path(&file_name)
+            .map_err(|why| invalid(format!("jmesPath alias {alias:?} is not allowed: {why}")))?;
         let mode = match non_empty(j.file_permission) {
             Some(p) => Some(parse_file_permission(&p).map_err(invalid)?),
             None => mode,
         };
-        jmes.push(JmesEntry { path, alias, file_name, mode });
+        jmes.push(JmesEntry {
+            path,
+            alias,
+            file_name,
+            mode,
+        });
     }
-    let failover = match r.failover_object.map(|mut f| (non_empty(f.object_name.take()), f)) {
+    let failover = match r
+        .failover_object
+        .map(|mut f| (non_empty(f.object_name.take()), f))
+    {
         None | Some((None, _)) => None,
         Some((Some(fname), f)) => {
             if alias.is_none() {
-                return Err(invalid("objects with a failoverObject need an objectAlias".into()));
+                return Err(invalid(
+                    "objects with a failoverObject need an objectAlias".into(),
+                ));
             }
             let Some(second) = failover_region else {
                 return Err(invalid(
-                    "failoverObject is allowed only when the failoverRegion parameter is set".into(),
+                    "failoverObject is allowed only when the failoverRegion parameter is set"
+                        .into(),
                 ));
             };
             let fkind = resolve_kind(&fname, object_type.as_deref(), second).map_err(&invalid)?;
             if fkind != kind {
-                return Err(invalid("failoverObject must be of the same type as the object".into()));
+                return Err(invalid(
+                    "failoverObject must be of the same type as the object".into(),
+                ));
             }
             let fversion = non_empty(f.object_version);
             let flabel = non_empty(f.object_version_label);
@@ -241,10 +254,24 @@ fn validate(
                     "objectVersion must be the same for the object and its failoverObject".into(),
                 ));
             }
-            Some(FailoverObject { name: fname, version: fversion, label: flabel })
+            Some(FailoverObject {
+                name: fname,
+                version: fversion,
+                label: flabel,
+            })
         }
     };
-    Ok(ObjectSpec { name, kind, alias, version, label, mode, jmes, failover, file_name })
+    Ok(ObjectSpec {
+        name,
+        kind,
+        alias,
+        version,
+        label,
+        mode,
+        jmes,
+        failover,
+        file_name,
+    })
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -265,9 +292,8 @@ fn resolve_kind(name: &str, object_type: Option<&str>, region: &str) -> Result<O
         }
     };
     if !name.starts_with("arn:") {
-        return declared.ok_or_else(|| {
-            "objectType is required when objectName is not a full ARN".to_string()
-        });
+        return declared
+            .ok_or_else(|| "objectType is required when objectName is not a full ARN".to_string());
     }
     let parts: Vec<&str> = name.splitn(6, ':').collect();
     if parts.len() != 6 {
@@ -276,10 +302,17 @@ fn resolve_kind(name: &str, object_type: Option<&str>, region: &str) -> Result<O
     let from_arn = match parts[2] {
         "secretsmanager" => ObjectKind::SecretsManager,
         "ssm" => ObjectKind::SsmParameter,
-        other => return Err(format!("ARN service {other:?} is not secretsmanager or ssm")),
+        other => {
+            return Err(format!(
+                "ARN service {other:?} is not secretsmanager or ssm"
+            ));
+        }
     };
     if parts[3] != region {
-        return Err(format!("ARN region {:?} must match region {region:?}", parts[3]));
+        return Err(format!(
+            "ARN region {:?} must match region {region:?}",
+            parts[3]
+        ));
     }
     match declared {
         Some(d) if d != from_arn => Err("objectType does not match the ARN's service".into()),

@@ -76,30 +76,51 @@ fn jmes_entries() {
     assert_eq!(j.len(), 2);
     assert_eq!(j[0].mode, Some(0o640));
     assert_eq!(j[1].mode, Some(0o400));
-    assert!(err("- {objectName: db, objectType: secretsmanager, jmesPath: [{path: a}]}").contains("objectAlias"));
-    assert!(err("- {objectName: db, objectType: secretsmanager, jmesPath: [{objectAlias: a}]}").contains("path"));
+    assert!(
+        err("- {objectName: db, objectType: secretsmanager, jmesPath: [{path: a}]}")
+            .contains("objectAlias")
+    );
+    assert!(
+        err("- {objectName: db, objectType: secretsmanager, jmesPath: [{objectAlias: a}]}")
+            .contains("path")
+    );
 }
 
 #[test]
 fn type_and_arn_rules() {
     assert!(err("- objectName: db").contains("objectType is required"));
     assert!(err("- {objectName: db, objectType: ssm}").contains("not one of"));
-    assert!(err("- objectName: arn:aws:secretsmanager:eu-west-1:1:secret:x").contains("must match region"));
+    assert!(
+        err("- objectName: arn:aws:secretsmanager:eu-west-1:1:secret:x")
+            .contains("must match region")
+    );
     assert!(err("- objectName: arn:aws:s3:us-east-1:1:bucket").contains("service"));
     assert!(err("- objectName: 'arn:aws:secretsmanager'").contains("valid ARN"));
     assert!(
         err("- {objectName: 'arn:aws:ssm:us-east-1:1:parameter/x', objectType: secretsmanager}")
             .contains("does not match")
     );
-    assert!(err("- {objectName: p, objectType: ssmparameter, objectVersion: 1, objectVersionLabel: l}").contains("both"));
+    assert!(
+        err("- {objectName: p, objectType: ssmparameter, objectVersion: 1, objectVersionLabel: l}")
+            .contains("both")
+    );
     assert!(err("- {objectType: secretsmanager}").contains("objectName must be specified"));
 }
 
 #[test]
 fn traversal_and_duplicates() {
-    assert!(err("- {objectName: db, objectType: secretsmanager, objectAlias: ../../etc/passwd}").contains("not allowed"));
-    assert!(err("- {objectName: db, objectType: secretsmanager, objectAlias: ..}").contains("not allowed"));
-    assert!(err("- {objectName: db, objectType: secretsmanager, objectAlias: \"a\\0b\"}").contains("NUL"));
+    assert!(
+        err("- {objectName: db, objectType: secretsmanager, objectAlias: ../../etc/passwd}")
+            .contains("not allowed")
+    );
+    assert!(
+        err("- {objectName: db, objectType: secretsmanager, objectAlias: ..}")
+            .contains("not allowed")
+    );
+    assert!(
+        err("- {objectName: db, objectType: secretsmanager, objectAlias: \"a\\0b\"}")
+            .contains("NUL")
+    );
     assert!(err("- {objectName: db, objectType: secretsmanager}\n- {objectName: db, objectType: secretsmanager}").contains("already used"));
     assert!(err("- {objectName: db, objectType: secretsmanager, objectAlias: x}\n- {objectName: y, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: x}]}").contains("already used"));
     // The same secret twice is fine with distinct aliases (e.g. two version labels).
@@ -113,7 +134,8 @@ fn failover_rules() {
     let ok = parse_objects(y, None, "us-east-1", Some("us-west-2")).expect("valid");
     assert_eq!(ok[0].target(true).0, "db2");
     assert_eq!(ok[0].target(false).0, "db");
-    let no_alias = "- {objectName: db, objectType: secretsmanager, failoverObject: {objectName: db2}}";
+    let no_alias =
+        "- {objectName: db, objectType: secretsmanager, failoverObject: {objectName: db2}}";
     assert!(parse_objects(no_alias, None, "us-east-1", Some("us-west-2")).is_err());
     let arn = "- {objectName: db, objectType: secretsmanager, objectAlias: d, failoverObject: {objectName: 'arn:aws:secretsmanager:us-east-1:1:secret:x'}}";
     let e = parse_objects(arn, None, "us-east-1", Some("us-west-2")).expect_err("region");
@@ -124,12 +146,28 @@ fn failover_rules() {
 
 #[test]
 fn malformed_yaml_is_an_error() {
-    for bad in ["", "{}", "- [", "objectName: x", "- 42", ":\n:", "- objectName: [1, 2]"] {
+    for bad in [
+        "",
+        "{}",
+        "- [",
+        "objectName: x",
+        "- 42",
+        ":\n:",
+        "- objectName: [1, 2]",
+    ] {
         assert!(parse(bad).is_err(), "{bad:?}");
     }
     assert!(matches!(
-        parse_objects("- {objectName: a, objectType: secretsmanager}", Some("ab"), "r", None),
+        parse_objects(
+            "- {objectName: a, objectType: secretsmanager}",
+            Some("ab"),
+            "r",
+            None
+        ),
         Err(ObjectsError::PathTranslation(_))
     ));
-    assert!(err("- {objectName: a, objectType: secretsmanager, filePermission: '777'}").contains("four octal"));
+    assert!(
+        err("- {objectName: a, objectType: secretsmanager, filePermission: '777'}")
+            .contains("four octal")
+    );
 }

@@ -25,7 +25,13 @@ struct Builder {
 }
 
 impl Builder {
-    fn push(&mut self, object: &str, path: &str, mode: u32, value: SecretBytes) -> Result<(), MountError> {
+    fn push(
+        &mut self,
+        object: &str,
+        path: &str,
+        mode: u32,
+        value: SecretBytes,
+    ) -> Result<(), MountError> {
         // Names were validated when parsed; check again right where they leave the process.
         check_relative_path(path).map_err(|reason| MountError::UnsafePath {
             object: object.to_string(),
@@ -68,15 +74,26 @@ pub fn build_output(
                 reason,
             })?;
             for entry in &spec.jmes {
-                let selected = jmes::select(&json, &entry.path).map_err(|reason| MountError::JmesPath {
-                    object: spec.name.clone(),
-                    path: entry.path.clone(),
-                    reason,
-                })?;
-                b.push(&spec.name, &entry.file_name, entry.mode.unwrap_or(permission), selected)?;
+                let selected =
+                    jmes::select(&json, &entry.path).map_err(|reason| MountError::JmesPath {
+                        object: spec.name.clone(),
+                        path: entry.path.clone(),
+                        reason,
+                    })?;
+                b.push(
+                    &spec.name,
+                    &entry.file_name,
+                    entry.mode.unwrap_or(permission),
+                    selected,
+                )?;
             }
         }
-        b.push(&spec.name, &spec.file_name, spec.mode.unwrap_or(permission), value)?;
+        b.push(
+            &spec.name,
+            &spec.file_name,
+            spec.mode.unwrap_or(permission),
+            value,
+        )?;
         b.out.bytes += spec.file_name.len() + version.len() + FILE_OVERHEAD;
         b.out.versions.push(ObjectVersion {
             id: spec.file_name.clone(),
@@ -120,7 +137,11 @@ mod tests {
             1 << 20,
         )
         .expect("output");
-        let names: Vec<_> = out.files.iter().map(|f| (f.path.as_str(), f.mode)).collect();
+        let names: Vec<_> = out
+            .files
+            .iter()
+            .map(|f| (f.path.as_str(), f.mode))
+            .collect();
         assert_eq!(names, vec![("u", 0o600), ("db", 0o600), ("_p", 0o644)]);
         assert_eq!(out.files[0].contents, b"admin");
         assert_eq!(out.versions[0].id, "db");
@@ -129,8 +150,15 @@ mod tests {
 
     #[test]
     fn size_cap_and_bad_json() {
-        let specs = parse_objects("- {objectName: db, objectType: secretsmanager}", None, "r", None).expect("specs");
-        let err = build_output(&specs, vec![fetched(&"x".repeat(2000), "v")], 0o644, 1000).expect_err("too big");
+        let specs = parse_objects(
+            "- {objectName: db, objectType: secretsmanager}",
+            None,
+            "r",
+            None,
+        )
+        .expect("specs");
+        let err = build_output(&specs, vec![fetched(&"x".repeat(2000), "v")], 0o644, 1000)
+            .expect_err("too big");
         assert!(matches!(err, MountError::TooLarge { .. }));
         let specs = parse_objects(
             "- {objectName: db, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: a}]}",
@@ -139,9 +167,13 @@ mod tests {
             None,
         )
         .expect("specs");
-        let err = build_output(&specs, vec![fetched("s3cr3t-plain", "v")], 0o644, 1 << 20).expect_err("not json");
+        let err = build_output(&specs, vec![fetched("s3cr3t-plain", "v")], 0o644, 1 << 20)
+            .expect_err("not json");
         let msg = err.to_string();
-        assert!(msg.contains("not valid JSON") && !msg.contains("s3cr3t"), "{msg}");
+        assert!(
+            msg.contains("not valid JSON") && !msg.contains("s3cr3t"),
+            "{msg}"
+        );
         assert_eq!(err.code(), "jmespath");
     }
 }

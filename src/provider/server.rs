@@ -32,16 +32,26 @@ impl ProviderService {
 
 #[tonic::async_trait]
 impl CsiDriverProvider for ProviderService {
-    async fn version(&self, request: Request<VersionRequest>) -> Result<Response<VersionResponse>, Status> {
+    async fn version(
+        &self,
+        request: Request<VersionRequest>,
+    ) -> Result<Response<VersionResponse>, Status> {
         let version = request.into_inner().version;
         Ok(Response::new(VersionResponse {
-            version: if version.is_empty() { "v1alpha1".into() } else { version },
+            version: if version.is_empty() {
+                "v1alpha1".into()
+            } else {
+                version
+            },
             runtime_name: RUNTIME_NAME.into(),
             runtime_version: env!("CARGO_PKG_VERSION").into(),
         }))
     }
 
-    async fn mount(&self, request: Request<MountRequest>) -> Result<Response<MountResponse>, Status> {
+    async fn mount(
+        &self,
+        request: Request<MountRequest>,
+    ) -> Result<Response<MountResponse>, Status> {
         self.mounter
             .mount(request.into_inner())
             .await
@@ -54,8 +64,14 @@ impl CsiDriverProvider for ProviderService {
 pub fn to_status(e: &MountError) -> Status {
     let msg = e.to_string();
     match e {
-        MountError::Fetch { cause: FetchCause::NotFound, .. } => Status::not_found(msg),
-        MountError::Fetch { cause: FetchCause::AccessDenied { .. }, .. } => Status::permission_denied(msg),
+        MountError::Fetch {
+            cause: FetchCause::NotFound,
+            ..
+        } => Status::not_found(msg),
+        MountError::Fetch {
+            cause: FetchCause::AccessDenied { .. },
+            ..
+        } => Status::permission_denied(msg),
         MountError::Deadline { .. } => Status::deadline_exceeded(msg),
         MountError::TooLarge { .. } => Status::resource_exhausted(msg),
         e if e.is_user_error() => Status::invalid_argument(msg),
@@ -98,7 +114,10 @@ pub fn remove_stale_socket(path: &Path) -> io::Result<()> {
         }
         Ok(_) => Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!("{} exists and is not a socket; refusing to replace it", path.display()),
+            format!(
+                "{} exists and is not a socket; refusing to replace it",
+                path.display()
+            ),
         )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
@@ -124,7 +143,9 @@ mod tests {
 
     #[test]
     fn status_codes() {
-        let e = MountError::UsePodIdentity { value: "yes".into() };
+        let e = MountError::UsePodIdentity {
+            value: "yes".into(),
+        };
         assert_eq!(to_status(&e).code(), tonic::Code::InvalidArgument);
         let e = MountError::Deadline { secs: 1 };
         assert_eq!(to_status(&e).code(), tonic::Code::DeadlineExceeded);

@@ -291,3 +291,19 @@ fn labels_and_strings_survive_yaml_special_characters() {
             .all(|o| o["metadata"]["labels"]["team"] == "a: b # c")
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    #[test]
+    fn any_label_value_renders_to_the_same_value(value in ".{0,80}", key in "[a-z]{1,10}") {
+        let values = CsiDriverValues {
+            labels: BTreeMap::from([(format!("example.com/{key}"), value.clone())]),
+            ..CsiDriverValues::default()
+        };
+        let objects = render(&values).expect("renders");
+        let label = format!("example.com/{key}");
+        for o in &objects {
+            proptest::prop_assert_eq!(o["metadata"]["labels"][label.as_str()].as_str(), Some(value.as_str()));
+        }
+    }
+}

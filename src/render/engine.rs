@@ -10,7 +10,7 @@ pub enum RenderError {
     Template {
         template: String,
         #[source]
-        source: tera::Error,
+        source: Box<tera::Error>,
     },
     /// A rendered document is not valid YAML.
     #[error("failed to parse document {index} rendered by template {template} as YAML")]
@@ -18,7 +18,7 @@ pub enum RenderError {
         template: String,
         index: usize,
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     /// A rendered document is YAML but not a Kubernetes object.
     #[error(
@@ -40,10 +40,11 @@ pub(crate) fn render_all(
 ) -> Result<Vec<Value>, RenderError> {
     let mut tera = tera::Tera::default();
     tera.autoescape_on(vec![]);
+    tera.register_filter("json_encode", yaml_safe_json);
     tera.add_raw_templates(templates.iter().copied())
         .map_err(|source| RenderError::Template {
             template: "(template set)".into(),
-            source,
+            source: Box::new(source),
         })?;
     let mut objects = Vec::new();
     for (name, _) in templates {
@@ -51,11 +52,33 @@ pub(crate) fn render_all(
             .render(name, context)
             .map_err(|source| RenderError::Template {
                 template: (*name).to_string(),
-                source,
+                source: Box::new(source),
             })?;
         objects.extend(split_documents(name, &text)?);
     }
     Ok(objects)
+}
+
+/// `json_encode` made safe for YAML: JSON is a YAML flow scalar, except that YAML forbids some
+/// characters JSON allows raw (DEL, C1 controls, surrogates, U+FFFE/U+FFFF); those are escaped.
+fn yaml_safe_json(
+    value: &tera::Value,
+    _args: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let json = serde_json::to_string(value).map_err(tera::Error::json)?;
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        let printable = matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{85}')
+            || ('\u{a0}'..='\u{d7ff}').contains(&c)
+            || ('\u{e000}'..='\u{fffd}').contains(&c)
+            || c >= '\u{10000}';
+        if printable {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        }
+    }
+    Ok(tera::Value::String(out))
 }
 
 /// Splits multi-document YAML on `---` lines, skipping empty documents.
@@ -72,7 +95,7 @@ pub(crate) fn split_documents(template: &str, text: &str) -> Result<Vec<Value>, 
                 serde_saphyr::from_str(doc).map_err(|source| RenderError::Parse {
                     template: template.to_string(),
                     index: *index,
-                    source,
+                    source: Box::new(source),
                 })?;
             if !is_object(&value) {
                 return Err(RenderError::NotAnObject {

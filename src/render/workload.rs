@@ -1,1 +1,150 @@
 //! A workload's Kubernetes objects: namespace, ServiceAccount, SecretProviderClass, sample pod.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::engine::{RenderError, render_all};
+use super::names;
+
+const TEMPLATES: [(&str, &str); 3] = [
+    (
+        "workload/namespace.yaml.tera",
+        include_str!("../../templates/workload/namespace.yaml.tera"),
+    ),
+    (
+        "workload/serviceaccount.yaml.tera",
+        include_str!("../../templates/workload/serviceaccount.yaml.tera"),
+    ),
+    (
+        "workload/secretproviderclass.yaml.tera",
+        include_str!("../../templates/workload/secretproviderclass.yaml.tera"),
+    ),
+];
+const SAMPLE_POD: (&str, &str) = (
+    "workload/sample-pod.yaml.tera",
+    include_str!("../../templates/workload/sample-pod.yaml.tera"),
+);
+
+/// One entry of the SecretProviderClass `objects` parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpcObject {
+    /// The exact ARN.
+    pub object_name: String,
+    /// `secretsmanager` or `ssmparameter`.
+    pub object_type: String,
+    /// The file name in the mount.
+    pub object_alias: String,
+}
+
+/// What the workload templates need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkloadValues {
+    pub namespace: String,
+    pub service_account: String,
+    pub region: String,
+    pub objects: Vec<SpcObject>,
+    pub sample_image: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl WorkloadValues {
+    /// The SecretProviderClass's name.
+    pub fn spc_name(&self) -> String {
+        format!("bootstrap-{}", self.service_account)
+    }
+
+    /// The verification pod's name.
+    pub fn sample_pod_name(&self) -> String {
+        let name = format!("bootstrap-verify-{}", self.service_account);
+        name.chars()
+            .take(63)
+            .collect::<String>()
+            .trim_end_matches(['-', '.'])
+            .to_string()
+    }
+
+    fn validate(&self) -> Result<(), RenderError> {
+        let problem = names::label_problem("namespace", &self.namespace)
+            .or_else(|| names::subdomain_problem("ServiceAccount", &self.service_account))
+            .or_else(|| {
+                self.objects
+                    .is_empty()
+                    .then(|| "the SecretProviderClass needs at least one object".into())
+            });
+        match problem {
+            Some(problem) => Err(RenderError::InvalidValues {
+                renderer: "workload",
+                problem,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn context(&self) -> Result<tera::Context, RenderError> {
+        let objects_yaml =
+            serde_saphyr::to_string(&self.objects).map_err(|e| RenderError::InvalidValues {
+                renderer: "workload",
+                problem: format!("objects cannot be written as YAML: {e}"),
+            })?;
+        let labels = super::base_labels("bootstrap-workload", &self.labels);
+        let mut pod_labels = labels.clone();
+        pod_labels.insert("app.kubernetes.io/component".into(), "verify".into());
+        let mut ctx = tera::Context::new();
+        ctx.insert("namespace", &self.namespace);
+        ctx.insert("service_account", &self.service_account);
+        ctx.insert("spc_name", &self.spc_name());
+        ctx.insert("pod_name", &self.sample_pod_name());
+        ctx.insert("region", &self.region);
+        ctx.insert("objects_yaml", &objects_yaml);
+        ctx.insert("image", &self.sample_image);
+        ctx.insert("labels", &labels);
+        ctx.insert("pod_labels", &pod_labels);
+        Ok(ctx)
+    }
+}
+
+/// A file alias for a secret ARN: the name part, `/` turned into `_`, without the random
+/// suffix Secrets Manager appends.
+pub fn alias_for(arn: &str) -> String {
+    let name = if let Some((_, rest)) = arn.split_once(":secret:") {
+        match rest.rsplit_once('-') {
+            Some((base, suffix))
+                if suffix.len() == 6
+                    && (suffix.chars().all(|c| c.is_ascii_alphanumeric())
+                        || suffix == "??????") =>
+            {
+                base
+            }
+            _ => rest,
+        }
+    } else if let Some((_, rest)) = arn.split_once(":parameter/") {
+        rest
+    } else {
+        arn
+    };
+    name.trim_matches('/').replace('/', "_")
+}
+
+/// Namespace, ServiceAccount and SecretProviderClass, in apply order.
+pub fn render(values: &WorkloadValues) -> Result<Vec<Value>, RenderError> {
+    values.validate()?;
+    render_all(&TEMPLATES, &values.context()?)
+}
+
+/// The verification pod.
+pub fn render_sample_pod(values: &WorkloadValues) -> Result<Value, RenderError> {
+    values.validate()?;
+    render_all(&[SAMPLE_POD], &values.context()?)?
+        .pop()
+        .ok_or(RenderError::NotAnObject {
+            template: SAMPLE_POD.0.into(),
+            index: 0,
+        })
+}
+
+#[cfg(test)]
+#[path = "workload_tests.rs"]
+mod tests;

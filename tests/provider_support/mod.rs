@@ -2,6 +2,8 @@
 //! Identity agent on 127.0.0.1, mocked AWS clients (aws-smithy-mocks) and captured logs.
 #![allow(dead_code)]
 
+pub mod fixtures;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,9 +35,10 @@ pub struct FakeAws {
 }
 
 fn interceptor(rules: &[Rule]) -> MockResponseInterceptor {
-    rules
-        .iter()
-        .fold(MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny), |i, r| i.with_rule(r))
+    rules.iter().fold(
+        MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny),
+        |i, r| i.with_rule(r),
+    )
 }
 
 impl AwsFactory for FakeAws {
@@ -43,7 +46,9 @@ impl AwsFactory for FakeAws {
         let rules = self.sm.get(region).cloned().unwrap_or_default();
         let conf = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .region(aws_sdk_secretsmanager::config::Region::new(region.to_string()))
+            .region(aws_sdk_secretsmanager::config::Region::new(
+                region.to_string(),
+            ))
             .credentials_provider(creds.clone())
             .retry_config(RetryConfig::disabled())
             .http_client(create_mock_http_client())
@@ -85,11 +90,19 @@ pub struct FakeCluster {
 }
 
 impl ClusterLookup for FakeCluster {
-    fn role_arn<'a>(&'a self, ns: &'a str, sa: &'a str) -> BoxFuture<'a, Result<Option<String>, String>> {
+    fn role_arn<'a>(
+        &'a self,
+        ns: &'a str,
+        sa: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, String>> {
         let r = self.roles.get(&(ns.to_string(), sa.to_string())).cloned();
         Box::pin(async move { Ok(r) })
     }
-    fn node_region<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<Option<String>, String>> {
+    fn node_region<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, String>> {
         let r = self.node_region.clone();
         Box::pin(async move { Ok(r) })
     }
@@ -104,45 +117,80 @@ pub struct FakeAgent {
 pub const AGENT_SECRET_KEY: &str = "agent-secret-key-DO-NOT-LOG";
 
 pub async fn start_agent(expected_token: &'static str) -> FakeAgent {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind agent");
+    start_agent_with(expected_token, "ASIAFAKE", AGENT_SECRET_KEY, "session").await
+}
+
+/// A fake agent handing out the given keys (e.g. keys moto accepts).
+pub async fn start_agent_with(
+    expected_token: &'static str,
+    access_key: &str,
+    secret_key: &str,
+    session_token: &str,
+) -> FakeAgent {
+    let reply_keys = Arc::new((
+        access_key.to_string(),
+        secret_key.to_string(),
+        session_token.to_string(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind agent");
     let addr = listener.local_addr().expect("addr");
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let counter = counter.clone();
+            let keys = reply_keys.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    let auth = req
-                        .headers()
-                        .get(hyper::header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_string();
-                    async move {
-                        let (status, body) = if auth == expected_token {
-                            let exp = aws_smithy_types::DateTime::from(SystemTime::now() + Duration::from_secs(3600))
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let keys = keys.clone();
+                        let auth = req
+                            .headers()
+                            .get(hyper::header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
+                        async move {
+                            let (status, body) = if auth == expected_token {
+                                let exp = aws_smithy_types::DateTime::from(
+                                    SystemTime::now() + Duration::from_secs(3600),
+                                )
                                 .fmt(aws_smithy_types::date_time::Format::DateTime)
                                 .unwrap_or_default();
-                            (200, format!(
-                                r#"{{"AccessKeyId":"ASIAFAKE","SecretAccessKey":"{AGENT_SECRET_KEY}","Token":"session","AccountId":"111122223333","Expiration":"{exp}"}}"#
-                            ))
-                        } else {
-                            (403, r#"{"message":"invalid token"}"#.to_string())
-                        };
-                        let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
-                        *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
-                        Ok::<_, Infallible>(resp)
-                    }
-                });
+                                (
+                                    200,
+                                    format!(
+                                        r#"{{"AccessKeyId":"{}","SecretAccessKey":"{}","Token":"{}","AccountId":"111122223333","Expiration":"{exp}"}}"#,
+                                        keys.0, keys.1, keys.2
+                                    ),
+                                )
+                            } else {
+                                (403, r#"{"message":"invalid token"}"#.to_string())
+                            };
+                            let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
+                            *resp.status_mut() = hyper::StatusCode::from_u16(status)
+                                .unwrap_or(hyper::StatusCode::OK);
+                            Ok::<_, Infallible>(resp)
+                        }
+                    },
+                );
                 let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
             });
         }
     });
-    FakeAgent { url: format!("http://{addr}/v1/credentials"), hits }
+    FakeAgent {
+        url: format!("http://{addr}/v1/credentials"),
+        hits,
+    }
 }
 
 /// Captured log output of the test (all levels of this crate).
@@ -185,7 +233,12 @@ impl Drop for Harness {
     }
 }
 
-pub async fn start(aws: FakeAws, cluster: FakeCluster, agent_url: &str, config: MountConfig) -> Harness {
+pub async fn start(
+    aws: impl AwsFactory + 'static,
+    cluster: FakeCluster,
+    agent_url: &str,
+    config: MountConfig,
+) -> Harness {
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -205,6 +258,7 @@ pub async fn start(aws: FakeAws, cluster: FakeCluster, agent_url: &str, config: 
         agent,
         credentials: CredentialCache::new(),
         metrics: metrics.clone(),
+        batch_denied: Default::default(),
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().to_path_buf();
@@ -212,9 +266,16 @@ pub async fn start(aws: FakeAws, cluster: FakeCluster, agent_url: &str, config: 
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     let serve_dir = path.clone();
     tokio::spawn(async move {
-        let _ = serve_unix(&serve_dir, mounter, move || { let _ = ready_tx.send(()); }, async {
-            let _ = stopped.await;
-        })
+        let _ = serve_unix(
+            &serve_dir,
+            mounter,
+            move || {
+                let _ = ready_tx.send(());
+            },
+            async {
+                let _ = stopped.await;
+            },
+        )
         .await;
     });
     let _ = ready_rx.await;
@@ -236,20 +297,27 @@ pub async fn start(aws: FakeAws, cluster: FakeCluster, agent_url: &str, config: 
 
 /// Connects tonic to a unix socket.
 #[derive(Clone)]
-struct UnixConnector(std::path::PathBuf);
+pub struct UnixConnector(pub std::path::PathBuf);
 
 impl tonic::codegen::Service<tonic::codegen::http::Uri> for UnixConnector {
     type Response = hyper_util::rt::TokioIo<tokio::net::UnixStream>;
     type Error = std::io::Error;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
-    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
         std::task::Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, _: tonic::codegen::http::Uri) -> Self::Future {
         let path = self.0.clone();
-        Box::pin(async move { tokio::net::UnixStream::connect(path).await.map(hyper_util::rt::TokioIo::new) })
+        Box::pin(async move {
+            tokio::net::UnixStream::connect(path)
+                .await
+                .map(hyper_util::rt::TokioIo::new)
+        })
     }
 }
 
@@ -259,7 +327,10 @@ pub fn attributes(params: &[(&str, &str)], tokens: Option<&str>) -> String {
     m.insert("csi.storage.k8s.io/pod.name".into(), "web-0".into());
     m.insert("csi.storage.k8s.io/pod.namespace".into(), "demo".into());
     m.insert("csi.storage.k8s.io/pod.uid".into(), "uid-1".into());
-    m.insert("csi.storage.k8s.io/serviceAccount.name".into(), "web".into());
+    m.insert(
+        "csi.storage.k8s.io/serviceAccount.name".into(),
+        "web".into(),
+    );
     if let Some(t) = tokens {
         m.insert("csi.storage.k8s.io/serviceAccount.tokens".into(), t.into());
     }
@@ -290,4 +361,25 @@ pub async fn mount(h: &mut Harness, attributes: String) -> Result<MountResponse,
         })
         .await
         .map(|r| r.into_inner())
+}
+
+/// A gRPC client of the provider socket at `socket`.
+pub async fn connect(socket: std::path::PathBuf) -> CsiDriverProviderClient<Channel> {
+    let channel = Endpoint::try_from("http://[::1]:1")
+        .expect("endpoint")
+        .connect_with_connector(UnixConnector(socket))
+        .await
+        .expect("connect to provider socket");
+    CsiDriverProviderClient::new(channel)
+}
+
+/// A mount request as the driver sends it.
+pub fn mount_request(attributes: String) -> MountRequest {
+    MountRequest {
+        attributes,
+        secrets: "{}".into(),
+        target_path: "/var/lib/kubelet/pods/uid-1/volumes/kubernetes.io~csi/secrets/mount".into(),
+        permission: "\"420\"".into(),
+        current_object_version: vec![],
+    }
 }

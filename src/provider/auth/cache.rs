@@ -70,9 +70,10 @@ impl CredentialCache {
 
 /// Fresh means: has an expiry, and it is more than [`REFRESH_MARGIN`] away.
 pub fn is_fresh(creds: &Credentials, now: SystemTime) -> bool {
-    creds
-        .expiry()
-        .is_some_and(|exp| exp.duration_since(now).is_ok_and(|left| left > REFRESH_MARGIN))
+    creds.expiry().is_some_and(|exp| {
+        exp.duration_since(now)
+            .is_ok_and(|left| left > REFRESH_MARGIN)
+    })
 }
 
 #[cfg(test)]
@@ -81,7 +82,13 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn creds(ttl: Duration) -> Credentials {
-        Credentials::new("AKID", "SECRET", Some("TOKEN".into()), Some(SystemTime::now() + ttl), "test")
+        Credentials::new(
+            "AKID",
+            "SECRET",
+            Some("TOKEN".into()),
+            Some(SystemTime::now() + ttl),
+            "test",
+        )
     }
 
     fn id() -> Identity {
@@ -122,7 +129,9 @@ mod tests {
     #[tokio::test]
     async fn errors_are_not_cached() {
         let cache = CredentialCache::new();
-        let r = cache.get_or_fetch(&id(), || async { Err("boom".to_string()) }).await;
+        let r = cache
+            .get_or_fetch(&id(), || async { Err("boom".to_string()) })
+            .await;
         assert!(r.is_err());
         let (_, outcome) = cache
             .get_or_fetch(&id(), || async { Ok(creds(Duration::from_secs(3600))) })

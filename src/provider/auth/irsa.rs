@@ -53,7 +53,13 @@ pub async fn assume_role(
 pub fn session_name(pod_ref: &str) -> String {
     let cleaned: String = pod_ref
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) { c } else { '.' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
+                c
+            } else {
+                '.'
+            }
+        })
         .collect();
     let mut name = format!("aws-csi-provider.{cleaned}");
     name.truncate(64);

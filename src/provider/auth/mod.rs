@@ -29,7 +29,10 @@ impl std::fmt::Display for Identity {
             Identity::PodIdentity {
                 namespace,
                 service_account,
-            } => write!(f, "Pod Identity of service account {namespace}/{service_account}"),
+            } => write!(
+                f,
+                "Pod Identity of service account {namespace}/{service_account}"
+            ),
             Identity::Irsa {
                 namespace,
                 service_account,

@@ -28,6 +28,7 @@ pub struct PodIdentityAgent {
 struct AgentReply {
     access_key_id: String,
     secret_access_key: String,
+    #[serde(default)]
     token: String,
     expiration: String,
 }
@@ -68,7 +69,11 @@ impl PodIdentityAgent {
 
     /// Fetches credentials, retrying connection errors and 5xx replies with backoff. Errors
     /// never contain the token or the credentials.
-    pub async fn fetch(&self, token: &SecretString, address: AddressType) -> Result<Credentials, String> {
+    pub async fn fetch(
+        &self,
+        token: &SecretString,
+        address: AddressType,
+    ) -> Result<Credentials, String> {
         let mut backoff = self.backoff;
         let mut last = String::new();
         for attempt in 1..=self.attempts {
@@ -102,12 +107,14 @@ impl PodIdentityAgent {
             .await
             .map_err(|e| AgentError::Retry(format!("GET {url}: {}", describe(&e))))?;
         let status = reply.status();
-        let body = reply
-            .bytes()
-            .await
-            .map_err(|e| AgentError::Retry(format!("reading the reply of {url}: {}", describe(&e))))?;
+        let body = reply.bytes().await.map_err(|e| {
+            AgentError::Retry(format!("reading the reply of {url}: {}", describe(&e)))
+        })?;
         if status.is_server_error() || status.as_u16() == 429 {
-            return Err(AgentError::Retry(format!("{url} answered {status}: {}", excerpt(&body, token))));
+            return Err(AgentError::Retry(format!(
+                "{url} answered {status}: {}",
+                excerpt(&body, token)
+            )));
         }
         if !status.is_success() {
             return Err(AgentError::Fatal(format!(
@@ -126,11 +133,23 @@ enum AgentError {
 
 /// Parses the agent's JSON reply into SDK credentials.
 pub fn parse_reply(body: &[u8]) -> Result<Credentials, String> {
-    let reply: AgentReply = serde_json::from_slice(body)
-        .map_err(|_| "the Pod Identity agent's reply is not the expected credentials JSON".to_string())?;
+    let reply: AgentReply = serde_json::from_slice(body).map_err(|_| {
+        "the Pod Identity agent's reply is not the expected credentials JSON".to_string()
+    })?;
     let expiry = parse_expiration(&reply.expiration)?;
-    let AgentReply { access_key_id, secret_access_key, token, .. } = reply;
-    Ok(Credentials::new(access_key_id, secret_access_key, Some(token), Some(expiry), "eks-pod-identity"))
+    let AgentReply {
+        access_key_id,
+        secret_access_key,
+        token,
+        ..
+    } = reply;
+    Ok(Credentials::new(
+        access_key_id,
+        secret_access_key,
+        Some(token).filter(|t| !t.is_empty()),
+        Some(expiry),
+        "eks-pod-identity",
+    ))
 }
 
 fn parse_expiration(value: &str) -> Result<SystemTime, String> {
@@ -138,7 +157,9 @@ fn parse_expiration(value: &str) -> Result<SystemTime, String> {
         .or_else(|_| DateTime::from_str(value, Format::DateTime))
         .ok()
         .and_then(|d| SystemTime::try_from(d).ok())
-        .ok_or_else(|| format!("the Pod Identity agent's Expiration {value:?} is not an RFC 3339 time"))
+        .ok_or_else(|| {
+            format!("the Pod Identity agent's Expiration {value:?} is not an RFC 3339 time")
+        })
 }
 
 /// A short, token-free excerpt of an error body.
@@ -165,7 +186,11 @@ fn describe(e: &reqwest::Error) -> String {
         detail = s.to_string();
         source = s.source();
     }
-    if detail.is_empty() { kind.to_string() } else { format!("{kind} ({detail})") }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind} ({detail})")
+    }
 }
 
 #[cfg(test)]
@@ -195,7 +220,8 @@ mod tests {
         let a = PodIdentityAgent::new(Duration::from_secs(1), None).expect("client");
         assert_eq!(a.endpoints(AddressType::Auto), vec![AGENT_IPV4, AGENT_IPV6]);
         assert_eq!(a.endpoints(AddressType::Ipv6), vec![AGENT_IPV6]);
-        let b = PodIdentityAgent::new(Duration::from_secs(1), Some("http://x/y".into())).expect("client");
+        let b = PodIdentityAgent::new(Duration::from_secs(1), Some("http://x/y".into()))
+            .expect("client");
         assert_eq!(b.endpoints(AddressType::Ipv4), vec!["http://x/y"]);
     }
 }

@@ -77,6 +77,22 @@ where
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or("");
             let message = se.err().message().unwrap_or("").to_string();
+            if code.is_empty() && message.is_empty() {
+                // No modeled error: say what we know (status and the SDK's description).
+                let detail = format!(
+                    "HTTP {} without an AWS error code ({})",
+                    status.map_or_else(|| "?".to_string(), |s| s.to_string()),
+                    DisplayErrorContext(err)
+                );
+                return match status {
+                    Some(401 | 403) => FetchCause::AccessDenied { message: detail },
+                    Some(404) => FetchCause::NotFound,
+                    Some(s) if (400..500).contains(&s) && s != 429 => {
+                        FetchCause::Client { message: detail }
+                    }
+                    _ => FetchCause::Transient { message: detail },
+                };
+            }
             classify_code(code, &message, status)
         }
         other => FetchCause::Transient {
@@ -87,7 +103,11 @@ where
 
 /// Classifies an error code (also used for per-entry errors of batch calls).
 pub fn classify_code(code: &str, message: &str, status: Option<u16>) -> FetchCause {
-    let text = if message.is_empty() { code.to_string() } else { format!("{code}: {message}") };
+    let text = if message.is_empty() {
+        code.to_string()
+    } else {
+        format!("{code}: {message}")
+    };
     if NOT_FOUND.contains(&code) {
         FetchCause::NotFound
     } else if DENIED.contains(&code) {
@@ -105,8 +125,14 @@ mod tests {
 
     #[test]
     fn codes_are_classified() {
-        assert!(matches!(classify_code("ResourceNotFoundException", "", Some(400)), FetchCause::NotFound));
-        assert!(matches!(classify_code("AccessDeniedException", "no", Some(400)), FetchCause::AccessDenied { .. }));
+        assert!(matches!(
+            classify_code("ResourceNotFoundException", "", Some(400)),
+            FetchCause::NotFound
+        ));
+        assert!(matches!(
+            classify_code("AccessDeniedException", "no", Some(400)),
+            FetchCause::AccessDenied { .. }
+        ));
         assert!(classify_code("ThrottlingException", "slow", Some(400)).is_retryable());
         assert!(classify_code("Whatever", "", Some(503)).is_retryable());
         assert!(!classify_code("ValidationException", "bad", Some(400)).is_retryable());

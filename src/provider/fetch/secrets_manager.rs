@@ -1,5 +1,7 @@
 //! Secrets Manager: BatchGetSecretValue for unpinned secrets, bounded GetSecretValue for the rest.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use aws_sdk_secretsmanager::Client;
 use futures::stream::{self, StreamExt};
 
@@ -11,22 +13,26 @@ use crate::provider::secret::SecretBytes;
 pub const BATCH_SIZE: usize = 20;
 const SERVICE: &str = "secretsmanager";
 
-/// Fetches every target; the outcomes are in the order of `targets`.
+/// Fetches every target; the outcomes are in the order of `targets`. With `use_batch`, unpinned
+/// secrets go through BatchGetSecretValue; `batch_denied` is set when the caller may not use it
+/// (the role lacks `secretsmanager:BatchGetSecretValue`), so the caller can stop trying.
 pub async fn fetch_all(
     client: &Client,
     targets: &[Target<'_>],
     concurrency: usize,
     observer: &dyn CallObserver,
+    use_batch: bool,
+    batch_denied: &AtomicBool,
 ) -> Vec<Outcome> {
     let mut outcomes: Vec<Option<Outcome>> = targets.iter().map(|_| None).collect();
     let unpinned: Vec<usize> = (0..targets.len())
         .filter(|&i| targets[i].version.is_none() && targets[i].label.is_none())
         .collect();
-    if unpinned.len() >= 2 {
+    if use_batch && unpinned.len() >= 2 {
         let chunks: Vec<&[usize]> = unpinned.chunks(BATCH_SIZE).collect();
         let calls: Vec<_> = chunks
             .into_iter()
-            .map(|chunk| batch(client, targets, chunk, observer))
+            .map(|chunk| batch(client, targets, chunk, observer, batch_denied))
             .collect();
         let results: Vec<Vec<(usize, Option<Outcome>)>> = stream::iter(calls)
             .buffered(concurrency.max(1))
@@ -37,7 +43,9 @@ pub async fn fetch_all(
         }
     }
     // Pinned secrets, single unpinned ones, and anything the batch did not settle.
-    let rest: Vec<usize> = (0..targets.len()).filter(|&i| outcomes[i].is_none()).collect();
+    let rest: Vec<usize> = (0..targets.len())
+        .filter(|&i| outcomes[i].is_none())
+        .collect();
     let calls: Vec<_> = rest
         .into_iter()
         .map(|i| indexed(i, get_one(client, &targets[i], observer)))
@@ -99,8 +107,12 @@ async fn batch(
     targets: &[Target<'_>],
     indices: &[usize],
     observer: &dyn CallObserver,
+    batch_denied: &AtomicBool,
 ) -> Vec<(usize, Option<Outcome>)> {
-    let ids: Vec<String> = indices.iter().map(|&i| targets[i].name.to_string()).collect();
+    let ids: Vec<String> = indices
+        .iter()
+        .map(|&i| targets[i].name.to_string())
+        .collect();
     let result = client
         .batch_get_secret_value()
         .set_secret_id_list(Some(ids))
@@ -113,8 +125,12 @@ async fn batch(
         }
         Err(e) => {
             observer.aws_call(SERVICE, "BatchGetSecretValue", "error");
+            let cause = classify(&e);
+            if matches!(cause, FetchCause::AccessDenied { .. }) {
+                batch_denied.store(true, Ordering::Relaxed);
+            }
             tracing::debug!(
-                cause = %classify(&e),
+                %cause,
                 "BatchGetSecretValue failed; falling back to GetSecretValue"
             );
             return indices.iter().map(|&i| (i, None)).collect();
@@ -126,9 +142,9 @@ async fn batch(
         .iter()
         .map(|&i| {
             let name = targets[i].name;
-            let found = values.iter().position(|v| {
-                v.name.as_deref() == Some(name) || v.arn.as_deref() == Some(name)
-            });
+            let found = values
+                .iter()
+                .position(|v| v.name.as_deref() == Some(name) || v.arn.as_deref() == Some(name));
             if let Some(pos) = found {
                 let mut v = values.swap_remove(pos);
                 let value = match (v.secret_string.take(), v.secret_binary.take()) {

@@ -85,9 +85,15 @@ async fn get_batch(client: &Client, names: &[String], observer: &dyn CallObserve
 fn clone_cause(c: &FetchCause) -> FetchCause {
     match c {
         FetchCause::NotFound => FetchCause::NotFound,
-        FetchCause::AccessDenied { message } => FetchCause::AccessDenied { message: message.clone() },
-        FetchCause::Client { message } => FetchCause::Client { message: message.clone() },
-        FetchCause::Transient { message } => FetchCause::Transient { message: message.clone() },
+        FetchCause::AccessDenied { message } => FetchCause::AccessDenied {
+            message: message.clone(),
+        },
+        FetchCause::Client { message } => FetchCause::Client {
+            message: message.clone(),
+        },
+        FetchCause::Transient { message } => FetchCause::Transient {
+            message: message.clone(),
+        },
     }
 }
 
@@ -97,9 +103,17 @@ mod tests {
 
     #[test]
     fn selectors() {
-        let t = Target { name: "/a", version: Some("3"), label: None };
+        let t = Target {
+            name: "/a",
+            version: Some("3"),
+            label: None,
+        };
         assert_eq!(request_name(&t), "/a:3");
-        let t = Target { name: "/a", version: None, label: Some("prod") };
+        let t = Target {
+            name: "/a",
+            version: None,
+            label: Some("prod"),
+        };
         assert_eq!(request_name(&t), "/a:prod");
     }
 }

@@ -1,0 +1,106 @@
+//! Component tests of observe/apply against a mocked API server (tower-test): the requests
+//! bootstrap sends and how it reads the answers.
+
+use http::{Request, Response};
+use kube::client::Body;
+use serde_json::{Value, json};
+
+use super::apply::{self, ObjectState};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+fn client() -> (kube::Client, Handle) {
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (kube::Client::new(service, "default"), handle)
+}
+
+fn respond(status: u16, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(body).expect("json")))
+        .expect("response")
+}
+
+fn not_found() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
+}
+
+fn service_account() -> Value {
+    json!({"apiVersion": "v1", "kind": "ServiceAccount",
+           "metadata": {"name": "app", "namespace": "team", "labels": {"app.kubernetes.io/managed-by": "bootstrap"}}})
+}
+
+#[tokio::test]
+async fn observes_absent_same_and_foreign_objects() {
+    let (client, mut handle) = client();
+    let desired = service_account();
+    let server = tokio::spawn(async move {
+        let answers = [
+            (404, not_found()),
+            (
+                200,
+                json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app", "namespace": "team", "uid": "u", "resourceVersion": "1", "labels": {"app.kubernetes.io/managed-by": "bootstrap"}}}),
+            ),
+            (
+                200,
+                json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app", "namespace": "team", "uid": "u", "resourceVersion": "1"}}),
+            ),
+        ];
+        for (status, body) in answers {
+            let (request, send) = handle.next_request().await.expect("a request");
+            assert_eq!(request.method(), http::Method::GET);
+            assert_eq!(
+                request.uri().path(),
+                "/api/v1/namespaces/team/serviceaccounts/app"
+            );
+            send.send_response(respond(status, &body));
+        }
+    });
+    assert_eq!(
+        apply::observe(&client, &desired).await.expect("absent"),
+        ObjectState::Absent
+    );
+    assert_eq!(
+        apply::observe(&client, &desired).await.expect("same"),
+        ObjectState::Same { ours: true }
+    );
+    assert_eq!(
+        apply::observe(&client, &desired).await.expect("foreign"),
+        ObjectState::Differs { ours: false }
+    );
+    server.await.expect("server");
+}
+
+#[tokio::test]
+async fn applies_server_side_with_the_bootstrap_field_manager() {
+    let (client, mut handle) = client();
+    let desired = service_account();
+    let expected = desired.clone();
+    let server = tokio::spawn(async move {
+        let (request, send) = handle.next_request().await.expect("a request");
+        assert_eq!(request.method(), http::Method::PATCH);
+        assert_eq!(
+            request.uri().path(),
+            "/api/v1/namespaces/team/serviceaccounts/app"
+        );
+        let query = request.uri().query().unwrap_or_default().to_string();
+        assert!(
+            query.contains("fieldManager=bootstrap") && query.contains("force=true"),
+            "{query}"
+        );
+        assert_eq!(
+            request
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
+            Some("application/apply-patch+yaml")
+        );
+        let body = request.into_body().collect_bytes().await.expect("body");
+        let sent: Value = serde_json::from_slice(&body).expect("json body");
+        assert_eq!(sent, expected);
+        send.send_response(respond(200, &expected));
+    });
+    apply::apply(&client, &desired).await.expect("applied");
+    server.await.expect("server");
+}

@@ -1,0 +1,267 @@
+//! Component tests of steps against mocked AWS APIs (aws-smithy-mocks): real SDK clients and
+//! real response parsing, canned HTTP answers.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_eks::types::{
+    Cluster, ClusterStatus, PodIdentityAssociation, PodIdentityAssociationSummary,
+};
+use aws_sdk_iam::types::{Role, Tag};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use clap::Parser;
+
+use super::*;
+use crate::plan::Action;
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/bootstrap-demo-bootstrap-demo-demo-app";
+
+fn settings(extra: &[&str]) -> UpSettings {
+    let mut argv = vec![
+        "bootstrap",
+        "up",
+        "--cluster",
+        "demo",
+        "--region",
+        "us-west-2",
+    ];
+    argv.extend_from_slice(extra);
+    let crate::cli::Command::Up(args) = crate::cli::Cli::try_parse_from(argv)
+        .expect("parses")
+        .command
+    else {
+        panic!("up")
+    };
+    crate::config::resolve_up(&args).expect("valid")
+}
+
+fn env_with(eks: aws_sdk_eks::Client, iam: aws_sdk_iam::Client, extra: &[&str]) -> Env {
+    let config = SdkConfig::builder()
+        .region(Region::new("us-west-2"))
+        .behavior_version(BehaviorVersion::latest())
+        .build();
+    let clients = Clients {
+        region: "us-west-2".into(),
+        sts: aws_sdk_sts::Client::new(&config),
+        eks,
+        iam,
+        secrets: aws_sdk_secretsmanager::Client::new(&config),
+        ssm: aws_sdk_ssm::Client::new(&config),
+        config,
+    };
+    let env = Env::live(settings(extra), clients);
+    let _ = env.facts.account.set("123456789012".into());
+    env
+}
+
+fn no_iam() -> aws_sdk_iam::Client {
+    mock_client!(aws_sdk_iam, RuleMode::MatchAny, &[] as &[&Rule])
+}
+
+/// An EKS (REST-JSON) error as the service sends it.
+fn eks_error(
+    status: u16,
+    code: &'static str,
+    message: &'static str,
+) -> impl Fn() -> HttpResponse + Send + Sync {
+    move || {
+        let mut r = HttpResponse::new(
+            StatusCode::try_from(status).expect("status"),
+            SdkBody::from(format!("{{\"message\":\"{message}\"}}")),
+        );
+        r.headers_mut().insert("x-amzn-errortype", code);
+        r
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_cluster_names_the_ones_that_exist() {
+    let describe = mock!(aws_sdk_eks::Client::describe_cluster).then_http_response(eks_error(
+        404,
+        "ResourceNotFoundException",
+        "No cluster found for name: nope.",
+    ));
+    let list = mock!(aws_sdk_eks::Client::list_clusters).then_output(|| {
+        aws_sdk_eks::operation::list_clusters::ListClustersOutput::builder()
+            .clusters("alpha")
+            .clusters("beta")
+            .build()
+    });
+    let eks = mock_client!(aws_sdk_eks, RuleMode::MatchAny, [&describe, &list]);
+    let env = env_with(eks, no_iam(), &[]);
+    let err = preflight::describe_cluster(&env).await.expect_err("fails");
+    assert_eq!(
+        err.to_string(),
+        "EKS cluster demo was not found in region us-west-2"
+    );
+    assert_eq!(
+        err.hint().as_deref(),
+        Some("clusters in us-west-2: alpha, beta")
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_that_is_not_active_is_refused() {
+    let describe = mock!(aws_sdk_eks::Client::describe_cluster).then_output(|| {
+        aws_sdk_eks::operation::describe_cluster::DescribeClusterOutput::builder()
+            .cluster(
+                Cluster::builder()
+                    .name("demo")
+                    .status(ClusterStatus::Creating)
+                    .version("1.34")
+                    .build(),
+            )
+            .build()
+    });
+    let eks = mock_client!(aws_sdk_eks, RuleMode::MatchAny, [&describe]);
+    let env = env_with(eks, no_iam(), &[]);
+    let err = preflight::describe_cluster(&env).await.expect_err("fails");
+    assert_eq!(err.to_string(), "EKS cluster demo is CREATING, not ACTIVE");
+    assert!(err.hint().is_some());
+}
+
+fn association_rules(current_role: &'static str) -> (Rule, Rule) {
+    let list = mock!(aws_sdk_eks::Client::list_pod_identity_associations).then_output(|| {
+        aws_sdk_eks::operation::list_pod_identity_associations::ListPodIdentityAssociationsOutput::builder()
+            .associations(PodIdentityAssociationSummary::builder().association_id("a-1").namespace("bootstrap-demo").service_account("demo-app").build())
+            .build()
+    });
+    let describe = mock!(aws_sdk_eks::Client::describe_pod_identity_association).then_output(move || {
+        aws_sdk_eks::operation::describe_pod_identity_association::DescribePodIdentityAssociationOutput::builder()
+            .association(PodIdentityAssociation::builder().association_id("a-1").role_arn(current_role).build())
+            .build()
+    });
+    (list, describe)
+}
+
+#[tokio::test]
+async fn another_roles_association_is_a_conflict_with_a_hint() {
+    let (list, describe) = association_rules("arn:aws:iam::123456789012:role/other");
+    let update = mock!(aws_sdk_eks::Client::update_pod_identity_association)
+        .then_output(|| aws_sdk_eks::operation::update_pod_identity_association::UpdatePodIdentityAssociationOutput::builder().build());
+    let eks = mock_client!(aws_sdk_eks, RuleMode::MatchAny, [&list, &describe, &update]);
+    let env = env_with(eks.clone(), no_iam(), &[]);
+    let _ = env.facts.role_arn.set(ROLE.into());
+    let err = association::run(&env).await.expect_err("conflict");
+    assert!(
+        err.to_string()
+            .contains("already associated with another role: arn:aws:iam::123456789012:role/other"),
+        "{err}"
+    );
+    assert!(err.hint().is_some_and(|h| h.contains("--force")));
+    assert_eq!(update.num_calls(), 0);
+
+    let forced = env_with(eks, no_iam(), &["--force"]);
+    let _ = forced.facts.role_arn.set(ROLE.into());
+    let outcome = association::run(&forced).await.expect("forced");
+    assert_eq!(outcome.changes[0].action, Action::Replace);
+    assert_eq!(update.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn the_same_association_is_unchanged_and_not_written() {
+    let (list, describe) = association_rules(ROLE);
+    let create = mock!(aws_sdk_eks::Client::create_pod_identity_association)
+        .then_http_response(eks_error(500, "ServerException", "must not be called"));
+    let eks = mock_client!(aws_sdk_eks, RuleMode::MatchAny, [&list, &describe, &create]);
+    let env = env_with(eks, no_iam(), &[]);
+    let _ = env.facts.role_arn.set(ROLE.into());
+    let outcome = association::run(&env).await.expect("ok");
+    assert_eq!(outcome.changes[0].action, Action::Unchanged);
+    assert_eq!(create.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn association_creation_retries_while_the_new_role_propagates() {
+    let list = mock!(aws_sdk_eks::Client::list_pod_identity_associations)
+        .then_output(|| aws_sdk_eks::operation::list_pod_identity_associations::ListPodIdentityAssociationsOutput::builder().build());
+    let create = mock!(aws_sdk_eks::Client::create_pod_identity_association)
+        .sequence()
+        .http_response(eks_error(400, "InvalidParameterException", "Role does not exist"))
+        .output(|| aws_sdk_eks::operation::create_pod_identity_association::CreatePodIdentityAssociationOutput::builder().build())
+        .build();
+    let eks = mock_client!(aws_sdk_eks, RuleMode::MatchAny, [&list, &create]);
+    let env = env_with(eks, no_iam(), &[]);
+    let _ = env.facts.role_arn.set(ROLE.into());
+    let outcome = association::run(&env).await.expect("created after a retry");
+    assert_eq!(outcome.changes[0].action, Action::Create);
+    assert_eq!(create.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn an_owned_role_with_the_right_policies_is_unchanged() {
+    let _ = iam_role::POLICY_NAME;
+    let env0 = env_with(
+        mock_client!(aws_sdk_eks, RuleMode::MatchAny, &[] as &[&Rule]),
+        no_iam(),
+        &[],
+    );
+    let _ = env0.facts.secrets.set(vec![ResolvedSecret {
+        kind: crate::config::SecretKind::SecretsManager,
+        arn: "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf".into(),
+        kms_key_arn: None,
+    }]);
+    let policy = crate::aws::policy::read_secrets_policy(&iam_role::grants(&env0)).to_string();
+    let trust = crate::aws::policy::pod_identity_trust()
+        .to_string()
+        .replace('"', "%22")
+        .replace('{', "%7B")
+        .replace('}', "%7D");
+    let get_role = mock!(aws_sdk_iam::Client::get_role).then_output(move || {
+        aws_sdk_iam::operation::get_role::GetRoleOutput::builder()
+            .role(
+                Role::builder()
+                    .path("/")
+                    .role_name("r")
+                    .role_id("AROA")
+                    .arn(ROLE)
+                    .create_date(aws_smithy_types::DateTime::from_secs(0))
+                    .assume_role_policy_document(trust.clone())
+                    .tags(
+                        Tag::builder()
+                            .key(TAG_MANAGED_BY)
+                            .value("bootstrap")
+                            .build()
+                            .expect("tag"),
+                    )
+                    .build()
+                    .expect("role"),
+            )
+            .build()
+    });
+    let get_policy = mock!(aws_sdk_iam::Client::get_role_policy).then_output(move || {
+        aws_sdk_iam::operation::get_role_policy::GetRolePolicyOutput::builder()
+            .role_name("r")
+            .policy_name(iam_role::POLICY_NAME)
+            .policy_document(policy.clone())
+            .build()
+            .expect("output")
+    });
+    let put = mock!(aws_sdk_iam::Client::put_role_policy).then_output(|| {
+        aws_sdk_iam::operation::put_role_policy::PutRolePolicyOutput::builder().build()
+    });
+    let iam = mock_client!(
+        aws_sdk_iam,
+        RuleMode::MatchAny,
+        [&get_role, &get_policy, &put]
+    );
+    let env = env_with(
+        mock_client!(aws_sdk_eks, RuleMode::MatchAny, &[] as &[&Rule]),
+        iam,
+        &[],
+    );
+    let _ = env
+        .facts
+        .secrets
+        .set(env0.facts.secrets.get().cloned().unwrap_or_default());
+    let outcome = iam_role::run(&env).await.expect("ok");
+    assert_eq!(
+        outcome.changes[0].action,
+        Action::Unchanged,
+        "{:?}",
+        outcome.changes
+    );
+    assert_eq!(put.num_calls(), 0);
+    assert_eq!(env.facts.role_arn.get().map(String::as_str), Some(ROLE));
+}

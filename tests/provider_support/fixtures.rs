@@ -1,0 +1,132 @@
+//! Shared fixtures of the provider component tests: mocked Secrets Manager answers, the
+//! objects YAML, attributes as the driver sends them, and the secret-leak check.
+
+use aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueOutput;
+use aws_sdk_secretsmanager::operation::get_secret_value::{
+    GetSecretValueError, GetSecretValueOutput,
+};
+use aws_sdk_secretsmanager::types::SecretValueEntry;
+use aws_smithy_mocks::mock;
+use aws_smithy_types::error::ErrorMetadata;
+
+use super::*;
+
+pub const DB_JSON: &str = r#"{"username":"admin","password":"s3cr3t-db-password"}"#;
+pub const API_KEY: &str = "s3cr3t-api-key";
+pub const OLD_KEY: &str = "s3cr3t-previous-key";
+pub const PARAM: &str = "s3cr3t-param-value";
+
+pub fn entry(name: &str, value: &str, version: &str) -> SecretValueEntry {
+    SecretValueEntry::builder()
+        .name(name)
+        .arn(format!(
+            "arn:aws:secretsmanager:us-east-1:111122223333:secret:{name}-AbCdEf"
+        ))
+        .secret_string(value)
+        .version_id(version)
+        .build()
+}
+
+pub fn sm_rules() -> Vec<aws_smithy_mocks::Rule> {
+    vec![
+        mock!(aws_sdk_secretsmanager::Client::batch_get_secret_value).then_output(|| {
+            BatchGetSecretValueOutput::builder()
+                .secret_values(entry("prod/db", DB_JSON, "v-db-1"))
+                .secret_values(entry("api", API_KEY, "v-api-2"))
+                .build()
+        }),
+        mock!(aws_sdk_secretsmanager::Client::get_secret_value)
+            .match_requests(|r| {
+                r.secret_id() == Some("api") && r.version_stage() == Some("AWSPREVIOUS")
+            })
+            .then_output(|| {
+                GetSecretValueOutput::builder()
+                    .name("api")
+                    .secret_string(OLD_KEY)
+                    .version_id("v-api-1")
+                    .build()
+            }),
+        mock!(aws_sdk_secretsmanager::Client::get_secret_value)
+            .match_requests(|r| r.secret_id() == Some("plain"))
+            .then_output(|| {
+                GetSecretValueOutput::builder()
+                    .secret_string("s3cr3t-not-json")
+                    .version_id("v1")
+                    .build()
+            }),
+        mock!(aws_sdk_secretsmanager::Client::get_secret_value)
+            .match_requests(|r| r.secret_id() == Some("huge"))
+            .then_output(|| {
+                GetSecretValueOutput::builder()
+                    .secret_string("x".repeat(5000))
+                    .version_id("v1")
+                    .build()
+            }),
+        mock!(aws_sdk_secretsmanager::Client::get_secret_value).then_error(|| {
+            GetSecretValueError::ResourceNotFoundException(
+                aws_sdk_secretsmanager::types::error::ResourceNotFoundException::builder()
+                    .message("Secrets Manager can't find the specified secret.")
+                    .meta(
+                        ErrorMetadata::builder()
+                            .code("ResourceNotFoundException")
+                            .build(),
+                    )
+                    .build(),
+            )
+        }),
+    ]
+}
+
+pub fn fake_aws() -> FakeAws {
+    let mut aws = FakeAws::default();
+    aws.sm.insert("us-east-1".into(), sm_rules());
+    aws
+}
+
+pub const OBJECTS: &str = r#"
+- objectName: prod/db
+  objectType: secretsmanager
+  filePermission: "0600"
+  jmesPath:
+    - {path: username, objectAlias: db-user}
+    - {path: password, objectAlias: db-pass, filePermission: "0400"}
+- objectName: api
+  objectType: secretsmanager
+  objectAlias: api-key
+- objectName: api
+  objectType: secretsmanager
+  objectAlias: api-key-previous
+  objectVersionLabel: AWSPREVIOUS
+"#;
+
+pub fn pod_identity_attrs(objects: &str) -> String {
+    attributes(
+        &[
+            ("usePodIdentity", "true"),
+            ("region", "us-east-1"),
+            ("objects", objects),
+        ],
+        Some(&both_tokens()),
+    )
+}
+
+pub fn assert_no_secret_leak(h: &Harness, errors: &[String]) {
+    let logs = h.logs.text();
+    let metrics = h.metrics.render();
+    for secret in [
+        "s3cr3t",
+        API_KEY,
+        OLD_KEY,
+        PARAM,
+        POD_TOKEN,
+        STS_TOKEN,
+        AGENT_SECRET_KEY,
+        "irsa-secret-key",
+    ] {
+        assert!(!logs.contains(secret), "log leaks {secret}:\n{logs}");
+        assert!(!metrics.contains(secret), "metrics leak {secret}");
+        for e in errors {
+            assert!(!e.contains(secret), "error leaks {secret}: {e}");
+        }
+    }
+}

@@ -1,0 +1,369 @@
+//! `bootstrap up` against the local EKS stand-in (tests/env). Skipped, with the reason
+//! printed, when `BOOTSTRAP_TEST_CLUSTER` is unset (the CI harness sets it after sourcing
+//! tests/env/state/env.sh).
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The tests change the same cluster: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn cluster() -> Option<String> {
+    match std::env::var("BOOTSTRAP_TEST_CLUSTER") {
+        Ok(c) if !c.is_empty() => Some(c),
+        _ => {
+            assert!(
+                std::env::var("BOOTSTRAP_REQUIRE_ENV").as_deref() != Ok("1"),
+                "BOOTSTRAP_REQUIRE_ENV=1 but BOOTSTRAP_TEST_CLUSTER is unset"
+            );
+            eprintln!("skipped: BOOTSTRAP_TEST_CLUSTER is unset (source tests/env/state/env.sh)");
+            None
+        }
+    }
+}
+
+fn bootstrap(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(args)
+        .output()
+        .expect("bootstrap runs")
+}
+
+/// Runs the binary off the async runtime.
+async fn run(args: &[&str]) -> Output {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        bootstrap(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .expect("join")
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn control(path: &str) -> String {
+    let base = std::env::var("BOOTSTRAP_ENV_CONTROL")
+        .unwrap_or_else(|_| "http://127.0.0.1:15000/_bootstrap".into());
+    format!("{base}{path}")
+}
+
+async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+fn is_write(op: &str) -> bool {
+    let action = op.split(':').nth(1).unwrap_or(op);
+    [
+        "Create",
+        "Put",
+        "Update",
+        "Delete",
+        "Tag",
+        "Untag",
+        "Associate",
+        "Attach",
+    ]
+    .iter()
+    .any(|p| action.starts_with(p))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_verifies_then_a_second_run_writes_nothing() {
+    let Some(cluster) = cluster() else { return };
+    let _serial = SERIAL.lock().await;
+    let args = [
+        "up",
+        "--cluster",
+        &cluster,
+        "--create-demo-secret",
+        "--output",
+        "json",
+        "-q",
+        "--timeout",
+        "3m",
+    ];
+    let out = run(&args).await;
+    let first = json_of(&out);
+    assert!(
+        out.status.success(),
+        "first run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(first["verified"], true);
+
+    let http = reqwest::Client::new();
+    http.post(control("/calls/reset"))
+        .send()
+        .await
+        .expect("reset the call counters");
+    let args = [
+        "up",
+        "--cluster",
+        &cluster,
+        "--create-demo-secret",
+        "--output",
+        "json",
+        "-q",
+        "--timeout",
+        "3m",
+    ];
+    let out = run(&args).await;
+    let second = json_of(&out);
+    assert!(
+        out.status.success(),
+        "second run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(second["verified"], true);
+    assert_eq!(second["changes"]["created"], 0, "{second:#}");
+    assert_eq!(second["changes"]["updated"], 0, "{second:#}");
+    let calls: Value = http
+        .get(control("/calls"))
+        .send()
+        .await
+        .expect("calls")
+        .json()
+        .await
+        .expect("json");
+    let writes: Vec<&String> = calls
+        .as_object()
+        .map(|m| m.keys().filter(|k| is_write(k)).collect())
+        .unwrap_or_default();
+    assert!(
+        writes.is_empty(),
+        "the second run wrote: {writes:?} (all calls: {calls})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_role_association_and_spc_are_exactly_as_specified() {
+    let Some(cluster) = cluster() else { return };
+    let _serial = SERIAL.lock().await;
+    let args = [
+        "up",
+        "--cluster",
+        &cluster,
+        "--create-demo-secret",
+        "--output",
+        "json",
+        "-q",
+        "--timeout",
+        "3m",
+    ];
+    let out = run(&args).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = aws_config().await;
+    let iam = aws_sdk_iam::Client::new(&config);
+    let name = bootstrap::steps::iam_role::role_name(&cluster, "bootstrap-demo", "demo-app");
+    let role = iam
+        .get_role()
+        .role_name(&name)
+        .send()
+        .await
+        .expect("role exists");
+    let role = role.role().expect("role");
+    let trust =
+        bootstrap::aws::policy::decode_document(role.assume_role_policy_document().unwrap_or(""))
+            .expect("trust");
+    assert!(
+        bootstrap::aws::policy::same_policy(&trust, &bootstrap::aws::policy::pod_identity_trust()),
+        "{trust}"
+    );
+    let tags: Vec<(&str, &str)> = role.tags().iter().map(|t| (t.key(), t.value())).collect();
+    assert!(tags.contains(&("bootstrap.podid/managed-by", "bootstrap")));
+    assert!(tags.contains(&("bootstrap.podid/cluster", cluster.as_str())));
+    let inline = iam
+        .get_role_policy()
+        .role_name(&name)
+        .policy_name("bootstrap-read-secrets")
+        .send()
+        .await
+        .expect("policy");
+    let policy =
+        bootstrap::aws::policy::decode_document(inline.policy_document()).expect("policy json");
+    let text = policy.to_string();
+    assert!(
+        text.contains("secretsmanager:GetSecretValue") && !text.contains('*'),
+        "{policy}"
+    );
+    let eks = aws_sdk_eks::Client::new(&config);
+    let assoc = eks
+        .list_pod_identity_associations()
+        .cluster_name(&cluster)
+        .namespace("bootstrap-demo")
+        .service_account("demo-app")
+        .send()
+        .await
+        .expect("associations");
+    assert_eq!(assoc.associations().len(), 1);
+    let kube = kube::Client::try_default().await.expect("kubeconfig");
+    let ar = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk(
+            "secrets-store.csi.x-k8s.io",
+            "v1",
+            "SecretProviderClass",
+        ),
+        "secretproviderclasses",
+    );
+    let spcs: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(kube, "bootstrap-demo", &ar);
+    let spc = spcs.get("bootstrap-demo-app").await.expect("SPC exists");
+    assert_eq!(spc.data["spec"]["provider"], "aws");
+    assert_eq!(spc.data["spec"]["parameters"]["usePodIdentity"], "true");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let Some(cluster) = cluster() else { return };
+    let out = bootstrap(&["up", "--cluster", "no-such-cluster", "-q"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("error: EKS cluster no-such-cluster was not found"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: clusters in") && err.contains(&cluster),
+        "{err}"
+    );
+    let out = bootstrap(&[
+        "up",
+        "--cluster",
+        &cluster,
+        "--secret",
+        "no/such/secret",
+        "-q",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("Secrets Manager secret no/such/secret was not found"),
+        "{err}"
+    );
+    let out = bootstrap(&[
+        "up",
+        "--cluster",
+        &cluster,
+        "--service-account",
+        "Not_Valid",
+        "-q",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_roles_association_is_a_conflict_until_forced() {
+    let Some(cluster) = cluster() else { return };
+    let _serial = SERIAL.lock().await;
+    let ns = format!("conflict-{}", std::process::id());
+    let eks = aws_sdk_eks::Client::new(&aws_config().await);
+    let other = "arn:aws:iam::123456789012:role/someone-else";
+    eks.create_pod_identity_association()
+        .cluster_name(&cluster)
+        .namespace(&ns)
+        .service_account("app")
+        .role_arn(other)
+        .send()
+        .await
+        .expect("pre-existing association");
+    let args = vec![
+        "up".to_string(),
+        "--cluster".into(),
+        cluster.clone(),
+        "--namespace".into(),
+        ns.clone(),
+        "--service-account".into(),
+        "app".into(),
+        "--create-demo-secret".into(),
+        "-q".into(),
+        "--timeout".into(),
+        "3m".into(),
+    ];
+    let a = args.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        bootstrap(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .expect("join");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "service account {ns}/app is already associated with another role: {other}"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("hint: pass --force"), "{err}");
+    // Nothing half-made: the conflict is found before any write.
+    let iam = aws_sdk_iam::Client::new(&aws_config().await);
+    let role = bootstrap::steps::iam_role::role_name(&cluster, &ns, "app");
+    assert!(
+        iam.get_role().role_name(&role).send().await.is_err(),
+        "role {role} was created before the conflict was found"
+    );
+    let mut forced = args;
+    forced.push("--force".into());
+    let out = tokio::task::spawn_blocking(move || {
+        bootstrap(&forced.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_kubeconfig_up_signs_its_own_eks_token() {
+    let Some(cluster) = cluster() else { return };
+    let _serial = SERIAL.lock().await;
+    let home = tempfile::tempdir().expect("tempdir");
+    let home_dir = home.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+            .args([
+                "up",
+                "--cluster",
+                &cluster,
+                "--create-demo-secret",
+                "--output",
+                "json",
+                "-q",
+                "--timeout",
+                "3m",
+            ])
+            .env("KUBECONFIG", home_dir.join("absent"))
+            .env("HOME", &home_dir)
+            .output()
+            .expect("bootstrap runs")
+    })
+    .await
+    .expect("join");
+    let report = json_of(&out);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["verified"], true);
+    let via = report["steps"][0]["detail"]["changes"][1]["note"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(via.contains("EKS token"), "{via}");
+}
