@@ -26,7 +26,7 @@ fn context(region_from_node: bool) -> tera::Context {
         "extra_args": [],
         "region": "",
         "region_from_node": region_from_node,
-        "resources": {"requests": {"cpu": "20m", "memory": "48Mi"}, "limits": {"memory": "128Mi"}},
+        "resources": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
     });
     tera::Context::from_value(vars).expect("context")
 }
@@ -95,7 +95,7 @@ fn daemonset_shape() {
     );
     assert!(args.contains(&"--metrics-addr=0.0.0.0:8081"), "{args:?}");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
-    assert_eq!(c["resources"]["requests"]["memory"], "48Mi");
+    assert_eq!(c["resources"]["requests"]["memory"], "32Mi");
     assert_eq!(
         pod["volumes"][0]["hostPath"]["path"],
         "/var/run/secrets-store-csi-providers"

@@ -183,6 +183,13 @@ async fn the_role_association_and_spc_are_exactly_as_specified() {
         bootstrap::aws::policy::same_policy(&trust, &bootstrap::aws::policy::pod_identity_trust()),
         "{trust}"
     );
+    assert_eq!(
+        role.description(),
+        Some(
+            bootstrap::steps::iam_role::role_description(&cluster, "bootstrap-demo", "demo-app")
+                .as_str()
+        )
+    );
     let tags: Vec<(&str, &str)> = role.tags().iter().map(|t| (t.key(), t.value())).collect();
     assert!(tags.contains(&("bootstrap.podid/managed-by", "bootstrap")));
     assert!(tags.contains(&("bootstrap.podid/cluster", cluster.as_str())));
@@ -366,4 +373,96 @@ async fn without_a_kubeconfig_up_signs_its_own_eks_token() {
         .as_str()
         .unwrap_or_default();
     assert!(via.contains("EKS token"), "{via}");
+}
+
+/// A pre-existing SecretProviderClass without `usePodIdentity` (someone else's, so `up` adopts
+/// it and leaves it as is): the sample pod cannot mount, and `up` says why.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_verification_names_its_cause() {
+    let Some(cluster) = cluster() else { return };
+    let _serial = SERIAL.lock().await;
+    let ns = format!("no-podid-{}", std::process::id());
+    let kube = kube::Client::try_default().await.expect("kubeconfig");
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(kube.clone());
+    let pp = kube::api::PostParams::default();
+    namespaces
+        .create(
+            &pp,
+            &serde_json::from_value(serde_json::json!({"metadata": {"name": ns}}))
+                .expect("namespace"),
+        )
+        .await
+        .expect("create the namespace");
+    let ar = kube::api::ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk(
+            "secrets-store.csi.x-k8s.io",
+            "v1",
+            "SecretProviderClass",
+        ),
+        "secretproviderclasses",
+    );
+    let spcs: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(kube.clone(), &ns, &ar);
+    let objects =
+        format!("- objectName: \"bootstrap/{cluster}/demo\"\n  objectType: \"secretsmanager\"\n");
+    let spc: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "secrets-store.csi.x-k8s.io/v1",
+        "kind": "SecretProviderClass",
+        "metadata": {"name": "bootstrap-app", "namespace": ns},
+        "spec": {"provider": "aws", "parameters": {"objects": objects}},
+    }))
+    .expect("spc");
+    spcs.create(&pp, &spc).await.expect("create the SPC");
+
+    let out = run(&[
+        "up",
+        "--cluster",
+        &cluster,
+        "--namespace",
+        &ns,
+        "--service-account",
+        "app",
+        "--create-demo-secret",
+        "--output",
+        "json",
+        "-q",
+        "--timeout",
+        "40s",
+    ])
+    .await;
+    let _ = namespaces
+        .delete(&ns, &kube::api::DeleteParams::default())
+        .await;
+    let report = json_of(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(report["verified"], false, "{report:#}");
+    let workload = report["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "workload"))
+        .expect("workload step");
+    assert!(
+        workload.to_string().contains(&format!(
+            "\"action\":\"adopt\",\"resource\":\"SecretProviderClass/{ns}/bootstrap-app\""
+        )),
+        "the SPC must be adopted, not overwritten: {workload}"
+    );
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("verify: verification failed for pod")
+            && error.contains(&format!(
+                "SecretProviderClass {ns}/bootstrap-app does not use Pod Identity (usePodIdentity is not set"
+            )),
+        "{error}"
+    );
+    // The pod's events carry the provider's own words (the kubelet shim records FailedMount).
+    assert!(
+        error.contains("an IAM role must be associated with service account"),
+        "{error}"
+    );
+    assert!(
+        stderr.contains("hint: set parameters.usePodIdentity: \"true\""),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("SecretString"), "{stderr}");
 }

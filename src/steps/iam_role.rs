@@ -33,6 +33,13 @@ pub fn role_name(cluster: &str, namespace: &str, service_account: &str) -> Strin
     format!("{}-{hash:08x}", &clean[..55])
 }
 
+/// The role's IAM description: what it is for, and that bootstrap manages it.
+pub fn role_description(cluster: &str, namespace: &str, service_account: &str) -> String {
+    format!(
+        "EKS Pod Identity role for {namespace}/{service_account} on cluster {cluster} (managed by bootstrap)"
+    )
+}
+
 fn fnv1a(bytes: &[u8]) -> u32 {
     bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
         (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
@@ -64,13 +71,14 @@ pub fn grants(env: &Env) -> Grants {
 pub async fn run(env: &Env) -> Result<StepOutcome, StepError> {
     let s = &env.settings;
     let name = role_name(&s.cluster, &s.namespace, &s.service_account);
+    let description = role_description(&s.cluster, &s.namespace, &s.service_account);
     let trust = policy::pod_identity_trust();
     let inline = policy::read_secrets_policy(&grants(env));
     let resource = format!("IAM role {name}");
     let arn_guess = format!("arn:aws:iam::{}:role/{name}", env.account());
     let create = Change::new(Action::Create, resource.clone())
         .call(format!(
-            "iam:CreateRole RoleName={name} tags=bootstrap.podid/managed-by,bootstrap.podid/cluster"
+            "iam:CreateRole RoleName={name} Description=\"{description}\" tags=bootstrap.podid/managed-by,bootstrap.podid/cluster"
         ))
         .document(serde_json::json!({"AssumeRolePolicyDocument": trust}))
         .call(format!(
@@ -95,7 +103,7 @@ pub async fn run(env: &Env) -> Result<StepOutcome, StepError> {
         let arn = if env.dry_run() {
             arn_guess
         } else {
-            create_role(env, &name, &trust, &inline).await?
+            create_role(env, &name, &description, &trust, &inline).await?
         };
         let _ = env.facts.role_arn.set(arn);
         return Ok(StepOutcome::with(vec![create]));
@@ -127,6 +135,7 @@ pub async fn run(env: &Env) -> Result<StepOutcome, StepError> {
         }
     };
     let mut change = Change::new(Action::Update, resource.clone());
+    let description_ok = role.description() == Some(description.as_str());
     let trust_ok = live_trust
         .as_ref()
         .is_some_and(|t| policy::same_policy(t, &trust));
@@ -145,7 +154,12 @@ pub async fn run(env: &Env) -> Result<StepOutcome, StepError> {
             ))
             .document(inline.clone());
     }
-    if trust_ok && inline_ok {
+    if !description_ok {
+        change = change.call(format!(
+            "iam:UpdateRoleDescription RoleName={name} Description=\"{description}\""
+        ));
+    }
+    if trust_ok && inline_ok && description_ok {
         return Ok(StepOutcome::with(vec![Change::new(
             Action::Unchanged,
             resource,
@@ -164,6 +178,15 @@ pub async fn run(env: &Env) -> Result<StepOutcome, StepError> {
         if !inline_ok {
             put_policy(env, &name, &inline).await?;
         }
+        if !description_ok {
+            aws.iam
+                .update_role_description()
+                .role_name(&name)
+                .description(&description)
+                .send()
+                .await
+                .map_err(|e| classify("update the description of", resource.clone(), e))?;
+        }
     }
     Ok(StepOutcome::with(vec![change]))
 }
@@ -171,6 +194,7 @@ pub async fn run(env: &Env) -> Result<StepOutcome, StepError> {
 async fn create_role(
     env: &Env,
     name: &str,
+    description: &str,
     trust: &Value,
     inline: &Value,
 ) -> Result<String, StepError> {
@@ -181,6 +205,7 @@ async fn create_role(
         .iam
         .create_role()
         .role_name(name)
+        .description(description)
         .assume_role_policy_document(trust.to_string());
     for (k, v) in env.tags() {
         create = create.tags(
@@ -248,5 +273,18 @@ mod tests {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
         );
+    }
+
+    #[test]
+    fn the_description_names_the_workload_and_the_cluster() {
+        let d = role_description("demo", "bootstrap-demo", "demo-app");
+        assert_eq!(
+            d,
+            "EKS Pod Identity role for bootstrap-demo/demo-app on cluster demo (managed by bootstrap)"
+        );
+        // IAM allows at most 1000 characters from a limited set in a description.
+        let long = role_description(&"c".repeat(100), &"n".repeat(63), &"s".repeat(253));
+        assert!(long.len() <= 1000);
+        assert!(long.chars().all(|c| (' '..='~').contains(&c)));
     }
 }

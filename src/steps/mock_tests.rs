@@ -189,19 +189,20 @@ async fn association_creation_retries_while_the_new_role_propagates() {
     assert_eq!(create.num_calls(), 2);
 }
 
-#[tokio::test]
-async fn an_owned_role_with_the_right_policies_is_unchanged() {
-    let _ = iam_role::POLICY_NAME;
+/// An owned role with the right trust and inline policy, described as `description`; returns
+/// its env and the rules for PutRolePolicy and UpdateRoleDescription (to count writes).
+fn owned_role(description: Option<&'static str>) -> (Env, Rule, Rule) {
+    let secrets = vec![ResolvedSecret {
+        kind: crate::config::SecretKind::SecretsManager,
+        arn: "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf".into(),
+        kms_key_arn: None,
+    }];
     let env0 = env_with(
         mock_client!(aws_sdk_eks, RuleMode::MatchAny, &[] as &[&Rule]),
         no_iam(),
         &[],
     );
-    let _ = env0.facts.secrets.set(vec![ResolvedSecret {
-        kind: crate::config::SecretKind::SecretsManager,
-        arn: "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf".into(),
-        kms_key_arn: None,
-    }]);
+    let _ = env0.facts.secrets.set(secrets.clone());
     let policy = crate::aws::policy::read_secrets_policy(&iam_role::grants(&env0)).to_string();
     let trust = crate::aws::policy::pod_identity_trust()
         .to_string()
@@ -209,25 +210,25 @@ async fn an_owned_role_with_the_right_policies_is_unchanged() {
         .replace('{', "%7B")
         .replace('}', "%7D");
     let get_role = mock!(aws_sdk_iam::Client::get_role).then_output(move || {
-        aws_sdk_iam::operation::get_role::GetRoleOutput::builder()
-            .role(
-                Role::builder()
-                    .path("/")
-                    .role_name("r")
-                    .role_id("AROA")
-                    .arn(ROLE)
-                    .create_date(aws_smithy_types::DateTime::from_secs(0))
-                    .assume_role_policy_document(trust.clone())
-                    .tags(
-                        Tag::builder()
-                            .key(TAG_MANAGED_BY)
-                            .value("bootstrap")
-                            .build()
-                            .expect("tag"),
-                    )
+        let mut role = Role::builder()
+            .path("/")
+            .role_name("r")
+            .role_id("AROA")
+            .arn(ROLE)
+            .create_date(aws_smithy_types::DateTime::from_secs(0))
+            .assume_role_policy_document(trust.clone())
+            .tags(
+                Tag::builder()
+                    .key(TAG_MANAGED_BY)
+                    .value("bootstrap")
                     .build()
-                    .expect("role"),
-            )
+                    .expect("tag"),
+            );
+        if let Some(d) = description {
+            role = role.description(d);
+        }
+        aws_sdk_iam::operation::get_role::GetRoleOutput::builder()
+            .role(role.build().expect("role"))
             .build()
     });
     let get_policy = mock!(aws_sdk_iam::Client::get_role_policy).then_output(move || {
@@ -241,20 +242,34 @@ async fn an_owned_role_with_the_right_policies_is_unchanged() {
     let put = mock!(aws_sdk_iam::Client::put_role_policy).then_output(|| {
         aws_sdk_iam::operation::put_role_policy::PutRolePolicyOutput::builder().build()
     });
+    let describe = mock!(aws_sdk_iam::Client::update_role_description).then_output(|| {
+        aws_sdk_iam::operation::update_role_description::UpdateRoleDescriptionOutput::builder()
+            .build()
+    });
     let iam = mock_client!(
         aws_sdk_iam,
         RuleMode::MatchAny,
-        [&get_role, &get_policy, &put]
+        [&get_role, &get_policy, &put, &describe]
     );
     let env = env_with(
         mock_client!(aws_sdk_eks, RuleMode::MatchAny, &[] as &[&Rule]),
         iam,
         &[],
     );
-    let _ = env
-        .facts
-        .secrets
-        .set(env0.facts.secrets.get().cloned().unwrap_or_default());
+    let _ = env.facts.secrets.set(secrets);
+    (env, put, describe)
+}
+
+const DESCRIPTION: &str =
+    "EKS Pod Identity role for bootstrap-demo/demo-app on cluster demo (managed by bootstrap)";
+
+#[tokio::test]
+async fn an_owned_role_with_the_right_policies_is_unchanged() {
+    assert_eq!(
+        iam_role::role_description("demo", "bootstrap-demo", "demo-app"),
+        DESCRIPTION
+    );
+    let (env, put, describe) = owned_role(Some(DESCRIPTION));
     let outcome = iam_role::run(&env).await.expect("ok");
     assert_eq!(
         outcome.changes[0].action,
@@ -263,5 +278,24 @@ async fn an_owned_role_with_the_right_policies_is_unchanged() {
         outcome.changes
     );
     assert_eq!(put.num_calls(), 0);
+    assert_eq!(describe.num_calls(), 0);
     assert_eq!(env.facts.role_arn.get().map(String::as_str), Some(ROLE));
+}
+
+#[tokio::test]
+async fn an_owned_role_without_the_description_gets_only_the_description() {
+    for stale in [None, Some("made by an older bootstrap")] {
+        let (env, put, describe) = owned_role(stale);
+        let outcome = iam_role::run(&env).await.expect("ok");
+        let change = &outcome.changes[0];
+        assert_eq!(change.action, Action::Update, "{change:?}");
+        assert_eq!(
+            change.calls,
+            [format!(
+                "iam:UpdateRoleDescription RoleName=bootstrap-demo-bootstrap-demo-demo-app Description=\"{DESCRIPTION}\""
+            )]
+        );
+        assert_eq!(describe.num_calls(), 1);
+        assert_eq!(put.num_calls(), 0);
+    }
 }

@@ -47,9 +47,15 @@ pub async fn run(env: &Env) -> Result<StepOutcome, StepError> {
         env.remaining(),
     )
     .await;
+    let subject = Subject {
+        cluster: &env.settings.cluster,
+        namespace: &ns,
+        service_account: &values.service_account,
+        spc: &spc,
+    };
     let result = match result {
         Ok(versions) => Ok(versions),
-        Err(err) => Err(explain(kube, &ns, &name, err).await),
+        Err(err) => Err(explain(env, kube, subject, &name, err).await),
     };
     if !env.settings.keep_sample {
         apply::delete(kube, &pod).await?;
@@ -154,51 +160,169 @@ pub fn check_objects(status: &Value, expected: &[String]) -> Result<Vec<String>,
         .collect())
 }
 
-/// Adds what the pod's events say, and a likely cause, to a failed verification.
-async fn explain(kube: &kube::Client, ns: &str, pod: &str, err: StepError) -> StepError {
-    let events: Api<Event> = Api::namespaced(kube.clone(), ns);
-    let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
-    let messages: Vec<String> = events
-        .list(&params)
-        .await
-        .map(|l| {
-            l.items
-                .into_iter()
-                .filter(|e| e.type_.as_deref() == Some("Warning"))
-                .filter_map(|e| e.message)
-                .collect()
-        })
-        .unwrap_or_default();
-    let joined = messages.join(" | ");
-    let mut hint = likely_cause(&joined);
-    let drivers: Api<k8s_openapi::api::storage::v1::CSIDriver> = Api::all(kube.clone());
-    if let Ok(Some(driver)) = drivers
-        .get_opt(crate::render::csi_driver::DRIVER_NAME)
-        .await
+/// What a failed verification looked at to name the likely cause. `None` means "could not
+/// tell" (not readable, or no AWS access).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Observed {
+    /// The SecretProviderClass's `usePodIdentity` parameter (`Some(None)`: not set).
+    pub use_pod_identity: Option<Option<String>>,
+    /// Whether a Pod Identity association exists for the service account.
+    pub association: Option<bool>,
+    /// The audiences the CSIDriver requests tokens for.
+    pub audiences: Option<Vec<String>>,
+    /// The pod's warning events, deduplicated, oldest first.
+    pub warnings: Vec<String>,
+}
+
+/// The workload a verification was about.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub cluster: &'a str,
+    pub namespace: &'a str,
+    pub service_account: &'a str,
+    pub spc: &'a str,
+}
+
+/// The likely cause (a statement of fact when one was observed) and what to do about it.
+/// Checked in order: the SecretProviderClass, the association, the token audiences, then the
+/// pod's warning events.
+pub fn diagnose(o: &Observed, w: Subject<'_>) -> (String, String) {
+    let (ns, sa, spc) = (w.namespace, w.service_account, w.spc);
+    if let Some(value) = &o.use_pod_identity
+        && value.as_deref() != Some("true")
     {
-        let audiences: Vec<String> = driver
-            .spec
-            .token_requests
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| t.audience)
-            .collect();
-        if !audiences.iter().any(|a| a == "pods.eks.amazonaws.com") {
-            hint = "the CSIDriver does not request a token for audience pods.eks.amazonaws.com, \
-                    so Pod Identity cannot work: add it to its tokenRequests"
-                .into();
-        }
+        let is = value
+            .as_deref()
+            .map_or("not set".to_string(), |v| format!("{v:?}"));
+        return (
+            format!(
+                "SecretProviderClass {ns}/{spc} does not use Pod Identity (usePodIdentity is {is}, must be \"true\"), so the provider fell back to IRSA"
+            ),
+            format!(
+                "set parameters.usePodIdentity: \"true\" in SecretProviderClass {ns}/{spc}; it was not made by bootstrap, so bootstrap left it as is (delete it and re-run bootstrap up to have bootstrap create it)"
+            ),
+        );
     }
-    let message = if joined.is_empty() {
-        format!("verification failed for pod {ns}/{pod}")
-    } else {
-        format!("verification failed for pod {ns}/{pod}; its warnings: {joined}")
+    if o.association == Some(false) {
+        return (
+            format!(
+                "service account {ns}/{sa} has no Pod Identity association on cluster {}, so the Pod Identity agent refuses its token",
+                w.cluster
+            ),
+            format!(
+                "re-run bootstrap up (it creates the association), or check who deleted it: aws eks list-pod-identity-associations --cluster-name {} --namespace {ns} --service-account {sa}",
+                w.cluster
+            ),
+        );
+    }
+    if let Some(audiences) = &o.audiences
+        && !audiences.iter().any(|a| a == "pods.eks.amazonaws.com")
+    {
+        return (
+            format!(
+                "the CSIDriver {} does not request a token for audience pods.eks.amazonaws.com, so Pod Identity cannot work",
+                crate::render::csi_driver::DRIVER_NAME
+            ),
+            "add pods.eks.amazonaws.com to the CSIDriver's tokenRequests (bootstrap up does, unless the driver was installed by someone else)".into(),
+        );
+    }
+    (
+        "the pod did not mount its secrets".into(),
+        likely_cause(&o.warnings.join(" | ")),
+    )
+}
+
+/// Looks at the SecretProviderClass, the association, the CSIDriver and the pod's events, and
+/// turns a failed verification into one that names the likely cause.
+async fn explain(
+    env: &Env,
+    kube: &kube::Client,
+    w: Subject<'_>,
+    pod: &str,
+    err: StepError,
+) -> StepError {
+    let observed = Observed {
+        use_pod_identity: spc_use_pod_identity(kube, w.namespace, w.spc).await,
+        association: association_exists(env, w).await,
+        audiences: driver_audiences(kube).await,
+        warnings: warnings(kube, w.namespace, pod).await,
     };
+    let (cause, hint) = diagnose(&observed, w);
+    let mut message = format!("verification failed for pod {}/{pod}: {cause}", w.namespace);
+    if !observed.warnings.is_empty() {
+        message.push_str("; its warnings: ");
+        message.push_str(&observed.warnings.join(" | "));
+    }
     StepError::Problem {
         message,
         hint: Some(hint),
         source: Some(Box::new(err)),
     }
+}
+
+async fn warnings(kube: &kube::Client, ns: &str, pod: &str) -> Vec<String> {
+    let events: Api<Event> = Api::namespaced(kube.clone(), ns);
+    let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
+    let mut messages: Vec<String> = Vec::new();
+    if let Ok(list) = events.list(&params).await {
+        for message in list
+            .items
+            .into_iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .filter_map(|e| e.message)
+        {
+            if !messages.contains(&message) {
+                messages.push(message);
+            }
+        }
+    }
+    messages
+}
+
+async fn spc_use_pod_identity(kube: &kube::Client, ns: &str, spc: &str) -> Option<Option<String>> {
+    let gvk = GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass");
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasses");
+    let api: Api<DynamicObject> = Api::namespaced_with(kube.clone(), ns, &ar);
+    let found = api.get_opt(spc).await.ok()??;
+    let value = found
+        .data
+        .pointer("/spec/parameters/usePodIdentity")
+        .cloned();
+    Some(value.map(|v| match v {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }))
+}
+
+async fn association_exists(env: &Env, w: Subject<'_>) -> Option<bool> {
+    let aws = env.aws.as_ref()?;
+    let listed = aws
+        .eks
+        .list_pod_identity_associations()
+        .cluster_name(w.cluster)
+        .namespace(w.namespace)
+        .service_account(w.service_account)
+        .send()
+        .await
+        .ok()?;
+    Some(!listed.associations().is_empty())
+}
+
+async fn driver_audiences(kube: &kube::Client) -> Option<Vec<String>> {
+    let drivers: Api<k8s_openapi::api::storage::v1::CSIDriver> = Api::all(kube.clone());
+    let driver = drivers
+        .get_opt(crate::render::csi_driver::DRIVER_NAME)
+        .await
+        .ok()??;
+    Some(
+        driver
+            .spec
+            .token_requests
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t.audience)
+            .collect(),
+    )
 }
 
 /// A likely cause from the pod's warning events.
@@ -233,6 +357,78 @@ mod tests {
             ["db@v1"]
         );
         assert!(check_objects(&status, &["db".into(), "api".into()]).is_err());
+    }
+
+    const SUBJECT: Subject<'static> = Subject {
+        cluster: "demo",
+        namespace: "ns",
+        service_account: "app",
+        spc: "bootstrap-app",
+    };
+
+    #[test]
+    fn observed_misconfigurations_come_before_events() {
+        let healthy = Observed {
+            use_pod_identity: Some(Some("true".into())),
+            association: Some(true),
+            audiences: Some(vec![
+                "sts.amazonaws.com".into(),
+                "pods.eks.amazonaws.com".into(),
+            ]),
+            warnings: vec!["MountVolume.SetUp failed: provider not found".into()],
+        };
+        let (cause, hint) = diagnose(&healthy, SUBJECT);
+        assert_eq!(cause, "the pod did not mount its secrets");
+        assert!(hint.contains("socket"), "{hint}");
+
+        let no_spc_flag = Observed {
+            use_pod_identity: Some(None),
+            association: Some(false),
+            ..healthy.clone()
+        };
+        let (cause, hint) = diagnose(&no_spc_flag, SUBJECT);
+        assert!(
+            cause.starts_with("SecretProviderClass ns/bootstrap-app does not use Pod Identity (usePodIdentity is not set"),
+            "{cause}"
+        );
+        assert!(hint.contains("usePodIdentity: \"true\""), "{hint}");
+        let wrong = Observed {
+            use_pod_identity: Some(Some("false".into())),
+            ..healthy.clone()
+        };
+        assert!(
+            diagnose(&wrong, SUBJECT)
+                .0
+                .contains("usePodIdentity is \"false\"")
+        );
+
+        let no_association = Observed {
+            association: Some(false),
+            ..healthy.clone()
+        };
+        let (cause, hint) = diagnose(&no_association, SUBJECT);
+        assert_eq!(
+            cause,
+            "service account ns/app has no Pod Identity association on cluster demo, so the Pod Identity agent refuses its token"
+        );
+        assert!(hint.contains("bootstrap up"), "{hint}");
+
+        let no_audience = Observed {
+            audiences: Some(vec!["sts.amazonaws.com".into()]),
+            ..healthy.clone()
+        };
+        assert!(
+            diagnose(&no_audience, SUBJECT)
+                .0
+                .contains("pods.eks.amazonaws.com")
+        );
+
+        // Nothing could be read: fall back to the events.
+        let unknown = Observed {
+            warnings: vec!["failed to assume role: credentials".into()],
+            ..Observed::default()
+        };
+        assert!(diagnose(&unknown, SUBJECT).1.contains("association"));
     }
 
     #[test]
