@@ -276,3 +276,85 @@ fn a_secret_in_another_region_is_refused() {
     );
     assert!(err.contains("hint: "), "{err}");
 }
+
+#[test]
+fn dry_run_with_the_upstream_provider_plans_its_daemonset_and_rbac() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let values = dir.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        "upstreamProvider:\n  priorityClassName: system-node-critical\n  extraArgs: [\"--qps=10\"]\n",
+    )
+    .expect("write values");
+    let out = bootstrap(&[
+        "up",
+        "--cluster",
+        "demo",
+        "--dry-run",
+        "--provider",
+        "upstream",
+        "--values",
+        values.to_str().expect("utf8"),
+        "--output",
+        "json",
+    ]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    let provider = json["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "provider"))
+        .expect("provider step");
+    let changes = provider["detail"]["changes"].as_array().expect("changes");
+    let resources: Vec<&str> = changes
+        .iter()
+        .filter_map(|c| c["resource"].as_str())
+        .collect();
+    assert_eq!(
+        resources,
+        [
+            "ServiceAccount/kube-system/csi-secrets-store-provider-aws",
+            "ClusterRole/csi-secrets-store-provider-aws-cluster-role",
+            "ClusterRoleBinding/csi-secrets-store-provider-aws-cluster-rolebinding",
+            "DaemonSet/kube-system/csi-secrets-store-provider-aws",
+        ]
+    );
+    assert!(changes.iter().all(|c| c["action"] == "create"));
+    let ds = &changes[3]["documents"][0];
+    let pod = &ds["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["image"],
+        "public.ecr.aws/aws-secrets-manager/secrets-store-csi-driver-provider-aws:3.1.1"
+    );
+    assert_eq!(
+        container["args"],
+        serde_json::json!([
+            "--provider-volume=/var/run/secrets-store-csi-providers",
+            "--qps=10"
+        ])
+    );
+    assert_eq!(pod["priorityClassName"], "system-node-critical");
+    assert_eq!(
+        container["resources"]["limits"],
+        serde_json::json!({"cpu": "50m", "memory": "100Mi"})
+    );
+    // Only the upstream provider: ours is not installed alongside it.
+    assert!(!json.to_string().contains("aws-csi-provider"));
+
+    let out = bootstrap(&[
+        "up",
+        "--cluster",
+        "demo",
+        "--dry-run",
+        "--provider",
+        "upstream",
+        "--provider-image",
+        "mirror.example/aws-provider:3.1.1",
+        "--no-progress",
+    ]);
+    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("DaemonSet/kube-system/csi-secrets-store-provider-aws"));
+    assert!(text.contains("mirror.example/aws-provider:3.1.1"));
+}

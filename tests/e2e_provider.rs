@@ -83,6 +83,7 @@ impl Fixture {
         )
         .expect("render driver");
         common::apply_all(&kube, "bootstrap-e2e", &driver).await;
+        common::drivers_ready(&env).await;
         common::apply_all(&kube, "bootstrap-e2e", &[sa]).await;
         Some(Fixture {
             env,
@@ -181,9 +182,12 @@ impl Fixture {
                     .items
                     .into_iter()
                     .find_map(|e| {
+                        let m = e.message.unwrap_or_default();
+                        // Skip "driver socket not there yet": the provider's answer is wanted.
                         (e.reason.as_deref() == Some("FailedMount")
-                            && e.involved_object.name.as_deref() == Some(name.as_str()))
-                        .then(|| e.message.unwrap_or_default())
+                            && e.involved_object.name.as_deref() == Some(name.as_str())
+                            && !m.contains("csi.sock"))
+                        .then_some(m)
                     })
             }
         })

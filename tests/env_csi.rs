@@ -22,6 +22,7 @@ async fn pod_with_csi_volume_gets_a_real_mount_and_a_pod_status() {
     )
     .expect("render the CSI driver manifests");
     common::apply_all(&client, "bootstrap-env-test", &driver).await;
+    common::drivers_ready(&env).await;
 
     let ns = common::unique("env-e");
     common::namespace(&client, &ns).await;

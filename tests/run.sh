@@ -31,6 +31,6 @@ cargo clippy --all-targets --locked -- -D warnings || status=1
 say "python tests of the AWS stand-in"
 "$BOOTSTRAP_ENV_PYTHON" -m pytest -q tests/env || status=1
 say "rust tests (unit, component, and flows against the environment)"
-cargo test --all-targets --locked -- --test-threads 2 || status=1
+cargo test --all-targets --locked --no-fail-fast -- --test-threads 2 || status=1
 say "done in $((SECONDS - t0))s: $([[ $status == 0 ]] && echo passed || echo FAILED)"
 exit $status

@@ -414,6 +414,7 @@ async fn a_failed_verification_names_its_cause() {
     .expect("spc");
     spcs.create(&pp, &spc).await.expect("create the SPC");
 
+    let started = std::time::Instant::now();
     let out = run(&[
         "up",
         "--cluster",
@@ -427,13 +428,16 @@ async fn a_failed_verification_names_its_cause() {
         "json",
         "-q",
         "--timeout",
-        "40s",
+        "5m",
     ])
     .await;
+    let took = started.elapsed();
     let _ = namespaces
         .delete(&ns, &kube::api::DeleteParams::default())
         .await;
     let report = json_of(&out);
+    // A mount that keeps failing ends the wait well before --timeout (5m).
+    assert!(took < std::time::Duration::from_secs(120), "took {took:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(report["verified"], false, "{report:#}");
@@ -464,5 +468,78 @@ async fn a_failed_verification_names_its_cause() {
         stderr.contains("hint: set parameters.usePodIdentity: \"true\""),
         "{stderr}"
     );
+    assert!(
+        stderr.contains("has failed to mount its secrets for"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("SecretString"), "{stderr}");
+}
+
+/// `--provider upstream` where our provider already runs: both would serve `aws.sock`, so the
+/// plan stops at the provider step, says which DaemonSet is in the way, and writes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_aws_provider_is_refused_before_any_write() {
+    let Some(cluster) = cluster() else { return };
+    let _serial = SERIAL.lock().await;
+    // Our provider runs (whatever ran before this test).
+    let out = run(&[
+        "up",
+        "--cluster",
+        &cluster,
+        "--create-demo-secret",
+        "-q",
+        "--timeout",
+        "3m",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let http = reqwest::Client::new();
+    http.post(control("/calls/reset"))
+        .send()
+        .await
+        .expect("reset the call counters");
+    let out = run(&[
+        "up",
+        "--cluster",
+        &cluster,
+        "--provider",
+        "upstream",
+        "--create-demo-secret",
+        "--dry-run",
+        "--output",
+        "json",
+        "-q",
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let report = json_of(&out);
+    assert_eq!(report["verified"], false);
+    assert!(
+        stderr.contains(
+            "cannot install provider csi-secrets-store-provider-aws: DaemonSet kube-system/aws-csi-provider already runs an AWS provider"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: remove the other provider first"),
+        "{stderr}"
+    );
+    let calls: Value = http
+        .get(control("/calls"))
+        .send()
+        .await
+        .expect("calls")
+        .json()
+        .await
+        .expect("json");
+    let writes: Vec<&String> = calls
+        .as_object()
+        .map(|m| m.keys().filter(|k| is_write(k)).collect())
+        .unwrap_or_default();
+    assert!(writes.is_empty(), "a dry run wrote: {writes:?}");
 }

@@ -148,3 +148,17 @@ pub async fn delete_namespace(client: &Client, name: &str) {
     let api: Api<Namespace> = Api::all(client.clone());
     let _ = api.delete(name, &DeleteParams::default()).await;
 }
+
+/// Waits until every fake node's CSI driver listens on its socket. The environment's drivers
+/// restart until their CRDs exist, so a test that just applied them waits here before
+/// creating pods (kubelet would report "driver not found" events meanwhile, as it does).
+pub async fn drivers_ready(env: &Env) {
+    let sockets: Vec<String> = (0..env.nodes.len())
+        .map(|i| format!("{}/csi/node{i}/csi.sock", env.state_dir))
+        .collect();
+    eventually("the CSI drivers to listen", 60, || {
+        let ready = sockets.iter().all(|s| std::path::Path::new(s).exists());
+        async move { ready.then_some(()) }
+    })
+    .await;
+}
