@@ -9,6 +9,7 @@ use crate::cli::{OutputFormat, ProviderKind, UpArgs};
 use crate::render::csi_driver::{CsiDriverValues, Rotation};
 use crate::render::names;
 use crate::render::provider::ProviderValues;
+use crate::render::provider_upstream::UpstreamProviderValues;
 
 /// Bad input, found before anything is touched.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +116,8 @@ impl SecretRef {
 pub struct ValuesFile {
     pub csi_driver: CsiDriverValues,
     pub provider: ProviderValues,
+    /// Values of the upstream provider (`--provider upstream`).
+    pub upstream_provider: UpstreamProviderValues,
     /// Image of the verification pod (it only has to start; mirror it for air-gapped clusters).
     pub sample_image: Option<String>,
 }
@@ -134,6 +137,7 @@ pub struct UpSettings {
     pub provider_image: Option<String>,
     pub csi_driver: CsiDriverValues,
     pub provider_values: ProviderValues,
+    pub upstream_provider_values: UpstreamProviderValues,
     pub sample_image: Option<String>,
     pub keep_sample: bool,
     pub force: bool,
@@ -250,6 +254,7 @@ pub fn resolve_up(args: &UpArgs) -> Result<UpSettings, ConfigError> {
         provider_image: args.provider_image.clone(),
         csi_driver,
         provider_values: values.provider,
+        upstream_provider_values: values.upstream_provider,
         sample_image: values.sample_image,
         keep_sample: args.keep_sample,
         force: args.force,

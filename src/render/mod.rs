@@ -8,6 +8,7 @@ pub mod csi_driver;
 mod engine;
 pub mod names;
 pub mod provider;
+pub mod provider_upstream;
 pub mod workload;
 
 pub use engine::{RenderError, object_ref};

@@ -171,11 +171,22 @@ mod tests {
         let json = serde_json::to_string(&report).expect("json");
         assert!(json.contains("addonName=aws-secrets-store-csi-driver-provider"));
         assert!(!json.contains("DaemonSet/kube-system/secrets-store-csi-driver"));
+    }
+
+    #[tokio::test]
+    async fn the_upstream_provider_replaces_ours_in_the_plan() {
         let env = offline_env(&["--provider", "upstream"]);
-        let (_, error) = run(&env, &()).await;
-        let (step, err) = error.expect("upstream is not implemented");
-        assert_eq!(step, "provider");
-        assert!(err.hint().is_some());
+        let (report, error) = run(&env, &()).await;
+        assert!(error.is_none(), "{:?}", error.map(|e| e.1.to_string()));
+        let json = serde_json::to_string(&report).expect("json");
+        assert!(json.contains("DaemonSet/kube-system/csi-secrets-store-provider-aws"));
+        assert!(json.contains(
+            "public.ecr.aws/aws-secrets-manager/secrets-store-csi-driver-provider-aws:3.1.1"
+        ));
+        assert!(!json.contains("DaemonSet/kube-system/aws-csi-provider"));
+        // The driver is still ours, and the provider shares its providers directory.
+        assert!(json.contains("DaemonSet/kube-system/secrets-store-csi-driver"));
+        assert!(json.contains("--provider-volume=/var/run/secrets-store-csi-providers"));
     }
 
     #[tokio::test]

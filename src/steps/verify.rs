@@ -90,7 +90,7 @@ async fn observe_mount(
     expected: &[String],
     timeout: Duration,
 ) -> Result<Vec<String>, StepError> {
-    crate::kube::wait::pod_running(kube, ns, pod, timeout).await?;
+    wait_running(kube, ns, pod, timeout).await?;
     let gvk = GroupVersionKind::gvk(
         "secrets-store.csi.x-k8s.io",
         "v1",
@@ -122,6 +122,59 @@ async fn observe_mount(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// How long the sample pod's mount may keep failing before verification stops waiting: enough
+/// for a new association or role to propagate (kubelet retries with backoff), far short of the
+/// default `--timeout`.
+const MOUNT_FAILURE_GRACE: Duration = Duration::from_secs(45);
+const POLL: Duration = Duration::from_secs(5);
+
+/// Waits until the pod runs; gives up early when its mount has kept failing (FailedMount
+/// events) for [`MOUNT_FAILURE_GRACE`].
+async fn wait_running(
+    kube: &kube::Client,
+    ns: &str,
+    pod: &str,
+    timeout: Duration,
+) -> Result<(), StepError> {
+    let deadline = Instant::now() + timeout;
+    let mut failing_since: Option<Instant> = None;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match crate::kube::wait::pod_running(kube, ns, pod, left.min(POLL)).await {
+            Ok(_) => return Ok(()),
+            Err(crate::kube::KubeError::Timeout { .. }) if left > POLL => {}
+            Err(crate::kube::KubeError::Timeout { what, .. }) => {
+                return Err(crate::kube::KubeError::Timeout {
+                    what,
+                    seconds: timeout.as_secs(),
+                }
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if failed_mount(kube, ns, pod).await {
+            let since = *failing_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= MOUNT_FAILURE_GRACE {
+                return Err(StepError::problem(format!(
+                    "pod {ns}/{pod} has failed to mount its secrets for {}s (FailedMount events)",
+                    since.elapsed().as_secs()
+                )));
+            }
+        }
+    }
+}
+
+/// Whether the pod has a FailedMount warning.
+async fn failed_mount(kube: &kube::Client, ns: &str, pod: &str) -> bool {
+    let events: Api<Event> = Api::namespaced(kube.clone(), ns);
+    let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
+    events.list(&params).await.is_ok_and(|l| {
+        l.items.iter().any(|e| {
+            e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("FailedMount")
+        })
+    })
 }
 
 /// Every expected file must be listed with a version.
@@ -249,9 +302,9 @@ async fn explain(
     };
     let (cause, hint) = diagnose(&observed, w);
     let mut message = format!("verification failed for pod {}/{pod}: {cause}", w.namespace);
-    if !observed.warnings.is_empty() {
-        message.push_str("; its warnings: ");
-        message.push_str(&observed.warnings.join(" | "));
+    if let Some(summary) = summarize_warnings(&observed.warnings) {
+        message.push_str("; ");
+        message.push_str(&summary);
     }
     StepError::Problem {
         message,
@@ -260,23 +313,50 @@ async fn explain(
     }
 }
 
+/// The pod's warning messages, oldest first, without repeats.
 async fn warnings(kube: &kube::Client, ns: &str, pod: &str) -> Vec<String> {
     let events: Api<Event> = Api::namespaced(kube.clone(), ns);
     let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
+    let Ok(list) = events.list(&params).await else {
+        return Vec::new();
+    };
+    let mut found: Vec<(Option<String>, String)> = list
+        .items
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter_map(|e| {
+            let when = e
+                .last_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string())
+                .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
+                .or_else(|| {
+                    e.metadata
+                        .creation_timestamp
+                        .as_ref()
+                        .map(|t| t.0.to_string())
+                });
+            e.message.map(|m| (when, m))
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
     let mut messages: Vec<String> = Vec::new();
-    if let Ok(list) = events.list(&params).await {
-        for message in list
-            .items
-            .into_iter()
-            .filter(|e| e.type_.as_deref() == Some("Warning"))
-            .filter_map(|e| e.message)
-        {
-            if !messages.contains(&message) {
-                messages.push(message);
-            }
+    for (_, message) in found {
+        if !messages.contains(&message) {
+            messages.push(message);
         }
     }
     messages
+}
+
+/// The latest warning, and how many there were: a retried mount repeats itself (with new
+/// request ids), so one is enough to read.
+pub fn summarize_warnings(warnings: &[String]) -> Option<String> {
+    let latest = warnings.last()?;
+    Some(match warnings.len() {
+        1 => format!("its warning: {latest}"),
+        n => format!("its latest warning (of {n}): {latest}"),
+    })
 }
 
 async fn spc_use_pod_identity(kube: &kube::Client, ns: &str, spc: &str) -> Option<Option<String>> {
@@ -429,6 +509,19 @@ mod tests {
             ..Observed::default()
         };
         assert!(diagnose(&unknown, SUBJECT).1.contains("association"));
+    }
+
+    #[test]
+    fn only_the_latest_warning_is_quoted() {
+        assert_eq!(summarize_warnings(&[]), None);
+        assert_eq!(
+            summarize_warnings(&["a".into()]).as_deref(),
+            Some("its warning: a")
+        );
+        assert_eq!(
+            summarize_warnings(&["a".into(), "b".into()]).as_deref(),
+            Some("its latest warning (of 2): b")
+        );
     }
 
     #[test]
