@@ -1,6 +1,8 @@
 //! Shared helpers for tests that run against the local EKS stand-in (tests/env).
 #![allow(dead_code)]
 
+pub mod fixture;
+
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;

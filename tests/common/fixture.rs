@@ -1,0 +1,214 @@
+//! A namespace with a service account whose role reads exactly the given secrets, and pods
+//! mounting SecretProviderClasses of the `aws` provider, for end-to-end provider tests.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams};
+use serde_json::{Value, json};
+
+const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
+
+/// One namespace with a service account, a role allowed to read exactly `secrets` and
+/// `params`, and (for Pod Identity) an association.
+pub struct Fixture {
+    pub env: super::Env,
+    pub kube: kube::Client,
+    pub cfg: aws_config::SdkConfig,
+    pub ns: String,
+    pub role_arn: String,
+}
+
+impl Fixture {
+    pub async fn new(
+        prefix: &str,
+        secret_arns: &[String],
+        param_arns: &[String],
+        irsa: bool,
+    ) -> Option<Self> {
+        let env = super::env()?;
+        let kube = super::kube().await;
+        let cfg = super::aws().await;
+        let ns = super::unique(prefix);
+        super::namespace(&kube, &ns).await;
+        let iam = aws_sdk_iam::Client::new(&cfg);
+        let role_arn = iam
+            .create_role()
+            .role_name(&ns)
+            .assume_role_policy_document(TRUST)
+            .send()
+            .await
+            .expect("CreateRole")
+            .role
+            .expect("role")
+            .arn;
+        let mut statements = vec![];
+        if !secret_arns.is_empty() {
+            statements.push(json!({"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": secret_arns}));
+        }
+        if !param_arns.is_empty() {
+            statements.push(json!({"Effect": "Allow", "Action": ["ssm:GetParameters", "ssm:GetParameter"], "Resource": param_arns}));
+        }
+        if !statements.is_empty() {
+            let policy = json!({"Version": "2012-10-17", "Statement": statements});
+            iam.put_role_policy()
+                .role_name(&ns)
+                .policy_name("read")
+                .policy_document(policy.to_string())
+                .send()
+                .await
+                .expect("PutRolePolicy");
+        }
+        let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app", "namespace": ns}});
+        if irsa {
+            sa["metadata"]["annotations"] = json!({"eks.amazonaws.com/role-arn": role_arn});
+        } else {
+            aws_sdk_eks::Client::new(&cfg)
+                .create_pod_identity_association()
+                .cluster_name(&env.cluster)
+                .namespace(&ns)
+                .service_account("app")
+                .role_arn(&role_arn)
+                .send()
+                .await
+                .expect("CreatePodIdentityAssociation");
+        }
+        let driver = bootstrap::render::csi_driver::render(
+            &bootstrap::render::csi_driver::CsiDriverValues::default(),
+        )
+        .expect("render driver");
+        super::apply_all(&kube, "bootstrap-e2e", &driver).await;
+        super::drivers_ready(&env).await;
+        super::apply_all(&kube, "bootstrap-e2e", &[sa]).await;
+        Some(Fixture {
+            env,
+            kube,
+            cfg,
+            ns,
+            role_arn,
+        })
+    }
+
+    /// Applies a SecretProviderClass `name` for provider aws and a pod `name` mounting it.
+    pub async fn pod(&self, name: &str, parameters: Value) {
+        let spc = json!({"apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
+            "metadata": {"name": name, "namespace": self.ns},
+            "spec": {"provider": "aws", "parameters": parameters}});
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": self.ns},
+            "spec": {"serviceAccountName": "app",
+                "containers": [{"name": "app", "image": "public.ecr.aws/docker/library/busybox:1.37",
+                                "volumeMounts": [{"name": "secrets", "mountPath": "/mnt/secrets", "readOnly": true}]}],
+                "volumes": [{"name": "secrets", "csi": {"driver": "secrets-store.csi.k8s.io", "readOnly": true,
+                             "volumeAttributes": {"secretProviderClass": name}}}]}});
+        super::apply_all(&self.kube, "bootstrap-e2e", &[spc, pod]).await;
+    }
+
+    /// Waits for the pod to run and returns (target dir, files by name with their modes).
+    pub async fn mounted(&self, name: &str) -> (String, BTreeMap<String, (Vec<u8>, u32)>) {
+        let pods: Api<Pod> = Api::namespaced(self.kube.clone(), &self.ns);
+        let pod = super::eventually(&format!("pod {name} to run after its mount"), 90, || {
+            let pods = pods.clone();
+            let name = name.to_string();
+            async move {
+                let pod = pods.get(&name).await.ok()?;
+                (pod.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(pod)
+            }
+        })
+        .await;
+        let uid = pod.metadata.uid.expect("uid");
+        let target = format!(
+            "{}/kubelet/pods/{uid}/volumes/kubernetes.io~csi/secrets/mount",
+            self.env.state_dir
+        );
+        let mut files = BTreeMap::new();
+        for entry in std::fs::read_dir(&target).expect("target dir").flatten() {
+            let fname = entry.file_name().to_string_lossy().to_string();
+            if fname.starts_with("..") {
+                continue; // the driver's atomic-writer bookkeeping
+            }
+            let path = entry.path();
+            let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+            files.insert(fname, (std::fs::read(&path).expect("read"), mode));
+        }
+        (target, files)
+    }
+
+    pub async fn pod_status(&self, name: &str) -> Value {
+        let gvk = GroupVersionKind::gvk(
+            "secrets-store.csi.x-k8s.io",
+            "v1",
+            "SecretProviderClassPodStatus",
+        );
+        let ar = ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasspodstatuses");
+        let api: Api<DynamicObject> = Api::namespaced_with(self.kube.clone(), &self.ns, &ar);
+        let id = format!("{name}-{}-{name}", self.ns);
+        super::eventually("the SecretProviderClassPodStatus", 30, || {
+            let api = api.clone();
+            let id = id.clone();
+            async move { api.get(&id).await.ok().map(|o| o.data["status"].clone()) }
+        })
+        .await
+    }
+
+    pub async fn delete_pod(&self, name: &str) {
+        let pods: Api<Pod> = Api::namespaced(self.kube.clone(), &self.ns);
+        pods.delete(name, &DeleteParams::default())
+            .await
+            .expect("delete pod");
+        super::eventually("the pod to go", 60, || {
+            let pods = pods.clone();
+            let name = name.to_string();
+            async move { pods.get_opt(&name).await.ok()?.is_none().then_some(()) }
+        })
+        .await;
+    }
+
+    /// Waits for a FailedMount event on pod `name` and returns its message; checks nothing was mounted.
+    pub async fn failed(&self, name: &str) -> String {
+        let events: Api<Event> = Api::namespaced(self.kube.clone(), &self.ns);
+        let msg = super::eventually(&format!("a FailedMount event on {name}"), 60, || {
+            let events = events.clone();
+            let name = name.to_string();
+            async move {
+                events
+                    .list(&ListParams::default())
+                    .await
+                    .ok()?
+                    .items
+                    .into_iter()
+                    .find_map(|e| {
+                        let m = e.message.unwrap_or_default();
+                        // Skip "driver socket not there yet": the provider's answer is wanted.
+                        (e.reason.as_deref() == Some("FailedMount")
+                            && e.involved_object.name.as_deref() == Some(name.as_str())
+                            && !m.contains("csi.sock"))
+                        .then_some(m)
+                    })
+            }
+        })
+        .await;
+        let pod = Api::<Pod>::namespaced(self.kube.clone(), &self.ns)
+            .get(name)
+            .await
+            .expect("pod");
+        assert_eq!(
+            pod.status.and_then(|s| s.phase).as_deref(),
+            Some("Pending"),
+            "{name} must not start"
+        );
+        let uid = pod.metadata.uid.expect("uid");
+        let target = format!(
+            "{}/kubelet/pods/{uid}/volumes/kubernetes.io~csi/secrets/mount",
+            self.env.state_dir
+        );
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        assert!(
+            !mounts.contains(&target),
+            "nothing stays mounted for {name}"
+        );
+        let leftovers = std::fs::read_dir(&target).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(leftovers, 0, "no file is written for {name}");
+        msg
+    }
+}
