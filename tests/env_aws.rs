@@ -6,18 +6,15 @@
 mod common;
 
 use aws_sdk_eks::operation::create_pod_identity_association::CreatePodIdentityAssociationError;
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
 
 async fn role(iam: &aws_sdk_iam::Client, name: &str, secret_arn: Option<&str>) -> String {
     let arn = iam
         .create_role()
         .role_name(name)
-        .assume_role_policy_document(TRUST)
+        .assume_role_policy_document(common::POD_IDENTITY_TRUST)
         .send()
         .await
         .expect("CreateRole")
@@ -190,20 +187,7 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
         .expect("CreatePodIdentityAssociation");
 
     // A real token, signed by the apiserver, for the Pod Identity audience.
-    let request = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec!["pods.eks.amazonaws.com".into()],
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let token = sas
-        .create_token_request("app", &PostParams::default(), &request)
-        .await
-        .expect("TokenRequest")
-        .status
-        .expect("token status")
-        .token;
+    let token = common::sa_token(&sas, "app", "pods.eks.amazonaws.com").await;
     assert_eq!(token.split('.').count(), 3, "a JWT");
 
     let http = reqwest::Client::new();
@@ -261,20 +245,7 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
     }
 
     // A token for another audience is refused by the agent.
-    let wrong = TokenRequest {
-        spec: TokenRequestSpec {
-            audiences: vec!["sts.amazonaws.com".into()],
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let wrong_token = sas
-        .create_token_request("app", &PostParams::default(), &wrong)
-        .await
-        .expect("TokenRequest")
-        .status
-        .expect("status")
-        .token;
+    let wrong_token = common::sa_token(&sas, "app", "sts.amazonaws.com").await;
     let refused = http
         .get(&env.agent_endpoint)
         .header("Authorization", wrong_token)
@@ -368,7 +339,7 @@ async fn signed_form_bodies_with_spaces_and_punctuation_are_accepted() {
         let created = iam
             .create_role()
             .role_name(&name)
-            .assume_role_policy_document(TRUST)
+            .assume_role_policy_document(common::POD_IDENTITY_TRUST)
             .description(description)
             .send()
             .await

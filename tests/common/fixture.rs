@@ -8,8 +8,6 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::{Value, json};
 
-const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
-
 /// One namespace with a service account, a role allowed to read exactly `secrets` and
 /// `params`, and (for Pod Identity) an association.
 pub struct Fixture {
@@ -36,7 +34,7 @@ impl Fixture {
         let role_arn = iam
             .create_role()
             .role_name(&ns)
-            .assume_role_policy_document(TRUST)
+            .assume_role_policy_document(super::POD_IDENTITY_TRUST)
             .send()
             .await
             .expect("CreateRole")

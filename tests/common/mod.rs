@@ -164,3 +164,28 @@ pub async fn drivers_ready(env: &Env) {
     })
     .await;
 }
+
+/// The trust policy of a Pod Identity role.
+pub const POD_IDENTITY_TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"pods.eks.amazonaws.com"},"Action":["sts:AssumeRole","sts:TagSession"]}]}"#;
+
+/// A token for service account `name` with one audience, from the apiserver's TokenRequest.
+pub async fn sa_token(
+    sas: &kube::Api<k8s_openapi::api::core::v1::ServiceAccount>,
+    name: &str,
+    audience: &str,
+) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: vec![audience.into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    sas.create_token_request(name, &kube::api::PostParams::default(), &request)
+        .await
+        .expect("TokenRequest")
+        .status
+        .expect("token status")
+        .token
+}
