@@ -42,14 +42,14 @@ def _b64(obj) -> str:
 
 
 def make_token(namespace: str, sa: str, aud=("pods.eks.amazonaws.com",), exp_in: float = 3600,
-               sig: str = "fakesig", pod: str = "pod-1") -> str:
+               sig: str = "fakesig", pod: str = "pod-1", pod_uid: str = "0000-1111") -> str:
     now = int(time.time())
     payload = {
         "sub": f"system:serviceaccount:{namespace}:{sa}",
         "aud": list(aud),
         "exp": now + int(exp_in),
         "iat": now - 10,
-        "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": sa}, "pod": {"name": pod}},
+        "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": sa}, "pod": {"name": pod, "uid": pod_uid}},
     }
     return f"{_b64({'alg': 'RS256', 'kid': 'test'})}.{_b64(payload)}.{sig}"
 
@@ -105,7 +105,7 @@ class FakeApiserver:
                 "uid": "uid-1",
                 "groups": ["system:serviceaccounts", f"system:serviceaccounts:{k['namespace']}"],
                 "extra": {"authentication.kubernetes.io/pod-name": [k["pod"]["name"]],
-                          "authentication.kubernetes.io/pod-uid": ["0000-1111"]},
+                          "authentication.kubernetes.io/pod-uid": [k["pod"].get("uid", "0000-1111")]},
             },
         }
 
@@ -160,3 +160,31 @@ TRUST = json.dumps({
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
                    "Action": ["sts:AssumeRole", "sts:TagSession"]}],
 })
+
+
+def bootstrap_trust(account: str, cluster: str, namespace: str, sa: str) -> str:
+    """Exactly the trust policy bootstrap writes for a workload's role."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "EksPodIdentity", "Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+            "Action": ["sts:AssumeRole", "sts:TagSession"],
+            "Condition": {"StringEquals": {
+                "aws:SourceAccount": account,
+                "aws:RequestTag/eks-cluster-name": cluster,
+                "aws:RequestTag/kubernetes-namespace": namespace,
+                "aws:RequestTag/kubernetes-service-account": sa,
+            }},
+        }],
+    })
+
+
+def agent_credentials(server: "Server", token: str) -> Secret:
+    """Credentials for a pod's token from the agent endpoint, as boto3 client kwargs."""
+    import requests
+
+    r = requests.get(server.agent, headers={"Authorization": token})
+    assert r.status_code == 200, r.text
+    c = r.json()
+    return Secret(aws_access_key_id=c["AccessKeyId"], aws_secret_access_key=c["SecretAccessKey"],
+                  aws_session_token=c["Token"])

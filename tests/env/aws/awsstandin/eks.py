@@ -427,6 +427,10 @@ class EksExtension:
     def cluster_exists(self, region: str, name: str) -> bool:
         return name in eks_backends[self.account_id][region].clusters
 
+    def cluster_arn(self, region: str, name: str) -> str:
+        c = eks_backends[self.account_id][region].clusters.get(name)
+        return c.arn if c is not None else f"arn:aws:eks:{region}:{self.account_id}:cluster/{name}"
+
     def association_for(self, region: str, cluster_name: str, namespace: str, sa: str) -> dict | None:
         with self.lock:
             c = self.cluster(region, cluster_name)

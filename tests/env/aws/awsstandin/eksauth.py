@@ -1,8 +1,11 @@
 """eks-auth AssumeRoleForPodIdentity.
 
 token -> TokenReview (audience pods.eks.amazonaws.com) -> namespace/service account -> the
-cluster's Pod Identity association -> the role must exist in moto IAM and trust
-pods.eks.amazonaws.com -> credentials from moto's STS backend (so moto accepts them as that role).
+cluster's Pod Identity association -> the role must exist in moto IAM and its trust policy must
+allow pods.eks.amazonaws.com sts:AssumeRole and (with session tags) sts:TagSession, evaluated like
+STS (policy.py) with the context aws:SourceAccount, aws:SourceArn (the cluster ARN),
+aws:RequestTag/<tag> and aws:TagKeys of the session tags Pod Identity sets -> credentials from
+moto's STS backend (so moto accepts them as that role), carrying those session tags.
 
 Error codes and HTTP statuses follow botocore's eks-auth model (which the SDKs are generated
 from): InvalidTokenException/ExpiredTokenException/AccessDeniedException/InvalidParameterException
@@ -11,19 +14,19 @@ from): InvalidTokenException/ExpiredTokenException/AccessDeniedException/Invalid
 
 from __future__ import annotations
 
-import fnmatch
+import base64
 import json
 import logging
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import timezone
-from urllib.parse import unquote
 
 from moto.iam.models import iam_backends
 from moto.sts.models import sts_backends
 from moto.utilities.utils import get_partition
 
+from . import policy
 from .kube import KubeClient, KubeError
 
 log = logging.getLogger("aws-standin.eks-auth")
@@ -67,7 +70,12 @@ class KubeTokenVerifier(TokenVerifier):
         except KubeError as e:
             log.warning("TokenReview failed: %s", e)
             raise EksAuthError(500, "InternalServerException", "Could not review the token with the cluster") from None
-        return identity_from_review(status, self.audience)
+        ident = identity_from_review(status, self.audience)
+        if ident.pod_name is None or ident.pod_uid is None:  # an apiserver without pod extras
+            name, uid = pod_from_token(token)
+            ident.pod_name = ident.pod_name or name
+            ident.pod_uid = ident.pod_uid or uid
+        return ident
 
 
 def identity_from_review(status: dict, audience: str = AUDIENCE) -> Identity:
@@ -107,30 +115,57 @@ class StaticTokenVerifier(TokenVerifier):
         return self.table[token]
 
 
-def _as_list(x) -> list:
-    return x if isinstance(x, list) else [x]
-
-
-def trust_allows(policy_doc: str, actions: list[str]) -> bool:
-    """Does an Allow statement for Service pods.eks.amazonaws.com cover every action?
-    (No Deny statement may cover it.)"""
+def pod_from_token(token: str) -> tuple[str | None, str | None]:
+    """The pod name and uid of a pod-bound service-account token (its `kubernetes.io.pod`
+    claim), read without verification: only used after the token was reviewed."""
     try:
-        doc = json.loads(unquote(policy_doc) if policy_doc.lstrip().startswith("%") else policy_doc)
+        seg = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4)))
+        pod = (claims.get("kubernetes.io") or {}).get("pod") or {}
+        return pod.get("name"), pod.get("uid")
+    except Exception:
+        return None, None
+
+
+def session_tags(cluster_arn: str, cluster_name: str, ident: Identity) -> dict[str, str]:
+    """The session tags EKS Pod Identity sets (REFERENCE §4); pod tags only for pod-bound tokens."""
+    tags = {
+        "eks-cluster-arn": cluster_arn,
+        "eks-cluster-name": cluster_name,
+        "kubernetes-namespace": ident.namespace,
+        "kubernetes-service-account": ident.service_account,
+        "kubernetes-pod-name": ident.pod_name,
+        "kubernetes-pod-uid": ident.pod_uid,
+    }
+    return {k: v for k, v in tags.items() if v}
+
+
+def trust_context(account_id: str, cluster_arn: str, tags: dict[str, str] | None) -> policy.Context:
+    """What STS sees when EKS Auth assumes the role: aws:SourceAccount/aws:SourceArn, and with
+    session tags aws:RequestTag/<key> and aws:TagKeys."""
+    ctx = policy.Context({"aws:SourceAccount": account_id, "aws:SourceArn": cluster_arn}, multi=["aws:TagKeys"])
+    if tags:
+        for k, v in tags.items():
+            ctx.set(f"aws:RequestTag/{k}", v)
+        ctx.set("aws:TagKeys", list(tags))
+    return ctx
+
+
+def trust_decision(policy_doc: str, role_arn: str, actions: list[str], ctx: policy.Context) -> tuple[bool, str | None]:
+    """Evaluate the role's trust policy like STS for principal Service pods.eks.amazonaws.com:
+    every action must be allowed and none explicitly denied. -> (allowed, explicitly denied action)."""
+    try:
+        doc = policy.load(policy_doc)
     except ValueError:
-        return False
-    covered = {a: False for a in actions}
-    for st in _as_list(doc.get("Statement", [])):
-        principal = st.get("Principal") or {}
-        services = _as_list(principal.get("Service", [])) if isinstance(principal, dict) else []
-        if principal != "*" and SERVICE_PRINCIPAL not in services:
-            continue
-        for a in actions:
-            if any(fnmatch.fnmatchcase(a.lower(), p.lower()) for p in _as_list(st.get("Action", []))):
-                if st.get("Effect") == "Deny":
-                    return False
-                if st.get("Effect") == "Allow" and not st.get("Condition"):
-                    covered[a] = True
-    return all(covered.values())
+        return False, None
+    principal = {"Service": SERVICE_PRINCIPAL}
+    ok = True
+    for a in actions:
+        d = policy.evaluate([doc], a, role_arn, ctx, principal)
+        if d == policy.DENY:
+            return False, a
+        ok = ok and d == policy.ALLOW
+    return ok, None
 
 
 class EksAuth:
@@ -159,12 +194,21 @@ class EksAuth:
             role = iam.get_role_by_arn(role_arn)
         except Exception:
             raise EksAuthError(400, "AccessDeniedException", f"Role {role_arn} does not exist or cannot be assumed") from None
-        actions = ["sts:AssumeRole"] + ([] if assoc.get("disableSessionTags") else ["sts:TagSession"])
-        if not trust_allows(role.assume_role_policy_document, actions):
-            raise EksAuthError(
-                400, "AccessDeniedException",
-                f"The trust policy of role {role_arn} does not allow {SERVICE_PRINCIPAL} to perform {' and '.join(actions)}",
-            )
+        cluster_arn = self.eks.cluster_arn(region, cluster_name)
+        tags = None if assoc.get("disableSessionTags") else session_tags(cluster_arn, cluster_name, ident)
+        actions = ["sts:AssumeRole"] + ([] if tags is None else ["sts:TagSession"])
+        ctx = trust_context(self.account_id, cluster_arn, tags)
+        allowed, denied_by = trust_decision(role.assume_role_policy_document, role_arn, actions, ctx)
+        if not allowed:
+            log.info("AssumeRoleForPodIdentity %s/%s on %s: trust of %s denies (context keys %s)",
+                     ident.namespace, ident.service_account, cluster_name, role_arn, ctx.keys())
+            if denied_by:
+                msg = (f"The trust policy of role {role_arn} explicitly denies {SERVICE_PRINCIPAL} "
+                       f"{denied_by}")
+            else:
+                msg = (f"The trust policy of role {role_arn} does not allow {SERVICE_PRINCIPAL} to perform "
+                       f"{' and '.join(actions)}")
+            raise EksAuthError(400, "AccessDeniedException", msg)
         final_arn = assoc.get("targetRoleArn") or role_arn
         session = f"eks-{cluster_name}-{ident.pod_name or ident.service_account}-{uuid.uuid4()}"[:64]
         sts = sts_backends[self.account_id][partition]
@@ -176,6 +220,8 @@ class EksAuth:
             duration=CREDENTIAL_SECONDS,
             external_id=assoc.get("externalId") or "",
         )
+        # moto's AssumedRole has no tags: carry them here; iam.py reads them as aws:PrincipalTag/*
+        assumed.session_tags = dict(tags or {})
         log.info("AssumeRoleForPodIdentity %s/%s on %s -> %s", ident.namespace, ident.service_account,
                  cluster_name, final_arn)
         return {
