@@ -48,6 +48,14 @@ def server(kubeconfig, tmp_path_factory):
     stop_server(s)
 
 
+@pytest.fixture(scope="session")
+def enforced(kubeconfig, tmp_path_factory):
+    """A second server with --enforce-iam (every call needs keys moto issued)."""
+    s = start_server(kubeconfig, tmp_path_factory, "--enforce-iam")
+    yield s
+    stop_server(s)
+
+
 @pytest.fixture
 def control(server):
     import requests

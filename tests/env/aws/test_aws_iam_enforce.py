@@ -10,20 +10,13 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from standin_testlib import TRUST, Secret, make_token, start_server, stop_server
+from standin_testlib import TRUST, Secret, make_token
 
 CLUSTER = "bootstrap-test"
 
 
 def err(e: ClientError) -> tuple[str, int]:
     return e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]
-
-
-@pytest.fixture(scope="module")
-def enforced(kubeconfig, tmp_path_factory):
-    s = start_server(kubeconfig, tmp_path_factory, "--enforce-iam")
-    yield s
-    stop_server(s)
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,17 @@ none in moto 5.2.5, so an ARN-scoped policy would deny even the allowed secret. 
   signature (a KeyError and an empty 500): they skip the check here.
 - IAMPolicyStatement._check_principal: moto raises TypeError on trust policies whose Principal
   has no "AWS" key (e.g. {"Service": "pods.eks.amazonaws.com"}); treat that as "not this principal".
+- IAMRequestBase.check_action_permitted: moto's condition support is a stub (StringEquals only,
+  other operators and missing keys pass, no variables, no tags). Identity policies (and a role
+  session's session policy) are evaluated by policy.py instead, with the context of
+  request_context(): aws:PrincipalTag/<k> (role tags + the session tags eks-auth set), principal
+  keys, and for secrets/parameters aws:ResourceTag/<k> and secretsmanager:/ssm: ResourceTag keys.
+  moto's trust check for sts:AssumeRole on a role is kept as it was.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import threading
@@ -69,6 +76,142 @@ def _check_each(self, orig, resources) -> None:
         orig(self, resources)
 
 
+def _assumed_role(account_id: str, partition: str, access_key_id: str):
+    from moto.sts.models import sts_backends
+
+    for r in sts_backends[account_id][partition].assumed_roles:
+        if r.access_key_id == access_key_id:
+            return r
+    return None
+
+
+def _tag_dict(tags) -> dict[str, str]:
+    if isinstance(tags, dict):  # {"k": "v"} or moto's {"k": {"Key": "k", "Value": "v"}}
+        return {k: (v.get("Value", "") if isinstance(v, dict) else v) for k, v in tags.items()}
+    return {t["Key"]: t.get("Value", "") for t in tags or [] if isinstance(t, dict) and "Key" in t}
+
+
+def resource_tags(account_id: str, resource: str) -> tuple[str | None, dict[str, str]]:
+    """(service, tags) of a Secrets Manager secret or SSM parameter ARN held by moto."""
+    if not isinstance(resource, str) or not resource.startswith("arn:"):
+        return None, {}
+    parts = resource.split(":", 5)
+    if len(parts) != 6:
+        return None, {}
+    service, region, account = parts[2], parts[3], parts[4] or account_id
+    try:
+        if service == "secretsmanager" and parts[5].startswith("secret:"):
+            from moto.secretsmanager.models import secretsmanager_backends
+
+            s = secretsmanager_backends[account][region].secrets.get(resource)
+            return service, _tag_dict(getattr(s, "tags", None)) if s is not None else {}
+        if service == "ssm" and parts[5].startswith("parameter/"):
+            from moto.ssm.models import ssm_backends
+
+            name = parts[5][len("parameter"):]
+            store = ssm_backends[account][region]._resource_tags.get("Parameter", {})
+            for n in (name, name.lstrip("/")):
+                if n in store:
+                    return service, _tag_dict(store[n])
+            return service, {}
+    except Exception as e:  # never fail a request over a tag lookup
+        log.debug("tags of %s: %s", resource, e)
+    return service, {}
+
+
+def request_context(req, resource: str) -> "policy.Context":
+    """The context keys for an identity-policy check of moto's IAMRequest `req` on `resource`:
+    aws:PrincipalTag/<k> (a role session: the role's tags, overridden by the session's tags; a
+    user: its tags), aws:PrincipalArn/Account/Type, aws:userid, aws:username, aws:RequestedRegion,
+    aws:CurrentTime, aws:EpochTime; for a Secrets Manager secret or SSM parameter:
+    aws:ResourceTag/<k> and secretsmanager:ResourceTag/<k> / ssm:resourceTag/<k>."""
+    from moto.iam.access_control import AssumedRoleAccessKey
+    from moto.utilities.utils import get_partition
+
+    from . import policy
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ctx = policy.Context({
+        "aws:PrincipalAccount": req.account_id,
+        "aws:RequestedRegion": req._region,
+        "aws:CurrentTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "aws:EpochTime": str(int(now.timestamp())),
+    })
+    key = req._access_key
+    partition = get_partition(req._region)
+    principal_tags: dict[str, str] = {}
+    if isinstance(key, AssumedRoleAccessKey):
+        assumed = _assumed_role(req.account_id, partition, key._access_key_id)
+        try:
+            role = req.backend.get_role(key._owner_role_name)
+            principal_tags.update(_tag_dict(role.tags))
+            ctx.set("aws:PrincipalArn", role.arn)
+        except Exception:
+            pass
+        if assumed is not None:
+            principal_tags.update(getattr(assumed, "session_tags", None) or {})
+            ctx.set("aws:userid", assumed.user_id)
+        ctx.set("aws:PrincipalType", "AssumedRole")
+    else:
+        name = getattr(key, "_owner_user_name", None)
+        if name:
+            ctx.set("aws:PrincipalArn", key.arn)
+            ctx.set("aws:username", name)
+            ctx.set("aws:PrincipalType", "User")
+            try:
+                user = req.backend.get_user(name)
+                ctx.set("aws:userid", user.id)
+                principal_tags.update(_tag_dict(req.backend.list_user_tags(name)))
+            except Exception:
+                pass
+    for k, v in principal_tags.items():
+        ctx.set(f"aws:PrincipalTag/{k}", v)
+    service, rtags = resource_tags(req.account_id, resource)
+    prefix = {"secretsmanager": "secretsmanager:ResourceTag", "ssm": "ssm:resourceTag"}.get(service or "")
+    for k, v in rtags.items():
+        ctx.set(f"aws:ResourceTag/{k}", v)
+        if prefix:
+            ctx.set(f"{prefix}/{k}", v)
+    return ctx
+
+
+def check_action_permitted(self, resource: str) -> None:
+    """IAMRequestBase.check_action_permitted with our evaluator (policy.py) for the caller's
+    identity policies (and a role session's session policy), then moto's own trust check for
+    sts:AssumeRole on a role, as before."""
+    from moto.iam.access_control import AssumedRoleAccessKey, IAMPolicy
+    from moto.utilities.utils import get_partition
+
+    from . import policy
+
+    if self._action == "sts:GetCallerIdentity":  # always allowed, as in moto and AWS
+        return
+    docs = []
+    for p in self._access_key.collect_policies():
+        try:
+            docs.append(IAMPolicy(p)._policy_json)
+        except Exception as e:
+            log.warning("unreadable policy skipped: %s", e)
+    ctx = request_context(self, resource)
+    decision = policy.evaluate(docs, self._action, resource, ctx)
+    if decision == policy.DENY:
+        self._raise_access_denied()
+    permitted = decision == policy.ALLOW
+    if permitted and isinstance(self._access_key, AssumedRoleAccessKey):
+        assumed = _assumed_role(self.account_id, get_partition(self._region), self._access_key._access_key_id)
+        session_policy = getattr(assumed, "policy", None) if assumed is not None else None
+        if session_policy:  # the effective permissions are the intersection
+            try:
+                permitted = policy.evaluate([session_policy], self._action, resource, ctx) == policy.ALLOW
+            except ValueError:
+                permitted = False
+    if self._is_assuming_role_operation(resource):
+        permitted = permitted and self._check_role_trust_relationship(resource)
+    if not permitted:
+        log.info("IAM: %s on %s not allowed (context keys %s)", self._action, resource, ctx.keys())
+        self._raise_access_denied()
+
+
 def patch_all() -> None:
     from moto.core.exceptions import AccessDeniedError
     from moto.iam.access_control import IAMPolicyStatement, IAMRequest
@@ -100,16 +243,27 @@ def patch_all() -> None:
         if not enforcing:
             return orig_batch(self)
 
+        caller = {}
+
         def allowed(arn: str) -> bool:
             req = IAMRequest(
                 account_id=self.current_account, method=self.method, path=self.raw_path, data=self.data,
                 body=self.raw_body, headers=self.headers, action="GetSecretValue",
             )
+            caller["arn"] = req._access_key.arn
             try:
                 req.check_action_permitted(arn)
                 return True
             except AccessDeniedError:
                 return False
+
+        def denied(sid: str) -> dict:  # an entry of Errors, worded like AWS's
+            return {
+                "SecretId": sid,
+                "ErrorCode": "AccessDeniedException",
+                "Message": f"User: {caller.get('arn', 'caller')} is not authorized to perform: "
+                           f"secretsmanager:GetSecretValue on resource: {sid}",
+            }
 
         ids = self._get_param("SecretIdList", if_none=[])
         denied_errors = []
@@ -119,11 +273,7 @@ def patch_all() -> None:
                 if allowed(_secret_arn(self, sid)):
                     keep.append(sid)
                 else:
-                    denied_errors.append({
-                        "SecretId": sid,
-                        "ErrorCode": "AccessDeniedException",
-                        "Message": "User is not authorized to perform secretsmanager:GetSecretValue on this secret",
-                    })
+                    denied_errors.append(denied(sid))
             if not keep:
                 return json.dumps({"SecretValues": [], "Errors": denied_errors})
             self.body = json.dumps({**json.loads(self.body or "{}"), "SecretIdList": keep})
@@ -137,10 +287,7 @@ def patch_all() -> None:
                 if allowed(v["ARN"]):
                     kept.append(v)
                 else:
-                    denied_errors.append({
-                        "SecretId": v["ARN"], "ErrorCode": "AccessDeniedException",
-                        "Message": "User is not authorized to perform secretsmanager:GetSecretValue on this secret",
-                    })
+                    denied_errors.append(denied(v["ARN"]))
             result["SecretValues"] = kept
         result["Errors"] = list(result.get("Errors") or []) + denied_errors
         return json.dumps(result)
@@ -194,6 +341,9 @@ def patch_all() -> None:
         return request
 
     IAMRequestBase._create_aws_request = _create_aws_request
+
+    # --- identity policies: our evaluator, with principal/resource tags and variables --------
+    IAMRequestBase.check_action_permitted = check_action_permitted
 
     # --- trust policies with only Service principals ---------------------------------------
     orig_check_principal = IAMPolicyStatement._check_principal
