@@ -11,7 +11,8 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-cargo install --path . --locked --bins "$@"
+cargo install --path crates/bootstrap --locked "$@"
+cargo install --path crates/aws-csi-provider --locked "$@"
 
 bin_dir="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin"
 echo "installed bootstrap and aws-csi-provider into $bin_dir"

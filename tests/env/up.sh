@@ -193,7 +193,7 @@ start test-provider "$PY" "$here/kubelet/minimal_provider.py" --provider-volume 
 wait_for test-provider 30 test -S "$STATE/providers/bootstrap-test.sock"
 
 PROVIDER_BIN=${BOOTSTRAP_PROVIDER_BIN:-$repo/target/debug/aws-csi-provider}
-if [[ -z ${BOOTSTRAP_ENV_NO_PROVIDER:-} ]] && grep -q 'fn main' "$repo/src/bin/aws-csi-provider.rs" 2>/dev/null; then
+if [[ -z ${BOOTSTRAP_ENV_NO_PROVIDER:-} ]] && grep -q 'fn main' "$repo/crates/aws-csi-provider/src/main.rs" 2>/dev/null; then
   if [[ -z ${BOOTSTRAP_PROVIDER_BIN:-} ]]; then
     say "aws-csi-provider: cargo build --bin aws-csi-provider"
     (cd "$repo" && cargo build -q --bin aws-csi-provider) >"$LOGS/aws-csi-provider-build.log" 2>&1 \

@@ -4,9 +4,9 @@ import os
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# Where each .proto lives: the provider contract is the project's own (proto/), shared with
+# Where each .proto lives: the provider contract is the project's own (crates/aws-csi-provider/proto/), shared with
 # aws-csi-provider; the CSI subset is the environment's.
-DIRS = {"provider": os.path.join(HERE, "..", "..", "..", "proto"), "csi": HERE}
+DIRS = {"provider": os.path.join(HERE, "..", "..", "..", "crates", "aws-csi-provider", "proto"), "csi": HERE}
 
 
 def load(name):

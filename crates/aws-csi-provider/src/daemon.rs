@@ -1,0 +1,202 @@
+//! The `aws-csi-provider` daemon: flags, logging, wiring, signals.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use super::auth::{CredentialCache, PodIdentityAgent};
+use super::clients::SdkFactory;
+use super::cluster::KubeLookup;
+use super::metrics::{self, Metrics};
+use super::mount::{MountConfig, Mounter};
+use super::server;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of `aws-csi-provider` (the upstream provider's, plus ours).
+#[derive(Debug, Parser)]
+#[command(
+    name = "aws-csi-provider",
+    version,
+    about = "Secrets Store CSI provider for AWS (Secrets Manager, SSM; Pod Identity and IRSA)"
+)]
+pub struct Args {
+    /// Directory where the driver looks for provider sockets; we listen on <dir>/aws.sock.
+    #[arg(long, default_value = "/var/run/secrets-store-csi-providers")]
+    pub provider_volume: PathBuf,
+    /// Pod Identity agent URL, replacing http://169.254.170.23 and http://[fd00:ec2::23].
+    #[arg(long)]
+    pub pod_identity_endpoint: Option<String>,
+    /// Timeout of each Pod Identity agent request (e.g. 5s, 500ms).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub pod_identity_http_timeout: Duration,
+    /// Attempts per Pod Identity credential request.
+    #[arg(long, default_value_t = 3)]
+    pub pod_identity_attempts: u32,
+    /// Address of the Prometheus /metrics, /healthz and /readyz endpoint (off when unset).
+    #[arg(long)]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Deadline for one mount request.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub mount_deadline: Duration,
+    /// Parallel AWS calls per mount.
+    #[arg(long, default_value_t = 8)]
+    pub max_concurrency: usize,
+    /// Cap on the files returned by one mount (the driver's gRPC limit is 4 MiB).
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// A duration flag: the shared grammar (`500ms`, `5s`, `2m`, `1m30s`), at most a day.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = bootstrap_common::parse_duration(s)?;
+    if d > Duration::from_secs(86_400) {
+        return Err(format!("{s:?} is out of range (at most 24h)"));
+    }
+    Ok(d)
+}
+
+/// Sets up tracing on stderr; `RUST_LOG` overrides the default `info`.
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Runs the provider until SIGTERM or SIGINT.
+pub async fn run(args: Args) -> Result<(), String> {
+    let metrics = Arc::new(Metrics::new());
+    let agent = PodIdentityAgent::new(
+        args.pod_identity_http_timeout,
+        args.pod_identity_endpoint.clone(),
+    )?
+    .with_retries(args.pod_identity_attempts, Duration::from_millis(200));
+    let default_region = std::env::var("AWS_REGION")
+        .ok()
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .filter(|r| !r.is_empty());
+    let mounter = Arc::new(Mounter {
+        config: MountConfig {
+            default_region,
+            max_response_bytes: args.max_response_bytes,
+            deadline: args.mount_deadline,
+            concurrency: args.max_concurrency.max(1),
+        },
+        aws: Arc::new(SdkFactory::from_env().await),
+        cluster: Arc::new(KubeLookup::new()),
+        agent,
+        credentials: CredentialCache::new(),
+        metrics: metrics.clone(),
+        batch_denied: Default::default(),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let metrics_task = args.metrics_addr.map(|addr| {
+        let m = metrics.clone();
+        let stop = stopped(stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(addr, m, stop).await {
+                tracing::error!(%addr, error = %e, "metrics endpoint failed");
+            }
+        })
+    });
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        provider_volume = %args.provider_volume.display(),
+        pod_identity_endpoint = args.pod_identity_endpoint.as_deref().unwrap_or("link-local agent"),
+        "starting aws-csi-provider"
+    );
+    let ready = metrics.clone();
+    let result = server::serve_unix(
+        &args.provider_volume,
+        mounter,
+        move || ready.set_ready(true),
+        stopped(stop_rx),
+    )
+    .await
+    .map_err(|e| {
+        format!(
+            "serving on {}: {e}",
+            args.provider_volume.join(server::SOCKET_NAME).display()
+        )
+    });
+    metrics.set_ready(false);
+    if let Some(task) = metrics_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    }
+    tracing::info!("aws-csi-provider stopped");
+    result
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn flags_parse() {
+        let a = Args::try_parse_from([
+            "aws-csi-provider",
+            "--provider-volume",
+            "/tmp/p",
+            "--pod-identity-endpoint",
+            "http://127.0.0.1:15023/v1/credentials",
+            "--metrics-addr",
+            "127.0.0.1:18081",
+        ])
+        .expect("parses");
+        assert_eq!(a.provider_volume, PathBuf::from("/tmp/p"));
+        assert_eq!(a.metrics_addr.map(|m| m.port()), Some(18081));
+        assert_eq!(a.log_format, LogFormat::Text);
+    }
+}

@@ -1,0 +1,173 @@
+//! Secrets Manager: BatchGetSecretValue for unpinned secrets, bounded GetSecretValue for the rest.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aws_sdk_secretsmanager::Client;
+use futures::stream::{self, StreamExt};
+
+use super::{CallObserver, Fetched, Outcome, Target, classify, classify_code};
+use crate::error::FetchCause;
+use bootstrap_common::secret::SecretBytes;
+
+/// BatchGetSecretValue accepts at most this many ids per call.
+pub const BATCH_SIZE: usize = 20;
+const SERVICE: &str = "secretsmanager";
+
+/// Fetches every target; the outcomes are in the order of `targets`. With `use_batch`, unpinned
+/// secrets go through BatchGetSecretValue; `batch_denied` is set when the caller may not use it
+/// (the role lacks `secretsmanager:BatchGetSecretValue`), so the caller can stop trying.
+pub async fn fetch_all(
+    client: &Client,
+    targets: &[Target<'_>],
+    concurrency: usize,
+    observer: &dyn CallObserver,
+    use_batch: bool,
+    batch_denied: &AtomicBool,
+) -> Vec<Outcome> {
+    let mut outcomes: Vec<Option<Outcome>> = targets.iter().map(|_| None).collect();
+    let unpinned: Vec<usize> = (0..targets.len())
+        .filter(|&i| targets[i].version.is_none() && targets[i].label.is_none())
+        .collect();
+    if use_batch && unpinned.len() >= 2 {
+        let chunks: Vec<&[usize]> = unpinned.chunks(BATCH_SIZE).collect();
+        let calls: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| batch(client, targets, chunk, observer, batch_denied))
+            .collect();
+        let results: Vec<Vec<(usize, Option<Outcome>)>> = stream::iter(calls)
+            .buffered(concurrency.max(1))
+            .collect()
+            .await;
+        for (i, outcome) in results.into_iter().flatten() {
+            outcomes[i] = outcome;
+        }
+    }
+    // Pinned secrets, single unpinned ones, and anything the batch did not settle.
+    let rest: Vec<usize> = (0..targets.len())
+        .filter(|&i| outcomes[i].is_none())
+        .collect();
+    let calls: Vec<_> = rest
+        .into_iter()
+        .map(|i| indexed(i, get_one(client, &targets[i], observer)))
+        .collect();
+    let singles: Vec<(usize, Outcome)> = stream::iter(calls)
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    for (i, outcome) in singles {
+        outcomes[i] = Some(outcome);
+    }
+    outcomes
+        .into_iter()
+        .map(|o| {
+            o.unwrap_or(Err(FetchCause::Transient {
+                message: "not fetched".into(),
+            }))
+        })
+        .collect()
+}
+
+async fn indexed<T>(i: usize, f: impl std::future::Future<Output = T>) -> (usize, T) {
+    (i, f.await)
+}
+
+/// One GetSecretValue.
+pub async fn get_one(client: &Client, target: &Target<'_>, observer: &dyn CallObserver) -> Outcome {
+    let result = client
+        .get_secret_value()
+        .secret_id(target.name)
+        .set_version_id(target.version.map(str::to_string))
+        .set_version_stage(target.label.map(str::to_string))
+        .send()
+        .await;
+    match result {
+        Ok(mut out) => {
+            observer.aws_call(SERVICE, "GetSecretValue", "ok");
+            let value = match (out.secret_string.take(), out.secret_binary.take()) {
+                (Some(s), _) => SecretBytes::from_string(s),
+                (None, Some(b)) => SecretBytes::new(b.into_inner()),
+                (None, None) => SecretBytes::new(Vec::new()),
+            };
+            Ok(Fetched {
+                value,
+                version: out.version_id.take().unwrap_or_default(),
+            })
+        }
+        Err(e) => {
+            observer.aws_call(SERVICE, "GetSecretValue", "error");
+            Err(classify(&e))
+        }
+    }
+}
+
+/// One BatchGetSecretValue for the targets at `indices`. `None` outcomes are left for
+/// GetSecretValue (e.g. the role may lack secretsmanager:BatchGetSecretValue).
+async fn batch(
+    client: &Client,
+    targets: &[Target<'_>],
+    indices: &[usize],
+    observer: &dyn CallObserver,
+    batch_denied: &AtomicBool,
+) -> Vec<(usize, Option<Outcome>)> {
+    let ids: Vec<String> = indices
+        .iter()
+        .map(|&i| targets[i].name.to_string())
+        .collect();
+    let result = client
+        .batch_get_secret_value()
+        .set_secret_id_list(Some(ids))
+        .send()
+        .await;
+    let mut out = match result {
+        Ok(out) => {
+            observer.aws_call(SERVICE, "BatchGetSecretValue", "ok");
+            out
+        }
+        Err(e) => {
+            observer.aws_call(SERVICE, "BatchGetSecretValue", "error");
+            let cause = classify(&e);
+            if matches!(cause, FetchCause::AccessDenied { .. }) {
+                batch_denied.store(true, Ordering::Relaxed);
+            }
+            tracing::debug!(
+                %cause,
+                "BatchGetSecretValue failed; falling back to GetSecretValue"
+            );
+            return indices.iter().map(|&i| (i, None)).collect();
+        }
+    };
+    let mut values = out.secret_values.take().unwrap_or_default();
+    let errors = out.errors.take().unwrap_or_default();
+    indices
+        .iter()
+        .map(|&i| {
+            let name = targets[i].name;
+            let found = values
+                .iter()
+                .position(|v| v.name.as_deref() == Some(name) || v.arn.as_deref() == Some(name));
+            if let Some(pos) = found {
+                let mut v = values.swap_remove(pos);
+                let value = match (v.secret_string.take(), v.secret_binary.take()) {
+                    (Some(s), _) => SecretBytes::from_string(s),
+                    (None, Some(b)) => SecretBytes::new(b.into_inner()),
+                    (None, None) => SecretBytes::new(Vec::new()),
+                };
+                let version = v.version_id.take().unwrap_or_default();
+                return (i, Some(Ok(Fetched { value, version })));
+            }
+            let error = errors.iter().find(|e| e.secret_id.as_deref() == Some(name));
+            match error {
+                Some(e) => {
+                    let cause = classify_code(
+                        e.error_code.as_deref().unwrap_or(""),
+                        e.message.as_deref().unwrap_or(""),
+                        None,
+                    );
+                    (i, Some(Err(cause)))
+                }
+                // Asked by a partial ARN or otherwise unmatched: ask for it alone.
+                None => (i, None),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,162 @@
+//! Component tests, failure paths: every user error is clear, names the object and the cause,
+//! writes nothing, and leaks no secret into errors, logs or metrics.
+
+mod provider_support;
+
+use aws_csi_provider::mount::MountConfig;
+use provider_support::fixtures::*;
+use provider_support::*;
+
+#[tokio::test]
+async fn irsa_without_role_annotation_says_so() {
+    let agent = start_agent(POD_TOKEN).await;
+    let mut h = start(
+        fake_aws(),
+        FakeCluster::default(),
+        &agent.url,
+        MountConfig::default(),
+    )
+    .await;
+    let attrs = attributes(
+        &[("region", "us-east-1"), ("objects", OBJECTS)],
+        Some(&both_tokens()),
+    );
+    let err = mount(&mut h, attrs).await.expect_err("no role");
+    assert!(
+        err.message().contains("eks.amazonaws.com/role-arn"),
+        "{}",
+        err.message()
+    );
+    assert!(err.message().contains("demo/web"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn user_errors_are_clear_and_write_nothing() {
+    let agent = start_agent(POD_TOKEN).await;
+    let mut h = start(
+        fake_aws(),
+        FakeCluster::default(),
+        &agent.url,
+        MountConfig::default(),
+    )
+    .await;
+    let mut errors = Vec::new();
+
+    // Invalid usePodIdentity: quotes the value, lists the accepted ones.
+    let attrs = attributes(
+        &[
+            ("usePodIdentity", "yes"),
+            ("region", "us-east-1"),
+            ("objects", OBJECTS),
+        ],
+        Some(&both_tokens()),
+    );
+    let e = mount(&mut h, attrs).await.expect_err("bad bool");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message().contains("\"yes\"")
+            && e.message().contains("TRUE")
+            && e.message().contains("0"),
+        "{}",
+        e.message()
+    );
+    errors.push(e.message().to_string());
+
+    // Traversal alias.
+    let e = mount(
+        &mut h,
+        pod_identity_attrs(
+            "- {objectName: api, objectType: secretsmanager, objectAlias: ../../etc/passwd}",
+        ),
+    )
+    .await
+    .expect_err("traversal");
+    assert!(e.message().contains("not allowed"), "{}", e.message());
+    errors.push(e.message().to_string());
+
+    // Missing token for the audience.
+    let tokens =
+        format!(r#"{{"sts.amazonaws.com":{{"token":"{STS_TOKEN}","expirationTimestamp":"x"}}}}"#);
+    let attrs = attributes(
+        &[
+            ("usePodIdentity", "true"),
+            ("region", "us-east-1"),
+            ("objects", OBJECTS),
+        ],
+        Some(&tokens),
+    );
+    let e = mount(&mut h, attrs).await.expect_err("no token");
+    assert!(
+        e.message().contains("tokenRequests") && e.message().contains("pods.eks.amazonaws.com"),
+        "{}",
+        e.message()
+    );
+    errors.push(e.message().to_string());
+
+    // Unknown secret: names the object, says not found.
+    let e = mount(
+        &mut h,
+        pod_identity_attrs("- {objectName: nope, objectType: secretsmanager}"),
+    )
+    .await
+    .expect_err("unknown");
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    assert!(
+        e.message().contains("\"nope\"") && e.message().contains("not found"),
+        "{}",
+        e.message()
+    );
+    errors.push(e.message().to_string());
+
+    // jmesPath on a non-JSON secret says so (not "failed to fetch").
+    let e = mount(&mut h, pod_identity_attrs("- {objectName: plain, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: a}]}"))
+        .await
+        .expect_err("not json");
+    assert!(
+        e.message().contains("not valid JSON") && e.message().contains("jmesPath"),
+        "{}",
+        e.message()
+    );
+    errors.push(e.message().to_string());
+
+    assert_no_secret_leak(&h, &errors);
+}
+
+#[tokio::test]
+async fn oversized_response_is_refused() {
+    let agent = start_agent(POD_TOKEN).await;
+    let config = MountConfig {
+        max_response_bytes: 4096,
+        ..MountConfig::default()
+    };
+    let mut h = start(fake_aws(), FakeCluster::default(), &agent.url, config).await;
+    let e = mount(
+        &mut h,
+        pod_identity_attrs("- {objectName: huge, objectType: secretsmanager}"),
+    )
+    .await
+    .expect_err("too big");
+    assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+    assert!(e.message().contains("4096"), "{}", e.message());
+}
+
+#[tokio::test]
+async fn agent_rejection_and_batch_errors() {
+    let agent = start_agent("some-other-token").await;
+    let mut h = start(
+        fake_aws(),
+        FakeCluster::default(),
+        &agent.url,
+        MountConfig::default(),
+    )
+    .await;
+    let e = mount(&mut h, pod_identity_attrs(OBJECTS))
+        .await
+        .expect_err("agent refuses");
+    assert!(
+        e.message().contains("Pod Identity") && e.message().contains("403"),
+        "{}",
+        e.message()
+    );
+    assert_no_secret_leak(&h, &[e.message().to_string()]);
+}

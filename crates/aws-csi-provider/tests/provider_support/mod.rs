@@ -1,0 +1,385 @@
+//! Test harness for the provider: the real gRPC server on a temp unix socket, a fake Pod
+//! Identity agent on 127.0.0.1, mocked AWS clients (aws-smithy-mocks) and captured logs.
+#![allow(dead_code)]
+
+pub mod fixtures;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_csi_provider::auth::{CredentialCache, PodIdentityAgent};
+use aws_csi_provider::clients::AwsFactory;
+use aws_csi_provider::cluster::ClusterLookup;
+use aws_csi_provider::metrics::Metrics;
+use aws_csi_provider::mount::{MountConfig, Mounter};
+use aws_csi_provider::proto::csi_driver_provider_client::CsiDriverProviderClient;
+use aws_csi_provider::proto::{MountRequest, MountResponse};
+use aws_csi_provider::server::{SOCKET_NAME, serve_unix};
+use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client};
+use aws_smithy_types::retry::RetryConfig;
+use futures::future::BoxFuture;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use tonic::transport::{Channel, Endpoint};
+
+/// Mocked AWS rules per region.
+#[derive(Default, Clone)]
+pub struct FakeAws {
+    pub sm: HashMap<String, Vec<Rule>>,
+    pub ssm: HashMap<String, Vec<Rule>>,
+    pub sts: Vec<Rule>,
+}
+
+fn interceptor(rules: &[Rule]) -> MockResponseInterceptor {
+    rules.iter().fold(
+        MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny),
+        |i, r| i.with_rule(r),
+    )
+}
+
+impl AwsFactory for FakeAws {
+    fn secrets_manager(&self, region: &str, creds: &Credentials) -> aws_sdk_secretsmanager::Client {
+        let rules = self.sm.get(region).cloned().unwrap_or_default();
+        let conf = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new(
+                region.to_string(),
+            ))
+            .credentials_provider(creds.clone())
+            .retry_config(RetryConfig::disabled())
+            .http_client(create_mock_http_client())
+            .interceptor(interceptor(&rules))
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(conf)
+    }
+
+    fn ssm(&self, region: &str, creds: &Credentials) -> aws_sdk_ssm::Client {
+        let rules = self.ssm.get(region).cloned().unwrap_or_default();
+        let conf = aws_sdk_ssm::Config::builder()
+            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
+            .region(aws_sdk_ssm::config::Region::new(region.to_string()))
+            .credentials_provider(creds.clone())
+            .retry_config(RetryConfig::disabled())
+            .http_client(create_mock_http_client())
+            .interceptor(interceptor(&rules))
+            .build();
+        aws_sdk_ssm::Client::from_conf(conf)
+    }
+
+    fn sts(&self, region: &str) -> aws_sdk_sts::Client {
+        let conf = aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(aws_sdk_sts::config::Region::new(region.to_string()))
+            .retry_config(RetryConfig::disabled())
+            .http_client(create_mock_http_client())
+            .interceptor(interceptor(&self.sts))
+            .build();
+        aws_sdk_sts::Client::from_conf(conf)
+    }
+}
+
+/// Service accounts' role annotations and the node region.
+#[derive(Default)]
+pub struct FakeCluster {
+    pub roles: HashMap<(String, String), String>,
+    pub node_region: Option<String>,
+}
+
+impl ClusterLookup for FakeCluster {
+    fn role_arn<'a>(
+        &'a self,
+        ns: &'a str,
+        sa: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+        let r = self.roles.get(&(ns.to_string(), sa.to_string())).cloned();
+        Box::pin(async move { Ok(r) })
+    }
+    fn node_region<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+        let r = self.node_region.clone();
+        Box::pin(async move { Ok(r) })
+    }
+}
+
+/// A fake Pod Identity agent: answers the expected token with credentials, others with 403.
+pub struct FakeAgent {
+    pub url: String,
+    pub hits: Arc<AtomicUsize>,
+}
+
+pub const AGENT_SECRET_KEY: &str = "agent-secret-key-DO-NOT-LOG";
+
+pub async fn start_agent(expected_token: &'static str) -> FakeAgent {
+    start_agent_with(expected_token, "ASIAFAKE", AGENT_SECRET_KEY, "session").await
+}
+
+/// A fake agent handing out the given keys (e.g. keys moto accepts).
+pub async fn start_agent_with(
+    expected_token: &'static str,
+    access_key: &str,
+    secret_key: &str,
+    session_token: &str,
+) -> FakeAgent {
+    let reply_keys = Arc::new((
+        access_key.to_string(),
+        secret_key.to_string(),
+        session_token.to_string(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind agent");
+    let addr = listener.local_addr().expect("addr");
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let counter = counter.clone();
+            let keys = reply_keys.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        let keys = keys.clone();
+                        let auth = req
+                            .headers()
+                            .get(hyper::header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
+                        async move {
+                            let (status, body) = if auth == expected_token {
+                                let exp = aws_smithy_types::DateTime::from(
+                                    SystemTime::now() + Duration::from_secs(3600),
+                                )
+                                .fmt(aws_smithy_types::date_time::Format::DateTime)
+                                .unwrap_or_default();
+                                (
+                                    200,
+                                    format!(
+                                        r#"{{"AccessKeyId":"{}","SecretAccessKey":"{}","Token":"{}","AccountId":"111122223333","Expiration":"{exp}"}}"#,
+                                        keys.0, keys.1, keys.2
+                                    ),
+                                )
+                            } else {
+                                (403, r#"{"message":"invalid token"}"#.to_string())
+                            };
+                            let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
+                            *resp.status_mut() = hyper::StatusCode::from_u16(status)
+                                .unwrap_or(hyper::StatusCode::OK);
+                            Ok::<_, Infallible>(resp)
+                        }
+                    },
+                );
+                let io = hyper_util::rt::TokioIo::new(stream);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, svc)
+                    .await;
+            });
+        }
+    });
+    FakeAgent {
+        url: format!("http://{addr}/v1/credentials"),
+        hits,
+    }
+}
+
+/// Captured log output of the test (all levels of this crate).
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().map(|g| g.clone()).unwrap_or_default()).into_owned()
+    }
+}
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut g) = self.0.lock() {
+            g.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A running provider and a client connected to its socket.
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub client: CsiDriverProviderClient<Channel>,
+    pub metrics: Arc<Metrics>,
+    pub logs: Logs,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _log_guard: tracing::subscriber::DefaultGuard,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+pub async fn start(
+    aws: impl AwsFactory + 'static,
+    cluster: FakeCluster,
+    agent_url: &str,
+    config: MountConfig,
+) -> Harness {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    let metrics = Arc::new(Metrics::new());
+    let agent = PodIdentityAgent::new(Duration::from_secs(2), Some(agent_url.to_string()))
+        .expect("agent client")
+        .with_retries(2, Duration::from_millis(10));
+    let mounter = Arc::new(Mounter {
+        config,
+        aws: Arc::new(aws),
+        cluster: Arc::new(cluster),
+        agent,
+        credentials: CredentialCache::new(),
+        metrics: metrics.clone(),
+        batch_denied: Default::default(),
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().to_path_buf();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
+    let serve_dir = path.clone();
+    tokio::spawn(async move {
+        let _ = serve_unix(
+            &serve_dir,
+            mounter,
+            move || {
+                let _ = ready_tx.send(());
+            },
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await;
+    });
+    let _ = ready_rx.await;
+    let socket = path.join(SOCKET_NAME);
+    let channel = Endpoint::try_from("http://[::1]:1")
+        .expect("endpoint")
+        .connect_with_connector(UnixConnector(socket))
+        .await
+        .expect("connect to provider socket");
+    Harness {
+        dir,
+        client: CsiDriverProviderClient::new(channel),
+        metrics,
+        logs,
+        stop: Some(stop),
+        _log_guard: guard,
+    }
+}
+
+/// Connects tonic to a unix socket.
+#[derive(Clone)]
+pub struct UnixConnector(pub std::path::PathBuf);
+
+impl tonic::codegen::Service<tonic::codegen::http::Uri> for UnixConnector {
+    type Response = hyper_util::rt::TokioIo<tokio::net::UnixStream>;
+    type Error = std::io::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: tonic::codegen::http::Uri) -> Self::Future {
+        let path = self.0.clone();
+        Box::pin(async move {
+            tokio::net::UnixStream::connect(path)
+                .await
+                .map(hyper_util::rt::TokioIo::new)
+        })
+    }
+}
+
+/// Attributes as the driver sends them: SPC parameters plus pod info and tokens.
+pub fn attributes(params: &[(&str, &str)], tokens: Option<&str>) -> String {
+    let mut m = serde_json::Map::new();
+    m.insert("csi.storage.k8s.io/pod.name".into(), "web-0".into());
+    m.insert("csi.storage.k8s.io/pod.namespace".into(), "demo".into());
+    m.insert("csi.storage.k8s.io/pod.uid".into(), "uid-1".into());
+    m.insert(
+        "csi.storage.k8s.io/serviceAccount.name".into(),
+        "web".into(),
+    );
+    if let Some(t) = tokens {
+        m.insert("csi.storage.k8s.io/serviceAccount.tokens".into(), t.into());
+    }
+    for (k, v) in params {
+        m.insert((*k).into(), (*v).into());
+    }
+    serde_json::Value::Object(m).to_string()
+}
+
+pub const POD_TOKEN: &str = "pod-identity-token-DO-NOT-LOG";
+pub const STS_TOKEN: &str = "sts-token-DO-NOT-LOG";
+
+/// Tokens JSON with both audiences.
+pub fn both_tokens() -> String {
+    format!(
+        r#"{{"pods.eks.amazonaws.com":{{"token":"{POD_TOKEN}","expirationTimestamp":"2030-01-01T00:00:00Z"}},"sts.amazonaws.com":{{"token":"{STS_TOKEN}","expirationTimestamp":"2030-01-01T00:00:00Z"}}}}"#
+    )
+}
+
+pub async fn mount(h: &mut Harness, attributes: String) -> Result<MountResponse, tonic::Status> {
+    h.client
+        .mount(MountRequest {
+            attributes,
+            secrets: "{}".into(),
+            target_path: "/var/lib/kubelet/pods/uid-1/volumes/x".into(),
+            permission: "\"420\"".into(),
+            current_object_version: vec![],
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// A gRPC client of the provider socket at `socket`.
+pub async fn connect(socket: std::path::PathBuf) -> CsiDriverProviderClient<Channel> {
+    let channel = Endpoint::try_from("http://[::1]:1")
+        .expect("endpoint")
+        .connect_with_connector(UnixConnector(socket))
+        .await
+        .expect("connect to provider socket");
+    CsiDriverProviderClient::new(channel)
+}
+
+/// A mount request as the driver sends it.
+pub fn mount_request(attributes: String) -> MountRequest {
+    MountRequest {
+        attributes,
+        secrets: "{}".into(),
+        target_path: "/var/lib/kubelet/pods/uid-1/volumes/kubernetes.io~csi/secrets/mount".into(),
+        permission: "\"420\"".into(),
+        current_object_version: vec![],
+    }
+}

@@ -1,0 +1,180 @@
+//! IAM documents bootstrap writes: the Pod Identity trust policy and least-privilege policies.
+
+use serde_json::{Value, json};
+
+/// The principal EKS Pod Identity assumes roles as.
+pub use bootstrap_common::names::POD_IDENTITY_PRINCIPAL;
+
+/// Trust exactly `pods.eks.amazonaws.com` with `sts:AssumeRole` and `sts:TagSession`.
+pub fn pod_identity_trust() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "EksPodIdentity",
+            "Effect": "Allow",
+            "Principal": {"Service": POD_IDENTITY_PRINCIPAL},
+            "Action": ["sts:AssumeRole", "sts:TagSession"]
+        }]
+    })
+}
+
+/// What a workload's role may read: exact ARNs only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    pub secret_arns: Vec<String>,
+    pub parameter_arns: Vec<String>,
+    /// Customer-managed KMS keys protecting any of them.
+    pub kms_key_arns: Vec<String>,
+    /// The region, for the `kms:ViaService` condition.
+    pub region: String,
+}
+
+/// The inline policy: GetSecretValue/DescribeSecret on the secrets, GetParameters on the
+/// parameters, and kms:Decrypt through those services when a customer key is used.
+pub fn read_secrets_policy(grants: &Grants) -> Value {
+    let mut statements = Vec::new();
+    if !grants.secret_arns.is_empty() {
+        statements.push(json!({
+            "Sid": "ReadSecrets",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+            "Resource": sorted(&grants.secret_arns),
+        }));
+    }
+    if !grants.parameter_arns.is_empty() {
+        statements.push(json!({
+            "Sid": "ReadParameters",
+            "Effect": "Allow",
+            "Action": ["ssm:GetParameters"],
+            "Resource": sorted(&grants.parameter_arns),
+        }));
+    }
+    if !grants.kms_key_arns.is_empty() {
+        let mut services = Vec::new();
+        if !grants.secret_arns.is_empty() {
+            services.push(format!("secretsmanager.{}.amazonaws.com", grants.region));
+        }
+        if !grants.parameter_arns.is_empty() {
+            services.push(format!("ssm.{}.amazonaws.com", grants.region));
+        }
+        statements.push(json!({
+            "Sid": "DecryptViaService",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt"],
+            "Resource": sorted(&grants.kms_key_arns),
+            "Condition": {"StringEquals": {"kms:ViaService": services}},
+        }));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+fn sorted(items: &[String]) -> Vec<String> {
+    let mut items = items.to_vec();
+    items.sort();
+    items.dedup();
+    items
+}
+
+/// Whether two policy documents mean the same (IAM returns them URL-encoded and reformatted;
+/// callers decode first). Compares parsed JSON, treating a one-item list as its item.
+pub fn same_policy(a: &Value, b: &Value) -> bool {
+    normalize(a) == normalize(b)
+}
+
+fn normalize(v: &Value) -> Value {
+    match v {
+        Value::Array(items) if items.len() == 1 => normalize(&items[0]),
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(normalize).collect();
+            items.sort_by_key(|i| i.to_string());
+            Value::Array(items)
+        }
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), normalize(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// Decodes a policy document as IAM returns it (URL-encoded JSON).
+pub fn decode_document(raw: &str) -> Option<Value> {
+    let decoded = percent_decode(raw)?;
+    serde_json::from_str(&decoded).ok()
+}
+
+fn percent_decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = raw.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_is_exactly_pod_identity() {
+        let trust = pod_identity_trust();
+        let st = &trust["Statement"][0];
+        assert_eq!(trust["Statement"].as_array().map(Vec::len), Some(1));
+        assert_eq!(
+            st["Principal"],
+            json!({"Service": "pods.eks.amazonaws.com"})
+        );
+        assert_eq!(st["Action"], json!(["sts:AssumeRole", "sts:TagSession"]));
+    }
+
+    #[test]
+    fn policy_grants_only_exact_arns() {
+        let grants = Grants {
+            secret_arns: vec!["arn:s2".into(), "arn:s1".into(), "arn:s1".into()],
+            parameter_arns: vec![],
+            kms_key_arns: vec!["arn:key".into()],
+            region: "eu-west-1".into(),
+        };
+        let p = read_secrets_policy(&grants);
+        let st = p["Statement"].as_array().expect("statements");
+        assert_eq!(st.len(), 2);
+        assert_eq!(st[0]["Resource"], json!(["arn:s1", "arn:s2"]));
+        assert_eq!(
+            st[1]["Condition"]["StringEquals"]["kms:ViaService"],
+            json!(["secretsmanager.eu-west-1.amazonaws.com"])
+        );
+        assert!(!p.to_string().contains('*'));
+    }
+
+    #[test]
+    fn compares_policies_as_iam_returns_them() {
+        let ours = pod_identity_trust();
+        let encoded = ours
+            .to_string()
+            .replace('{', "%7B")
+            .replace('}', "%7D")
+            .replace('"', "%22");
+        let back = decode_document(&encoded).expect("decodes");
+        assert!(same_policy(&ours, &back));
+        let mut single = ours.clone();
+        single["Statement"][0]["Action"] = json!(["sts:TagSession", "sts:AssumeRole"]);
+        assert!(same_policy(&ours, &single));
+        single["Statement"][0]["Action"] = json!("sts:AssumeRole");
+        assert!(!same_policy(&ours, &single));
+    }
+}

@@ -1,0 +1,254 @@
+//! Resolves flags, files (teams.yaml) and environment into one settings struct.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::cli::{OutputFormat, ProviderKind, UpArgs};
+use crate::render::csi_driver::{CsiDriverValues, Rotation};
+use crate::render::names;
+use crate::render::provider::ProviderValues;
+use crate::render::provider_upstream::UpstreamProviderValues;
+
+/// Bad input, found before anything is touched.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid {what}")]
+    Invalid {
+        what: &'static str,
+        #[source]
+        source: InvalidValue,
+    },
+    #[error("failed to read values file {path}")]
+    ReadValues {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to parse values file {path}")]
+    ParseValues {
+        path: PathBuf,
+        #[source]
+        source: Box<serde_saphyr::Error>,
+    },
+}
+
+/// The reason a value was rejected (the `Caused by:` line).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);
+
+fn invalid(what: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        what,
+        source: InvalidValue(problem.into()),
+    }
+}
+
+/// Where a secret lives.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SecretKind {
+    SecretsManager,
+    SsmParameter,
+}
+
+/// A secret the workload reads, as the user named it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SecretRef {
+    pub kind: SecretKind,
+    /// The name or the full ARN.
+    pub id: String,
+}
+
+impl SecretRef {
+    /// Parses `NAME`, `ssm:NAME`, or a Secrets Manager / SSM parameter ARN.
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let input = input.trim();
+        if input.is_empty() {
+            return Err("a secret name must not be empty".into());
+        }
+        if let Some(name) = input.strip_prefix("ssm:") {
+            if name.is_empty() {
+                return Err("ssm: needs a parameter name".into());
+            }
+            return Ok(Self {
+                kind: SecretKind::SsmParameter,
+                id: name.into(),
+            });
+        }
+        if input.starts_with("arn:") {
+            let parts: Vec<&str> = input.splitn(6, ':').collect();
+            let kind = match parts.get(2) {
+                Some(&"secretsmanager")
+                    if parts.get(5).is_some_and(|r| r.starts_with("secret:")) =>
+                {
+                    SecretKind::SecretsManager
+                }
+                Some(&"ssm") if parts.get(5).is_some_and(|r| r.starts_with("parameter/")) => {
+                    SecretKind::SsmParameter
+                }
+                _ => {
+                    return Err(format!(
+                        "{input:?} is not a Secrets Manager secret or SSM parameter ARN"
+                    ));
+                }
+            };
+            return Ok(Self {
+                kind,
+                id: input.into(),
+            });
+        }
+        if input.contains("..") || input.chars().any(char::is_whitespace) {
+            return Err(format!("{input:?} is not a valid secret name"));
+        }
+        Ok(Self {
+            kind: SecretKind::SecretsManager,
+            id: input.into(),
+        })
+    }
+}
+
+/// The `--values` file: one section per thing bootstrap renders.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+pub struct ValuesFile {
+    pub csi_driver: CsiDriverValues,
+    pub provider: ProviderValues,
+    /// Values of the upstream provider (`--provider upstream`).
+    pub upstream_provider: UpstreamProviderValues,
+    /// Image of the verification pod (it only has to start; mirror it for air-gapped clusters).
+    pub sample_image: Option<String>,
+}
+
+/// Everything `up` needs, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct UpSettings {
+    pub cluster: String,
+    /// From `--region` or the environment; the AWS config may still supply one later.
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub namespace: String,
+    pub service_account: String,
+    pub secrets: Vec<SecretRef>,
+    pub create_demo_secret: bool,
+    pub provider: ProviderKind,
+    pub provider_image: Option<String>,
+    pub csi_driver: CsiDriverValues,
+    pub provider_values: ProviderValues,
+    pub upstream_provider_values: UpstreamProviderValues,
+    pub sample_image: Option<String>,
+    pub keep_sample: bool,
+    pub force: bool,
+    pub timeout: Duration,
+    pub dry_run: bool,
+    pub output: OutputFormat,
+    pub output_dir: Option<PathBuf>,
+}
+
+pub use bootstrap_common::parse_duration;
+
+/// An EKS cluster name: 1–100 letters, digits, `-` or `_`, starting alphanumeric.
+pub fn cluster_name_problem(name: &str) -> Option<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric());
+    (!ok).then(|| {
+        format!(
+            "cluster name {name:?} is not a valid EKS cluster name: use 1-100 letters, digits, \
+             '-' and '_', starting with a letter or digit"
+        )
+    })
+}
+
+/// Reads the environment's region the way the AWS SDK does first (`AWS_REGION`, then
+/// `AWS_DEFAULT_REGION`); the profile's region is resolved later by the AWS config loader.
+pub fn region_from_env() -> Option<String> {
+    ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .filter_map(|k| std::env::var(k).ok())
+        .find(|v| !v.trim().is_empty())
+}
+
+/// Merges flags, the values file and the environment into [`UpSettings`].
+pub fn resolve_up(args: &UpArgs) -> Result<UpSettings, ConfigError> {
+    if let Some(problem) = cluster_name_problem(&args.cluster) {
+        return Err(invalid("--cluster", problem));
+    }
+    if let Some(problem) = names::label_problem("namespace", &args.namespace) {
+        return Err(invalid("--namespace", problem));
+    }
+    if let Some(problem) = names::subdomain_problem("ServiceAccount", &args.service_account) {
+        return Err(invalid("--service-account", problem));
+    }
+    let secrets = args
+        .secrets
+        .iter()
+        .map(|s| SecretRef::parse(s).map_err(|p| invalid("--secret", p)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let timeout = parse_duration(&args.timeout).map_err(|p| invalid("--timeout", p))?;
+    let region = args.region.clone().or_else(region_from_env);
+    if let Some(r) = &region
+        && !r
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(invalid(
+            "--region",
+            format!("{r:?} is not an AWS region name"),
+        ));
+    }
+    let values = match &args.values {
+        Some(path) => read_values(path)?,
+        None => ValuesFile::default(),
+    };
+    let mut csi_driver = values.csi_driver;
+    if let Some(interval) = &args.rotation {
+        parse_duration(interval).map_err(|p| invalid("--rotation", p))?;
+        csi_driver.rotation = Rotation {
+            enabled: true,
+            poll_interval: interval.clone(),
+        };
+    }
+    csi_driver.sync_secrets |= args.sync_secrets;
+    Ok(UpSettings {
+        cluster: args.cluster.clone(),
+        region,
+        profile: args.profile.clone(),
+        namespace: args.namespace.clone(),
+        service_account: args.service_account.clone(),
+        create_demo_secret: args.create_demo_secret || secrets.is_empty(),
+        secrets,
+        provider: args.provider,
+        provider_image: args.provider_image.clone(),
+        csi_driver,
+        provider_values: values.provider,
+        upstream_provider_values: values.upstream_provider,
+        sample_image: values.sample_image,
+        keep_sample: args.keep_sample,
+        force: args.force,
+        timeout,
+        dry_run: args.dry_run,
+        output: args.output,
+        output_dir: args.output_dir.clone(),
+    })
+}
+
+fn read_values(path: &PathBuf) -> Result<ValuesFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadValues {
+        path: path.clone(),
+        source,
+    })?;
+    serde_saphyr::from_str(&text).map_err(|source| ConfigError::ParseValues {
+        path: path.clone(),
+        source: Box::new(source),
+    })
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

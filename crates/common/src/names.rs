@@ -1,0 +1,36 @@
+//! Names both sides agree on: token audiences, ownership tags and labels, annotations.
+
+/// The audience of the service-account token the Pod Identity agent accepts.
+pub const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
+/// The audience of the service-account token STS accepts for IRSA.
+pub const IRSA_AUDIENCE: &str = "sts.amazonaws.com";
+/// Both audiences, in the order the CSIDriver's `tokenRequests` lists them.
+pub const AWS_TOKEN_AUDIENCES: [&str; 2] = [IRSA_AUDIENCE, POD_IDENTITY_AUDIENCE];
+/// The service principal a Pod Identity role trusts.
+pub const POD_IDENTITY_PRINCIPAL: &str = POD_IDENTITY_AUDIENCE;
+
+/// AWS tag marking what bootstrap created (value [`MANAGED_BY_VALUE`]).
+pub const TAG_MANAGED_BY: &str = "bootstrap.podid/managed-by";
+/// AWS tag naming the cluster a bootstrap-made resource belongs to.
+pub const TAG_CLUSTER: &str = "bootstrap.podid/cluster";
+/// The value of [`TAG_MANAGED_BY`] and of the [`LABEL_MANAGED_BY`] label.
+pub const MANAGED_BY_VALUE: &str = "bootstrap";
+/// Kubernetes label marking objects bootstrap created.
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// Kubernetes label naming the cluster an object was made for.
+pub const LABEL_CLUSTER: &str = "bootstrap.podid/cluster";
+
+/// The service-account annotation IRSA reads the role ARN from.
+pub const IRSA_ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_driver_is_asked_for_both_aws_audiences() {
+        assert!(AWS_TOKEN_AUDIENCES.contains(&"sts.amazonaws.com"));
+        assert!(AWS_TOKEN_AUDIENCES.contains(&"pods.eks.amazonaws.com"));
+        assert_ne!(TAG_MANAGED_BY, TAG_CLUSTER);
+    }
+}
