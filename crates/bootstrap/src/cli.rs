@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
+
+pub use crate::config::{OutputFormat, ProviderKind};
 
 /// Take an existing EKS cluster to working EKS Pod Identity + Secrets Store CSI in one command.
 #[derive(Debug, Parser)]
@@ -25,29 +27,19 @@ pub struct Cli {
 pub enum Command {
     /// Install and verify Pod Identity + Secrets Store CSI on a cluster (safe to re-run).
     Up(Box<UpArgs>),
+    /// Remove what bootstrap created on a cluster, and nothing else (safe to re-run).
+    ///
+    /// Discovers bootstrap's resources from their tags and labels (no state file) and deletes
+    /// them in reverse order: sample pods, SecretProviderClasses, service accounts and
+    /// namespaces it created, Pod Identity associations, IAM roles, the provider, the driver,
+    /// the add-ons it created, the demo secret. What it adopted or did not create stays, and
+    /// is listed with the reason.
+    Down(Box<DownArgs>),
     /// Print shell completions.
     Completions {
         /// The shell to generate completions for.
         shell: clap_complete::Shell,
     },
-}
-
-/// Which AWS provider for the Secrets Store CSI Driver to install.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ProviderKind {
-    /// bootstrap's own Rust provider (aws-csi-provider).
-    Rust,
-    /// The upstream Go provider (aws/secrets-store-csi-driver-provider-aws).
-    Upstream,
-    /// The EKS add-on aws-secrets-store-csi-driver-provider.
-    Addon,
-}
-
-/// How to print the result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Args)]
@@ -107,6 +99,42 @@ pub struct UpArgs {
     /// With --dry-run: write the rendered manifests to DIR (for GitOps).
     #[arg(long, value_name = "DIR", requires = "dry_run")]
     pub output_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// The EKS cluster's name.
+    #[arg(long, env = "BOOTSTRAP_CLUSTER")]
+    pub cluster: String,
+    /// AWS region (default: AWS_REGION, then the profile's region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS profile from the shared config files.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Remove only this namespace's workload (its objects, association and role); keeps the
+    /// platform.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Remove workloads and keep the platform (add-ons, driver, provider).
+    #[arg(long)]
+    pub workloads_only: bool,
+    /// Also delete a namespace bootstrap created that now holds objects it did not create
+    /// (they are listed first). Without it such namespaces stay.
+    #[arg(long)]
+    pub force: bool,
+    /// Do not ask for confirmation (needed when stdin is a terminal and not --dry-run).
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Overall time limit, e.g. 10m, 90s.
+    #[arg(long, default_value = "10m")]
+    pub timeout: String,
+    /// Print what would be deleted and kept; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 #[cfg(test)]

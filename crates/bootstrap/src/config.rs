@@ -5,11 +5,29 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::{OutputFormat, ProviderKind, UpArgs};
+use crate::cli::{DownArgs, UpArgs};
 use crate::render::csi_driver::{CsiDriverValues, Rotation};
 use crate::render::names;
 use crate::render::provider::ProviderValues;
 use crate::render::provider_upstream::UpstreamProviderValues;
+
+/// Which AWS provider for the Secrets Store CSI Driver to install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderKind {
+    /// bootstrap's own Rust provider (aws-csi-provider).
+    Rust,
+    /// The upstream Go provider (aws/secrets-store-csi-driver-provider-aws).
+    Upstream,
+    /// The EKS add-on aws-secrets-store-csi-driver-provider.
+    Addon,
+}
+
+/// How to print the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
 
 /// Bad input, found before anything is touched.
 #[derive(Debug, thiserror::Error)]
@@ -235,6 +253,46 @@ pub fn resolve_up(args: &UpArgs) -> Result<UpSettings, ConfigError> {
         dry_run: args.dry_run,
         output: args.output,
         output_dir: args.output_dir.clone(),
+    })
+}
+
+/// Everything `down` needs, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct DownSettings {
+    pub cluster: String,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub namespace: Option<String>,
+    pub workloads_only: bool,
+    pub force: bool,
+    pub yes: bool,
+    pub timeout: Duration,
+    pub dry_run: bool,
+    pub output: OutputFormat,
+}
+
+/// Validates `down`'s flags.
+pub fn resolve_down(args: &DownArgs) -> Result<DownSettings, ConfigError> {
+    if let Some(problem) = cluster_name_problem(&args.cluster) {
+        return Err(invalid("--cluster", problem));
+    }
+    if let Some(ns) = &args.namespace
+        && let Some(problem) = names::label_problem("namespace", ns)
+    {
+        return Err(invalid("--namespace", problem));
+    }
+    let timeout = parse_duration(&args.timeout).map_err(|p| invalid("--timeout", p))?;
+    Ok(DownSettings {
+        cluster: args.cluster.clone(),
+        region: args.region.clone().or_else(region_from_env),
+        profile: args.profile.clone(),
+        namespace: args.namespace.clone(),
+        workloads_only: args.workloads_only,
+        force: args.force,
+        yes: args.yes,
+        timeout,
+        dry_run: args.dry_run,
+        output: args.output,
     })
 }
 

@@ -1,10 +1,19 @@
-//! bootstrap: EKS Pod Identity + Secrets Store CSI in one command, and a Rust AWS provider for the driver.
+//! bootstrap: EKS Pod Identity + Secrets Store CSI in one command, verified, and undone exactly.
+//!
+//! Layers, from pure to networked: [`render`], [`plan`] and [`diagnose`] know nothing of the
+//! network; [`aws`] and [`kube`] wrap clients, [`interp`] executes operations on them;
+//! [`target`] and [`resources`] observe and plan; [`commands`] compose; `main` dispatches.
 
 pub mod aws;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod diagnose;
+pub mod error;
+pub mod interp;
 pub mod kube;
 pub mod plan;
 pub mod render;
-pub mod steps;
+pub mod resources;
+pub mod target;
 pub mod ui;

@@ -1,48 +1,47 @@
-//! The `bootstrap` command-line entry point (thin: parse, resolve, run).
+//! The `bootstrap` command-line entry point (thin: parse, resolve settings, dispatch).
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bootstrap::cli::{Cli, Command, OutputFormat, UpArgs};
-use bootstrap::config::resolve_up;
-use bootstrap::steps::{StepError, up};
+use bootstrap::cli::{Cli, Command, DownArgs, OutputFormat, UpArgs};
+use bootstrap::commands::{self, ExitStatus};
+use bootstrap::config::{resolve_down, resolve_up};
+use bootstrap::error::StepError;
 use bootstrap::ui::{Printer, render_error, write_manifests};
 use clap::{CommandFactory, Parser};
-
-/// Bad input (flags, values): exit 2, like clap's own usage errors.
-const EXIT_USER: u8 = 2;
-/// A step failed or verification did not pass.
-const EXIT_FAILED: u8 = 1;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    match cli.command {
+    let printer = |json: bool| Printer::new(cli.quiet, cli.verbose, cli.no_progress, json);
+    let status = match &cli.command {
         Command::Completions { shell } => {
             clap_complete::generate(
-                shell,
+                *shell,
                 &mut Cli::command(),
                 "bootstrap",
                 &mut std::io::stdout(),
             );
-            ExitCode::SUCCESS
+            ExitStatus::Success
         }
-        Command::Up(ref args) => {
-            let printer = Printer::new(
-                cli.quiet,
-                cli.verbose,
-                cli.no_progress,
-                args.output == OutputFormat::Json,
-            );
-            let runtime =
-                match tokio::runtime::Runtime::new().context("failed to start the async runtime") {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        eprint!("{}", render_error(e.as_ref(), None));
-                        return ExitCode::from(EXIT_FAILED);
-                    }
-                };
-            runtime.block_on(run_up(args, printer))
+        Command::Up(args) => {
+            let p = printer(args.output == OutputFormat::Json).with_dry_run(args.dry_run);
+            block_on(&p, up(args, &p))
+        }
+        Command::Down(args) => {
+            let p = printer(args.output == OutputFormat::Json).with_dry_run(args.dry_run);
+            block_on(&p, down(args, &p))
+        }
+    };
+    status.into()
+}
+
+fn block_on(printer: &Printer, work: impl std::future::Future<Output = ExitStatus>) -> ExitStatus {
+    match tokio::runtime::Runtime::new().context("failed to start the async runtime") {
+        Ok(rt) => rt.block_on(work),
+        Err(e) => {
+            printer.error(&render_error(e.as_ref(), None));
+            ExitStatus::Failure
         }
     }
 }
@@ -62,27 +61,18 @@ fn init_tracing(verbose: u8) {
         .try_init();
 }
 
-async fn run_up(args: &UpArgs, printer: Printer) -> ExitCode {
+async fn up(args: &UpArgs, printer: &Printer) -> ExitStatus {
     let settings = match resolve_up(args) {
         Ok(s) => s,
-        Err(e) => {
-            eprint!("{}", render_error(&e, None));
-            return ExitCode::from(EXIT_USER);
-        }
+        Err(e) => return commands::user_error(printer, &e),
     };
-    let output_dir = settings.output_dir.clone();
-    let (env, offline_note) = match up::connect(settings).await {
-        Ok(found) => found,
-        Err(e) => return fail(&e),
+    let run = match commands::up::run(&settings, printer).await {
+        Ok(run) => run,
+        Err(e) => return commands::fail(printer, &e),
     };
-    if let Some(note) = offline_note {
-        printer.status(&format!("note: {note}"));
-    }
-    let progress = printer.progress();
-    let (report, error) = up::run(&env, &progress).await;
-    printer.report(&report);
-    if let (Some(dir), None) = (&output_dir, &error) {
-        match write_manifests(&report, dir)
+    printer.report(&run.report);
+    if let (Some(dir), None) = (&settings.output_dir, &run.error) {
+        match write_manifests(&run.report, dir)
             .with_context(|| format!("failed to write manifests to {}", dir.display()))
         {
             Ok(files) => printer.status(&format!(
@@ -91,27 +81,41 @@ async fn run_up(args: &UpArgs, printer: Printer) -> ExitCode {
                 dir.display()
             )),
             Err(e) => {
-                eprint!("{}", render_error(e.as_ref(), None));
-                return ExitCode::from(EXIT_FAILED);
+                printer.error(&render_error(e.as_ref(), None));
+                return ExitStatus::Failure;
             }
         }
     }
-    if let Some((step, e)) = error {
-        eprintln!("step {step} failed");
-        return fail(&e);
+    if let Some((step, e)) = run.error {
+        printer.error(&format!("step {step} failed\n"));
+        return commands::fail(printer, &e);
     }
-    if report.dry_run || report.verified {
-        ExitCode::SUCCESS
+    if run.report.dry_run || run.report.verified {
+        ExitStatus::Success
     } else {
-        eprint!(
-            "{}",
-            render_error(&StepError::problem("verification did not pass"), None)
-        );
-        ExitCode::from(EXIT_FAILED)
+        commands::fail(printer, &StepError::problem("verification did not pass"))
     }
 }
 
-fn fail(e: &StepError) -> ExitCode {
-    eprint!("{}", render_error(e, e.hint().as_deref()));
-    ExitCode::from(EXIT_FAILED)
+async fn down(args: &DownArgs, printer: &Printer) -> ExitStatus {
+    let settings = match resolve_down(args) {
+        Ok(s) => s,
+        Err(e) => return commands::user_error(printer, &e),
+    };
+    let (report, error) = match commands::down::run(&settings, printer).await {
+        Ok(found) => found,
+        Err(e) => return commands::fail(printer, &e),
+    };
+    if printer.json {
+        printer.json_value(&report);
+    } else {
+        printer.report(&report.report);
+    }
+    match error {
+        Some((step, e)) => {
+            printer.error(&format!("step {step} failed\n"));
+            commands::fail(printer, &e)
+        }
+        None => ExitStatus::Success,
+    }
 }

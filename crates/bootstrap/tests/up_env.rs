@@ -168,7 +168,7 @@ async fn the_role_association_and_spc_are_exactly_as_specified() {
     );
     let config = aws_config().await;
     let iam = aws_sdk_iam::Client::new(&config);
-    let name = bootstrap::steps::iam_role::role_name(&cluster, "bootstrap-demo", "demo-app");
+    let name = bootstrap::resources::role::role_name(&cluster, "bootstrap-demo", "demo-app");
     let role = iam
         .get_role()
         .role_name(&name)
@@ -180,13 +180,13 @@ async fn the_role_association_and_spc_are_exactly_as_specified() {
         bootstrap::aws::policy::decode_document(role.assume_role_policy_document().unwrap_or(""))
             .expect("trust");
     assert!(
-        bootstrap::aws::policy::same_policy(&trust, &bootstrap::aws::policy::pod_identity_trust()),
+        bootstrap::aws::policy::same_policy(&trust, &trust_for(&trust_account(role), &cluster)),
         "{trust}"
     );
     assert_eq!(
         role.description(),
         Some(
-            bootstrap::steps::iam_role::role_description(&cluster, "bootstrap-demo", "demo-app")
+            bootstrap::resources::role::role_description(&cluster, "bootstrap-demo", "demo-app")
                 .as_str()
         )
     );
@@ -317,7 +317,7 @@ async fn another_roles_association_is_a_conflict_until_forced() {
     assert!(err.contains("hint: pass --force"), "{err}");
     // Nothing half-made: the conflict is found before any write.
     let iam = aws_sdk_iam::Client::new(&aws_config().await);
-    let role = bootstrap::steps::iam_role::role_name(&cluster, &ns, "app");
+    let role = bootstrap::resources::role::role_name(&cluster, &ns, "app");
     assert!(
         iam.get_role().role_name(&role).send().await.is_err(),
         "role {role} was created before the conflict was found"
@@ -538,7 +538,10 @@ async fn a_second_aws_provider_is_refused_with_a_hint() {
 /// credentials they already have until they expire, as on EKS.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_association_is_named_as_the_cause() {
-    use bootstrap::steps;
+    use bootstrap::commands::up;
+    use bootstrap::plan::Executor;
+    use bootstrap::resources::sample;
+    use bootstrap::target;
     let Some(cluster) = cluster() else { return };
     let _serial = SERIAL.lock().await;
     let ns = format!("no-assoc-{}", std::process::id());
@@ -560,16 +563,42 @@ async fn a_missing_association_is_named_as_the_cause() {
         panic!("up")
     };
     let settings = bootstrap::config::resolve_up(&args).expect("settings");
-    let (env, offline) = steps::up::connect(settings).await.expect("connects");
-    assert!(offline.is_none());
-    steps::preflight::run(&env).await.expect("preflight");
-    steps::secrets::run(&env).await.expect("secrets");
-    steps::iam_role::run(&env).await.expect("role");
-    steps::workload::run(&env)
+    let (aws, offline) = target::connect(settings.region.as_deref(), None, false)
         .await
-        .expect("namespace, SA, SPC");
-    let result = steps::verify::run(&env).await;
-    let kube = env.kube().expect("kube client").clone();
+        .expect("connects");
+    assert!(offline.is_none());
+    let (t, _) = target::preflight(aws.expect("aws"), &cluster)
+        .await
+        .expect("preflight");
+    let planned = up::plan_all(&settings, &t).await.expect("plans");
+    let backends = bootstrap::interp::Backends {
+        aws: t.aws.clone().expect("aws"),
+        kube: t.kube.clone(),
+        cluster: cluster.clone(),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let exec = Executor::new(false, Some(&backends), deadline);
+    // Everything but the association step.
+    for outcome in [&planned.secrets, &planned.role, &planned.workload] {
+        exec.run(&outcome.all_ops()).await.expect("applies");
+    }
+    exec.run(&planned.sample.setup).await.expect("sample pod");
+    let kube = t.kube.clone().expect("kube client");
+    let subject = bootstrap::diagnose::Subject {
+        cluster: &cluster,
+        namespace: &ns,
+        service_account: "app",
+        spc: &planned.sample_spec.spc,
+    };
+    let result = sample::check(
+        t.aws.as_ref(),
+        &kube,
+        &planned.sample_spec,
+        subject,
+        std::time::Duration::from_secs(240),
+    )
+    .await;
+    let _ = exec.run(&planned.sample.teardown).await;
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(kube);
     let _ = namespaces
         .delete(&ns, &kube::api::DeleteParams::default())
@@ -593,4 +622,19 @@ async fn a_missing_association_is_named_as_the_cause() {
         "{:?}",
         err.hint()
     );
+}
+
+/// The account in a role's ARN.
+fn trust_account(role: &aws_sdk_iam::types::Role) -> String {
+    role.arn().split(':').nth(4).unwrap_or_default().to_string()
+}
+
+/// The trust policy bootstrap writes for the demo workload.
+fn trust_for(account: &str, cluster: &str) -> serde_json::Value {
+    bootstrap::aws::policy::pod_identity_trust(&bootstrap::aws::policy::TrustScope {
+        account,
+        cluster,
+        namespace: "bootstrap-demo",
+        service_account: "demo-app",
+    })
 }

@@ -5,16 +5,39 @@ use serde_json::{Value, json};
 /// The principal EKS Pod Identity assumes roles as.
 pub use bootstrap_common::names::POD_IDENTITY_PRINCIPAL;
 
-/// Trust exactly `pods.eks.amazonaws.com` with `sts:AssumeRole` and `sts:TagSession`.
-pub fn pod_identity_trust() -> Value {
+/// Who a workload's role is for: only its own cluster, namespace and service account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustScope<'a> {
+    pub account: &'a str,
+    pub cluster: &'a str,
+    pub namespace: &'a str,
+    pub service_account: &'a str,
+}
+
+/// Trust `pods.eks.amazonaws.com` with `sts:AssumeRole` and `sts:TagSession`, only under the
+/// session tags Pod Identity sets for this workload and only from this account (the EKS user
+/// guide's recommendation: without the conditions any association in the account that names
+/// the role could use it).
+pub fn pod_identity_trust(scope: &TrustScope<'_>) -> Value {
     json!({
         "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "EksPodIdentity",
-            "Effect": "Allow",
-            "Principal": {"Service": POD_IDENTITY_PRINCIPAL},
-            "Action": ["sts:AssumeRole", "sts:TagSession"]
-        }]
+        "Statement": [pod_identity_statement(scope)]
+    })
+}
+
+/// The one trust statement for Pod Identity (also added to IRSA roles by `migrate`).
+pub fn pod_identity_statement(scope: &TrustScope<'_>) -> Value {
+    json!({
+        "Sid": "EksPodIdentity",
+        "Effect": "Allow",
+        "Principal": {"Service": POD_IDENTITY_PRINCIPAL},
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+        "Condition": {"StringEquals": {
+            "aws:SourceAccount": scope.account,
+            "aws:RequestTag/eks-cluster-name": scope.cluster,
+            "aws:RequestTag/kubernetes-namespace": scope.namespace,
+            "aws:RequestTag/kubernetes-service-account": scope.service_account,
+        }}
     })
 }
 
@@ -39,6 +62,15 @@ pub fn read_secrets_policy(grants: &Grants) -> Value {
             "Effect": "Allow",
             "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
             "Resource": sorted(&grants.secret_arns),
+        }));
+        // AWS authorizes BatchGetSecretValue only on "*"; it reads nothing by itself (each
+        // returned secret still needs GetSecretValue above), and lets the provider fetch up to
+        // 20 secrets per call.
+        statements.push(json!({
+            "Sid": "BatchReadSecrets",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:BatchGetSecretValue"],
+            "Resource": "*",
         }));
     }
     if !grants.parameter_arns.is_empty() {
@@ -130,9 +162,16 @@ fn percent_decode(raw: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    const SCOPE: TrustScope<'static> = TrustScope {
+        account: "123456789012",
+        cluster: "demo",
+        namespace: "team-a",
+        service_account: "app",
+    };
+
     #[test]
-    fn trust_is_exactly_pod_identity() {
-        let trust = pod_identity_trust();
+    fn trust_is_pod_identity_for_this_workload_only() {
+        let trust = pod_identity_trust(&SCOPE);
         let st = &trust["Statement"][0];
         assert_eq!(trust["Statement"].as_array().map(Vec::len), Some(1));
         assert_eq!(
@@ -140,10 +179,15 @@ mod tests {
             json!({"Service": "pods.eks.amazonaws.com"})
         );
         assert_eq!(st["Action"], json!(["sts:AssumeRole", "sts:TagSession"]));
+        let cond = &st["Condition"]["StringEquals"];
+        assert_eq!(cond["aws:SourceAccount"], "123456789012");
+        assert_eq!(cond["aws:RequestTag/eks-cluster-name"], "demo");
+        assert_eq!(cond["aws:RequestTag/kubernetes-namespace"], "team-a");
+        assert_eq!(cond["aws:RequestTag/kubernetes-service-account"], "app");
     }
 
     #[test]
-    fn policy_grants_only_exact_arns() {
+    fn policy_grants_reads_only_on_exact_arns() {
         let grants = Grants {
             secret_arns: vec!["arn:s2".into(), "arn:s1".into(), "arn:s1".into()],
             parameter_arns: vec![],
@@ -152,18 +196,30 @@ mod tests {
         };
         let p = read_secrets_policy(&grants);
         let st = p["Statement"].as_array().expect("statements");
-        assert_eq!(st.len(), 2);
+        assert_eq!(st.len(), 3);
         assert_eq!(st[0]["Resource"], json!(["arn:s1", "arn:s2"]));
         assert_eq!(
-            st[1]["Condition"]["StringEquals"]["kms:ViaService"],
+            st[1]["Action"],
+            json!(["secretsmanager:BatchGetSecretValue"])
+        );
+        assert_eq!(
+            st[2]["Condition"]["StringEquals"]["kms:ViaService"],
             json!(["secretsmanager.eu-west-1.amazonaws.com"])
         );
-        assert!(!p.to_string().contains('*'));
+        // The only "*" is the batch action, which reads nothing by itself.
+        for statement in st {
+            if statement["Resource"] == "*" {
+                assert_eq!(
+                    statement["Action"],
+                    json!(["secretsmanager:BatchGetSecretValue"])
+                );
+            }
+        }
     }
 
     #[test]
     fn compares_policies_as_iam_returns_them() {
-        let ours = pod_identity_trust();
+        let ours = pod_identity_trust(&SCOPE);
         let encoded = ours
             .to_string()
             .replace('{', "%7B")

@@ -22,6 +22,16 @@ pub enum ObjectState {
     },
 }
 
+impl ObjectState {
+    /// Present and labelled as bootstrap's.
+    pub fn is_ours(self) -> bool {
+        matches!(
+            self,
+            ObjectState::Same { ours: true } | ObjectState::Differs { ours: true }
+        )
+    }
+}
+
 /// Plurals of the kinds bootstrap renders (others are discovered).
 fn known_plural(kind: &str) -> Option<&'static str> {
     Some(match kind {
@@ -185,6 +195,50 @@ pub async fn delete(client: &kube::Client, object: &Value) -> Result<(), KubeErr
             resource: object_ref(object),
             source,
         }),
+    }
+}
+
+/// Deletes the object named by `reference` with foreground propagation (its dependents, such
+/// as a DaemonSet's pods, go first); absent is success.
+pub async fn delete_ref(
+    client: &kube::Client,
+    reference: &crate::plan::ObjectRef,
+) -> Result<(), KubeError> {
+    let stub = reference.stub();
+    let (api, name) = api_for(client, &stub).await?;
+    let params = kube::api::DeleteParams::foreground();
+    match api.delete(&name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(KubeError::Api {
+            action: "delete",
+            resource: reference.to_string(),
+            source,
+        }),
+    }
+}
+
+/// Waits until the object named by `reference` no longer exists.
+pub async fn wait_gone(
+    client: &kube::Client,
+    reference: &crate::plan::ObjectRef,
+    timeout: std::time::Duration,
+) -> Result<(), KubeError> {
+    let stub = reference.stub();
+    let deadline = std::time::Instant::now() + timeout;
+    let mut delay = std::time::Duration::from_millis(200);
+    loop {
+        if get(client, &stub).await?.is_none() {
+            return Ok(());
+        }
+        if std::time::Instant::now() + delay > deadline {
+            return Err(KubeError::Timeout {
+                what: format!("{reference} to be deleted"),
+                seconds: timeout.as_secs(),
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(2));
     }
 }
 

@@ -1,12 +1,17 @@
-//! Steps, the dependency-graph executor and the run report.
+//! Plans: typed operations ([`Op`]), the changes they make to resources, the executor that
+//! runs them, the dependency-graph runner and the run report.
 //!
-//! These types know nothing of the network: a step is a named future with dependencies that
-//! yields a [`StepOutcome`] — the changes it planned (and applied, unless dry-running).
+//! Nothing here knows the network: operations are data, and the [`Executor`] hands them to an
+//! [`Interpreter`] (the AWS and Kubernetes ones live with their clients).
 
 mod dag;
+mod exec;
+mod op;
 mod report;
 
 pub use dag::{Node, Progress, StepFuture, execute};
+pub use exec::{Executor, Interpreter, Retry, retryable};
+pub use op::{AddonGoal, Backend, ObjectRef, Op};
 pub use report::{Changes, Report, StepReport, StepStatus};
 
 use serde::Serialize;
@@ -28,12 +33,19 @@ pub enum Action {
     Adopt,
     /// Observed or checked only (preflight, verify): no write.
     Check,
+    /// Owned by bootstrap: delete it (`down`).
+    Delete,
+    /// Present, but `down` leaves it (not ours, or still in use): the note says why.
+    Keep,
 }
 
 impl Action {
     /// Whether this action writes.
     pub fn writes(self) -> bool {
-        matches!(self, Action::Create | Action::Update | Action::Replace)
+        matches!(
+            self,
+            Action::Create | Action::Update | Action::Replace | Action::Delete
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +56,22 @@ impl Action {
             Action::Unchanged => "unchanged",
             Action::Adopt => "adopt",
             Action::Check => "check",
+            Action::Delete => "delete",
+            Action::Keep => "keep",
+        }
+    }
+
+    /// How a dry run says it: what would happen, never a word that reads as done.
+    pub fn would(self) -> &'static str {
+        match self {
+            Action::Create => "would create",
+            Action::Update => "would update",
+            Action::Replace => "would replace",
+            Action::Unchanged => "unchanged",
+            Action::Adopt => "would adopt",
+            Action::Check => "would check",
+            Action::Delete => "would delete",
+            Action::Keep => "would keep",
         }
     }
 }
@@ -60,6 +88,9 @@ pub struct Change {
     /// Documents sent (IAM policies, Kubernetes manifests).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub documents: Vec<Value>,
+    /// The operations behind `calls`, in order: what the executor runs.
+    #[serde(skip)]
+    pub ops: Vec<Op>,
     /// Why, for adopt/unchanged/check, or a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -72,8 +103,23 @@ impl Change {
             resource: resource.into(),
             calls: Vec::new(),
             documents: Vec::new(),
+            ops: Vec::new(),
             note: None,
         }
+    }
+
+    /// Adds an operation: its plan line goes to `calls`, its document (if any) along.
+    pub fn op(mut self, op: Op) -> Self {
+        self.calls.push(op.to_string());
+        if let Some(doc) = op.document() {
+            self.documents.push(doc);
+        }
+        self.ops.push(op);
+        self
+    }
+
+    pub fn ops(self, ops: impl IntoIterator<Item = Op>) -> Self {
+        ops.into_iter().fold(self, Change::op)
     }
 
     pub fn call(mut self, call: impl Into<String>) -> Self {
@@ -114,12 +160,19 @@ impl StepOutcome {
         self
     }
 
+    /// Every operation of every change, in order.
+    pub fn all_ops(&self) -> Vec<Op> {
+        self.changes.iter().flat_map(|c| c.ops.clone()).collect()
+    }
+
     /// The most significant action, for a one-line summary.
     pub fn summary_action(&self) -> Action {
         let order = [
+            Action::Delete,
             Action::Replace,
             Action::Create,
             Action::Update,
+            Action::Keep,
             Action::Adopt,
             Action::Unchanged,
         ];

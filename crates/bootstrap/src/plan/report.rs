@@ -47,6 +47,8 @@ pub struct Changes {
     pub created: usize,
     pub updated: usize,
     pub unchanged: usize,
+    pub deleted: usize,
+    pub kept: usize,
 }
 
 /// The whole run, as printed at the end (`--output json` serializes this).
@@ -78,6 +80,8 @@ impl Report {
                 Action::Create => changes.created += 1,
                 Action::Update | Action::Replace => changes.updated += 1,
                 Action::Unchanged | Action::Adopt => changes.unchanged += 1,
+                Action::Delete => changes.deleted += 1,
+                Action::Keep => changes.kept += 1,
                 Action::Check => {}
             }
         }
@@ -109,7 +113,8 @@ mod tests {
             Changes {
                 created: 1,
                 updated: 1,
-                unchanged: 2
+                unchanged: 2,
+                ..Changes::default()
             }
         );
         let report = Report {

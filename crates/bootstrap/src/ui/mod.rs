@@ -24,6 +24,8 @@ pub struct Printer {
     pub bars: bool,
     /// Print JSON on stdout instead of text.
     pub json: bool,
+    /// A dry run: progress says what would happen, never a check mark.
+    pub dry_run: bool,
 }
 
 impl Printer {
@@ -34,7 +36,25 @@ impl Printer {
             verbose,
             bars,
             json,
+            dry_run: false,
         }
+    }
+
+    pub fn with_dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// An error report on stderr (always printed).
+    pub fn error(&self, text: &str) {
+        eprint!("{text}");
+    }
+
+    /// Any serializable value as pretty JSON on stdout.
+    pub fn json_value(&self, value: &impl serde::Serialize) {
+        let text = serde_json::to_string_pretty(value)
+            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+        println!("{text}");
     }
 
     /// A status line on stderr (not in quiet mode).

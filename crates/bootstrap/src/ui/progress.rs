@@ -26,8 +26,9 @@ impl StepProgress {
     }
 }
 
-fn summary(status: &StepStatus) -> String {
+fn summary(status: &StepStatus, dry_run: bool) -> String {
     match status {
+        StepStatus::Done(o) if dry_run => o.summary_action().would().to_string(),
         StepStatus::Done(o) => o.summary_action().as_str().to_string(),
         StepStatus::Failed(_) => "failed".into(),
         StepStatus::Skipped => "skipped".into(),
@@ -60,14 +61,14 @@ impl Progress for StepProgress {
         if self.printer.quiet {
             return;
         }
-        let mark = if matches!(status, StepStatus::Done(_)) {
-            "✓"
-        } else {
-            "✗"
+        let mark = match status {
+            StepStatus::Done(_) if self.printer.dry_run => "·",
+            StepStatus::Done(_) => "✓",
+            _ => "✗",
         };
         let line = format!(
             "{mark} {step}: {} ({:.1}s)",
-            summary(status),
+            summary(status, self.printer.dry_run),
             elapsed.as_secs_f64()
         );
         let bar = self.bars.lock().ok().and_then(|mut b| b.remove(step));

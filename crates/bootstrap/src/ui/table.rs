@@ -28,7 +28,7 @@ pub fn plan_tree(report: &Report, show_documents: bool) -> String {
                     let _ = writeln!(out, "  · {note}");
                 }
                 for change in &outcome.changes {
-                    let _ = writeln!(out, "  {:<9} {}", change.action.as_str(), change.resource);
+                    let _ = writeln!(out, "  {:<13} {}", change.action.would(), change.resource);
                     for call in &change.calls {
                         let _ = writeln!(out, "      → {call}");
                     }
@@ -54,11 +54,15 @@ pub fn plan_tree(report: &Report, show_documents: bool) -> String {
         }
     }
     let c = report.changes;
-    let _ = writeln!(
-        out,
-        "\n{} to create, {} to update, {} unchanged.",
-        c.created, c.updated, c.unchanged
-    );
+    if c.deleted > 0 || c.kept > 0 {
+        let _ = writeln!(out, "\n{} to delete, {} to keep.", c.deleted, c.kept);
+    } else {
+        let _ = writeln!(
+            out,
+            "\n{} to create, {} to update, {} unchanged.",
+            c.created, c.updated, c.unchanged
+        );
+    }
     if show_documents && !documents.is_empty() {
         let _ = writeln!(out, "\nDocuments ({}):", documents.len());
         for (step, resource, doc) in documents {
@@ -151,6 +155,14 @@ pub fn result_table(report: &Report) -> String {
         let _ = writeln!(out, "\n{}", notes.join("\n"));
     }
     let c = report.changes;
+    if c.deleted > 0 || c.kept > 0 || c.created + c.updated + c.unchanged == 0 {
+        let _ = writeln!(
+            out,
+            "\n{} deleted, {} kept in {:.1}s",
+            c.deleted, c.kept, report.seconds
+        );
+        return out;
+    }
     let _ = writeln!(
         out,
         "\n{} created, {} updated, {} unchanged in {:.1}s; verified: {}",

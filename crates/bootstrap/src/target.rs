@@ -1,31 +1,106 @@
-//! Preflight: who is calling, is the cluster there and ACTIVE, and a Kubernetes client for it.
+//! The target of a command: who is calling, the EKS cluster (ACTIVE, supported version,
+//! endpoint, CA), and a Kubernetes client for it — or, offline, placeholders for an empty
+//! account. Every command starts here; everything after works on this value.
 
 use k8s_openapi::api::core::v1::Node;
 use kube::Api;
 
-use super::{ClusterFacts, Env, StepError};
-use crate::aws::{ErrorKind, classify, token};
+use crate::aws::{self, Clients, ConfigError, ErrorKind, classify, token};
+use crate::error::StepError;
 use crate::kube::client::{self, ClusterEndpoint, Source};
 use crate::plan::{Action, Change, StepOutcome};
 
 /// The oldest Kubernetes minor the Secrets Store CSI Driver v1.6.0 supports.
 pub const MIN_KUBERNETES_MINOR: u32 = 30;
+/// Placeholders used in plans made without credentials.
+pub const OFFLINE_ACCOUNT: &str = "<account-id>";
+pub const OFFLINE_REGION: &str = "<region>";
 
-pub async fn run(env: &Env) -> Result<StepOutcome, StepError> {
-    let Some(aws) = &env.aws else {
-        return Ok(StepOutcome::with(vec![
-            Change::new(Action::Check, "caller identity")
-                .call("sts:GetCallerIdentity")
-                .note("not called: no credentials, planning for an empty account"),
-            Change::new(
-                Action::Check,
-                format!("EKS cluster {}", env.settings.cluster),
-            )
-            .call(format!("eks:DescribeCluster name={}", env.settings.cluster))
-            .note("assumed ACTIVE with a supported Kubernetes version"),
-        ])
-        .note("offline plan: nothing was read from AWS or Kubernetes"));
+/// What preflight learned about the cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterFacts {
+    pub name: String,
+    pub arn: String,
+    pub version: String,
+    pub endpoint: String,
+    pub certificate_authority: String,
+    pub auto_mode: bool,
+}
+
+/// Everything a command works against.
+#[derive(Clone)]
+pub struct Target {
+    pub account: String,
+    pub region: String,
+    pub cluster: ClusterFacts,
+    /// `None`: an offline plan (no region or no credentials), for an empty account.
+    pub aws: Option<Clients>,
+    pub kube: Option<kube::Client>,
+}
+
+impl Target {
+    /// A plan without AWS or Kubernetes access: an empty account, the cluster assumed fine.
+    pub fn offline(cluster: &str, region: Option<&str>) -> Self {
+        let region = region.unwrap_or(OFFLINE_REGION).to_string();
+        Self {
+            account: OFFLINE_ACCOUNT.into(),
+            cluster: ClusterFacts {
+                name: cluster.into(),
+                arn: format!("arn:aws:eks:{region}:{OFFLINE_ACCOUNT}:cluster/{cluster}"),
+                version: "<cluster version>".into(),
+                endpoint: String::new(),
+                certificate_authority: String::new(),
+                auto_mode: false,
+            },
+            region,
+            aws: None,
+            kube: None,
+        }
+    }
+
+    pub fn is_offline(&self) -> bool {
+        self.aws.is_none()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cluster.name
+    }
+}
+
+/// AWS access for a command: clients, or (dry run only) `None` with the reason for planning
+/// offline.
+pub async fn connect(
+    region: Option<&str>,
+    profile: Option<&str>,
+    dry_run: bool,
+) -> Result<(Option<Clients>, Option<String>), StepError> {
+    let config = match aws::load_config(region, profile).await {
+        Ok(config) => config,
+        Err(ConfigError::NoRegion) if dry_run => {
+            return Ok((
+                None,
+                Some("no AWS region configured: planning offline for an empty account".into()),
+            ));
+        }
+        Err(e) => {
+            return Err(StepError::caused_by("cannot reach AWS", e)
+                .with_hint("pass --region, set AWS_REGION, or set a region in the profile"));
+        }
     };
+    if dry_run && aws::check_credentials(&config).await.is_err() {
+        return Ok((
+            None,
+            Some("no AWS credentials: planning offline for an empty account".into()),
+        ));
+    }
+    let clients = Clients::from_config(config).map_err(|e| {
+        StepError::caused_by("cannot reach AWS", e).with_hint("pass --region or set AWS_REGION")
+    })?;
+    Ok((Some(clients), None))
+}
+
+/// Preflight: the caller, the cluster, a Kubernetes client and its EC2 nodes. Read-only.
+pub async fn preflight(aws: Clients, cluster: &str) -> Result<(Target, StepOutcome), StepError> {
     let identity = aws
         .sts
         .get_caller_identity()
@@ -33,12 +108,9 @@ pub async fn run(env: &Env) -> Result<StepOutcome, StepError> {
         .await
         .map_err(|e| classify("get the caller identity of", "the AWS credentials", e))?;
     let account = identity.account().unwrap_or_default().to_string();
-    let _ = env.facts.account.set(account.clone());
-    let cluster = describe_cluster(env).await?;
-    check_association(env, &account).await?;
-    let (kube, source) = kube_client(env, &cluster).await?;
-    let nodes = check_nodes(&kube, &cluster.name).await?;
-    let _ = env.facts.kube.set(kube);
+    let facts = describe_cluster(&aws, cluster).await?;
+    let (kube, source) = kube_client(&aws, &facts).await?;
+    let nodes = check_nodes(&kube, &facts.name).await?;
     let via = match source {
         Source::Kubeconfig { context } => format!("kubeconfig context {context}"),
         Source::EksToken => "an EKS token signed for the caller (no kubeconfig context)".into(),
@@ -48,21 +120,37 @@ pub async fn run(env: &Env) -> Result<StepOutcome, StepError> {
             Action::Check,
             format!("caller {}", identity.arn().unwrap_or("?")),
         ),
-        Change::new(Action::Check, format!("EKS cluster {}", cluster.name)).note(format!(
+        Change::new(Action::Check, format!("EKS cluster {}", facts.name)).note(format!(
             "ACTIVE, Kubernetes {}{}, {nodes} EC2 node(s), reached through {via}",
-            cluster.version,
-            if cluster.auto_mode { ", Auto Mode" } else { "" }
+            facts.version,
+            if facts.auto_mode { ", Auto Mode" } else { "" }
         )),
     ]);
-    let _ = env.facts.cluster.set(cluster);
-    Ok(outcome)
+    let target = Target {
+        account,
+        region: aws.region.clone(),
+        cluster: facts,
+        aws: Some(aws),
+        kube: Some(kube),
+    };
+    Ok((target, outcome))
 }
 
-pub(crate) async fn describe_cluster(env: &Env) -> Result<ClusterFacts, StepError> {
-    let Some(aws) = &env.aws else {
-        return Err(StepError::problem("no AWS access"));
-    };
-    let name = &env.settings.cluster;
+/// What an offline preflight reports: nothing was read.
+pub fn offline_outcome(cluster: &str) -> StepOutcome {
+    StepOutcome::with(vec![
+        Change::new(Action::Check, "caller identity").note(
+            "sts:GetCallerIdentity not called: no credentials, planning for an empty account",
+        ),
+        Change::new(Action::Check, format!("EKS cluster {cluster}")).note(
+            "eks:DescribeCluster not called: assumed ACTIVE with a supported Kubernetes version",
+        ),
+    ])
+    .note("offline plan: nothing was read from AWS or Kubernetes")
+}
+
+pub async fn describe_cluster(aws: &Clients, name: &str) -> Result<ClusterFacts, StepError> {
+    let name = &name.to_string();
     let out = match aws.eks.describe_cluster().name(name).send().await {
         Ok(out) => out,
         Err(e) => {
@@ -70,7 +158,7 @@ pub(crate) async fn describe_cluster(env: &Env) -> Result<ClusterFacts, StepErro
             if !err.is(ErrorKind::NotFound) {
                 return Err(err.into());
             }
-            return Err(unknown_cluster(env, name).await);
+            return Err(unknown_cluster(aws, name).await);
         }
     };
     let cluster = out
@@ -107,11 +195,8 @@ pub(crate) async fn describe_cluster(env: &Env) -> Result<ClusterFacts, StepErro
 }
 
 /// The error for a cluster that does not exist, naming the ones that do.
-async fn unknown_cluster(env: &Env, name: &str) -> StepError {
-    let message = format!("EKS cluster {name} was not found in region {}", env.region);
-    let Some(aws) = &env.aws else {
-        return StepError::problem(message);
-    };
+async fn unknown_cluster(aws: &Clients, name: &str) -> StepError {
+    let message = format!("EKS cluster {name} was not found in region {}", aws.region);
     let mut names = Vec::new();
     let mut pages = aws.eks.list_clusters().into_paginator().send();
     while let Some(page) = pages.next().await {
@@ -123,73 +208,12 @@ async fn unknown_cluster(env: &Env, name: &str) -> StepError {
     let hint = if names.is_empty() {
         format!(
             "there are no EKS clusters in {}; check --region and --profile",
-            env.region
+            aws.region
         )
     } else {
-        format!("clusters in {}: {}", env.region, names.join(", "))
+        format!("clusters in {}: {}", aws.region, names.join(", "))
     };
     StepError::problem(message).with_hint(hint)
-}
-
-/// Fails early (before any write) when the service account is already associated with a role
-/// other than bootstrap's, unless `--force`.
-async fn check_association(env: &Env, account: &str) -> Result<(), StepError> {
-    let Some(aws) = &env.aws else { return Ok(()) };
-    let s = &env.settings;
-    if s.force {
-        return Ok(());
-    }
-    let ours = format!(
-        "arn:aws:iam::{account}:role/{}",
-        super::iam_role::role_name(&s.cluster, &s.namespace, &s.service_account)
-    );
-    let listed = aws
-        .eks
-        .list_pod_identity_associations()
-        .cluster_name(&s.cluster)
-        .namespace(&s.namespace)
-        .service_account(&s.service_account)
-        .send()
-        .await
-        .map_err(|e| {
-            classify(
-                "list the Pod Identity associations of",
-                format!("{}/{}", s.namespace, s.service_account),
-                e,
-            )
-        })?;
-    let Some(id) = listed
-        .associations()
-        .first()
-        .and_then(|a| a.association_id())
-    else {
-        return Ok(());
-    };
-    let described = aws
-        .eks
-        .describe_pod_identity_association()
-        .cluster_name(&s.cluster)
-        .association_id(id)
-        .send()
-        .await
-        .map_err(|e| {
-            classify(
-                "describe",
-                format!(
-                    "Pod Identity association {}/{}",
-                    s.namespace, s.service_account
-                ),
-                e,
-            )
-        })?;
-    match described.association().and_then(|a| a.role_arn()) {
-        Some(role) if role != ours => Err(super::association::conflict(
-            &s.namespace,
-            &s.service_account,
-            role,
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// Rejects Kubernetes versions the driver does not support.
@@ -208,7 +232,7 @@ pub fn check_version(cluster: &str, version: &str) -> Result<(), StepError> {
 }
 
 async fn kube_client(
-    env: &Env,
+    aws: &Clients,
     cluster: &ClusterFacts,
 ) -> Result<(kube::Client, Source), StepError> {
     let endpoint = ClusterEndpoint {
@@ -220,9 +244,6 @@ async fn kube_client(
     if let Some(found) = client::from_kubeconfig(&endpoint).await? {
         return Ok(found);
     }
-    let Some(aws) = &env.aws else {
-        return Err(StepError::problem("no AWS access"));
-    };
     let token = token::eks_token(&aws.config, &aws.region, &cluster.name)
         .await
         .map_err(|e| {

@@ -1,4 +1,4 @@
-//! The error a step fails with: a typed cause from the layer below, or a problem found while
+//! The error a step or command fails with: a typed cause from the layer below, or a problem found while
 //! checking, each with an optional hint for the user.
 
 use crate::aws::{AwsError, ErrorKind};

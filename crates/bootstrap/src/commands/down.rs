@@ -1,0 +1,210 @@
+//! `bootstrap down`: discover what bootstrap owns on the cluster, plan its deletion (owned
+//! things only, reverse dependency order, foreign objects kept), confirm, and run the plan
+//! step by step, waiting for each deletion to finish.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::config::DownSettings;
+use crate::error::StepError;
+use crate::plan::{
+    Changes, Executor, Interpreter, Progress, Report, StepOutcome, StepReport, StepStatus,
+};
+use crate::resources::discover::{self, Inventory};
+use crate::resources::teardown::{self, Scope, Teardown};
+use crate::target::{self, Target};
+
+/// What `down --output json` prints.
+#[derive(Debug, Serialize)]
+pub struct DownReport {
+    #[serde(flatten)]
+    pub report: Report,
+    /// Resources deleted (or, in a dry run, to delete).
+    pub deleted: Vec<String>,
+    /// Resources left in place, each with the reason.
+    pub kept: Vec<Kept>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Kept {
+    pub resource: String,
+    pub reason: String,
+}
+
+pub fn scope(s: &DownSettings) -> Scope {
+    Scope {
+        namespace: s.namespace.clone(),
+        workloads_only: s.workloads_only,
+        force: s.force,
+    }
+}
+
+/// Runs a teardown: steps in order, each one's operations, stopping at the first failure.
+pub async fn execute(
+    teardown: &Teardown,
+    exec: &Executor<'_>,
+    progress: &dyn Progress,
+) -> (Vec<StepReport>, Option<(&'static str, StepError)>) {
+    let mut reports = Vec::new();
+    let mut error = None;
+    for (name, changes) in &teardown.steps {
+        if error.is_some() {
+            reports.push(StepReport::new(name, StepStatus::Skipped, Duration::ZERO));
+            continue;
+        }
+        let started = Instant::now();
+        progress.started(name);
+        let outcome = StepOutcome::with(changes.clone());
+        let status = match exec.run(&outcome.all_ops()).await {
+            Ok(()) => StepStatus::Done(outcome),
+            Err(e) => {
+                let status = StepStatus::Failed(e.to_string());
+                error = Some((*name, e));
+                status
+            }
+        };
+        progress.finished(name, &status, started.elapsed());
+        reports.push(StepReport::new(name, status, started.elapsed()));
+    }
+    (reports, error)
+}
+
+/// Builds the report of a teardown run.
+pub fn report(
+    t: &Target,
+    teardown: &Teardown,
+    steps: Vec<StepReport>,
+    dry_run: bool,
+    seconds: f64,
+    error: Option<String>,
+) -> DownReport {
+    let deleted = steps
+        .iter()
+        .filter_map(StepReport::outcome)
+        .flat_map(|o| o.changes.iter().map(|c| c.resource.clone()))
+        .collect();
+    let kept = teardown
+        .kept
+        .iter()
+        .map(|k| Kept {
+            resource: k.resource.clone(),
+            reason: k.note.clone().unwrap_or_default(),
+        })
+        .collect();
+    let mut changes: Changes = Report::count(&steps);
+    changes.kept = teardown.kept.len();
+    let mut steps = steps;
+    steps.push(StepReport::new(
+        "kept",
+        StepStatus::Done(StepOutcome::with(teardown.kept.clone())),
+        Duration::ZERO,
+    ));
+    DownReport {
+        report: Report {
+            cluster: t.name().to_string(),
+            region: t.region.clone(),
+            dry_run,
+            offline: false,
+            changes,
+            steps,
+            verified: false,
+            seconds,
+            error,
+        },
+        deleted,
+        kept,
+    }
+}
+
+/// Discovers, plans and (unless dry) deletes. `confirm` is asked before any write.
+pub async fn run_on(
+    s: &DownSettings,
+    t: &Target,
+    interpreter: &dyn Interpreter,
+    progress: &dyn Progress,
+    confirm: &dyn Fn(&Teardown) -> bool,
+) -> Result<(DownReport, Option<(&'static str, StepError)>), StepError> {
+    let started = Instant::now();
+    let (Some(aws), Some(kube)) = (t.aws.as_ref(), t.kube.as_ref()) else {
+        return Err(StepError::problem("down needs AWS and cluster access"));
+    };
+    progress.started("discover");
+    let inventory: Inventory = match discover::discover(aws, kube, t.name()).await {
+        Ok(inv) => inv,
+        Err(e) => {
+            progress.finished(
+                "discover",
+                &StepStatus::Failed(e.to_string()),
+                started.elapsed(),
+            );
+            return Err(e);
+        }
+    };
+    progress.finished(
+        "discover",
+        &StepStatus::Done(StepOutcome::default()),
+        started.elapsed(),
+    );
+    let plan = teardown::plan(&inventory, t.name(), &scope(s));
+    let writes = plan.steps.iter().any(|(_, changes)| !changes.is_empty());
+    if !s.dry_run && writes && !confirm(&plan) {
+        return Err(
+            StepError::problem("down was not confirmed: nothing was deleted")
+                .with_hint("answer y, or pass --yes to skip the question"),
+        );
+    }
+    let exec = Executor::new(s.dry_run, Some(interpreter), started + s.timeout);
+    let (steps, error) = execute(&plan, &exec, progress).await;
+    let seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
+    let text = error.as_ref().map(|(n, e)| format!("{n}: {e}"));
+    Ok((
+        report(t, &plan, steps, exec.dry_run(), seconds, text),
+        error,
+    ))
+}
+
+/// Asks on the terminal; refuses when stdin is not one (and `--yes` was not given).
+pub fn ask(plan: &Teardown) -> bool {
+    let count: usize = plan.steps.iter().map(|(_, c)| c.len()).sum();
+    if !std::io::stdin().is_terminal() {
+        eprintln!(
+            "refusing to delete {count} resource(s) without confirmation: stdin is not a terminal (pass --yes)"
+        );
+        return false;
+    }
+    eprintln!("bootstrap down will delete {count} resource(s) it created:");
+    for (_, changes) in &plan.steps {
+        for c in changes {
+            eprintln!("  - {}", c.resource);
+        }
+    }
+    eprint!("Proceed? [y/N] ");
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+}
+
+/// Connects, preflights and runs `down`.
+pub async fn run(
+    s: &DownSettings,
+    printer: &crate::ui::Printer,
+) -> Result<(DownReport, Option<(&'static str, StepError)>), StepError> {
+    let (aws, _) = target::connect(s.region.as_deref(), s.profile.as_deref(), false).await?;
+    let aws = aws.ok_or_else(|| StepError::problem("down needs AWS access"))?;
+    let (t, _) = target::preflight(aws, &s.cluster).await?;
+    let backends = crate::interp::Backends {
+        aws: t
+            .aws
+            .clone()
+            .ok_or_else(|| StepError::problem("no AWS access"))?,
+        kube: t.kube.clone(),
+        cluster: t.name().to_string(),
+    };
+    let progress = printer.progress();
+    let yes = s.yes;
+    run_on(s, &t, &backends, &progress, &|plan| yes || ask(plan)).await
+}

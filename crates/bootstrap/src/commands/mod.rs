@@ -1,0 +1,43 @@
+//! The commands: each takes its own resolved settings and one printer, composes the target,
+//! the resources and the executor, and returns how the process should exit.
+
+pub mod down;
+pub mod up;
+
+use std::process::ExitCode;
+
+use crate::error::StepError;
+use crate::ui::{Printer, render_error};
+
+/// How a command ended (uv's split): a user error is not a failure of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything asked for was done (or planned).
+    Success,
+    /// A step failed, or verification did not pass: exit 1.
+    Failure,
+    /// Bad input (flags, values, files): exit 2, like clap's usage errors.
+    UserError,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        match status {
+            ExitStatus::Success => ExitCode::SUCCESS,
+            ExitStatus::Failure => ExitCode::from(1),
+            ExitStatus::UserError => ExitCode::from(2),
+        }
+    }
+}
+
+/// Prints a failure (`error:`, `Caused by:`, `hint:`) and returns [`ExitStatus::Failure`].
+pub fn fail(printer: &Printer, err: &StepError) -> ExitStatus {
+    printer.error(&render_error(err, err.hint().as_deref()));
+    ExitStatus::Failure
+}
+
+/// Prints a user error and returns [`ExitStatus::UserError`].
+pub fn user_error(printer: &Printer, err: &(dyn std::error::Error + 'static)) -> ExitStatus {
+    printer.error(&render_error(err, None));
+    ExitStatus::UserError
+}

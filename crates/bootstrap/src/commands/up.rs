@@ -1,0 +1,575 @@
+//! `bootstrap up`: the platform and one workload. Preflight makes the target; every resource
+//! is observed and planned before anything is written (a conflict or a missing secret stops
+//! the run with nothing half-made); then the planned operations run as a dependency graph
+//! (the add-on wait overlaps IAM and manifests) and a sample pod proves the mount.
+
+use std::time::{Duration, Instant};
+
+use crate::config::{ProviderKind, UpSettings};
+use crate::diagnose::Subject;
+use crate::error::StepError;
+use crate::plan::{
+    self, Action, Change, Executor, Interpreter, Node, Progress, Report, StepOutcome, StepReport,
+    StepStatus,
+};
+use crate::render::workload::{self as workload_render, SpcObject, WorkloadValues};
+use crate::resources::platform::{self, DriverObserved, Platform, ProviderChoice};
+use crate::resources::sample::{self, Sample, SamplePlan};
+use crate::resources::{ResolvedSecret, Workload, addon, association, objects, role, secrets};
+use crate::target::{self, Target};
+
+/// The step names, in report order.
+pub const STEPS: [&str; 9] = [
+    "preflight",
+    "secrets",
+    "agent-addon",
+    "csi-driver",
+    "provider",
+    "iam-role",
+    "association",
+    "workload",
+    "verify",
+];
+
+/// The image of the verification pod (it only has to start; it never reads the files).
+pub const SAMPLE_IMAGE: &str = "registry.k8s.io/pause:3.10";
+
+/// The platform the settings ask for.
+pub fn platform(s: &UpSettings) -> Platform {
+    let provider = match s.provider {
+        ProviderKind::Addon => ProviderChoice::Addon,
+        ProviderKind::Rust => {
+            let mut values = s.provider_values.clone();
+            if let Some(image) = &s.provider_image {
+                values.image = Some(image.clone());
+            }
+            ProviderChoice::Rust(values)
+        }
+        ProviderKind::Upstream => {
+            let mut values = s.upstream_provider_values.clone();
+            if let Some(image) = &s.provider_image {
+                values.image = Some(image.clone());
+            }
+            ProviderChoice::Upstream(values)
+        }
+    };
+    Platform {
+        driver: s.csi_driver.clone(),
+        provider,
+    }
+}
+
+/// The SecretProviderClass objects of a workload: one per secret, aliases made unique.
+pub fn spc_objects(secrets: &[ResolvedSecret]) -> Vec<SpcObject> {
+    let mut seen = std::collections::BTreeSet::new();
+    secrets
+        .iter()
+        .map(|s| {
+            let mut alias = workload_render::alias_for(&s.object_name);
+            let base = alias.clone();
+            let mut n = 2;
+            while !seen.insert(alias.clone()) {
+                alias = format!("{base}-{n}");
+                n += 1;
+            }
+            SpcObject {
+                object_name: s.object_name.clone(),
+                object_type: match s.kind {
+                    crate::config::SecretKind::SecretsManager => "secretsmanager".into(),
+                    crate::config::SecretKind::SsmParameter => "ssmparameter".into(),
+                },
+                object_alias: alias,
+            }
+        })
+        .collect()
+}
+
+/// The render values of a workload in a region.
+pub fn workload_values(w: &Workload, region: &str) -> WorkloadValues {
+    WorkloadValues {
+        namespace: w.namespace.clone(),
+        service_account: w.service_account.clone(),
+        region: region.to_string(),
+        objects: spc_objects(&w.secrets),
+        sample_image: w.sample_image.clone(),
+        labels: Default::default(),
+    }
+}
+
+/// Every step's planned changes, before anything is written.
+pub struct Planned {
+    pub secrets: StepOutcome,
+    pub agent: StepOutcome,
+    pub driver: StepOutcome,
+    pub provider: StepOutcome,
+    pub role: StepOutcome,
+    pub association: StepOutcome,
+    pub workload: StepOutcome,
+    pub sample: SamplePlan,
+    pub sample_spec: Sample,
+    pub workload_value: Workload,
+}
+
+/// Resolves the secrets and observes every resource (read-only), then plans each one.
+pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, StepError> {
+    let aws = t.aws.as_ref();
+    let kube = t.kube.as_ref();
+    let cluster = t.name();
+    // Secrets first: a missing one fails before anything else is even read.
+    let mut secret_changes = Vec::new();
+    let mut resolved = Vec::new();
+    for secret in &s.secrets {
+        let found = secrets::resolve(aws, &t.region, &t.account, t.is_offline(), secret).await?;
+        secret_changes.push(Change::new(Action::Check, format!("secret {}", found.arn)));
+        resolved.push(found);
+    }
+    if s.create_demo_secret {
+        let state = secrets::observe_demo(aws, cluster).await?;
+        secret_changes.insert(0, secrets::plan_demo(cluster, state));
+        resolved.insert(0, secrets::demo_secret(&t.region, &t.account, cluster));
+    }
+    let workload = Workload {
+        namespace: s.namespace.clone(),
+        service_account: s.service_account.clone(),
+        secrets: resolved,
+        force: s.force,
+        sample_image: s
+            .sample_image
+            .clone()
+            .unwrap_or_else(|| SAMPLE_IMAGE.into()),
+    };
+    let platform = platform(s);
+    let rendered_provider = platform.render_provider()?;
+    let values = workload_values(&workload, &t.region);
+    let spec = role::RoleSpec::for_workload(&t.account, &t.region, cluster, &workload);
+    let role_arn = role::role_arn(&t.account, &spec.name);
+
+    let k8s_version = t.cluster.version.clone();
+    let agent = async {
+        if t.cluster.auto_mode {
+            return Ok(None);
+        }
+        addon::observe(aws, cluster, platform::AGENT_ADDON, &k8s_version)
+            .await
+            .map(Some)
+    };
+    let driver = async {
+        if matches!(platform.provider, ProviderChoice::Addon) {
+            let state =
+                addon::observe(aws, cluster, platform::PROVIDER_ADDON, &k8s_version).await?;
+            return Ok::<_, StepError>(DriverObserved::Addon(state));
+        }
+        let rendered = crate::render::csi_driver::render(&platform.driver)?;
+        Ok(DriverObserved::Objects(
+            objects::observe(kube, rendered).await?,
+        ))
+    };
+    let provider = async {
+        let Some(r) = &rendered_provider else {
+            return Ok::<_, StepError>((false, Vec::new()));
+        };
+        let other = match kube {
+            Some(kube) => {
+                let api: kube::Api<k8s_openapi::api::apps::v1::DaemonSet> =
+                    kube::Api::namespaced(kube.clone(), &r.namespace);
+                api.get_opt(r.other)
+                    .await
+                    .map_err(|source| crate::kube::KubeError::Api {
+                        action: "read",
+                        resource: format!("DaemonSet/{}/{}", r.namespace, r.other),
+                        source,
+                    })?
+                    .is_some()
+            }
+            None => false,
+        };
+        Ok((other, objects::observe(kube, r.objects.clone()).await?))
+    };
+    let live_role = async {
+        match aws {
+            Some(aws) => role::observe(aws, &spec.name, cluster, false).await,
+            None => Ok(None),
+        }
+    };
+    let live_association = async {
+        match aws {
+            Some(aws) => {
+                association::observe(aws, cluster, &workload.namespace, &workload.service_account)
+                    .await
+            }
+            None => Ok(None),
+        }
+    };
+    let workload_objects = async {
+        let rendered = workload_render::render(&values)?;
+        objects::observe(kube, rendered).await
+    };
+    let mut pod = workload_render::render_sample_pod(&values)?;
+    let pod_name = values.sample_pod_name();
+    pod["metadata"]["name"] = serde_json::Value::String(pod_name.clone());
+    let sample_spec = Sample {
+        pod,
+        namespace: workload.namespace.clone(),
+        name: pod_name,
+        spc: values.spc_name(),
+        expected: values
+            .objects
+            .iter()
+            .map(|o| o.object_alias.clone())
+            .collect(),
+        keep: s.keep_sample,
+    };
+    let leftover = async {
+        match kube {
+            Some(kube) => Ok::<_, StepError>(
+                crate::kube::apply::get(kube, &sample_spec.pod)
+                    .await?
+                    .is_some(),
+            ),
+            None => Ok(false),
+        }
+    };
+    let (
+        agent,
+        driver,
+        (other_provider, provider_objects),
+        live_role,
+        live_association,
+        workload_objects,
+        leftover,
+    ) = tokio::try_join!(
+        agent,
+        driver,
+        provider,
+        live_role,
+        live_association,
+        workload_objects,
+        leftover
+    )?;
+
+    let agent = match agent {
+        Some(state) => platform::plan_agent(cluster, false, &state)?,
+        None => platform::plan_agent(
+            cluster,
+            true,
+            &addon::AddonState::Absent {
+                default_version: String::new(),
+            },
+        )?,
+    };
+    let association = association::plan(
+        cluster,
+        &workload.namespace,
+        &workload.service_account,
+        &role_arn,
+        workload.force,
+        live_association.as_ref(),
+    )?;
+    Ok(Planned {
+        secrets: StepOutcome::with(secret_changes),
+        agent,
+        driver: platform::plan_driver(cluster, &platform.driver, &driver)?,
+        provider: platform::plan_provider(
+            rendered_provider.as_ref(),
+            other_provider,
+            &provider_objects,
+        )?,
+        role: StepOutcome::with(vec![role::plan(&spec, live_role.as_ref())]),
+        association: StepOutcome::with(vec![association]),
+        workload: StepOutcome::with(objects::plan(&workload_objects)),
+        sample: sample::plan(&sample_spec, leftover),
+        sample_spec,
+        workload_value: workload,
+    })
+}
+
+/// Runs one planned step's operations and hands back its outcome.
+async fn apply(exec: &Executor<'_>, outcome: StepOutcome) -> Result<StepOutcome, StepError> {
+    exec.run(&outcome.all_ops()).await?;
+    Ok(outcome)
+}
+
+/// The verify step: the sample pod's setup, the mount check, then its teardown (always).
+async fn verify(
+    exec: &Executor<'_>,
+    t: &Target,
+    planned: SamplePlan,
+    spec: &Sample,
+    workload: &Workload,
+) -> Result<StepOutcome, StepError> {
+    let (Some(kube), false) = (t.kube.as_ref(), exec.dry_run()) else {
+        exec.run(&planned.setup).await?;
+        exec.run(&planned.teardown).await?;
+        return Ok(StepOutcome::with(vec![
+            planned.change.note("not run in a dry run"),
+        ]));
+    };
+    exec.run(&planned.setup).await?;
+    let subject = Subject {
+        cluster: t.name(),
+        namespace: &workload.namespace,
+        service_account: &workload.service_account,
+        spc: &spec.spc,
+    };
+    let result = sample::check(t.aws.as_ref(), kube, spec, subject, exec.remaining()).await;
+    exec.run(&planned.teardown).await?;
+    let versions = result?;
+    let mut note = format!("mounted {}", versions.join(", "));
+    if spec.keep {
+        note.push_str("; pod kept (--keep-sample)");
+    }
+    let mut change = planned.change;
+    change.note = Some(note);
+    Ok(StepOutcome::with(vec![change]))
+}
+
+/// The graph of the planned steps. Every write waits for the secrets (checked first).
+fn graph<'a>(exec: &'a Executor<'a>, t: &'a Target, p: Planned) -> Vec<Node<'a, StepError>> {
+    let Planned {
+        secrets,
+        agent,
+        driver,
+        provider,
+        role,
+        association,
+        workload,
+        sample,
+        sample_spec,
+        workload_value,
+    } = p;
+    vec![
+        Node::new("secrets", &[], Box::pin(apply(exec, secrets))),
+        Node::new("agent-addon", &["secrets"], Box::pin(apply(exec, agent))),
+        Node::new("csi-driver", &["secrets"], Box::pin(apply(exec, driver))),
+        Node::new("provider", &["csi-driver"], Box::pin(apply(exec, provider))),
+        Node::new("iam-role", &["secrets"], Box::pin(apply(exec, role))),
+        Node::new(
+            "association",
+            &["iam-role"],
+            Box::pin(apply(exec, association)),
+        ),
+        Node::new(
+            "workload",
+            &["csi-driver", "secrets"],
+            Box::pin(apply(exec, workload)),
+        ),
+        Node::new(
+            "verify",
+            &["agent-addon", "provider", "association", "workload"],
+            Box::pin(async move { verify(exec, t, sample, &sample_spec, &workload_value).await }),
+        ),
+    ]
+}
+
+/// The result of `up`: its report, the error that stopped it, and the executed journal.
+pub struct UpRun {
+    pub report: Report,
+    pub error: Option<(&'static str, StepError)>,
+}
+
+/// Plans, then runs (or, dry, records) everything against a target.
+pub async fn run_on(
+    s: &UpSettings,
+    t: &Target,
+    preflight: StepReport,
+    interpreter: Option<&dyn Interpreter>,
+    progress: &dyn Progress,
+) -> UpRun {
+    let start = Instant::now();
+    let exec = Executor::new(s.dry_run, interpreter, start + s.timeout);
+    let mut steps = vec![preflight];
+    let (rest, error) = match plan_all(s, t).await {
+        Ok(planned) => plan::execute(graph(&exec, t, planned), progress).await,
+        Err(e) => {
+            let failed =
+                StepReport::new("plan", StepStatus::Failed(e.to_string()), start.elapsed());
+            (vec![failed], Some(("plan", e)))
+        }
+    };
+    steps.extend(rest);
+    let verified = !exec.dry_run()
+        && error.is_none()
+        && steps
+            .iter()
+            .any(|st| st.name == "verify" && matches!(st.status, StepStatus::Done(_)));
+    let report = Report {
+        cluster: t.name().to_string(),
+        region: t.region.clone(),
+        dry_run: exec.dry_run(),
+        offline: t.is_offline(),
+        changes: Report::count(&steps),
+        steps,
+        verified,
+        seconds: round(start.elapsed()),
+        error: error.as_ref().map(|(step, e)| format!("{step}: {e}")),
+    };
+    UpRun { report, error }
+}
+
+fn round(d: Duration) -> f64 {
+    (d.as_secs_f64() * 100.0).round() / 100.0
+}
+
+/// Connects (or plans offline), preflights, and runs `up`.
+pub async fn run(s: &UpSettings, printer: &crate::ui::Printer) -> Result<UpRun, StepError> {
+    let (aws, note) = target::connect(s.region.as_deref(), s.profile.as_deref(), s.dry_run).await?;
+    if let Some(note) = note {
+        printer.status(&format!("note: {note}"));
+    }
+    let progress = printer.progress();
+    let started = Instant::now();
+    let Some(aws) = aws else {
+        let t = Target::offline(&s.cluster, s.region.as_deref());
+        let pre = StepReport::new(
+            "preflight",
+            StepStatus::Done(target::offline_outcome(&s.cluster)),
+            Duration::ZERO,
+        );
+        return Ok(run_on(s, &t, pre, None, &progress).await);
+    };
+    progress.started("preflight");
+    let (t, outcome) = match target::preflight(aws, &s.cluster).await {
+        Ok(found) => found,
+        Err(e) => {
+            progress.finished(
+                "preflight",
+                &StepStatus::Failed(e.to_string()),
+                started.elapsed(),
+            );
+            return Err(e);
+        }
+    };
+    let status = StepStatus::Done(outcome);
+    progress.finished("preflight", &status, started.elapsed());
+    let pre = StepReport::new("preflight", status, started.elapsed());
+    let backends = crate::interp::Backends {
+        aws: t
+            .aws
+            .clone()
+            .ok_or_else(|| StepError::problem("no AWS access"))?,
+        kube: t.kube.clone(),
+        cluster: t.name().to_string(),
+    };
+    Ok(run_on(s, &t, pre, Some(&backends), &progress).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn settings(extra: &[&str]) -> UpSettings {
+        let mut argv = vec!["bootstrap", "up", "--cluster", "demo", "--dry-run"];
+        argv.extend_from_slice(extra);
+        let Command::Up(args) = Cli::try_parse_from(argv).expect("parses").command else {
+            panic!("up")
+        };
+        crate::config::resolve_up(&args).expect("valid")
+    }
+
+    async fn offline(extra: &[&str]) -> UpRun {
+        let s = settings(extra);
+        let t = Target::offline(&s.cluster, None);
+        let pre = StepReport::new(
+            "preflight",
+            StepStatus::Done(target::offline_outcome(&s.cluster)),
+            Duration::ZERO,
+        );
+        run_on(&s, &t, pre, None, &()).await
+    }
+
+    #[tokio::test]
+    async fn offline_dry_run_plans_every_step_for_an_empty_account() {
+        let run = offline(&[]).await;
+        assert!(
+            run.error.is_none(),
+            "{:?}",
+            run.error.map(|e| e.1.to_string())
+        );
+        let report = run.report;
+        let names: Vec<_> = report.steps.iter().map(|s| s.name).collect();
+        assert_eq!(names, STEPS);
+        assert!(report.offline && report.dry_run && !report.verified);
+        assert!(report.changes.created >= 15, "{:?}", report.changes);
+        assert_eq!(report.changes.updated, 0);
+        let json = serde_json::to_string(&report).expect("json");
+        assert!(json.contains("iam:CreateRole"));
+        assert!(json.contains("pods.eks.amazonaws.com"));
+        assert!(json.contains("aws:RequestTag/kubernetes-namespace"));
+        assert!(json.contains("eks:CreatePodIdentityAssociation"));
+        assert!(json.contains("\"usePodIdentity\":\"true\""));
+        assert!(
+            !json.contains("SecretString\":"),
+            "no secret value in the plan"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_provider_addon_brings_the_driver() {
+        let run = offline(&["--provider", "addon"]).await;
+        assert!(run.error.is_none());
+        let json = serde_json::to_string(&run.report).expect("json");
+        assert!(json.contains("addonName=aws-secrets-store-csi-driver-provider"));
+        assert!(!json.contains("DaemonSet/kube-system/secrets-store-csi-driver"));
+    }
+
+    #[tokio::test]
+    async fn the_upstream_provider_replaces_ours_in_the_plan() {
+        let run = offline(&["--provider", "upstream"]).await;
+        assert!(
+            run.error.is_none(),
+            "{:?}",
+            run.error.map(|e| e.1.to_string())
+        );
+        let json = serde_json::to_string(&run.report).expect("json");
+        assert!(json.contains("DaemonSet/kube-system/csi-secrets-store-provider-aws"));
+        assert!(json.contains(
+            "public.ecr.aws/aws-secrets-manager/secrets-store-csi-driver-provider-aws:3.1.1"
+        ));
+        assert!(!json.contains("DaemonSet/kube-system/aws-csi-provider"));
+        assert!(json.contains("DaemonSet/kube-system/secrets-store-csi-driver"));
+        assert!(json.contains("--provider-volume=/var/run/secrets-store-csi-providers"));
+    }
+
+    #[tokio::test]
+    async fn the_graph_overlaps_the_addon_with_iam_and_manifests() {
+        let s = settings(&[]);
+        let t = Target::offline(&s.cluster, None);
+        let exec = Executor::new(true, None, Instant::now() + Duration::from_secs(5));
+        let planned = plan_all(&s, &t).await.expect("plans");
+        let nodes = graph(&exec, &t, planned);
+        let deps = |n: &str| {
+            nodes
+                .iter()
+                .find(|x| x.name == n)
+                .map(|x| x.deps.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(deps("agent-addon"), ["secrets"]);
+        assert!(!deps("iam-role").contains(&"agent-addon"));
+        assert!(!deps("csi-driver").contains(&"agent-addon"));
+        assert!(deps("verify").contains(&"agent-addon"));
+    }
+
+    #[tokio::test]
+    async fn the_dry_run_journal_is_every_planned_write_and_nothing_else() {
+        let run = offline(&[]).await;
+        let planned: Vec<String> = run
+            .report
+            .steps
+            .iter()
+            .filter_map(|s| s.outcome())
+            .flat_map(|o| o.all_ops())
+            .filter(|op| op.writes())
+            .map(|op| op.to_string())
+            .collect();
+        assert!(planned.iter().any(|l| l.starts_with("iam:CreateRole")));
+        assert!(
+            planned
+                .iter()
+                .any(|l| l.starts_with("kubernetes: delete Pod/")),
+            "sample teardown"
+        );
+    }
+}

@@ -1,0 +1,416 @@
+//! The interpreters of [`Op`]: AWS calls through the SDK clients and Kubernetes calls through
+//! the cluster client. Each operation maps to exactly one call (or one wait); deletes of what
+//! is already gone succeed, so re-running a plan converges.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_eks::types::AddonStatus;
+use futures::future::BoxFuture;
+
+use crate::aws::{Clients, ErrorKind, classify};
+use crate::error::StepError;
+use crate::plan::{AddonGoal, Interpreter, Op};
+use bootstrap_common::names::{MANAGED_BY_VALUE, TAG_CLUSTER, TAG_MANAGED_BY};
+
+/// The backends of one run and the ownership tags it writes.
+pub struct Backends {
+    pub aws: Clients,
+    pub kube: Option<kube::Client>,
+    /// The cluster every created resource is tagged with.
+    pub cluster: String,
+}
+
+impl Backends {
+    fn tags(&self) -> [(&'static str, &str); 2] {
+        [
+            (TAG_MANAGED_BY, MANAGED_BY_VALUE),
+            (TAG_CLUSTER, self.cluster.as_str()),
+        ]
+    }
+
+    fn kube(&self, op: &Op) -> Result<&kube::Client, StepError> {
+        self.kube.as_ref().ok_or_else(|| {
+            StepError::problem(format!("no Kubernetes access to run: {op}"))
+                .with_hint("check the kubeconfig, or that the caller may reach the cluster")
+        })
+    }
+}
+
+impl Interpreter for Backends {
+    fn execute<'a>(
+        &'a self,
+        op: &'a Op,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            match op {
+                Op::Apply { object } => {
+                    Ok(crate::kube::apply::apply(self.kube(op)?, object).await?)
+                }
+                Op::Delete { object } => {
+                    Ok(crate::kube::apply::delete_ref(self.kube(op)?, object).await?)
+                }
+                Op::WaitGone { object } => {
+                    Ok(
+                        crate::kube::apply::wait_gone(self.kube(op)?, object, left(deadline))
+                            .await?,
+                    )
+                }
+                Op::WaitCrdEstablished { name } => {
+                    Ok(
+                        crate::kube::wait::crd_established(self.kube(op)?, name, left(deadline))
+                            .await?,
+                    )
+                }
+                Op::WaitDaemonSet { namespace, name } => {
+                    crate::kube::wait::daemonset_ready(
+                        self.kube(op)?,
+                        namespace,
+                        name,
+                        left(deadline),
+                    )
+                    .await?;
+                    Ok(())
+                }
+                _ => self.aws_call(op, deadline).await,
+            }
+        })
+    }
+}
+
+fn left(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_secs(1))
+}
+
+/// `Ok` for a NotFound answer (the thing is already gone).
+fn gone_is_fine(err: crate::aws::AwsError) -> Result<(), StepError> {
+    if err.is(ErrorKind::NotFound) {
+        Ok(())
+    } else {
+        Err(err.into())
+    }
+}
+
+impl Backends {
+    async fn aws_call(&self, op: &Op, deadline: Instant) -> Result<(), StepError> {
+        let aws = &self.aws;
+        match op {
+            Op::CreateRole {
+                name,
+                description,
+                trust,
+            } => {
+                let mut call = aws
+                    .iam
+                    .create_role()
+                    .role_name(name)
+                    .description(description)
+                    .assume_role_policy_document(trust.to_string());
+                for (k, v) in self.tags() {
+                    call = call.tags(
+                        aws_sdk_iam::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                            .map_err(|e| StepError::caused_by("failed to build an IAM tag", e))?,
+                    );
+                }
+                call.send()
+                    .await
+                    .map_err(|e| classify("create", format!("IAM role {name}"), e))?;
+            }
+            Op::UpdateAssumeRolePolicy { role, trust } => {
+                aws.iam
+                    .update_assume_role_policy()
+                    .role_name(role)
+                    .policy_document(trust.to_string())
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        classify("update the trust policy of", format!("IAM role {role}"), e)
+                    })?;
+            }
+            Op::UpdateRoleDescription { role, description } => {
+                aws.iam
+                    .update_role_description()
+                    .role_name(role)
+                    .description(description)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        classify("update the description of", format!("IAM role {role}"), e)
+                    })?;
+            }
+            Op::PutRolePolicy {
+                role,
+                policy,
+                document,
+            } => {
+                aws.iam
+                    .put_role_policy()
+                    .role_name(role)
+                    .policy_name(policy)
+                    .policy_document(document.to_string())
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        classify("put the inline policy on", format!("IAM role {role}"), e)
+                    })?;
+            }
+            Op::DeleteRolePolicy { role, policy } => {
+                if let Err(e) = aws
+                    .iam
+                    .delete_role_policy()
+                    .role_name(role)
+                    .policy_name(policy)
+                    .send()
+                    .await
+                {
+                    gone_is_fine(classify(
+                        "delete the inline policy of",
+                        format!("IAM role {role}"),
+                        e,
+                    ))?;
+                }
+            }
+            Op::DetachRolePolicy { role, policy_arn } => {
+                if let Err(e) = aws
+                    .iam
+                    .detach_role_policy()
+                    .role_name(role)
+                    .policy_arn(policy_arn)
+                    .send()
+                    .await
+                {
+                    gone_is_fine(classify(
+                        "detach a managed policy from",
+                        format!("IAM role {role}"),
+                        e,
+                    ))?;
+                }
+            }
+            Op::DeleteRole { role } => {
+                if let Err(e) = aws.iam.delete_role().role_name(role).send().await {
+                    gone_is_fine(classify("delete", format!("IAM role {role}"), e))?;
+                }
+            }
+            Op::CreateAddon {
+                cluster,
+                addon,
+                version,
+            } => {
+                let mut call = aws
+                    .eks
+                    .create_addon()
+                    .cluster_name(cluster)
+                    .addon_name(addon);
+                if !version.starts_with('<') {
+                    call = call.addon_version(version);
+                }
+                for (k, v) in self.tags() {
+                    call = call.tags(k, v);
+                }
+                call.send()
+                    .await
+                    .map_err(|e| classify("create", format!("EKS add-on {addon}"), e))?;
+            }
+            Op::DeleteAddon { cluster, addon } => {
+                if let Err(e) = aws
+                    .eks
+                    .delete_addon()
+                    .cluster_name(cluster)
+                    .addon_name(addon)
+                    .send()
+                    .await
+                {
+                    gone_is_fine(classify("delete", format!("EKS add-on {addon}"), e))?;
+                }
+            }
+            Op::CreatePodIdentityAssociation {
+                cluster,
+                namespace,
+                service_account,
+                role_arn,
+            } => {
+                let mut call = aws
+                    .eks
+                    .create_pod_identity_association()
+                    .cluster_name(cluster)
+                    .namespace(namespace)
+                    .service_account(service_account)
+                    .role_arn(role_arn);
+                for (k, v) in self.tags() {
+                    call = call.tags(k, v);
+                }
+                call.send().await.map_err(|e| {
+                    classify(
+                        "create",
+                        format!("Pod Identity association {namespace}/{service_account}"),
+                        e,
+                    )
+                })?;
+            }
+            Op::UpdatePodIdentityAssociation {
+                cluster,
+                id,
+                role_arn,
+            } => {
+                aws.eks
+                    .update_pod_identity_association()
+                    .cluster_name(cluster)
+                    .association_id(id)
+                    .role_arn(role_arn)
+                    .send()
+                    .await
+                    .map_err(|e| classify("update", format!("Pod Identity association {id}"), e))?;
+            }
+            Op::DeletePodIdentityAssociation {
+                cluster,
+                id,
+                namespace,
+                service_account,
+            } => {
+                if let Err(e) = aws
+                    .eks
+                    .delete_pod_identity_association()
+                    .cluster_name(cluster)
+                    .association_id(id)
+                    .send()
+                    .await
+                {
+                    gone_is_fine(classify(
+                        "delete",
+                        format!("Pod Identity association {namespace}/{service_account} ({id})"),
+                        e,
+                    ))?;
+                }
+            }
+            Op::CreateDemoSecret { name } => {
+                let mut call = aws
+                    .secrets
+                    .create_secret()
+                    .name(name)
+                    .description("Demo secret created by bootstrap up; safe to delete")
+                    .secret_string(demo_value());
+                for (k, v) in self.tags() {
+                    call = call.tags(
+                        aws_sdk_secretsmanager::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build(),
+                    );
+                }
+                call.send()
+                    .await
+                    .map_err(|e| classify("create", format!("secret {name}"), e))?;
+            }
+            Op::DeleteSecret { name } => {
+                if let Err(e) = aws
+                    .secrets
+                    .delete_secret()
+                    .secret_id(name)
+                    .force_delete_without_recovery(true)
+                    .send()
+                    .await
+                {
+                    gone_is_fine(classify("delete", format!("secret {name}"), e))?;
+                }
+            }
+            Op::WaitAddon {
+                cluster,
+                addon,
+                until,
+            } => wait_addon(aws, cluster, addon, *until, deadline).await?,
+            Op::Apply { .. }
+            | Op::Delete { .. }
+            | Op::WaitGone { .. }
+            | Op::WaitCrdEstablished { .. }
+            | Op::WaitDaemonSet { .. } => {
+                return Err(StepError::problem(format!("not an AWS operation: {op}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Polls the add-on until it is ACTIVE (failing fast on a failed state) or gone.
+async fn wait_addon(
+    aws: &Clients,
+    cluster: &str,
+    addon: &str,
+    until: AddonGoal,
+    deadline: Instant,
+) -> Result<(), StepError> {
+    let mut delay = Duration::from_millis(500);
+    let started = Instant::now();
+    loop {
+        let status = match aws
+            .eks
+            .describe_addon()
+            .cluster_name(cluster)
+            .addon_name(addon)
+            .send()
+            .await
+        {
+            Ok(out) => out.addon().and_then(|a| a.status()).cloned(),
+            Err(e) => {
+                let err = classify("describe", format!("EKS add-on {addon}"), e);
+                if err.is(ErrorKind::NotFound) && until == AddonGoal::Gone {
+                    return Ok(());
+                }
+                return Err(err.into());
+            }
+        };
+        if until == AddonGoal::Active {
+            crate::resources::addon::check_status(addon, status.as_ref())?;
+            if status == Some(AddonStatus::Active) {
+                return Ok(());
+            }
+        }
+        if Instant::now() + delay > deadline {
+            let goal = if until == AddonGoal::Active {
+                "ACTIVE"
+            } else {
+                "deleted"
+            };
+            return Err(StepError::problem(format!(
+                "timed out after {}s waiting for EKS add-on {addon} to be {goal} (still {})",
+                started.elapsed().as_secs(),
+                status.as_ref().map(|s| s.as_str()).unwrap_or("?")
+            ))
+            .with_hint("raise --timeout, or check the add-on in the EKS console"));
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// A random-enough demo value (not a credential of anything).
+fn demo_value() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    format!(
+        "{{\"username\":\"demo\",\"password\":\"{:016x}\"}}",
+        h.finish()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_values_are_json_and_differ() {
+        let a: serde_json::Value = serde_json::from_str(&demo_value()).expect("json");
+        assert_eq!(a["username"], "demo");
+        assert_ne!(demo_value(), demo_value());
+    }
+}

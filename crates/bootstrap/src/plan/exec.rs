@@ -1,0 +1,260 @@
+//! The executor: the one place that decides whether operations run (dry-run and offline plans
+//! only record them), retries what eventual consistency and throttling make fail for a while,
+//! and keeps the journal of what was executed (`BOOTSTRAP_OPS_LOG` writes it to a file).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+
+use super::op::Op;
+use crate::aws::ErrorKind;
+use crate::error::StepError;
+
+/// Runs operations against real systems (one implementation per set of backends).
+pub trait Interpreter: Send + Sync {
+    fn execute<'a>(&'a self, op: &'a Op, deadline: Instant)
+    -> BoxFuture<'a, Result<(), StepError>>;
+}
+
+/// How often and how long a failing operation is tried again.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    pub attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            attempts: 8,
+            first_delay: Duration::from_millis(400),
+            max_delay: Duration::from_secs(8),
+        }
+    }
+}
+
+/// Runs plans: records them in a dry run, executes them otherwise.
+pub struct Executor<'a> {
+    dry_run: bool,
+    interpreter: Option<&'a dyn Interpreter>,
+    deadline: Instant,
+    retry: Retry,
+    journal: Mutex<Vec<String>>,
+    journal_file: Option<PathBuf>,
+}
+
+impl<'a> Executor<'a> {
+    /// `interpreter` is `None` for an offline plan (which is always a dry run).
+    pub fn new(dry_run: bool, interpreter: Option<&'a dyn Interpreter>, deadline: Instant) -> Self {
+        Self {
+            dry_run: dry_run || interpreter.is_none(),
+            interpreter,
+            deadline,
+            retry: Retry::default(),
+            journal: Mutex::new(Vec::new()),
+            journal_file: std::env::var_os("BOOTSTRAP_OPS_LOG").map(PathBuf::from),
+        }
+    }
+
+    pub fn with_retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// What is left of the run's time (at least a second, so a wait can look once).
+    pub fn remaining(&self) -> Duration {
+        self.deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_secs(1))
+    }
+
+    /// The write operations executed (or, in a dry run, planned) so far, in order.
+    pub fn journal(&self) -> Vec<String> {
+        self.journal.lock().map(|j| j.clone()).unwrap_or_default()
+    }
+
+    /// Runs the operations in order; stops at the first that fails for good.
+    pub async fn run(&self, ops: &[Op]) -> Result<(), StepError> {
+        for op in ops {
+            self.run_one(op).await?;
+        }
+        Ok(())
+    }
+
+    async fn run_one(&self, op: &Op) -> Result<(), StepError> {
+        let Some(interpreter) = self.interpreter.filter(|_| !self.dry_run) else {
+            self.record(op);
+            return Ok(());
+        };
+        let mut delay = self.retry.first_delay;
+        let mut attempt = 1;
+        loop {
+            match interpreter.execute(op, self.deadline).await {
+                Ok(()) => {
+                    self.record(op);
+                    return Ok(());
+                }
+                Err(err)
+                    if attempt < self.retry.attempts
+                        && retryable(op, &err)
+                        && Instant::now() + delay < self.deadline =>
+                {
+                    tracing::info!("retrying in {delay:?} ({attempt}): {op}: {err}");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.retry.max_delay);
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    fn record(&self, op: &Op) {
+        if !op.writes() {
+            return;
+        }
+        let line = op.to_string();
+        if let Some(path) = &self.journal_file
+            && let Ok(mut file) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+        {
+            let _ = writeln!(file, "{line}");
+        }
+        if let Ok(mut journal) = self.journal.lock() {
+            journal.push(line);
+        }
+    }
+}
+
+/// Whether trying again may help: throttling and server faults always; the eventual
+/// consistency of IAM (a new role not yet visible to EKS, or not yet deletable) for the calls
+/// that meet it.
+pub fn retryable(op: &Op, err: &StepError) -> bool {
+    let StepError::Aws(aws) = err else {
+        return false;
+    };
+    if aws.kind.is_retryable() {
+        return true;
+    }
+    match op {
+        Op::CreatePodIdentityAssociation { .. } | Op::UpdatePodIdentityAssociation { .. } => {
+            aws.code.as_deref() == Some("InvalidParameterException")
+                || aws.kind == ErrorKind::NotFound
+        }
+        Op::DeleteRole { .. } => aws.code.as_deref() == Some("DeleteConflict"),
+        Op::PutRolePolicy { .. } | Op::UpdateAssumeRolePolicy { .. } => {
+            aws.kind == ErrorKind::NotFound
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::{AwsError, ServiceMessage};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Fails the first `failures` calls with `kind`, then succeeds; counts calls.
+    struct Flaky {
+        failures: u32,
+        kind: ErrorKind,
+        calls: AtomicU32,
+    }
+
+    impl Interpreter for Flaky {
+        fn execute<'a>(&'a self, _: &'a Op, _: Instant) -> BoxFuture<'a, Result<(), StepError>> {
+            Box::pin(async move {
+                let n = self.calls.fetch_add(1, Ordering::SeqCst);
+                if n < self.failures {
+                    return Err(StepError::Aws(AwsError {
+                        action: "do",
+                        resource: "thing".into(),
+                        kind: self.kind,
+                        code: None,
+                        source: ServiceMessage("no".into()),
+                    }));
+                }
+                Ok(())
+            })
+        }
+    }
+
+    fn fast() -> Retry {
+        Retry {
+            attempts: 4,
+            first_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+        }
+    }
+
+    fn role_op() -> Op {
+        Op::DeleteRole { role: "r".into() }
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_records_and_never_calls() {
+        let flaky = Flaky {
+            failures: 0,
+            kind: ErrorKind::Client,
+            calls: AtomicU32::new(0),
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let exec = Executor::new(true, Some(&flaky), deadline);
+        exec.run(&[role_op(), Op::WaitCrdEstablished { name: "x".into() }])
+            .await
+            .expect("dry");
+        assert_eq!(flaky.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(
+            exec.journal(),
+            ["iam:DeleteRole RoleName=r"],
+            "waits are not writes"
+        );
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_within_the_budget_client_faults_are_not() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let throttled = Flaky {
+            failures: 3,
+            kind: ErrorKind::Throttled,
+            calls: AtomicU32::new(0),
+        };
+        let exec = Executor::new(false, Some(&throttled), deadline).with_retry(fast());
+        exec.run(&[role_op()]).await.expect("fourth try works");
+        assert_eq!(throttled.calls.load(Ordering::SeqCst), 4);
+
+        let too_many = Flaky {
+            failures: 4,
+            kind: ErrorKind::Transient,
+            calls: AtomicU32::new(0),
+        };
+        let exec = Executor::new(false, Some(&too_many), deadline).with_retry(fast());
+        assert!(exec.run(&[role_op()]).await.is_err(), "past the budget");
+        assert_eq!(too_many.calls.load(Ordering::SeqCst), 4);
+        assert!(exec.journal().is_empty(), "a failed op is not journaled");
+
+        let client = Flaky {
+            failures: 1,
+            kind: ErrorKind::Client,
+            calls: AtomicU32::new(0),
+        };
+        let exec = Executor::new(false, Some(&client), deadline).with_retry(fast());
+        assert!(exec.run(&[role_op()]).await.is_err());
+        assert_eq!(client.calls.load(Ordering::SeqCst), 1);
+    }
+}

@@ -1,0 +1,356 @@
+//! Operations: the write calls (and the waits between them) that a plan is made of. Plans are
+//! lists of [`Op`]; `Display` is the plan line, and the executor runs exactly these values.
+
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A Kubernetes object named without its body (what a delete or a wait needs).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectRef {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectRef {
+    /// The reference of a rendered or live object.
+    pub fn of(object: &Value) -> Self {
+        let text = |p: &str| {
+            object
+                .pointer(p)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        Self {
+            api_version: text("/apiVersion").unwrap_or_default(),
+            kind: text("/kind").unwrap_or_default(),
+            namespace: text("/metadata/namespace"),
+            name: text("/metadata/name").unwrap_or_default(),
+        }
+    }
+
+    pub fn new(api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Self {
+        Self {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: namespace.map(str::to_string),
+            name: name.into(),
+        }
+    }
+
+    /// The minimal object an API lookup needs (apiVersion, kind, metadata).
+    pub fn stub(&self) -> Value {
+        let mut metadata = serde_json::json!({ "name": self.name });
+        if let Some(ns) = &self.namespace {
+            metadata["namespace"] = Value::String(ns.clone());
+        }
+        serde_json::json!({"apiVersion": self.api_version, "kind": self.kind, "metadata": metadata})
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{}/{ns}/{}", self.kind, self.name),
+            None => write!(f, "{}/{}", self.kind, self.name),
+        }
+    }
+}
+
+/// What an add-on wait waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddonGoal {
+    Active,
+    Gone,
+}
+
+/// One write call, or one wait for the world to catch up with the previous writes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "op", rename_all = "camelCase")]
+pub enum Op {
+    CreateRole {
+        name: String,
+        description: String,
+        trust: Value,
+    },
+    UpdateAssumeRolePolicy {
+        role: String,
+        trust: Value,
+    },
+    UpdateRoleDescription {
+        role: String,
+        description: String,
+    },
+    PutRolePolicy {
+        role: String,
+        policy: String,
+        document: Value,
+    },
+    DeleteRolePolicy {
+        role: String,
+        policy: String,
+    },
+    DetachRolePolicy {
+        role: String,
+        policy_arn: String,
+    },
+    DeleteRole {
+        role: String,
+    },
+    CreateAddon {
+        cluster: String,
+        addon: String,
+        version: String,
+    },
+    DeleteAddon {
+        cluster: String,
+        addon: String,
+    },
+    CreatePodIdentityAssociation {
+        cluster: String,
+        namespace: String,
+        service_account: String,
+        role_arn: String,
+    },
+    UpdatePodIdentityAssociation {
+        cluster: String,
+        id: String,
+        role_arn: String,
+    },
+    DeletePodIdentityAssociation {
+        cluster: String,
+        id: String,
+        namespace: String,
+        service_account: String,
+    },
+    /// A demo secret; its random value is made when the call is sent, never held in a plan.
+    CreateDemoSecret {
+        name: String,
+    },
+    /// `ForceDeleteWithoutRecovery`: only ever planned for demo secrets bootstrap created.
+    DeleteSecret {
+        name: String,
+    },
+    /// Server-side apply with field manager `bootstrap`.
+    Apply {
+        object: Value,
+    },
+    Delete {
+        object: ObjectRef,
+    },
+    WaitAddon {
+        cluster: String,
+        addon: String,
+        until: AddonGoal,
+    },
+    WaitCrdEstablished {
+        name: String,
+    },
+    WaitDaemonSet {
+        namespace: String,
+        name: String,
+    },
+    WaitGone {
+        object: ObjectRef,
+    },
+}
+
+/// Which interpreter runs an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Aws,
+    Kubernetes,
+}
+
+impl Op {
+    /// Whether the operation changes anything (waits only read).
+    pub fn writes(&self) -> bool {
+        !matches!(
+            self,
+            Op::WaitAddon { .. }
+                | Op::WaitCrdEstablished { .. }
+                | Op::WaitDaemonSet { .. }
+                | Op::WaitGone { .. }
+        )
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Op::Apply { .. }
+            | Op::Delete { .. }
+            | Op::WaitCrdEstablished { .. }
+            | Op::WaitDaemonSet { .. }
+            | Op::WaitGone { .. } => Backend::Kubernetes,
+            _ => Backend::Aws,
+        }
+    }
+
+    /// The document the operation sends, if any (policies, manifests), for the plan output.
+    pub fn document(&self) -> Option<Value> {
+        match self {
+            Op::CreateRole { trust, .. } => {
+                Some(serde_json::json!({"AssumeRolePolicyDocument": trust}))
+            }
+            Op::UpdateAssumeRolePolicy { trust, .. } => Some(trust.clone()),
+            Op::PutRolePolicy { document, .. } => {
+                Some(serde_json::json!({"PolicyDocument": document}))
+            }
+            Op::Apply { object } => Some(object.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const TAGS: &str = "tags=bootstrap.podid/managed-by,bootstrap.podid/cluster";
+        match self {
+            Op::CreateRole {
+                name, description, ..
+            } => write!(
+                f,
+                "iam:CreateRole RoleName={name} Description=\"{description}\" {TAGS}"
+            ),
+            Op::UpdateAssumeRolePolicy { role, .. } => {
+                write!(f, "iam:UpdateAssumeRolePolicy RoleName={role}")
+            }
+            Op::UpdateRoleDescription { role, description } => write!(
+                f,
+                "iam:UpdateRoleDescription RoleName={role} Description=\"{description}\""
+            ),
+            Op::PutRolePolicy { role, policy, .. } => {
+                write!(f, "iam:PutRolePolicy RoleName={role} PolicyName={policy}")
+            }
+            Op::DeleteRolePolicy { role, policy } => {
+                write!(
+                    f,
+                    "iam:DeleteRolePolicy RoleName={role} PolicyName={policy}"
+                )
+            }
+            Op::DetachRolePolicy { role, policy_arn } => write!(
+                f,
+                "iam:DetachRolePolicy RoleName={role} PolicyArn={policy_arn}"
+            ),
+            Op::DeleteRole { role } => write!(f, "iam:DeleteRole RoleName={role}"),
+            Op::CreateAddon {
+                cluster,
+                addon,
+                version,
+            } => write!(
+                f,
+                "eks:CreateAddon clusterName={cluster} addonName={addon} addonVersion={version} {TAGS}"
+            ),
+            Op::DeleteAddon { cluster, addon } => {
+                write!(f, "eks:DeleteAddon clusterName={cluster} addonName={addon}")
+            }
+            Op::CreatePodIdentityAssociation {
+                cluster,
+                namespace,
+                service_account,
+                role_arn,
+            } => write!(
+                f,
+                "eks:CreatePodIdentityAssociation clusterName={cluster} namespace={namespace} serviceAccount={service_account} roleArn={role_arn} {TAGS}"
+            ),
+            Op::UpdatePodIdentityAssociation {
+                cluster,
+                id,
+                role_arn,
+            } => write!(
+                f,
+                "eks:UpdatePodIdentityAssociation clusterName={cluster} associationId={id} roleArn={role_arn}"
+            ),
+            Op::DeletePodIdentityAssociation {
+                cluster,
+                id,
+                namespace,
+                service_account,
+            } => write!(
+                f,
+                "eks:DeletePodIdentityAssociation clusterName={cluster} associationId={id} ({namespace}/{service_account})"
+            ),
+            Op::CreateDemoSecret { name } => write!(
+                f,
+                "secretsmanager:CreateSecret Name={name} SecretString=<random, never shown> {TAGS}"
+            ),
+            Op::DeleteSecret { name } => write!(
+                f,
+                "secretsmanager:DeleteSecret SecretId={name} ForceDeleteWithoutRecovery=true"
+            ),
+            Op::Apply { object } => write!(
+                f,
+                "kubernetes: server-side apply {} (field manager bootstrap)",
+                ObjectRef::of(object)
+            ),
+            Op::Delete { object } => write!(f, "kubernetes: delete {object}"),
+            Op::WaitAddon {
+                cluster,
+                addon,
+                until,
+            } => match until {
+                AddonGoal::Active => write!(
+                    f,
+                    "wait: eks:DescribeAddon clusterName={cluster} addonName={addon} until ACTIVE"
+                ),
+                AddonGoal::Gone => write!(
+                    f,
+                    "wait: eks:DescribeAddon clusterName={cluster} addonName={addon} until gone"
+                ),
+            },
+            Op::WaitCrdEstablished { name } => {
+                write!(f, "wait: CustomResourceDefinition/{name} Established")
+            }
+            Op::WaitDaemonSet { namespace, name } => {
+                write!(f, "wait: DaemonSet/{namespace}/{name} rolled out")
+            }
+            Op::WaitGone { object } => write!(f, "wait: {object} gone"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plan_lines_name_the_call_and_the_resource() {
+        let op = Op::CreatePodIdentityAssociation {
+            cluster: "demo".into(),
+            namespace: "ns".into(),
+            service_account: "sa".into(),
+            role_arn: "arn:aws:iam::1:role/r".into(),
+        };
+        assert_eq!(
+            op.to_string(),
+            "eks:CreatePodIdentityAssociation clusterName=demo namespace=ns serviceAccount=sa roleArn=arn:aws:iam::1:role/r tags=bootstrap.podid/managed-by,bootstrap.podid/cluster"
+        );
+        let pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n"}});
+        assert_eq!(
+            Op::Apply {
+                object: pod.clone()
+            }
+            .to_string(),
+            "kubernetes: server-side apply Pod/n/p (field manager bootstrap)"
+        );
+        let r = ObjectRef::of(&pod);
+        assert_eq!(r.stub()["metadata"]["namespace"], "n");
+        assert!(!Op::WaitGone { object: r }.writes());
+        assert_eq!(Op::DeleteRole { role: "r".into() }.backend(), Backend::Aws);
+    }
+
+    #[test]
+    fn a_demo_secret_plan_never_holds_a_value() {
+        let op = Op::CreateDemoSecret {
+            name: "bootstrap/demo/demo".into(),
+        };
+        let json = serde_json::to_string(&op).expect("json");
+        assert!(!json.to_lowercase().contains("secretstring"));
+        assert!(op.to_string().contains("never shown"));
+    }
+}

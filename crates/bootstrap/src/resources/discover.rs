@@ -1,0 +1,335 @@
+//! Discovery for `down`: everything bootstrap owns on a cluster, read back from its AWS tags
+//! and Kubernetes labels (no state file), and what must stay because it is not ours — foreign
+//! objects in our namespaces, foreign SecretProviderClasses that the CRDs serve.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
+use kube::discovery::{Discovery, Scope, verbs};
+
+use super::addon::{self, AddonState};
+use super::association::{self, LiveAssociation};
+use super::platform::{AGENT_ADDON, PROVIDER_ADDON};
+use super::role::{self, LiveRole};
+use super::secrets::{self, DemoState};
+use crate::aws::{Clients, classify};
+use crate::error::StepError;
+use crate::kube::KubeError;
+use crate::plan::ObjectRef;
+use bootstrap_common::names::{LABEL_MANAGED_BY, MANAGED_BY_VALUE};
+
+/// The `app.kubernetes.io/name` of the platform's objects (driver and providers); anything
+/// else bootstrap labels belongs to a workload.
+pub const PLATFORM_COMPONENTS: [&str; 3] = [
+    crate::render::csi_driver::DAEMONSET_NAME,
+    crate::render::provider::PROVIDER_NAME,
+    crate::render::provider_upstream::UPSTREAM_NAME,
+];
+
+/// The kinds bootstrap creates, in the order `down` removes them.
+pub const OWNED_KINDS: [(&str, &str, &str); 9] = [
+    ("v1", "Pod", "pods"),
+    (
+        "secrets-store.csi.x-k8s.io/v1",
+        "SecretProviderClass",
+        "secretproviderclasses",
+    ),
+    ("v1", "ServiceAccount", "serviceaccounts"),
+    ("v1", "Namespace", "namespaces"),
+    ("apps/v1", "DaemonSet", "daemonsets"),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        "clusterroles",
+    ),
+    ("storage.k8s.io/v1", "CSIDriver", "csidrivers"),
+    (
+        "apiextensions.k8s.io/v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+    ),
+];
+
+/// An object bootstrap labelled as its own.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OwnedObject {
+    pub reference: ObjectRef,
+    /// Its `app.kubernetes.io/name` label: which component it belongs to.
+    pub component: String,
+}
+
+impl OwnedObject {
+    /// Part of the driver or a provider (vs a workload's).
+    pub fn platform(&self) -> bool {
+        PLATFORM_COMPONENTS.contains(&self.component.as_str())
+    }
+
+    /// Part of the Secrets Store CSI Driver.
+    pub fn driver(&self) -> bool {
+        self.component == crate::render::csi_driver::DAEMONSET_NAME
+    }
+}
+
+/// Everything found on (and for) one cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    /// Roles tagged as bootstrap's for this cluster.
+    pub roles: Vec<LiveRole>,
+    /// Every association on the cluster (owned or not).
+    pub associations: Vec<LiveAssociation>,
+    pub addons: Vec<(String, AddonState)>,
+    /// The demo secret's name, when bootstrap made it for this cluster.
+    pub demo_secret: Option<String>,
+    pub objects: Vec<OwnedObject>,
+    /// For each owned namespace, the objects in it bootstrap does not own (`Kind/name`).
+    pub foreign_in_namespace: BTreeMap<String, Vec<String>>,
+    /// SecretProviderClasses bootstrap does not own (`namespace/name`).
+    pub foreign_spcs: Vec<(String, String)>,
+}
+
+/// Reads the inventory. With `namespace`, only that namespace's workload objects are listed
+/// (the platform and AWS side are still read: the plan filters).
+pub async fn discover(
+    aws: &Clients,
+    kube: &kube::Client,
+    cluster: &str,
+) -> Result<Inventory, StepError> {
+    let (roles, associations, addons, demo, objects) = tokio::try_join!(
+        owned_roles(aws, cluster),
+        associations(aws, cluster),
+        addons(aws, cluster),
+        secrets::observe_demo(Some(aws), cluster),
+        owned_objects(kube),
+    )?;
+    let mut inventory = Inventory {
+        roles,
+        associations,
+        addons,
+        demo_secret: matches!(demo, DemoState::Present { owned: true })
+            .then(|| secrets::demo_secret_name(cluster)),
+        objects,
+        ..Inventory::default()
+    };
+    let namespaces: Vec<String> = inventory
+        .objects
+        .iter()
+        .filter(|o| o.reference.kind == "Namespace")
+        .map(|o| o.reference.name.clone())
+        .collect();
+    if !namespaces.is_empty() {
+        let discovery =
+            Discovery::new(kube.clone())
+                .run()
+                .await
+                .map_err(|source| KubeError::Api {
+                    action: "discover the API resources of",
+                    resource: format!("cluster {cluster}"),
+                    source,
+                })?;
+        for ns in namespaces {
+            let foreign = foreign_objects(kube, &discovery, &ns).await?;
+            inventory.foreign_in_namespace.insert(ns, foreign);
+        }
+    }
+    inventory.foreign_spcs = foreign_spcs(kube).await?;
+    Ok(inventory)
+}
+
+async fn owned_roles(aws: &Clients, cluster: &str) -> Result<Vec<LiveRole>, StepError> {
+    let mut names = Vec::new();
+    let mut pages = aws.iam.list_roles().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| classify("list", "the account's IAM roles", e))?;
+        names.extend(
+            page.roles()
+                .iter()
+                .map(|r| r.role_name().to_string())
+                .filter(|n| n.starts_with("bootstrap-")),
+        );
+    }
+    let mut roles = Vec::new();
+    for name in names {
+        if let Some(live) = role::observe(aws, &name, cluster, true).await?
+            && live.owned
+        {
+            roles.push(live);
+        }
+    }
+    Ok(roles)
+}
+
+async fn associations(aws: &Clients, cluster: &str) -> Result<Vec<LiveAssociation>, StepError> {
+    let mut ids = Vec::new();
+    let mut pages = aws
+        .eks
+        .list_pod_identity_associations()
+        .cluster_name(cluster)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            classify(
+                "list the Pod Identity associations of",
+                format!("EKS cluster {cluster}"),
+                e,
+            )
+        })?;
+        ids.extend(
+            page.associations()
+                .iter()
+                .filter_map(|a| a.association_id().map(str::to_string)),
+        );
+    }
+    let mut found = Vec::new();
+    for id in ids {
+        if let Some(live) = association::describe(aws, cluster, &id).await? {
+            found.push(live);
+        }
+    }
+    Ok(found)
+}
+
+async fn addons(aws: &Clients, cluster: &str) -> Result<Vec<(String, AddonState)>, StepError> {
+    let mut found = Vec::new();
+    for name in [AGENT_ADDON, PROVIDER_ADDON] {
+        if let Some(state) = addon::describe(aws, cluster, name).await? {
+            found.push((name.to_string(), state));
+        }
+    }
+    Ok(found)
+}
+
+fn api(kube: &kube::Client, api_version: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+    Api::all_with(
+        kube.clone(),
+        &ApiResource::from_gvk_with_plural(&gvk, plural),
+    )
+}
+
+async fn owned_objects(kube: &kube::Client) -> Result<Vec<OwnedObject>, StepError> {
+    let selector = ListParams::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY_VALUE}"));
+    let mut found = Vec::new();
+    for (api_version, kind, plural) in OWNED_KINDS {
+        let list = match api(kube, api_version, kind, plural).list(&selector).await {
+            Ok(list) => list,
+            // The CRDs are gone (or never came): no SecretProviderClass can exist.
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(source) => {
+                return Err(KubeError::Api {
+                    action: "list",
+                    resource: format!(
+                        "{kind} objects labelled {LABEL_MANAGED_BY}={MANAGED_BY_VALUE}"
+                    ),
+                    source,
+                }
+                .into());
+            }
+        };
+        for item in list.items {
+            let component = item
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("app.kubernetes.io/name"))
+                .cloned()
+                .unwrap_or_default();
+            found.push(OwnedObject {
+                reference: ObjectRef::new(
+                    api_version,
+                    kind,
+                    item.metadata.namespace.as_deref(),
+                    item.metadata.name.as_deref().unwrap_or_default(),
+                ),
+                component,
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// Objects in `ns` that bootstrap did not make and that Kubernetes did not make by itself
+/// (the `default` ServiceAccount, the `kube-root-ca.crt` ConfigMap, events, and anything owned
+/// by another object, such as a SecretProviderClassPodStatus owned by its pod).
+async fn foreign_objects(
+    kube: &kube::Client,
+    discovery: &Discovery,
+    ns: &str,
+) -> Result<Vec<String>, StepError> {
+    let mut seen = BTreeSet::new();
+    let mut foreign = Vec::new();
+    for group in discovery.groups() {
+        for (ar, caps) in group.recommended_resources() {
+            if caps.scope != Scope::Namespaced
+                || !caps.supports_operation(verbs::LIST)
+                || ar.kind == "Event"
+                || !seen.insert(ar.kind.clone())
+            {
+                continue;
+            }
+            let api: Api<DynamicObject> = Api::namespaced_with(kube.clone(), ns, &ar);
+            let Ok(list) = api.list(&ListParams::default()).await else {
+                continue;
+            };
+            for item in list.items {
+                let m = &item.metadata;
+                let name = m.name.clone().unwrap_or_default();
+                let ours = m
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(LABEL_MANAGED_BY))
+                    .is_some_and(|v| v == MANAGED_BY_VALUE);
+                let automatic = m.owner_references.as_ref().is_some_and(|o| !o.is_empty())
+                    || (ar.kind == "ServiceAccount" && name == "default")
+                    || (ar.kind == "ConfigMap" && name == "kube-root-ca.crt");
+                if !ours && !automatic {
+                    foreign.push(format!("{}/{name}", ar.kind));
+                }
+            }
+        }
+    }
+    foreign.sort();
+    Ok(foreign)
+}
+
+async fn foreign_spcs(kube: &kube::Client) -> Result<Vec<(String, String)>, StepError> {
+    let (api_version, kind, plural) = OWNED_KINDS[1];
+    let list = match api(kube, api_version, kind, plural)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => list,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(KubeError::Api {
+                action: "list",
+                resource: "SecretProviderClasses".into(),
+                source,
+            }
+            .into());
+        }
+    };
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|item| {
+            item.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_MANAGED_BY))
+                .is_none_or(|v| v != MANAGED_BY_VALUE)
+        })
+        .map(|item| {
+            (
+                item.metadata.namespace.unwrap_or_default(),
+                item.metadata.name.unwrap_or_default(),
+            )
+        })
+        .collect())
+}

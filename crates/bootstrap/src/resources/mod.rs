@@ -1,0 +1,78 @@
+//! The things bootstrap manages, one module each: `observe` (read-only calls; offline means
+//! absent), a pure `plan(desired, observed)` and a pure `plan_delete(observed)` (owned things
+//! only), both returning [`Change`](crate::plan::Change)s made of typed operations.
+//!
+//! A workload (namespace, service account, secrets) is a value: `up` plans the platform and one
+//! workload, `down` the deletion of everything discovered as owned.
+
+pub mod addon;
+pub mod association;
+pub mod discover;
+pub mod objects;
+pub mod platform;
+pub mod role;
+pub mod sample;
+pub mod secrets;
+pub mod teardown;
+
+use crate::config::SecretKind;
+use bootstrap_common::names::{MANAGED_BY_VALUE, TAG_CLUSTER, TAG_MANAGED_BY};
+
+/// A secret a workload reads, resolved to the ARN its policy grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedSecret {
+    pub kind: SecretKind,
+    /// Name as the provider's `objectName` (a full ARN: exact and region-checked), or the
+    /// demo secret's name.
+    pub object_name: String,
+    /// The ARN the read policy grants (the demo secret's ends in `-??????`, AWS's suffix).
+    pub arn: String,
+    /// A customer-managed KMS key protecting it, if any.
+    pub kms_key_arn: Option<String>,
+}
+
+/// One application's access: a service account in a namespace that reads some secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    pub namespace: String,
+    pub service_account: String,
+    pub secrets: Vec<ResolvedSecret>,
+    /// Point an existing association of another role at ours (`--force`).
+    pub force: bool,
+    /// The verification pod's image.
+    pub sample_image: String,
+}
+
+/// Whether AWS tags mark a resource as made by bootstrap for this cluster.
+pub fn owned<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>, cluster: &str) -> bool {
+    let (mut ours, mut this_cluster) = (false, false);
+    for (k, v) in tags {
+        ours |= k == TAG_MANAGED_BY && v == MANAGED_BY_VALUE;
+        this_cluster |= k == TAG_CLUSTER && v == cluster;
+    }
+    ours && this_cluster
+}
+
+/// Whether AWS tags mark a resource as made by bootstrap (for any cluster).
+pub fn made_by_bootstrap<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> bool {
+    tags.into_iter()
+        .any(|(k, v)| k == TAG_MANAGED_BY && v == MANAGED_BY_VALUE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ownership_needs_both_tags_and_this_cluster() {
+        let tags = [(TAG_MANAGED_BY, "bootstrap"), (TAG_CLUSTER, "demo")];
+        assert!(owned(tags, "demo"));
+        assert!(!owned(tags, "prod"), "another cluster's resource");
+        assert!(!owned([(TAG_CLUSTER, "demo")], "demo"));
+        assert!(!owned(
+            [(TAG_MANAGED_BY, "terraform"), (TAG_CLUSTER, "demo")],
+            "demo"
+        ));
+        assert!(made_by_bootstrap(tags));
+    }
+}

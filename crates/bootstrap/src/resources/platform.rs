@@ -1,0 +1,277 @@
+//! The platform every workload needs: the Pod Identity agent add-on, the Secrets Store CSI
+//! Driver's objects, and one AWS provider (ours, upstream's, or the EKS add-on).
+
+use serde_json::Value;
+
+use super::{addon, objects};
+use crate::error::StepError;
+use crate::plan::{Action, Change, Op, StepOutcome};
+use crate::render::csi_driver::{
+    self, AWS_TOKEN_AUDIENCES, CRD_NAMES, CsiDriverValues, DAEMONSET_NAME, DRIVER_NAME,
+};
+use crate::render::provider::{self, ProviderValues};
+use crate::render::provider_upstream::{self, UpstreamProviderValues};
+
+pub const AGENT_ADDON: &str = "eks-pod-identity-agent";
+pub const AGENT_DAEMONSET: &str = "eks-pod-identity-agent";
+pub const PROVIDER_ADDON: &str = "aws-secrets-store-csi-driver-provider";
+
+/// Which provider serves `aws.sock`, with its rendering values.
+#[derive(Debug, Clone)]
+pub enum ProviderChoice {
+    Rust(ProviderValues),
+    Upstream(UpstreamProviderValues),
+    /// The EKS add-on, which brings the driver along.
+    Addon,
+}
+
+/// What the platform must be.
+#[derive(Debug, Clone)]
+pub struct Platform {
+    pub driver: CsiDriverValues,
+    pub provider: ProviderChoice,
+}
+
+/// A provider DaemonSet to install: its objects, and the other provider that would clash.
+#[derive(Debug, Clone)]
+pub struct RenderedProvider {
+    pub objects: Vec<Value>,
+    pub namespace: String,
+    pub name: &'static str,
+    /// The other provider's DaemonSet name: both would serve `aws.sock`.
+    pub other: &'static str,
+    /// The `--provider` value that keeps the other one.
+    pub other_flag: &'static str,
+}
+
+impl Platform {
+    /// Renders the chosen provider (`None` for the add-on), sharing the driver's namespace and
+    /// providers directory unless the values say otherwise.
+    pub fn render_provider(&self) -> Result<Option<RenderedProvider>, StepError> {
+        let driver = &self.driver;
+        match &self.provider {
+            ProviderChoice::Addon => Ok(None),
+            ProviderChoice::Rust(values) => {
+                let mut values = values.clone();
+                if values.providers_dir == ProviderValues::default().providers_dir {
+                    values.providers_dir = driver.providers_dir.clone();
+                }
+                let namespace = values
+                    .namespace
+                    .get_or_insert_with(|| driver.namespace.clone())
+                    .clone();
+                Ok(Some(RenderedProvider {
+                    objects: provider::render(&values)?,
+                    namespace,
+                    name: provider::PROVIDER_NAME,
+                    other: provider_upstream::UPSTREAM_NAME,
+                    other_flag: "upstream",
+                }))
+            }
+            ProviderChoice::Upstream(values) => {
+                let mut values = values.clone();
+                values
+                    .providers_dir
+                    .get_or_insert_with(|| driver.providers_dir.clone());
+                let namespace = values
+                    .namespace
+                    .get_or_insert_with(|| driver.namespace.clone())
+                    .clone();
+                Ok(Some(RenderedProvider {
+                    objects: provider_upstream::render(&values)?,
+                    namespace,
+                    name: provider_upstream::UPSTREAM_NAME,
+                    other: provider::PROVIDER_NAME,
+                    other_flag: "rust",
+                }))
+            }
+        }
+    }
+}
+
+/// The agent: built in on EKS Auto Mode; else the add-on, then its DaemonSet rolled out.
+pub fn plan_agent(
+    cluster: &str,
+    auto_mode: bool,
+    observed: &addon::AddonState,
+) -> Result<StepOutcome, StepError> {
+    if auto_mode {
+        return Ok(StepOutcome::with(vec![
+            Change::new(Action::Check, "Pod Identity agent")
+                .note("built into EKS Auto Mode; no add-on needed"),
+        ]));
+    }
+    let change = addon::plan(cluster, AGENT_ADDON, observed)?.op(Op::WaitDaemonSet {
+        namespace: "kube-system".into(),
+        name: AGENT_DAEMONSET.into(),
+    });
+    Ok(StepOutcome::with(vec![change]))
+}
+
+/// What the driver step observed: the provider add-on (when chosen) or our objects.
+pub enum DriverObserved {
+    Addon(addon::AddonState),
+    Objects(Vec<objects::Observed>),
+}
+
+/// The driver: the provider add-on brings it; otherwise our objects, all adopted when a
+/// CSIDriver someone else made exists (with a warning when it lacks an AWS audience). Then
+/// the CRDs Established and the DaemonSet rolled out.
+pub fn plan_driver(
+    cluster: &str,
+    values: &CsiDriverValues,
+    observed: &DriverObserved,
+) -> Result<StepOutcome, StepError> {
+    let crd_waits = CRD_NAMES.iter().map(|crd| Op::WaitCrdEstablished {
+        name: (*crd).to_string(),
+    });
+    let objects = match observed {
+        DriverObserved::Addon(state) => {
+            let change = addon::plan(cluster, PROVIDER_ADDON, state)?.ops(crd_waits);
+            return Ok(StepOutcome::with(vec![change]).note(
+                "the driver comes with the EKS add-on aws-secrets-store-csi-driver-provider",
+            ));
+        }
+        DriverObserved::Objects(objects) => objects,
+    };
+    let mut changes = objects::plan(objects);
+    let mut notes = Vec::new();
+    if let Some(existing) = objects
+        .iter()
+        .find(|o| o.object["kind"] == "CSIDriver")
+        .and_then(|o| o.live.as_ref().filter(|_| !o.state.is_ours()))
+    {
+        objects::adopt_all(
+            &mut changes,
+            "part of a driver installed outside bootstrap; left as is",
+        );
+        let present = audiences(existing);
+        let missing: Vec<&str> = AWS_TOKEN_AUDIENCES
+            .iter()
+            .copied()
+            .filter(|a| !present.iter().any(|x| x == a))
+            .collect();
+        if !missing.is_empty() {
+            notes.push(format!(
+                "warning: the existing CSIDriver {DRIVER_NAME} does not request token audience(s) {}; \
+                 mounts with Pod Identity will fail until its tokenRequests include them",
+                missing.join(", ")
+            ));
+        }
+    }
+    changes.push(
+        Change::new(
+            Action::Check,
+            format!("driver {}", csi_driver::DRIVER_VERSION),
+        )
+        .ops(crd_waits)
+        .op(Op::WaitDaemonSet {
+            namespace: values.namespace.clone(),
+            name: DAEMONSET_NAME.into(),
+        }),
+    );
+    let mut outcome = StepOutcome::with(changes);
+    outcome.notes = notes;
+    Ok(outcome)
+}
+
+/// The provider: refused when the other AWS provider's DaemonSet is there (both would serve
+/// `aws.sock`); else its objects, then its DaemonSet rolled out.
+pub fn plan_provider(
+    rendered: Option<&RenderedProvider>,
+    other_present: bool,
+    observed: &[objects::Observed],
+) -> Result<StepOutcome, StepError> {
+    let Some(r) = rendered else {
+        return Ok(StepOutcome::with(vec![
+            Change::new(Action::Check, format!("EKS add-on {PROVIDER_ADDON}"))
+                .note("installed with the driver by the csi-driver step"),
+        ]));
+    };
+    if other_present {
+        return Err(StepError::problem(format!(
+            "cannot install provider {}: DaemonSet {}/{} already runs an AWS provider, and both would serve the socket aws.sock",
+            r.name, r.namespace, r.other
+        ))
+        .with_hint(format!(
+            "remove the other provider first (kubectl delete daemonset -n {} {}), or keep it with --provider {}",
+            r.namespace, r.other, r.other_flag
+        )));
+    }
+    let mut changes = objects::plan(observed);
+    changes.push(
+        Change::new(Action::Check, format!("provider {}", r.name)).op(Op::WaitDaemonSet {
+            namespace: r.namespace.clone(),
+            name: r.name.into(),
+        }),
+    );
+    Ok(StepOutcome::with(changes))
+}
+
+/// The audiences a CSIDriver object requests tokens for.
+pub fn audiences(csidriver: &Value) -> Vec<String> {
+    csidriver
+        .pointer("/spec/tokenRequests")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|t| t["audience"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kube::apply::ObjectState;
+
+    #[test]
+    fn reads_token_audiences() {
+        let d = serde_json::json!({"spec": {"tokenRequests": [{"audience": "sts.amazonaws.com"}]}});
+        assert_eq!(audiences(&d), ["sts.amazonaws.com"]);
+        assert!(audiences(&serde_json::json!({})).is_empty());
+    }
+
+    #[test]
+    fn a_foreign_driver_is_adopted_whole_with_a_warning_for_a_missing_audience() {
+        let values = CsiDriverValues::default();
+        let rendered = csi_driver::render(&values).expect("renders");
+        let observed: Vec<objects::Observed> = rendered
+            .into_iter()
+            .map(|object| {
+                let foreign = object["kind"] == "CSIDriver";
+                objects::Observed {
+                    live: foreign.then(|| serde_json::json!({"spec": {"tokenRequests": [{"audience": "sts.amazonaws.com"}]}})),
+                    state: if foreign {
+                        ObjectState::Differs { ours: false }
+                    } else {
+                        ObjectState::Absent
+                    },
+                    object,
+                }
+            })
+            .collect();
+        let outcome =
+            plan_driver("demo", &values, &DriverObserved::Objects(observed)).expect("plans");
+        assert!(
+            outcome.all_ops().iter().all(|op| !op.writes()),
+            "nothing of a foreign driver is written"
+        );
+        assert!(outcome.notes[0].contains("pods.eks.amazonaws.com"));
+    }
+
+    #[test]
+    fn a_second_provider_is_refused_before_anything_is_written() {
+        let platform = Platform {
+            driver: CsiDriverValues::default(),
+            provider: ProviderChoice::Rust(ProviderValues::default()),
+        };
+        let r = platform.render_provider().expect("renders").expect("rust");
+        let err = plan_provider(Some(&r), true, &[]).expect_err("refused");
+        assert!(
+            err.hint()
+                .is_some_and(|h| h.contains("--provider upstream"))
+        );
+    }
+}

@@ -1,0 +1,408 @@
+//! A workload's IAM role: a deterministic name, trust in `pods.eks.amazonaws.com` scoped to
+//! the workload by session tags, and one inline least-privilege policy on exact secret ARNs.
+
+use serde_json::Value;
+
+use super::{ResolvedSecret, Workload, owned};
+use crate::aws::policy::{self, Grants, TrustScope};
+use crate::aws::{Clients, ErrorKind, classify};
+use crate::config::SecretKind;
+use crate::error::StepError;
+use crate::plan::{Action, Change, Op};
+
+/// The inline policy's name on the role.
+pub const POLICY_NAME: &str = "bootstrap-read-secrets";
+
+/// `bootstrap-<cluster>-<namespace>-<sa>`, shortened to ≤ 64 characters with a stable hash
+/// of the full name when needed; only characters IAM allows.
+pub fn role_name(cluster: &str, namespace: &str, service_account: &str) -> String {
+    let full = format!("bootstrap-{cluster}-{namespace}-{service_account}");
+    let clean: String = full
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if clean.len() <= 64 {
+        return clean;
+    }
+    let hash = fnv1a(full.as_bytes());
+    format!("{}-{hash:08x}", &clean[..55])
+}
+
+/// The role's ARN, computed (never looked up): account + name.
+pub fn role_arn(account: &str, name: &str) -> String {
+    format!("arn:aws:iam::{account}:role/{name}")
+}
+
+/// The role's IAM description: what it is for, and that bootstrap manages it.
+pub fn role_description(cluster: &str, namespace: &str, service_account: &str) -> String {
+    format!(
+        "EKS Pod Identity role for {namespace}/{service_account} on cluster {cluster} (managed by bootstrap)"
+    )
+}
+
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// What the role must be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleSpec {
+    pub name: String,
+    pub description: String,
+    pub trust: Value,
+    pub inline: Value,
+}
+
+impl RoleSpec {
+    /// The role of a workload on a cluster in an account and region.
+    pub fn for_workload(account: &str, region: &str, cluster: &str, w: &Workload) -> Self {
+        let scope = TrustScope {
+            account,
+            cluster,
+            namespace: &w.namespace,
+            service_account: &w.service_account,
+        };
+        Self {
+            name: role_name(cluster, &w.namespace, &w.service_account),
+            description: role_description(cluster, &w.namespace, &w.service_account),
+            trust: policy::pod_identity_trust(&scope),
+            inline: policy::read_secrets_policy(&grants(&w.secrets, region)),
+        }
+    }
+}
+
+/// The grants for a workload's secrets.
+pub fn grants(secrets: &[ResolvedSecret], region: &str) -> Grants {
+    let arns = |kind: SecretKind| {
+        secrets
+            .iter()
+            .filter(|s| s.kind == kind)
+            .map(|s| s.arn.clone())
+            .collect()
+    };
+    Grants {
+        secret_arns: arns(SecretKind::SecretsManager),
+        parameter_arns: arns(SecretKind::SsmParameter),
+        kms_key_arns: secrets
+            .iter()
+            .filter_map(|s| s.kms_key_arn.clone())
+            .collect(),
+        region: region.to_string(),
+    }
+}
+
+/// A role as it is in IAM.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LiveRole {
+    pub name: String,
+    pub arn: String,
+    /// Tagged as bootstrap's, for this cluster.
+    pub owned: bool,
+    pub description: Option<String>,
+    pub trust: Option<Value>,
+    /// Our inline policy's document, if present.
+    pub inline: Option<Value>,
+    /// Every inline policy name (read only for deletion).
+    pub inline_names: Vec<String>,
+    /// Attached managed policy ARNs (read only for deletion).
+    pub attached: Vec<String>,
+}
+
+/// Reads the role (and, with `for_delete`, the names of all its policies). `None`: absent.
+pub async fn observe(
+    aws: &Clients,
+    name: &str,
+    cluster: &str,
+    for_delete: bool,
+) -> Result<Option<LiveRole>, StepError> {
+    let resource = format!("IAM role {name}");
+    let role = match aws.iam.get_role().role_name(name).send().await {
+        Ok(out) => match out.role() {
+            Some(role) => role.clone(),
+            None => return Ok(None),
+        },
+        Err(e) => {
+            let err = classify("read", resource, e);
+            return if err.is(ErrorKind::NotFound) {
+                Ok(None)
+            } else {
+                Err(err.into())
+            };
+        }
+    };
+    let mut live = LiveRole {
+        name: name.to_string(),
+        arn: role.arn().to_string(),
+        owned: owned(role.tags().iter().map(|t| (t.key(), t.value())), cluster),
+        description: role.description().map(str::to_string),
+        trust: role
+            .assume_role_policy_document()
+            .and_then(policy::decode_document),
+        ..LiveRole::default()
+    };
+    if !live.owned {
+        return Ok(Some(live));
+    }
+    live.inline = match aws
+        .iam
+        .get_role_policy()
+        .role_name(name)
+        .policy_name(POLICY_NAME)
+        .send()
+        .await
+    {
+        Ok(out) => policy::decode_document(out.policy_document()),
+        Err(e) => {
+            let err = classify("read the inline policy of", format!("IAM role {name}"), e);
+            if !err.is(ErrorKind::NotFound) {
+                return Err(err.into());
+            }
+            None
+        }
+    };
+    if for_delete {
+        let listed = aws
+            .iam
+            .list_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(|e| classify("list the inline policies of", format!("IAM role {name}"), e))?;
+        live.inline_names = listed.policy_names().to_vec();
+        let attached = aws
+            .iam
+            .list_attached_role_policies()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(|e| {
+                classify(
+                    "list the policies attached to",
+                    format!("IAM role {name}"),
+                    e,
+                )
+            })?;
+        live.attached = attached
+            .attached_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn().map(str::to_string))
+            .collect();
+    }
+    Ok(Some(live))
+}
+
+/// The change that makes the role match `desired`.
+pub fn plan(desired: &RoleSpec, observed: Option<&LiveRole>) -> Change {
+    let name = &desired.name;
+    let resource = format!("IAM role {name}");
+    let Some(live) = observed else {
+        return Change::new(Action::Create, resource)
+            .op(Op::CreateRole {
+                name: name.clone(),
+                description: desired.description.clone(),
+                trust: desired.trust.clone(),
+            })
+            .op(put_policy(desired));
+    };
+    if !live.owned {
+        return Change::new(Action::Adopt, resource).note(
+            "exists, not made by bootstrap for this cluster: left as is (make sure it trusts pods.eks.amazonaws.com and can read the secrets)",
+        );
+    }
+    let mut ops = Vec::new();
+    if !live
+        .trust
+        .as_ref()
+        .is_some_and(|t| policy::same_policy(t, &desired.trust))
+    {
+        ops.push(Op::UpdateAssumeRolePolicy {
+            role: name.clone(),
+            trust: desired.trust.clone(),
+        });
+    }
+    if !live
+        .inline
+        .as_ref()
+        .is_some_and(|p| policy::same_policy(p, &desired.inline))
+    {
+        ops.push(put_policy(desired));
+    }
+    if live.description.as_deref() != Some(desired.description.as_str()) {
+        ops.push(Op::UpdateRoleDescription {
+            role: name.clone(),
+            description: desired.description.clone(),
+        });
+    }
+    if ops.is_empty() {
+        Change::new(Action::Unchanged, resource)
+    } else {
+        Change::new(Action::Update, resource).ops(ops)
+    }
+}
+
+fn put_policy(desired: &RoleSpec) -> Op {
+    Op::PutRolePolicy {
+        role: desired.name.clone(),
+        policy: POLICY_NAME.into(),
+        document: desired.inline.clone(),
+    }
+}
+
+/// Deletes an owned role: inline policies first, managed policies detached (never deleted),
+/// then the role. `None` for a role bootstrap does not own.
+pub fn plan_delete(live: &LiveRole) -> Option<Change> {
+    if !live.owned {
+        return None;
+    }
+    let role = live.name.clone();
+    let mut change = Change::new(Action::Delete, format!("IAM role {role}"));
+    for policy in &live.inline_names {
+        change = change.op(Op::DeleteRolePolicy {
+            role: role.clone(),
+            policy: policy.clone(),
+        });
+    }
+    for policy_arn in &live.attached {
+        change = change.op(Op::DetachRolePolicy {
+            role: role.clone(),
+            policy_arn: policy_arn.clone(),
+        });
+    }
+    if !live.attached.is_empty() {
+        change = change.note(format!(
+            "detaches {} managed polic(ies) attached outside bootstrap (the policies stay)",
+            live.attached.len()
+        ));
+    }
+    Some(change.op(Op::DeleteRole { role }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn role_names_are_always_valid_for_iam(cluster in ".{0,120}", ns in "[a-z0-9-]{1,63}", sa in "[a-z0-9.-]{1,100}") {
+            let name = role_name(&cluster, &ns, &sa);
+            proptest::prop_assert!(name.len() <= 64);
+            proptest::prop_assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)));
+            proptest::prop_assert_eq!(name.clone(), role_name(&cluster, &ns, &sa));
+        }
+    }
+
+    #[test]
+    fn role_names_are_deterministic_and_short() {
+        assert_eq!(
+            role_name("demo", "bootstrap-demo", "demo-app"),
+            "bootstrap-demo-bootstrap-demo-demo-app"
+        );
+        let long = role_name(&"c".repeat(60), "namespace-that-is-long", "sa");
+        assert_eq!(long.len(), 64);
+        assert_ne!(
+            long,
+            role_name(&"c".repeat(60), "namespace-that-is-long", "sb")
+        );
+    }
+
+    #[test]
+    fn the_description_names_the_workload_and_the_cluster() {
+        let d = role_description("demo", "bootstrap-demo", "demo-app");
+        assert_eq!(
+            d,
+            "EKS Pod Identity role for bootstrap-demo/demo-app on cluster demo (managed by bootstrap)"
+        );
+        let long = role_description(&"c".repeat(100), &"n".repeat(63), &"s".repeat(253));
+        assert!(long.len() <= 1000);
+    }
+
+    fn spec() -> RoleSpec {
+        let w = Workload {
+            namespace: "ns".into(),
+            service_account: "sa".into(),
+            secrets: vec![ResolvedSecret {
+                kind: SecretKind::SecretsManager,
+                object_name: "arn:aws:secretsmanager:r:1:secret:x-abcdef".into(),
+                arn: "arn:aws:secretsmanager:r:1:secret:x-abcdef".into(),
+                kms_key_arn: None,
+            }],
+            force: false,
+            sample_image: "pause".into(),
+        };
+        RoleSpec::for_workload("1", "r", "demo", &w)
+    }
+
+    #[test]
+    fn absent_is_created_with_its_policy_same_is_unchanged() {
+        let desired = spec();
+        let create = plan(&desired, None);
+        assert_eq!(create.action, Action::Create);
+        assert!(matches!(create.ops[0], Op::CreateRole { .. }));
+        assert!(matches!(create.ops[1], Op::PutRolePolicy { .. }));
+        let live = LiveRole {
+            name: desired.name.clone(),
+            owned: true,
+            description: Some(desired.description.clone()),
+            trust: Some(desired.trust.clone()),
+            inline: Some(desired.inline.clone()),
+            ..LiveRole::default()
+        };
+        let same = plan(&desired, Some(&live));
+        assert_eq!(same.action, Action::Unchanged);
+        assert!(same.ops.is_empty());
+    }
+
+    #[test]
+    fn an_old_unscoped_trust_is_updated_in_place_and_nothing_else() {
+        let desired = spec();
+        let old_trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]});
+        let live = LiveRole {
+            name: desired.name.clone(),
+            owned: true,
+            description: Some(desired.description.clone()),
+            trust: Some(old_trust),
+            inline: Some(desired.inline.clone()),
+            ..LiveRole::default()
+        };
+        let change = plan(&desired, Some(&live));
+        assert_eq!(change.action, Action::Update);
+        assert_eq!(change.ops.len(), 1);
+        assert!(matches!(change.ops[0], Op::UpdateAssumeRolePolicy { .. }));
+    }
+
+    #[test]
+    fn foreign_roles_are_adopted_and_never_deleted() {
+        let live = LiveRole {
+            name: "theirs".into(),
+            owned: false,
+            ..LiveRole::default()
+        };
+        assert_eq!(plan(&spec(), Some(&live)).action, Action::Adopt);
+        assert!(plan_delete(&live).is_none());
+        let ours = LiveRole {
+            name: "ours".into(),
+            owned: true,
+            inline_names: vec!["a".into(), "b".into()],
+            attached: vec!["arn:aws:iam::aws:policy/x".into()],
+            ..LiveRole::default()
+        };
+        let del = plan_delete(&ours).expect("owned");
+        let lines: Vec<String> = del.ops.iter().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[0].starts_with("iam:DeleteRolePolicy"));
+        assert!(lines[2].starts_with("iam:DetachRolePolicy"));
+        assert_eq!(
+            lines[3], "iam:DeleteRole RoleName=ours",
+            "policies first, role last"
+        );
+    }
+}
