@@ -110,8 +110,15 @@ pub struct Planned {
     pub workload_value: Workload,
 }
 
+/// A planning failure and the step it belongs to (nothing was written).
+pub type PlanError = (&'static str, StepError);
+
+fn at<E: Into<StepError>>(step: &'static str) -> impl Fn(E) -> PlanError {
+    move |e| (step, e.into())
+}
+
 /// Resolves the secrets and observes every resource (read-only), then plans each one.
-pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, StepError> {
+pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, PlanError> {
     let aws = t.aws.as_ref();
     let kube = t.kube.as_ref();
     let cluster = t.name();
@@ -119,12 +126,22 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, StepError> 
     let mut secret_changes = Vec::new();
     let mut resolved = Vec::new();
     for secret in &s.secrets {
-        let found = secrets::resolve(aws, &t.region, &t.account, t.is_offline(), secret).await?;
+        let found = secrets::resolve(
+            aws,
+            &t.region,
+            &t.account,
+            t.region == target::OFFLINE_REGION,
+            secret,
+        )
+        .await
+        .map_err(at("secrets"))?;
         secret_changes.push(Change::new(Action::Check, format!("secret {}", found.arn)));
         resolved.push(found);
     }
     if s.create_demo_secret {
-        let state = secrets::observe_demo(aws, cluster).await?;
+        let state = secrets::observe_demo(aws, cluster)
+            .await
+            .map_err(at("secrets"))?;
         secret_changes.insert(0, secrets::plan_demo(cluster, state));
         resolved.insert(0, secrets::demo_secret(&t.region, &t.account, cluster));
     }
@@ -139,7 +156,7 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, StepError> 
             .unwrap_or_else(|| SAMPLE_IMAGE.into()),
     };
     let platform = platform(s);
-    let rendered_provider = platform.render_provider()?;
+    let rendered_provider = platform.render_provider().map_err(at("provider"))?;
     let values = workload_values(&workload, &t.region);
     let spec = role::RoleSpec::for_workload(&t.account, &t.region, cluster, &workload);
     let role_arn = role::role_arn(&t.account, &spec.name);
@@ -152,42 +169,51 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, StepError> 
         addon::observe(aws, cluster, platform::AGENT_ADDON, &k8s_version)
             .await
             .map(Some)
+            .map_err(at("agent-addon"))
     };
     let driver = async {
-        if matches!(platform.provider, ProviderChoice::Addon) {
-            let state =
-                addon::observe(aws, cluster, platform::PROVIDER_ADDON, &k8s_version).await?;
-            return Ok::<_, StepError>(DriverObserved::Addon(state));
-        }
-        let rendered = crate::render::csi_driver::render(&platform.driver)?;
-        Ok(DriverObserved::Objects(
-            objects::observe(kube, rendered).await?,
-        ))
+        let driver = async {
+            if matches!(platform.provider, ProviderChoice::Addon) {
+                let state =
+                    addon::observe(aws, cluster, platform::PROVIDER_ADDON, &k8s_version).await?;
+                return Ok::<_, StepError>(DriverObserved::Addon(state));
+            }
+            let rendered = crate::render::csi_driver::render(&platform.driver)?;
+            Ok(DriverObserved::Objects(
+                objects::observe(kube, rendered).await?,
+            ))
+        };
+        driver.await.map_err(at("csi-driver"))
     };
     let provider = async {
-        let Some(r) = &rendered_provider else {
-            return Ok::<_, StepError>((false, Vec::new()));
+        let provider = async {
+            let Some(r) = &rendered_provider else {
+                return Ok::<_, StepError>((false, Vec::new()));
+            };
+            let other = match kube {
+                Some(kube) => {
+                    let api: kube::Api<k8s_openapi::api::apps::v1::DaemonSet> =
+                        kube::Api::namespaced(kube.clone(), &r.namespace);
+                    api.get_opt(r.other)
+                        .await
+                        .map_err(|source| crate::kube::KubeError::Api {
+                            action: "read",
+                            resource: format!("DaemonSet/{}/{}", r.namespace, r.other),
+                            source,
+                        })?
+                        .is_some()
+                }
+                None => false,
+            };
+            Ok((other, objects::observe(kube, r.objects.clone()).await?))
         };
-        let other = match kube {
-            Some(kube) => {
-                let api: kube::Api<k8s_openapi::api::apps::v1::DaemonSet> =
-                    kube::Api::namespaced(kube.clone(), &r.namespace);
-                api.get_opt(r.other)
-                    .await
-                    .map_err(|source| crate::kube::KubeError::Api {
-                        action: "read",
-                        resource: format!("DaemonSet/{}/{}", r.namespace, r.other),
-                        source,
-                    })?
-                    .is_some()
-            }
-            None => false,
-        };
-        Ok((other, objects::observe(kube, r.objects.clone()).await?))
+        provider.await.map_err(at("provider"))
     };
     let live_role = async {
         match aws {
-            Some(aws) => role::observe(aws, &spec.name, cluster, false).await,
+            Some(aws) => role::observe(aws, &spec.name, cluster, false)
+                .await
+                .map_err(at("iam-role")),
             None => Ok(None),
         }
     };
@@ -196,15 +222,18 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, StepError> 
             Some(aws) => {
                 association::observe(aws, cluster, &workload.namespace, &workload.service_account)
                     .await
+                    .map_err(at("association"))
             }
             None => Ok(None),
         }
     };
     let workload_objects = async {
-        let rendered = workload_render::render(&values)?;
-        objects::observe(kube, rendered).await
+        let rendered = workload_render::render(&values).map_err(at("workload"))?;
+        objects::observe(kube, rendered)
+            .await
+            .map_err(at("workload"))
     };
-    let mut pod = workload_render::render_sample_pod(&values)?;
+    let mut pod = workload_render::render_sample_pod(&values).map_err(at("verify"))?;
     let pod_name = values.sample_pod_name();
     pod["metadata"]["name"] = serde_json::Value::String(pod_name.clone());
     let sample_spec = Sample {
@@ -221,11 +250,10 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, StepError> 
     };
     let leftover = async {
         match kube {
-            Some(kube) => Ok::<_, StepError>(
-                crate::kube::apply::get(kube, &sample_spec.pod)
-                    .await?
-                    .is_some(),
-            ),
+            Some(kube) => crate::kube::apply::get(kube, &sample_spec.pod)
+                .await
+                .map(|p| p.is_some())
+                .map_err(at("verify")),
             None => Ok(false),
         }
     };
@@ -248,14 +276,15 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, StepError> 
     )?;
 
     let agent = match agent {
-        Some(state) => platform::plan_agent(cluster, false, &state)?,
+        Some(state) => platform::plan_agent(cluster, false, &state).map_err(at("agent-addon"))?,
         None => platform::plan_agent(
             cluster,
             true,
             &addon::AddonState::Absent {
                 default_version: String::new(),
             },
-        )?,
+        )
+        .map_err(at("agent-addon"))?,
     };
     let association = association::plan(
         cluster,
@@ -264,16 +293,19 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, StepError> 
         &role_arn,
         workload.force,
         live_association.as_ref(),
-    )?;
+    )
+    .map_err(at("association"))?;
     Ok(Planned {
         secrets: StepOutcome::with(secret_changes),
         agent,
-        driver: platform::plan_driver(cluster, &platform.driver, &driver)?,
+        driver: platform::plan_driver(cluster, &platform.driver, &driver)
+            .map_err(at("csi-driver"))?,
         provider: platform::plan_provider(
             rendered_provider.as_ref(),
             other_provider,
             &provider_objects,
-        )?,
+        )
+        .map_err(at("provider"))?,
         role: StepOutcome::with(vec![role::plan(&spec, live_role.as_ref())]),
         association: StepOutcome::with(vec![association]),
         workload: StepOutcome::with(objects::plan(&workload_objects)),
@@ -380,10 +412,20 @@ pub async fn run_on(
     let mut steps = vec![preflight];
     let (rest, error) = match plan_all(s, t).await {
         Ok(planned) => plan::execute(graph(&exec, t, planned), progress).await,
-        Err(e) => {
-            let failed =
-                StepReport::new("plan", StepStatus::Failed(e.to_string()), start.elapsed());
-            (vec![failed], Some(("plan", e)))
+        Err((step, e)) => {
+            // Planning failed: that step failed, the others never ran; nothing was written.
+            let reports = STEPS[1..]
+                .iter()
+                .map(|name| {
+                    let status = if *name == step {
+                        StepStatus::Failed(e.to_string())
+                    } else {
+                        StepStatus::Skipped
+                    };
+                    StepReport::new(name, status, Duration::ZERO)
+                })
+                .collect();
+            (reports, Some((step, e)))
         }
     };
     steps.extend(rest);

@@ -102,11 +102,18 @@ pub async fn api_for(
 /// Reads the live object, if any.
 pub async fn get(client: &kube::Client, object: &Value) -> Result<Option<Value>, KubeError> {
     let (api, name) = api_for(client, object).await?;
-    let live = api.get_opt(&name).await.map_err(|source| KubeError::Api {
-        action: "read",
-        resource: object_ref(object),
-        source,
-    })?;
+    // A 404 is absent: the object, or its whole kind (a CRD not installed yet).
+    let live = match api.get(&name).await {
+        Ok(live) => Some(live),
+        Err(kube::Error::Api(s)) if s.code == 404 => None,
+        Err(source) => {
+            return Err(KubeError::Api {
+                action: "read",
+                resource: object_ref(object),
+                source,
+            });
+        }
+    };
     live.map(|l| {
         serde_json::to_value(l).map_err(|source| KubeError::Manifest {
             resource: object_ref(object),

@@ -7,7 +7,7 @@ use super::{addon, objects};
 use crate::error::StepError;
 use crate::plan::{Action, Change, Op, StepOutcome};
 use crate::render::csi_driver::{
-    self, AWS_TOKEN_AUDIENCES, CRD_NAMES, CsiDriverValues, DAEMONSET_NAME, DRIVER_NAME,
+    AWS_TOKEN_AUDIENCES, CRD_NAMES, CsiDriverValues, DAEMONSET_NAME, DRIVER_NAME,
 };
 use crate::render::provider::{self, ProviderValues};
 use crate::render::provider_upstream::{self, UpstreamProviderValues};
@@ -159,17 +159,11 @@ pub fn plan_driver(
             ));
         }
     }
-    changes.push(
-        Change::new(
-            Action::Check,
-            format!("driver {}", csi_driver::DRIVER_VERSION),
-        )
-        .ops(crd_waits)
-        .op(Op::WaitDaemonSet {
-            namespace: values.namespace.clone(),
-            name: DAEMONSET_NAME.into(),
-        }),
-    );
+    let waits = crd_waits.chain([Op::WaitDaemonSet {
+        namespace: values.namespace.clone(),
+        name: DAEMONSET_NAME.into(),
+    }]);
+    append_waits(&mut changes, waits);
     let mut outcome = StepOutcome::with(changes);
     outcome.notes = notes;
     Ok(outcome)
@@ -199,13 +193,22 @@ pub fn plan_provider(
         )));
     }
     let mut changes = objects::plan(observed);
-    changes.push(
-        Change::new(Action::Check, format!("provider {}", r.name)).op(Op::WaitDaemonSet {
+    append_waits(
+        &mut changes,
+        [Op::WaitDaemonSet {
             namespace: r.namespace.clone(),
             name: r.name.into(),
-        }),
+        }],
     );
     Ok(StepOutcome::with(changes))
+}
+
+/// Waits run after the last object is applied: they ride on the last change.
+fn append_waits(changes: &mut [Change], waits: impl IntoIterator<Item = Op>) {
+    if let Some(last) = changes.last_mut() {
+        let taken = std::mem::replace(last, Change::new(Action::Check, String::new()));
+        *last = taken.ops(waits);
+    }
 }
 
 /// The audiences a CSIDriver object requests tokens for.
@@ -225,6 +228,7 @@ pub fn audiences(csidriver: &Value) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::kube::apply::ObjectState;
+    use crate::render::csi_driver;
 
     #[test]
     fn reads_token_audiences() {

@@ -1,0 +1,578 @@
+//! `bootstrap down` against the local EKS stand-in: `up` then `down` leaves nothing bootstrap
+//! owns (IAM, EKS add-ons and associations, Secrets Manager, the cluster) while what it
+//! adopted or never made survives; `up` killed mid-run is cleaned up too; a second `down` is
+//! a no-op; and each command executes exactly the operations its dry run printed.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use serde_json::{Value, json};
+
+const AGENT: &str = "eks-pod-identity-agent";
+
+/// The tests change the same cluster: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn bootstrap(args: &[&str], ops_log: Option<&std::path::Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    cmd.args(args).stdin(Stdio::null());
+    if let Some(path) = ops_log {
+        cmd.env("BOOTSTRAP_OPS_LOG", path);
+    }
+    cmd.output().expect("bootstrap runs")
+}
+
+async fn run(args: Vec<String>, ops_log: Option<std::path::PathBuf>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        bootstrap(&args, ops_log.as_deref())
+    })
+    .await
+    .expect("join")
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The write operations a dry run's JSON report plans (every `calls` line but waits).
+fn planned_writes(report: &Value) -> Vec<String> {
+    let mut lines: Vec<String> = report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| {
+            s["detail"]["changes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .flat_map(|c| c["calls"].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .filter(|c| !c.starts_with("wait:"))
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn journal(path: &std::path::Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// What bootstrap owns for `cluster`, read independently of bootstrap's own discovery.
+async fn owned_inventory(
+    cfg: &aws_config::SdkConfig,
+    kube: &kube::Client,
+    cluster: &str,
+) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let ours = |tags: &[(String, String)]| {
+        tags.iter()
+            .any(|(k, v)| k == "bootstrap.podid/managed-by" && v == "bootstrap")
+            && tags
+                .iter()
+                .any(|(k, v)| k == "bootstrap.podid/cluster" && v == cluster)
+    };
+    let iam = aws_sdk_iam::Client::new(cfg);
+    let mut roles = Vec::new();
+    let mut pages = iam.list_roles().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        roles.extend(page.expect("list roles").roles().to_vec());
+    }
+    for role in &roles {
+        let got = iam
+            .get_role()
+            .role_name(role.role_name())
+            .send()
+            .await
+            .expect("get role");
+        let tags: Vec<(String, String)> = got
+            .role()
+            .map(|r| {
+                r.tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if ours(&tags) {
+            found.insert(format!("iam role {}", role.role_name()));
+        }
+    }
+    let eks = aws_sdk_eks::Client::new(cfg);
+    let listed = eks
+        .list_pod_identity_associations()
+        .cluster_name(cluster)
+        .send()
+        .await
+        .expect("list associations");
+    for a in listed.associations() {
+        let d = eks
+            .describe_pod_identity_association()
+            .cluster_name(cluster)
+            .association_id(a.association_id().unwrap_or_default())
+            .send()
+            .await
+            .expect("describe association");
+        let tags: Vec<(String, String)> = d
+            .association()
+            .and_then(|a| a.tags())
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        if ours(&tags) {
+            found.insert(format!(
+                "association {}/{}",
+                a.namespace().unwrap_or_default(),
+                a.service_account().unwrap_or_default()
+            ));
+        }
+    }
+    for addon in [AGENT, "aws-secrets-store-csi-driver-provider"] {
+        if let Ok(d) = eks
+            .describe_addon()
+            .cluster_name(cluster)
+            .addon_name(addon)
+            .send()
+            .await
+        {
+            let tags: Vec<(String, String)> = d
+                .addon()
+                .and_then(|a| a.tags())
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            if ours(&tags) {
+                found.insert(format!("addon {addon}"));
+            }
+        }
+    }
+    let sm = aws_sdk_secretsmanager::Client::new(cfg);
+    let secrets = sm.list_secrets().send().await.expect("list secrets");
+    for s in secrets.secret_list() {
+        let tags: Vec<(String, String)> = s
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or("").to_string(),
+                    t.value().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        if ours(&tags) {
+            found.insert(format!("secret {}", s.name().unwrap_or_default()));
+        }
+    }
+    let labelled = ListParams::default().labels("app.kubernetes.io/managed-by=bootstrap");
+    for (group, version, kind, plural) in [
+        ("", "v1", "Pod", "pods"),
+        ("", "v1", "ServiceAccount", "serviceaccounts"),
+        ("", "v1", "Namespace", "namespaces"),
+        (
+            "secrets-store.csi.x-k8s.io",
+            "v1",
+            "SecretProviderClass",
+            "secretproviderclasses",
+        ),
+        ("apps", "v1", "DaemonSet", "daemonsets"),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+        ),
+        ("storage.k8s.io", "v1", "CSIDriver", "csidrivers"),
+        (
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+        ),
+    ] {
+        let ar =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        let api: Api<DynamicObject> = Api::all_with(kube.clone(), &ar);
+        if let Ok(list) = api.list(&labelled).await {
+            for item in list.items {
+                // Terminating objects are on their way out.
+                if item.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                let ns = item
+                    .metadata
+                    .namespace
+                    .map(|n| format!("{n}/"))
+                    .unwrap_or_default();
+                found.insert(format!(
+                    "{kind}/{ns}{}",
+                    item.metadata.name.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    found
+}
+
+/// The agent add-on as someone else installed it (no bootstrap tags), ACTIVE.
+async fn foreign_agent_addon(eks: &aws_sdk_eks::Client, cluster: &str) {
+    if let Ok(d) = eks
+        .describe_addon()
+        .cluster_name(cluster)
+        .addon_name(AGENT)
+        .send()
+        .await
+    {
+        let owned = d
+            .addon()
+            .and_then(|a| a.tags())
+            .is_some_and(|t| t.contains_key("bootstrap.podid/managed-by"));
+        if !owned {
+            return;
+        }
+        eks.delete_addon()
+            .cluster_name(cluster)
+            .addon_name(AGENT)
+            .send()
+            .await
+            .expect("delete owned add-on");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while eks
+            .describe_addon()
+            .cluster_name(cluster)
+            .addon_name(AGENT)
+            .send()
+            .await
+            .is_ok()
+        {
+            assert!(Instant::now() < deadline, "add-on deletion timed out");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    eks.create_addon()
+        .cluster_name(cluster)
+        .addon_name(AGENT)
+        .send()
+        .await
+        .expect("create the pre-existing add-on");
+}
+
+fn spc_api(kube: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass");
+    Api::namespaced_with(
+        kube.clone(),
+        ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasses"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_then_down_leaves_nothing_owned_and_everything_else() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    let cluster = env.cluster.clone();
+    let cfg = common::aws().await;
+    let kube = common::kube().await;
+    let eks = aws_sdk_eks::Client::new(&cfg);
+    let iam = aws_sdk_iam::Client::new(&cfg);
+    let tag = common::unique("dn");
+    let ns = format!("{tag}-app");
+    let foreign_ns = format!("{tag}-theirs");
+
+    // What exists before, and must survive: the agent add-on someone else installed, an
+    // unrelated role, a role whose name looks like ours, a foreign SPC elsewhere.
+    foreign_agent_addon(&eks, &cluster).await;
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+    .to_string();
+    let unrelated = format!("{tag}-unrelated");
+    let lookalike = format!("bootstrap-{cluster}-{tag}-lookalike");
+    for name in [&unrelated, &lookalike] {
+        iam.create_role()
+            .role_name(name)
+            .assume_role_policy_document(&trust)
+            .send()
+            .await
+            .expect("create a role bootstrap does not own");
+    }
+
+    // up, after its dry run: the same operations.
+    let up = |dry: bool| {
+        let mut a = args(&[
+            "up",
+            "--cluster",
+            &cluster,
+            "--namespace",
+            &ns,
+            "--service-account",
+            "app",
+            "--create-demo-secret",
+            "--output",
+            "json",
+            "-q",
+            "--timeout",
+            "4m",
+        ]);
+        if dry {
+            a.push("--dry-run".into());
+        }
+        a
+    };
+    let dry = run(up(true), None).await;
+    ok(&dry, "up --dry-run");
+    let planned = planned_writes(&json_of(&dry));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let up_log = dir.path().join("up.ops");
+    let out = run(up(false), Some(up_log.clone())).await;
+    ok(&out, "up");
+    assert_eq!(json_of(&out)["verified"], true);
+    assert_eq!(
+        journal(&up_log),
+        planned,
+        "up executed exactly what its dry run printed"
+    );
+    let agent = json_of(&out)["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["name"] == "agent-addon")
+        .cloned()
+        .expect("agent step");
+    assert_eq!(agent["detail"]["changes"][0]["action"], "adopt", "{agent}");
+
+    // Created after up: a foreign SPC in another namespace, a foreign object in ours.
+    common::namespace(&kube, &foreign_ns).await;
+    let spc = json!({"apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
+        "metadata": {"name": "theirs", "namespace": foreign_ns},
+        "spec": {"provider": "aws", "parameters": {"objects": "- objectName: x\n  objectType: secretsmanager\n"}}});
+    spc_api(&kube, &foreign_ns)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(spc).expect("spc"),
+        )
+        .await
+        .expect("create the foreign SPC");
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(kube.clone(), &ns);
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "app-config"}, "data": {"k": "v"}}))
+            .expect("cm"),
+    )
+    .await
+    .expect("create a foreign ConfigMap in bootstrap's namespace");
+
+    // down: dry run, then the real one executes exactly that.
+    let down = |dry: bool| {
+        let mut a = args(&[
+            "down",
+            "--cluster",
+            &cluster,
+            "--yes",
+            "--output",
+            "json",
+            "-q",
+            "--timeout",
+            "4m",
+        ]);
+        if dry {
+            a.push("--dry-run".into());
+        }
+        a
+    };
+    let dry = run(down(true), None).await;
+    ok(&dry, "down --dry-run");
+    let planned = planned_writes(&json_of(&dry));
+    assert!(
+        planned.iter().any(|l| l.starts_with("iam:DeleteRole")),
+        "{planned:?}"
+    );
+    let down_log = dir.path().join("down.ops");
+    let out = run(down(false), Some(down_log.clone())).await;
+    ok(&out, "down");
+    let report = json_of(&out);
+    assert_eq!(
+        journal(&down_log),
+        planned,
+        "down executed exactly what its dry run printed"
+    );
+    let kept = report["kept"].to_string();
+    assert!(
+        kept.contains(&format!("Namespace/{ns}")) && kept.contains("ConfigMap/app-config"),
+        "{kept}"
+    );
+    assert!(kept.contains(&format!("{foreign_ns}/theirs")), "{kept}");
+    assert!(kept.contains(AGENT), "{kept}");
+
+    // Nothing owned is left but what the foreign objects keep: our namespace (with their
+    // ConfigMap) and the driver whose CRDs their SPC needs.
+    let left = owned_inventory(&cfg, &kube, &cluster).await;
+    let expected_left = |item: &String| {
+        item == &format!("Namespace/{ns}")
+            || item.starts_with("CustomResourceDefinition/")
+            || item.contains("secrets-store-csi-driver")
+            || item.contains("secretprovider")
+            || item.starts_with("CSIDriver/")
+    };
+    let unexpected: Vec<&String> = left.iter().filter(|i| !expected_left(i)).collect();
+    assert!(
+        unexpected.is_empty(),
+        "owned resources left after down: {unexpected:?}"
+    );
+    for name in [&unrelated, &lookalike] {
+        iam.get_role()
+            .role_name(name)
+            .send()
+            .await
+            .expect("the unrelated role survives");
+    }
+    let agent = eks
+        .describe_addon()
+        .cluster_name(&cluster)
+        .addon_name(AGENT)
+        .send()
+        .await;
+    assert!(agent.is_ok(), "the adopted agent add-on survives");
+    spc_api(&kube, &foreign_ns)
+        .get("theirs")
+        .await
+        .expect("the foreign SPC survives");
+    cms.get("app-config")
+        .await
+        .expect("the foreign ConfigMap survives");
+
+    // A second down changes nothing.
+    let out = run(down(false), None).await;
+    ok(&out, "second down");
+    assert_eq!(
+        json_of(&out)["changes"]["deleted"],
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // Cleanup: without the foreign SPC, --force removes the namespace and the driver too.
+    spc_api(&kube, &foreign_ns)
+        .delete("theirs", &Default::default())
+        .await
+        .expect("delete SPC");
+    common::delete_namespace(&kube, &foreign_ns).await;
+    let mut a = down(false);
+    a.push("--force".into());
+    let out = run(a, None).await;
+    ok(&out, "down --force");
+    let left = owned_inventory(&cfg, &kube, &cluster).await;
+    assert!(left.is_empty(), "left after down --force: {left:?}");
+    for name in [&unrelated, &lookalike] {
+        let _ = iam.delete_role().role_name(name).send().await;
+    }
+}
+
+/// Starts `up`, kills it with SIGKILL once its journal holds `after` executed writes.
+async fn killed_up(cluster: &str, ns: &str, after: usize, log: &std::path::Path) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args([
+            "up",
+            "--cluster",
+            cluster,
+            "--namespace",
+            ns,
+            "--service-account",
+            "app",
+            "--create-demo-secret",
+            "-q",
+            "--timeout",
+            "3m",
+        ])
+        .env("BOOTSTRAP_OPS_LOG", log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("up starts");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if journal(log).len() >= after {
+            break;
+        }
+        if child.try_wait().expect("poll").is_some() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_killed_at_three_points_then_down_leaves_nothing_owned() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    let cluster = env.cluster.clone();
+    let cfg = common::aws().await;
+    let kube = common::kube().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // After the first write (the demo secret), midway (roles, add-ons, manifests), and late
+    // (workload objects applied, the sample pod on its way).
+    for (i, after) in [1usize, 6, 22].into_iter().enumerate() {
+        let ns = common::unique(&format!("kill{i}"));
+        let log = dir.path().join(format!("kill{i}.ops"));
+        killed_up(&cluster, &ns, after, &log).await;
+        let done = journal(&log).len();
+        assert!(
+            done >= after.min(1),
+            "up was killed before writing anything ({done})"
+        );
+        let out = run(
+            args(&[
+                "down",
+                "--cluster",
+                &cluster,
+                "--yes",
+                "--force",
+                "-q",
+                "--timeout",
+                "4m",
+            ]),
+            None,
+        )
+        .await;
+        ok(&out, "down after a killed up");
+        let left = owned_inventory(&cfg, &kube, &cluster).await;
+        assert!(
+            left.is_empty(),
+            "after up killed at write {after} ({done} done), down left: {left:?}"
+        );
+    }
+}
