@@ -388,6 +388,7 @@ async fn without_a_kubeconfig_up_signs_its_own_eks_token() {
 async fn a_failed_verification_names_its_cause() {
     let Some(cluster) = cluster() else { return };
     let _serial = SERIAL.lock().await;
+    ensure_platform(&cluster).await;
     let ns = format!("no-podid-{}", std::process::id());
     let kube = kube::Client::try_default().await.expect("kubeconfig");
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(kube.clone());
@@ -551,6 +552,7 @@ async fn a_missing_association_is_named_as_the_cause() {
     use bootstrap::target;
     let Some(cluster) = cluster() else { return };
     let _serial = SERIAL.lock().await;
+    ensure_platform(&cluster).await;
     let ns = format!("no-assoc-{}", std::process::id());
     let argv = [
         "bootstrap",
@@ -644,4 +646,23 @@ fn trust_for(account: &str, cluster: &str) -> serde_json::Value {
         namespace: "bootstrap-demo",
         service_account: "demo-app",
     })
+}
+
+/// The platform (driver, CRDs, provider, agent) installed, whatever ran before this test.
+async fn ensure_platform(cluster: &str) {
+    let out = run(&[
+        "up",
+        "--cluster",
+        cluster,
+        "--create-demo-secret",
+        "-q",
+        "--timeout",
+        "3m",
+    ])
+    .await;
+    assert!(
+        out.status.success(),
+        "up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

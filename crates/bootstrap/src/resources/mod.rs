@@ -60,6 +60,10 @@ pub fn made_by_bootstrap<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>)
 }
 
 #[cfg(test)]
+#[path = "mock_tests.rs"]
+mod mock_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
