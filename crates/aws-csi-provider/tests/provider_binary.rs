@@ -42,7 +42,7 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_serves_mounts_and_stops_on_sigterm() {
     let Some(vars) = env_file() else {
-        eprintln!("skipped: tests/env is not up");
+        bootstrap_common::testenv::skip("tests/env is not up");
         return;
     };
     let (Some(endpoint), Some(key), Some(secret)) = (
@@ -50,11 +50,11 @@ async fn binary_serves_mounts_and_stops_on_sigterm() {
         vars.get("AWS_ACCESS_KEY_ID"),
         vars.get("AWS_SECRET_ACCESS_KEY"),
     ) else {
-        eprintln!("skipped: env.sh lacks AWS settings");
+        bootstrap_common::testenv::skip("env.sh lacks AWS settings");
         return;
     };
     if std::net::TcpStream::connect(endpoint.trim_start_matches("http://")).is_err() {
-        eprintln!("skipped: moto is not reachable at {endpoint}");
+        bootstrap_common::testenv::skip(&format!("moto is not reachable at {endpoint}"));
         return;
     }
     let region = vars
@@ -81,7 +81,7 @@ async fn binary_serves_mounts_and_stops_on_sigterm() {
             .send()
             .await
         {
-            eprintln!("skipped: moto setup failed: {e:?}");
+            bootstrap_common::testenv::skip(&format!("moto setup failed: {e:?}"));
             return;
         }
     }

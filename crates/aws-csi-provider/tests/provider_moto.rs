@@ -33,7 +33,7 @@ fn env_file() -> Option<std::collections::HashMap<String, String>> {
 #[tokio::test]
 async fn secrets_manager_and_ssm_through_moto() {
     let Some(vars) = env_file() else {
-        eprintln!("skipped: tests/env is not up");
+        bootstrap_common::testenv::skip("tests/env is not up");
         return;
     };
     let (Some(endpoint), Some(key), Some(secret)) = (
@@ -41,11 +41,11 @@ async fn secrets_manager_and_ssm_through_moto() {
         vars.get("AWS_ACCESS_KEY_ID"),
         vars.get("AWS_SECRET_ACCESS_KEY"),
     ) else {
-        eprintln!("skipped: env.sh lacks AWS settings");
+        bootstrap_common::testenv::skip("env.sh lacks AWS settings");
         return;
     };
     if std::net::TcpStream::connect(endpoint.trim_start_matches("http://")).is_err() {
-        eprintln!("skipped: moto is not reachable at {endpoint}");
+        bootstrap_common::testenv::skip(&format!("moto is not reachable at {endpoint}"));
         return;
     }
     let region = vars
@@ -102,7 +102,7 @@ async fn secrets_manager_and_ssm_through_moto() {
     let v2 = match setup.await {
         Ok(v2) => v2,
         Err(e) => {
-            eprintln!("skipped: moto setup failed: {e}");
+            bootstrap_common::testenv::skip(&format!("moto setup failed: {e}"));
             return;
         }
     };

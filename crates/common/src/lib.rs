@@ -5,6 +5,7 @@ pub mod aws_error;
 pub mod duration;
 pub mod names;
 pub mod secret;
+pub mod testenv;
 
 pub use aws_error::ErrorKind;
 pub use duration::parse_duration;

@@ -22,13 +22,7 @@ pub struct Env {
 /// With `BOOTSTRAP_REQUIRE_ENV` set (as `tests/run.sh` does) a missing environment fails.
 pub fn env() -> Option<Env> {
     let Ok(cluster) = std::env::var("BOOTSTRAP_TEST_CLUSTER") else {
-        assert!(
-            std::env::var_os("BOOTSTRAP_REQUIRE_ENV").is_none(),
-            "BOOTSTRAP_REQUIRE_ENV is set but BOOTSTRAP_TEST_CLUSTER is not: source tests/env/state/env.sh"
-        );
-        eprintln!(
-            "skipped: the local environment is not up (run tests/env/up.sh and source tests/env/state/env.sh)"
-        );
+        bootstrap_common::testenv::skip("the local environment is not up");
         return None;
     };
     let var = |k: &str| std::env::var(k).unwrap_or_default();
