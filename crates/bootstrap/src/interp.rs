@@ -233,6 +233,7 @@ impl Backends {
                 namespace,
                 service_account,
                 role_arn,
+                target_role_arn,
             } => {
                 let mut call = aws
                     .eks
@@ -240,7 +241,8 @@ impl Backends {
                     .cluster_name(cluster)
                     .namespace(namespace)
                     .service_account(service_account)
-                    .role_arn(role_arn);
+                    .role_arn(role_arn)
+                    .set_target_role_arn(target_role_arn.clone());
                 for (k, v) in self.tags() {
                     call = call.tags(k, v);
                 }
@@ -256,12 +258,14 @@ impl Backends {
                 cluster,
                 id,
                 role_arn,
+                target_role_arn,
             } => {
                 aws.eks
                     .update_pod_identity_association()
                     .cluster_name(cluster)
                     .association_id(id)
                     .role_arn(role_arn)
+                    .set_target_role_arn(target_role_arn.clone())
                     .send()
                     .await
                     .map_err(|e| classify("update", format!("Pod Identity association {id}"), e))?;

@@ -584,26 +584,32 @@ async fn a_missing_association_is_named_as_the_cause() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     let exec = Executor::new(false, Some(&backends), deadline);
     // Everything but the association step.
-    for outcome in [&planned.secrets, &planned.role, &planned.workload] {
+    for outcome in [
+        &planned.secrets,
+        &planned.workload.role,
+        &planned.workload.objects,
+    ] {
         exec.run(&outcome.all_ops()).await.expect("applies");
     }
-    exec.run(&planned.sample.setup).await.expect("sample pod");
+    exec.run(&planned.workload.sample.setup)
+        .await
+        .expect("sample pod");
     let kube = t.kube.clone().expect("kube client");
     let subject = bootstrap::diagnose::Subject {
         cluster: &cluster,
         namespace: &ns,
         service_account: "app",
-        spc: &planned.sample_spec.spc,
+        spc: &planned.workload.sample_spec.spc,
     };
     let result = sample::check(
         t.aws.as_ref(),
         &kube,
-        &planned.sample_spec,
+        &planned.workload.sample_spec,
         subject,
         std::time::Duration::from_secs(240),
     )
     .await;
-    let _ = exec.run(&planned.sample.teardown).await;
+    let _ = exec.run(&planned.workload.sample.teardown).await;
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(kube);
     let _ = namespaces
         .delete(&ns, &kube::api::DeleteParams::default())

@@ -100,6 +100,37 @@ pub fn read_secrets_policy(grants: &Grants) -> Value {
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
+/// The ABAC variant: read any secret of this account and region tagged with the reading
+/// pod's namespace and cluster, matched against the session tags Pod Identity sets. Listed
+/// SSM parameters and KMS keys are still granted by ARN.
+pub fn read_secrets_by_tag_policy(grants: &Grants, account: &str) -> Value {
+    let mut policy = read_secrets_policy(&Grants {
+        secret_arns: Vec::new(),
+        ..grants.clone()
+    });
+    let abac = json!({
+        "Sid": "ReadSecretsTaggedForThisWorkload",
+        "Effect": "Allow",
+        "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+        "Resource": format!("arn:aws:secretsmanager:{}:{account}:secret:*", grants.region),
+        "Condition": {"StringEquals": {
+            "secretsmanager:ResourceTag/kubernetes-namespace": "${aws:PrincipalTag/kubernetes-namespace}",
+            "secretsmanager:ResourceTag/eks-cluster-name": "${aws:PrincipalTag/eks-cluster-name}",
+        }}
+    });
+    let batch = json!({
+        "Sid": "BatchReadSecrets",
+        "Effect": "Allow",
+        "Action": ["secretsmanager:BatchGetSecretValue"],
+        "Resource": "*",
+    });
+    if let Some(statements) = policy["Statement"].as_array_mut() {
+        statements.insert(0, batch);
+        statements.insert(0, abac);
+    }
+    policy
+}
+
 fn sorted(items: &[String]) -> Vec<String> {
     let mut items = items.to_vec();
     items.sort();

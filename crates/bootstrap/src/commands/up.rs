@@ -12,10 +12,10 @@ use crate::plan::{
     self, Action, Change, Executor, Interpreter, Node, Progress, Report, StepOutcome, StepReport,
     StepStatus,
 };
-use crate::render::workload::{self as workload_render, SpcObject, WorkloadValues};
-use crate::resources::platform::{self, DriverObserved, Platform, ProviderChoice};
+use crate::resources::platform::{self, Platform, PlatformPlan, ProviderChoice};
 use crate::resources::sample::{self, Sample, SamplePlan};
-use crate::resources::{ResolvedSecret, Workload, addon, association, objects, role, secrets};
+use crate::resources::workload::{self, PlanError, WorkloadPlan, at};
+use crate::resources::{Workload, secrets};
 use crate::target::{self, Target};
 
 /// The step names, in report order.
@@ -59,68 +59,17 @@ pub fn platform(s: &UpSettings) -> Platform {
     }
 }
 
-/// The SecretProviderClass objects of a workload: one per secret, aliases made unique.
-pub fn spc_objects(secrets: &[ResolvedSecret]) -> Vec<SpcObject> {
-    let mut seen = std::collections::BTreeSet::new();
-    secrets
-        .iter()
-        .map(|s| {
-            let mut alias = workload_render::alias_for(&s.object_name);
-            let base = alias.clone();
-            let mut n = 2;
-            while !seen.insert(alias.clone()) {
-                alias = format!("{base}-{n}");
-                n += 1;
-            }
-            SpcObject {
-                object_name: s.object_name.clone(),
-                object_type: match s.kind {
-                    crate::config::SecretKind::SecretsManager => "secretsmanager".into(),
-                    crate::config::SecretKind::SsmParameter => "ssmparameter".into(),
-                },
-                object_alias: alias,
-            }
-        })
-        .collect()
-}
-
-/// The render values of a workload in a region.
-pub fn workload_values(w: &Workload, region: &str) -> WorkloadValues {
-    WorkloadValues {
-        namespace: w.namespace.clone(),
-        service_account: w.service_account.clone(),
-        region: region.to_string(),
-        objects: spc_objects(&w.secrets),
-        sample_image: w.sample_image.clone(),
-        labels: Default::default(),
-    }
-}
-
 /// Every step's planned changes, before anything is written.
 pub struct Planned {
     pub secrets: StepOutcome,
-    pub agent: StepOutcome,
-    pub driver: StepOutcome,
-    pub provider: StepOutcome,
-    pub role: StepOutcome,
-    pub association: StepOutcome,
-    pub workload: StepOutcome,
-    pub sample: SamplePlan,
-    pub sample_spec: Sample,
+    pub platform: PlatformPlan,
+    pub workload: WorkloadPlan,
     pub workload_value: Workload,
-}
-
-/// A planning failure and the step it belongs to (nothing was written).
-pub type PlanError = (&'static str, StepError);
-
-fn at<E: Into<StepError>>(step: &'static str) -> impl Fn(E) -> PlanError {
-    move |e| (step, e.into())
 }
 
 /// Resolves the secrets and observes every resource (read-only), then plans each one.
 pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, PlanError> {
     let aws = t.aws.as_ref();
-    let kube = t.kube.as_ref();
     let cluster = t.name();
     // Secrets first: a missing one fails before anything else is even read.
     let mut secret_changes = Vec::new();
@@ -154,163 +103,20 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, PlanError> 
             .sample_image
             .clone()
             .unwrap_or_else(|| SAMPLE_IMAGE.into()),
+        existing_service_account: false,
+        target_role_arn: None,
+        abac: false,
+        labels: Default::default(),
     };
-    let platform = platform(s);
-    let rendered_provider = platform.render_provider().map_err(at("provider"))?;
-    let values = workload_values(&workload, &t.region);
-    let spec = role::RoleSpec::for_workload(&t.account, &t.region, cluster, &workload);
-    let role_arn = role::role_arn(&t.account, &spec.name);
-
-    let k8s_version = t.cluster.version.clone();
-    let agent = async {
-        if t.cluster.auto_mode {
-            return Ok(None);
-        }
-        addon::observe(aws, cluster, platform::AGENT_ADDON, &k8s_version)
-            .await
-            .map(Some)
-            .map_err(at("agent-addon"))
-    };
-    let driver = async {
-        let driver = async {
-            if matches!(platform.provider, ProviderChoice::Addon) {
-                let state =
-                    addon::observe(aws, cluster, platform::PROVIDER_ADDON, &k8s_version).await?;
-                return Ok::<_, StepError>(DriverObserved::Addon(state));
-            }
-            let rendered = crate::render::csi_driver::render(&platform.driver)?;
-            Ok(DriverObserved::Objects(
-                objects::observe(kube, rendered).await?,
-            ))
-        };
-        driver.await.map_err(at("csi-driver"))
-    };
-    let provider = async {
-        let provider = async {
-            let Some(r) = &rendered_provider else {
-                return Ok::<_, StepError>((false, Vec::new()));
-            };
-            let other = match kube {
-                Some(kube) => {
-                    let api: kube::Api<k8s_openapi::api::apps::v1::DaemonSet> =
-                        kube::Api::namespaced(kube.clone(), &r.namespace);
-                    api.get_opt(r.other)
-                        .await
-                        .map_err(|source| crate::kube::KubeError::Api {
-                            action: "read",
-                            resource: format!("DaemonSet/{}/{}", r.namespace, r.other),
-                            source,
-                        })?
-                        .is_some()
-                }
-                None => false,
-            };
-            Ok((other, objects::observe(kube, r.objects.clone()).await?))
-        };
-        provider.await.map_err(at("provider"))
-    };
-    let live_role = async {
-        match aws {
-            Some(aws) => role::observe(aws, &spec.name, cluster, false)
-                .await
-                .map_err(at("iam-role")),
-            None => Ok(None),
-        }
-    };
-    let live_association = async {
-        match aws {
-            Some(aws) => {
-                association::observe(aws, cluster, &workload.namespace, &workload.service_account)
-                    .await
-                    .map_err(at("association"))
-            }
-            None => Ok(None),
-        }
-    };
-    let workload_objects = async {
-        let rendered = workload_render::render(&values).map_err(at("workload"))?;
-        objects::observe(kube, rendered)
-            .await
-            .map_err(at("workload"))
-    };
-    let mut pod = workload_render::render_sample_pod(&values).map_err(at("verify"))?;
-    let pod_name = values.sample_pod_name();
-    pod["metadata"]["name"] = serde_json::Value::String(pod_name.clone());
-    let sample_spec = Sample {
-        pod,
-        namespace: workload.namespace.clone(),
-        name: pod_name,
-        spc: values.spc_name(),
-        expected: values
-            .objects
-            .iter()
-            .map(|o| o.object_alias.clone())
-            .collect(),
-        keep: s.keep_sample,
-    };
-    let leftover = async {
-        match kube {
-            Some(kube) => crate::kube::apply::get(kube, &sample_spec.pod)
-                .await
-                .map(|p| p.is_some())
-                .map_err(at("verify")),
-            None => Ok(false),
-        }
-    };
-    let (
-        agent,
-        driver,
-        (other_provider, provider_objects),
-        live_role,
-        live_association,
-        workload_objects,
-        leftover,
-    ) = tokio::try_join!(
-        agent,
-        driver,
-        provider,
-        live_role,
-        live_association,
-        workload_objects,
-        leftover
+    let wanted = platform(s);
+    let (platform, planned) = tokio::try_join!(
+        platform::plan_all(&wanted, t),
+        workload::plan(&workload, t, s.keep_sample)
     )?;
-
-    let agent = match agent {
-        Some(state) => platform::plan_agent(cluster, false, &state).map_err(at("agent-addon"))?,
-        None => platform::plan_agent(
-            cluster,
-            true,
-            &addon::AddonState::Absent {
-                default_version: String::new(),
-            },
-        )
-        .map_err(at("agent-addon"))?,
-    };
-    let association = association::plan(
-        cluster,
-        &workload.namespace,
-        &workload.service_account,
-        &role_arn,
-        workload.force,
-        live_association.as_ref(),
-    )
-    .map_err(at("association"))?;
     Ok(Planned {
         secrets: StepOutcome::with(secret_changes),
-        agent,
-        driver: platform::plan_driver(cluster, &platform.driver, &driver)
-            .map_err(at("csi-driver"))?,
-        provider: platform::plan_provider(
-            rendered_provider.as_ref(),
-            other_provider,
-            &provider_objects,
-        )
-        .map_err(at("provider"))?,
-        role: StepOutcome::with(vec![role::plan(&spec, live_role.as_ref())]),
-        association: StepOutcome::with(vec![association]),
-        workload: StepOutcome::with(objects::plan(&workload_objects)),
-        sample: sample::plan(&sample_spec, leftover),
-        sample_spec,
+        platform,
+        workload: planned,
         workload_value: workload,
     })
 }
@@ -359,14 +165,20 @@ async fn verify(
 fn graph<'a>(exec: &'a Executor<'a>, t: &'a Target, p: Planned) -> Vec<Node<'a, StepError>> {
     let Planned {
         secrets,
-        agent,
-        driver,
-        provider,
-        role,
-        association,
-        workload,
-        sample,
-        sample_spec,
+        platform:
+            PlatformPlan {
+                agent,
+                driver,
+                provider,
+            },
+        workload:
+            WorkloadPlan {
+                role,
+                association,
+                objects: workload,
+                sample,
+                sample_spec,
+            },
         workload_value,
     } = p;
     vec![

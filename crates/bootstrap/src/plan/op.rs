@@ -117,11 +117,15 @@ pub enum Op {
         namespace: String,
         service_account: String,
         role_arn: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target_role_arn: Option<String>,
     },
     UpdatePodIdentityAssociation {
         cluster: String,
         id: String,
         role_arn: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target_role_arn: Option<String>,
     },
     DeletePodIdentityAssociation {
         cluster: String,
@@ -254,17 +258,21 @@ impl fmt::Display for Op {
                 namespace,
                 service_account,
                 role_arn,
+                target_role_arn,
             } => write!(
                 f,
-                "eks:CreatePodIdentityAssociation clusterName={cluster} namespace={namespace} serviceAccount={service_account} roleArn={role_arn} {TAGS}"
+                "eks:CreatePodIdentityAssociation clusterName={cluster} namespace={namespace} serviceAccount={service_account} roleArn={role_arn}{} {TAGS}",
+                target(target_role_arn)
             ),
             Op::UpdatePodIdentityAssociation {
                 cluster,
                 id,
                 role_arn,
+                target_role_arn,
             } => write!(
                 f,
-                "eks:UpdatePodIdentityAssociation clusterName={cluster} associationId={id} roleArn={role_arn}"
+                "eks:UpdatePodIdentityAssociation clusterName={cluster} associationId={id} roleArn={role_arn}{}",
+                target(target_role_arn)
             ),
             Op::DeletePodIdentityAssociation {
                 cluster,
@@ -314,6 +322,12 @@ impl fmt::Display for Op {
     }
 }
 
+fn target(arn: &Option<String>) -> String {
+    arn.as_ref()
+        .map(|a| format!(" targetRoleArn={a}"))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,6 +339,7 @@ mod tests {
             namespace: "ns".into(),
             service_account: "sa".into(),
             role_arn: "arn:aws:iam::1:role/r".into(),
+            target_role_arn: None,
         };
         assert_eq!(
             op.to_string(),

@@ -37,6 +37,23 @@ pub struct SpcObject {
     pub object_type: String,
     /// The file name in the mount.
     pub object_alias: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_permission: Option<String>,
+    #[serde(rename = "jmesPath", skip_serializing_if = "Vec::is_empty")]
+    pub jmes_path: Vec<JmesEntry>,
+}
+
+/// One `jmesPath` entry: a JSON key of the secret written as its own file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JmesEntry {
+    /// The JMESPath expression (the result must be a string).
+    pub path: String,
+    /// The file it is written to.
+    pub object_alias: String,
+    /// Four octal digits, e.g. "0400".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_permission: Option<String>,
 }
 
 /// What the workload templates need.

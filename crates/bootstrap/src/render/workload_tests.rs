@@ -11,6 +11,8 @@ fn values() -> WorkloadValues {
             object_name: "arn:aws:secretsmanager:eu-west-1:1:secret:team/db-AbC123".into(),
             object_type: "secretsmanager".into(),
             object_alias: "team_db".into(),
+            file_permission: None,
+            jmes_path: Vec::new(),
         }],
         sample_image: "registry.k8s.io/pause:3.10".into(),
         labels: BTreeMap::new(),

@@ -13,6 +13,7 @@ pub struct LiveAssociation {
     pub namespace: String,
     pub service_account: String,
     pub role_arn: String,
+    pub target_role_arn: Option<String>,
     pub owned: bool,
 }
 
@@ -77,6 +78,7 @@ pub async fn describe(
         namespace: a.namespace().unwrap_or_default().to_string(),
         service_account: a.service_account().unwrap_or_default().to_string(),
         role_arn: a.role_arn().unwrap_or_default().to_string(),
+        target_role_arn: a.target_role_arn().map(str::to_string),
         owned: a
             .tags()
             .is_some_and(|t| owned(t.iter().map(|(k, v)| (k.as_str(), v.as_str())), cluster)),
@@ -98,6 +100,7 @@ pub fn plan(
     namespace: &str,
     service_account: &str,
     role_arn: &str,
+    target_role_arn: Option<&str>,
     force: bool,
     observed: Option<&LiveAssociation>,
 ) -> Result<Change, StepError> {
@@ -109,11 +112,23 @@ pub fn plan(
                 namespace: namespace.into(),
                 service_account: service_account.into(),
                 role_arn: role_arn.into(),
+                target_role_arn: target_role_arn.map(str::to_string),
             }),
         );
     };
     if live.role_arn == role_arn {
-        return Ok(Change::new(Action::Unchanged, resource).note(format!("id {}", live.id)));
+        if live.target_role_arn.as_deref() == target_role_arn {
+            return Ok(Change::new(Action::Unchanged, resource).note(format!("id {}", live.id)));
+        }
+        // Our role already: only the target role changed (no --force needed).
+        return Ok(
+            Change::new(Action::Update, resource).op(Op::UpdatePodIdentityAssociation {
+                cluster: cluster.into(),
+                id: live.id.clone(),
+                role_arn: role_arn.into(),
+                target_role_arn: target_role_arn.map(str::to_string),
+            }),
+        );
     }
     if !force {
         return Err(conflict(namespace, service_account, &live.role_arn));
@@ -123,6 +138,7 @@ pub fn plan(
             cluster: cluster.into(),
             id: live.id.clone(),
             role_arn: role_arn.into(),
+            target_role_arn: target_role_arn.map(str::to_string),
         })
         .note(format!("replaces role {} (--force)", live.role_arn)))
 }
@@ -156,13 +172,23 @@ mod tests {
             namespace: "ns".into(),
             service_account: "sa".into(),
             role_arn: role.into(),
+            target_role_arn: None,
             owned,
         }
     }
 
     #[test]
     fn same_role_is_unchanged_another_is_a_conflict_unless_forced() {
-        let same = plan("c", "ns", "sa", "arn:r", false, Some(&live("arn:r", true))).expect("ok");
+        let same = plan(
+            "c",
+            "ns",
+            "sa",
+            "arn:r",
+            None,
+            false,
+            Some(&live("arn:r", true)),
+        )
+        .expect("ok");
         assert_eq!(same.action, Action::Unchanged);
         assert!(same.ops.is_empty());
         let err = plan(
@@ -170,6 +196,7 @@ mod tests {
             "ns",
             "sa",
             "arn:r",
+            None,
             false,
             Some(&live("arn:other", false)),
         )
@@ -181,6 +208,7 @@ mod tests {
             "ns",
             "sa",
             "arn:r",
+            None,
             true,
             Some(&live("arn:other", false)),
         )

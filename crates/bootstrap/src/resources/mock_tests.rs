@@ -159,6 +159,7 @@ async fn another_roles_association_is_a_conflict_until_forced_then_updated() {
         "bootstrap-demo",
         "demo-app",
         ROLE,
+        None,
         false,
         live.as_ref(),
     )
@@ -174,6 +175,7 @@ async fn another_roles_association_is_a_conflict_until_forced_then_updated() {
         "bootstrap-demo",
         "demo-app",
         ROLE,
+        None,
         true,
         live.as_ref(),
     )
@@ -200,6 +202,7 @@ async fn the_same_association_is_unchanged_and_nothing_is_sent() {
         "bootstrap-demo",
         "demo-app",
         ROLE,
+        None,
         false,
         live.as_ref(),
     )
@@ -216,8 +219,16 @@ async fn association_creation_is_retried_while_the_new_role_propagates() {
         .output(|| aws_sdk_eks::operation::create_pod_identity_association::CreatePodIdentityAssociationOutput::builder().build())
         .build();
     let eks = mock_client!(aws_sdk_eks, RuleMode::MatchAny, [&create]);
-    let change =
-        association::plan("demo", "bootstrap-demo", "demo-app", ROLE, false, None).expect("create");
+    let change = association::plan(
+        "demo",
+        "bootstrap-demo",
+        "demo-app",
+        ROLE,
+        None,
+        false,
+        None,
+    )
+    .expect("create");
     let b = backends(clients(eks, no_iam()));
     let exec = Executor::new(false, Some(&b), soon()).with_retry(fast());
     exec.run(&change.ops).await.expect("created after a retry");
@@ -238,9 +249,16 @@ fn workload() -> Workload {
             object_name: "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf".into(),
             arn: "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf".into(),
             kms_key_arn: None,
+            alias: None,
+            file_permission: None,
+            jmes_path: Vec::new(),
         }],
         force: false,
         sample_image: "pause".into(),
+        existing_service_account: false,
+        target_role_arn: None,
+        abac: false,
+        labels: Default::default(),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod role;
 pub mod sample;
 pub mod secrets;
 pub mod teardown;
+pub mod workload;
 
 use crate::config::SecretKind;
 use bootstrap_common::names::{MANAGED_BY_VALUE, TAG_CLUSTER, TAG_MANAGED_BY};
@@ -29,6 +30,32 @@ pub struct ResolvedSecret {
     pub arn: String,
     /// A customer-managed KMS key protecting it, if any.
     pub kms_key_arn: Option<String>,
+    /// The file name in the mount (default: derived from the name).
+    pub alias: Option<String>,
+    /// `filePermission`, four octal digits.
+    pub file_permission: Option<String>,
+    /// JSON keys written as files of their own.
+    pub jmes_path: Vec<crate::render::workload::JmesEntry>,
+}
+
+impl ResolvedSecret {
+    /// A secret with no per-object options.
+    pub fn plain(
+        kind: SecretKind,
+        object_name: String,
+        arn: String,
+        kms_key_arn: Option<String>,
+    ) -> Self {
+        Self {
+            kind,
+            object_name,
+            arn,
+            kms_key_arn,
+            alias: None,
+            file_permission: None,
+            jmes_path: Vec::new(),
+        }
+    }
 }
 
 /// One application's access: a service account in a namespace that reads some secrets.
@@ -41,6 +68,14 @@ pub struct Workload {
     pub force: bool,
     /// The verification pod's image.
     pub sample_image: String,
+    /// The service account exists and is someone else's: never created, labelled or deleted.
+    pub existing_service_account: bool,
+    /// Cross-account: the association's target role (assumed by the Pod Identity role).
+    pub target_role_arn: Option<String>,
+    /// Read secrets by tag (ABAC on the session tags) instead of by listed ARNs.
+    pub abac: bool,
+    /// Extra labels on the workload's objects (e.g. the team).
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Whether AWS tags mark a resource as made by bootstrap for this cluster.

@@ -3,14 +3,16 @@
 
 use serde_json::Value;
 
+use super::workload::{PlanError, at};
 use super::{addon, objects};
 use crate::error::StepError;
 use crate::plan::{Action, Change, Op, StepOutcome};
 use crate::render::csi_driver::{
-    AWS_TOKEN_AUDIENCES, CRD_NAMES, CsiDriverValues, DAEMONSET_NAME, DRIVER_NAME,
+    self, AWS_TOKEN_AUDIENCES, CRD_NAMES, CsiDriverValues, DAEMONSET_NAME, DRIVER_NAME,
 };
 use crate::render::provider::{self, ProviderValues};
 use crate::render::provider_upstream::{self, UpstreamProviderValues};
+use crate::target::Target;
 
 pub const AGENT_ADDON: &str = "eks-pod-identity-agent";
 pub const AGENT_DAEMONSET: &str = "eks-pod-identity-agent";
@@ -211,6 +213,91 @@ fn append_waits(changes: &mut [Change], waits: impl IntoIterator<Item = Op>) {
     }
 }
 
+/// The platform's planned changes, by step.
+pub struct PlatformPlan {
+    pub agent: StepOutcome,
+    pub driver: StepOutcome,
+    pub provider: StepOutcome,
+}
+
+/// Observes (read-only) and plans the agent, the driver and the provider.
+pub async fn plan_all(platform: &Platform, t: &Target) -> Result<PlatformPlan, PlanError> {
+    let aws = t.aws.as_ref();
+    let kube = t.kube.as_ref();
+    let cluster = t.name();
+    let rendered_provider = platform.render_provider().map_err(at("provider"))?;
+    let k8s_version = t.cluster.version.clone();
+    let agent = async {
+        if t.cluster.auto_mode {
+            return Ok(None);
+        }
+        addon::observe(aws, cluster, AGENT_ADDON, &k8s_version)
+            .await
+            .map(Some)
+            .map_err(at("agent-addon"))
+    };
+    let driver = async {
+        let observed = async {
+            if matches!(platform.provider, ProviderChoice::Addon) {
+                let state = addon::observe(aws, cluster, PROVIDER_ADDON, &k8s_version).await?;
+                return Ok::<_, StepError>(DriverObserved::Addon(state));
+            }
+            let rendered = csi_driver::render(&platform.driver)?;
+            Ok(DriverObserved::Objects(
+                objects::observe(kube, rendered).await?,
+            ))
+        };
+        observed.await.map_err(at("csi-driver"))
+    };
+    let provider = async {
+        let observed = async {
+            let Some(r) = &rendered_provider else {
+                return Ok::<_, StepError>((false, Vec::new()));
+            };
+            let other = match kube {
+                Some(kube) => {
+                    let api: kube::Api<k8s_openapi::api::apps::v1::DaemonSet> =
+                        kube::Api::namespaced(kube.clone(), &r.namespace);
+                    api.get_opt(r.other)
+                        .await
+                        .map_err(|source| crate::kube::KubeError::Api {
+                            action: "read",
+                            resource: format!("DaemonSet/{}/{}", r.namespace, r.other),
+                            source,
+                        })?
+                        .is_some()
+                }
+                None => false,
+            };
+            Ok((other, objects::observe(kube, r.objects.clone()).await?))
+        };
+        observed.await.map_err(at("provider"))
+    };
+    let (agent, driver, (other_provider, provider_objects)) =
+        tokio::try_join!(agent, driver, provider)?;
+    let agent = match agent {
+        Some(state) => plan_agent(cluster, false, &state),
+        None => plan_agent(
+            cluster,
+            true,
+            &addon::AddonState::Absent {
+                default_version: String::new(),
+            },
+        ),
+    }
+    .map_err(at("agent-addon"))?;
+    Ok(PlatformPlan {
+        agent,
+        driver: plan_driver(cluster, &platform.driver, &driver).map_err(at("csi-driver"))?,
+        provider: plan_provider(
+            rendered_provider.as_ref(),
+            other_provider,
+            &provider_objects,
+        )
+        .map_err(at("provider"))?,
+    })
+}
+
 /// The audiences a CSIDriver object requests tokens for.
 pub fn audiences(csidriver: &Value) -> Vec<String> {
     csidriver
@@ -228,7 +315,6 @@ pub fn audiences(csidriver: &Value) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::kube::apply::ObjectState;
-    use crate::render::csi_driver;
 
     #[test]
     fn reads_token_audiences() {

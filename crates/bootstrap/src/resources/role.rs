@@ -74,7 +74,11 @@ impl RoleSpec {
             name: role_name(cluster, &w.namespace, &w.service_account),
             description: role_description(cluster, &w.namespace, &w.service_account),
             trust: policy::pod_identity_trust(&scope),
-            inline: policy::read_secrets_policy(&grants(&w.secrets, region)),
+            inline: if w.abac {
+                policy::read_secrets_by_tag_policy(&grants(&w.secrets, region), account)
+            } else {
+                policy::read_secrets_policy(&grants(&w.secrets, region))
+            },
         }
     }
 }
@@ -333,9 +337,16 @@ mod tests {
                 object_name: "arn:aws:secretsmanager:r:1:secret:x-abcdef".into(),
                 arn: "arn:aws:secretsmanager:r:1:secret:x-abcdef".into(),
                 kms_key_arn: None,
+                alias: None,
+                file_permission: None,
+                jmes_path: Vec::new(),
             }],
             force: false,
             sample_image: "pause".into(),
+            existing_service_account: false,
+            target_role_arn: None,
+            abac: false,
+            labels: Default::default(),
         };
         RoleSpec::for_workload("1", "r", "demo", &w)
     }

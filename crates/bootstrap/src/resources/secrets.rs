@@ -22,6 +22,9 @@ pub fn demo_secret(region: &str, account: &str, cluster: &str) -> ResolvedSecret
         arn: format!("arn:aws:secretsmanager:{region}:{account}:secret:{name}-??????"),
         object_name: name,
         kms_key_arn: None,
+        alias: None,
+        file_permission: None,
+        jmes_path: Vec::new(),
     }
 }
 
@@ -133,6 +136,9 @@ pub async fn resolve(
             object_name: arn.clone(),
             arn,
             kms_key_arn: None,
+            alias: None,
+            file_permission: None,
+            jmes_path: Vec::new(),
         });
     };
     let not_found = |what: &str| {
@@ -172,6 +178,9 @@ pub async fn resolve(
                     .kms_key_id()
                     .filter(|k| !k.contains("alias/aws/"))
                     .map(|k| kms_arn(region, account, k)),
+                alias: None,
+                file_permission: None,
+                jmes_path: Vec::new(),
             })
         }
         SecretKind::SsmParameter => {
@@ -196,6 +205,9 @@ pub async fn resolve(
                 object_name: arn.clone(),
                 arn,
                 kms_key_arn: None,
+                alias: None,
+                file_permission: None,
+                jmes_path: Vec::new(),
             })
         }
     }

@@ -259,6 +259,7 @@ mod tests {
                     namespace: "team".into(),
                     service_account: "app".into(),
                     role_arn: "arn:aws:iam::1:role/bootstrap-c-team-app".into(),
+                    target_role_arn: None,
                     owned: true,
                 },
                 LiveAssociation {
@@ -266,6 +267,7 @@ mod tests {
                     namespace: "other".into(),
                     service_account: "x".into(),
                     role_arn: "arn:aws:iam::1:role/theirs".into(),
+                    target_role_arn: None,
                     owned: false,
                 },
             ],
