@@ -35,6 +35,15 @@ pub enum Command {
     /// the add-ons it created, the demo secret. What it adopted or did not create stays, and
     /// is listed with the reason.
     Down(Box<DownArgs>),
+    /// Onboard many teams onto Pod Identity from one file (safe to re-run).
+    ///
+    /// Per team: an IAM role only that team's service account can use (trust scoped by the
+    /// Pod Identity session tags), an inline policy on exactly its secrets (or, with `abac`,
+    /// on secrets tagged for it), the association, the namespace, the ServiceAccount (unless
+    /// `existing: true`) and a SecretProviderClass with usePodIdentity "true". The platform is
+    /// `up`'s, checked and adopted. `bootstrap onboard --print-schema` prints the file's JSON
+    /// Schema; examples/teams.yaml is a commented example.
+    Onboard(Box<OnboardArgs>),
     /// Print shell completions.
     Completions {
         /// The shell to generate completions for.
@@ -130,6 +139,45 @@ pub struct DownArgs {
     #[arg(long, default_value = "10m")]
     pub timeout: String,
     /// Print what would be deleted and kept; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct OnboardArgs {
+    /// The teams file (see examples/teams.yaml).
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        required_unless_present = "print_schema"
+    )]
+    pub file: Option<PathBuf>,
+    /// Print the JSON Schema of the teams file and exit.
+    #[arg(long)]
+    pub print_schema: bool,
+    /// The EKS cluster's name (wins over the file's `cluster`).
+    #[arg(long, env = "BOOTSTRAP_CLUSTER")]
+    pub cluster: Option<String>,
+    /// AWS region (wins over the file's `region`; default: AWS_REGION, then the profile's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS profile from the shared config files.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Teams onboarded at once (they share one set of AWS clients).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Delete teams bootstrap onboarded that the file no longer lists (otherwise reported).
+    #[arg(long)]
+    pub prune: bool,
+    /// Overall time limit, e.g. 20m.
+    #[arg(long, default_value = "30m")]
+    pub timeout: String,
+    /// Print the plan for every team and change nothing (works without credentials).
     #[arg(long)]
     pub dry_run: bool,
     /// Output format.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::{DownArgs, UpArgs};
+use crate::cli::{DownArgs, OnboardArgs, UpArgs};
 use crate::render::csi_driver::{CsiDriverValues, Rotation};
 use crate::render::names;
 use crate::render::provider::ProviderValues;
@@ -290,6 +290,61 @@ pub fn resolve_down(args: &DownArgs) -> Result<DownSettings, ConfigError> {
         workloads_only: args.workloads_only,
         force: args.force,
         yes: args.yes,
+        timeout,
+        dry_run: args.dry_run,
+        output: args.output,
+    })
+}
+
+/// Everything `onboard` needs: the validated teams and the flags.
+#[derive(Debug, Clone)]
+pub struct OnboardSettings {
+    pub cluster: String,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub teams: Vec<crate::teams::Team>,
+    pub concurrency: usize,
+    pub prune: bool,
+    pub timeout: Duration,
+    pub dry_run: bool,
+    pub output: OutputFormat,
+}
+
+/// Why `onboard`'s input was refused (nothing was written).
+#[derive(Debug, thiserror::Error)]
+pub enum OnboardInputError {
+    #[error(transparent)]
+    Teams(#[from] crate::teams::TeamsError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("no cluster given: pass --cluster or set `cluster` in {0}")]
+    NoCluster(PathBuf),
+}
+
+/// Reads and validates the teams file and merges it with the flags (flags win).
+pub fn resolve_onboard(args: &OnboardArgs) -> Result<OnboardSettings, OnboardInputError> {
+    let path = args.file.clone().unwrap_or_default();
+    let file = crate::teams::load(&path)?;
+    let cluster = args
+        .cluster
+        .clone()
+        .or(file.cluster.clone())
+        .ok_or_else(|| OnboardInputError::NoCluster(path.clone()))?;
+    if let Some(problem) = cluster_name_problem(&cluster) {
+        return Err(invalid("--cluster", problem).into());
+    }
+    let timeout = parse_duration(&args.timeout).map_err(|p| invalid("--timeout", p))?;
+    Ok(OnboardSettings {
+        cluster,
+        region: args
+            .region
+            .clone()
+            .or(file.region.clone())
+            .or_else(region_from_env),
+        profile: args.profile.clone(),
+        teams: file.teams.into_iter().map(|t| t.value).collect(),
+        concurrency: usize::from(args.concurrency),
+        prune: args.prune,
         timeout,
         dry_run: args.dry_run,
         output: args.output,

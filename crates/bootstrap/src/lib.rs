@@ -16,4 +16,5 @@ pub mod plan;
 pub mod render;
 pub mod resources;
 pub mod target;
+pub mod teams;
 pub mod ui;

@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bootstrap::cli::{Cli, Command, DownArgs, OutputFormat, UpArgs};
+use bootstrap::cli::{Cli, Command, DownArgs, OnboardArgs, OutputFormat, UpArgs};
 use bootstrap::commands::{self, ExitStatus};
-use bootstrap::config::{resolve_down, resolve_up};
+use bootstrap::config::{resolve_down, resolve_onboard, resolve_up};
 use bootstrap::error::StepError;
 use bootstrap::ui::{Printer, render_error, write_manifests};
 use clap::{CommandFactory, Parser};
@@ -27,6 +27,15 @@ fn main() -> ExitCode {
         Command::Up(args) => {
             let p = printer(args.output == OutputFormat::Json).with_dry_run(args.dry_run);
             block_on(&p, up(args, &p))
+        }
+        Command::Onboard(args) => {
+            let p = printer(args.output == OutputFormat::Json).with_dry_run(args.dry_run);
+            if args.print_schema {
+                p.json_value(&bootstrap::teams::schema());
+                ExitStatus::Success
+            } else {
+                block_on(&p, onboard(args, &p))
+            }
         }
         Command::Down(args) => {
             let p = printer(args.output == OutputFormat::Json).with_dry_run(args.dry_run);
@@ -117,5 +126,26 @@ async fn down(args: &DownArgs, printer: &Printer) -> ExitStatus {
             commands::fail(printer, &e)
         }
         None => ExitStatus::Success,
+    }
+}
+
+async fn onboard(args: &OnboardArgs, printer: &Printer) -> ExitStatus {
+    let settings = match resolve_onboard(args) {
+        Ok(s) => s,
+        Err(e) => return commands::user_error(printer, &e),
+    };
+    let report = match commands::onboard::run(&settings, printer).await {
+        Ok(report) => report,
+        Err(e) => return commands::fail(printer, &e),
+    };
+    if printer.json {
+        printer.json_value(&report);
+    } else {
+        print!("{}", commands::onboard::table(&report));
+    }
+    if report.succeeded() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
     }
 }

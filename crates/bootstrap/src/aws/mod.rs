@@ -147,7 +147,13 @@ pub async fn load_config(
     region: Option<&str>,
     profile: Option<&str>,
 ) -> Result<SdkConfig, ConfigError> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    // Adaptive retry: the SDK slows down on throttling by itself (bulk `onboard`), and our
+    // executor adds bounded retries on top for eventual consistency.
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(
+        aws_smithy_types::retry::RetryConfig::adaptive()
+            .with_max_attempts(6)
+            .with_initial_backoff(std::time::Duration::from_millis(200)),
+    );
     if let Some(region) = region {
         loader = loader.region(Region::new(region.to_string()));
     }

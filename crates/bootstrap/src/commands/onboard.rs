@@ -1,0 +1,565 @@
+//! `bootstrap onboard -f teams.yaml`: the platform (as `up` makes it: checked, adopted or
+//! completed), then every team as a workload — concurrently, with a bound, one shared set of
+//! AWS clients — each with its role, association, namespace / ServiceAccount /
+//! SecretProviderClass and, when asked, a verified mount. One team's failure stops no other.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use serde::Serialize;
+
+use crate::config::OnboardSettings;
+use crate::diagnose::Subject;
+use crate::error::StepError;
+use crate::plan::{self, Change, Executor, Interpreter, Node, Progress, StepOutcome};
+use crate::resources::platform::{self, Platform, PlatformPlan, ProviderChoice};
+use crate::resources::{
+    ResolvedSecret, Workload, association, objects, role, sample, secrets, workload,
+};
+use crate::target::{self, Target};
+use crate::teams::Team;
+use bootstrap_common::names::LABEL_MANAGED_BY;
+
+/// The label naming the team a workload's objects belong to.
+pub const LABEL_TEAM: &str = "bootstrap.podid/team";
+
+/// One team's result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamResult {
+    pub name: String,
+    pub namespace: String,
+    pub service_account: String,
+    /// `done`, `failed`, or `planned` (dry run).
+    pub status: &'static str,
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// The mounted files and versions, when the team asked for verification.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verified: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What the team must still do (a target role's trust statement, secret tags for ABAC).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
+    /// Every change, for `--output json` and the dry-run plan.
+    pub changes: Vec<Change>,
+    pub seconds: f64,
+}
+
+/// A team in the cluster but not in the file.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Orphan {
+    pub team: String,
+    pub namespace: String,
+    pub service_account: String,
+    /// Deleted with `--prune`.
+    pub pruned: bool,
+}
+
+/// The whole run, as `--output json` prints it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnboardReport {
+    pub cluster: String,
+    pub region: String,
+    pub dry_run: bool,
+    pub platform: Vec<crate::plan::StepReport>,
+    pub teams: Vec<TeamResult>,
+    pub orphaned: Vec<Orphan>,
+    pub totals: Totals,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Totals {
+    pub teams: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+impl OnboardReport {
+    pub fn succeeded(&self) -> bool {
+        self.totals.failed == 0
+            && self
+                .platform
+                .iter()
+                .all(|s| !matches!(s.status, crate::plan::StepStatus::Failed(_)))
+    }
+}
+
+/// The cross-account statement the target role's trust needs (EKS passes this external id).
+pub fn target_trust_hint(t: &Target, team: &Team, role_arn: &str) -> String {
+    let external_id = format!(
+        "{}/{}/{}/{}/{}",
+        t.region,
+        t.account,
+        t.name(),
+        team.namespace,
+        team.service_account.name()
+    );
+    let statement = serde_json::json!({
+        "Effect": "Allow",
+        "Principal": {"AWS": role_arn},
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+        "Condition": {"StringEquals": {"sts:ExternalId": external_id}}
+    });
+    format!(
+        "add to the trust policy of {}: {statement}",
+        team.target_role_arn.as_deref().unwrap_or("the target role")
+    )
+}
+
+/// A team's workload value, its secrets resolved (read-only).
+async fn team_workload(t: &Target, team: &Team, sample_image: &str) -> Result<Workload, StepError> {
+    let mut resolved = Vec::new();
+    for spec in &team.secrets {
+        let secret = crate::config::SecretRef::parse(&spec.name)
+            .map_err(|p| StepError::problem(format!("team {}: {p}", team.name)))?;
+        let found: ResolvedSecret = secrets::resolve(
+            t.aws.as_ref(),
+            &t.region,
+            &t.account,
+            t.region == target::OFFLINE_REGION,
+            &secret,
+        )
+        .await?;
+        resolved.push(ResolvedSecret {
+            alias: spec.alias.clone(),
+            file_permission: spec.file_permission.clone(),
+            jmes_path: spec.jmes_path.clone(),
+            ..found
+        });
+    }
+    Ok(Workload {
+        namespace: team.namespace.clone(),
+        service_account: team.service_account.name().to_string(),
+        secrets: resolved,
+        force: false,
+        sample_image: sample_image.to_string(),
+        existing_service_account: team.service_account.existing(),
+        target_role_arn: team.target_role_arn.clone(),
+        abac: team.abac,
+        labels: [(LABEL_TEAM.to_string(), team.name.clone())]
+            .into_iter()
+            .collect(),
+    })
+}
+
+fn count(changes: &[Change]) -> (usize, usize, usize) {
+    let (mut c, mut u, mut n) = (0, 0, 0);
+    for change in changes {
+        match change.action {
+            crate::plan::Action::Create => c += 1,
+            crate::plan::Action::Update | crate::plan::Action::Replace => u += 1,
+            crate::plan::Action::Unchanged | crate::plan::Action::Adopt => n += 1,
+            _ => {}
+        }
+    }
+    (c, u, n)
+}
+
+/// Plans and applies one team: the role, then (in parallel) its association and its objects,
+/// then the sample mount when asked.
+async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &str) -> TeamResult {
+    let started = Instant::now();
+    let mut result = TeamResult {
+        name: team.name.clone(),
+        namespace: team.namespace.clone(),
+        service_account: team.service_account.name().to_string(),
+        status: "failed",
+        created: 0,
+        updated: 0,
+        unchanged: 0,
+        verified: Vec::new(),
+        error: None,
+        hints: Vec::new(),
+        changes: Vec::new(),
+        seconds: 0.0,
+    };
+    let outcome = async {
+        let w = team_workload(t, team, image).await?;
+        let plan = workload::plan(&w, t, false).await.map_err(|(_, e)| e)?;
+        let mut changes: Vec<Change> = Vec::new();
+        for o in [&plan.role, &plan.association, &plan.objects] {
+            changes.extend(o.changes.iter().cloned());
+        }
+        result.changes = changes;
+        exec.run(&plan.role.all_ops()).await?;
+        let (association_ops, object_ops) = (plan.association.all_ops(), plan.objects.all_ops());
+        let (a, b) = tokio::join!(exec.run(&association_ops), exec.run(&object_ops));
+        a?;
+        b?;
+        if team.verify
+            && !exec.dry_run()
+            && let Some(kube) = t.kube.as_ref()
+        {
+            exec.run(&plan.sample.setup).await?;
+            let subject = Subject {
+                cluster: t.name(),
+                namespace: &w.namespace,
+                service_account: &w.service_account,
+                spc: &plan.sample_spec.spc,
+            };
+            let checked = sample::check(
+                t.aws.as_ref(),
+                kube,
+                &plan.sample_spec,
+                subject,
+                exec.remaining().min(Duration::from_secs(300)),
+            )
+            .await;
+            exec.run(&plan.sample.teardown).await?;
+            result.verified = checked?;
+        }
+        Ok::<_, StepError>(w)
+    }
+    .await;
+    match outcome {
+        Ok(w) => {
+            result.status = if exec.dry_run() { "planned" } else { "done" };
+            if let Some(_target) = &w.target_role_arn {
+                let spec = role::RoleSpec::for_workload(&t.account, &t.region, t.name(), &w);
+                result.hints.push(target_trust_hint(
+                    t,
+                    team,
+                    &role::role_arn(&t.account, &spec.name),
+                ));
+            }
+            if w.abac {
+                result.hints.push(format!(
+                    "abac: tag each secret of team {} with kubernetes-namespace={} and eks-cluster-name={} (aws secretsmanager tag-resource --secret-id ID --tags Key=kubernetes-namespace,Value={} Key=eks-cluster-name,Value={})",
+                    team.name, w.namespace, t.name(), w.namespace, t.name()
+                ));
+            }
+        }
+        Err(e) => {
+            let mut text = e.to_string();
+            if let Some(hint) = e.hint() {
+                text.push_str(&format!(" (hint: {hint})"));
+            }
+            result.error = Some(text);
+        }
+    }
+    let (c, u, n) = count(&result.changes);
+    (result.created, result.updated, result.unchanged) = (c, u, n);
+    result.seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
+    result
+}
+
+/// Teams in the cluster (SecretProviderClasses labelled with a team) that the file lacks.
+async fn orphans(
+    t: &Target,
+    wanted: &BTreeSet<String>,
+) -> Result<Vec<(String, String, String)>, StepError> {
+    let Some(kube) = t.kube.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let gvk = GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass");
+    let api: Api<DynamicObject> = Api::all_with(
+        kube.clone(),
+        &ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasses"),
+    );
+    let params =
+        ListParams::default().labels(&format!("{LABEL_MANAGED_BY}=bootstrap,{LABEL_TEAM}"));
+    let list = match api.list(&params).await {
+        Ok(list) => list,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(crate::kube::KubeError::Api {
+                action: "list",
+                resource: "the teams' SecretProviderClasses".into(),
+                source,
+            }
+            .into());
+        }
+    };
+    let mut found = Vec::new();
+    for spc in list.items {
+        let team = spc
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(LABEL_TEAM))
+            .cloned()
+            .unwrap_or_default();
+        if wanted.contains(&team) {
+            continue;
+        }
+        let sa = spc
+            .metadata
+            .name
+            .as_deref()
+            .and_then(|n| n.strip_prefix("bootstrap-"))
+            .unwrap_or_default()
+            .to_string();
+        found.push((team, spc.metadata.namespace.unwrap_or_default(), sa));
+    }
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+/// The deletion of an orphaned team: its SecretProviderClass, its ServiceAccount (when
+/// bootstrap made it), its association and its role — owned things only.
+async fn plan_prune(t: &Target, ns: &str, sa: &str) -> Result<Vec<Change>, StepError> {
+    let mut changes = Vec::new();
+    let (Some(aws), Some(kube)) = (t.aws.as_ref(), t.kube.as_ref()) else {
+        return Ok(changes);
+    };
+    let spc = crate::plan::ObjectRef::new(
+        "secrets-store.csi.x-k8s.io/v1",
+        "SecretProviderClass",
+        Some(ns),
+        &format!("bootstrap-{sa}"),
+    );
+    changes.push(objects::plan_delete(&spc));
+    let sa_ref = crate::plan::ObjectRef::new("v1", "ServiceAccount", Some(ns), sa);
+    if let Some(live) = crate::kube::apply::get(kube, &sa_ref.stub()).await?
+        && crate::kube::apply::is_ours(&live)
+    {
+        changes.push(objects::plan_delete(&sa_ref));
+    }
+    if let Some(live) = association::observe(aws, t.name(), ns, sa).await?
+        && let Some(change) = association::plan_delete(t.name(), &live)
+    {
+        changes.push(change);
+    }
+    let name = role::role_name(t.name(), ns, sa);
+    if let Some(live) = role::observe(aws, &name, t.name(), true).await?
+        && let Some(change) = role::plan_delete(&live)
+    {
+        changes.push(change);
+    }
+    Ok(changes)
+}
+
+/// The platform `onboard` makes sure of: `up`'s defaults.
+pub fn default_platform() -> Platform {
+    Platform {
+        driver: Default::default(),
+        provider: ProviderChoice::Rust(Default::default()),
+    }
+}
+
+async fn apply(exec: &Executor<'_>, outcome: StepOutcome) -> Result<StepOutcome, StepError> {
+    exec.run(&outcome.all_ops()).await?;
+    Ok(outcome)
+}
+
+/// Runs `onboard` on a target.
+pub async fn run_on(
+    s: &OnboardSettings,
+    t: &Target,
+    interpreter: Option<&dyn Interpreter>,
+    progress: &dyn Progress,
+    status: &(dyn Fn(&TeamResult) + Sync),
+) -> OnboardReport {
+    let started = Instant::now();
+    let exec = Executor::new(s.dry_run, interpreter, started + s.timeout);
+    let (platform_steps, platform_error) = match platform::plan_all(&default_platform(), t).await {
+        Ok(PlatformPlan {
+            agent,
+            driver,
+            provider,
+        }) => {
+            plan::execute(
+                vec![
+                    Node::new("agent-addon", &[], Box::pin(apply(&exec, agent))),
+                    Node::new("csi-driver", &[], Box::pin(apply(&exec, driver))),
+                    Node::new(
+                        "provider",
+                        &["csi-driver"],
+                        Box::pin(apply(&exec, provider)),
+                    ),
+                ],
+                progress,
+            )
+            .await
+        }
+        Err((step, e)) => (
+            vec![crate::plan::StepReport::new(
+                step,
+                crate::plan::StepStatus::Failed(e.to_string()),
+                Duration::ZERO,
+            )],
+            Some((step, e)),
+        ),
+    };
+    let mut teams = Vec::new();
+    if platform_error.is_none() {
+        let image = crate::commands::up::SAMPLE_IMAGE;
+        let mut stream = futures::stream::iter(s.teams.iter())
+            .map(|team| onboard_team(&exec, t, team, image))
+            .buffer_unordered(s.concurrency.max(1));
+        while let Some(result) = stream.next().await {
+            status(&result);
+            teams.push(result);
+        }
+    }
+    teams.sort_by(|a, b| a.name.cmp(&b.name));
+    let wanted: BTreeSet<String> = s.teams.iter().map(|t| t.name.clone()).collect();
+    let mut orphaned = Vec::new();
+    if platform_error.is_none() {
+        match orphans(t, &wanted).await {
+            Ok(found) => {
+                for (team, ns, sa) in found {
+                    let mut pruned = false;
+                    if s.prune {
+                        match plan_prune(t, &ns, &sa).await {
+                            Ok(changes) => {
+                                let outcome = StepOutcome::with(changes);
+                                pruned =
+                                    exec.run(&outcome.all_ops()).await.is_ok() && !exec.dry_run();
+                            }
+                            Err(e) => tracing::warn!("cannot prune team {team}: {e}"),
+                        }
+                    }
+                    orphaned.push(Orphan {
+                        team,
+                        namespace: ns,
+                        service_account: sa,
+                        pruned,
+                    });
+                }
+            }
+            Err(e) => tracing::warn!("cannot look for orphaned teams: {e}"),
+        }
+    }
+    let mut totals = Totals {
+        teams: teams.len(),
+        ..Totals::default()
+    };
+    for r in &teams {
+        if r.error.is_some() {
+            totals.failed += 1;
+        } else {
+            totals.succeeded += 1;
+        }
+        totals.created += r.created;
+        totals.updated += r.updated;
+        totals.unchanged += r.unchanged;
+    }
+    OnboardReport {
+        cluster: t.name().to_string(),
+        region: t.region.clone(),
+        dry_run: exec.dry_run(),
+        platform: platform_steps,
+        teams,
+        orphaned,
+        totals,
+        seconds: (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
+    }
+}
+
+/// Connects, preflights and runs `onboard`.
+pub async fn run(
+    s: &OnboardSettings,
+    printer: &crate::ui::Printer,
+) -> Result<OnboardReport, StepError> {
+    let (aws, note) = target::connect(s.region.as_deref(), s.profile.as_deref(), s.dry_run).await?;
+    if let Some(note) = note {
+        printer.status(&format!("note: {note}"));
+    }
+    let progress = printer.progress();
+    let quiet = printer.quiet || printer.json;
+    let status = move |r: &TeamResult| {
+        if quiet {
+            return;
+        }
+        match &r.error {
+            None => eprintln!(
+                "  {} team {} ({}/{}): {} created, {} updated, {} unchanged ({:.1}s)",
+                if r.status == "planned" { "·" } else { "✓" },
+                r.name,
+                r.namespace,
+                r.service_account,
+                r.created,
+                r.updated,
+                r.unchanged,
+                r.seconds
+            ),
+            Some(e) => eprintln!(
+                "  ✗ team {} ({}/{}): {e}",
+                r.name, r.namespace, r.service_account
+            ),
+        }
+    };
+    let Some(aws) = aws else {
+        let t = Target::offline(&s.cluster, s.region.as_deref());
+        return Ok(run_on(s, &t, None, &progress, &status).await);
+    };
+    let (t, _) = target::preflight(aws, &s.cluster).await?;
+    let backends = crate::interp::Backends {
+        aws: t
+            .aws
+            .clone()
+            .ok_or_else(|| StepError::problem("no AWS access"))?,
+        kube: t.kube.clone(),
+        cluster: t.name().to_string(),
+    };
+    Ok(run_on(s, &t, Some(&backends), &progress, &status).await)
+}
+
+/// The summary table of a report.
+pub fn table(report: &OnboardReport) -> String {
+    let mut out = String::from(
+        "TEAM  NAMESPACE/SERVICEACCOUNT  STATUS  CREATED  UPDATED  UNCHANGED  SECONDS\n",
+    );
+    for r in &report.teams {
+        out.push_str(&format!(
+            "{}  {}/{}  {}  {}  {}  {}  {:.1}\n",
+            r.name,
+            r.namespace,
+            r.service_account,
+            r.status,
+            r.created,
+            r.updated,
+            r.unchanged,
+            r.seconds
+        ));
+        if let Some(e) = &r.error {
+            out.push_str(&format!("    error: {e}\n"));
+        }
+        for h in &r.hints {
+            out.push_str(&format!("    hint: {h}\n"));
+        }
+    }
+    for o in &report.orphaned {
+        out.push_str(&format!(
+            "orphaned team {} ({}/{}): {}\n",
+            o.team,
+            o.namespace,
+            o.service_account,
+            if o.pruned {
+                "deleted (--prune)"
+            } else {
+                "not in the file; pass --prune to delete it"
+            }
+        ));
+    }
+    let t = &report.totals;
+    out.push_str(&format!(
+        "\n{} team(s): {} succeeded, {} failed; {} created, {} updated, {} unchanged in {:.1}s{}\n",
+        t.teams,
+        t.succeeded,
+        t.failed,
+        t.created,
+        t.updated,
+        t.unchanged,
+        report.seconds,
+        if report.dry_run {
+            " (dry run: no changes were applied)"
+        } else {
+            ""
+        }
+    ));
+    out
+}
