@@ -1,0 +1,471 @@
+//! `bootstrap onboard` against the local EKS stand-in: the example teams file converges (every
+//! verifying team's pod mounts its own secret; each team's credentials are denied another
+//! team's secret), a re-run writes nothing, an edited file converges and `--prune` removes the
+//! dropped team, a malformed file is refused with its location and nothing written, an
+//! association of another namespace pointing at a team's role gets no credentials, and 200
+//! teams with IAM and EKS throttling injected finish with zero failures.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use aws_sdk_secretsmanager::types::Tag;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, PostParams};
+use serde_json::{Value, json};
+
+/// The tests change the same cluster: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn run(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("bootstrap runs")
+    })
+    .await
+    .expect("join")
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn control(path: &str) -> String {
+    let base = std::env::var("BOOTSTRAP_ENV_CONTROL")
+        .unwrap_or_else(|_| "http://127.0.0.1:15000/_bootstrap".into());
+    format!("{base}{path}")
+}
+
+async fn reset_calls(http: &reqwest::Client) {
+    http.post(control("/calls/reset"))
+        .send()
+        .await
+        .expect("reset the call counters");
+}
+
+/// The write calls the stand-in counted since the last reset.
+async fn writes(http: &reqwest::Client) -> Vec<String> {
+    let calls: Value = http
+        .get(control("/calls"))
+        .send()
+        .await
+        .expect("calls")
+        .json()
+        .await
+        .expect("json");
+    let write = |op: &str| {
+        let action = op.split(':').nth(1).unwrap_or(op);
+        [
+            "Create", "Put", "Update", "Delete", "Tag", "Untag", "Attach", "Detach",
+        ]
+        .iter()
+        .any(|p| action.starts_with(p))
+    };
+    calls
+        .as_object()
+        .map(|m| m.keys().filter(|k| write(k)).cloned().collect())
+        .unwrap_or_default()
+}
+
+fn onboard(file: &std::path::Path, cluster: &str, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "onboard",
+        "-f",
+        file.to_str().expect("utf8"),
+        "--cluster",
+        cluster,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend(["--output", "json", "-q", "--timeout", "10m"].map(String::from));
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// The example file with this run's namespaces and secret names.
+fn example_for(tag: &str) -> String {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/teams.yaml"
+    ))
+    .expect("examples/teams.yaml");
+    let mut text = text.replace("teams/", &format!("{tag}/"));
+    for ns in ["payments", "search", "billing", "analytics", "partners"] {
+        text = text.replace(
+            &format!("namespace: {ns}"),
+            &format!("namespace: {tag}-{ns}"),
+        );
+        text = text.replace(&format!("name: {ns}\n"), &format!("name: {tag}-{ns}\n"));
+    }
+    text
+}
+
+/// Credentials the Pod Identity agent gives a service account's token, or its refusal.
+async fn agent_credentials(
+    env: &common::Env,
+    ns: &str,
+    sa: &str,
+) -> Result<aws_config::SdkConfig, String> {
+    let kube = common::kube().await;
+    let sas: Api<ServiceAccount> = Api::namespaced(kube, ns);
+    let token = common::sa_token(&sas, sa, "pods.eks.amazonaws.com").await;
+    let reply = reqwest::Client::new()
+        .get(&env.agent_endpoint)
+        .header("Authorization", token)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !reply.status().is_success() {
+        return Err(format!(
+            "{}: {}",
+            reply.status(),
+            reply.text().await.unwrap_or_default()
+        ));
+    }
+    let creds: Value = reply.json().await.map_err(|e| e.to_string())?;
+    let text = |k: &str| creds[k].as_str().unwrap_or_default().to_string();
+    let base = common::aws().await;
+    Ok(aws_config::SdkConfig::builder()
+        .region(base.region().cloned())
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .endpoint_url(std::env::var("AWS_ENDPOINT_URL").unwrap_or_default())
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(
+                    text("AccessKeyId"),
+                    text("SecretAccessKey"),
+                    Some(text("Token")),
+                    None,
+                    "pod-identity-agent",
+                ),
+            ),
+        )
+        .build())
+}
+
+async fn can_read(cfg: &aws_config::SdkConfig, secret: &str) -> bool {
+    aws_sdk_secretsmanager::Client::new(cfg)
+        .get_secret_value()
+        .secret_id(secret)
+        .send()
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_teams_converge_rerun_edit_and_prune() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    let cluster = env.cluster.clone();
+    let cfg = common::aws().await;
+    let kube = common::kube().await;
+    let http = reqwest::Client::new();
+    let tag = common::unique("ob");
+    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
+    let ssm = aws_sdk_ssm::Client::new(&cfg);
+    for (name, value) in [
+        (
+            "payments/db",
+            json!({"username": "pay", "password": common::unique("pw")}).to_string(),
+        ),
+        ("search/api-key", common::unique("key")),
+        ("partners/feed", common::unique("feed")),
+    ] {
+        sm.create_secret()
+            .name(format!("{tag}/{name}"))
+            .secret_string(value)
+            .send()
+            .await
+            .expect("create secret");
+    }
+    sm.create_secret()
+        .name(format!("{tag}/analytics/warehouse"))
+        .secret_string(common::unique("wh"))
+        .tags(
+            Tag::builder()
+                .key("kubernetes-namespace")
+                .value(format!("{tag}-analytics"))
+                .build(),
+        )
+        .tags(
+            Tag::builder()
+                .key("eks-cluster-name")
+                .value(&cluster)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create the ABAC secret");
+    ssm.put_parameter()
+        .name(format!("/{tag}/billing/token"))
+        .value(common::unique("tok"))
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .expect("put parameter");
+    // The search team's service account is Helm's, made before onboarding.
+    common::namespace(&kube, &format!("{tag}-search")).await;
+    let sas: Api<ServiceAccount> = Api::namespaced(kube.clone(), &format!("{tag}-search"));
+    sas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "indexer"}})).expect("sa"),
+    )
+    .await
+    .expect("create the existing SA");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("teams.yaml");
+    std::fs::write(&file, example_for(&tag)).expect("write teams file");
+    let out = run(onboard(&file, &cluster, &[])).await;
+    let report = json_of(&out);
+    assert!(
+        out.status.success(),
+        "onboard failed: {report:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["totals"]["failed"], 0, "{report:#}");
+    assert_eq!(report["totals"]["succeeded"], 5);
+    for team in report["teams"].as_array().expect("teams") {
+        let verify = !team["name"].as_str().unwrap_or("").ends_with("partners");
+        if verify {
+            assert!(
+                team["verified"].as_array().is_some_and(|v| !v.is_empty()),
+                "{team:#}"
+            );
+        }
+    }
+    let partners = report["teams"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == format!("{tag}-partners")))
+        .expect("partners");
+    assert!(
+        partners["hints"].to_string().contains("sts:ExternalId"),
+        "{partners}"
+    );
+    // Helm's service account was left as it was: no bootstrap label.
+    let indexer = sas.get("indexer").await.expect("SA");
+    assert!(
+        !indexer
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .contains_key("app.kubernetes.io/managed-by"),
+        "an existing SA must not be labelled"
+    );
+    // Each team reads its own secret, and not another team's.
+    let pay = agent_credentials(&env, &format!("{tag}-payments"), "api")
+        .await
+        .expect("payments creds");
+    assert!(can_read(&pay, &format!("{tag}/payments/db")).await);
+    assert!(
+        !can_read(&pay, &format!("{tag}/search/api-key")).await,
+        "payments read search's secret"
+    );
+    let search = agent_credentials(&env, &format!("{tag}-search"), "indexer")
+        .await
+        .expect("search creds");
+    assert!(can_read(&search, &format!("{tag}/search/api-key")).await);
+    assert!(!can_read(&search, &format!("{tag}/payments/db")).await);
+    let etl = agent_credentials(&env, &format!("{tag}-analytics"), "etl")
+        .await
+        .expect("abac creds");
+    assert!(
+        can_read(&etl, &format!("{tag}/analytics/warehouse")).await,
+        "ABAC read of a tagged secret"
+    );
+    assert!(
+        !can_read(&etl, &format!("{tag}/payments/db")).await,
+        "ABAC must not read untagged secrets"
+    );
+
+    // A re-run changes nothing.
+    reset_calls(&http).await;
+    let out = run(onboard(&file, &cluster, &[])).await;
+    let again = json_of(&out);
+    assert!(out.status.success(), "{again:#}");
+    assert_eq!(again["totals"]["created"], 0, "{again:#}");
+    assert_eq!(again["totals"]["updated"], 0, "{again:#}");
+    let wrote = writes(&http).await;
+    assert!(wrote.is_empty(), "the re-run wrote {wrote:?}");
+
+    // An edited file converges: a changed alias updates the SPC; a dropped team is orphaned
+    // until --prune deletes it.
+    let edited = example_for(&tag)
+        .replace("alias: token", "alias: billing-token")
+        .split("  # Cross-account")
+        .next()
+        .expect("before partners")
+        .to_string();
+    std::fs::write(&file, edited).expect("edit");
+    let out = run(onboard(&file, &cluster, &[])).await;
+    let changed = json_of(&out);
+    assert!(out.status.success(), "{changed:#}");
+    let billing = changed["teams"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == format!("{tag}-billing")))
+        .cloned()
+        .expect("billing");
+    assert_eq!(billing["updated"], 1, "{billing:#}");
+    let orphaned = changed["orphaned"].to_string();
+    assert!(
+        orphaned.contains(&format!("{tag}-partners")) && orphaned.contains("\"pruned\":false"),
+        "{orphaned}"
+    );
+    let out = run(onboard(&file, &cluster, &["--prune"])).await;
+    let pruned = json_of(&out);
+    assert!(
+        pruned["orphaned"].to_string().contains("\"pruned\":true"),
+        "{pruned:#}"
+    );
+    let eks = aws_sdk_eks::Client::new(&cfg);
+    let left = eks
+        .list_pod_identity_associations()
+        .cluster_name(&cluster)
+        .namespace(format!("{tag}-partners"))
+        .send()
+        .await
+        .expect("list");
+    assert!(
+        left.associations().is_empty(),
+        "the pruned team's association is gone"
+    );
+    let iam = aws_sdk_iam::Client::new(&cfg);
+    let role = bootstrap::resources::role::role_name(&cluster, &format!("{tag}-partners"), "sync");
+    assert!(
+        iam.get_role().role_name(&role).send().await.is_err(),
+        "the pruned team's role is gone"
+    );
+
+    // An association of another namespace pointing at a team's role gets no credentials.
+    let intruder = format!("{tag}-intruder");
+    common::namespace(&kube, &intruder).await;
+    let isas: Api<ServiceAccount> = Api::namespaced(kube.clone(), &intruder);
+    isas.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "x"}})).expect("sa"),
+    )
+    .await
+    .expect("create SA");
+    let account = aws_sdk_sts::Client::new(&cfg)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("sts")
+        .account()
+        .unwrap_or_default()
+        .to_string();
+    let pay_role = bootstrap::resources::role::role_arn(
+        &account,
+        &bootstrap::resources::role::role_name(&cluster, &format!("{tag}-payments"), "api"),
+    );
+    eks.create_pod_identity_association()
+        .cluster_name(&cluster)
+        .namespace(&intruder)
+        .service_account("x")
+        .role_arn(&pay_role)
+        .send()
+        .await
+        .expect("the intruder's association");
+    let denied = agent_credentials(&env, &intruder, "x").await;
+    assert!(
+        denied.is_err(),
+        "a pod of another namespace got the payments role's credentials"
+    );
+    common::delete_namespace(&kube, &intruder).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_file_names_line_column_and_field_and_writes_nothing() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    let http = reqwest::Client::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("teams.yaml");
+    std::fs::write(
+        &file,
+        "teams:\n  - name: a\n    namespace: a\n    serviceAccount: app\n    secrets: [{name: x}]\n  - name: b\n    namespace: b\n    serviceAccount: app\n    secret: [{name: y}]\n",
+    )
+    .expect("write");
+    reset_calls(&http).await;
+    let out = run(onboard(&file, &env.cluster, &[])).await;
+    assert_eq!(out.status.code(), Some(2), "a user error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("teams.yaml"), "{err}");
+    assert!(err.contains("line 9 column 5"), "{err}");
+    assert!(err.contains("unknown field `secret`"), "{err}");
+    assert!(
+        writes(&http).await.is_empty(),
+        "nothing is written for a bad file"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_hundred_teams_with_throttling_finish_without_failures() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    let cfg = common::aws().await;
+    let http = reqwest::Client::new();
+    let tag = common::unique("many");
+    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
+    sm.create_secret()
+        .name(format!("{tag}/shared"))
+        .secret_string(common::unique("v"))
+        .send()
+        .await
+        .expect("secret");
+    let mut text = format!("cluster: {}\nteams:\n", env.cluster);
+    for i in 0..200 {
+        text.push_str(&format!(
+            "  - name: t{i}\n    namespace: {tag}-t{i}\n    serviceAccount: app\n    secrets: [{{name: {tag}/shared}}]\n"
+        ));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("teams.yaml");
+    std::fs::write(&file, text).expect("write");
+    let faults = json!([
+        {"operation": "iam:*", "kind": "throttle", "count": 60},
+        {"operation": "eks:*PodIdentityAssociation*", "kind": "throttle", "count": 60},
+    ]);
+    http.post(control("/faults"))
+        .json(&faults)
+        .send()
+        .await
+        .expect("inject throttling");
+    let started = std::time::Instant::now();
+    let out = run(onboard(&file, &env.cluster, &["--concurrency", "32"])).await;
+    let _ = http.delete(control("/faults")).send().await;
+    let report = json_of(&out);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report["totals"]["teams"], 200);
+    assert_eq!(
+        report["totals"]["failed"],
+        0,
+        "{:#}",
+        report["teams"]
+            .as_array()
+            .map(|t| t
+                .iter()
+                .filter(|t| !t["error"].is_null())
+                .cloned()
+                .collect::<Vec<_>>())
+            .unwrap_or_default()
+            .len()
+    );
+    eprintln!(
+        "200 teams onboarded in {:.1}s with throttling injected",
+        started.elapsed().as_secs_f64()
+    );
+}
