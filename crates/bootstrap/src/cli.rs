@@ -125,6 +125,10 @@ pub struct DownArgs {
     /// platform.
     #[arg(long, value_name = "NS")]
     pub namespace: Option<String>,
+    /// Remove one team onboarded from a teams file (its SecretProviderClass, its
+    /// ServiceAccount if bootstrap made it, its association and role); keeps the rest.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["namespace", "workloads_only"])]
+    pub team: Option<String>,
     /// Remove workloads and keep the platform (add-ons, driver, provider).
     #[arg(long)]
     pub workloads_only: bool,

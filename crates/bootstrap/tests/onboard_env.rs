@@ -345,6 +345,45 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
         "the pruned team's role is gone"
     );
 
+    // down --team removes one team and nothing else.
+    let out = run([
+        "down",
+        "--cluster",
+        &cluster,
+        "--team",
+        &format!("{tag}-billing"),
+        "--yes",
+        "-q",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect())
+    .await;
+    assert!(
+        out.status.success(),
+        "down --team: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let billing = eks
+        .list_pod_identity_associations()
+        .cluster_name(&cluster)
+        .namespace(format!("{tag}-billing"))
+        .send()
+        .await
+        .expect("list");
+    assert!(
+        billing.associations().is_empty(),
+        "down --team removed the team's association"
+    );
+    let payments = eks
+        .list_pod_identity_associations()
+        .cluster_name(&cluster)
+        .namespace(format!("{tag}-payments"))
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(payments.associations().len(), 1, "other teams stay");
+
     // An association of another namespace pointing at a team's role gets no credentials.
     let intruder = format!("{tag}-intruder");
     common::namespace(&kube, &intruder).await;

@@ -5,6 +5,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::config::DownSettings;
@@ -57,8 +58,14 @@ pub async fn execute(
         let started = Instant::now();
         progress.started(name);
         let outcome = StepOutcome::with(changes.clone());
-        let status = match exec.run(&outcome.all_ops()).await {
-            Ok(()) => StepStatus::Done(outcome),
+        // The changes of one step are independent (namespaces, roles, ...): at most 16 at once.
+        let results: Vec<Result<(), StepError>> = futures::stream::iter(changes.iter())
+            .map(|change| exec.run(&change.ops))
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let status = match results.into_iter().collect::<Result<Vec<()>, StepError>>() {
+            Ok(_) => StepStatus::Done(outcome),
             Err(e) => {
                 let status = StepStatus::Failed(e.to_string());
                 error = Some((*name, e));
@@ -130,6 +137,41 @@ pub async fn run_on(
     let (Some(aws), Some(kube)) = (t.aws.as_ref(), t.kube.as_ref()) else {
         return Err(StepError::problem("down needs AWS and cluster access"));
     };
+    if let Some(team) = &s.team {
+        let mut changes = Vec::new();
+        for (_, ns, sa) in crate::commands::onboard::onboarded(t)
+            .await?
+            .into_iter()
+            .filter(|(name, _, _)| name == team)
+        {
+            changes.extend(crate::commands::onboard::plan_prune(t, &ns, &sa).await?);
+        }
+        if changes.is_empty() {
+            return Err(StepError::problem(format!(
+                "no team {team} was onboarded on cluster {}",
+                t.name()
+            ))
+            .with_hint("the team name is the `name` of its entry in the teams file"));
+        }
+        let plan = Teardown {
+            steps: vec![("team", changes)],
+            kept: Vec::new(),
+        };
+        if !s.dry_run && !confirm(&plan) {
+            return Err(
+                StepError::problem("down was not confirmed: nothing was deleted")
+                    .with_hint("answer y, or pass --yes to skip the question"),
+            );
+        }
+        let exec = Executor::new(s.dry_run, Some(interpreter), started + s.timeout);
+        let (steps, error) = execute(&plan, &exec, progress).await;
+        let seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
+        let text = error.as_ref().map(|(n, e)| format!("{n}: {e}"));
+        return Ok((
+            report(t, &plan, steps, exec.dry_run(), seconds, text),
+            error,
+        ));
+    }
     progress.started("discover");
     let inventory: Inventory = match discover::discover(aws, kube, t.name()).await {
         Ok(inv) => inv,

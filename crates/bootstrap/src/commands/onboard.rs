@@ -259,6 +259,15 @@ async fn orphans(
     t: &Target,
     wanted: &BTreeSet<String>,
 ) -> Result<Vec<(String, String, String)>, StepError> {
+    Ok(onboarded(t)
+        .await?
+        .into_iter()
+        .filter(|(team, _, _)| !wanted.contains(team))
+        .collect())
+}
+
+/// Every onboarded team on the cluster: (team, namespace, service account).
+pub async fn onboarded(t: &Target) -> Result<Vec<(String, String, String)>, StepError> {
     let Some(kube) = t.kube.as_ref() else {
         return Ok(Vec::new());
     };
@@ -290,9 +299,6 @@ async fn orphans(
             .and_then(|l| l.get(LABEL_TEAM))
             .cloned()
             .unwrap_or_default();
-        if wanted.contains(&team) {
-            continue;
-        }
         let sa = spc
             .metadata
             .name
@@ -309,7 +315,7 @@ async fn orphans(
 
 /// The deletion of an orphaned team: its SecretProviderClass, its ServiceAccount (when
 /// bootstrap made it), its association and its role — owned things only.
-async fn plan_prune(t: &Target, ns: &str, sa: &str) -> Result<Vec<Change>, StepError> {
+pub async fn plan_prune(t: &Target, ns: &str, sa: &str) -> Result<Vec<Change>, StepError> {
     let mut changes = Vec::new();
     let (Some(aws), Some(kube)) = (t.aws.as_ref(), t.kube.as_ref()) else {
         return Ok(changes);
