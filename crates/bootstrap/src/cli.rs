@@ -44,6 +44,15 @@ pub enum Command {
     /// `up`'s, checked and adopted. `bootstrap onboard --print-schema` prints the file's JSON
     /// Schema; examples/teams.yaml is a commented example.
     Onboard(Box<OnboardArgs>),
+    /// Move IRSA workloads to Pod Identity, SecretProviderClasses included (plans unless --approve).
+    ///
+    /// Finds service accounts annotated eks.amazonaws.com/role-arn whose pods mount `aws`
+    /// SecretProviderClasses without usePodIdentity "true" (the silent IRSA fallback). Per
+    /// workload: adds a Pod Identity statement, scoped by session tags, to the role's trust
+    /// (every existing statement kept), creates the association, and sets usePodIdentity "true"
+    /// on its SecretProviderClasses touching no other field. With --approve it then proves
+    /// each workload still mounts, and rolls a failing one back to IRSA.
+    Migrate(Box<MigrateArgs>),
     /// Print shell completions.
     Completions {
         /// The shell to generate completions for.
@@ -184,6 +193,34 @@ pub struct OnboardArgs {
     /// Print the plan for every team and change nothing (works without credentials).
     #[arg(long)]
     pub dry_run: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The EKS cluster's name.
+    #[arg(long, env = "BOOTSTRAP_CLUSTER")]
+    pub cluster: String,
+    /// AWS region (default: AWS_REGION, then the profile's region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS profile from the shared config files.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Only this namespace's workloads.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Apply the plan (without it, migrate only prints it).
+    #[arg(long)]
+    pub approve: bool,
+    /// After a workload's mount check passes, remove its IRSA annotation and OIDC trust.
+    #[arg(long, requires = "approve")]
+    pub remove_irsa: bool,
+    /// Overall time limit, e.g. 15m.
+    #[arg(long, default_value = "15m")]
+    pub timeout: String,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

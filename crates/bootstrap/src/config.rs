@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::{DownArgs, OnboardArgs, UpArgs};
+use crate::cli::{DownArgs, MigrateArgs, OnboardArgs, UpArgs};
 use crate::render::csi_driver::{CsiDriverValues, Rotation};
 use crate::render::names;
 use crate::render::provider::ProviderValues;
@@ -349,6 +349,41 @@ pub fn resolve_onboard(args: &OnboardArgs) -> Result<OnboardSettings, OnboardInp
         prune: args.prune,
         timeout,
         dry_run: args.dry_run,
+        output: args.output,
+    })
+}
+
+/// Everything `migrate` needs.
+#[derive(Debug, Clone)]
+pub struct MigrateSettings {
+    pub cluster: String,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub namespace: Option<String>,
+    pub approve: bool,
+    pub remove_irsa: bool,
+    pub timeout: Duration,
+    pub output: OutputFormat,
+}
+
+/// Validates `migrate`'s flags.
+pub fn resolve_migrate(args: &MigrateArgs) -> Result<MigrateSettings, ConfigError> {
+    if let Some(problem) = cluster_name_problem(&args.cluster) {
+        return Err(invalid("--cluster", problem));
+    }
+    if let Some(ns) = &args.namespace
+        && let Some(problem) = names::label_problem("namespace", ns)
+    {
+        return Err(invalid("--namespace", problem));
+    }
+    Ok(MigrateSettings {
+        cluster: args.cluster.clone(),
+        region: args.region.clone().or_else(region_from_env),
+        profile: args.profile.clone(),
+        namespace: args.namespace.clone(),
+        approve: args.approve,
+        remove_irsa: args.remove_irsa,
+        timeout: parse_duration(&args.timeout).map_err(|p| invalid("--timeout", p))?,
         output: args.output,
     })
 }

@@ -50,6 +50,9 @@ impl Interpreter for Backends {
                 Op::Delete { object } => {
                     Ok(crate::kube::apply::delete_ref(self.kube(op)?, object).await?)
                 }
+                Op::MergePatch { object, patch } => {
+                    Ok(crate::kube::apply::merge_patch(self.kube(op)?, object, patch).await?)
+                }
                 Op::WaitGone { object } => {
                     Ok(
                         crate::kube::apply::wait_gone(self.kube(op)?, object, left(deadline))
@@ -329,6 +332,7 @@ impl Backends {
             } => wait_addon(aws, cluster, addon, *until, deadline).await?,
             Op::Apply { .. }
             | Op::Delete { .. }
+            | Op::MergePatch { .. }
             | Op::WaitGone { .. }
             | Op::WaitCrdEstablished { .. }
             | Op::WaitDaemonSet { .. } => {

@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bootstrap::cli::{Cli, Command, DownArgs, OnboardArgs, OutputFormat, UpArgs};
+use bootstrap::cli::{Cli, Command, DownArgs, MigrateArgs, OnboardArgs, OutputFormat, UpArgs};
 use bootstrap::commands::{self, ExitStatus};
-use bootstrap::config::{resolve_down, resolve_onboard, resolve_up};
+use bootstrap::config::{resolve_down, resolve_migrate, resolve_onboard, resolve_up};
 use bootstrap::error::StepError;
 use bootstrap::ui::{Printer, render_error, write_manifests};
 use clap::{CommandFactory, Parser};
@@ -36,6 +36,10 @@ fn main() -> ExitCode {
             } else {
                 block_on(&p, onboard(args, &p))
             }
+        }
+        Command::Migrate(args) => {
+            let p = printer(args.output == OutputFormat::Json).with_dry_run(!args.approve);
+            block_on(&p, migrate(args, &p))
         }
         Command::Down(args) => {
             let p = printer(args.output == OutputFormat::Json).with_dry_run(args.dry_run);
@@ -142,6 +146,27 @@ async fn onboard(args: &OnboardArgs, printer: &Printer) -> ExitStatus {
         printer.json_value(&report);
     } else {
         print!("{}", commands::onboard::table(&report));
+    }
+    if report.succeeded() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    }
+}
+
+async fn migrate(args: &MigrateArgs, printer: &Printer) -> ExitStatus {
+    let settings = match resolve_migrate(args) {
+        Ok(s) => s,
+        Err(e) => return commands::user_error(printer, &e),
+    };
+    let report = match commands::migrate::run(&settings).await {
+        Ok(report) => report,
+        Err(e) => return commands::fail(printer, &e),
+    };
+    if printer.json {
+        printer.json_value(&report);
+    } else {
+        print!("{}", commands::migrate::text(&report));
     }
     if report.succeeded() {
         ExitStatus::Success

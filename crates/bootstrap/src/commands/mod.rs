@@ -2,6 +2,7 @@
 //! the resources and the executor, and returns how the process should exit.
 
 pub mod down;
+pub mod migrate;
 pub mod onboard;
 pub mod up;
 

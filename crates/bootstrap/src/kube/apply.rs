@@ -225,6 +225,23 @@ pub async fn delete_ref(
     }
 }
 
+/// Applies a JSON merge patch to the object named by `reference`.
+pub async fn merge_patch(
+    client: &kube::Client,
+    reference: &crate::plan::ObjectRef,
+    patch: &Value,
+) -> Result<(), KubeError> {
+    let (api, name) = api_for(client, &reference.stub()).await?;
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(|source| KubeError::Api {
+            action: "patch",
+            resource: reference.to_string(),
+            source,
+        })?;
+    Ok(())
+}
+
 /// Waits until the object named by `reference` no longer exists.
 pub async fn wait_gone(
     client: &kube::Client,

@@ -148,6 +148,11 @@ pub enum Op {
     Delete {
         object: ObjectRef,
     },
+    /// A JSON merge patch (to remove a field bootstrap set, or restore one on rollback).
+    MergePatch {
+        object: ObjectRef,
+        patch: Value,
+    },
     WaitAddon {
         cluster: String,
         addon: String,
@@ -188,6 +193,7 @@ impl Op {
         match self {
             Op::Apply { .. }
             | Op::Delete { .. }
+            | Op::MergePatch { .. }
             | Op::WaitCrdEstablished { .. }
             | Op::WaitDaemonSet { .. }
             | Op::WaitGone { .. } => Backend::Kubernetes,
@@ -297,6 +303,9 @@ impl fmt::Display for Op {
                 ObjectRef::of(object)
             ),
             Op::Delete { object } => write!(f, "kubernetes: delete {object}"),
+            Op::MergePatch { object, patch } => {
+                write!(f, "kubernetes: merge patch {object} {patch}")
+            }
             Op::WaitAddon {
                 cluster,
                 addon,

@@ -8,6 +8,7 @@
 pub mod addon;
 pub mod association;
 pub mod discover;
+pub mod irsa;
 pub mod objects;
 pub mod platform;
 pub mod role;
