@@ -274,3 +274,18 @@ def test_association_client_request_token_is_idempotent(server, unique):
     again = eks.create_pod_identity_association(**kw)["association"]
     assert first["associationId"] == again["associationId"]
     assert len(eks.list_pod_identity_associations(clusterName=cluster)["associations"]) == 1
+
+
+def test_addon_delay_is_set_at_run_time(server, control, unique):
+    cluster = unique("addon-delay")
+    eks = new_cluster(server, cluster)
+    original = requests.post(control + "/addon-delay", json={"seconds": 1.5}).json()["seconds"]
+    assert original == 1.5
+    try:
+        started = time.time()
+        eks.create_addon(clusterName=cluster, addonName=AGENT)
+        assert eks.describe_addon(clusterName=cluster, addonName=AGENT)["addon"]["status"] == "CREATING"
+        wait_status(eks, cluster, AGENT, "ACTIVE", timeout=10)
+        assert time.time() - started >= 1.4, "ACTIVE only after the delay set at run time"
+    finally:
+        requests.post(control + "/addon-delay", json={"seconds": 3})

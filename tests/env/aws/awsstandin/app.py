@@ -289,6 +289,12 @@ class StandIn:
                 status = eks_token.authenticate(token, self.cluster, self.account_id, self.region, {ADMIN_USER})
                 return reply(200, {"apiVersion": review.get("apiVersion", "authentication.k8s.io/v1"),
                                    "kind": "TokenReview", "status": status})
+            elif path == "/_bootstrap/addon-delay" and method == "POST":
+                # How long new add-ons stay CREATING (benchmarks against the critical path).
+                seconds = float(json.loads(body or b"{}").get("seconds", 3.0))
+                self.eks.addon_delay = max(0.0, seconds)
+                log.info("add-on delay set to %ss", self.eks.addon_delay)
+                return reply(200, {"seconds": self.eks.addon_delay})
             elif path == "/_bootstrap/health" and method == "GET":
                 return reply(200, {"ok": True, "cluster": self.cluster, "region": self.region})
             else:
