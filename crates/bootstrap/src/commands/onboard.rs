@@ -166,6 +166,29 @@ fn count(changes: &[Change]) -> (usize, usize, usize) {
     (c, u, n)
 }
 
+/// Runs `attempt` until it succeeds, fails for good, or the retry budget (8 tries, backing off
+/// from 0.5 s to 8 s, within the run's deadline) is spent.
+async fn with_retries<T, F, Fut>(exec: &Executor<'_>, mut attempt: F) -> Result<T, StepError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StepError>>,
+{
+    let mut delay = Duration::from_millis(500);
+    for _ in 1..8 {
+        match attempt().await {
+            Err(StepError::Aws(e))
+                if e.kind.is_retryable() && Instant::now() + delay < exec.deadline() =>
+            {
+                tracing::info!("retrying in {delay:?}: {e}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(8));
+            }
+            other => return other,
+        }
+    }
+    attempt().await
+}
+
 /// Plans and applies one team: the role, then (in parallel) its association and its objects,
 /// then the sample mount when asked.
 async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &str) -> TeamResult {
@@ -185,8 +208,14 @@ async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &str)
         seconds: 0.0,
     };
     let outcome = async {
-        let w = team_workload(t, team, image).await?;
-        let plan = workload::plan(&w, t, false).await.map_err(|(_, e)| e)?;
+        // Reads are retried too (the executor retries writes): a throttled observation must
+        // not fail a team when trying again later would do.
+        let (w, plan) = with_retries(exec, || async {
+            let w = team_workload(t, team, image).await?;
+            let plan = workload::plan(&w, t, false).await.map_err(|(_, e)| e)?;
+            Ok((w, plan))
+        })
+        .await?;
         let mut changes: Vec<Change> = Vec::new();
         for o in [&plan.role, &plan.association, &plan.objects] {
             changes.extend(o.changes.iter().cloned());
