@@ -1,9 +1,10 @@
 //! Doctor's rules: pure functions from a [`Snapshot`] to checks that pass, warn or fail, each
 //! saying what it saw and, where one exists, the fix as a command. [`platform`] covers the
 //! agent, the driver, the provider and the nodes; [`workloads`] the SecretProviderClasses,
-//! the service accounts they serve, their roles, and the pod of `--pod`.
+//! the service accounts they serve and their roles; [`pod`] the pod of `--pod`.
 
 pub mod platform;
+pub mod pod;
 pub mod workloads;
 
 use serde::Serialize;
@@ -110,7 +111,7 @@ pub fn run(s: &Snapshot) -> Vec<Check> {
     checks.extend(platform::nodes(s));
     checks.extend(workloads::classes(s));
     checks.extend(workloads::service_accounts(s));
-    checks.extend(workloads::pod(s));
+    checks.extend(pod::pod(s));
     checks
 }
 

@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::diagnose::checks::Status;
 use crate::diagnose::facts::{CsiDriverFacts, PodMountFacts, ServiceAccountFacts, WorkloadPod};
 use crate::diagnose::iam::NamedPolicy;
 
@@ -90,7 +91,7 @@ fn healthy() -> Snapshot {
 }
 
 fn all(s: &Snapshot) -> Vec<Check> {
-    [classes(s), service_accounts(s), pod(s)].concat()
+    [classes(s), service_accounts(s), super::super::pod::pod(s)].concat()
 }
 
 fn only<'a>(checks: &'a [Check], name: &str) -> &'a Check {
@@ -480,5 +481,5 @@ fn the_pod_s_failed_mounts_map_to_cause_and_fix() {
 }
 
 fn pod_checks(s: &Snapshot) -> Vec<Check> {
-    pod(s)
+    super::super::pod::pod(s)
 }
