@@ -372,9 +372,16 @@ async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
     assert!(fix.contains(&missed) && !fix.contains(&allowed), "{fix}");
     let pod = one(&report, "pod.mount", &sa);
     assert_eq!(pod["status"], "fail");
-    if event.to_ascii_lowercase().contains("access denied") {
-        assert!(text(&pod["saw"]).contains("the role cannot read"), "{pod}");
-    }
+    assert!(event.contains("access denied"), "{event}");
+    assert!(
+        text(&pod["saw"]).contains(&format!("the role cannot read {missed}")),
+        "{pod}"
+    );
+    let fix = text(&pod["fix"]);
+    assert!(
+        fix.contains(&format!("--role-name {}", fx.ns)) && fix.contains(&missed),
+        "{fix}"
+    );
     assert_no_value(&out, &[&v1, &v2]);
     common::delete_namespace(&fx.kube, &fx.ns).await;
     delete_secret(&cfg, &allowed).await;
@@ -526,6 +533,19 @@ async fn a_node_where_the_driver_runs_without_a_provider_pod_is_flagged() {
     .await
     .expect("restore the provider's affinity");
     let _ = nodes.delete(&node_name, &Default::default()).await;
+    // Pod GC removes the pods left on the deleted node; wait for it (best effort).
+    let pods: Api<Pod> = Api::all(kube.clone());
+    for _ in 0..150 {
+        let left = pods
+            .list(&ListParams::default().fields(&format!("spec.nodeName={node_name}")))
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(0);
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
 
     assert_eq!(code, Some(1));
     let c = one(&report, "provider.nodes", "secrets-store-csi-driver");

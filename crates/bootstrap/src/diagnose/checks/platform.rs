@@ -491,7 +491,17 @@ fn provider_nodes(s: &Snapshot, providers: &[&DaemonSetFacts]) -> Vec<Check> {
     let mut checks = Vec::new();
     for driver in daemonsets(s, Component::Driver) {
         let subject = format!("driver nodes of DaemonSet {}", driver.reference());
-        let driver_nodes = driver.ready_nodes();
+        // Pods left on a deleted node (until pod GC removes them) run nowhere.
+        let existing: Option<Vec<&str>> = s
+            .nodes
+            .as_ref()
+            .ok()
+            .map(|n| n.iter().map(|n| n.name.as_str()).collect());
+        let driver_nodes: Vec<&str> = driver
+            .ready_nodes()
+            .into_iter()
+            .filter(|n| existing.as_ref().is_none_or(|e| e.contains(n)))
+            .collect();
         if providers.is_empty() {
             checks.push(Check::warn(
                 "provider.nodes",

@@ -319,6 +319,14 @@ fn every_driver_node_needs_a_provider_pod_in_the_same_directory() {
             ready: true,
         });
     }
+    assert_eq!(
+        only(&provider(&s), "provider.nodes").status,
+        Status::Pass,
+        "a pod left on a deleted node runs nowhere"
+    );
+    if let Ok(n) = s.nodes.as_mut() {
+        n.push(node("n3"));
+    }
     let c = provider(&s);
     let nodes = only(&c, "provider.nodes");
     assert_eq!(nodes.status, Status::Fail);

@@ -573,7 +573,7 @@ fn policy_check(
     let notes = notes.join("; ");
     if refused.is_empty() {
         let status_saw = format!(
-            "role {} allows reading all {} object(s) of its classes ({} policies evaluated): {}; {notes}",
+            "role {} allows reading all {} object(s) of its classes ({} policy document(s) evaluated): {}; {notes}",
             role.name,
             allowed.len(),
             role.policies.len(),
