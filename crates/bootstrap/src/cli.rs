@@ -58,6 +58,14 @@ pub enum Command {
         /// The shell to generate completions for.
         shell: clap_complete::Shell,
     },
+    /// Say what is wrong with Pod Identity + Secrets Store CSI on a cluster, and how to fix it.
+    ///
+    /// Read-only. Checks the Pod Identity agent, the driver (token audiences, rotation, sync
+    /// RBAC), the AWS provider on every driver node, Fargate and Windows nodes, every
+    /// SecretProviderClass of provider aws, and every service account those classes serve
+    /// (association or IRSA annotation, the role's trust and its policies against each object);
+    /// with --pod, maps that pod's FailedMount events to the cause. Exit 0 when nothing fails.
+    Doctor(Box<DoctorArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +229,29 @@ pub struct MigrateArgs {
     /// Overall time limit, e.g. 15m.
     #[arg(long, default_value = "15m")]
     pub timeout: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The EKS cluster's name.
+    #[arg(long, env = "BOOTSTRAP_CLUSTER")]
+    pub cluster: String,
+    /// Only this namespace's SecretProviderClasses and workloads (the platform is always
+    /// checked).
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Also explain this pod's failed mounts (its FailedMount events); needs --namespace.
+    #[arg(long, value_name = "POD", requires = "namespace")]
+    pub pod: Option<String>,
+    /// AWS region (default: AWS_REGION, then the profile's region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS profile from the shared config files.
+    #[arg(long)]
+    pub profile: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::cli::{DownArgs, MigrateArgs, OnboardArgs, UpArgs};
+use crate::cli::{DoctorArgs, DownArgs, MigrateArgs, OnboardArgs, UpArgs};
 use crate::render::csi_driver::{CsiDriverValues, Rotation};
 use crate::render::names;
 use crate::render::provider::ProviderValues;
@@ -396,6 +396,48 @@ fn read_values(path: &PathBuf) -> Result<ValuesFile, ConfigError> {
     serde_saphyr::from_str(&text).map_err(|source| ConfigError::ParseValues {
         path: path.clone(),
         source: Box::new(source),
+    })
+}
+
+/// Everything `doctor` needs, resolved and validated.
+#[derive(Debug, Clone)]
+pub struct DoctorSettings {
+    pub cluster: String,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub namespace: Option<String>,
+    pub pod: Option<String>,
+    pub output: OutputFormat,
+}
+
+/// Validates `doctor`'s flags.
+pub fn resolve_doctor(args: &DoctorArgs) -> Result<DoctorSettings, ConfigError> {
+    if let Some(problem) = cluster_name_problem(&args.cluster) {
+        return Err(invalid("--cluster", problem));
+    }
+    if let Some(ns) = &args.namespace
+        && let Some(problem) = names::label_problem("namespace", ns)
+    {
+        return Err(invalid("--namespace", problem));
+    }
+    if let Some(pod) = &args.pod
+        && let Some(problem) = names::subdomain_problem("pod", pod)
+    {
+        return Err(invalid("--pod", problem));
+    }
+    if args.pod.is_some() && args.namespace.is_none() {
+        return Err(invalid(
+            "--pod",
+            "--pod needs --namespace (the pod's namespace)",
+        ));
+    }
+    Ok(DoctorSettings {
+        cluster: args.cluster.clone(),
+        region: args.region.clone().or_else(region_from_env),
+        profile: args.profile.clone(),
+        namespace: args.namespace.clone(),
+        pod: args.pod.clone(),
+        output: args.output,
     })
 }
 

@@ -3,9 +3,13 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bootstrap::cli::{Cli, Command, DownArgs, MigrateArgs, OnboardArgs, OutputFormat, UpArgs};
+use bootstrap::cli::{
+    Cli, Command, DoctorArgs, DownArgs, MigrateArgs, OnboardArgs, OutputFormat, UpArgs,
+};
 use bootstrap::commands::{self, ExitStatus};
-use bootstrap::config::{resolve_down, resolve_migrate, resolve_onboard, resolve_up};
+use bootstrap::config::{
+    resolve_doctor, resolve_down, resolve_migrate, resolve_onboard, resolve_up,
+};
 use bootstrap::error::StepError;
 use bootstrap::ui::{Printer, render_error, write_manifests};
 use clap::{CommandFactory, Parser};
@@ -44,6 +48,10 @@ fn main() -> ExitCode {
         Command::Down(args) => {
             let p = printer(args.output == OutputFormat::Json).with_dry_run(args.dry_run);
             block_on(&p, down(args, &p))
+        }
+        Command::Doctor(args) => {
+            let p = printer(args.output == OutputFormat::Json);
+            block_on(&p, doctor(args, &p))
         }
     };
     status.into()
@@ -173,4 +181,21 @@ async fn migrate(args: &MigrateArgs, printer: &Printer) -> ExitStatus {
     } else {
         ExitStatus::Failure
     }
+}
+
+async fn doctor(args: &DoctorArgs, printer: &Printer) -> ExitStatus {
+    let settings = match resolve_doctor(args) {
+        Ok(s) => s,
+        Err(e) => return commands::user_error(printer, &e),
+    };
+    let report = match commands::doctor::run(&settings, printer).await {
+        Ok(report) => report,
+        Err(e) => return commands::fail(printer, &e),
+    };
+    if printer.json {
+        printer.json_value(&report);
+    } else {
+        print!("{}", commands::doctor::text(&report));
+    }
+    commands::doctor::exit_status(&report)
 }

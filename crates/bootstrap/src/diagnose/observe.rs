@@ -1,5 +1,6 @@
-//! Read-only observations the diagnosis rules work on; each is `None` when it could not be
-//! read (no access, not there), so a rule never guesses.
+//! Read-only observations the diagnosis rules work on; each is `None` (or, for doctor's
+//! [`snapshot`], a [`Seen`] error) when it could not be read, so a rule never guesses. Only
+//! get, list and describe calls: nothing here writes.
 
 use k8s_openapi::api::core::v1::Event;
 use kube::Api;
@@ -7,18 +8,37 @@ use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::Value;
 
 use crate::aws::Clients;
+use crate::diagnose::facts::Seen;
+
+#[path = "observe_doctor.rs"]
+mod doctor;
+pub use doctor::{kube_problem, snapshot};
 
 /// The pod's warning messages, oldest first, without repeats.
 pub async fn warnings(kube: &kube::Client, ns: &str, pod: &str) -> Vec<String> {
+    warning_events(kube, ns, pod, None)
+        .await
+        .unwrap_or_default()
+}
+
+/// The pod's warnings with one `reason` (all when `None`), oldest first, without repeats.
+pub async fn warning_events(
+    kube: &kube::Client,
+    ns: &str,
+    pod: &str,
+    reason: Option<&str>,
+) -> Seen<Vec<String>> {
     let events: Api<Event> = Api::namespaced(kube.clone(), ns);
     let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
-    let Ok(list) = events.list(&params).await else {
-        return Vec::new();
-    };
+    let list = events
+        .list(&params)
+        .await
+        .map_err(|e| kube_problem(&format!("list the events of pod {ns}/{pod}"), &e))?;
     let mut found: Vec<(Option<String>, String)> = list
         .items
         .into_iter()
         .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter(|e| reason.is_none_or(|r| e.reason.as_deref() == Some(r)))
         .filter_map(|e| {
             let when = e
                 .last_timestamp
@@ -41,7 +61,7 @@ pub async fn warnings(kube: &kube::Client, ns: &str, pod: &str) -> Vec<String> {
             messages.push(message);
         }
     }
-    messages
+    Ok(messages)
 }
 
 pub async fn spc_use_pod_identity(

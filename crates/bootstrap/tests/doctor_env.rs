@@ -1,0 +1,567 @@
+//! `bootstrap doctor` against the local EKS stand-in: it passes on a cluster fresh from `up`,
+//! and flags, each with its fix, an SPC with `usePodIdentity: "yes"`, a service account whose
+//! SPC expects Pod Identity but has no association, a CSIDriver without the
+//! pods.eks.amazonaws.com audience, a role whose policy misses one of the SPC's secrets, and a
+//! node where the driver runs without a provider pod. Bad input exits 2. No secret value is
+//! ever printed.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::fixture::Fixture;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::storage::v1::CSIDriver;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+
+/// The tests change the same cluster: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const DEMO_NS: &str = "bootstrap-demo";
+
+async fn run(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("bootstrap runs")
+    })
+    .await
+    .expect("join")
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Runs `doctor --output json` with `extra` flags: the exit code and the report.
+async fn doctor(cluster: &str, extra: &[&str]) -> (Option<i32>, Value, Output) {
+    let mut a = args(&["doctor", "--cluster", cluster, "--output", "json", "-q"]);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    let out = run(a).await;
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "doctor's stdout is not JSON ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code(), report, out)
+}
+
+/// `bootstrap up` with the demo secret: the platform and the demo workload, verified.
+async fn ensure_up(cluster: &str) {
+    let out = run(args(&[
+        "up",
+        "--cluster",
+        cluster,
+        "--create-demo-secret",
+        "-q",
+        "--timeout",
+        "4m",
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "up failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn checks(report: &Value) -> Vec<Value> {
+    report["checks"].as_array().cloned().unwrap_or_default()
+}
+
+/// The checks named `name` whose subject contains `subject`.
+fn find(report: &Value, name: &str, subject: &str) -> Vec<Value> {
+    checks(report)
+        .into_iter()
+        .filter(|c| c["check"] == name && c["subject"].as_str().unwrap_or("").contains(subject))
+        .collect()
+}
+
+fn one(report: &Value, name: &str, subject: &str) -> Value {
+    let found = find(report, name, subject);
+    assert_eq!(
+        found.len(),
+        1,
+        "one {name} check about {subject:?} in {}",
+        serde_json::to_string_pretty(report).unwrap_or_default()
+    );
+    found[0].clone()
+}
+
+fn failed(report: &Value) -> Vec<Value> {
+    checks(report)
+        .into_iter()
+        .filter(|c| c["status"] == "fail")
+        .collect()
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+fn assert_no_value(out: &Output, values: &[&str]) {
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for v in values {
+        assert!(!all.contains(v), "a secret value was printed");
+    }
+}
+
+/// A secret with a value doctor must never print.
+async fn secret(cfg: &aws_config::SdkConfig, name: &str) -> (String, String) {
+    let value = common::unique("doctor-value");
+    let arn = aws_sdk_secretsmanager::Client::new(cfg)
+        .create_secret()
+        .name(name)
+        .secret_string(&value)
+        .send()
+        .await
+        .expect("CreateSecret")
+        .arn
+        .expect("arn");
+    (arn, value)
+}
+
+async fn delete_secret(cfg: &aws_config::SdkConfig, arn: &str) {
+    let _ = aws_sdk_secretsmanager::Client::new(cfg)
+        .delete_secret()
+        .secret_id(arn)
+        .force_delete_without_recovery(true)
+        .send()
+        .await;
+}
+
+fn spc_params(region: &str, use_pod_identity: Option<&str>, names: &[&str]) -> Value {
+    let objects: String = names
+        .iter()
+        .map(|n| format!("- objectName: \"{n}\"\n  objectType: secretsmanager\n"))
+        .collect();
+    let mut p = json!({"region": region, "objects": objects});
+    if let Some(v) = use_pod_identity {
+        p["usePodIdentity"] = json!(v);
+    }
+    p
+}
+
+#[test]
+fn bad_input_exits_2_before_any_call() {
+    for bad in [
+        vec!["doctor", "--cluster", "not a name"],
+        vec!["doctor", "--cluster", "c", "--pod", "p"],
+        vec!["doctor", "--cluster", "c", "--namespace", "Bad_NS"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+            .args(&bad)
+            .env_remove("AWS_ENDPOINT_URL")
+            .stdin(Stdio::null())
+            .output()
+            .expect("runs");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_passes_on_a_cluster_fresh_from_up() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    ensure_up(&env.cluster).await;
+
+    let (code, report, out) = doctor(&env.cluster, &["--namespace", DEMO_NS]).await;
+    assert!(failed(&report).is_empty(), "{:#?}", failed(&report));
+    assert_eq!(code, Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    for c in checks(&report) {
+        let mut keys: Vec<&String> = c.as_object().expect("object").keys().collect();
+        keys.sort();
+        assert_eq!(keys, ["check", "fix", "saw", "status", "subject"], "{c}");
+    }
+    assert_eq!(report["summary"]["fail"], 0);
+    for name in [
+        "agent.addon",
+        "agent.daemonset",
+        "agent.ipv6",
+        "driver.installed",
+        "driver.token-audiences",
+        "driver.rotation",
+        "driver.secret-sync",
+        "provider.installed",
+        "provider.nodes",
+        "nodes.compute",
+    ] {
+        assert!(!find(&report, name, "").is_empty(), "no {name} check");
+    }
+    // The demo workload: its class, and the service account it serves, all pass.
+    let spc = format!("{DEMO_NS}/bootstrap-demo-app");
+    for name in ["spc.use-pod-identity", "spc.objects", "spc.region"] {
+        assert_eq!(one(&report, name, &spc)["status"], "pass");
+    }
+    let sa = format!("{DEMO_NS}/demo-app");
+    for name in ["sa.association", "sa.trust", "sa.policy"] {
+        let c = one(&report, name, &sa);
+        assert_eq!(c["status"], "pass", "{c}");
+    }
+    assert!(text(&one(&report, "sa.policy", &sa)["saw"]).contains("conditions were not evaluated"));
+
+    // The whole cluster: the platform passes (other tests' namespaces may hold broken
+    // workloads on purpose).
+    let (_, all, _) = doctor(&env.cluster, &[]).await;
+    let platform_failures: Vec<Value> = failed(&all)
+        .into_iter()
+        .filter(|c| !text(&c["check"]).starts_with("spc.") && !text(&c["check"]).starts_with("sa."))
+        .collect();
+    assert!(platform_failures.is_empty(), "{platform_failures:#?}");
+
+    // Text output: one block per check, the counts last.
+    let out = run(args(&[
+        "doctor",
+        "--cluster",
+        &env.cluster,
+        "--namespace",
+        DEMO_NS,
+    ]))
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("pass  agent.addon"), "{stdout}");
+    assert!(stdout.contains("      saw: "), "{stdout}");
+    assert!(stdout.trim_end().ends_with("0 failed"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    ensure_up(&env.cluster).await;
+    let cfg = common::aws().await;
+    let (arn, value) = secret(&cfg, &common::unique("doctor/yes")).await;
+    let Some(fx) = Fixture::new("dr-yes", std::slice::from_ref(&arn), &[], false).await else {
+        return;
+    };
+    let region = std::env::var("AWS_REGION").unwrap_or_default();
+    fx.pod("app", spc_params(&region, Some("yes"), &[&arn]))
+        .await;
+    fx.failed("app").await;
+
+    let (code, report, out) = doctor(&env.cluster, &["--namespace", &fx.ns, "--pod", "app"]).await;
+    assert_eq!(code, Some(1));
+    let c = one(&report, "spc.use-pod-identity", &format!("{}/app", fx.ns));
+    assert_eq!(c["status"], "fail");
+    assert!(
+        text(&c["saw"]).contains(r#"usePodIdentity "yes" is not a boolean"#),
+        "{c}"
+    );
+    assert_eq!(
+        text(&c["fix"]),
+        format!(
+            r#"kubectl -n {} patch secretproviderclass app --type=merge -p '{{"spec":{{"parameters":{{"usePodIdentity":"true"}}}}}}'"#,
+            fx.ns
+        )
+    );
+    let pod = one(&report, "pod.mount", &format!("{}/app", fx.ns));
+    assert_eq!(pod["status"], "fail");
+    assert!(
+        text(&pod["saw"]).contains("usePodIdentity parameter is invalid"),
+        "{pod}"
+    );
+    assert!(
+        text(&pod["fix"]).contains("patch secretproviderclass app"),
+        "{pod}"
+    );
+    assert_no_value(&out, &[&value]);
+    common::delete_namespace(&fx.kube, &fx.ns).await;
+    delete_secret(&cfg, &arn).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pod_identity_without_an_association_is_flagged_with_the_create_command() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    ensure_up(&env.cluster).await;
+    let cfg = common::aws().await;
+    let (arn, value) = secret(&cfg, &common::unique("doctor/noassoc")).await;
+    // IRSA-annotated service account, no association; its class says Pod Identity.
+    let Some(fx) = Fixture::new("dr-noassoc", std::slice::from_ref(&arn), &[], true).await else {
+        return;
+    };
+    let region = std::env::var("AWS_REGION").unwrap_or_default();
+    fx.pod("app", spc_params(&region, Some("true"), &[&arn]))
+        .await;
+    fx.failed("app").await;
+
+    let (code, report, out) = doctor(&env.cluster, &["--namespace", &fx.ns, "--pod", "app"]).await;
+    assert_eq!(code, Some(1));
+    let c = one(&report, "sa.association", &format!("{}/app", fx.ns));
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        text(&c["saw"]).contains("no Pod Identity association"),
+        "{c}"
+    );
+    assert_eq!(
+        text(&c["fix"]),
+        format!(
+            "aws eks create-pod-identity-association --cluster-name {} --namespace {} --service-account app --role-arn {}",
+            env.cluster, fx.ns, fx.role_arn
+        ),
+        "the annotated role is the one to associate"
+    );
+    let pod = one(&report, "pod.mount", &format!("{}/app", fx.ns));
+    assert_eq!(pod["status"], "fail");
+    assert!(text(&pod["saw"]).contains("refused the token"), "{pod}");
+    assert!(
+        text(&pod["fix"]).contains("aws eks create-pod-identity-association"),
+        "{pod}"
+    );
+    assert_no_value(&out, &[&value]);
+    common::delete_namespace(&fx.kube, &fx.ns).await;
+    delete_secret(&cfg, &arn).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    ensure_up(&env.cluster).await;
+    let cfg = common::aws().await;
+    let tag = common::unique("doctor/pol");
+    let (allowed, v1) = secret(&cfg, &format!("{tag}/allowed")).await;
+    let (missed, v2) = secret(&cfg, &format!("{tag}/missed")).await;
+    let Some(fx) = Fixture::new("dr-policy", std::slice::from_ref(&allowed), &[], false).await
+    else {
+        return;
+    };
+    let region = std::env::var("AWS_REGION").unwrap_or_default();
+    fx.pod(
+        "app",
+        spc_params(&region, Some("true"), &[&allowed, &missed]),
+    )
+    .await;
+    let event = fx.failed("app").await;
+
+    let (code, report, out) = doctor(&env.cluster, &["--namespace", &fx.ns, "--pod", "app"]).await;
+    assert_eq!(code, Some(1));
+    let sa = format!("{}/app", fx.ns);
+    assert_eq!(one(&report, "sa.association", &sa)["status"], "pass");
+    assert_eq!(one(&report, "sa.trust", &sa)["status"], "pass");
+    let c = one(&report, "sa.policy", &sa);
+    assert_eq!(c["status"], "fail", "{c}");
+    let saw = text(&c["saw"]);
+    assert!(
+        saw.contains(&format!("secretsmanager:GetSecretValue on {missed}")),
+        "{saw}"
+    );
+    assert!(
+        !saw.contains(&format!("GetSecretValue on {allowed}")),
+        "{saw}"
+    );
+    let fix = text(&c["fix"]);
+    assert!(
+        fix.starts_with(&format!("aws iam put-role-policy --role-name {}", fx.ns)),
+        "{fix}"
+    );
+    assert!(fix.contains(&missed) && !fix.contains(&allowed), "{fix}");
+    let pod = one(&report, "pod.mount", &sa);
+    assert_eq!(pod["status"], "fail");
+    assert!(event.contains("access denied"), "{event}");
+    assert!(
+        text(&pod["saw"]).contains(&format!("the role cannot read {missed}")),
+        "{pod}"
+    );
+    let fix = text(&pod["fix"]);
+    assert!(
+        fix.contains(&format!("--role-name {}", fx.ns)) && fix.contains(&missed),
+        "{fix}"
+    );
+    assert_no_value(&out, &[&v1, &v2]);
+    common::delete_namespace(&fx.kube, &fx.ns).await;
+    delete_secret(&cfg, &allowed).await;
+    delete_secret(&cfg, &missed).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_csidriver_without_the_pod_identity_audience_is_flagged() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    ensure_up(&env.cluster).await;
+    let kube = common::kube().await;
+    let drivers: Api<CSIDriver> = Api::all(kube.clone());
+    let name = "secrets-store.csi.k8s.io";
+    // tokenRequests is mutable (Kubernetes >= 1.21): a merge patch replaces the list.
+    let only_sts = json!({"spec": {"tokenRequests": [{"audience": "sts.amazonaws.com"}]}});
+    drivers
+        .patch(name, &PatchParams::default(), &Patch::Merge(&only_sts))
+        .await
+        .expect("patch the CSIDriver");
+
+    let (code, report, _) = doctor(&env.cluster, &["--namespace", DEMO_NS]).await;
+    let both = json!({"spec": {"tokenRequests": [{"audience": "sts.amazonaws.com"}, {"audience": "pods.eks.amazonaws.com"}]}});
+    drivers
+        .patch(name, &PatchParams::default(), &Patch::Merge(&both))
+        .await
+        .expect("restore the CSIDriver");
+
+    assert_eq!(code, Some(1));
+    let c = one(&report, "driver.token-audiences", name);
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        text(&c["saw"]).contains("missing pods.eks.amazonaws.com"),
+        "{c}"
+    );
+    assert_eq!(
+        text(&c["fix"]),
+        format!("bootstrap up --cluster {}", env.cluster),
+        "bootstrap's own driver: up restores it"
+    );
+    let (code, _, _) = doctor(&env.cluster, &["--namespace", DEMO_NS]).await;
+    assert_eq!(code, Some(0), "restored");
+}
+
+fn third_node(region: &str) -> (String, Value) {
+    let name = format!("ip-10-0-3-13.{region}.compute.internal");
+    let node = json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                "topology.kubernetes.io/region": region, "topology.kubernetes.io/zone": format!("{region}c"),
+                "node.kubernetes.io/instance-type": "m5.large", "type": "kwok"}},
+        "spec": {"providerID": format!("aws:///{region}c/i-0doctor0000000003")}});
+    (name, node)
+}
+
+async fn ready_pod_on(kube: &kube::Client, ns: &str, prefix: &str, node: &str) -> bool {
+    let pods: Api<Pod> = Api::namespaced(kube.clone(), ns);
+    let Ok(list) = pods
+        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await
+    else {
+        return false;
+    };
+    list.items.iter().any(|p| {
+        p.metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| n.starts_with(prefix))
+            && p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_where_the_driver_runs_without_a_provider_pod_is_flagged() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    ensure_up(&env.cluster).await;
+    let kube = common::kube().await;
+    let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-west-2".into());
+    let (node_name, node) = third_node(&region);
+    let nodes: Api<Node> = Api::all(kube.clone());
+    nodes
+        .patch(
+            &node_name,
+            &PatchParams::apply("doctor-env-test").force(),
+            &Patch::Apply(&node),
+        )
+        .await
+        .expect("register a third kwok node");
+    // The provider skips it (an extra affinity term); the driver and the agent run there.
+    let ds: Api<DaemonSet> = Api::namespaced(kube.clone(), "kube-system");
+    let original = ds
+        .get("aws-csi-provider")
+        .await
+        .expect("the provider DaemonSet");
+    let affinity = serde_json::to_value(
+        original
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.affinity.clone()),
+    )
+    .expect("affinity");
+    let mut skipping = affinity.clone();
+    let terms = skipping
+        .pointer_mut("/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms/0/matchExpressions")
+        .and_then(Value::as_array_mut)
+        .expect("the provider's node affinity");
+    terms
+        .push(json!({"key": "kubernetes.io/hostname", "operator": "NotIn", "values": [node_name]}));
+    let patch = |a: &Value| json!({"spec": {"template": {"spec": {"affinity": a}}}});
+    ds.patch(
+        "aws-csi-provider",
+        &PatchParams::default(),
+        &Patch::Merge(&patch(&skipping)),
+    )
+    .await
+    .expect("make the provider skip the node");
+    common::eventually(
+        "the driver and the agent to run on the third node",
+        90,
+        || {
+            let kube = kube.clone();
+            let node_name = node_name.clone();
+            async move {
+                let driver =
+                    ready_pod_on(&kube, "kube-system", "secrets-store-csi-driver", &node_name)
+                        .await;
+                let agent =
+                    ready_pod_on(&kube, "kube-system", "eks-pod-identity-agent", &node_name).await;
+                let provider =
+                    ready_pod_on(&kube, "kube-system", "aws-csi-provider", &node_name).await;
+                (driver && agent && !provider).then_some(())
+            }
+        },
+    )
+    .await;
+
+    let (code, report, _) = doctor(&env.cluster, &["--namespace", DEMO_NS]).await;
+    ds.patch(
+        "aws-csi-provider",
+        &PatchParams::default(),
+        &Patch::Merge(&patch(&affinity)),
+    )
+    .await
+    .expect("restore the provider's affinity");
+    let _ = nodes.delete(&node_name, &Default::default()).await;
+    // Pod GC removes the pods left on the deleted node; wait for it (best effort).
+    let pods: Api<Pod> = Api::all(kube.clone());
+    for _ in 0..150 {
+        let left = pods
+            .list(&ListParams::default().fields(&format!("spec.nodeName={node_name}")))
+            .await
+            .map(|l| l.items.len())
+            .unwrap_or(0);
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
+
+    assert_eq!(code, Some(1));
+    let c = one(&report, "provider.nodes", "secrets-store-csi-driver");
+    assert_eq!(c["status"], "fail", "{c}");
+    assert!(
+        text(&c["saw"]).contains(&format!(
+            "the driver runs on {node_name} with no ready AWS provider pod"
+        )),
+        "{c}"
+    );
+    assert!(
+        text(&c["fix"]).contains("describe daemonset aws-csi-provider"),
+        "{c}"
+    );
+    assert_eq!(
+        one(&report, "agent.daemonset", "eks-pod-identity-agent")["status"],
+        "pass"
+    );
+}
