@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use super::auth::{CredentialCache, PodIdentityAgent};
+use super::auth::{CacheScope, CredentialCache, PodIdentityAgent};
 use super::clients::SdkFactory;
 use super::cluster::KubeLookup;
 use super::metrics::{self, Metrics};
@@ -53,6 +53,10 @@ pub struct Args {
     /// Cap on the files returned by one mount (the driver's gRPC limit is 4 MiB).
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub max_response_bytes: usize,
+    /// How widely a credential session is reused: `pod` (each pod its own session, reused for
+    /// its remounts; safe with policies on the pod's session tags) or `service-account`.
+    #[arg(long, value_enum, default_value = "pod")]
+    pub credential_cache_scope: CacheScope,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -100,6 +104,7 @@ pub async fn run(args: Args) -> Result<(), String> {
             max_response_bytes: args.max_response_bytes,
             deadline: args.mount_deadline,
             concurrency: args.max_concurrency.max(1),
+            credential_scope: args.credential_cache_scope,
         },
         aws: Arc::new(SdkFactory::from_env().await),
         cluster: Arc::new(KubeLookup::new()),
