@@ -209,3 +209,23 @@ fn keys_match_case_insensitively_like_upstream() {
     let specs = parse_objects(failover, None, "us-east-1", Some("us-west-2")).expect("ok");
     assert_eq!(specs[0].target(true).0, "db2");
 }
+
+#[test]
+fn file_names_are_cleaned_like_upstream_and_reserved_names_refused() {
+    let off = |yaml: &str| parse_objects(yaml, Some("False"), "us-east-1", None);
+    let specs = off("- {objectName: ./a//b/./c, objectType: ssmparameter}").expect("cleaned");
+    assert_eq!(specs[0].file_name, "a/b/c");
+    let specs = off("- {objectName: x/..data, objectType: ssmparameter}").expect("nested is fine");
+    assert_eq!(specs[0].file_name, "x/..data");
+    for bad in [
+        "..data",
+        "..2026_12_01_10_00_00.1",
+        "a/../../etc",
+        "..",
+        ".",
+    ] {
+        let yaml = format!("- {{objectName: '{bad}', objectType: ssmparameter}}");
+        let e = off(&yaml).expect_err(bad).to_string();
+        assert!(e.contains("not allowed"), "{bad}: {e}");
+    }
+}

@@ -164,12 +164,12 @@ async fn secrets_manager_and_ssm_through_moto() {
     assert_eq!(files[4], ("url", b"s3cr3t-param-2".as_slice()));
     // A pinned SSM version is fetched as name:version (moto's reply has no Selector).
     assert_eq!(files[5], ("url-v1", b"s3cr3t-param".as_slice()));
-    assert_eq!(resp.object_version[4].version, "1");
+    assert_eq!(resp.object_version[5].version, "1");
     assert_eq!(
         resp.object_version[0].version,
         v2.version_id().unwrap_or_default()
     );
-    assert_eq!(resp.object_version[3].version, "2");
+    assert_eq!(resp.object_version[4].version, "2");
     let metrics = h.metrics.render();
     assert!(
         metrics.contains("operation=\"BatchGetSecretValue\",outcome=\"ok\"} 1"),
