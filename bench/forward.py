@@ -2,7 +2,8 @@
 
     python forward.py LISTEN=TARGET [LISTEN=TARGET ...]
 
-Each endpoint is tcp:HOST:PORT or unix:PATH. Run once inside the namespace (tcp listeners on
+Each endpoint is tcp:HOST:PORT or unix:PATH; a listener may be tls:HOST:PORT (TLS terminated
+with FORWARD_TLS_CERT / FORWARD_TLS_KEY, e.g. a stand-in for sts.<region>.amazonaws.com). Run once inside the namespace (tcp listeners on
 169.254.170.23:80 and 127.0.0.1:PORT → unix sockets) and once outside (unix sockets → the
 stand-in on 127.0.0.1), so every byte stays on loopback or inside the namespace. Prints
 "ready" once every listener is bound; runs until SIGTERM. Connections are capped.
@@ -10,6 +11,7 @@ stand-in on 127.0.0.1), so every byte stays on loopback or inside the namespace.
 import asyncio
 import os
 import signal
+import ssl
 import sys
 
 MAX_CONNECTIONS = 2048
@@ -18,9 +20,9 @@ CHUNK = 65536
 
 def parse(spec):
     kind, _, rest = spec.partition(":")
-    if kind == "tcp":
+    if kind in ("tcp", "tls"):
         host, _, port = rest.rpartition(":")
-        return ("tcp", host.strip("[]"), int(port))
+        return (kind, host.strip("[]"), int(port))
     if kind == "unix":
         return ("unix", rest, None)
     raise SystemExit(f"error: endpoint {spec!r} is not tcp:HOST:PORT or unix:PATH")
@@ -53,8 +55,12 @@ async def serve(listen, target, limit):
                 return
             await asyncio.gather(pipe(r1, w2), pipe(r2, w1))
 
-    if listen[0] == "tcp":
-        return await asyncio.start_server(handle, listen[1], listen[2], reuse_address=True)
+    if listen[0] in ("tcp", "tls"):
+        ctx = None
+        if listen[0] == "tls":
+            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ctx.load_cert_chain(os.environ["FORWARD_TLS_CERT"], os.environ["FORWARD_TLS_KEY"])
+        return await asyncio.start_server(handle, listen[1], listen[2], reuse_address=True, ssl=ctx)
     if os.path.exists(listen[1]):
         os.unlink(listen[1])
     return await asyncio.start_unix_server(handle, listen[1])

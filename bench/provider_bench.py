@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,7 +36,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "env", "kubelet"))
 from kubeapi import Kube  # noqa: E402
-from netns import Namespace, in_cluster_setup, rss_kib, threads, wait_for_socket  # noqa: E402
+from netns import (Namespace, hosts_setup, in_cluster_setup, make_tls, rss_kib, threads,  # noqa: E402
+                   wait_for_socket)
 from protos import load  # noqa: E402
 
 pb, pb_grpc = load("provider")
@@ -71,31 +73,45 @@ class Backend:
         kube = Kube(env("KUBECONFIG"))
         kube.apply(f"/api/v1/namespaces/{tag}", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": tag}})
         kube.apply(f"/api/v1/namespaces/{tag}/serviceaccounts/app",
-                   {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app", "namespace": tag}})
+                   {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {
+                       "name": "app", "namespace": tag, "annotations": {"eks.amazonaws.com/role-arn": role}}})
         self.tokens = {}
         for aud in ("pods.eks.amazonaws.com", "sts.amazonaws.com"):
             tr = kube.request("POST", f"/api/v1/namespaces/{tag}/serviceaccounts/app/token",
                               body={"spec": {"audiences": [aud], "expirationSeconds": 7200}})
             self.tokens[aud] = {"token": tr["status"]["token"],
                                 "expirationTimestamp": tr["status"]["expirationTimestamp"]}
-        # What upstream's rest.InClusterConfig() reads (never used for Pod Identity mounts).
+        # What upstream's rest.InClusterConfig() reads: a token of a service account allowed what
+        # its chart's ClusterRole allows (IRSA reads the pod's service account).
+        sa, rbac = "/api/v1/namespaces/kube-system/serviceaccounts", "/apis/rbac.authorization.k8s.io/v1"
+        kube.apply(f"{sa}/bench-provider", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                            "metadata": {"name": "bench-provider", "namespace": "kube-system"}})
+        kube.apply(f"{rbac}/clusterroles/bench-provider", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "bench-provider"},
+            "rules": [{"apiGroups": [""], "resources": ["serviceaccounts", "pods", "nodes"], "verbs": ["get"]}]})
+        kube.apply(f"{rbac}/clusterrolebindings/bench-provider", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+            "metadata": {"name": "bench-provider"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "bench-provider"},
+            "subjects": [{"kind": "ServiceAccount", "name": "bench-provider", "namespace": "kube-system"}]})
+        tr = kube.request("POST", f"{sa}/bench-provider/token", body={"spec": {"expirationSeconds": 7200}})
         self.sa_dir = os.path.join(workdir, "serviceaccount")
         os.makedirs(self.sa_dir)
         with open(os.path.join(self.sa_dir, "token"), "w") as f:
-            f.write(self.tokens["sts.amazonaws.com"]["token"])
+            f.write(tr["status"]["token"])
         with open(os.path.join(self.sa_dir, "namespace"), "w") as f:
             f.write("kube-system")
         pki = os.path.join(env("BOOTSTRAP_ENV_STATE"), "pki", "ca.crt")
         with open(pki) as src, open(os.path.join(self.sa_dir, "ca.crt"), "w") as dst:
             dst.write(src.read())
 
-    def attrs(self, n, pod):
+    def attrs(self, n, pod, auth="pod_identity"):
         objects = "".join(f'- objectName: "{name}"\n  objectType: secretsmanager\n' for name in self.names[:n])
-        return json.dumps({
+        return json.dumps({"usePodIdentity": "true" if auth == "pod_identity" else "",
             "csi.storage.k8s.io/pod.name": pod, "csi.storage.k8s.io/pod.namespace": self.tag,
             "csi.storage.k8s.io/pod.uid": str(uuid.uuid4()), "csi.storage.k8s.io/serviceAccount.name": "app",
             "csi.storage.k8s.io/serviceAccount.tokens": json.dumps(self.tokens), "secretProviderClass": "bench",
-            "objects": objects, "usePodIdentity": "true", "region": self.region})
+            "objects": objects, "region": self.region})
 
     def check(self, who, n, resp):
         """Every file present with its canary; nothing printed about values."""
@@ -134,13 +150,19 @@ class Provider:
                                                permission="420", current_object_version=list(versions)), timeout=60)
 
 
-def start_providers(ns, args, workdir, backend):
+def start_providers(ns, args, workdir, backend, tls):
+    """Both providers inside `ns`. For IRSA both resolve sts.<region>.amazonaws.com to the
+    namespace's TLS stand-in (hosts file, CA through SSL_CERT_FILE): upstream's STS client
+    cannot be pointed elsewhere, and ours is given the same endpoint so both take one path."""
+    ca, hosts = tls
+    sts = f"https://sts.{backend.region}.amazonaws.com"
     base = {"PATH": os.environ["PATH"], "AWS_REGION": backend.region, "AWS_ENDPOINT_URL": env("AWS_ENDPOINT_URL"),
-            "AWS_EC2_METADATA_DISABLED": "true"}
+            "AWS_EC2_METADATA_DISABLED": "true", "SSL_CERT_FILE": ca}
     out = []
     d = os.path.join(workdir, "ours")
     log = os.path.join(workdir, "ours.log")
-    p = ns.spawn([args.ours, f"--provider-volume={d}"], {**base, "RUST_LOG": "info"}, log)
+    ours_env = {**base, "RUST_LOG": "info", "KUBECONFIG": env("KUBECONFIG"), "AWS_ENDPOINT_URL_STS": sts}
+    p = ns.spawn([args.ours, f"--provider-volume={d}"], ours_env, log, setup=hosts_setup(hosts))
     wait_for_socket(os.path.join(d, "aws.sock"), p, "aws-csi-provider", log)
     out.append(Provider("ours", p, os.path.join(d, "aws.sock"), log))
     if args.upstream:
@@ -149,7 +171,7 @@ def start_providers(ns, args, workdir, backend):
         log = os.path.join(workdir, "upstream.log")
         kenv = {"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(args.apiserver_port)}
         p = ns.spawn([args.upstream, f"--provider-volume={d}", "--driver-writes-secrets"], {**base, **kenv}, log,
-                     setup=in_cluster_setup(backend.sa_dir))
+                     setup=in_cluster_setup(backend.sa_dir, hosts))
         wait_for_socket(os.path.join(d, "aws.sock"), p, "upstream provider", log)
         out.append(Provider("upstream", p, os.path.join(d, "aws.sock"), log))
     return out
@@ -160,12 +182,12 @@ def pct(xs, q):
     return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
 
 
-def mount_block(prov, backend, n, mounts, conc, target):
+def mount_block(prov, backend, n, mounts, conc, target, auth="pod_identity"):
     """`mounts` new pods, `conc` at a time; latencies in ms and the stand-in's call delta."""
     before = calls()
 
     def one(k):
-        attrs = backend.attrs(n, f"bench-{k}")
+        attrs = backend.attrs(n, f"bench-{k}", auth)
         t = time.perf_counter()
         resp = prov.mount(attrs, target)
         ms = (time.perf_counter() - t) * 1000
@@ -216,6 +238,7 @@ def main():
     ap.add_argument("--ours", required=True)
     ap.add_argument("--upstream", help="the upstream binary; without it only ours is measured")
     ap.add_argument("--secrets", default="1,10,50")
+    ap.add_argument("--irsa-secrets", default="10", help="sizes also measured over IRSA ('' for none)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per case")
     ap.add_argument("--seq-mounts", type=int, default=30, help="sequential mounts per provider per round")
     ap.add_argument("--conc-mounts", type=int, default=128, help="concurrent mounts per provider per round")
@@ -227,29 +250,37 @@ def main():
     a = ap.parse_args()
     if a.smoke:
         a.secrets, a.rounds, a.seq_mounts, a.conc_mounts, a.concurrency, a.remounts, a.long = "1,3", 1, 3, 8, 4, 3, 20
+        a.irsa_secrets = "3"
     sizes = [int(x) for x in a.secrets.split(",")]
+    irsa_sizes = [int(x) for x in a.irsa_secrets.split(",") if x]
     o = int(os.environ.get("BOOTSTRAP_ENV_PORT_OFFSET", "0"))
     aws_port = int(env("AWS_ENDPOINT_URL").rsplit(":", 1)[1])
     agent_port = int(env("POD_IDENTITY_ENDPOINT").split(":")[2].split("/")[0])
     a.apiserver_port = 16443 + o
     work = tempfile.mkdtemp(prefix="provider-bench-")
-    backend = Backend(max(sizes), work)
+    backend = Backend(max(sizes + irsa_sizes), work)
+    ca, cert, key = make_tls(work, f"sts.{backend.region}.amazonaws.com")
+    hosts = os.path.join(work, "hosts")
+    with open(hosts, "w") as f:
+        f.write(f"127.0.0.1 localhost\n::1 localhost\n127.0.0.1 sts.{backend.region}.amazonaws.com\n")
     forwards = {("169.254.170.23", 80): ("127.0.0.1", agent_port), ("127.0.0.1", aws_port): ("127.0.0.1", aws_port),
                 ("127.0.0.1", a.apiserver_port): ("127.0.0.1", a.apiserver_port)}
     results = {"cases": [], "remount": [], "memory": {}, "config": vars(a)}
-    with Namespace(f"bench{os.getpid()}", work, forwards) as ns:
-        provs = start_providers(ns, a, work, backend)
+    tls = {("127.0.0.1", 443): ("127.0.0.1", aws_port)}
+    with Namespace(f"bench{os.getpid()}", work, forwards, tls=tls, tls_files=(cert, key)) as ns:
+        provs = start_providers(ns, a, work, backend, (ca, hosts))
         creds = backend.agent_credentials()
         target = os.path.join(work, "target")
         os.makedirs(target)
-        for n in sizes:
+        cases = [(n, "pod_identity") for n in sizes] + [(n, "irsa") for n in irsa_sizes]
+        for n, auth in cases:
             for mode, mounts, conc in (("sequential", a.seq_mounts, 1), (f"{a.concurrency} concurrent", a.conc_mounts,
                                                                          a.concurrency)):
-                case = {"secrets": n, "mode": mode, "lat": {}, "calls": {}, "mounts": {}}
+                case = {"secrets": n, "auth": auth, "mode": mode, "lat": {}, "calls": {}, "mounts": {}}
                 for r in range(a.rounds):
                     order = provs if r % 2 == 0 else provs[::-1]
                     for p in order:
-                        lat, d = mount_block(p, backend, n, mounts, conc, target)
+                        lat, d = mount_block(p, backend, n, mounts, conc, target, auth)
                         case["lat"].setdefault(p.name, []).extend(lat)
                         for k, v in d.items():
                             case["calls"].setdefault(p.name, {}).setdefault(k, 0)
@@ -257,7 +288,7 @@ def main():
                         case["mounts"][p.name] = case["mounts"].get(p.name, 0) + mounts
                     case["lat"].setdefault("floor", []).extend(floor_block(ns, backend, creds, n, mounts, conc))
                 results["cases"].append(case)
-                print(f"  done: {n} secrets, {mode}", file=sys.stderr)
+                print(f"  done: {n} secrets, {auth}, {mode}", file=sys.stderr)
         for n in sizes:
             for p in provs:
                 lat, d = remount_block(p, backend, n, a.remounts, work)
@@ -282,6 +313,7 @@ def main():
             with open(p.log, errors="replace") as f:
                 if backend.canary in f.read():
                     raise SystemExit(f"error: a secret value reached the {p.name} log")
+    shutil.rmtree(work, ignore_errors=True)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -9,29 +9,33 @@ def _per_mount(calls, mounts, prefix):
     return sum(v for k, v in calls.items() if k.startswith(prefix)) / max(mounts, 1)
 
 
-CRED = ("eks-pod-identity-agent:", "eks-auth:", "sts:")
+CRED = ("eks-pod-identity-agent:", "eks-auth:", "sts:", "unknown:AssumeRole")
+
+
+def _auth(case):
+    return {"pod_identity": "Pod Identity", "irsa": "IRSA"}.get(case.get("auth"), "Pod Identity")
 
 
 def render(res, names):
     up = "upstream" in names
     out = ["### Mount latency (ms), each mount a new pod", "",
-           "| secrets | mode | floor p50 | ours p50 | ours p99 |"
+           "| auth | secrets | mode | floor p50 | ours p50 | ours p99 |"
            + (" upstream p50 | upstream p99 | p50 ours÷up | p99 ours÷up | ours p50 ÷ floor |" if up else "")]
-    out.append("|" + "---|" * (5 + (5 if up else 0)))
+    out.append("|" + "---|" * (6 + (5 if up else 0)))
     for c in res["cases"]:
         o, f = c["lat"]["ours"], c["lat"]["floor"]
-        row = [str(c["secrets"]), c["mode"], f"{_p(f, .5):.1f}", f"{_p(o, .5):.1f}", f"{_p(o, .99):.1f}"]
+        row = [_auth(c), str(c["secrets"]), c["mode"], f"{_p(f, .5):.1f}", f"{_p(o, .5):.1f}", f"{_p(o, .99):.1f}"]
         if up:
             u = c["lat"]["upstream"]
             row += [f"{_p(u, .5):.1f}", f"{_p(u, .99):.1f}", _ratio(_p(o, .5), _p(u, .5)),
                     _ratio(_p(o, .99), _p(u, .99)), _ratio(_p(o, .5), _p(f, .5))]
         out.append("| " + " | ".join(row) + " |")
     out += ["", "### AWS calls per mount (counted by the stand-in)", "",
-            "| secrets | mode | ours: Secrets Manager | ours: credentials |"
+            "| auth | secrets | mode | ours: Secrets Manager | ours: credentials |"
             + (" upstream: Secrets Manager | upstream: credentials | SM ours÷up |" if up else "")]
-    out.append("|" + "---|" * (4 + (3 if up else 0)))
+    out.append("|" + "---|" * (5 + (3 if up else 0)))
     for c in res["cases"]:
-        row = [str(c["secrets"]), c["mode"]]
+        row = [_auth(c), str(c["secrets"]), c["mode"]]
         sm = {}
         for name in names:
             calls, m = c["calls"].get(name, {}), c["mounts"][name]
