@@ -307,8 +307,10 @@ def main():
                 results["memory"][p.name].setdefault("rss_after_kib", []).append([done + k, rss])
                 results["memory"][p.name]["peak_kib"] = hwm
             done += k
+        time.sleep(12)  # idle long enough for ours' periodic trim and Go's scavenger to run
         for p in provs:
             results["memory"][p.name]["threads_after"] = threads(p.pid)
+            results["memory"][p.name]["settled_kib"] = rss_kib(p.pid)[0]
         for p in provs:
             with open(p.log, errors="replace") as f:
                 if backend.canary in f.read():

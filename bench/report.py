@@ -51,18 +51,20 @@ def render(res, names):
         calls = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["calls_per_remount"].items())) or "0"
         out.append(f"| {r['secrets']} | {r['provider']} | {r['p50']:.1f} | {r['p99']:.1f} | {calls} |")
     out += ["", "### Resident memory (MiB)", "",
-            "| provider | idle | peak (VmHWM) | after mounts (RSS) | threads idle → after |", "|---|---|---|---|---|"]
+            "| provider | idle | peak (VmHWM) | after N mounts (RSS) | 12 s later | threads idle → after |",
+            "|---|---|---|---|---|---|"]
     mem = res["memory"]
     for name in names:
         m = mem[name]
         steps = " → ".join(f"{k}: {v / 1024:.1f}" for k, v in m.get("rss_after_kib", []))
         out.append(f"| {name} | {m['idle_kib'] / 1024:.1f} | {m.get('peak_kib', 0) / 1024:.1f} | {steps} | "
-                   f"{m['threads']} → {m.get('threads_after', '?')} |")
+                   f"{m.get('settled_kib', 0) / 1024:.1f} | {m['threads']} → {m.get('threads_after', '?')} |")
     if up:
         o, u = mem["ours"], mem["upstream"]
         out.append(f"| ours ÷ upstream | {_ratio(o['idle_kib'], u['idle_kib'])} | "
                    f"{_ratio(o.get('peak_kib', 0), u.get('peak_kib', 0))} | "
-                   f"{_ratio(o['rss_after_kib'][-1][1], u['rss_after_kib'][-1][1])} | |")
+                   f"{_ratio(o['rss_after_kib'][-1][1], u['rss_after_kib'][-1][1])} | "
+                   f"{_ratio(o.get('settled_kib', 0), u.get('settled_kib', 0))} | |")
     return "\n".join(out)
 
 
