@@ -7,7 +7,6 @@
 
 pub mod attributes;
 pub mod auth;
-pub mod authority;
 pub mod clients;
 pub mod cluster;
 pub mod daemon;
@@ -15,7 +14,6 @@ pub mod error;
 pub mod fetch;
 pub mod files;
 mod gather;
-mod gokeys;
 pub mod jmes;
 pub mod metrics;
 pub mod mount;
