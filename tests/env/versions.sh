@@ -5,7 +5,8 @@ KWOK_VERSION=v0.7.0
 CSI_DRIVER_VERSION=v1.6.0
 MOTO_VERSION=5.2.5
 ETCD_VERSION=v3.6.6
-# The upstream Go AWS provider has no Go-semver tags: pin a commit pseudo-version.
-AWS_PROVIDER_MODULE=github.com/aws/secrets-store-csi-driver-provider-aws
-AWS_PROVIDER_VERSION=${AWS_PROVIDER_VERSION:-}
+# The upstream Go AWS provider (the benchmark peer): the module proxy does not serve it, so it
+# builds from its unmodified source tarball in ../shared/upstream/ beside the repository
+# (BOOTSTRAP_UPSTREAM_SRC_DIR overrides the directory); its dependencies come from the proxy.
+AWS_PROVIDER_VERSION=3.1.1
 BOOTSTRAP_ENV_CACHE=${BOOTSTRAP_ENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/bootstrap-env}

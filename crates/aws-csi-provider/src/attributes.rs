@@ -79,12 +79,7 @@ impl MountAttributes {
         };
         let address_type = match take("preferredAddressType") {
             None => AddressType::Auto,
-            Some(v) => match v.to_ascii_lowercase().as_str() {
-                "auto" => AddressType::Auto,
-                "ipv4" => AddressType::Ipv4,
-                "ipv6" => AddressType::Ipv6,
-                _ => return Err(MountError::AddressType { value: v }),
-            },
+            Some(v) => parse_address_type(&v),
         };
         let region = take("region");
         let failover_region = take("failoverRegion");
@@ -98,10 +93,8 @@ impl MountAttributes {
             pod_uid: take(POD_UID).unwrap_or_default(),
             spc_name: take("secretProviderClass"),
             path_translation: take("pathTranslation"),
-            objects: take("objects").ok_or(MountError::MissingAttribute {
-                key: "objects",
-                hint: "add an `objects` parameter (a YAML list) to the SecretProviderClass",
-            })?,
+            // Absent means none, as upstream: parse_objects warns about an empty list.
+            objects: take("objects").unwrap_or_default(),
             tokens: take(TOKENS),
             pod_namespace,
             service_account,
@@ -136,6 +129,23 @@ impl MountAttributes {
     /// `namespace/name` of the pod, for logs and errors.
     pub fn pod_ref(&self) -> String {
         format!("{}/{}", self.pod_namespace, self.pod_name)
+    }
+}
+
+/// `preferredAddressType` as upstream reads it: `auto`, `ipv4`, `ipv6` in any case; anything
+/// else falls back to `auto`, with a warning since it is probably a typo.
+pub fn parse_address_type(value: &str) -> AddressType {
+    match value.to_lowercase().as_str() {
+        "auto" => AddressType::Auto,
+        "ipv4" => AddressType::Ipv4,
+        "ipv6" => AddressType::Ipv6,
+        _ => {
+            tracing::warn!(
+                value = %value.escape_debug(),
+                "preferredAddressType {value:?} is not one of auto, ipv4, ipv6: using auto (IPv4, then IPv6), as the upstream provider does; hint: fix or remove the parameter"
+            );
+            AddressType::Auto
+        }
     }
 }
 
@@ -227,7 +237,14 @@ mod tests {
                 .address_type,
             AddressType::Ipv6
         );
-        assert!(parse_with("preferredAddressType", "ipv5").is_err());
+        // Unknown values fall back to auto, like upstream (with a warning).
+        assert_eq!(
+            parse_with("preferredAddressType", "ipv5")
+                .expect("accepted")
+                .address_type,
+            AddressType::Auto
+        );
+        assert_eq!(parse_address_type("IPV4"), AddressType::Ipv4);
         let mut m = base();
         m.insert("region".into(), "us-east-1".into());
         m.insert("failoverRegion".into(), "us-east-1".into());

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use super::auth::{CredentialCache, PodIdentityAgent};
+use super::auth::{CacheScope, CredentialCache, PodIdentityAgent};
 use super::clients::SdkFactory;
 use super::cluster::KubeLookup;
 use super::metrics::{self, Metrics};
@@ -53,9 +53,47 @@ pub struct Args {
     /// Cap on the files returned by one mount (the driver's gRPC limit is 4 MiB).
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub max_response_bytes: usize,
+    /// How widely a credential session is reused: `pod` (each pod its own session, reused for
+    /// its remounts; safe with policies on the pod's session tags) or `service-account`.
+    #[arg(long, value_enum, default_value = "pod")]
+    pub credential_cache_scope: CacheScope,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Upstream's flag, accepted so its DaemonSet arguments work: files are always returned
+    /// to the driver, which writes them atomically.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", hide = true)]
+    pub driver_writes_secrets: Option<bool>,
+    /// Upstream's Kubernetes client QPS, accepted and unused (this client is not rate limited).
+    #[arg(long, hide = true)]
+    pub qps: Option<u32>,
+    /// Upstream's Kubernetes client burst, accepted and unused.
+    #[arg(long, hide = true)]
+    pub burst: Option<u32>,
+    /// Upstream's EKS add-on version (its User-Agent), accepted and unused.
+    #[arg(long, hide = true)]
+    pub eks_addon_version: Option<String>,
+}
+
+impl Args {
+    /// Logs the upstream-only flags that were given and what they do here (nothing).
+    fn note_upstream_flags(&self) {
+        let given = [
+            (
+                "--driver-writes-secrets",
+                self.driver_writes_secrets.is_some(),
+            ),
+            ("--qps", self.qps.is_some()),
+            ("--burst", self.burst.is_some()),
+            ("--eks-addon-version", self.eks_addon_version.is_some()),
+        ];
+        for (flag, _) in given.iter().filter(|(_, set)| *set) {
+            tracing::info!(
+                flag,
+                "{flag} is an upstream provider flag, accepted for compatibility and ignored here"
+            );
+        }
+    }
 }
 
 /// A duration flag: the shared grammar (`500ms`, `5s`, `2m`, `1m30s`), at most a day.
@@ -84,6 +122,7 @@ pub fn init_logging(format: LogFormat) {
 
 /// Runs the provider until SIGTERM or SIGINT.
 pub async fn run(args: Args) -> Result<(), String> {
+    args.note_upstream_flags();
     let metrics = Arc::new(Metrics::new());
     let agent = PodIdentityAgent::new(
         args.pod_identity_http_timeout,
@@ -100,6 +139,7 @@ pub async fn run(args: Args) -> Result<(), String> {
             max_response_bytes: args.max_response_bytes,
             deadline: args.mount_deadline,
             concurrency: args.max_concurrency.max(1),
+            credential_scope: args.credential_cache_scope,
         },
         aws: Arc::new(SdkFactory::from_env().await),
         cluster: Arc::new(KubeLookup::new()),
@@ -198,5 +238,23 @@ mod tests {
         assert_eq!(a.provider_volume, PathBuf::from("/tmp/p"));
         assert_eq!(a.metrics_addr.map(|m| m.port()), Some(18081));
         assert_eq!(a.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn upstream_daemonset_flags_are_accepted() {
+        let a = Args::try_parse_from([
+            "aws-csi-provider",
+            "--provider-volume=/var/run/secrets-store-csi-providers",
+            "--driver-writes-secrets",
+            "--qps=5",
+            "--burst=10",
+            "--eks-addon-version=v3.1.1-eksbuild.1",
+            "--pod-identity-http-timeout=2s",
+        ])
+        .expect("upstream's arguments parse");
+        assert_eq!(a.driver_writes_secrets, Some(true));
+        let a = Args::try_parse_from(["aws-csi-provider", "--driver-writes-secrets=false"])
+            .expect("parses");
+        assert_eq!(a.driver_writes_secrets, Some(false));
     }
 }

@@ -22,9 +22,6 @@ pub enum MountError {
     )]
     UsePodIdentity { value: String },
 
-    #[error("preferredAddressType {value:?} is not one of auto, ipv4, ipv6")]
-    AddressType { value: String },
-
     #[error(
         "failoverRegion {region:?} is the same as region; hint: pick a different failover region or remove it"
     )]
@@ -113,7 +110,6 @@ impl MountError {
             MountError::Attributes { .. }
             | MountError::MissingAttribute { .. }
             | MountError::UsePodIdentity { .. }
-            | MountError::AddressType { .. }
             | MountError::SameFailoverRegion { .. } => "invalid_attributes",
             MountError::MissingToken { .. } => "missing_token",
             MountError::NoRegion { .. } => "no_region",

@@ -31,12 +31,18 @@ impl PathTranslation {
         }
     }
 
-    /// The file name for an object name or alias.
+    /// The file name for an object name or alias, without empty or `.` elements (as Go's
+    /// `filepath.Join` under upstream would clean them; `..` is kept for the check to refuse).
     pub fn apply(self, name: &str) -> String {
-        match self {
+        let translated = match self {
             Self::Replace(c) => name.replace('/', c.encode_utf8(&mut [0; 4])),
-            Self::Off => name.trim_start_matches('/').to_string(),
-        }
+            Self::Off => name.to_string(),
+        };
+        let kept: Vec<&str> = translated
+            .split('/')
+            .filter(|e| !e.is_empty() && *e != ".")
+            .collect();
+        kept.join("/")
     }
 }
 
@@ -45,8 +51,9 @@ const MAX_COMPONENT: usize = 255;
 const MAX_PATH: usize = 4096;
 
 /// Checks that `name` is a safe relative path inside the volume: not empty, not absolute, no
-/// NUL, no `..` or `.` element, no element starting with `..` (the driver's atomic writer
-/// reserves those), within length limits. Returns the reason when it is not.
+/// NUL, no empty, `..` or `.` element, a first element not starting with `..` (the driver's
+/// atomic writer reserves those names: `..data`, `..<timestamp>`), within length limits.
+/// Returns the reason when it is not.
 pub fn check_relative_path(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("it is empty");
@@ -60,15 +67,17 @@ pub fn check_relative_path(name: &str) -> Result<(), &'static str> {
     if name.starts_with('/') || Path::new(name).is_absolute() {
         return Err("it is an absolute path");
     }
-    for element in name.split('/') {
+    for (i, element) in name.split('/').enumerate() {
         if element.is_empty() {
             return Err("it has an empty path element (//) or ends with /");
         }
         if element == ".." || element == "." {
             return Err("it contains a . or .. element (path traversal)");
         }
-        if element.starts_with("..") {
-            return Err("an element starts with .., which the driver reserves");
+        if i == 0 && element.starts_with("..") {
+            return Err(
+                "it starts with .., which the driver's atomic writer reserves (..data, ..<timestamp>)",
+            );
         }
         if element.len() > MAX_COMPONENT {
             return Err("an element is longer than 255 bytes");
@@ -116,6 +125,10 @@ mod tests {
         assert!(PathTranslation::parse(Some("ab")).is_err());
         assert_eq!(PathTranslation::Replace('_').apply("/app/db"), "_app_db");
         assert_eq!(PathTranslation::Off.apply("/app/db"), "app/db");
+        // Cleaned like filepath.Join: empty and . elements go, .. stays (to be refused).
+        assert_eq!(PathTranslation::Off.apply("./a//b/./c/"), "a/b/c");
+        assert_eq!(PathTranslation::Off.apply("a/../b"), "a/../b");
+        assert_eq!(PathTranslation::Off.apply("."), "");
     }
 
     #[test]
@@ -136,7 +149,15 @@ mod tests {
         ] {
             assert!(check_relative_path(bad).is_err(), "{bad:?}");
         }
-        for good in ["a", "a/b", "a.b", "a..b", ".hidden", "db_password"] {
+        for good in [
+            "a",
+            "a/b",
+            "a.b",
+            "a..b",
+            ".hidden",
+            "db_password",
+            "x/..data",
+        ] {
             assert!(check_relative_path(good).is_ok(), "{good:?}");
         }
         assert!(check_relative_path(&"a".repeat(300)).is_err());

@@ -7,6 +7,7 @@
 
 pub mod attributes;
 pub mod auth;
+pub mod authority;
 pub mod clients;
 pub mod cluster;
 pub mod daemon;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod fetch;
 pub mod files;
 mod gather;
+mod gokeys;
 pub mod jmes;
 pub mod metrics;
 pub mod mount;

@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use super::attributes::{IRSA_AUDIENCE, MountAttributes, POD_IDENTITY_AUDIENCE, parse_permission};
 use super::auth::cache::CacheOutcome;
-use super::auth::{CredentialCache, Identity, PodIdentityAgent, irsa};
+use super::auth::{CacheScope, CredentialCache, Identity, PodIdentityAgent, PodKey, irsa};
 use super::clients::AwsFactory;
 use super::cluster::ClusterLookup;
 use super::error::{FetchCause, MountError};
@@ -29,6 +29,8 @@ pub struct MountConfig {
     pub deadline: Duration,
     /// Parallel AWS calls per mount.
     pub concurrency: usize,
+    /// Whether credential sessions are shared per pod or per service account.
+    pub credential_scope: CacheScope,
 }
 
 impl Default for MountConfig {
@@ -38,6 +40,7 @@ impl Default for MountConfig {
             max_response_bytes: 4 * 1024 * 1024,
             deadline: Duration::from_secs(30),
             concurrency: 8,
+            credential_scope: CacheScope::Pod,
         }
     }
 }
@@ -132,6 +135,10 @@ impl Mounter {
             &region,
             failover,
         )?;
+        if specs.is_empty() {
+            // Nothing to fetch, so no credentials either (parse_objects warned).
+            return Ok(MountOutput::default());
+        }
         let (identity, creds) = self.credentials(attrs, &region).await?;
         let fetched = self.fetch(&specs, &region, failover, &creds).await;
         let fetched = match fetched {
@@ -184,11 +191,19 @@ impl Mounter {
         attrs: &MountAttributes,
         region: &str,
     ) -> Result<(Identity, Credentials), MountError> {
+        let pod = match self.config.credential_scope {
+            CacheScope::Pod => Some(PodKey {
+                name: attrs.pod_name.clone(),
+                uid: attrs.pod_uid.clone(),
+            }),
+            CacheScope::ServiceAccount => None,
+        };
         let (identity, result) = if attrs.use_pod_identity {
             let token = attrs.token(POD_IDENTITY_AUDIENCE)?;
             let identity = Identity::PodIdentity {
                 namespace: attrs.pod_namespace.clone(),
                 service_account: attrs.service_account.clone(),
+                pod,
             };
             let r = self
                 .credentials
@@ -219,6 +234,7 @@ impl Mounter {
                 namespace: attrs.pod_namespace.clone(),
                 service_account: attrs.service_account.clone(),
                 role_arn: role.clone(),
+                pod,
             };
             let sts = self.aws.sts(region);
             let pod_ref = attrs.pod_ref();

@@ -2,11 +2,11 @@
 
 use std::collections::HashSet;
 
-use serde::Deserialize;
 use thiserror::Error;
 
 use super::files::{PathTranslation, check_relative_path, parse_file_permission};
-use super::scalar::opt_scalar;
+use super::gokeys::go_keys_struct;
+use super::scalar::Scalar;
 
 /// Where an object lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,8 +29,6 @@ impl ObjectKind {
 pub enum ObjectsError {
     #[error("the objects parameter is not a YAML list of objects: {reason}")]
     Yaml { reason: String },
-    #[error("the objects parameter lists no objects")]
-    Empty,
     #[error("{0}")]
     PathTranslation(String),
     #[error("object #{index}: objectName must be specified")]
@@ -85,45 +83,37 @@ impl ObjectSpec {
     }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct RawObject {
-    #[serde(deserialize_with = "opt_scalar")]
-    object_name: Option<String>,
-    #[serde(deserialize_with = "opt_scalar")]
-    object_type: Option<String>,
-    #[serde(deserialize_with = "opt_scalar")]
-    object_alias: Option<String>,
-    #[serde(deserialize_with = "opt_scalar")]
-    object_version: Option<String>,
-    #[serde(deserialize_with = "opt_scalar")]
-    object_version_label: Option<String>,
-    #[serde(deserialize_with = "opt_scalar")]
-    file_permission: Option<String>,
-    jmes_path: Option<Vec<RawJmes>>,
-    failover_object: Option<RawFailover>,
+go_keys_struct! {
+    "objects entry"
+    /// One `objects` entry as written; keys match case-insensitively like upstream's.
+    struct RawObject {
+        object_name: Scalar = "objectName",
+        object_type: Scalar = "objectType",
+        object_alias: Scalar = "objectAlias",
+        object_version: Scalar = "objectVersion",
+        object_version_label: Scalar = "objectVersionLabel",
+        file_permission: Scalar = "filePermission",
+        jmes_path: Option<Vec<RawJmes>> = "jmesPath",
+        failover_object: Option<RawFailover> = "failoverObject",
+    }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct RawJmes {
-    #[serde(deserialize_with = "opt_scalar")]
-    path: Option<String>,
-    #[serde(deserialize_with = "opt_scalar")]
-    object_alias: Option<String>,
-    #[serde(deserialize_with = "opt_scalar")]
-    file_permission: Option<String>,
+go_keys_struct! {
+    "jmesPath entry"
+    struct RawJmes {
+        path: Scalar = "path",
+        object_alias: Scalar = "objectAlias",
+        file_permission: Scalar = "filePermission",
+    }
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", default)]
-struct RawFailover {
-    #[serde(deserialize_with = "opt_scalar")]
-    object_name: Option<String>,
-    #[serde(deserialize_with = "opt_scalar")]
-    object_version: Option<String>,
-    #[serde(deserialize_with = "opt_scalar")]
-    object_version_label: Option<String>,
+go_keys_struct! {
+    "failoverObject"
+    struct RawFailover {
+        object_name: Scalar = "objectName",
+        object_version: Scalar = "objectVersion",
+        object_version_label: Scalar = "objectVersionLabel",
+    }
 }
 
 /// Largest `objects` document accepted (the driver's whole request is far below this).
@@ -149,7 +139,11 @@ pub fn parse_objects(
         })?;
     let raw = raw.unwrap_or_default();
     if raw.is_empty() {
-        return Err(ObjectsError::Empty);
+        // Upstream mounts nothing then; probably a mistake, so say so.
+        tracing::warn!(
+            "the objects parameter lists no objects: mounting zero files (as the upstream provider does); hint: list the secrets to mount under objects in the SecretProviderClass"
+        );
+        return Ok(Vec::new());
     }
     let mut used = HashSet::new();
     let mut specs = Vec::with_capacity(raw.len());
@@ -221,7 +215,7 @@ fn validate(
     }
     let failover = match r
         .failover_object
-        .map(|mut f| (non_empty(f.object_name.take()), f))
+        .map(|mut f| (non_empty(std::mem::take(&mut f.object_name)), f))
     {
         None | Some((None, _)) => None,
         Some((Some(fname), f)) => {
@@ -274,8 +268,8 @@ fn validate(
     })
 }
 
-fn non_empty(v: Option<String>) -> Option<String> {
-    v.filter(|s| !s.is_empty())
+fn non_empty(v: Scalar) -> Option<String> {
+    v.0.filter(|s| !s.is_empty())
 }
 
 /// Works out the object's kind from `objectType` and/or its ARN, checking they agree and that

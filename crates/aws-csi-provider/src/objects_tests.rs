@@ -147,7 +147,6 @@ fn failover_rules() {
 #[test]
 fn malformed_yaml_is_an_error() {
     for bad in [
-        "",
         "{}",
         "- [",
         "objectName: x",
@@ -170,4 +169,63 @@ fn malformed_yaml_is_an_error() {
         err("- {objectName: a, objectType: secretsmanager, filePermission: '777'}")
             .contains("four octal")
     );
+}
+
+#[test]
+fn empty_objects_mount_nothing_like_upstream() {
+    for empty in ["", "   \n", "# nothing yet\n", "[]", "~"] {
+        assert_eq!(parse(empty), Ok(Vec::new()), "{empty:?}");
+    }
+}
+
+#[test]
+fn keys_match_case_insensitively_like_upstream() {
+    let specs = parse(
+        r#"
+- ObjectName: "prod/db"
+  OBJECTTYPE: secretsmanager
+  objectalias: db
+  FilePermission: "0600"
+  JMESPATH:
+    - {PATH: user, ObjectAlias: u}
+- objectName: p
+  objectType: ssmparameter
+  ObjectVersion: 3
+  colour: blue
+"#,
+    )
+    .expect("valid, as under upstream");
+    assert_eq!(specs[0].name, "prod/db");
+    assert_eq!(specs[0].kind, ObjectKind::SecretsManager);
+    assert_eq!(specs[0].file_name, "db");
+    assert_eq!(specs[0].mode, Some(0o600));
+    assert_eq!(specs[0].jmes[0].path, "user");
+    assert_eq!(specs[0].jmes[0].file_name, "u");
+    assert_eq!(specs[1].version.as_deref(), Some("3"));
+    // Go's encoding/json: the last of two spellings of one key wins.
+    let specs = parse("- {objectName: a, ObjectName: b, objectType: secretsmanager}").expect("ok");
+    assert_eq!(specs[0].name, "b");
+    let failover = "- {objectName: db, objectType: secretsmanager, objectAlias: d, FailoverObject: {OBJECTNAME: db2}}";
+    let specs = parse_objects(failover, None, "us-east-1", Some("us-west-2")).expect("ok");
+    assert_eq!(specs[0].target(true).0, "db2");
+}
+
+#[test]
+fn file_names_are_cleaned_like_upstream_and_reserved_names_refused() {
+    let off = |yaml: &str| parse_objects(yaml, Some("False"), "us-east-1", None);
+    let specs = off("- {objectName: ./a//b/./c, objectType: ssmparameter}").expect("cleaned");
+    assert_eq!(specs[0].file_name, "a/b/c");
+    let specs = off("- {objectName: x/..data, objectType: ssmparameter}").expect("nested is fine");
+    assert_eq!(specs[0].file_name, "x/..data");
+    for bad in [
+        "..data",
+        "..2026_12_01_10_00_00.1",
+        "a/../../etc",
+        "..",
+        ".",
+    ] {
+        let yaml = format!("- {{objectName: '{bad}', objectType: ssmparameter}}");
+        let e = off(&yaml).expect_err(bad).to_string();
+        assert!(e.contains("not allowed"), "{bad}: {e}");
+    }
 }

@@ -94,11 +94,15 @@ pub fn build_output(
             spec.mode.unwrap_or(permission),
             value,
         )?;
-        b.out.bytes += spec.file_name.len() + version.len() + FILE_OVERHEAD;
-        b.out.versions.push(ObjectVersion {
-            id: spec.file_name.clone(),
-            version,
-        });
+        // Like upstream, every file gets a version entry: the object's, then its jmesPath keys'.
+        let ids = std::iter::once(&spec.file_name).chain(spec.jmes.iter().map(|j| &j.file_name));
+        for id in ids {
+            b.out.bytes += id.len() + version.len() + FILE_OVERHEAD;
+            b.out.versions.push(ObjectVersion {
+                id: id.clone(),
+                version: version.clone(),
+            });
+        }
     }
     if b.out.bytes > b.limit {
         return Err(MountError::TooLarge {
@@ -144,8 +148,12 @@ mod tests {
             .collect();
         assert_eq!(names, vec![("u", 0o600), ("db", 0o600), ("_p", 0o644)]);
         assert_eq!(out.files[0].contents, b"admin");
-        assert_eq!(out.versions[0].id, "db");
-        assert_eq!(out.versions[1].version, "3");
+        let versions: Vec<_> = out
+            .versions
+            .iter()
+            .map(|v| (v.id.as_str(), v.version.as_str()))
+            .collect();
+        assert_eq!(versions, [("db", "v1"), ("u", "v1"), ("_p", "3")]);
     }
 
     #[test]

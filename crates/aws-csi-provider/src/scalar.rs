@@ -46,3 +46,13 @@ impl<'de> Visitor<'de> for ScalarVisitor {
         d.deserialize_any(ScalarVisitor)
     }
 }
+
+/// An optional scalar as a value type, for fields decoded by hand (see [`crate::gokeys`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Scalar(pub Option<String>);
+
+impl<'de> serde::Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        opt_scalar(d).map(Scalar)
+    }
+}

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::net::UnixListener;
 use tonic::{Request, Response, Status};
 
+use super::authority::AuthorityFix;
 use super::error::{FetchCause, MountError};
 use super::mount::Mounter;
 use super::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
@@ -94,7 +95,11 @@ pub async fn serve_unix(
     tracing::info!(socket = %path.display(), "gRPC provider listening");
     on_ready();
     let incoming = futures::stream::unfold(listener, |listener| async move {
-        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        // Any :authority is accepted (see the authority module).
+        let accepted = listener
+            .accept()
+            .await
+            .map(|(stream, _)| AuthorityFix::new(stream));
         Some((accepted, listener))
     });
     let result = tonic::transport::Server::builder()

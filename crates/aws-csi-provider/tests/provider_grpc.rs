@@ -73,6 +73,8 @@ async fn pod_identity_secrets_manager_alias_jmes_label_and_cache() {
         versions,
         vec![
             ("prod_db", "v-db-1"),
+            ("db-user", "v-db-1"),
+            ("db-pass", "v-db-1"),
             ("api-key", "v-api-2"),
             ("api-key-previous", "v-api-1")
         ]

@@ -97,6 +97,14 @@ async fn secrets_manager_and_ssm_through_moto() {
             .send()
             .await
             .map_err(|e| format!("put {param}: {e:?}"))?;
+        ssm.put_parameter()
+            .name(&param)
+            .value("s3cr3t-param-2")
+            .overwrite(true)
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .map_err(|e| format!("overwrite {param}: {e:?}"))?;
         Ok::<_, String>(v2)
     };
     let v2 = match setup.await {
@@ -127,7 +135,8 @@ async fn secrets_manager_and_ssm_through_moto() {
         "- {{objectName: '{db}', objectType: secretsmanager, objectAlias: db, jmesPath: [{{path: pass, objectAlias: db-pass}}]}}\n\
          - {{objectName: '{db}', objectType: secretsmanager, objectAlias: db-previous, objectVersionLabel: AWSPREVIOUS}}\n\
          - {{objectName: '{api}', objectType: secretsmanager}}\n\
-         - {{objectName: '{param}', objectType: ssmparameter, objectAlias: url}}"
+         - {{objectName: '{param}', objectType: ssmparameter, objectAlias: url}}\n\
+         - {{objectName: '{param}', objectType: ssmparameter, objectAlias: url-v1, objectVersion: 1}}"
     );
     let attrs = attributes(
         &[
@@ -152,12 +161,15 @@ async fn secrets_manager_and_ssm_through_moto() {
             br#"{"user":"u1","pass":"s3cr3t-v1"}"#.as_slice()
         )
     );
-    assert_eq!(files[4], ("url", b"s3cr3t-param".as_slice()));
+    assert_eq!(files[4], ("url", b"s3cr3t-param-2".as_slice()));
+    // A pinned SSM version is fetched as name:version (moto's reply has no Selector).
+    assert_eq!(files[5], ("url-v1", b"s3cr3t-param".as_slice()));
+    assert_eq!(resp.object_version[5].version, "1");
     assert_eq!(
         resp.object_version[0].version,
         v2.version_id().unwrap_or_default()
     );
-    assert_eq!(resp.object_version[3].version, "1");
+    assert_eq!(resp.object_version[4].version, "2");
     let metrics = h.metrics.render();
     assert!(
         metrics.contains("operation=\"BatchGetSecretValue\",outcome=\"ok\"} 1"),

@@ -45,8 +45,8 @@ impl CredentialCache {
     {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            if slots.len() > 4096 {
-                slots.clear();
+            if slots.len() >= MAX_SLOTS && !slots.contains_key(identity) {
+                evict(&mut slots);
             }
             slots.entry(identity.clone()).or_default().clone()
         };
@@ -65,6 +65,25 @@ impl CredentialCache {
     pub fn invalidate(&self, identity: &Identity) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
         slots.remove(identity);
+    }
+}
+
+/// Identities cached at most; past it stale and idle entries go first, then all.
+pub const MAX_SLOTS: usize = 4096;
+
+/// Makes room: drops the slots nobody is using whose credentials are missing or stale; if
+/// that is not enough (every pod still fresh), starts over.
+fn evict(slots: &mut HashMap<Identity, Slot>) {
+    let now = SystemTime::now();
+    slots.retain(|_, slot| {
+        Arc::strong_count(slot) > 1
+            || slot
+                .try_lock()
+                .map(|c| c.as_ref().is_some_and(|c| is_fresh(c, now)))
+                .unwrap_or(true)
+    });
+    if slots.len() >= MAX_SLOTS {
+        slots.clear();
     }
 }
 
@@ -95,6 +114,7 @@ mod tests {
         Identity::PodIdentity {
             namespace: "ns".into(),
             service_account: "sa".into(),
+            pod: None,
         }
     }
 
