@@ -57,6 +57,9 @@ pub struct Args {
     /// its remounts; safe with policies on the pod's session tags) or `service-account`.
     #[arg(long, value_enum, default_value = "pod")]
     pub credential_cache_scope: CacheScope,
+    /// Async worker threads (mounts are I/O-bound; more threads cost memory, not speed).
+    #[arg(long, default_value_t = crate::runtime::DEFAULT_WORKERS)]
+    pub worker_threads: usize,
     /// Log format.
     #[arg(long, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -156,6 +159,14 @@ pub async fn run(args: Args) -> Result<(), String> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
+    // glibc keeps freed pages resident; give them back now and then (cheap when idle).
+    let trim = tokio::spawn(async {
+        let mut every = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            every.tick().await;
+            crate::runtime::release_free_memory();
+        }
+    });
     let metrics_task = args.metrics_addr.map(|addr| {
         let m = metrics.clone();
         let stop = stopped(stop_rx.clone());
@@ -186,6 +197,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         )
     });
     metrics.set_ready(false);
+    trim.abort();
     if let Some(task) = metrics_task {
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
     }

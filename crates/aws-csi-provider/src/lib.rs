@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod mount;
 pub mod objects;
 pub mod output;
+pub mod runtime;
 mod scalar;
 pub use bootstrap_common::secret;
 pub mod server;

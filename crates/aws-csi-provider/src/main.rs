@@ -3,12 +3,16 @@
 use clap::Parser;
 
 use aws_csi_provider::daemon::{Args, init_logging, run};
+use aws_csi_provider::runtime;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    runtime::tune_allocator();
     init_logging(args.log_format);
-    match run(args).await {
+    let result = runtime::build(args.worker_threads)
+        .map_err(|e| format!("starting the async runtime: {e}"))
+        .and_then(|rt| rt.block_on(run(args)));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
