@@ -12,6 +12,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -49,7 +50,17 @@ pub struct Metrics {
     duration: Histogram,
     aws_calls: Family<CallLabels, Counter>,
     credentials: Family<CredLabels, Counter>,
+    in_flight: Gauge,
     ready: AtomicBool,
+}
+
+/// Counts a mount as in flight until dropped, whether it finished or its caller went away.
+pub struct InFlight<'a>(&'a Gauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Default for Metrics {
@@ -67,6 +78,12 @@ impl Metrics {
         let duration = Histogram::new(buckets);
         let aws_calls = Family::<CallLabels, Counter>::default();
         let credentials = Family::<CredLabels, Counter>::default();
+        let in_flight = Gauge::default();
+        registry.register(
+            "mounts_in_flight",
+            "Mount requests being served (a dropped request leaves at once)",
+            in_flight.clone(),
+        );
         registry.register(
             "mounts",
             "Mount requests by result and auth method",
@@ -95,6 +112,7 @@ impl Metrics {
             duration,
             aws_calls,
             credentials,
+            in_flight,
             ready: AtomicBool::new(false),
         }
     }
@@ -108,6 +126,17 @@ impl Metrics {
             self.errors.get_or_create(&CauseLabels { cause }).inc();
         }
         self.duration.observe(seconds);
+    }
+
+    /// Marks a mount in flight for the guard's lifetime.
+    pub fn mount_started(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight(&self.in_flight)
+    }
+
+    /// Mounts in flight now.
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.get()
     }
 
     pub fn credential_lookup(&self, method: &'static str, hit: bool) {

@@ -62,6 +62,8 @@ impl Mounter {
     /// deadline. The error never contains secret material.
     pub async fn mount(&self, req: MountRequest) -> Result<MountResponse, MountError> {
         let started = Instant::now();
+        // Dropped with this future: a driver that hangs up mid-mount leaves nothing behind.
+        let _in_flight = self.metrics.mount_started();
         let attrs = match MountAttributes::parse(&req.attributes) {
             Ok(a) => a,
             Err(e) => {
