@@ -63,20 +63,42 @@ async fn get_batch(
             return targets.iter().map(|_| Err(clone_cause(&cause))).collect();
         }
     };
-    let mut params = out.parameters.take().unwrap_or_default();
-    targets
-        .iter()
-        .map(|t| match params.iter().position(|p| answers(p, t)) {
-            Some(pos) => {
-                let mut p = params.swap_remove(pos);
-                Ok(Fetched {
-                    value: SecretBytes::from_string(p.value.take().unwrap_or_default()),
-                    version: p.version.to_string(),
-                })
-            }
+    let params = out.parameters.take().unwrap_or_default();
+    assign(params, targets)
+        .into_iter()
+        .map(|found| match found {
+            Some(mut p) => Ok(Fetched {
+                value: SecretBytes::from_string(p.value.take().unwrap_or_default()),
+                version: p.version.to_string(),
+            }),
             None => Err(FetchCause::NotFound),
         })
         .collect()
+}
+
+/// Pairs each target with its answer, whatever order the reply lists them in: pinned
+/// targets (a version or label) take their exact answers first, then each unpinned target
+/// takes the newest remaining parameter of its name.
+fn assign(mut params: Vec<Parameter>, targets: &[Target<'_>]) -> Vec<Option<Parameter>> {
+    let mut found: Vec<Option<Parameter>> = targets.iter().map(|_| None).collect();
+    let pinned = |t: &Target<'_>| t.version.is_some() || t.label.is_some();
+    for (i, t) in targets.iter().enumerate().filter(|(_, t)| pinned(t)) {
+        if let Some(pos) = params.iter().position(|p| answers(p, t)) {
+            found[i] = Some(params.swap_remove(pos));
+        }
+    }
+    for (i, t) in targets.iter().enumerate().filter(|(_, t)| !pinned(t)) {
+        let newest = params
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| answers(p, t))
+            .max_by_key(|(_, p)| p.version)
+            .map(|(pos, _)| pos);
+        if let Some(pos) = newest {
+            found[i] = Some(params.swap_remove(pos));
+        }
+    }
+    found
 }
 
 /// Whether `p` is the answer to `t`. AWS echoes a `name:version` / `name:label` request in
@@ -140,6 +162,31 @@ mod tests {
             .version(version)
             .set_selector(selector.map(str::to_string))
             .build()
+    }
+
+    #[test]
+    fn pinned_and_unpinned_pair_is_order_independent() {
+        let pinned = Target {
+            name: "/p",
+            version: Some("1"),
+            label: None,
+        };
+        let latest = Target {
+            name: "/p",
+            version: None,
+            label: None,
+        };
+        for reply in [
+            vec![param("/p", 1, None), param("/p", 2, None)],
+            vec![param("/p", 2, None), param("/p", 1, None)],
+        ] {
+            let got = assign(reply, &[latest, pinned]);
+            let versions: Vec<Option<i64>> =
+                got.iter().map(|p| p.as_ref().map(|p| p.version)).collect();
+            assert_eq!(versions, vec![Some(2), Some(1)]);
+        }
+        let got = assign(vec![param("/p", 2, None)], &[pinned]);
+        assert!(got[0].is_none(), "a pinned version never takes another one");
     }
 
     #[test]
