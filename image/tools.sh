@@ -2,15 +2,20 @@
 # Installs the Debian tools the image scripts and the local environment's registry need
 # (umoci, skopeo, docker-registry, binutils, jq), idempotently: nothing happens when they are
 # present. Needs root (apt-get); runs `apt-get update` only when an install fails without it.
-#   image/tools.sh [build|registry|all]   build: umoci binutils jq; registry: + skopeo docker-registry
+#   image/tools.sh [build|push|registry|lint|all]
+#     build: umoci binutils jq; push: umoci jq skopeo; registry: build + skopeo docker-registry;
+#     lint: shellcheck (actionlint checks the workflows' scripts with it); all: everything
 set -euo pipefail
 log() { printf '[image tools] %s\n' "$*" >&2; }
 
 what=${1:-all}
 case $what in
   build) want=(umoci binutils jq) ;;
-  registry | all) want=(umoci binutils jq skopeo docker-registry) ;;
-  *) echo "usage: $0 [build|registry|all]" >&2; exit 2 ;;
+  push) want=(umoci jq skopeo) ;;
+  registry) want=(umoci binutils jq skopeo docker-registry) ;;
+  lint) want=(shellcheck) ;;
+  all) want=(umoci binutils jq skopeo docker-registry shellcheck) ;;
+  *) echo "usage: $0 [build|push|registry|lint|all]" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${want[@]}"; do
