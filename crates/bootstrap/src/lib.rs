@@ -11,6 +11,7 @@ pub mod config;
 pub mod diagnose;
 pub mod error;
 pub mod interp;
+pub mod image;
 pub mod kube;
 pub mod plan;
 pub mod render;
