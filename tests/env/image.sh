@@ -16,13 +16,19 @@ say() { printf '[env image] %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 "$repo/image/tools.sh" registry
-say "cargo build -p aws-csi-provider --release"
-(cd "$repo" && cargo build -q -p aws-csi-provider --release --locked) >"$LOGS/aws-csi-provider-release-build.log" 2>&1 \
-  || die "cargo build -p aws-csi-provider --release failed (see $LOGS/aws-csi-provider-release-build.log)"
-bin=$repo/target/release/aws-csi-provider
+# BOOTSTRAP_ENV_IMAGE_BINARY puts another build in the image (e.g. target/debug/..., to debug).
+bin=${BOOTSTRAP_ENV_IMAGE_BINARY:-}
+if [[ -z $bin ]]; then
+  say "cargo build -p aws-csi-provider --release"
+  (cd "$repo" && cargo build -q -p aws-csi-provider --release --locked) >"$LOGS/aws-csi-provider-release-build.log" 2>&1 \
+    || die "cargo build -p aws-csi-provider --release failed (see $LOGS/aws-csi-provider-release-build.log)"
+  bin=$repo/target/release/aws-csi-provider
+fi
+[[ -f $bin ]] || die "no provider binary at $bin"
 tag=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -1)
 
 layout=$repo/target/image/env/oci
+mkdir -p "$(dirname "$layout")" "$LOGS" "$STATE/image"
 key=$(cat "$bin" "$repo/image/build.sh" | sha256sum | cut -c1-16)
 if [[ ! -f $layout.key || $(cat "$layout.key") != "$key" || ! -f $layout.digest ]]; then
   say "building the image (image/build.sh)"

@@ -40,7 +40,8 @@ def skopeo_inspect(ref, raw=False):
 
 
 def release_binary():
-    path = os.path.join(REPO, "target", "release", "aws-csi-provider")
+    # BOOTSTRAP_ENV_IMAGE_BINARY: the build tests/env/image.sh was told to put in the image.
+    path = os.environ.get("BOOTSTRAP_ENV_IMAGE_BINARY") or os.path.join(REPO, "target", "release", "aws-csi-provider")
     assert os.path.isfile(path), f"{path} is missing: tests/env/up.sh builds it (cargo build -p aws-csi-provider --release)"
     return path
 
@@ -98,6 +99,7 @@ def test_pulled_image_runs_with_no_host_library(env, tmp_path):
         "lib/x86_64-linux-gnu/libc.so.6",
         "lib/x86_64-linux-gnu/libgcc_s.so.1",
         "lib/x86_64-linux-gnu/libm.so.6",
+        "lib64/ld-linux-x86-64.so.2",
     ], libs
     assert not os.path.exists(rootfs / "bin" / "sh"), "the image must have no shell"
     out = run("env", "-i", "unshare", "--mount", "--pid", "--fork", f"--root={rootfs}",
@@ -113,12 +115,16 @@ def test_environment_provider_is_the_binary_in_the_image(env):
     digest = open(env["layout"] + ".digest").read().strip().split(":")[1]
     rootfs = os.path.join(env["state"], "image", digest[:16], "rootfs")
     inside = f"/proc/{pid}/root/usr/local/bin/aws-csi-provider"
-    # The running process's root is the unpacked image: same file (inode), and its executable
-    # is that file.
-    assert os.stat(inside).st_ino == os.stat(os.path.join(rootfs, "usr/local/bin/aws-csi-provider")).st_ino
-    assert os.readlink(f"/proc/{pid}/exe") == "/usr/local/bin/aws-csi-provider"
-    maps = open(f"/proc/{pid}/maps").read()
-    assert "/lib/x86_64-linux-gnu/libc.so.6" in maps and REPO not in maps
+    # The running process's root is the unpacked image: its executable is the file in there,
+    # and every shared object it mapped comes from there too (no host library).
+    binary = os.path.join(rootfs, "usr/local/bin/aws-csi-provider")
+    assert os.stat(f"/proc/{pid}/root/usr/local/bin/aws-csi-provider").st_ino == os.stat(binary).st_ino
+    assert os.readlink(f"/proc/{pid}/exe") == binary
+    with open(f"/proc/{pid}/maps") as f:
+        mapped = {line.split(maxsplit=5)[5].strip() for line in f if len(line.split(maxsplit=5)) == 6}
+    objects = sorted(m for m in mapped if ".so" in m)
+    assert objects and all(m.startswith(rootfs + "/") for m in objects), objects
+    assert os.path.join(rootfs, "lib/x86_64-linux-gnu/libc.so.6") in objects, objects
 
 
 def test_multi_arch_index_is_served_as_an_index(env, tmp_path):
