@@ -48,6 +48,13 @@ impl ImageRef {
             ));
         }
         let inner: oci_client::Reference = trimmed.parse().map_err(|e| invalid(format!("{e}")))?;
+        // The distribution spec allows lowercase repository names only (the parser does not check).
+        if inner.repository().bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(invalid(format!(
+                "repository {:?} has uppercase letters; repository names are lowercase",
+                inner.repository()
+            )));
+        }
         // The tag is explicit when the last path segment, before any digest, has a colon.
         let name = trimmed.split('@').next().unwrap_or(trimmed);
         let explicit_tag = name
