@@ -16,10 +16,15 @@ fn archs(list: &[&str]) -> BTreeSet<String> {
 #[tokio::test]
 async fn push_the_built_layout_then_check_it() {
     let Some(_env) = common::env() else { return };
-    let registry =
-        std::env::var("BOOTSTRAP_ENV_REGISTRY").expect("env.sh exports BOOTSTRAP_ENV_REGISTRY");
-    let layout = std::env::var("BOOTSTRAP_ENV_PROVIDER_LAYOUT")
-        .expect("env.sh exports BOOTSTRAP_ENV_PROVIDER_LAYOUT");
+    let (Ok(registry), Ok(layout)) = (
+        std::env::var("BOOTSTRAP_ENV_REGISTRY"),
+        std::env::var("BOOTSTRAP_ENV_PROVIDER_LAYOUT"),
+    ) else {
+        bootstrap_common::testenv::skip(
+            "the environment has no registry (an older tests/env/up.sh)",
+        );
+        return;
+    };
     let digest = std::fs::read_to_string(format!("{layout}.digest"))
         .expect("tests/env/image.sh wrote the layout's digest")
         .trim()
