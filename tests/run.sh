@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what is missing (Python venv, the
-# Go-built upstream programs, both Rust binaries), starts the local EKS stand-in, runs the
-# style checks, the Python tests of the stand-in and every Rust test against it, and stops
-# the environment even when tests fail. Exit code 0 only when everything passed.
+# Go-built upstream programs, both Rust binaries, the provider image), starts the local EKS
+# stand-in, runs the style checks, actionlint on the workflows, the Python tests of the
+# stand-in and of the provider image, and every Rust test against it, and stops the
+# environment even when tests fail. Exit code 0 only when everything passed.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -28,7 +29,11 @@ status=0
 say "style: cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --all -- --check || status=1
 cargo clippy --all-targets --locked -- -D warnings || status=1
-say "python tests of the AWS stand-in"
+say "lint: actionlint (shellcheck on its scripts) on .github/workflows"
+. tests/env/versions.sh
+{ image/tools.sh lint && tests/env/build.sh actionlint \
+    && "$BOOTSTRAP_ENV_CACHE/actionlint-$ACTIONLINT_VERSION/actionlint"; } || status=1
+say "python tests of the AWS stand-in and of the provider image"
 "$BOOTSTRAP_ENV_PYTHON" -m pytest -q tests/env || status=1
 say "rust tests (unit, component, and flows against the environment)"
 cargo test --all-targets --locked --no-fail-fast -- --test-threads 2 || status=1

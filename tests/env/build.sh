@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the genuine upstream programs the local environment runs, from their Go modules,
 # into a cache keyed by version outside the repository. A warm cache makes this a no-op.
-#   tests/env/build.sh [etcd|k8s|kwok|csi|upstream-provider|all]
+#   tests/env/build.sh [etcd|k8s|kwok|csi|actionlint|upstream-provider|all]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.sh"
@@ -87,6 +87,7 @@ build_csi() {
   # monis.app/mlog (a logging helper) is refused by the module proxy here: use ours.
   GO_REPLACES=("monis.app/mlog=$here/gomod/mlog")
   go_install secrets-store-csi-driver sigs.k8s.io/secrets-store-csi-driver "$CSI_DRIVER_VERSION" cmd/secrets-store-csi-driver secrets-store-csi-driver; }
+build_actionlint() { go_install actionlint github.com/rhysd/actionlint "$ACTIONLINT_VERSION" cmd/actionlint actionlint; }
 build_upstream_provider() {
   # Not served by the module proxy: built from its source tarball (its README in
   # ../shared/upstream/ says how); absent tarball → skipped, nothing else needs it.
@@ -116,7 +117,8 @@ case $what in
   etcd) build_etcd ;;
   kwok) build_kwok ;;
   csi) build_csi ;;
+  actionlint) build_actionlint ;;
   upstream-provider) build_upstream_provider ;;
-  all) build_etcd; build_k8s; build_kwok; build_csi; build_upstream_provider ;;
-  *) echo "usage: $0 [etcd|k8s|kwok|csi|upstream-provider|all]" >&2; exit 2 ;;
+  all) build_etcd; build_k8s; build_kwok; build_csi; build_actionlint; build_upstream_provider ;;
+  *) echo "usage: $0 [etcd|k8s|kwok|csi|actionlint|upstream-provider|all]" >&2; exit 2 ;;
 esac

@@ -2,8 +2,12 @@
 # Starts the local EKS stand-in: etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler and kwok (two fake EKS nodes); moto with the EKS APIs it lacks, eks-auth and
 # a Pod Identity agent endpoint; one real secrets-store-csi-driver per fake node, a kubelet
-# shim that mounts CSI volumes for their pods, a minimal test provider and, once built,
-# the project's aws-csi-provider. Idempotent: what already runs is left running.
+# shim that mounts CSI volumes for their pods, a minimal test provider, a real OCI registry
+# (Debian's docker-registry) and the project's aws-csi-provider, run from its image: built
+# by image/build.sh, pushed to that registry, pulled back and unpacked (tests/env/image.sh),
+# run with no host library (tests/env/image-run.sh). BOOTSTRAP_ENV_PROVIDER=host (or
+# BOOTSTRAP_PROVIDER_BIN=PATH) runs a host binary instead, for debugging.
+# Idempotent: what already runs is left running.
 # Writes tests/env/state/env.sh. Progress goes to stderr, logs to tests/env/state/logs/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,7 +29,7 @@ NODES=(ip-10-0-1-11.${REGION}.compute.internal ip-10-0-2-12.${REGION}.compute.in
 o=${BOOTSTRAP_ENV_PORT_OFFSET:-0}
 ETCD_PORT=$((23790 + o)) ETCD_PEER_PORT=$((23800 + o)) APISERVER_PORT=$((16443 + o))
 KCM_PORT=$((20257 + o)) SCHED_PORT=$((20259 + o)) AWS_PORT=$((15000 + o)) AGENT_PORT=$((15023 + o))
-PROVIDER_METRICS_PORT=$((18081 + o)) DRIVER_METRICS_BASE=$((18095 + o))
+PROVIDER_METRICS_PORT=$((18081 + o)) DRIVER_METRICS_BASE=$((18095 + o)) REGISTRY_PORT=$((15050 + o))
 ISSUER="https://oidc.eks.${REGION}.amazonaws.com/id/B007572A9T35T0000000000000000000"
 export BOOTSTRAP_ENV_STATE=$STATE
 mkdir -p "$LOGS" "$PIDS" "$PKI" "$STATE/providers" "$STATE/kubelet" "$STATE/csi"
@@ -192,20 +196,57 @@ done
 start test-provider "$PY" "$here/kubelet/minimal_provider.py" --provider-volume "$STATE/providers"
 wait_for test-provider 30 test -S "$STATE/providers/bootstrap-test.sock"
 
+# --- a real OCI registry (CNCF distribution), serving the provider image ---
+"$repo/image/tools.sh" registry
+REGISTRY=127.0.0.1:$REGISTRY_PORT
+mkdir -p "$STATE/registry" "$STATE/image"
+cat >"$STATE/registry.yml" <<EOF
+version: 0.1
+log: {level: warn, fields: {service: registry}}
+storage:
+  filesystem: {rootdirectory: $STATE/registry}
+  delete: {enabled: true}
+http:
+  addr: $REGISTRY
+  headers: {X-Content-Type-Options: [nosniff]}
+EOF
+start registry docker-registry serve "$STATE/registry.yml"
+wait_for registry 30 curl -fsS "http://$REGISTRY/v2/"
+
+PROVIDER_FROM=${BOOTSTRAP_ENV_PROVIDER:-image}
+[[ -n ${BOOTSTRAP_PROVIDER_BIN:-} ]] && PROVIDER_FROM=host
+[[ $PROVIDER_FROM == image || $PROVIDER_FROM == host ]] \
+  || die "BOOTSTRAP_ENV_PROVIDER=$PROVIDER_FROM: expected image (default) or host"
 PROVIDER_BIN=${BOOTSTRAP_PROVIDER_BIN:-$repo/target/debug/aws-csi-provider}
 if [[ -z ${BOOTSTRAP_ENV_NO_PROVIDER:-} ]] && grep -q 'fn main' "$repo/crates/aws-csi-provider/src/main.rs" 2>/dev/null; then
-  if [[ -z ${BOOTSTRAP_PROVIDER_BIN:-} ]]; then
-    say "aws-csi-provider: cargo build --bin aws-csi-provider"
-    (cd "$repo" && cargo build -q --bin aws-csi-provider) >"$LOGS/aws-csi-provider-build.log" 2>&1 \
-      || die "cargo build --bin aws-csi-provider failed (see $LOGS/aws-csi-provider-build.log)"
-  fi
   aws_env=()
   if [[ -f $STATE/aws.json ]]; then
     aws_env=(AWS_ENDPOINT_URL="http://127.0.0.1:$AWS_PORT" AWS_REGION="$REGION" AWS_EC2_METADATA_DISABLED=true)
   fi
-  start aws-csi-provider env KUBECONFIG="$KUBECONFIG_FILE" "${aws_env[@]}" RUST_LOG=info "$PROVIDER_BIN" \
-    --provider-volume "$STATE/providers" --pod-identity-endpoint "http://127.0.0.1:$AGENT_PORT/v1/credentials" \
-    --metrics-addr "127.0.0.1:$PROVIDER_METRICS_PORT"
+  provider_args=(--pod-identity-endpoint "http://127.0.0.1:$AGENT_PORT/v1/credentials"
+    --metrics-addr "127.0.0.1:$PROVIDER_METRICS_PORT")
+  if [[ $PROVIDER_FROM == image ]]; then
+    if ! running aws-csi-provider; then
+      bundle=$("$here/image.sh" "$REGISTRY") || die "the provider image could not be prepared (see above)"
+      say "aws-csi-provider: from image $(cat "$STATE/image/reference"), unpacked in $bundle"
+    fi
+    # Like the DaemonSet: the providers dir as a hostPath at the image's default path; here
+    # also the kubeconfig (read-only) and the AWS endpoint variables.
+    run_env=(--env KUBECONFIG=/etc/bootstrap-env/kubeconfig --env RUST_LOG=info)
+    for kv in "${aws_env[@]}"; do run_env+=(--env "$kv"); done
+    start aws-csi-provider "$here/image-run.sh" "${bundle:-}" \
+      --mount "$STATE/providers:/var/run/secrets-store-csi-providers" \
+      --mount "$KUBECONFIG_FILE:/etc/bootstrap-env/kubeconfig:ro" "${run_env[@]}" -- \
+      --provider-volume /var/run/secrets-store-csi-providers "${provider_args[@]}"
+  else
+    if [[ -z ${BOOTSTRAP_PROVIDER_BIN:-} ]]; then
+      say "aws-csi-provider: cargo build --bin aws-csi-provider (host binary: BOOTSTRAP_ENV_PROVIDER=host)"
+      (cd "$repo" && cargo build -q --bin aws-csi-provider) >"$LOGS/aws-csi-provider-build.log" 2>&1 \
+        || die "cargo build --bin aws-csi-provider failed (see $LOGS/aws-csi-provider-build.log)"
+    fi
+    start aws-csi-provider env KUBECONFIG="$KUBECONFIG_FILE" "${aws_env[@]}" RUST_LOG=info "$PROVIDER_BIN" \
+      --provider-volume "$STATE/providers" "${provider_args[@]}"
+  fi
   wait_for aws-csi-provider 30 test -S "$STATE/providers/aws.sock"
 fi
 start kubelet-shim "$PY" "$here/kubelet/shim.py" --kubeconfig "$KUBECONFIG_FILE" \
@@ -229,6 +270,10 @@ export BOOTSTRAP_ENV_CONTROL='http://127.0.0.1:$AWS_PORT/_bootstrap'
 export POD_IDENTITY_ENDPOINT='http://127.0.0.1:$AGENT_PORT/v1/credentials'
 export CSI_PROVIDER_DIR='$STATE/providers'
 export BOOTSTRAP_ENV_PYTHON='$PY'
+export BOOTSTRAP_ENV_REGISTRY='$REGISTRY'
+export BOOTSTRAP_ENV_PROVIDER_FROM='$PROVIDER_FROM'
+export BOOTSTRAP_ENV_PROVIDER_IMAGE='$(cat "$STATE/image/reference" 2>/dev/null || true)'
+export BOOTSTRAP_ENV_PROVIDER_LAYOUT='$repo/target/image/env/oci'
 export BOOTSTRAP_ENV_IAM_ENFORCED='$(aws_key enforce_iam false | tr 'A-Z' 'a-z')'
 EOF
 say "ready: source $STATE/env.sh"

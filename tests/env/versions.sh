@@ -5,6 +5,8 @@ KWOK_VERSION=v0.7.0
 CSI_DRIVER_VERSION=v1.6.0
 MOTO_VERSION=5.2.5
 ETCD_VERSION=v3.6.6
+# actionlint checks .github/workflows in tests/run.sh.
+ACTIONLINT_VERSION=v1.7.12
 # The upstream Go AWS provider (the benchmark peer): the module proxy does not serve it, so it
 # builds from its unmodified source tarball in ../shared/upstream/ beside the repository
 # (BOOTSTRAP_UPSTREAM_SRC_DIR overrides the directory); its dependencies come from the proxy.

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod diagnose;
 pub mod error;
+pub mod image;
 pub mod interp;
 pub mod kube;
 pub mod plan;
