@@ -53,6 +53,13 @@ pub enum Command {
     /// on its SecretProviderClasses touching no other field. With --approve it then proves
     /// each workload still mounts, and rolls a failing one back to IRSA.
     Migrate(Box<MigrateArgs>),
+    /// The provider image: copy it into a registry your nodes can pull from, or inspect one.
+    ///
+    /// `bootstrap image push --to REGISTRY/REPO` copies the OCI layout image/build.sh wrote
+    /// (digests kept; into private ECR it creates the repository, tagged as bootstrap's, with
+    /// scan-on-push) and prints the `--provider-image` to pass to `up`. `bootstrap image
+    /// inspect REF` prints the digest and platforms a registry serves for REF.
+    Image(Box<ImageArgs>),
     /// Print shell completions.
     Completions {
         /// The shell to generate completions for.
@@ -95,9 +102,15 @@ pub struct UpArgs {
     /// Which provider to install.
     #[arg(long, value_enum, default_value_t = ProviderKind::Rust)]
     pub provider: ProviderKind,
-    /// Container image of the provider (default: the release's image).
-    #[arg(long)]
+    /// Container image of the provider, e.g. a mirror the nodes can pull (default: for
+    /// --provider rust, $BOOTSTRAP_PROVIDER_IMAGE, then the image this release was built with;
+    /// `bootstrap image push` copies one into your registry).
+    #[arg(long, value_name = "REF")]
     pub provider_image: Option<String>,
+    /// Do not ask the registry whether the provider image exists for every node architecture
+    /// (for air-gapped clusters whose nodes pre-pull it).
+    #[arg(long)]
+    pub skip_image_check: bool,
     /// Also sync mounted secrets into Kubernetes Secrets (driver RBAC for secrets).
     #[arg(long)]
     pub sync_secrets: bool,
@@ -195,6 +208,13 @@ pub struct OnboardArgs {
     /// Delete teams bootstrap onboarded that the file no longer lists (otherwise reported).
     #[arg(long)]
     pub prune: bool,
+    /// Container image of the provider when the platform is installed or updated (as `up`:
+    /// default $BOOTSTRAP_PROVIDER_IMAGE, then the image this release was built with).
+    #[arg(long, value_name = "REF")]
+    pub provider_image: Option<String>,
+    /// Do not check the provider image against the registry (as `up`).
+    #[arg(long)]
+    pub skip_image_check: bool,
     /// Overall time limit, e.g. 20m.
     #[arg(long, default_value = "30m")]
     pub timeout: String,
@@ -285,4 +305,59 @@ mod tests {
                 .is_err()
         );
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    #[command(subcommand)]
+    pub command: ImageCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Copy the provider image from an OCI layout into REGISTRY/REPO[:TAG].
+    Push(ImagePushArgs),
+    /// Show the digest and platforms a registry serves for an image reference.
+    Inspect(ImageInspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePushArgs {
+    /// Where to: REGISTRY/REPO[:TAG] (the tag defaults to the layout's), e.g.
+    /// 123456789012.dkr.ecr.us-west-2.amazonaws.com/aws-csi-provider.
+    #[arg(long, value_name = "REF")]
+    pub to: String,
+    /// The OCI image layout to copy (what image/build.sh writes).
+    #[arg(long, value_name = "DIR", default_value = "target/image/oci")]
+    pub from: PathBuf,
+    /// Which tag of the layout to copy (default: its only image).
+    #[arg(long, value_name = "TAG")]
+    pub tag: Option<String>,
+    /// AWS region for ECR (default: the registry's own region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS profile from the shared config files (ECR only).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageInspectArgs {
+    /// The image: [REGISTRY/]REPO[:TAG][@sha256:DIGEST].
+    pub image: String,
+    /// Fail unless the image offers linux/ARCH (repeatable), as `up` checks it.
+    #[arg(long = "arch", value_name = "ARCH")]
+    pub archs: Vec<String>,
+    /// AWS region for ECR (default: the registry's own region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS profile from the shared config files (ECR only).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }

@@ -153,6 +153,7 @@ pub struct UpSettings {
     pub create_demo_secret: bool,
     pub provider: ProviderKind,
     pub provider_image: Option<String>,
+    pub image_check: ImageCheck,
     pub csi_driver: CsiDriverValues,
     pub provider_values: ProviderValues,
     pub upstream_provider_values: UpstreamProviderValues,
@@ -166,6 +167,24 @@ pub struct UpSettings {
 }
 
 pub use bootstrap_common::parse_duration;
+
+use crate::resources::provider_image::ImageCheck;
+
+/// `BOOTSTRAP_PROVIDER_IMAGE`: our provider's image when `--provider-image` is not given.
+fn provider_image_from_env() -> Option<String> {
+    std::env::var("BOOTSTRAP_PROVIDER_IMAGE")
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn image_check(skip: bool) -> ImageCheck {
+    if skip {
+        ImageCheck::Skip
+    } else {
+        ImageCheck::Check
+    }
+}
 
 /// An EKS cluster name: 1–100 letters, digits, `-` or `_`, starting alphanumeric.
 pub fn cluster_name_problem(name: &str) -> Option<String> {
@@ -242,7 +261,12 @@ pub fn resolve_up(args: &UpArgs) -> Result<UpSettings, ConfigError> {
         create_demo_secret: args.create_demo_secret || secrets.is_empty(),
         secrets,
         provider: args.provider,
-        provider_image: args.provider_image.clone(),
+        provider_image: args.provider_image.clone().or_else(|| {
+            (args.provider == ProviderKind::Rust)
+                .then(provider_image_from_env)
+                .flatten()
+        }),
+        image_check: image_check(args.skip_image_check),
         csi_driver,
         provider_values: values.provider,
         upstream_provider_values: values.upstream_provider,
@@ -307,6 +331,8 @@ pub struct OnboardSettings {
     pub teams: Vec<crate::teams::Team>,
     pub concurrency: usize,
     pub prune: bool,
+    pub provider_image: Option<String>,
+    pub image_check: ImageCheck,
     pub timeout: Duration,
     pub dry_run: bool,
     pub output: OutputFormat,
@@ -347,6 +373,8 @@ pub fn resolve_onboard(args: &OnboardArgs) -> Result<OnboardSettings, OnboardInp
         teams: file.teams.into_iter().map(|t| t.value).collect(),
         concurrency: usize::from(args.concurrency),
         prune: args.prune,
+        provider_image: args.provider_image.clone().or_else(provider_image_from_env),
+        image_check: image_check(args.skip_image_check),
         timeout,
         dry_run: args.dry_run,
         output: args.output,

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use bootstrap::cli::{
-    Cli, Command, DoctorArgs, DownArgs, MigrateArgs, OnboardArgs, OutputFormat, UpArgs,
+    Cli, Command, DoctorArgs, DownArgs, ImageCommand, MigrateArgs, OnboardArgs, OutputFormat,
+    UpArgs,
 };
 use bootstrap::commands::{self, ExitStatus};
 use bootstrap::config::{
@@ -49,6 +50,16 @@ fn main() -> ExitCode {
             let p = printer(args.output == OutputFormat::Json).with_dry_run(args.dry_run);
             block_on(&p, down(args, &p))
         }
+        Command::Image(args) => match &args.command {
+            ImageCommand::Push(a) => {
+                let p = printer(a.output == OutputFormat::Json);
+                block_on(&p, commands::image::push(a, &p))
+            }
+            ImageCommand::Inspect(a) => {
+                let p = printer(a.output == OutputFormat::Json);
+                block_on(&p, commands::image::inspect(a, &p))
+            }
+        },
         Command::Doctor(args) => {
             let p = printer(args.output == OutputFormat::Json);
             block_on(&p, doctor(args, &p))

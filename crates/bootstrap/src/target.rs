@@ -25,6 +25,45 @@ pub struct ClusterFacts {
     pub endpoint: String,
     pub certificate_authority: String,
     pub auto_mode: bool,
+    /// The nodes preflight listed (empty offline).
+    pub nodes: Vec<NodeFacts>,
+}
+
+/// What the provider image check needs to know about a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFacts {
+    pub name: String,
+    /// `kubernetes.io/os` (empty when unlabelled).
+    pub os: String,
+    /// `kubernetes.io/arch` (empty when unlabelled).
+    pub arch: String,
+    /// `eks.amazonaws.com/compute-type=fargate`: runs no DaemonSet.
+    pub fargate: bool,
+}
+
+impl NodeFacts {
+    /// From a Node's labels.
+    pub fn of(node: &Node) -> Self {
+        let label = |k: &str| {
+            node.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(k))
+                .cloned()
+                .unwrap_or_default()
+        };
+        Self {
+            name: node.metadata.name.clone().unwrap_or_default(),
+            os: label("kubernetes.io/os"),
+            arch: label("kubernetes.io/arch"),
+            fargate: label("eks.amazonaws.com/compute-type") == "fargate",
+        }
+    }
+
+    /// A Linux EC2 node: where the provider DaemonSet runs and must pull its image.
+    pub fn runs_linux_daemonsets(&self) -> bool {
+        !self.fargate && self.os == "linux"
+    }
 }
 
 /// Everything a command works against.
@@ -51,6 +90,7 @@ impl Target {
                 endpoint: String::new(),
                 certificate_authority: String::new(),
                 auto_mode: false,
+                nodes: Vec::new(),
             },
             region,
             aws: None,
@@ -108,9 +148,10 @@ pub async fn preflight(aws: Clients, cluster: &str) -> Result<(Target, StepOutco
         .await
         .map_err(|e| classify("get the caller identity of", "the AWS credentials", e))?;
     let account = identity.account().unwrap_or_default().to_string();
-    let facts = describe_cluster(&aws, cluster).await?;
+    let mut facts = describe_cluster(&aws, cluster).await?;
     let (kube, source) = kube_client(&aws, &facts).await?;
-    let nodes = check_nodes(&kube, &facts.name).await?;
+    facts.nodes = check_nodes(&kube, &facts.name).await?;
+    let nodes = facts.nodes.iter().filter(|n| !n.fargate).count();
     let via = match source {
         Source::Kubeconfig { context } => format!("kubeconfig context {context}"),
         Source::EksToken => "an EKS token signed for the caller (no kubeconfig context)".into(),
@@ -191,6 +232,7 @@ pub async fn describe_cluster(aws: &Clients, name: &str) -> Result<ClusterFacts,
             .compute_config()
             .and_then(|c| c.enabled())
             .unwrap_or(false),
+        nodes: Vec::new(),
     })
 }
 
@@ -255,8 +297,8 @@ async fn kube_client(
     Ok((client::from_endpoint(&endpoint, token)?, Source::EksToken))
 }
 
-/// Counts nodes that can run DaemonSets: EC2 nodes, not Fargate.
-async fn check_nodes(kube: &kube::Client, cluster: &str) -> Result<usize, StepError> {
+/// Lists the nodes; fails when none can run DaemonSets (EC2 nodes, not Fargate).
+async fn check_nodes(kube: &kube::Client, cluster: &str) -> Result<Vec<NodeFacts>, StepError> {
     let nodes: Api<Node> = Api::all(kube.clone());
     let list =
         nodes
@@ -267,23 +309,15 @@ async fn check_nodes(kube: &kube::Client, cluster: &str) -> Result<usize, StepEr
                 resource: format!("cluster {cluster}"),
                 source,
             })?;
-    let fargate = |n: &Node| {
-        n.metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("eks.amazonaws.com/compute-type"))
-            .map(String::as_str)
-            == Some("fargate")
-    };
-    let ec2 = list.items.iter().filter(|n| !fargate(n)).count();
-    if ec2 == 0 {
+    let nodes: Vec<NodeFacts> = list.items.iter().map(NodeFacts::of).collect();
+    if nodes.iter().all(|n| n.fargate) {
         let fargate_count = list.items.len();
         return Err(StepError::problem(format!(
             "EKS cluster {cluster} has no EC2 nodes ({fargate_count} Fargate node(s)); the CSI driver and the Pod Identity agent run as DaemonSets on EC2 nodes"
         ))
         .with_hint("add a managed node group or Auto Mode node pool, then run again"));
     }
-    Ok(ec2)
+    Ok(nodes)
 }
 
 #[cfg(test)]

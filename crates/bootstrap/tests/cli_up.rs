@@ -14,6 +14,7 @@ fn bootstrap(args: &[&str]) -> Output {
         "AWS_ENDPOINT_URL",
         "KUBECONFIG",
         "BOOTSTRAP_CLUSTER",
+        "BOOTSTRAP_PROVIDER_IMAGE",
         "AWS_ROLE_ARN",
         "AWS_WEB_IDENTITY_TOKEN_FILE",
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -313,14 +314,23 @@ fn dry_run_with_the_upstream_provider_plans_its_daemonset_and_rbac() {
     assert_eq!(
         resources,
         [
+            "provider image public.ecr.aws/aws-secrets-manager/secrets-store-csi-driver-provider-aws:3.1.1",
             "ServiceAccount/kube-system/csi-secrets-store-provider-aws",
             "ClusterRole/csi-secrets-store-provider-aws-cluster-role",
             "ClusterRoleBinding/csi-secrets-store-provider-aws-cluster-rolebinding",
             "DaemonSet/kube-system/csi-secrets-store-provider-aws",
         ]
     );
-    assert!(changes.iter().all(|c| c["action"] == "create"));
-    let ds = &changes[3]["documents"][0];
+    // Offline, the image is named but not checked; every object is created.
+    assert_eq!(changes[0]["action"], "check");
+    assert!(
+        changes[0]["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not checked: planning offline")
+    );
+    assert!(changes[1..].iter().all(|c| c["action"] == "create"));
+    let ds = &changes[4]["documents"][0];
     let pod = &ds["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
     assert_eq!(

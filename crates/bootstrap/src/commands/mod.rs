@@ -3,6 +3,7 @@
 
 pub mod doctor;
 pub mod down;
+pub mod image;
 pub mod migrate;
 pub mod onboard;
 pub mod up;

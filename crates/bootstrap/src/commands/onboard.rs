@@ -376,11 +376,16 @@ pub async fn plan_prune(t: &Target, ns: &str, sa: &str) -> Result<Vec<Change>, S
     Ok(changes)
 }
 
-/// The platform `onboard` makes sure of: `up`'s defaults.
-pub fn default_platform() -> Platform {
+/// The platform `onboard` makes sure of: `up`'s defaults, with its provider image.
+pub fn default_platform(s: &OnboardSettings) -> Platform {
+    let values = crate::render::provider::ProviderValues {
+        image: s.provider_image.clone(),
+        ..Default::default()
+    };
     Platform {
         driver: Default::default(),
-        provider: ProviderChoice::Rust(Default::default()),
+        provider: ProviderChoice::Rust(values),
+        image_check: s.image_check,
     }
 }
 
@@ -399,35 +404,36 @@ pub async fn run_on(
 ) -> OnboardReport {
     let started = Instant::now();
     let exec = Executor::new(s.dry_run, interpreter, started + s.timeout);
-    let (platform_steps, platform_error) = match platform::plan_all(&default_platform(), t).await {
-        Ok(PlatformPlan {
-            agent,
-            driver,
-            provider,
-        }) => {
-            plan::execute(
-                vec![
-                    Node::new("agent-addon", &[], Box::pin(apply(&exec, agent))),
-                    Node::new("csi-driver", &[], Box::pin(apply(&exec, driver))),
-                    Node::new(
-                        "provider",
-                        &["csi-driver"],
-                        Box::pin(apply(&exec, provider)),
-                    ),
-                ],
-                progress,
-            )
-            .await
-        }
-        Err((step, e)) => (
-            vec![crate::plan::StepReport::new(
-                step,
-                crate::plan::StepStatus::Failed(e.to_string()),
-                Duration::ZERO,
-            )],
-            Some((step, e)),
-        ),
-    };
+    let (platform_steps, platform_error) =
+        match platform::plan_all(&default_platform(s), t, s.dry_run).await {
+            Ok(PlatformPlan {
+                agent,
+                driver,
+                provider,
+            }) => {
+                plan::execute(
+                    vec![
+                        Node::new("agent-addon", &[], Box::pin(apply(&exec, agent))),
+                        Node::new("csi-driver", &[], Box::pin(apply(&exec, driver))),
+                        Node::new(
+                            "provider",
+                            &["csi-driver"],
+                            Box::pin(apply(&exec, provider)),
+                        ),
+                    ],
+                    progress,
+                )
+                .await
+            }
+            Err((step, e)) => (
+                vec![crate::plan::StepReport::new(
+                    step,
+                    crate::plan::StepStatus::Failed(e.to_string()),
+                    Duration::ZERO,
+                )],
+                Some((step, e)),
+            ),
+        };
     let mut teams = Vec::new();
     if platform_error.is_none() {
         let image = crate::commands::up::SAMPLE_IMAGE;

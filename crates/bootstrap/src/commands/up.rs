@@ -56,6 +56,7 @@ pub fn platform(s: &UpSettings) -> Platform {
     Platform {
         driver: s.csi_driver.clone(),
         provider,
+        image_check: s.image_check,
     }
 }
 
@@ -110,7 +111,7 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, PlanError> 
     };
     let wanted = platform(s);
     let (platform, planned) = tokio::try_join!(
-        platform::plan_all(&wanted, t),
+        platform::plan_all(&wanted, t, s.dry_run),
         workload::plan(&workload, t, s.keep_sample)
     )?;
     Ok(Planned {

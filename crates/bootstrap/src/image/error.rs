@@ -112,7 +112,7 @@ impl ImageError {
                 "write it as [REGISTRY/]REPOSITORY[:TAG][@sha256:DIGEST], e.g. 123456789012.dkr.ecr.us-west-2.amazonaws.com/aws-csi-provider:0.1.0".into()
             }
             ImageError::NoDefaultImage => {
-                "pass --provider-image REGISTRY/REPO:TAG; `bootstrap image push --to REGISTRY/REPO` copies an image built by image/build.sh there and prints it (release builds set BOOTSTRAP_PROVIDER_IMAGE at build time)".into()
+                "pass --provider-image REGISTRY/REPO:TAG; `bootstrap image push --to REGISTRY/REPO` copies an image built by image/build.sh there and prints it (release builds set BOOTSTRAP_RELEASE_PROVIDER_IMAGE at build time)".into()
             }
             ImageError::MissingArchitectures { missing, .. } => format!(
                 "nodes labelled kubernetes.io/arch={} could not pull it: push a multi-architecture image (the release workflow builds linux/amd64 and linux/arm64 with image/build.sh) and pass it with --provider-image, or keep the provider off those nodes",

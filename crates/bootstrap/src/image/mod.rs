@@ -1,7 +1,7 @@
 //! The provider image, seen from a registry: parse references, check that an image exists
 //! for every architecture the cluster's nodes run (before anything is applied), push an OCI
 //! layout built by image/build.sh into a registry (ECR included), and the default provider
-//! image, which a build sets once (`BOOTSTRAP_PROVIDER_IMAGE` at compile time).
+//! image, which a build sets once (`BOOTSTRAP_RELEASE_PROVIDER_IMAGE` at compile time).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), bootstrap::image::ImageError> {
@@ -33,8 +33,8 @@ pub use reference::{ImageRef, RegistryKind, registry_kind};
 pub use registry::{ImageReport, Platform, check, inspect};
 
 /// The default provider image compiled into this build: set by the release workflow
-/// (`BOOTSTRAP_PROVIDER_IMAGE=REGISTRY/REPO:TAG@DIGEST cargo build`), absent otherwise.
-pub const BUILD_PROVIDER_IMAGE: Option<&str> = option_env!("BOOTSTRAP_PROVIDER_IMAGE");
+/// (`BOOTSTRAP_RELEASE_PROVIDER_IMAGE=REGISTRY/REPO:TAG@DIGEST cargo build`), absent otherwise.
+pub const BUILD_PROVIDER_IMAGE: Option<&str> = option_env!("BOOTSTRAP_RELEASE_PROVIDER_IMAGE");
 
 /// What this build knows about the provider image to deploy by default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +105,6 @@ mod tests {
         assert_eq!(set.to_string(), "ghcr.io/o/aws-csi-provider:0.1.0");
         assert!(from_build_value(Some("http://nope")).is_err());
         // Whatever this build was given parses.
-        default_provider_image().expect("BOOTSTRAP_PROVIDER_IMAGE of this build parses");
+        default_provider_image().expect("BOOTSTRAP_RELEASE_PROVIDER_IMAGE of this build parses");
     }
 }

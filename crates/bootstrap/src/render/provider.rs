@@ -78,12 +78,20 @@ impl Default for ProviderValues {
     }
 }
 
-/// The provider image of this release (override with `--provider-image` for a mirror).
+/// The provider image of this build: the one the release workflow compiled in
+/// (`BOOTSTRAP_RELEASE_PROVIDER_IMAGE`), or `None` when no release registry was configured.
+pub fn configured_image() -> Option<String> {
+    match crate::image::default_provider_image() {
+        Ok(crate::image::DefaultProviderImage::Configured(image)) => Some(image.to_string()),
+        _ => None,
+    }
+}
+
+/// What a manifest shows for the default image: [`configured_image`], or the sentence
+/// that says none is configured (a run stops at the image check before applying it).
 pub fn default_image() -> String {
-    format!(
-        "public.ecr.aws/bootstrap-podid/{PROVIDER_NAME}:{}",
-        env!("CARGO_PKG_VERSION")
-    )
+    configured_image()
+        .unwrap_or_else(|| crate::image::DefaultProviderImage::NotConfigured.to_string())
 }
 
 /// Renders ServiceAccount, ClusterRole + binding and the DaemonSet.

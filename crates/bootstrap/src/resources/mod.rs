@@ -11,6 +11,7 @@ pub mod discover;
 pub mod irsa;
 pub mod objects;
 pub mod platform;
+pub mod provider_image;
 pub mod role;
 pub mod sample;
 pub mod secrets;

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::provider_image::{self, ImageCheck};
 use super::workload::{PlanError, at};
 use super::{addon, objects};
 use crate::error::StepError;
@@ -32,6 +33,8 @@ pub enum ProviderChoice {
 pub struct Platform {
     pub driver: CsiDriverValues,
     pub provider: ProviderChoice,
+    /// Whether the provider image is checked against the registry before any write.
+    pub image_check: ImageCheck,
 }
 
 /// A provider DaemonSet to install: its objects, and the other provider that would clash.
@@ -44,6 +47,8 @@ pub struct RenderedProvider {
     pub other: &'static str,
     /// The `--provider` value that keeps the other one.
     pub other_flag: &'static str,
+    /// The image its DaemonSet runs; `None`: this build has no default and none was given.
+    pub image: Option<String>,
 }
 
 impl Platform {
@@ -68,6 +73,7 @@ impl Platform {
                     name: provider::PROVIDER_NAME,
                     other: provider_upstream::UPSTREAM_NAME,
                     other_flag: "upstream",
+                    image: values.image.clone().or_else(provider::configured_image),
                 }))
             }
             ProviderChoice::Upstream(values) => {
@@ -85,6 +91,12 @@ impl Platform {
                     name: provider_upstream::UPSTREAM_NAME,
                     other: provider::PROVIDER_NAME,
                     other_flag: "rust",
+                    image: Some(
+                        values
+                            .image
+                            .clone()
+                            .unwrap_or_else(provider_upstream::default_image),
+                    ),
                 }))
             }
         }
@@ -221,7 +233,11 @@ pub struct PlatformPlan {
 }
 
 /// Observes (read-only) and plans the agent, the driver and the provider.
-pub async fn plan_all(platform: &Platform, t: &Target) -> Result<PlatformPlan, PlanError> {
+pub async fn plan_all(
+    platform: &Platform,
+    t: &Target,
+    dry_run: bool,
+) -> Result<PlatformPlan, PlanError> {
     let aws = t.aws.as_ref();
     let kube = t.kube.as_ref();
     let cluster = t.name();
@@ -273,8 +289,17 @@ pub async fn plan_all(platform: &Platform, t: &Target) -> Result<PlatformPlan, P
         };
         observed.await.map_err(at("provider"))
     };
-    let (agent, driver, (other_provider, provider_objects)) =
-        tokio::try_join!(agent, driver, provider)?;
+    let image = async {
+        match &rendered_provider {
+            Some(r) => provider_image::check(r.image.as_deref(), t, platform.image_check, dry_run)
+                .await
+                .map(Some)
+                .map_err(at("provider")),
+            None => Ok(None),
+        }
+    };
+    let (agent, driver, (other_provider, provider_objects), image_checked) =
+        tokio::try_join!(agent, driver, provider, image)?;
     let agent = match agent {
         Some(state) => plan_agent(cluster, false, &state),
         None => plan_agent(
@@ -294,6 +319,10 @@ pub async fn plan_all(platform: &Platform, t: &Target) -> Result<PlatformPlan, P
             other_provider,
             &provider_objects,
         )
+        .map(|mut outcome| {
+            outcome.changes.splice(0..0, image_checked);
+            outcome
+        })
         .map_err(at("provider"))?,
     })
 }
@@ -356,6 +385,7 @@ mod tests {
         let platform = Platform {
             driver: CsiDriverValues::default(),
             provider: ProviderChoice::Rust(ProviderValues::default()),
+            image_check: ImageCheck::Check,
         };
         let r = platform.render_provider().expect("renders").expect("rust");
         let err = plan_provider(Some(&r), true, &[]).expect_err("refused");

@@ -1,0 +1,142 @@
+//! `bootstrap image push` and `bootstrap image inspect`: the provider image into a registry
+//! the nodes can pull from (ECR included), and what a registry serves for a reference.
+
+use serde::Serialize;
+
+use super::ExitStatus;
+use crate::cli::{ImageInspectArgs, ImagePushArgs, OutputFormat};
+use crate::image::{self, Credentials, ImageError, ImageRef, RegistryKind};
+use crate::ui::{Printer, render_error};
+
+/// What `image push --output json` prints.
+#[derive(Debug, Serialize)]
+pub struct PushOutput {
+    /// The reference to pass as `--provider-image` (pinned to the digest).
+    pub provider_image: String,
+    pub digest: String,
+    pub platforms: Vec<String>,
+    pub blobs_uploaded: usize,
+    pub blobs_present: usize,
+    pub ecr_repository_created: Option<String>,
+}
+
+/// What `image inspect --output json` prints.
+#[derive(Debug, Serialize)]
+pub struct InspectOutput {
+    pub image: String,
+    pub pinned: String,
+    pub media_type: String,
+    pub platforms: Vec<String>,
+    pub credentials: String,
+}
+
+/// AWS configuration only for ECR references (nothing is loaded for other registries).
+async fn credentials_for(
+    reference: &ImageRef,
+    region: Option<&str>,
+    profile: Option<&str>,
+) -> Result<Credentials, ImageError> {
+    let credentials = Credentials::default();
+    let RegistryKind::Ecr {
+        region: registry_region,
+        ..
+    } = reference.kind()
+    else {
+        return Ok(credentials);
+    };
+    let region = region.unwrap_or(&registry_region);
+    let config = crate::aws::load_config(Some(region), profile)
+        .await
+        .map_err(|e| ImageError::Credentials {
+            registry: reference.registry().to_string(),
+            from: "the AWS configuration".into(),
+            reason: e.to_string(),
+        })?;
+    Ok(credentials.with_aws(config))
+}
+
+fn image_failure(printer: &Printer, e: &ImageError) -> ExitStatus {
+    printer.error(&render_error(e, e.hint().as_deref()));
+    match e {
+        ImageError::InvalidReference { .. } | ImageError::Layout { .. } => ExitStatus::UserError,
+        _ => ExitStatus::Failure,
+    }
+}
+
+/// Pushes the layout and prints the `--provider-image` to use.
+pub async fn push(args: &ImagePushArgs, printer: &Printer) -> ExitStatus {
+    let target = match ImageRef::parse(&args.to) {
+        Ok(t) => t,
+        Err(e) => return image_failure(printer, &e),
+    };
+    let credentials =
+        match credentials_for(&target, args.region.as_deref(), args.profile.as_deref()).await {
+            Ok(c) => c,
+            Err(e) => return image_failure(printer, &e),
+        };
+    printer.status(&format!("pushing {} to {target}", args.from.display()));
+    let report = match image::push(&args.from, args.tag.as_deref(), &target, &credentials).await {
+        Ok(r) => r,
+        Err(e) => return image_failure(printer, &e),
+    };
+    let out = PushOutput {
+        provider_image: report.image(),
+        digest: report.digest.clone(),
+        platforms: report.platforms.iter().map(ToString::to_string).collect(),
+        blobs_uploaded: report.blobs_uploaded,
+        blobs_present: report.blobs_present,
+        ecr_repository_created: report.ecr_repository_created.clone(),
+    };
+    if args.output == OutputFormat::Json {
+        printer.json_value(&out);
+    } else {
+        if let Some(repo) = &out.ecr_repository_created {
+            printer.status(&format!(
+                "created ECR repository {repo} (tagged as bootstrap's, scan on push)"
+            ));
+        }
+        printer.status(&format!(
+            "pushed {} ({}; {} blob(s) uploaded, {} already there)",
+            report.target,
+            out.platforms.join(", "),
+            out.blobs_uploaded,
+            out.blobs_present
+        ));
+        println!("--provider-image {}", out.provider_image);
+    }
+    ExitStatus::Success
+}
+
+/// Resolves the reference, lists its platforms, and checks `--arch` like `up` does.
+pub async fn inspect(args: &ImageInspectArgs, printer: &Printer) -> ExitStatus {
+    let reference = match ImageRef::parse(&args.image) {
+        Ok(r) => r,
+        Err(e) => return image_failure(printer, &e),
+    };
+    let credentials =
+        match credentials_for(&reference, args.region.as_deref(), args.profile.as_deref()).await {
+            Ok(c) => c,
+            Err(e) => return image_failure(printer, &e),
+        };
+    let archs = args.archs.iter().cloned().collect();
+    let report = match image::check(&reference, &archs, &credentials).await {
+        Ok(r) => r,
+        Err(e) => return image_failure(printer, &e),
+    };
+    let out = InspectOutput {
+        image: reference.to_string(),
+        pinned: report.pinned(),
+        media_type: report.media_type.clone(),
+        platforms: report.platforms.iter().map(ToString::to_string).collect(),
+        credentials: report.auth.to_string(),
+    };
+    if args.output == OutputFormat::Json {
+        printer.json_value(&out);
+    } else {
+        println!("{}", out.pinned);
+        println!("  media type: {}", out.media_type);
+        println!("  platforms:  {}", out.platforms.join(", "));
+        println!("  credentials: {}", out.credentials);
+    }
+    ExitStatus::Success
+}

@@ -1,0 +1,224 @@
+//! `up`'s provider image check against the local environment's real registry: with a node
+//! labelled `kubernetes.io/arch=arm64` and the amd64-only image, `up` fails before any write,
+//! naming the node and the architecture; `bootstrap image push` copies the layout into a new
+//! repository of that registry, and the pushed image passes the check for the amd64 nodes.
+//! Its own test binary: the extra node must not be seen by another test's `up`.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use serde_json::{Value, json};
+
+fn bootstrap(args: &[&str], ops_log: Option<&std::path::Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    cmd.args(args).stdin(Stdio::null());
+    if let Some(path) = ops_log {
+        cmd.env("BOOTSTRAP_OPS_LOG", path);
+    }
+    cmd.output().expect("bootstrap runs")
+}
+
+async fn run(args: Vec<String>, ops_log: Option<std::path::PathBuf>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        bootstrap(&args, ops_log.as_deref())
+    })
+    .await
+    .expect("join")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Removes the extra node (and any pod DaemonSets put on it) even when an assertion fails.
+struct NodeGuard {
+    name: String,
+}
+
+impl Drop for NodeGuard {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let kube = common::kube().await;
+                let nodes: Api<Node> = Api::all(kube.clone());
+                let _ = nodes.delete(&name, &DeleteParams::default()).await;
+                let pods: Api<Pod> = Api::all(kube.clone());
+                let on_node = ListParams::default().fields(&format!("spec.nodeName={name}"));
+                if let Ok(list) = pods.list(&on_node).await {
+                    for p in list.items {
+                        let ns = p.metadata.namespace.clone().unwrap_or_default();
+                        let api: Api<Pod> = Api::namespaced(kube.clone(), &ns);
+                        let _ = api
+                            .delete(
+                                &p.metadata.name.unwrap_or_default(),
+                                &DeleteParams::default().grace_period(0),
+                            )
+                            .await;
+                    }
+                }
+            })
+        })
+        .join();
+    }
+}
+
+#[tokio::test]
+async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push_passes() {
+    let Some(env) = common::env() else { return };
+    let (Ok(registry), Ok(layout)) = (
+        std::env::var("BOOTSTRAP_ENV_REGISTRY"),
+        std::env::var("BOOTSTRAP_ENV_PROVIDER_LAYOUT"),
+    ) else {
+        bootstrap_common::testenv::skip("the environment has no registry");
+        return;
+    };
+    let repo = common::unique("imgcheck/aws-csi-provider");
+    let to = format!("{registry}/{repo}");
+
+    // `image push` into the local registry: the --provider-image to use, pinned.
+    let pushed = run(
+        vec![
+            "image".into(),
+            "push".into(),
+            "--from".into(),
+            layout.clone(),
+            "--to".into(),
+            to.clone(),
+            "--output".into(),
+            "json".into(),
+        ],
+        None,
+    )
+    .await;
+    assert!(pushed.status.success(), "{}", text(&pushed));
+    let out: Value = serde_json::from_slice(&pushed.stdout).expect("json");
+    let image = out["provider_image"]
+        .as_str()
+        .expect("provider_image")
+        .to_string();
+    assert!(image.starts_with(&format!("{to}:")), "{image}");
+    assert!(image.contains("@sha256:"), "pinned to the digest: {image}");
+    assert_eq!(out["platforms"], json!(["linux/amd64"]));
+
+    // An arm64 node joins: the amd64-only image cannot run there.
+    let kube = common::kube().await;
+    let nodes: Api<Node> = Api::all(kube.clone());
+    let node_name = common::unique("graviton");
+    let node: Node = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": node_name, "labels": {
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "arm64",
+            "kubernetes.io/hostname": node_name,
+        }},
+    }))
+    .expect("node");
+    nodes
+        .create(&PostParams::default(), &node)
+        .await
+        .expect("create the arm64 node");
+    let guard = NodeGuard {
+        name: node_name.clone(),
+    };
+
+    let journal = std::env::temp_dir().join(format!("{}.ops", common::unique("imgcheck")));
+    let namespace = common::unique("imgcheck");
+    let up = |extra: &[&str]| {
+        let mut args: Vec<String> = [
+            "up",
+            "--cluster",
+            env.cluster.as_str(),
+            "--namespace",
+            namespace.as_str(),
+            "--provider-image",
+            image.as_str(),
+            "--no-progress",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let failed = run(up(&[]), Some(journal.clone())).await;
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(stderr.contains("step provider failed"), "{stderr}");
+    assert!(
+        stderr.contains(&image) || stderr.contains(&to),
+        "names the image: {stderr}"
+    );
+    assert!(
+        stderr.contains("linux/arm64"),
+        "names the architecture: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{node_name} (arm64)")),
+        "names the node: {stderr}"
+    );
+    for n in &env.nodes {
+        assert!(
+            !stderr.contains(n.as_str()),
+            "amd64 node {n} is not blamed: {stderr}"
+        );
+    }
+    assert!(stderr.contains("hint:"), "says what to do: {stderr}");
+    let written = std::fs::read_to_string(&journal).unwrap_or_default();
+    assert!(
+        written.trim().is_empty(),
+        "nothing was written before the check failed: {written}"
+    );
+    let _ = std::fs::remove_file(&journal);
+
+    // The arm64 node leaves: the pushed image passes for every amd64 node.
+    drop(guard);
+    common::eventually("the arm64 node is gone", 30, || {
+        let nodes = nodes.clone();
+        let name = node_name.clone();
+        async move {
+            nodes
+                .get_opt(&name)
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    let planned = run(up(&["--dry-run", "--output", "json"]), None).await;
+    assert!(planned.status.success(), "{}", text(&planned));
+    let report: Value = serde_json::from_slice(&planned.stdout).expect("json");
+    let provider = report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["name"] == "provider")
+        .expect("a provider step");
+    let check = provider["detail"]["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["resource"] == format!("provider image {image}"))
+        .unwrap_or_else(|| panic!("the image check line: {provider}"));
+    let note = check["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains(&format!("linux/amd64 for {} node(s)", env.nodes.len())),
+        "{note}"
+    );
+}
