@@ -16,15 +16,21 @@ say() { printf '[env image] %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
 
 "$repo/image/tools.sh" registry
-# BOOTSTRAP_ENV_IMAGE_BINARY puts another build in the image (e.g. target/debug/..., to debug).
+# The image holds the dev build by default: the test suite builds it anyway, and a cold release
+# build would add minutes to every CI run on a fresh machine (image/build.sh's own default, and
+# the release workflow, use the release build). BOOTSTRAP_ENV_IMAGE_RELEASE=1 puts the release
+# build in; BOOTSTRAP_ENV_IMAGE_BINARY any other binary.
 bin=${BOOTSTRAP_ENV_IMAGE_BINARY:-}
 if [[ -z $bin ]]; then
-  say "cargo build -p aws-csi-provider --release"
-  (cd "$repo" && cargo build -q -p aws-csi-provider --release --locked) >"$LOGS/aws-csi-provider-release-build.log" 2>&1 \
-    || die "cargo build -p aws-csi-provider --release failed (see $LOGS/aws-csi-provider-release-build.log)"
-  bin=$repo/target/release/aws-csi-provider
+  profile=(--bin aws-csi-provider) out=debug
+  [[ -n ${BOOTSTRAP_ENV_IMAGE_RELEASE:-} ]] && profile=(-p aws-csi-provider --release) out=release
+  say "cargo build ${profile[*]}"
+  (cd "$repo" && cargo build -q "${profile[@]}" --locked) >"$LOGS/aws-csi-provider-$out-build.log" 2>&1 \
+    || die "cargo build ${profile[*]} failed (see $LOGS/aws-csi-provider-$out-build.log)"
+  bin=$repo/target/$out/aws-csi-provider
 fi
 [[ -f $bin ]] || die "no provider binary at $bin"
+mkdir -p "$STATE/image" && echo "$bin" >"$STATE/image/binary"
 tag=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$repo/Cargo.toml" | head -1)
 
 layout=$repo/target/image/env/oci

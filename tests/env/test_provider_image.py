@@ -39,15 +39,16 @@ def skopeo_inspect(ref, raw=False):
     return json.loads(run(*args).stdout)
 
 
-def release_binary():
-    # BOOTSTRAP_ENV_IMAGE_BINARY: the build tests/env/image.sh was told to put in the image.
-    path = os.environ.get("BOOTSTRAP_ENV_IMAGE_BINARY") or os.path.join(REPO, "target", "release", "aws-csi-provider")
-    assert os.path.isfile(path), f"{path} is missing: tests/env/up.sh builds it (cargo build -p aws-csi-provider --release)"
+def image_binary():
+    # The build tests/env/image.sh put in the image (the dev build unless told otherwise).
+    with open(os.path.join(os.environ["BOOTSTRAP_ENV_STATE"], "image", "binary")) as f:
+        path = f.read().strip()
+    assert os.path.isfile(path), f"{path} is missing: tests/env/up.sh builds it"
     return path
 
 
 def test_two_builds_give_the_same_digest(env, tmp_path):
-    binary = release_binary()
+    binary = image_binary()
     e = dict(os.environ, SOURCE_DATE_EPOCH="1767225600", IMAGE_REVISION="0123456789abcdef")
     digests = []
     for name in ("a", "b"):

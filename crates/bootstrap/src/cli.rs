@@ -333,6 +333,10 @@ pub struct ImagePushArgs {
     /// Which tag of the layout to copy (default: its only image).
     #[arg(long, value_name = "TAG")]
     pub tag: Option<String>,
+    /// Tag an ECR repository this push creates with this cluster, so that its `bootstrap
+    /// down` deletes the repository (never one bootstrap did not create).
+    #[arg(long, env = "BOOTSTRAP_CLUSTER")]
+    pub cluster: Option<String>,
     /// AWS region for ECR (default: the registry's own region).
     #[arg(long)]
     pub region: Option<String>,

@@ -199,6 +199,22 @@ impl Backends {
                     gone_is_fine(classify("delete", format!("IAM role {role}"), e))?;
                 }
             }
+            Op::DeleteEcrRepository { repository } => {
+                if let Err(e) = aws
+                    .ecr
+                    .delete_repository()
+                    .repository_name(repository)
+                    .force(true)
+                    .send()
+                    .await
+                {
+                    gone_is_fine(classify(
+                        "delete",
+                        format!("ECR repository {repository}"),
+                        e,
+                    ))?;
+                }
+            }
             Op::CreateAddon {
                 cluster,
                 addon,

@@ -31,6 +31,7 @@ const NOT_FOUND: &[&str] = &[
     "ParameterNotFound",
     "ParameterVersionNotFound",
     "ParameterVersionLabelNotFound",
+    "RepositoryNotFoundException",
 ];
 const CONFLICT: &[&str] = &[
     "ResourceInUseException",

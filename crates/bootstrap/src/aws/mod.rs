@@ -124,6 +124,7 @@ pub struct Clients {
     pub iam: aws_sdk_iam::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
     pub ssm: aws_sdk_ssm::Client,
+    pub ecr: aws_sdk_ecr::Client,
 }
 
 impl Clients {
@@ -137,6 +138,7 @@ impl Clients {
             iam: aws_sdk_iam::Client::new(&config),
             secrets: aws_sdk_secretsmanager::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
+            ecr: aws_sdk_ecr::Client::new(&config),
             config,
         })
     }

@@ -75,7 +75,15 @@ pub async fn push(args: &ImagePushArgs, printer: &Printer) -> ExitStatus {
             Err(e) => return image_failure(printer, &e),
         };
     printer.status(&format!("pushing {} to {target}", args.from.display()));
-    let report = match image::push(&args.from, args.tag.as_deref(), &target, &credentials).await {
+    let report = match image::push_for(
+        &args.from,
+        args.tag.as_deref(),
+        &target,
+        &credentials,
+        args.cluster.as_deref(),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => return image_failure(printer, &e),
     };

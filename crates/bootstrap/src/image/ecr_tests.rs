@@ -76,12 +76,15 @@ async fn a_missing_repository_is_created_owned_and_scanned_on_push() {
                     t.key() == bootstrap_common::names::TAG_MANAGED_BY
                         && t.value() == bootstrap_common::names::MANAGED_BY_VALUE
                 })
+                && r.tags()
+                    .iter()
+                    .any(|t| t.key() == bootstrap_common::names::TAG_CLUSTER && t.value() == "demo")
         })
         .then_output(|| CreateRepositoryOutput::builder().build());
     let ecr = mock_client!(aws_sdk_ecr, RuleMode::Sequential, [&describe, &create]);
     let creds = Credentials::default().with_ecr_client(ecr);
     let target = ImageRef::parse(&format!("{REGISTRY}/team/provider")).unwrap();
-    let created = ensure_ecr_repository(&creds, &target, "123456789012", "us-west-2")
+    let created = ensure_ecr_repository(&creds, &target, "123456789012", "us-west-2", Some("demo"))
         .await
         .unwrap();
     assert_eq!(created.as_deref(), Some("team/provider"));
@@ -104,7 +107,7 @@ async fn an_existing_repository_is_left_alone() {
     let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&describe, &create]);
     let creds = Credentials::default().with_ecr_client(ecr);
     let target = ImageRef::parse(&format!("{REGISTRY}/team/provider:1")).unwrap();
-    let created = ensure_ecr_repository(&creds, &target, "123456789012", "us-west-2")
+    let created = ensure_ecr_repository(&creds, &target, "123456789012", "us-west-2", None)
         .await
         .unwrap();
     assert_eq!(created, None);
@@ -119,6 +122,7 @@ async fn pushing_to_ecr_without_aws_is_a_clear_error() {
         &target,
         "123456789012",
         "us-west-2",
+        None,
     )
     .await
     .unwrap_err();

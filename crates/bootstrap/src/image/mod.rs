@@ -28,7 +28,7 @@ use std::fmt;
 
 pub use auth::{AuthSource, Credentials};
 pub use error::{ImageError, Operation};
-pub use push::{PushReport, push};
+pub use push::{PushReport, push, push_for};
 pub use reference::{ImageRef, RegistryKind, registry_kind};
 pub use registry::{ImageReport, Platform, check, inspect};
 

@@ -46,6 +46,18 @@ pub async fn push(
     target: &ImageRef,
     credentials: &Credentials,
 ) -> Result<PushReport, ImageError> {
+    push_for(layout, tag, target, credentials, None).await
+}
+
+/// [`push`], and an ECR repository it creates is also tagged with `cluster`, so that
+/// cluster's `bootstrap down` deletes it (a repository without the tag is never deleted).
+pub async fn push_for(
+    layout: &Path,
+    tag: Option<&str>,
+    target: &ImageRef,
+    credentials: &Credentials,
+    cluster: Option<&str>,
+) -> Result<PushReport, ImageError> {
     let layout = Layout::open(layout)?;
     let (root, layout_tag) = layout.select(tag)?;
     let target = if target.digest().is_some() {
@@ -61,7 +73,7 @@ pub async fn push(
 
     let ecr_repository_created = match target.kind() {
         RegistryKind::Ecr { account, region } => {
-            ensure_ecr_repository(credentials, &target, &account, &region).await?
+            ensure_ecr_repository(credentials, &target, &account, &region, cluster).await?
         }
         _ => None,
     };
@@ -185,6 +197,7 @@ pub(super) async fn ensure_ecr_repository(
     target: &ImageRef,
     account: &str,
     region: &str,
+    cluster: Option<&str>,
 ) -> Result<Option<String>, ImageError> {
     use aws_sdk_ecr::types::{ImageScanningConfiguration, Tag};
     let repository = target.repository().to_string();
@@ -222,6 +235,13 @@ pub(super) async fn ensure_ecr_repository(
         bootstrap_common::names::MANAGED_BY_VALUE,
     )
     .map_err(|e| ecr_error("creating", Box::new(e)))?;
+    let mut tags = vec![managed];
+    if let Some(cluster) = cluster {
+        tags.push(
+            tag(bootstrap_common::names::TAG_CLUSTER, cluster)
+                .map_err(|e| ecr_error("creating", Box::new(e)))?,
+        );
+    }
     ecr.create_repository()
         .registry_id(account)
         .repository_name(&repository)
@@ -230,7 +250,7 @@ pub(super) async fn ensure_ecr_repository(
                 .scan_on_push(true)
                 .build(),
         )
-        .tags(managed)
+        .set_tags(Some(tags))
         .send()
         .await
         .map_err(|e| ecr_error("creating", Box::new(sdk_error(e))))?;

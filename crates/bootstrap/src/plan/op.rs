@@ -103,6 +103,10 @@ pub enum Op {
     DeleteRole {
         role: String,
     },
+    /// An ECR repository `bootstrap image push` created, with the images in it.
+    DeleteEcrRepository {
+        repository: String,
+    },
     CreateAddon {
         cluster: String,
         addon: String,
@@ -248,6 +252,12 @@ impl fmt::Display for Op {
                 "iam:DetachRolePolicy RoleName={role} PolicyArn={policy_arn}"
             ),
             Op::DeleteRole { role } => write!(f, "iam:DeleteRole RoleName={role}"),
+            Op::DeleteEcrRepository { repository } => {
+                write!(
+                    f,
+                    "ecr:DeleteRepository RepositoryName={repository} Force=true"
+                )
+            }
             Op::CreateAddon {
                 cluster,
                 addon,

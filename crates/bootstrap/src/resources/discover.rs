@@ -16,7 +16,7 @@ use crate::aws::{Clients, classify};
 use crate::error::StepError;
 use crate::kube::KubeError;
 use crate::plan::ObjectRef;
-use bootstrap_common::names::{LABEL_MANAGED_BY, MANAGED_BY_VALUE};
+use bootstrap_common::names::{LABEL_MANAGED_BY, MANAGED_BY_VALUE, TAG_CLUSTER, TAG_MANAGED_BY};
 
 /// The `app.kubernetes.io/name` of the platform's objects (driver and providers); anything
 /// else bootstrap labels belongs to a workload.
@@ -90,6 +90,8 @@ pub struct Inventory {
     pub foreign_in_namespace: BTreeMap<String, Vec<String>>,
     /// SecretProviderClasses bootstrap does not own (`namespace/name`).
     pub foreign_spcs: Vec<(String, String)>,
+    /// ECR repositories `bootstrap image push --cluster` created for this cluster.
+    pub ecr_repositories: Vec<String>,
 }
 
 /// Reads the inventory. With `namespace`, only that namespace's workload objects are listed
@@ -99,17 +101,19 @@ pub async fn discover(
     kube: &kube::Client,
     cluster: &str,
 ) -> Result<Inventory, StepError> {
-    let (roles, associations, addons, demo, objects) = tokio::try_join!(
+    let (roles, associations, addons, demo, objects, ecr_repositories) = tokio::try_join!(
         owned_roles(aws, cluster),
         associations(aws, cluster),
         addons(aws, cluster),
         secrets::observe_demo(Some(aws), cluster),
         owned_objects(kube),
+        owned_ecr_repositories(aws, cluster),
     )?;
     let mut inventory = Inventory {
         roles,
         associations,
         addons,
+        ecr_repositories,
         demo_secret: matches!(demo, DemoState::Present { owned: true })
             .then(|| secrets::demo_secret_name(cluster)),
         objects,
@@ -138,6 +142,53 @@ pub async fn discover(
     }
     inventory.foreign_spcs = foreign_spcs(kube).await?;
     Ok(inventory)
+}
+
+/// ECR repositories tagged as bootstrap's for this cluster (`image push --cluster`). A caller
+/// who may not list ECR has none to delete: that is not an error of `down`.
+async fn owned_ecr_repositories(aws: &Clients, cluster: &str) -> Result<Vec<String>, StepError> {
+    let mut repos = Vec::new();
+    let mut pages = aws.ecr.describe_repositories().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(page) => repos.extend(page.repositories().iter().filter_map(|r| {
+                Some((
+                    r.repository_name()?.to_string(),
+                    r.repository_arn()?.to_string(),
+                ))
+            })),
+            Err(e) => {
+                let e = classify("list", "the account's ECR repositories", e);
+                if e.is(crate::aws::ErrorKind::AccessDenied) {
+                    tracing::warn!("{e}: ECR repositories are not considered");
+                    return Ok(Vec::new());
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    let mut owned = Vec::new();
+    for (name, arn) in repos {
+        let tags = aws
+            .ecr
+            .list_tags_for_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .map_err(|e| classify("list the tags of", format!("ECR repository {name}"), e))?;
+        let tag = |k: &str| {
+            tags.tags()
+                .iter()
+                .find(|t| t.key() == k)
+                .map(|t| t.value().to_string())
+        };
+        if tag(TAG_MANAGED_BY).as_deref() == Some(MANAGED_BY_VALUE)
+            && tag(TAG_CLUSTER).as_deref() == Some(cluster)
+        {
+            owned.push(name);
+        }
+    }
+    Ok(owned)
 }
 
 async fn owned_roles(aws: &Clients, cluster: &str) -> Result<Vec<LiveRole>, StepError> {

@@ -33,6 +33,7 @@ fn clients(eks: aws_sdk_eks::Client, iam: aws_sdk_iam::Client) -> Clients {
         iam,
         secrets: aws_sdk_secretsmanager::Client::new(&config),
         ssm: aws_sdk_ssm::Client::new(&config),
+        ecr: aws_sdk_ecr::Client::new(&config),
         config,
     }
 }

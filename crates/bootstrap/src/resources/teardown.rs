@@ -25,7 +25,7 @@ pub struct Teardown {
 }
 
 /// The step names of `down`, in order.
-pub const STEPS: [&str; 9] = [
+pub const STEPS: [&str; 10] = [
     "sample-pods",
     "secretproviderclasses",
     "serviceaccounts",
@@ -35,6 +35,7 @@ pub const STEPS: [&str; 9] = [
     "provider",
     "csi-driver",
     "addons",
+    "ecr-repositories",
 ];
 
 fn keep(resource: impl Into<String>, why: impl Into<String>) -> Change {
@@ -162,6 +163,12 @@ pub fn plan(inv: &Inventory, cluster: &str, scope: &Scope) -> Teardown {
                 "platform kept (--workloads-only or --namespace)",
             ));
         }
+        for repo in &inv.ecr_repositories {
+            t.kept.push(keep(
+                format!("ECR repository {repo}"),
+                "platform kept (--workloads-only or --namespace)",
+            ));
+        }
         if let Some(name) = &inv.demo_secret
             && scope.namespace.is_some()
         {
@@ -223,6 +230,19 @@ pub fn plan(inv: &Inventory, cluster: &str, scope: &Scope) -> Teardown {
         }
     }
     t.steps.push(("addons", addons));
+    t.steps.push((
+        "ecr-repositories",
+        inv.ecr_repositories
+            .iter()
+            .map(|repo| {
+                Change::new(Action::Delete, format!("ECR repository {repo}"))
+                    .note("created by `bootstrap image push`; its images go with it")
+                    .ops([crate::plan::Op::DeleteEcrRepository {
+                        repository: repo.clone(),
+                    }])
+            })
+            .collect(),
+    ));
     if let Some(name) = &inv.demo_secret {
         t.steps
             .push(("demo-secret", vec![secrets::plan_delete_demo(name)]));
@@ -322,6 +342,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             foreign_spcs: vec![("elsewhere".into(), "theirs".into())],
+            ecr_repositories: vec!["mirror/aws-csi-provider".into()],
         }
     }
 
@@ -363,6 +384,17 @@ mod tests {
                 .any(|k| k.contains("CRDs") && k.contains("elsewhere/theirs"))
         );
         assert!(kept.iter().any(|k| k.contains("eks-pod-identity-agent")));
+        // The ECR repository `image push --cluster c` created goes, after the platform.
+        let (_, ecr) = t
+            .steps
+            .iter()
+            .find(|(n, _)| *n == "ecr-repositories")
+            .expect("ecr step");
+        assert_eq!(ecr.len(), 1);
+        assert_eq!(
+            ecr[0].ops[0].to_string(),
+            "ecr:DeleteRepository RepositoryName=mirror/aws-csi-provider Force=true"
+        );
         // Roles after their associations, inline policies before the role.
         let order: Vec<&str> = t.steps.iter().map(|(n, _)| *n).collect();
         let pos = |n: &str| order.iter().position(|x| *x == n).expect(n);
@@ -407,6 +439,12 @@ mod tests {
         );
         let gone = deleted(&t);
         assert!(!gone.iter().any(|r| r.contains("DaemonSet")));
+        assert!(!gone.iter().any(|r| r.contains("ECR repository")));
+        assert!(
+            t.kept
+                .iter()
+                .any(|k| k.resource == "ECR repository mirror/aws-csi-provider")
+        );
         assert!(gone.iter().any(|r| r.contains("IAM role")));
         let t = plan(
             &inventory(),
