@@ -5,57 +5,19 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
+
+use common::cli::{args, journal, json_of, ok, run_logged as run};
+use common::inventory::owned_inventory;
 
 const AGENT: &str = "eks-pod-identity-agent";
 
 /// The tests change the same cluster: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn bootstrap(args: &[&str], ops_log: Option<&std::path::Path>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
-    cmd.args(args).stdin(Stdio::null());
-    if let Some(path) = ops_log {
-        cmd.env("BOOTSTRAP_OPS_LOG", path);
-    }
-    cmd.output().expect("bootstrap runs")
-}
-
-async fn run(args: Vec<String>, ops_log: Option<std::path::PathBuf>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        bootstrap(&args, ops_log.as_deref())
-    })
-    .await
-    .expect("join")
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}); stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The write operations a dry run's JSON report plans (every `calls` line but waits).
 fn planned_writes(report: &Value) -> Vec<String> {
@@ -75,175 +37,6 @@ fn planned_writes(report: &Value) -> Vec<String> {
         .collect();
     lines.sort();
     lines
-}
-
-fn journal(path: &std::path::Path) -> Vec<String> {
-    let mut lines: Vec<String> = std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    lines.sort();
-    lines
-}
-
-/// What bootstrap owns for `cluster`, read independently of bootstrap's own discovery.
-async fn owned_inventory(
-    cfg: &aws_config::SdkConfig,
-    kube: &kube::Client,
-    cluster: &str,
-) -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    let ours = |tags: &[(String, String)]| {
-        tags.iter()
-            .any(|(k, v)| k == "bootstrap.podid/managed-by" && v == "bootstrap")
-            && tags
-                .iter()
-                .any(|(k, v)| k == "bootstrap.podid/cluster" && v == cluster)
-    };
-    let iam = aws_sdk_iam::Client::new(cfg);
-    let mut roles = Vec::new();
-    let mut pages = iam.list_roles().into_paginator().send();
-    while let Some(page) = pages.next().await {
-        roles.extend(page.expect("list roles").roles().to_vec());
-    }
-    for role in &roles {
-        let got = iam
-            .get_role()
-            .role_name(role.role_name())
-            .send()
-            .await
-            .expect("get role");
-        let tags: Vec<(String, String)> = got
-            .role()
-            .map(|r| {
-                r.tags()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if ours(&tags) {
-            found.insert(format!("iam role {}", role.role_name()));
-        }
-    }
-    let eks = aws_sdk_eks::Client::new(cfg);
-    let listed = eks
-        .list_pod_identity_associations()
-        .cluster_name(cluster)
-        .send()
-        .await
-        .expect("list associations");
-    for a in listed.associations() {
-        let d = eks
-            .describe_pod_identity_association()
-            .cluster_name(cluster)
-            .association_id(a.association_id().unwrap_or_default())
-            .send()
-            .await
-            .expect("describe association");
-        let tags: Vec<(String, String)> = d
-            .association()
-            .and_then(|a| a.tags())
-            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        if ours(&tags) {
-            found.insert(format!(
-                "association {}/{}",
-                a.namespace().unwrap_or_default(),
-                a.service_account().unwrap_or_default()
-            ));
-        }
-    }
-    for addon in [AGENT, "aws-secrets-store-csi-driver-provider"] {
-        if let Ok(d) = eks
-            .describe_addon()
-            .cluster_name(cluster)
-            .addon_name(addon)
-            .send()
-            .await
-        {
-            let tags: Vec<(String, String)> = d
-                .addon()
-                .and_then(|a| a.tags())
-                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default();
-            if ours(&tags) {
-                found.insert(format!("addon {addon}"));
-            }
-        }
-    }
-    let sm = aws_sdk_secretsmanager::Client::new(cfg);
-    let secrets = sm.list_secrets().send().await.expect("list secrets");
-    for s in secrets.secret_list() {
-        let tags: Vec<(String, String)> = s
-            .tags()
-            .iter()
-            .map(|t| {
-                (
-                    t.key().unwrap_or("").to_string(),
-                    t.value().unwrap_or("").to_string(),
-                )
-            })
-            .collect();
-        if ours(&tags) {
-            found.insert(format!("secret {}", s.name().unwrap_or_default()));
-        }
-    }
-    let labelled = ListParams::default().labels("app.kubernetes.io/managed-by=bootstrap");
-    for (group, version, kind, plural) in [
-        ("", "v1", "Pod", "pods"),
-        ("", "v1", "ServiceAccount", "serviceaccounts"),
-        ("", "v1", "Namespace", "namespaces"),
-        (
-            "secrets-store.csi.x-k8s.io",
-            "v1",
-            "SecretProviderClass",
-            "secretproviderclasses",
-        ),
-        ("apps", "v1", "DaemonSet", "daemonsets"),
-        (
-            "rbac.authorization.k8s.io",
-            "v1",
-            "ClusterRole",
-            "clusterroles",
-        ),
-        (
-            "rbac.authorization.k8s.io",
-            "v1",
-            "ClusterRoleBinding",
-            "clusterrolebindings",
-        ),
-        ("storage.k8s.io", "v1", "CSIDriver", "csidrivers"),
-        (
-            "apiextensions.k8s.io",
-            "v1",
-            "CustomResourceDefinition",
-            "customresourcedefinitions",
-        ),
-    ] {
-        let ar =
-            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-        let api: Api<DynamicObject> = Api::all_with(kube.clone(), &ar);
-        if let Ok(list) = api.list(&labelled).await {
-            for item in list.items {
-                // Terminating objects are on their way out.
-                if item.metadata.deletion_timestamp.is_some() {
-                    continue;
-                }
-                let ns = item
-                    .metadata
-                    .namespace
-                    .map(|n| format!("{n}/"))
-                    .unwrap_or_default();
-                found.insert(format!(
-                    "{kind}/{ns}{}",
-                    item.metadata.name.unwrap_or_default()
-                ));
-            }
-        }
-    }
-    found
 }
 
 /// The agent add-on as someone else installed it (no bootstrap tags), ACTIVE.

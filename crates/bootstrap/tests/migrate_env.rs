@@ -5,39 +5,12 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
-
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 
+use common::cli::{control, json_of, run};
+
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn run(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-            .args(&args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("bootstrap runs")
-    })
-    .await
-    .expect("join")
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}); stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn control(path: &str) -> String {
-    let base = std::env::var("BOOTSTRAP_ENV_CONTROL")
-        .unwrap_or_else(|_| "http://127.0.0.1:15000/_bootstrap".into());
-    format!("{base}{path}")
-}
 
 async fn writes_since_reset(http: &reqwest::Client) -> Vec<String> {
     let calls: Value = http

@@ -1,7 +1,9 @@
 //! Shared helpers for tests that run against the local EKS stand-in (tests/env).
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod fixture;
+pub mod inventory;
 
 use std::time::Duration;
 

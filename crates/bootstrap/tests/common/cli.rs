@@ -1,0 +1,78 @@
+//! Running the `bootstrap` binary from env tests (off the async runtime), its JSON output,
+//! the executor's journal, and the stand-in's control API (faults, call counters).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// Runs the binary with `args`; with `ops_log`, its executor journals every executed write there.
+pub fn bootstrap(args: &[&str], ops_log: Option<&Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+    cmd.args(args).stdin(Stdio::null());
+    if let Some(path) = ops_log {
+        cmd.env("BOOTSTRAP_OPS_LOG", path);
+    }
+    cmd.output().expect("bootstrap runs")
+}
+
+/// [`bootstrap`] on a blocking thread.
+pub async fn run_logged(args: Vec<String>, ops_log: Option<std::path::PathBuf>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        bootstrap(&args, ops_log.as_deref())
+    })
+    .await
+    .expect("join")
+}
+
+/// [`bootstrap`] on a blocking thread, without a journal.
+pub async fn run(args: Vec<String>) -> Output {
+    run_logged(args, None).await
+}
+
+pub fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+pub fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Fails the test with the command's stderr unless it exited 0.
+pub fn ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The executed writes in a journal, sorted.
+pub fn journal(path: &Path) -> Vec<String> {
+    let mut lines = journal_in_order(path);
+    lines.sort();
+    lines
+}
+
+/// The executed writes in a journal, in execution order.
+pub fn journal_in_order(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A URL of the stand-in's control API.
+pub fn control(path: &str) -> String {
+    let base = std::env::var("BOOTSTRAP_ENV_CONTROL")
+        .unwrap_or_else(|_| "http://127.0.0.1:15000/_bootstrap".into());
+    format!("{base}{path}")
+}

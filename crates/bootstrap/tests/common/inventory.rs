@@ -1,0 +1,168 @@
+//! What bootstrap owns on the environment's cluster, read independently of bootstrap's own
+//! discovery: IAM roles, associations, add-ons and secrets by their tags, Kubernetes objects by
+//! their managed-by label.
+
+use std::collections::BTreeSet;
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+
+const AGENT: &str = "eks-pod-identity-agent";
+
+/// What bootstrap owns for `cluster`, read independently of bootstrap's own discovery.
+pub async fn owned_inventory(
+    cfg: &aws_config::SdkConfig,
+    kube: &kube::Client,
+    cluster: &str,
+) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let ours = |tags: &[(String, String)]| {
+        tags.iter()
+            .any(|(k, v)| k == "bootstrap.podid/managed-by" && v == "bootstrap")
+            && tags
+                .iter()
+                .any(|(k, v)| k == "bootstrap.podid/cluster" && v == cluster)
+    };
+    let iam = aws_sdk_iam::Client::new(cfg);
+    let mut roles = Vec::new();
+    let mut pages = iam.list_roles().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        roles.extend(page.expect("list roles").roles().to_vec());
+    }
+    for role in &roles {
+        let got = iam
+            .get_role()
+            .role_name(role.role_name())
+            .send()
+            .await
+            .expect("get role");
+        let tags: Vec<(String, String)> = got
+            .role()
+            .map(|r| {
+                r.tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if ours(&tags) {
+            found.insert(format!("iam role {}", role.role_name()));
+        }
+    }
+    let eks = aws_sdk_eks::Client::new(cfg);
+    let listed = eks
+        .list_pod_identity_associations()
+        .cluster_name(cluster)
+        .send()
+        .await
+        .expect("list associations");
+    for a in listed.associations() {
+        let d = eks
+            .describe_pod_identity_association()
+            .cluster_name(cluster)
+            .association_id(a.association_id().unwrap_or_default())
+            .send()
+            .await
+            .expect("describe association");
+        let tags: Vec<(String, String)> = d
+            .association()
+            .and_then(|a| a.tags())
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        if ours(&tags) {
+            found.insert(format!(
+                "association {}/{}",
+                a.namespace().unwrap_or_default(),
+                a.service_account().unwrap_or_default()
+            ));
+        }
+    }
+    for addon in [AGENT, "aws-secrets-store-csi-driver-provider"] {
+        if let Ok(d) = eks
+            .describe_addon()
+            .cluster_name(cluster)
+            .addon_name(addon)
+            .send()
+            .await
+        {
+            let tags: Vec<(String, String)> = d
+                .addon()
+                .and_then(|a| a.tags())
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            if ours(&tags) {
+                found.insert(format!("addon {addon}"));
+            }
+        }
+    }
+    let sm = aws_sdk_secretsmanager::Client::new(cfg);
+    let secrets = sm.list_secrets().send().await.expect("list secrets");
+    for s in secrets.secret_list() {
+        let tags: Vec<(String, String)> = s
+            .tags()
+            .iter()
+            .map(|t| {
+                (
+                    t.key().unwrap_or("").to_string(),
+                    t.value().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        if ours(&tags) {
+            found.insert(format!("secret {}", s.name().unwrap_or_default()));
+        }
+    }
+    let labelled = ListParams::default().labels("app.kubernetes.io/managed-by=bootstrap");
+    for (group, version, kind, plural) in [
+        ("", "v1", "Pod", "pods"),
+        ("", "v1", "ServiceAccount", "serviceaccounts"),
+        ("", "v1", "Namespace", "namespaces"),
+        (
+            "secrets-store.csi.x-k8s.io",
+            "v1",
+            "SecretProviderClass",
+            "secretproviderclasses",
+        ),
+        ("apps", "v1", "DaemonSet", "daemonsets"),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+        ),
+        ("storage.k8s.io", "v1", "CSIDriver", "csidrivers"),
+        (
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+        ),
+    ] {
+        let ar =
+            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+        let api: Api<DynamicObject> = Api::all_with(kube.clone(), &ar);
+        if let Ok(list) = api.list(&labelled).await {
+            for item in list.items {
+                // Terminating objects are on their way out.
+                if item.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                let ns = item
+                    .metadata
+                    .namespace
+                    .map(|n| format!("{n}/"))
+                    .unwrap_or_default();
+                found.insert(format!(
+                    "{kind}/{ns}{}",
+                    item.metadata.name.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    found
+}
