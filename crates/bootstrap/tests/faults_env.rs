@@ -1,0 +1,452 @@
+//! Faults against the local EKS stand-in.
+//!
+//! - Two `up` runs on one cluster at once (always): both end well, one role and one
+//!   association, and the end state is a clean run's.
+//! - The fault matrix (`BOOTSTRAP_FAULTS=1`, about 10 minutes): for every step of `up` and
+//!   `down` that calls AWS, 500s past the retry budget and throttling within it; for every
+//!   step that writes, a SIGKILL after its first write. After each fault a re-run must end in
+//!   exactly the owned inventory of a clean run, and `down` must then leave nothing owned.
+//!   `BOOTSTRAP_FAULTS_REPORT=FILE` writes the outcome as the markdown table of
+//!   bench/RESULTS.md.
+//!
+//! The platform steps (agent add-on, driver, provider) are installed in the shared environment
+//! before any case runs, so a case makes no write there; their faults are not exercised here
+//! (the README says so).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use common::cli::{args, control, journal_in_order, ok, run, run_logged};
+use common::inventory::owned_inventory;
+
+/// The tests change the same cluster: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn up_args(cluster: &str, ns: &str) -> Vec<String> {
+    args(&[
+        "up",
+        "--cluster",
+        cluster,
+        "--namespace",
+        ns,
+        "--service-account",
+        "app",
+        "--create-demo-secret",
+        "-q",
+        "--no-progress",
+        "--timeout",
+        "3m",
+    ])
+}
+
+fn down_args(cluster: &str) -> Vec<String> {
+    args(&[
+        "down",
+        "--cluster",
+        cluster,
+        "--yes",
+        "--force",
+        "--workloads-only",
+        "-q",
+        "--timeout",
+        "4m",
+    ])
+}
+
+/// The platform's objects, shared by every test of the environment (`--workloads-only` keeps
+/// them, as the faults never reach them).
+fn platform_item(item: &str) -> bool {
+    item.starts_with("CustomResourceDefinition/")
+        || item.starts_with("CSIDriver/")
+        || item.starts_with("addon ")
+        || item.contains("kube-system/")
+        || item.contains("secretprovider")
+        || item.contains("aws-csi-provider")
+        || item.contains("secrets-store-csi-driver")
+}
+
+/// The workload part of the owned inventory (everything but the shared platform).
+async fn owned_workloads(cluster: &str) -> BTreeSet<String> {
+    let cfg = common::aws().await;
+    let kube = common::kube().await;
+    owned_inventory(&cfg, &kube, cluster)
+        .await
+        .into_iter()
+        .filter(|i| !platform_item(i))
+        .collect()
+}
+
+/// What bootstrap owns for namespace `ns` (and the cluster's demo secret), with the namespace
+/// written `<ns>`: every case uses its own namespace, and the end states must be equal but
+/// for it.
+async fn workload_state(cluster: &str, ns: &str) -> BTreeSet<String> {
+    owned_workloads(cluster)
+        .await
+        .into_iter()
+        .filter(|i| i.contains(ns) || i.starts_with("secret "))
+        .map(|i| i.replace(ns, "<ns>"))
+        .collect()
+}
+
+async fn nothing_left(cluster: &str, what: &str) {
+    let left = owned_workloads(cluster).await;
+    assert!(left.is_empty(), "{what}: down left {left:?}");
+}
+
+async fn faults(http: &reqwest::Client, rules: Option<Value>) {
+    let request = match rules {
+        Some(rules) => http.post(control("/faults")).json(&rules),
+        None => http.delete(control("/faults")),
+    };
+    let out = request.send().await.expect("the control API answers");
+    assert!(out.status().is_success(), "faults: {}", out.status());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_ups_at_once_both_end_with_one_role_and_one_association() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    let cluster = env.cluster.clone();
+    let ns = common::unique("twice");
+    let (a, b) = tokio::join!(run(up_args(&cluster, &ns)), run(up_args(&cluster, &ns)));
+    ok(&a, "the first of two concurrent ups");
+    ok(&b, "the second of two concurrent ups");
+    let state = workload_state(&cluster, &ns).await;
+    let roles: Vec<&String> = state.iter().filter(|i| i.starts_with("iam role")).collect();
+    let associations: Vec<&String> = state
+        .iter()
+        .filter(|i| i.starts_with("association"))
+        .collect();
+    assert_eq!(roles.len(), 1, "{state:?}");
+    assert_eq!(associations, ["association <ns>/app"], "{state:?}");
+    // The stand-in's association list has no duplicate for the service account either.
+    let eks = aws_sdk_eks::Client::new(&common::aws().await);
+    let listed = eks
+        .list_pod_identity_associations()
+        .cluster_name(&cluster)
+        .namespace(&ns)
+        .send()
+        .await
+        .expect("list associations");
+    assert_eq!(listed.associations().len(), 1);
+    // A third run is a no-op on the same state.
+    let again = run(up_args(&cluster, &ns)).await;
+    ok(&again, "a third up");
+    assert_eq!(workload_state(&cluster, &ns).await, state);
+    ok(&run(down_args(&cluster)).await, "down");
+    nothing_left(&cluster, "after two concurrent ups").await;
+}
+
+/// One injected fault.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// 500 InternalFailure until cleared: past every retry budget, the run fails.
+    ServerErrors(&'static str),
+    /// Throttling for this many calls: within the budget, the run succeeds by itself.
+    Throttle(&'static str, u32),
+    /// SIGKILL right after the first write whose journal line starts with this.
+    KillAfter(&'static str),
+}
+
+impl Fault {
+    fn describe(&self) -> String {
+        match self {
+            Fault::ServerErrors(op) => format!("500 on `{op}` until cleared"),
+            Fault::Throttle(op, n) => format!("throttling ×{n} on `{op}`"),
+            Fault::KillAfter(prefix) => format!("SIGKILL after the first `{prefix}…` write"),
+        }
+    }
+}
+
+struct Case {
+    command: &'static str,
+    step: &'static str,
+    fault: Fault,
+}
+
+const fn case(command: &'static str, step: &'static str, fault: Fault) -> Case {
+    Case {
+        command,
+        step,
+        fault,
+    }
+}
+
+/// Every AWS-calling step of `up` and `down` with 500s and throttling, every writing step with
+/// a SIGKILL after its first write.
+const CASES: &[Case] = &[
+    case(
+        "up",
+        "secrets",
+        Fault::ServerErrors("secretsmanager:CreateSecret"),
+    ),
+    case(
+        "up",
+        "secrets",
+        Fault::Throttle("secretsmanager:CreateSecret", 3),
+    ),
+    case("up", "secrets", Fault::KillAfter("secretsmanager:")),
+    case("up", "iam-role", Fault::ServerErrors("iam:CreateRole")),
+    case("up", "iam-role", Fault::ServerErrors("iam:PutRolePolicy")),
+    case("up", "iam-role", Fault::Throttle("iam:*", 4)),
+    case("up", "iam-role", Fault::KillAfter("iam:CreateRole")),
+    case(
+        "up",
+        "association",
+        Fault::ServerErrors("eks:CreatePodIdentityAssociation"),
+    ),
+    case(
+        "up",
+        "association",
+        Fault::Throttle("eks:CreatePodIdentityAssociation", 3),
+    ),
+    case(
+        "up",
+        "association",
+        Fault::KillAfter("eks:CreatePodIdentityAssociation"),
+    ),
+    case(
+        "up",
+        "workload",
+        Fault::KillAfter("kubernetes: server-side apply Namespace/"),
+    ),
+    case(
+        "up",
+        "workload",
+        Fault::KillAfter("kubernetes: server-side apply SecretProviderClass/"),
+    ),
+    case(
+        "up",
+        "verify",
+        Fault::ServerErrors("eks-auth:AssumeRoleForPodIdentity"),
+    ),
+    case(
+        "up",
+        "verify",
+        Fault::Throttle("eks-auth:AssumeRoleForPodIdentity", 2),
+    ),
+    case(
+        "up",
+        "verify",
+        Fault::KillAfter("kubernetes: server-side apply Pod/"),
+    ),
+    case(
+        "down",
+        "associations",
+        Fault::ServerErrors("eks:DeletePodIdentityAssociation"),
+    ),
+    case(
+        "down",
+        "associations",
+        Fault::Throttle("eks:DeletePodIdentityAssociation", 3),
+    ),
+    case("down", "iam-roles", Fault::ServerErrors("iam:DeleteRole")),
+    case("down", "iam-roles", Fault::Throttle("iam:*", 4)),
+    case(
+        "down",
+        "iam-roles",
+        Fault::KillAfter("iam:DeleteRolePolicy"),
+    ),
+    case(
+        "down",
+        "demo-secret",
+        Fault::ServerErrors("secretsmanager:DeleteSecret"),
+    ),
+    case(
+        "down",
+        "serviceaccounts",
+        Fault::KillAfter("kubernetes: delete ServiceAccount/"),
+    ),
+    case(
+        "down",
+        "namespaces",
+        Fault::KillAfter("kubernetes: delete Namespace/"),
+    ),
+];
+
+/// Runs `args` with a journal, killing the process right after the first journal line that
+/// starts with `prefix`; returns whether it was killed (false: it ended first).
+async fn killed_after(args: Vec<String>, prefix: &str, log: &std::path::Path) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(&args)
+        .env("BOOTSTRAP_OPS_LOG", log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bootstrap starts");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if journal_in_order(log).iter().any(|l| l.starts_with(prefix)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return true;
+        }
+        if child.try_wait().expect("poll").is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// What one case did: the faulted run's exit, and the re-run's.
+struct Row {
+    case: String,
+    faulted: String,
+    converged: bool,
+    left_nothing: bool,
+    seconds: f64,
+}
+
+async fn run_case(
+    c: &Case,
+    cluster: &str,
+    http: &reqwest::Client,
+    clean: &BTreeSet<String>,
+) -> Row {
+    let started = Instant::now();
+    let ns = common::unique("fault");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("ops");
+    if c.command == "down" {
+        ok(&run(up_args(cluster, &ns)).await, "up before a down fault");
+    }
+    let command = if c.command == "up" {
+        up_args(cluster, &ns)
+    } else {
+        down_args(cluster)
+    };
+    let faulted = match c.fault {
+        Fault::ServerErrors(op) => {
+            faults(
+                http,
+                Some(json!({"operation": op, "kind": "error", "status": 500,
+                            "code": "InternalFailure", "count": -1})),
+            )
+            .await;
+            let out = run_logged(command.clone(), Some(log.clone())).await;
+            faults(http, None).await;
+            assert!(
+                !out.status.success(),
+                "{} with {}: succeeded despite the faults",
+                c.command,
+                c.fault.describe()
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+            assert!(
+                stderr.contains(&format!("step {} failed", c.step)),
+                "{} with {}: the failure names another step: {stderr}",
+                c.command,
+                c.fault.describe()
+            );
+            format!(
+                "exit {} at step {}",
+                out.status.code().unwrap_or(-1),
+                c.step
+            )
+        }
+        Fault::Throttle(op, n) => {
+            faults(
+                http,
+                Some(json!({"operation": op, "kind": "throttle", "count": n})),
+            )
+            .await;
+            let out = run_logged(command.clone(), Some(log.clone())).await;
+            faults(http, None).await;
+            ok(&out, &format!("{} with {}", c.command, c.fault.describe()));
+            "exit 0 (retried)".to_string()
+        }
+        Fault::KillAfter(prefix) => {
+            let killed = killed_after(command.clone(), prefix, &log).await;
+            assert!(
+                killed,
+                "{} ended before writing `{prefix}…`: {:?}",
+                c.command,
+                journal_in_order(&log)
+            );
+            format!("killed after {} write(s)", journal_in_order(&log).len())
+        }
+    };
+    // The re-run converges: up to a clean run's end state, down to nothing.
+    let again = run(command).await;
+    ok(
+        &again,
+        &format!("{} re-run after {}", c.command, c.fault.describe()),
+    );
+    let converged = if c.command == "up" {
+        let state = workload_state(cluster, &ns).await;
+        assert_eq!(
+            &state,
+            clean,
+            "up after {} converged to another state",
+            c.fault.describe()
+        );
+        true
+    } else {
+        workload_state(cluster, &ns).await.is_empty()
+    };
+    ok(&run(down_args(cluster)).await, "down after the case");
+    let left = owned_workloads(cluster).await;
+    Row {
+        case: format!("`{}` {} — {}", c.command, c.step, c.fault.describe()),
+        faulted,
+        converged,
+        left_nothing: left.is_empty(),
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_fault_of_up_and_down_converges() {
+    let Some(env) = common::env() else { return };
+    if std::env::var_os("BOOTSTRAP_FAULTS").is_none() {
+        eprintln!("skipped: the fault matrix runs with BOOTSTRAP_FAULTS=1 (about 10 minutes)");
+        return;
+    }
+    let _serial = SERIAL.lock().await;
+    let cluster = env.cluster.clone();
+    let http = reqwest::Client::new();
+    faults(&http, None).await;
+    // The clean end state every case must reach.
+    ok(&run(down_args(&cluster)).await, "down before the matrix");
+    let ns = common::unique("clean");
+    ok(&run(up_args(&cluster, &ns)).await, "a clean up");
+    let clean = workload_state(&cluster, &ns).await;
+    assert!(
+        clean.iter().any(|i| i.starts_with("iam role")) && clean.contains("association <ns>/app"),
+        "{clean:?}"
+    );
+    ok(&run(down_args(&cluster)).await, "down after the clean up");
+    nothing_left(&cluster, "after the clean up").await;
+
+    let mut rows = Vec::new();
+    for c in CASES {
+        let row = run_case(c, &cluster, &http, &clean).await;
+        assert!(row.converged && row.left_nothing, "{}", row.case);
+        eprintln!("fault case passed in {:.0}s: {}", row.seconds, row.case);
+        rows.push(row);
+    }
+    if let Some(path) = std::env::var_os("BOOTSTRAP_FAULTS_REPORT") {
+        let mut table = String::from(
+            "| Case | Faulted run | Re-run converged to the clean state | `down` left nothing | Seconds |\n|---|---|---|---|---|\n",
+        );
+        for r in &rows {
+            table.push_str(&format!(
+                "| {} | {} | {} | {} | {:.0} |\n",
+                r.case,
+                r.faulted,
+                if r.converged { "yes" } else { "NO" },
+                if r.left_nothing { "yes" } else { "NO" },
+                r.seconds
+            ));
+        }
+        std::fs::write(path, table).expect("write the fault report");
+    }
+}
