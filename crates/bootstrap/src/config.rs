@@ -178,6 +178,17 @@ fn provider_image_from_env() -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
+/// Rejects a `--provider-image` that is no image reference (exit 2, before any call).
+fn checked_image(image: Option<String>) -> Result<Option<String>, ConfigError> {
+    if let Some(reference) = &image
+        && let Err(e) = crate::image::ImageRef::parse(reference)
+    {
+        let hint = e.hint().unwrap_or_default();
+        return Err(invalid("--provider-image", format!("{e}; {hint}")));
+    }
+    Ok(image)
+}
+
 fn image_check(skip: bool) -> ImageCheck {
     if skip {
         ImageCheck::Skip
@@ -261,11 +272,11 @@ pub fn resolve_up(args: &UpArgs) -> Result<UpSettings, ConfigError> {
         create_demo_secret: args.create_demo_secret || secrets.is_empty(),
         secrets,
         provider: args.provider,
-        provider_image: args.provider_image.clone().or_else(|| {
+        provider_image: checked_image(args.provider_image.clone().or_else(|| {
             (args.provider == ProviderKind::Rust)
                 .then(provider_image_from_env)
                 .flatten()
-        }),
+        }))?,
         image_check: image_check(args.skip_image_check),
         csi_driver,
         provider_values: values.provider,

@@ -8,6 +8,7 @@ mod common;
 
 use std::process::{Command, Output, Stdio};
 
+use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
@@ -197,6 +198,24 @@ async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push
                 .ok()
                 .flatten()
                 .is_none()
+                .then_some(())
+        }
+    })
+    .await;
+    // And the DaemonSets forget it (the tests after this one wait for their rollouts).
+    let daemonsets: Api<DaemonSet> = Api::namespaced(kube.clone(), "kube-system");
+    let want = env.nodes.len() as i32;
+    common::eventually("the DaemonSets are back to the amd64 nodes", 60, || {
+        let daemonsets = daemonsets.clone();
+        async move {
+            let list = daemonsets.list(&ListParams::default()).await.ok()?;
+            list.items
+                .iter()
+                .all(|d| {
+                    d.status.as_ref().is_some_and(|s| {
+                        s.desired_number_scheduled == want && s.number_ready == want
+                    })
+                })
                 .then_some(())
         }
     })
