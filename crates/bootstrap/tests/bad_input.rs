@@ -228,7 +228,7 @@ const CORPUS: &[Bad] = &[
         "teams file: the same team twice",
         &["onboard", "-f", "{file}", "--dry-run"],
         "cluster: demo\nteams:\n  - name: a\n    namespace: a\n    serviceAccount: app\n    secrets: [{name: s}]\n  - name: a\n    namespace: b\n    serviceAccount: app\n    secrets: [{name: s}]\n",
-        &["teams.yaml:7:5", "another team has the same name"],
+        &["input.yaml:7:5", "another team has the same name"],
     ),
     bad_file(
         "teams file: alias escaping the mount",
