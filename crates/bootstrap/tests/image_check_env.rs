@@ -241,3 +241,64 @@ async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push
         "{note}"
     );
 }
+
+#[tokio::test]
+async fn down_plans_to_delete_only_the_ecr_repositories_bootstrap_created_for_its_cluster() {
+    let Some(env) = common::env() else { return };
+    use aws_sdk_ecr::types::Tag;
+    let ecr = aws_sdk_ecr::Client::new(&common::aws().await);
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().expect("tag");
+    let ours = common::unique("owned/aws-csi-provider");
+    let other_cluster = common::unique("elsewhere/aws-csi-provider");
+    let untagged = common::unique("theirs/aws-csi-provider");
+    for (name, tags) in [
+        (
+            &ours,
+            vec![
+                tag("bootstrap.podid/managed-by", "bootstrap"),
+                tag("bootstrap.podid/cluster", &env.cluster),
+            ],
+        ),
+        (
+            &other_cluster,
+            vec![
+                tag("bootstrap.podid/managed-by", "bootstrap"),
+                tag("bootstrap.podid/cluster", "another-cluster"),
+            ],
+        ),
+        (&untagged, Vec::new()),
+    ] {
+        ecr.create_repository()
+            .repository_name(name)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .expect("create an ECR repository");
+    }
+    let plan = run(
+        vec![
+            "down".into(),
+            "--cluster".into(),
+            env.cluster.clone(),
+            "--dry-run".into(),
+            "--output".into(),
+            "json".into(),
+        ],
+        None,
+    )
+    .await;
+    assert!(plan.status.success(), "{}", text(&plan));
+    let report: Value = serde_json::from_slice(&plan.stdout).expect("json");
+    let deleted = report["deleted"].to_string();
+    assert!(deleted.contains(&format!("ECR repository {ours}")), "{deleted}");
+    assert!(!deleted.contains(&other_cluster), "another cluster's: {deleted}");
+    assert!(!deleted.contains(&untagged), "not bootstrap's: {deleted}");
+    for name in [&ours, &other_cluster, &untagged] {
+        let _ = ecr
+            .delete_repository()
+            .repository_name(name)
+            .force(true)
+            .send()
+            .await;
+    }
+}
