@@ -290,8 +290,14 @@ async fn down_plans_to_delete_only_the_ecr_repositories_bootstrap_created_for_it
     assert!(plan.status.success(), "{}", text(&plan));
     let report: Value = serde_json::from_slice(&plan.stdout).expect("json");
     let deleted = report["deleted"].to_string();
-    assert!(deleted.contains(&format!("ECR repository {ours}")), "{deleted}");
-    assert!(!deleted.contains(&other_cluster), "another cluster's: {deleted}");
+    assert!(
+        deleted.contains(&format!("ECR repository {ours}")),
+        "{deleted}"
+    );
+    assert!(
+        !deleted.contains(&other_cluster),
+        "another cluster's: {deleted}"
+    );
     assert!(!deleted.contains(&untagged), "not bootstrap's: {deleted}");
     for name in [&ours, &other_cluster, &untagged] {
         let _ = ecr
