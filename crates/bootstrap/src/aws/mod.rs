@@ -149,10 +149,12 @@ pub async fn load_config(
     region: Option<&str>,
     profile: Option<&str>,
 ) -> Result<SdkConfig, ConfigError> {
-    // Adaptive retry: the SDK slows down on throttling by itself (bulk `onboard`), and our
-    // executor adds bounded retries on top for eventual consistency.
+    // Standard retry (exponential back-off with jitter), and our executor's bounded retries on
+    // top for eventual consistency. Not adaptive: after three throttled answers its client-side
+    // rate limiter held the rest of an `up` back for 41 s more (4.0 s vs 45.3 s, measured on
+    // the stand-in with 3 throttles of iam:CreateRole; bench/RESULTS.md, Faults).
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(
-        aws_smithy_types::retry::RetryConfig::adaptive()
+        aws_smithy_types::retry::RetryConfig::standard()
             .with_max_attempts(6)
             .with_initial_backoff(std::time::Duration::from_millis(200)),
     );
