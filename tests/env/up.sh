@@ -273,7 +273,7 @@ export BOOTSTRAP_ENV_PYTHON='$PY'
 export BOOTSTRAP_ENV_REGISTRY='$REGISTRY'
 export BOOTSTRAP_ENV_PROVIDER_FROM='$PROVIDER_FROM'
 export BOOTSTRAP_ENV_PROVIDER_IMAGE='$(cat "$STATE/image/reference" 2>/dev/null || true)'
-export BOOTSTRAP_PROVIDER_IMAGE="\$BOOTSTRAP_ENV_PROVIDER_IMAGE"
+export BOOTSTRAP_PROVIDER_IMAGE='$(cat "$STATE/image/reference" 2>/dev/null || true)'
 export BOOTSTRAP_ENV_PROVIDER_LAYOUT='$repo/target/image/env/oci'
 export BOOTSTRAP_ENV_IAM_ENFORCED='$(aws_key enforce_iam false | tr 'A-Z' 'a-z')'
 EOF
