@@ -12,7 +12,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
 
 use common::cli::{args, journal, json_of, ok, run_logged as run};
-use common::inventory::owned_inventory;
+use common::inventory::{foreign_agent_addon, owned_inventory};
 
 const AGENT: &str = "eks-pod-identity-agent";
 
@@ -37,49 +37,6 @@ fn planned_writes(report: &Value) -> Vec<String> {
         .collect();
     lines.sort();
     lines
-}
-
-/// The agent add-on as someone else installed it (no bootstrap tags), ACTIVE.
-async fn foreign_agent_addon(eks: &aws_sdk_eks::Client, cluster: &str) {
-    if let Ok(d) = eks
-        .describe_addon()
-        .cluster_name(cluster)
-        .addon_name(AGENT)
-        .send()
-        .await
-    {
-        let owned = d
-            .addon()
-            .and_then(|a| a.tags())
-            .is_some_and(|t| t.contains_key("bootstrap.podid/managed-by"));
-        if !owned {
-            return;
-        }
-        eks.delete_addon()
-            .cluster_name(cluster)
-            .addon_name(AGENT)
-            .send()
-            .await
-            .expect("delete owned add-on");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while eks
-            .describe_addon()
-            .cluster_name(cluster)
-            .addon_name(AGENT)
-            .send()
-            .await
-            .is_ok()
-        {
-            assert!(Instant::now() < deadline, "add-on deletion timed out");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-    eks.create_addon()
-        .cluster_name(cluster)
-        .addon_name(AGENT)
-        .send()
-        .await
-        .expect("create the pre-existing add-on");
 }
 
 fn spc_api(kube: &kube::Client, ns: &str) -> Api<DynamicObject> {

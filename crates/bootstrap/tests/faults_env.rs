@@ -8,10 +8,10 @@
 //!   exactly the owned inventory of a clean run, and `down` must then leave nothing owned.
 //!   `BOOTSTRAP_FAULTS_REPORT=FILE` writes the outcome as the markdown table of
 //!   bench/RESULTS.md.
-//!
-//! The platform steps (agent add-on, driver, provider) are installed in the shared environment
-//! before any case runs, so a case makes no write there; their faults are not exercised here
-//! (the README says so).
+//! - The platform steps (agent add-on, driver, provider) run last, each from a cluster
+//!   without the platform and without the agent add-on, comparing the whole owned inventory;
+//!   the environment's platform (a foreign agent add-on, bootstrap's driver and provider) is
+//!   restored at the end. `BOOTSTRAP_FAULTS=platform` runs only those.
 
 mod common;
 
@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use common::cli::{args, control, journal_in_order, ok, run, run_logged};
-use common::inventory::owned_inventory;
+use common::inventory::{foreign_agent_addon, no_agent_addon, owned_inventory};
 
 /// The tests change the same cluster: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -56,6 +56,24 @@ fn down_args(cluster: &str) -> Vec<String> {
         "--timeout",
         "4m",
     ])
+}
+
+/// `down` of everything bootstrap owns on the cluster, the platform included.
+fn down_full_args(cluster: &str) -> Vec<String> {
+    let mut a = down_args(cluster);
+    a.retain(|x| x != "--workloads-only");
+    a
+}
+
+/// Everything bootstrap owns (platform included), the namespace written `<ns>`.
+async fn full_state(cluster: &str, ns: &str) -> BTreeSet<String> {
+    let cfg = common::aws().await;
+    let kube = common::kube().await;
+    owned_inventory(&cfg, &kube, cluster)
+        .await
+        .into_iter()
+        .map(|i| i.replace(ns, "<ns>"))
+        .collect()
 }
 
 /// The platform's objects, shared by every test of the environment (`--workloads-only` keeps
@@ -167,6 +185,9 @@ struct Case {
     command: &'static str,
     step: &'static str,
     fault: Fault,
+    /// A platform step: `up` starts from a cluster without the platform (and without the
+    /// agent add-on), `down` removes the platform too, and the whole owned inventory counts.
+    platform: bool,
 }
 
 const fn case(command: &'static str, step: &'static str, fault: Fault) -> Case {
@@ -174,8 +195,47 @@ const fn case(command: &'static str, step: &'static str, fault: Fault) -> Case {
         command,
         step,
         fault,
+        platform: false,
     }
 }
+
+const fn platform_case(command: &'static str, step: &'static str, fault: Fault) -> Case {
+    Case {
+        command,
+        step,
+        fault,
+        platform: true,
+    }
+}
+
+/// The platform steps: run after the workload cases, from a cluster without the platform.
+const PLATFORM_CASES: &[Case] = &[
+    platform_case("up", "agent-addon", Fault::ServerErrors("eks:CreateAddon")),
+    platform_case("up", "agent-addon", Fault::Throttle("eks:CreateAddon", 3)),
+    platform_case("up", "agent-addon", Fault::KillAfter("eks:CreateAddon")),
+    platform_case(
+        "up",
+        "csi-driver",
+        Fault::KillAfter("kubernetes: server-side apply CustomResourceDefinition/"),
+    ),
+    platform_case(
+        "up",
+        "provider",
+        Fault::KillAfter("kubernetes: server-side apply DaemonSet/kube-system/aws-csi-provider"),
+    ),
+    platform_case("down", "addons", Fault::ServerErrors("eks:DeleteAddon")),
+    platform_case("down", "addons", Fault::KillAfter("eks:DeleteAddon")),
+    platform_case(
+        "down",
+        "provider",
+        Fault::KillAfter("kubernetes: delete DaemonSet/kube-system/aws-csi-provider"),
+    ),
+    platform_case(
+        "down",
+        "csi-driver",
+        Fault::KillAfter("kubernetes: delete CustomResourceDefinition/"),
+    ),
+];
 
 /// Every AWS-calling step of `up` and `down` with 500s and throttling, every writing step with
 /// a SIGKILL after its first write.
@@ -315,13 +375,21 @@ async fn run_case(
     let ns = common::unique("fault");
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("ops");
+    let eks = aws_sdk_eks::Client::new(&common::aws().await);
+    if c.platform && c.command == "up" {
+        ok(
+            &run(down_full_args(cluster)).await,
+            "down before a platform case",
+        );
+        no_agent_addon(&eks, cluster).await;
+    }
     if c.command == "down" {
         ok(&run(up_args(cluster, &ns)).await, "up before a down fault");
     }
-    let command = if c.command == "up" {
-        up_args(cluster, &ns)
-    } else {
-        down_args(cluster)
+    let command = match (c.command, c.platform) {
+        ("up", _) => up_args(cluster, &ns),
+        (_, true) => down_full_args(cluster),
+        _ => down_args(cluster),
     };
     let faulted = match c.fault {
         Fault::ServerErrors(op) => {
@@ -381,7 +449,11 @@ async fn run_case(
         &format!("{} re-run after {}", c.command, c.fault.describe()),
     );
     let converged = if c.command == "up" {
-        let state = workload_state(cluster, &ns).await;
+        let state = if c.platform {
+            full_state(cluster, &ns).await
+        } else {
+            workload_state(cluster, &ns).await
+        };
         assert_eq!(
             &state,
             clean,
@@ -389,11 +461,21 @@ async fn run_case(
             c.fault.describe()
         );
         true
+    } else if c.platform {
+        full_state(cluster, &ns).await.is_empty()
     } else {
         workload_state(cluster, &ns).await.is_empty()
     };
-    ok(&run(down_args(cluster)).await, "down after the case");
-    let left = owned_workloads(cluster).await;
+    let (after, left) = if c.platform {
+        let after = run(down_full_args(cluster)).await;
+        (after, full_state(cluster, &ns).await)
+    } else {
+        (
+            run(down_args(cluster)).await,
+            owned_workloads(cluster).await,
+        )
+    };
+    ok(&after, "down after the case");
     Row {
         case: format!("`{}` {} — {}", c.command, c.step, c.fault.describe()),
         faulted,
@@ -426,13 +508,63 @@ async fn every_fault_of_up_and_down_converges() {
     ok(&run(down_args(&cluster)).await, "down after the clean up");
     nothing_left(&cluster, "after the clean up").await;
 
+    // BOOTSTRAP_FAULTS=platform runs the platform cases only.
+    let workload_cases = if std::env::var("BOOTSTRAP_FAULTS").as_deref() == Ok("platform") {
+        &[][..]
+    } else {
+        CASES
+    };
     let mut rows = Vec::new();
-    for c in CASES {
+    for c in workload_cases {
         let row = run_case(c, &cluster, &http, &clean).await;
         assert!(row.converged && row.left_nothing, "{}", row.case);
         eprintln!("fault case passed in {:.0}s: {}", row.seconds, row.case);
         rows.push(row);
     }
+
+    // The platform steps, from a cluster without the platform (nor an agent add-on).
+    let eks = aws_sdk_eks::Client::new(&common::aws().await);
+    ok(&run(down_full_args(&cluster)).await, "down of the platform");
+    no_agent_addon(&eks, &cluster).await;
+    let ns = common::unique("cleanp");
+    ok(
+        &run(up_args(&cluster, &ns)).await,
+        "a clean up with the platform",
+    );
+    let clean_full = full_state(&cluster, &ns).await;
+    assert!(
+        clean_full.contains("addon eks-pod-identity-agent")
+            && clean_full.iter().any(|i| i.contains("aws-csi-provider"))
+            && clean_full
+                .iter()
+                .any(|i| i.starts_with("CustomResourceDefinition/")),
+        "{clean_full:?}"
+    );
+    ok(
+        &run(down_full_args(&cluster)).await,
+        "down after the clean up",
+    );
+    let left = full_state(&cluster, &ns).await;
+    assert!(left.is_empty(), "down of everything left {left:?}");
+    for c in PLATFORM_CASES {
+        let row = run_case(c, &cluster, &http, &clean_full).await;
+        assert!(row.converged && row.left_nothing, "{}", row.case);
+        eprintln!("fault case passed in {:.0}s: {}", row.seconds, row.case);
+        rows.push(row);
+    }
+    // Back to the environment's platform for the tests after this one: a foreign agent
+    // add-on, bootstrap's driver and provider.
+    foreign_agent_addon(&eks, &cluster).await;
+    let ns = common::unique("restore");
+    ok(
+        &run(up_args(&cluster, &ns)).await,
+        "up restoring the platform",
+    );
+    ok(
+        &run(down_args(&cluster)).await,
+        "down of the restoring workload",
+    );
+
     if let Some(path) = std::env::var_os("BOOTSTRAP_FAULTS_REPORT") {
         let mut table = String::from(
             "| Case | Faulted run | Re-run converged to the clean state | `down` left nothing | Seconds |\n|---|---|---|---|---|\n",

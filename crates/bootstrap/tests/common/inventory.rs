@@ -3,6 +3,7 @@
 //! their managed-by label.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
@@ -165,4 +166,79 @@ pub async fn owned_inventory(
         }
     }
     found
+}
+
+/// The agent add-on as someone else installed it (no bootstrap tags), ACTIVE.
+pub async fn foreign_agent_addon(eks: &aws_sdk_eks::Client, cluster: &str) {
+    if let Ok(d) = eks
+        .describe_addon()
+        .cluster_name(cluster)
+        .addon_name(AGENT)
+        .send()
+        .await
+    {
+        let owned = d
+            .addon()
+            .and_then(|a| a.tags())
+            .is_some_and(|t| t.contains_key("bootstrap.podid/managed-by"));
+        if !owned {
+            return;
+        }
+        eks.delete_addon()
+            .cluster_name(cluster)
+            .addon_name(AGENT)
+            .send()
+            .await
+            .expect("delete owned add-on");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while eks
+            .describe_addon()
+            .cluster_name(cluster)
+            .addon_name(AGENT)
+            .send()
+            .await
+            .is_ok()
+        {
+            assert!(Instant::now() < deadline, "add-on deletion timed out");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    eks.create_addon()
+        .cluster_name(cluster)
+        .addon_name(AGENT)
+        .send()
+        .await
+        .expect("create the pre-existing add-on");
+}
+
+/// No agent add-on at all (so that `up` creates its own).
+pub async fn no_agent_addon(eks: &aws_sdk_eks::Client, cluster: &str) {
+    if eks
+        .describe_addon()
+        .cluster_name(cluster)
+        .addon_name(AGENT)
+        .send()
+        .await
+        .is_err()
+    {
+        return;
+    }
+    eks.delete_addon()
+        .cluster_name(cluster)
+        .addon_name(AGENT)
+        .send()
+        .await
+        .expect("delete the agent add-on");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while eks
+        .describe_addon()
+        .cluster_name(cluster)
+        .addon_name(AGENT)
+        .send()
+        .await
+        .is_ok()
+    {
+        assert!(Instant::now() < deadline, "add-on deletion timed out");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
