@@ -1,7 +1,7 @@
 //! The provider under load with faults: 200 concurrent mounts (each a new pod, so each pays
 //! its credential exchange), 5% of Secrets Manager calls failing (the fake's SDK retries are
-//! off, so each failure reaches a mount), and the Pod Identity agent down for a moment in the
-//! middle (a restart). No mount may crash the provider or return a wrong or partial set of
+//! off, so each failure reaches a mount), then the Pod Identity agent restarting (mounts while
+//! it is down, mounts once it is back). No mount may crash the provider or return a wrong or partial set of
 //! files; every failure is a clear error naming its cause; nothing stays in flight; a mount
 //! after the storm succeeds.
 
@@ -9,8 +9,7 @@ mod provider_support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_csi_provider::mount::MountConfig;
 use aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueError;
@@ -24,25 +23,28 @@ use futures::stream::{self, StreamExt};
 use provider_support::fixtures::*;
 use provider_support::*;
 
-/// A TCP relay in front of the fake agent that can be taken down (connections are dropped at
-/// once, like a restarting agent's closed port) and brought back.
-async fn relay(target: String) -> (String, Arc<AtomicBool>) {
+/// A TCP relay in front of the fake agent that can be taken down like a restarting agent:
+/// open connections are cut, new ones are dropped at once, until it is brought back.
+async fn relay(target: String) -> (String, tokio::sync::watch::Sender<bool>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind relay");
     let addr = listener.local_addr().expect("addr");
-    let down = Arc::new(AtomicBool::new(false));
-    let flag = down.clone();
+    let (down, watch) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         while let Ok((mut inbound, _)) = listener.accept().await {
-            if flag.load(Ordering::SeqCst) {
+            if *watch.borrow() {
                 drop(inbound);
                 continue;
             }
             let target = target.clone();
+            let mut watch = watch.clone();
             tokio::spawn(async move {
                 if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|down| *down) => {}
+                    }
                 }
             });
         }
@@ -146,67 +148,90 @@ async fn two_hundred_mounts_with_backend_errors_and_an_agent_restart() {
     assert_eq!(baseline.len(), 5, "{:?}", baseline.keys());
 
     let client = h.client.clone();
-    let results: Vec<Result<Files, tonic::Status>> = {
-        let restart = async {
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            agent_down.store(true, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            agent_down.store(false, Ordering::SeqCst);
-        };
-        let mounts = stream::iter(1..=200)
-            .map(|i| {
-                let mut c = client.clone();
-                async move {
-                    c.mount(mount_request(pod(i))).await.map(|r| {
-                        r.into_inner()
-                            .files
-                            .into_iter()
-                            .map(|f| (f.path, f.contents))
-                            .collect()
-                    })
-                }
-            })
-            .buffer_unordered(200)
-            .collect::<Vec<_>>();
-        let (results, ()) = tokio::join!(mounts, restart);
-        results
+    let storm = |range: std::ops::Range<usize>| {
+        let client = client.clone();
+        async move {
+            stream::iter(range)
+                .map(|i| {
+                    let mut c = client.clone();
+                    async move {
+                        c.mount(mount_request(pod(i))).await.map(|r| {
+                            r.into_inner()
+                                .files
+                                .into_iter()
+                                .map(|f| (f.path, f.contents))
+                                .collect::<Files>()
+                        })
+                    }
+                })
+                .buffer_unordered(200)
+                .collect::<Vec<_>>()
+                .await
+        }
     };
+    // 200 at once with the backend failing; then the agent restarts: 20 mounts while it is
+    // down, 20 once it is back.
+    let mut results = storm(1..201).await;
+    agent_down.send_replace(true);
+    let during = storm(1000..1020).await;
+    agent_down.send_replace(false);
+    let back = storm(2000..2020).await;
 
-    let mut ok = 0;
-    let mut causes: BTreeMap<String, usize> = BTreeMap::new();
     let mut errors = Vec::new();
-    for r in &results {
-        match r {
-            Ok(files) => {
-                assert_eq!(files, &baseline, "a mount returned other or partial files");
-                ok += 1;
-            }
-            Err(e) => {
-                let m = e.message();
-                let cause = if m.contains("injected backend failure") {
-                    "backend 500"
-                } else if m.to_lowercase().contains("agent") {
-                    "agent unreachable"
-                } else {
-                    "other"
-                };
-                assert_ne!(cause, "other", "an unclear failure: {:?} {m}", e.code());
-                assert_ne!(e.code(), tonic::Code::InvalidArgument, "{m}");
-                *causes.entry(cause.into()).or_default() += 1;
-                errors.push(m.to_string());
+    let mut tally = |results: &[Result<Files, tonic::Status>]| {
+        let mut ok = 0;
+        let mut causes: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for r in results {
+            match r {
+                Ok(files) => {
+                    assert_eq!(files, &baseline, "a mount returned other or partial files");
+                    ok += 1;
+                }
+                Err(e) => {
+                    let m = e.message();
+                    let cause = if m.contains("injected backend failure") {
+                        "backend 500"
+                    } else if m.to_lowercase().contains("agent") {
+                        "agent unreachable"
+                    } else {
+                        "other"
+                    };
+                    assert_ne!(cause, "other", "an unclear failure: {:?} {m}", e.code());
+                    assert_ne!(e.code(), tonic::Code::InvalidArgument, "{m}");
+                    *causes.entry(cause).or_default() += 1;
+                    errors.push(m.to_string());
+                }
             }
         }
-    }
+        (ok, causes)
+    };
+    let (ok, causes) = tally(&results);
     eprintln!(
         "200 concurrent mounts: {ok} mounted, failures by cause {causes:?}, {} BatchGetSecretValue and {} GetSecretValue calls",
         calls.load(Ordering::SeqCst),
         gets.load(Ordering::SeqCst)
     );
-    assert!(ok >= 100, "most mounts succeed: {ok}");
+    assert!(ok >= 150, "most mounts succeed: {ok}");
     assert!(
         causes.get("backend 500").copied().unwrap_or(0) >= 1,
         "the injected errors reached some mounts: {causes:?}"
     );
+    let (ok_during, causes_during) = tally(&during);
+    assert_eq!(ok_during, 0, "no credentials while the agent is down");
+    assert_eq!(
+        causes_during.get("agent unreachable"),
+        Some(&20),
+        "{causes_during:?}"
+    );
+    let (ok_back, causes_back) = tally(&back);
+    eprintln!(
+        "agent down: 20 failed naming it; agent back: {ok_back} of 20 mounted ({causes_back:?})"
+    );
+    assert!(
+        ok_back >= 15,
+        "mounts succeed once the agent is back: {causes_back:?}"
+    );
+    results.extend(during);
     assert_no_secret_leak(&h, &errors);
 
     // Nothing is left in flight, and the provider still serves.
