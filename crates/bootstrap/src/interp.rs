@@ -21,6 +21,21 @@ pub struct Backends {
 }
 
 impl Backends {
+    /// A create that conflicts because another run (a concurrent `up`) created the same thing
+    /// for this cluster meanwhile is done; any other error, or a conflict with something that
+    /// is not bootstrap's for this cluster (or differs), stays an error.
+    async fn created_meanwhile(
+        &self,
+        err: crate::aws::AwsError,
+        ours: impl std::future::Future<Output = bool>,
+    ) -> Result<(), StepError> {
+        if err.is(ErrorKind::Conflict) && ours.await {
+            tracing::info!("{err}: created meanwhile by another run, as planned; continuing");
+            return Ok(());
+        }
+        Err(err.into())
+    }
+
     fn tags(&self) -> [(&'static str, &str); 2] {
         [
             (TAG_MANAGED_BY, MANAGED_BY_VALUE),
@@ -120,9 +135,17 @@ impl Backends {
                             .map_err(|e| StepError::caused_by("failed to build an IAM tag", e))?,
                     );
                 }
-                call.send()
-                    .await
-                    .map_err(|e| classify("create", format!("IAM role {name}"), e))?;
+                if let Err(e) = call.send().await {
+                    let err = classify("create", format!("IAM role {name}"), e);
+                    let ours = async {
+                        crate::resources::role::observe(aws, name, &self.cluster, false)
+                            .await
+                            .ok()
+                            .flatten()
+                            .is_some_and(|r| r.owned)
+                    };
+                    self.created_meanwhile(err, ours).await?;
+                }
             }
             Op::UpdateAssumeRolePolicy { role, trust } => {
                 aws.iam
@@ -265,13 +288,30 @@ impl Backends {
                 for (k, v) in self.tags() {
                     call = call.tags(k, v);
                 }
-                call.send().await.map_err(|e| {
-                    classify(
+                if let Err(e) = call.send().await {
+                    let err = classify(
                         "create",
                         format!("Pod Identity association {namespace}/{service_account}"),
                         e,
-                    )
-                })?;
+                    );
+                    let ours = async {
+                        crate::resources::association::observe(
+                            aws,
+                            cluster,
+                            namespace,
+                            service_account,
+                        )
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_some_and(|a| {
+                            a.owned
+                                && &a.role_arn == role_arn
+                                && &a.target_role_arn == target_role_arn
+                        })
+                    };
+                    self.created_meanwhile(err, ours).await?;
+                }
             }
             Op::UpdatePodIdentityAssociation {
                 cluster,
@@ -325,9 +365,16 @@ impl Backends {
                             .build(),
                     );
                 }
-                call.send()
-                    .await
-                    .map_err(|e| classify("create", format!("secret {name}"), e))?;
+                if let Err(e) = call.send().await {
+                    let err = classify("create", format!("secret {name}"), e);
+                    let ours = async {
+                        matches!(
+                            crate::resources::secrets::observe_demo(Some(aws), &self.cluster).await,
+                            Ok(crate::resources::secrets::DemoState::Present { owned: true })
+                        )
+                    };
+                    self.created_meanwhile(err, ours).await?;
+                }
             }
             Op::DeleteSecret { name } => {
                 if let Err(e) = aws

@@ -508,6 +508,8 @@ async fn a_second_aws_provider_is_refused_with_a_hint() {
         &cluster,
         "--provider",
         "upstream",
+        // Upstream's image is on public.ecr.aws, which this machine cannot reach.
+        "--skip-image-check",
         "--create-demo-secret",
         "--dry-run",
         "--output",

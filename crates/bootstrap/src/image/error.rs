@@ -142,7 +142,7 @@ impl ImageError {
                 ),
             },
             ImageError::Unreachable { registry, .. } => format!(
-                "check the registry host name and that this machine can reach {registry} (proxy, VPC endpoints); for an air-gapped cluster that pre-pulls images, skip the image check"
+                "check the registry host name and that this machine can reach {registry} (proxy, VPC endpoints); for an air-gapped cluster that pre-pulls images, skip the image check with --skip-image-check"
             ),
             ImageError::Registry { .. } | ImageError::Manifest { .. } => {
                 "retry; if it persists, inspect the image with `skopeo inspect --raw docker://IMAGE`".into()

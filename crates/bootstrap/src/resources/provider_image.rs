@@ -123,9 +123,12 @@ fn image_error(
     let hint = e.hint().unwrap_or_else(|| {
         "pass another --provider-image, or --skip-image-check if every node pre-pulls it".into()
     });
-    StepError::problem(message).with_hint(format!(
-        "{hint} (--skip-image-check skips this check when the nodes pre-pull the image)"
-    ))
+    let hint = if hint.contains("--skip-image-check") {
+        hint
+    } else {
+        format!("{hint} (--skip-image-check skips this check when the nodes pre-pull the image)")
+    };
+    StepError::problem(message).with_hint(hint)
 }
 
 #[cfg(test)]
