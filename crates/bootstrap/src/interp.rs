@@ -22,7 +22,7 @@ pub struct Backends {
 
 impl Backends {
     /// A create that conflicts because another run (a concurrent `up`) created the same thing
-    /// for this cluster meanwhile is done; any other error, or a conflict with something that
+    /// for this cluster meanwhile (add-on, demo secret, role, association) is done; any other error, or a conflict with something that
     /// is not bootstrap's for this cluster (or differs), stays an error.
     async fn created_meanwhile(
         &self,
@@ -254,9 +254,19 @@ impl Backends {
                 for (k, v) in self.tags() {
                     call = call.tags(k, v);
                 }
-                call.send()
-                    .await
-                    .map_err(|e| classify("create", format!("EKS add-on {addon}"), e))?;
+                if let Err(e) = call.send().await {
+                    let err = classify("create", format!("EKS add-on {addon}"), e);
+                    let ours = async {
+                        matches!(
+                            crate::resources::addon::describe(aws, cluster, addon).await,
+                            Ok(Some(crate::resources::addon::AddonState::Present {
+                                owned: true,
+                                ..
+                            }))
+                        )
+                    };
+                    self.created_meanwhile(err, ours).await?;
+                }
             }
             Op::DeleteAddon { cluster, addon } => {
                 if let Err(e) = aws

@@ -1,7 +1,7 @@
 //! Faults against the local EKS stand-in.
 //!
-//! - Two `up` runs on one cluster at once (always): both end well, one role and one
-//!   association, and the end state is a clean run's.
+//! - Two `up` runs on one cluster at once (always), from no agent add-on and no demo secret:
+//!   both end well, one role and one association, and the end state is a clean run's.
 //! - The fault matrix (`BOOTSTRAP_FAULTS=1`, about 10 minutes): for every step of `up` and
 //!   `down` that calls AWS, 500s past the retry budget and throttling within it; for every
 //!   step that writes, a SIGKILL after its first write. After each fault a re-run must end in
@@ -131,6 +131,9 @@ async fn two_ups_at_once_both_end_with_one_role_and_one_association() {
     let _serial = SERIAL.lock().await;
     let cluster = env.cluster.clone();
     let ns = common::unique("twice");
+    // No agent add-on either: both runs create it (and the demo secret, role, association).
+    let eks = aws_sdk_eks::Client::new(&common::aws().await);
+    no_agent_addon(&eks, &cluster).await;
     let (a, b) = tokio::join!(run(up_args(&cluster, &ns)), run(up_args(&cluster, &ns)));
     ok(&a, "the first of two concurrent ups");
     ok(&b, "the second of two concurrent ups");
@@ -143,7 +146,6 @@ async fn two_ups_at_once_both_end_with_one_role_and_one_association() {
     assert_eq!(roles.len(), 1, "{state:?}");
     assert_eq!(associations, ["association <ns>/app"], "{state:?}");
     // The stand-in's association list has no duplicate for the service account either.
-    let eks = aws_sdk_eks::Client::new(&common::aws().await);
     let listed = eks
         .list_pod_identity_associations()
         .cluster_name(&cluster)
@@ -158,6 +160,8 @@ async fn two_ups_at_once_both_end_with_one_role_and_one_association() {
     assert_eq!(workload_state(&cluster, &ns).await, state);
     ok(&run(down_args(&cluster)).await, "down");
     nothing_left(&cluster, "after two concurrent ups").await;
+    // The environment's agent add-on again: installed by someone else.
+    foreign_agent_addon(&eks, &cluster).await;
 }
 
 /// One injected fault.
