@@ -65,14 +65,21 @@ fn down_full_args(cluster: &str) -> Vec<String> {
     a
 }
 
-/// Everything bootstrap owns (platform included), the namespace written `<ns>`.
+/// Everything bootstrap owns (platform included), the namespace written `<ns>` and the
+/// random suffix of DaemonSet pods `*`.
 async fn full_state(cluster: &str, ns: &str) -> BTreeSet<String> {
     let cfg = common::aws().await;
     let kube = common::kube().await;
     owned_inventory(&cfg, &kube, cluster)
         .await
         .into_iter()
-        .map(|i| i.replace(ns, "<ns>"))
+        .map(|i| match i.strip_prefix("Pod/kube-system/") {
+            Some(pod) => format!(
+                "Pod/kube-system/{}-*",
+                pod.rsplit_once('-').map_or(pod, |(ds, _)| ds)
+            ),
+            None => i.replace(ns, "<ns>"),
+        })
         .collect()
 }
 
