@@ -454,7 +454,21 @@ async fn run_case(
         }
     };
     // The re-run converges: up to a clean run's end state, down to nothing.
-    let again = run(command).await;
+    let mut again = run(command.clone()).await;
+    // The environment's driver is a host process that outlives its CRDs: after `down` deleted
+    // them and `up` re-created them, its SecretProviderClass informer re-lists only after a
+    // back-off (about 35 s), and until then a mount finds no class. A real cluster's driver
+    // pods are deleted with the CRDs and start after them. One more run, noted in the table.
+    let mut reruns = 1;
+    if c.platform
+        && !again.status.success()
+        && String::from_utf8_lossy(&again.stderr)
+            .contains("SecretProviderClass.secrets-store.csi.x-k8s.io")
+    {
+        tokio::time::sleep(Duration::from_secs(40)).await;
+        again = run(command).await;
+        reruns = 2;
+    }
     ok(
         &again,
         &format!("{} re-run after {}", c.command, c.fault.describe()),
@@ -489,7 +503,11 @@ async fn run_case(
     ok(&after, "down after the case");
     Row {
         case: format!("`{}` {} — {}", c.command, c.step, c.fault.describe()),
-        faulted,
+        faulted: if reruns > 1 {
+            format!("{faulted}; re-run twice (the environment's driver cache, see below)")
+        } else {
+            faulted
+        },
         converged,
         left_nothing: left.is_empty(),
         seconds: started.elapsed().as_secs_f64(),
