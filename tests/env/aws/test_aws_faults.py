@@ -127,3 +127,26 @@ def test_bad_fault_specs_are_rejected(control):
     assert requests.get(control + "/faults").json()["faults"] == []
     assert requests.get(control + "/nope").status_code == 404
     assert requests.get(control + "/health").json()["ok"] is True
+
+
+def test_rate_limit_is_a_token_bucket(server, control, unique):
+    requests.delete(control + "/faults")
+    r = requests.post(control + "/faults", json={"operation": "sts:GetCallerIdentity", "kind": "rate",
+                                                 "per_second": 5, "burst": 3})
+    assert r.status_code == 200 and r.json()["faults"][0]["remaining"] == -1
+    sts = server.client("sts")
+    answers = []
+    for _ in range(6):  # back to back: the burst passes, the rest is throttled
+        try:
+            sts.get_caller_identity()
+            answers.append("ok")
+        except ClientError as e:
+            answers.append(err(e)[0])
+    assert answers[:3] == ["ok"] * 3 and "Throttling" in answers[3:], answers
+    time.sleep(0.5)  # 2.5 tokens refilled
+    sts.get_caller_identity()
+    rule = requests.get(control + "/faults").json()["faults"][0]
+    assert rule["hits"] == answers.count("Throttling") and rule["kind"] == "rate"
+    bad = requests.post(control + "/faults", json={"operation": "x", "kind": "rate"})
+    assert bad.status_code == 400 and "per_second" in bad.text
+    requests.delete(control + "/faults")

@@ -1,9 +1,12 @@
 """Fault/latency injection rules and per-operation call counters.
 
 A rule: {"operation": "eks:CreateAddon" (fnmatch pattern, "*" for all), "kind": "throttle" |
-"error" | "delay", "count": N (default 1; -1 = until cleared), "delay_ms": M (optional, also
-adds latency before a throttle/error), "status": S (optional status override),
-"code"/"message" (optional overrides)}.
+"error" | "delay" | "rate", "count": N (default 1; -1 = until cleared), "delay_ms": M (optional,
+also adds latency before a throttle/error), "status": S (optional status override),
+"code"/"message" (optional overrides)}. A "rate" rule is a token bucket shared by every
+matching call, like an AWS API's rate limit: "per_second": R (required), "burst": B (default
+R); a call finding no token is throttled. It lasts until cleared (its "hits" count the
+throttled answers).
 
 On each call, every matching "delay" rule with calls left adds its delay and uses one call; the
 first matching "throttle"/"error" rule with calls left uses one call and decides the answer.
@@ -17,7 +20,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-KINDS = ("throttle", "error", "delay")
+KINDS = ("throttle", "error", "delay", "rate")
 
 
 @dataclass
@@ -30,6 +33,20 @@ class Rule:
     code: str | None = None
     message: str | None = None
     hits: int = 0
+    per_second: float = 0.0
+    tokens: float = 0.0
+    refilled: float = 0.0
+    burst: float = 0.0
+
+    def take_token(self) -> bool:
+        """A rate rule: refill by the time passed, then take one token if there is one."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.refilled) * self.per_second)
+        self.refilled = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
 
     def matches(self, op_name: str) -> bool:
         return self.remaining != 0 and fnmatch.fnmatchcase(op_name, self.operation)
@@ -71,7 +88,7 @@ class FaultsAndCalls:
             raise ValueError("'operation' (e.g. \"eks:CreateAddon\") is required")
         if kind not in KINDS:
             raise ValueError(f"'kind' must be one of {KINDS}")
-        count = spec.get("count", 1)
+        count = spec.get("count", -1 if kind == "rate" else 1)
         if not isinstance(count, int) or count == 0 or count < -1:
             raise ValueError("'count' must be a positive integer or -1 (until cleared)")
         delay_ms = spec.get("delay_ms", 0)
@@ -83,6 +100,15 @@ class FaultsAndCalls:
         if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
             raise ValueError("'status' must be an HTTP error status")
         rule = Rule(op, kind, count, int(delay_ms), status, spec.get("code"), spec.get("message"))
+        if kind == "rate":
+            per_second = spec.get("per_second")
+            if not isinstance(per_second, (int, float)) or per_second <= 0:
+                raise ValueError("a 'rate' fault needs 'per_second' > 0")
+            burst = spec.get("burst", per_second)
+            if not isinstance(burst, (int, float)) or burst < 1:
+                raise ValueError("'burst' must be at least 1")
+            rule.per_second, rule.burst, rule.tokens = float(per_second), float(burst), float(burst)
+            rule.refilled = time.monotonic()
         with self._lock:
             self._rules.append(rule)
         return rule
@@ -108,6 +134,10 @@ class FaultsAndCalls:
                 if rule.kind == "delay":
                     rule.use()
                     d.delay_s += rule.delay_ms / 1000.0
+                elif rule.kind == "rate":
+                    if not rule.take_token() and failure_rule is None:
+                        rule.hits += 1
+                        failure_rule = rule
                 elif failure_rule is None:
                     rule.use()
                     failure_rule = rule
@@ -132,7 +162,7 @@ class FaultsAndCalls:
 
 
 def _failure(rule: Rule, protocol: str) -> tuple[int, str, str]:
-    if rule.kind == "throttle":
+    if rule.kind in ("throttle", "rate"):
         if protocol in ("query", "ec2"):
             status, code = 400, "Throttling"
         elif protocol == "rest-xml":
