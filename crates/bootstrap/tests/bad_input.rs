@@ -3,34 +3,13 @@
 //! (never a panic; exit 0 or 2, and a 2 names the flag). `BOOTSTRAP_BAD_INPUT_REPORT=FILE`
 //! writes the listed corpus as the markdown table of bench/RESULTS.md.
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
 
 use proptest::prelude::*;
 
-/// The binary offline: no credentials, region, kubeconfig or provider image from the caller.
-fn bootstrap(args: &[&str]) -> Output {
-    let home = tempfile::tempdir().expect("tempdir");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
-    for var in [
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "KUBECONFIG",
-        "BOOTSTRAP_CLUSTER",
-        "BOOTSTRAP_PROVIDER_IMAGE",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("AWS_ACCESS_KEY_ID", "")
-        .env("AWS_SECRET_ACCESS_KEY", "")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("HOME", home.path())
-        .args(args);
-    cmd.output().expect("bootstrap runs")
-}
+use common::cli::offline as bootstrap;
 
 /// One listed bad input: what is run, and what its error must say.
 struct Bad {

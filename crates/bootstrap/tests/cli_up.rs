@@ -1,37 +1,11 @@
 //! Runs the real `bootstrap` binary with no AWS credentials and no kubeconfig: help, the
 //! offline dry run (text, JSON, --output-dir), completions, and bad input.
 
-use std::process::{Command, Output};
+mod common;
 
-/// The binary in a clean environment: no credentials, config, region, kubeconfig or IMDS.
-fn bootstrap(args: &[&str]) -> Output {
-    let home = tempfile::tempdir().expect("tempdir");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
-    for var in [
-        "AWS_REGION",
-        "AWS_DEFAULT_REGION",
-        "AWS_PROFILE",
-        "AWS_ENDPOINT_URL",
-        "KUBECONFIG",
-        "BOOTSTRAP_CLUSTER",
-        "BOOTSTRAP_PROVIDER_IMAGE",
-        "AWS_ROLE_ARN",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.env("AWS_ACCESS_KEY_ID", "")
-        .env("AWS_SECRET_ACCESS_KEY", "")
-        .env("AWS_SESSION_TOKEN", "")
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("HOME", home.path())
-        .args(args);
-    cmd.output().expect("bootstrap runs")
-}
+use std::process::Output;
+
+use common::cli::offline as bootstrap;
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

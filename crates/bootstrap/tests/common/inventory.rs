@@ -184,24 +184,7 @@ pub async fn foreign_agent_addon(eks: &aws_sdk_eks::Client, cluster: &str) {
         if !owned {
             return;
         }
-        eks.delete_addon()
-            .cluster_name(cluster)
-            .addon_name(AGENT)
-            .send()
-            .await
-            .expect("delete owned add-on");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while eks
-            .describe_addon()
-            .cluster_name(cluster)
-            .addon_name(AGENT)
-            .send()
-            .await
-            .is_ok()
-        {
-            assert!(Instant::now() < deadline, "add-on deletion timed out");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
+        no_agent_addon(eks, cluster).await;
     }
     eks.create_addon()
         .cluster_name(cluster)
