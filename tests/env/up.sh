@@ -29,7 +29,7 @@ NODES=(ip-10-0-1-11.${REGION}.compute.internal ip-10-0-2-12.${REGION}.compute.in
 o=${BOOTSTRAP_ENV_PORT_OFFSET:-0}
 ETCD_PORT=$((23790 + o)) ETCD_PEER_PORT=$((23800 + o)) APISERVER_PORT=$((16443 + o))
 KCM_PORT=$((20257 + o)) SCHED_PORT=$((20259 + o)) AWS_PORT=$((15000 + o)) AGENT_PORT=$((15023 + o))
-PROVIDER_METRICS_PORT=$((18081 + o)) DRIVER_METRICS_BASE=$((18095 + o)) REGISTRY_PORT=$((15050 + o))
+KUBE_PROXY_PORT=$((15043 + o)) PROVIDER_METRICS_PORT=$((18081 + o)) DRIVER_METRICS_BASE=$((18095 + o)) REGISTRY_PORT=$((15050 + o))
 ISSUER="https://oidc.eks.${REGION}.amazonaws.com/id/B007572A9T35T0000000000000000000"
 export BOOTSTRAP_ENV_STATE=$STATE
 mkdir -p "$LOGS" "$PIDS" "$PKI" "$STATE/providers" "$STATE/kubelet" "$STATE/csi"
@@ -114,6 +114,10 @@ contexts:
 current-context: $CLUSTER
 EOF
 chmod 600 "$KUBECONFIG_FILE"
+# The same identity through the AWS stand-in's fault-injecting proxy of the apiserver (faults on
+# "kube:VERB PATH" operations; tests/env/aws/awsstandin/kubeproxy.py).
+(umask 077; sed "s#https://127.0.0.1:$APISERVER_PORT#https://127.0.0.1:$KUBE_PROXY_PORT#" \
+  "$KUBECONFIG_FILE" >"$STATE/kubeconfig-kube-proxy")
 
 # Like EKS, the apiserver authenticates `k8s-aws-v1.` tokens (the kubeconfig-less path of
 # `bootstrap up`) through a webhook: the AWS stand-in verifies their SigV4 signature.
@@ -174,7 +178,8 @@ if [[ -f $here/aws/server.py ]]; then
   rm -f "$STATE/aws.json.ready"
   start aws "$PY" "$here/aws/server.py" --host 127.0.0.1 --port "$AWS_PORT" --agent-port "$AGENT_PORT" \
     --region "$REGION" --cluster "$CLUSTER" --kubeconfig "$KUBECONFIG_FILE" --state-dir "$STATE" \
-    ${BOOTSTRAP_ENV_AWS_ARGS:---enforce-iam}
+    --kube-proxy-port "$KUBE_PROXY_PORT" --kube-proxy-upstream "https://127.0.0.1:$APISERVER_PORT" \
+    --kube-proxy-pki "$PKI" ${BOOTSTRAP_ENV_AWS_ARGS:---enforce-iam}
   wait_for aws 60 test -s "$STATE/aws.json"
 else
   say "aws: tests/env/aws/server.py not present, AWS stand-in skipped"
@@ -276,5 +281,6 @@ export BOOTSTRAP_ENV_PROVIDER_IMAGE='$(cat "$STATE/image/reference" 2>/dev/null 
 export BOOTSTRAP_PROVIDER_IMAGE='$(cat "$STATE/image/reference" 2>/dev/null || true)'
 export BOOTSTRAP_ENV_PROVIDER_LAYOUT='$repo/target/image/env/oci'
 export BOOTSTRAP_ENV_IAM_ENFORCED='$(aws_key enforce_iam false | tr 'A-Z' 'a-z')'
+export BOOTSTRAP_ENV_KUBE_PROXY_KUBECONFIG='$STATE/kubeconfig-kube-proxy'
 EOF
 say "ready: source $STATE/env.sh"

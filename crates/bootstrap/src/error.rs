@@ -94,6 +94,14 @@ impl StepError {
                  admin rights, or use a kubeconfig context that has them"
                     .into(),
             ),
+            StepError::Kube(e) if matches!(e.status(), Some(429 | 500 | 502 | 503 | 504)) => {
+                Some(format!(
+                    "the Kubernetes API server kept failing after {} attempts: check its health \
+                     (`kubectl get --raw '/readyz?verbose'`), then run the same command again; \
+                     it goes on from what is already applied",
+                    crate::kube::retry::ATTEMPTS
+                ))
+            }
             StepError::Render(_) => {
                 Some("check the --values file against templates/*/README.md".into())
             }

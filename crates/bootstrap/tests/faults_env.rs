@@ -2,16 +2,18 @@
 //!
 //! - Two `up` runs on one cluster at once (always), from no agent add-on and no demo secret:
 //!   both end well, one role and one association, and the end state is a clean run's.
-//! - The fault matrix (`BOOTSTRAP_FAULTS=1`, about 10 minutes): for every step of `up` and
-//!   `down` that calls AWS, 500s past the retry budget and throttling within it; for every
-//!   step that writes, a SIGKILL after its first write. After each fault a re-run must end in
+//! - The fault matrix (`BOOTSTRAP_FAULTS=1`, about 50 minutes): for every step of `up` and
+//!   `down`, 500s past the retry budget and throttling within it, on its AWS calls and (through
+//!   the stand-in's proxy of the apiserver) on its Kubernetes calls; for every step that
+//!   writes, a SIGKILL after its first write. After each fault a re-run must end in
 //!   exactly the owned inventory of a clean run, and `down` must then leave nothing owned.
 //!   `BOOTSTRAP_FAULTS_REPORT=FILE` writes the outcome as the markdown table of
 //!   bench/RESULTS.md.
 //! - The platform steps (agent add-on, driver, provider) run last, each from a cluster
 //!   without the platform and without the agent add-on, comparing the whole owned inventory;
 //!   the environment's platform (a foreign agent add-on, bootstrap's driver and provider) is
-//!   restored at the end. `BOOTSTRAP_FAULTS=platform` runs only those.
+//!   restored at the end. `BOOTSTRAP_FAULTS=platform` runs only those, `=kube` only the
+//!   Kubernetes API cases, `=aws` all but those.
 
 mod common;
 
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use common::cli::{args, control, journal_in_order, ok, run, run_logged};
+use common::cli::{args, control, journal_in_order, ok, run, run_via};
 use common::inventory::{foreign_agent_addon, no_agent_addon, owned_inventory};
 
 /// The tests change the same cluster: one at a time.
@@ -183,6 +185,12 @@ enum Fault {
 }
 
 impl Fault {
+    /// A fault of the Kubernetes API (operations `kube:VERB PATH`, injected by the stand-in's
+    /// proxy of the apiserver): the case's runs go through that proxy.
+    fn on_kube(&self) -> bool {
+        matches!(self, Fault::ServerErrors(op) | Fault::Throttle(op, _) if op.starts_with("kube:"))
+    }
+
     fn describe(&self) -> String {
         match self {
             Fault::ServerErrors(op) => format!("500 on `{op}` until cleared"),
@@ -340,6 +348,106 @@ const CASES: &[Case] = &[
     ),
 ];
 
+/// The Kubernetes steps' API faults, through the stand-in's proxy of the apiserver: 500s past
+/// the client's budget (8 attempts) and 429s within it, on the calls each step makes (`<ns>` is
+/// the case's namespace). `down`'s sample-pods step has no call to fault: `up` deletes its
+/// verify pod, so there is never a pod to delete.
+const KUBE_CASES: &[Case] = &[
+    case("up", "planning (reads)", Fault::Throttle("kube:GET *", 6)),
+    case(
+        "up",
+        "workload",
+        Fault::ServerErrors("kube:PATCH /api/v1/namespaces/<ns>/serviceaccounts/app"),
+    ),
+    case(
+        "up",
+        "workload",
+        Fault::Throttle("kube:PATCH /api/v1/namespaces/<ns>*", 4),
+    ),
+    case(
+        "up",
+        "workload",
+        Fault::ServerErrors(
+            "kube:PATCH /apis/secrets-store.csi.x-k8s.io/v1/namespaces/<ns>/secretproviderclasses/*",
+        ),
+    ),
+    case(
+        "up",
+        "verify",
+        Fault::ServerErrors("kube:PATCH /api/v1/namespaces/<ns>/pods/*"),
+    ),
+    case(
+        "up",
+        "verify",
+        Fault::Throttle("kube:WATCH /api/v1/namespaces/<ns>/pods", 3),
+    ),
+    case(
+        "down",
+        "secretproviderclasses",
+        Fault::ServerErrors(
+            "kube:DELETE /apis/secrets-store.csi.x-k8s.io/v1/namespaces/<ns>/secretproviderclasses/*",
+        ),
+    ),
+    case(
+        "down",
+        "serviceaccounts",
+        Fault::ServerErrors("kube:DELETE /api/v1/namespaces/<ns>/serviceaccounts/*"),
+    ),
+    case(
+        "down",
+        "namespaces",
+        Fault::ServerErrors("kube:DELETE /api/v1/namespaces/<ns>"),
+    ),
+    case("down", "every delete", Fault::Throttle("kube:DELETE *", 4)),
+    case("down", "planning (reads)", Fault::Throttle("kube:GET *", 6)),
+];
+
+/// The platform steps' Kubernetes API faults (like [`PLATFORM_CASES`]).
+const KUBE_PLATFORM_CASES: &[Case] = &[
+    platform_case(
+        "up",
+        "csi-driver",
+        Fault::ServerErrors("kube:PATCH /apis/apiextensions.k8s.io/v1/customresourcedefinitions/*"),
+    ),
+    platform_case(
+        "up",
+        "csi-driver",
+        Fault::Throttle(
+            "kube:PATCH /apis/apps/v1/namespaces/kube-system/daemonsets/secrets-store-csi-driver",
+            3,
+        ),
+    ),
+    platform_case(
+        "up",
+        "provider",
+        Fault::ServerErrors(
+            "kube:PATCH /apis/apps/v1/namespaces/kube-system/daemonsets/aws-csi-provider",
+        ),
+    ),
+    platform_case(
+        "up",
+        "provider",
+        Fault::Throttle(
+            "kube:WATCH /apis/apps/v1/namespaces/kube-system/daemonsets",
+            3,
+        ),
+    ),
+    platform_case(
+        "down",
+        "provider",
+        Fault::ServerErrors(
+            "kube:DELETE /apis/apps/v1/namespaces/kube-system/daemonsets/aws-csi-provider",
+        ),
+    ),
+    platform_case(
+        "down",
+        "csi-driver",
+        Fault::ServerErrors(
+            "kube:DELETE /apis/apiextensions.k8s.io/v1/customresourcedefinitions/*",
+        ),
+    ),
+];
+
 /// Runs `args` with a journal, killing the process right after the first journal line that
 /// starts with `prefix`; returns whether it was killed (false: it ended first).
 async fn killed_after(args: Vec<String>, prefix: &str, log: &std::path::Path) -> bool {
@@ -387,6 +495,14 @@ async fn run_case(
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("ops");
     let eks = aws_sdk_eks::Client::new(&common::aws().await);
+    // Kubernetes faults need every run of the case to go through the proxy.
+    let via = c.fault.on_kube().then(|| {
+        std::path::PathBuf::from(
+            std::env::var_os("BOOTSTRAP_ENV_KUBE_PROXY_KUBECONFIG")
+                .expect("env.sh exports BOOTSTRAP_ENV_KUBE_PROXY_KUBECONFIG"),
+        )
+    });
+    let run = |a: Vec<String>| run_via(a, None, via.clone());
     if c.platform && c.command == "up" {
         ok(
             &run(down_full_args(cluster)).await,
@@ -406,11 +522,13 @@ async fn run_case(
         Fault::ServerErrors(op) => {
             faults(
                 http,
-                Some(json!({"operation": op, "kind": "error", "status": 500,
-                            "code": "InternalFailure", "count": -1})),
+                Some(
+                    json!({"operation": op.replace("<ns>", &ns), "kind": "error", "status": 500,
+                            "code": "InternalFailure", "count": -1}),
+                ),
             )
             .await;
-            let out = run_logged(command.clone(), Some(log.clone())).await;
+            let out = run_via(command.clone(), Some(log.clone()), via.clone()).await;
             faults(http, None).await;
             assert!(
                 !out.status.success(),
@@ -425,6 +543,15 @@ async fn run_case(
                 c.command,
                 c.fault.describe()
             );
+            if c.fault.on_kube() {
+                assert!(
+                    stderr.contains("the Kubernetes API answered 500 InternalError")
+                        && stderr.contains("kept failing after 8 attempts"),
+                    "{} with {}: the error does not say what answered and what to do: {stderr}",
+                    c.command,
+                    c.fault.describe()
+                );
+            }
             format!(
                 "exit {} at step {}",
                 out.status.code().unwrap_or(-1),
@@ -434,12 +561,28 @@ async fn run_case(
         Fault::Throttle(op, n) => {
             faults(
                 http,
-                Some(json!({"operation": op, "kind": "throttle", "count": n})),
+                Some(json!({"operation": op.replace("<ns>", &ns), "kind": "throttle", "count": n})),
             )
             .await;
-            let out = run_logged(command.clone(), Some(log.clone())).await;
+            let out = run_via(command.clone(), Some(log.clone()), via.clone()).await;
+            let left: Value = http
+                .get(control("/faults"))
+                .send()
+                .await
+                .expect("the control API answers")
+                .json()
+                .await
+                .expect("faults JSON");
             faults(http, None).await;
             ok(&out, &format!("{} with {}", c.command, c.fault.describe()));
+            // The throttles were met (a rule is gone once its count is used up).
+            assert_eq!(
+                left["faults"].as_array().map(Vec::len),
+                Some(0),
+                "{} with {}: not every throttle was met: {left}",
+                c.command,
+                c.fault.describe()
+            );
             "exit 0 (retried)".to_string()
         }
         Fault::KillAfter(prefix) => {
@@ -518,7 +661,7 @@ async fn run_case(
 async fn every_fault_of_up_and_down_converges() {
     let Some(env) = common::env() else { return };
     if std::env::var_os("BOOTSTRAP_FAULTS").is_none() {
-        eprintln!("skipped: the fault matrix runs with BOOTSTRAP_FAULTS=1 (about 10 minutes)");
+        eprintln!("skipped: the fault matrix runs with BOOTSTRAP_FAULTS=1 (about 50 minutes)");
         return;
     }
     let _serial = SERIAL.lock().await;
@@ -537,12 +680,22 @@ async fn every_fault_of_up_and_down_converges() {
     ok(&run(down_args(&cluster)).await, "down after the clean up");
     nothing_left(&cluster, "after the clean up").await;
 
-    // BOOTSTRAP_FAULTS=platform runs the platform cases only.
-    let workload_cases = if std::env::var("BOOTSTRAP_FAULTS").as_deref() == Ok("platform") {
-        &[][..]
-    } else {
-        CASES
+    // BOOTSTRAP_FAULTS=platform runs the platform cases only, =kube the Kubernetes API cases
+    // only, =aws all but those; anything else (1) runs every case.
+    let mode = std::env::var("BOOTSTRAP_FAULTS").unwrap_or_default();
+    let pick = |cases: &'static [Case], platform: bool| -> Vec<&'static Case> {
+        cases
+            .iter()
+            .filter(|c| match mode.as_str() {
+                "platform" => platform,
+                "kube" => c.fault.on_kube(),
+                "aws" => !c.fault.on_kube(),
+                _ => true,
+            })
+            .collect()
     };
+    let workload_cases = [pick(CASES, false), pick(KUBE_CASES, false)].concat();
+    let platform_cases = [pick(PLATFORM_CASES, true), pick(KUBE_PLATFORM_CASES, true)].concat();
     let mut rows = Vec::new();
     for c in workload_cases {
         let row = run_case(c, &cluster, &http, &clean).await;
@@ -575,7 +728,7 @@ async fn every_fault_of_up_and_down_converges() {
     );
     let left = full_state(&cluster, &ns).await;
     assert!(left.is_empty(), "down of everything left {left:?}");
-    for c in PLATFORM_CASES {
+    for c in platform_cases {
         let row = run_case(c, &cluster, &http, &clean_full).await;
         assert!(row.converged && row.left_nothing, "{}", row.case);
         eprintln!("fault case passed in {:.0}s: {}", row.seconds, row.case);

@@ -43,10 +43,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--addon-manifests", default=None,
                    help="DIR/<addonName>/*.yaml applied when that add-on is created (besides the "
                         "built-in eks-pod-identity-agent DaemonSet); $ADDON_VERSION $REGION $CLUSTER_NAME substituted")
+    p.add_argument("--kube-proxy-port", type=int, default=None,
+                   help="also serve a fault-injecting proxy of kube-apiserver on this port (faults on "
+                        "operations \"kube:VERB PATH\"; see awsstandin/kubeproxy.py)")
+    p.add_argument("--kube-proxy-upstream", default=None, help="the apiserver URL the proxy forwards to")
+    p.add_argument("--kube-proxy-pki", default=None,
+                   help="DIR with ca.crt, apiserver.crt/.key (served) and admin.crt/.key (used upstream)")
     p.add_argument("--log-level", default="INFO")
     a = p.parse_args(argv)
     if a.host not in ("127.0.0.1", "localhost", "::1"):
         p.error("--host must be a loopback address")
+    if a.kube_proxy_port is not None and not (a.kube_proxy_upstream and a.kube_proxy_pki):
+        p.error("--kube-proxy-port needs --kube-proxy-upstream and --kube-proxy-pki")
     return a
 
 
@@ -149,6 +157,12 @@ def main(argv=None, verifier=None, kube=None) -> int:
     main_srv = make_server(args.host, args.port, standin, threaded=True, request_handler=MotoRequestHandler)
     agent_srv = make_server(args.host, args.agent_port, standin.agent, threaded=True)
     port, agent_port = main_srv.server_port, agent_srv.server_port
+    kube_proxy = None
+    if args.kube_proxy_port is not None:
+        from awsstandin.kubeproxy import KubeFaultProxy
+
+        kube_proxy = KubeFaultProxy(args.host, args.kube_proxy_port, args.kube_proxy_upstream,
+                                    args.kube_proxy_pki, standin.faults)
 
     os.makedirs(args.state_dir, exist_ok=True)
     info = {
@@ -163,6 +177,9 @@ def main(argv=None, verifier=None, kube=None) -> int:
         "enforce_iam": bool(args.enforce_iam),
         "pid": os.getpid(),
     }
+    if kube_proxy is not None:
+        info["kube_proxy_endpoint"] = f"https://{args.host}:{kube_proxy.port}"
+
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -171,6 +188,8 @@ def main(argv=None, verifier=None, kube=None) -> int:
 
     t = threading.Thread(target=agent_srv.serve_forever, name="agent", daemon=True)
     t.start()
+    if kube_proxy is not None:
+        kube_proxy.start()
 
     def stop(signum, frame):
         log.info("signal %s: stopping", signum)
@@ -184,6 +203,8 @@ def main(argv=None, verifier=None, kube=None) -> int:
         main_srv.serve_forever()
     finally:
         agent_srv.shutdown()
+        if kube_proxy is not None:
+            kube_proxy.shutdown()
         try:
             os.remove(path)
         except OSError:

@@ -5,6 +5,7 @@ use base64::Engine;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use super::KubeError;
+use super::retry::Transient;
 
 /// What DescribeCluster told us about the API server.
 #[derive(Debug, Clone, Default)]
@@ -65,7 +66,7 @@ pub async fn from_kubeconfig(
     let client_config = kube::Config::from_custom_kubeconfig(config, &options)
         .await
         .map_err(|source| KubeError::Kubeconfig { source })?;
-    let client = kube::Client::try_from(client_config).map_err(|source| KubeError::Client {
+    let client = build(client_config).map_err(|source| KubeError::Client {
         cluster: cluster.name.clone(),
         source,
     })?;
@@ -86,10 +87,20 @@ pub fn from_endpoint(cluster: &ClusterEndpoint, token: String) -> Result<kube::C
     config.root_cert = Some(pem_to_der(&cluster.certificate_authority).map_err(bad)?);
     config.auth_info.token = Some(token.into());
     config.default_namespace = "default".into();
-    kube::Client::try_from(config).map_err(|source| KubeError::Client {
+    build(config).map_err(|source| KubeError::Client {
         cluster: cluster.name.clone(),
         source,
     })
+}
+
+/// The client for `config`, with bootstrap's bounded retries of transient answers
+/// ([`Transient`]) in place of kube's own (up to 15 retries over minutes).
+fn build(mut config: kube::Config) -> Result<kube::Client, kube::Error> {
+    config.default_retry = false;
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&tower::retry::RetryLayer::new(Transient::default()))
+        .build())
 }
 
 /// Decodes EKS's base64 PEM bundle into DER certificates.

@@ -104,3 +104,64 @@ async fn applies_server_side_with_the_bootstrap_field_manager() {
     apply::apply(&client, &desired).await.expect("applied");
     server.await.expect("server");
 }
+
+/// A client with bootstrap's retry policy over the mock (3 attempts, millisecond delays).
+fn retrying_client() -> (kube::Client, Handle) {
+    use std::time::Duration;
+    let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let policy =
+        super::retry::Transient::new(3, Duration::from_millis(1), Duration::from_millis(2));
+    let service = tower::ServiceBuilder::new()
+        .layer(tower::retry::RetryLayer::new(policy))
+        .service(service);
+    (kube::Client::new(service, "default"), handle)
+}
+
+fn internal_error() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "InternalError", "code": 500, "message": "etcdserver: leader changed"})
+}
+
+#[tokio::test]
+async fn an_apply_answered_500_is_sent_again_whole() {
+    let (client, mut handle) = retrying_client();
+    let desired = service_account();
+    let expected = desired.clone();
+    let server = tokio::spawn(async move {
+        for status in [500, 200] {
+            let (request, send) = handle.next_request().await.expect("a request");
+            assert_eq!(request.method(), http::Method::PATCH);
+            let body = request.into_body().collect_bytes().await.expect("body");
+            let sent: Value = serde_json::from_slice(&body).expect("json body");
+            assert_eq!(sent, expected, "the retry carries the same body");
+            let answer = if status == 500 {
+                internal_error()
+            } else {
+                expected.clone()
+            };
+            send.send_response(respond(status, &answer));
+        }
+    });
+    apply::apply(&client, &desired)
+        .await
+        .expect("applied on the second attempt");
+    server.await.expect("server");
+}
+
+#[tokio::test]
+async fn a_500_past_the_budget_fails_naming_the_object() {
+    let (client, mut handle) = retrying_client();
+    let desired = service_account();
+    let server = tokio::spawn(async move {
+        let mut seen = 0;
+        while let Some((_, send)) = handle.next_request().await {
+            seen += 1;
+            send.send_response(respond(500, &internal_error()));
+        }
+        seen
+    });
+    let err = apply::apply(&client, &desired).await.expect_err("fails");
+    assert_eq!(err.status(), Some(500));
+    assert!(err.to_string().contains("team/app"), "{err}");
+    drop(client);
+    assert_eq!(server.await.expect("server"), 3, "three attempts, no more");
+}

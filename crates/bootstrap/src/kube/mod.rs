@@ -1,7 +1,9 @@
-//! Kubernetes client construction, server-side apply of rendered documents, and waits.
+//! Kubernetes client construction (with bounded retries), server-side apply of rendered
+//! documents, and waits.
 
 pub mod apply;
 pub mod client;
+pub mod retry;
 pub mod wait;
 
 /// The one field manager bootstrap applies with.

@@ -8,22 +8,40 @@ use serde_json::Value;
 
 /// Runs the binary with `args`; with `ops_log`, its executor journals every executed write there.
 pub fn bootstrap(args: &[&str], ops_log: Option<&Path>) -> Output {
+    bootstrap_via(args, ops_log, None)
+}
+
+/// [`bootstrap`], with `kubeconfig` in place of the environment's `KUBECONFIG` (say, the
+/// stand-in's fault-injecting proxy of the apiserver, `BOOTSTRAP_ENV_KUBE_PROXY_KUBECONFIG`).
+pub fn bootstrap_via(args: &[&str], ops_log: Option<&Path>, kubeconfig: Option<&Path>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
     cmd.args(args).stdin(Stdio::null());
     if let Some(path) = ops_log {
         cmd.env("BOOTSTRAP_OPS_LOG", path);
     }
+    if let Some(path) = kubeconfig {
+        cmd.env("KUBECONFIG", path);
+    }
     cmd.output().expect("bootstrap runs")
+}
+
+/// [`bootstrap_via`] on a blocking thread.
+pub async fn run_via(
+    args: Vec<String>,
+    ops_log: Option<std::path::PathBuf>,
+    kubeconfig: Option<std::path::PathBuf>,
+) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        bootstrap_via(&args, ops_log.as_deref(), kubeconfig.as_deref())
+    })
+    .await
+    .expect("join")
 }
 
 /// [`bootstrap`] on a blocking thread.
 pub async fn run_logged(args: Vec<String>, ops_log: Option<std::path::PathBuf>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        bootstrap(&args, ops_log.as_deref())
-    })
-    .await
-    .expect("join")
+    run_via(args, ops_log, None).await
 }
 
 /// [`bootstrap`] on a blocking thread, without a journal.

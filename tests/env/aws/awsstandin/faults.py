@@ -167,9 +167,13 @@ def _failure(rule: Rule, protocol: str) -> tuple[int, str, str]:
             status, code = 400, "Throttling"
         elif protocol == "rest-xml":
             status, code = 503, "SlowDown"
+        elif protocol == "kube":
+            status, code = 429, "TooManyRequests"
         else:
             status, code = 429, "ThrottlingException"
         message = "Rate exceeded"
+    elif protocol == "kube":
+        status, code, message = 500, "InternalError", "Internal error occurred: etcdserver: request timed out"
     else:
         status, code, message = 500, "InternalFailure", "We encountered an internal error. Please try again."
     return (
