@@ -2,7 +2,7 @@
 //!
 //! - Two `up` runs on one cluster at once (always), from no agent add-on and no demo secret:
 //!   both end well, one role and one association, and the end state is a clean run's.
-//! - The fault matrix (`BOOTSTRAP_FAULTS=1`, about 50 minutes): for every step of `up` and
+//! - The fault matrix (`BOOTSTRAP_FAULTS=1`, about 40 minutes): for every step of `up` and
 //!   `down`, 500s past the retry budget and throttling within it, on its AWS calls and (through
 //!   the stand-in's proxy of the apiserver) on its Kubernetes calls; for every step that
 //!   writes, a SIGKILL after its first write. After each fault a re-run must end in
@@ -661,7 +661,7 @@ async fn run_case(
 async fn every_fault_of_up_and_down_converges() {
     let Some(env) = common::env() else { return };
     if std::env::var_os("BOOTSTRAP_FAULTS").is_none() {
-        eprintln!("skipped: the fault matrix runs with BOOTSTRAP_FAULTS=1 (about 50 minutes)");
+        eprintln!("skipped: the fault matrix runs with BOOTSTRAP_FAULTS=1 (about 40 minutes)");
         return;
     }
     let _serial = SERIAL.lock().await;
