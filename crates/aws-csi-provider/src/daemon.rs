@@ -33,7 +33,8 @@ pub struct Args {
     /// Directory where the driver looks for provider sockets; we listen on <dir>/aws.sock.
     #[arg(long, default_value = "/var/run/secrets-store-csi-providers")]
     pub provider_volume: PathBuf,
-    /// Pod Identity agent URL, replacing http://169.254.170.23 and http://[fd00:ec2::23].
+    /// Pod Identity agent URL (plain http://), replacing http://169.254.170.23 and
+    /// http://[fd00:ec2::23].
     #[arg(long)]
     pub pod_identity_endpoint: Option<String>,
     /// Timeout of each Pod Identity agent request (e.g. 5s, 500ms).
@@ -134,13 +135,36 @@ pub fn init_logging(format: LogFormat) {
 /// parsable: `info`; set and empty: errors only. Target directives, without the span and
 /// field directives of tracing's `EnvFilter` (its regex engine is code resident on every node).
 pub fn log_filter(value: Option<&str>) -> Targets {
-    match value.map(str::trim) {
-        Some("") => Targets::new().with_default(LevelFilter::ERROR),
-        Some(v) => v
-            .parse()
-            .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO)),
-        None => Targets::new().with_default(LevelFilter::INFO),
+    let info = || Targets::new().with_default(LevelFilter::INFO);
+    let Some(value) = value else {
+        return info();
+    };
+    let directives: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    if directives.is_empty() {
+        return Targets::new().with_default(LevelFilter::ERROR);
     }
+    if !directives.iter().all(|d| valid_directive(d)) {
+        return info();
+    }
+    directives.join(",").parse().unwrap_or_else(|_| info())
+}
+
+/// `level`, `target` or `target=level`, targets of Rust path characters (`Targets` would read
+/// anything without `=` as a target; `EnvFilter` refused such values, and so do we).
+fn valid_directive(directive: &str) -> bool {
+    let (target, level) = match directive.split_once('=') {
+        Some((target, level)) => (target.trim(), Some(level.trim())),
+        None => (directive, None),
+    };
+    let target_ok = !target.is_empty()
+        && target
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '-' | '.'));
+    target_ok && level.is_none_or(|l| l.parse::<LevelFilter>().is_ok())
 }
 
 /// Runs the provider until SIGTERM or SIGINT.
@@ -279,6 +303,10 @@ mod tests {
             provider,
             LevelFilter::DEBUG
         ));
+        assert!(enabled(Some("h2=loud"), provider, LevelFilter::INFO));
+        assert!(enabled(Some("hyper"), "hyper::proto", LevelFilter::TRACE));
+        assert!(!enabled(Some("hyper"), provider, LevelFilter::ERROR));
+        assert!(enabled(Some("debug,"), provider, LevelFilter::DEBUG));
         assert!(enabled(Some(""), provider, LevelFilter::ERROR));
         assert!(!enabled(Some(""), provider, LevelFilter::WARN));
     }
