@@ -1,8 +1,11 @@
 //! Kubernetes look-ups the provider needs (IRSA role annotation, node region), behind a trait.
 
+use std::collections::BTreeMap;
+
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
-use kube::Api;
+use kube::api::GetParams;
+use kube::core::Request;
+use serde::Deserialize;
 use tokio::sync::OnceCell;
 
 use super::auth::irsa::ROLE_ANNOTATION;
@@ -25,6 +28,41 @@ pub trait ClusterLookup: Send + Sync {
         namespace: &'a str,
         pod: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, String>>;
+}
+
+/// The few fields read of a service account, pod or node. The same GETs as `kube::Api` of the
+/// k8s-openapi types, but without their deserializers (a `Pod`'s is large code, resident on
+/// every node, for one field).
+#[derive(Deserialize)]
+struct Object {
+    #[serde(default)]
+    metadata: Option<Metadata>,
+    #[serde(default)]
+    spec: Option<Spec>,
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Spec {
+    #[serde(default)]
+    node_name: Option<String>,
+}
+
+/// GET `{collection}/{name}` (a path like `/api/v1/namespaces/demo/pods`), as `Api::get` does.
+async fn get(client: kube::Client, collection: String, name: &str) -> Result<Object, kube::Error> {
+    let mut request = Request::new(collection)
+        .get(name, &GetParams::default())
+        .map_err(kube::Error::BuildRequest)?;
+    request.extensions_mut().insert("get");
+    client.request::<Object>(request).await
 }
 
 /// The real cluster, through a client created on first use (KUBECONFIG or in-cluster).
@@ -64,13 +102,13 @@ impl ClusterLookup for KubeLookup {
         service_account: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, String>> {
         Box::pin(async move {
-            let api: Api<ServiceAccount> = Api::namespaced(self.client().await?, namespace);
-            let sa = api.get(service_account).await.map_err(|e| {
+            let collection = format!("/api/v1/namespaces/{namespace}/serviceaccounts");
+            let sa = get(self.client().await?, collection, service_account).await.map_err(|e| {
                 format!("get serviceaccount {namespace}/{service_account}: {e}; hint: the provider's ClusterRole needs serviceaccounts get")
             })?;
             Ok(sa
                 .metadata
-                .annotations
+                .and_then(|m| m.annotations)
                 .and_then(|mut a| a.remove(ROLE_ANNOTATION))
                 .filter(|v| !v.is_empty()))
         })
@@ -83,20 +121,19 @@ impl ClusterLookup for KubeLookup {
     ) -> BoxFuture<'a, Result<Option<String>, String>> {
         Box::pin(async move {
             let client = self.client().await?;
-            let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-            let p = pods.get(pod).await.map_err(|e| {
+            let collection = format!("/api/v1/namespaces/{namespace}/pods");
+            let p = get(client.clone(), collection, pod).await.map_err(|e| {
                 format!("get pod {namespace}/{pod}: {e}; hint: the provider's ClusterRole needs pods get when the region comes from the node")
             })?;
             let Some(node_name) = p.spec.and_then(|s| s.node_name) else {
                 return Ok(None);
             };
-            let nodes: Api<Node> = Api::all(client);
-            let node = nodes.get(&node_name).await.map_err(|e| {
+            let node = get(client, "/api/v1/nodes".to_string(), &node_name).await.map_err(|e| {
                 format!("get node {node_name}: {e}; hint: the provider's ClusterRole needs nodes get when the region comes from the node")
             })?;
             Ok(node
                 .metadata
-                .labels
+                .and_then(|m| m.labels)
                 .and_then(|mut l| l.remove(REGION_LABEL))
                 .filter(|v| !v.is_empty()))
         })

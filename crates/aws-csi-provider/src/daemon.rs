@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use tracing_subscriber::filter::{LevelFilter, Targets};
 
 use super::auth::{CacheScope, CredentialCache, PodIdentityAgent};
 use super::clients::SdkFactory;
@@ -32,7 +33,8 @@ pub struct Args {
     /// Directory where the driver looks for provider sockets; we listen on <dir>/aws.sock.
     #[arg(long, default_value = "/var/run/secrets-store-csi-providers")]
     pub provider_volume: PathBuf,
-    /// Pod Identity agent URL, replacing http://169.254.170.23 and http://[fd00:ec2::23].
+    /// Pod Identity agent URL (plain http://), replacing http://169.254.170.23 and
+    /// http://[fd00:ec2::23].
     #[arg(long)]
     pub pod_identity_endpoint: Option<String>,
     /// Timeout of each Pod Identity agent request (e.g. 5s, 500ms).
@@ -108,19 +110,61 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Sets up tracing on stderr; `RUST_LOG` overrides the default `info`.
+/// Sets up tracing on stderr; `RUST_LOG` overrides the default `info` (see [`log_filter`]).
 pub fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.finish().with(filter).try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(filter)
+            .try_init(),
     };
+}
+
+/// The log filter from `RUST_LOG`: a level (`debug`) or comma-separated `target=level`
+/// directives with an optional default level (`aws_csi_provider=debug,warn`); unset or not
+/// parsable: `info`; set and empty: errors only. Target directives, without the span and
+/// field directives of tracing's `EnvFilter` (its regex engine is code resident on every node).
+pub fn log_filter(value: Option<&str>) -> Targets {
+    let info = || Targets::new().with_default(LevelFilter::INFO);
+    let Some(value) = value else {
+        return info();
+    };
+    let directives: Vec<&str> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    if directives.is_empty() {
+        return Targets::new().with_default(LevelFilter::ERROR);
+    }
+    if !directives.iter().all(|d| valid_directive(d)) {
+        return info();
+    }
+    directives.join(",").parse().unwrap_or_else(|_| info())
+}
+
+/// `level`, `target` or `target=level`, targets of Rust path characters (`Targets` would read
+/// anything without `=` as a target; `EnvFilter` refused such values, and so do we).
+fn valid_directive(directive: &str) -> bool {
+    let (target, level) = match directive.split_once('=') {
+        Some((target, level)) => (target.trim(), Some(level.trim())),
+        None => (directive, None),
+    };
+    let target_ok = !target.is_empty()
+        && target
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '-' | '.'));
+    target_ok && level.is_none_or(|l| l.parse::<LevelFilter>().is_ok())
 }
 
 /// Runs the provider until SIGTERM or SIGINT.
@@ -233,6 +277,38 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("5d").is_err());
         assert!(parse_duration("abc").is_err());
+    }
+
+    #[test]
+    fn rust_log_filters() {
+        let enabled = |value: Option<&str>, target: &str, level: LevelFilter| {
+            log_filter(value).would_enable(target, &level.into_level().expect("a level"))
+        };
+        let provider = "aws_csi_provider::mount";
+        assert!(enabled(None, provider, LevelFilter::INFO));
+        assert!(!enabled(None, provider, LevelFilter::DEBUG));
+        assert!(enabled(Some("debug"), "rustls::client", LevelFilter::DEBUG));
+        assert!(enabled(Some("DEBUG"), provider, LevelFilter::DEBUG));
+        assert!(!enabled(Some("warn"), provider, LevelFilter::INFO));
+        let scoped = Some("aws_csi_provider=debug");
+        assert!(enabled(scoped, provider, LevelFilter::DEBUG));
+        assert!(!enabled(scoped, "hyper::proto", LevelFilter::ERROR));
+        let mixed = Some("aws_csi_provider=trace,warn");
+        assert!(enabled(mixed, provider, LevelFilter::TRACE));
+        assert!(enabled(mixed, "h2", LevelFilter::WARN));
+        assert!(!enabled(mixed, "h2", LevelFilter::INFO));
+        assert!(enabled(Some("not a [filter"), provider, LevelFilter::INFO));
+        assert!(!enabled(
+            Some("not a [filter"),
+            provider,
+            LevelFilter::DEBUG
+        ));
+        assert!(enabled(Some("h2=loud"), provider, LevelFilter::INFO));
+        assert!(enabled(Some("hyper"), "hyper::proto", LevelFilter::TRACE));
+        assert!(!enabled(Some("hyper"), provider, LevelFilter::ERROR));
+        assert!(enabled(Some("debug,"), provider, LevelFilter::DEBUG));
+        assert!(enabled(Some(""), provider, LevelFilter::ERROR));
+        assert!(!enabled(Some(""), provider, LevelFilter::WARN));
     }
 
     #[test]

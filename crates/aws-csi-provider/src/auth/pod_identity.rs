@@ -5,6 +5,11 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
 use crate::attributes::AddressType;
@@ -15,9 +20,11 @@ pub const AGENT_IPV4: &str = "http://169.254.170.23/v1/credentials";
 /// The agent's IPv6 endpoint.
 pub const AGENT_IPV6: &str = "http://[fd00:ec2::23]/v1/credentials";
 
-/// Client of the Pod Identity agent.
+/// Client of the Pod Identity agent: plain HTTP through the hyper client the AWS SDK links
+/// already (a second HTTP stack would be code resident on every node).
 pub struct PodIdentityAgent {
-    http: reqwest::Client,
+    http: Client<HttpConnector, Empty<Bytes>>,
+    timeout: Duration,
     endpoint_override: Option<String>,
     attempts: u32,
     backoff: Duration,
@@ -36,15 +43,19 @@ struct AgentReply {
 impl PodIdentityAgent {
     /// `timeout` bounds each HTTP attempt; `endpoint_override` replaces the link-local
     /// addresses (tests, unusual nodes).
+    /// The agent serves plain HTTP, so an override must be an `http://` URL.
     pub fn new(timeout: Duration, endpoint_override: Option<String>) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .no_proxy()
-            .build()
-            .map_err(|e| format!("building the HTTP client: {e}"))?;
+        if let Some(url) = &endpoint_override {
+            check_endpoint(url)?;
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        // No proxy: the agent is on the node (link-local or loopback).
+        let http = Client::builder(TokioExecutor::new()).build(connector);
         Ok(Self {
             http,
+            timeout,
             endpoint_override,
             attempts: 3,
             backoff: Duration::from_millis(200),
@@ -99,17 +110,28 @@ impl PodIdentityAgent {
     }
 
     async fn try_once(&self, url: &str, token: &SecretString) -> Result<Credentials, AgentError> {
-        let reply = self
-            .http
-            .get(url)
-            .header(reqwest::header::AUTHORIZATION, token.expose())
-            .send()
+        // One deadline for connecting, sending and reading the reply.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let request = hyper::Request::get(url)
+            .header(hyper::header::ACCEPT, "*/*")
+            .header(hyper::header::AUTHORIZATION, token.expose())
+            .body(Empty::new())
+            .map_err(|e| AgentError::Retry(format!("GET {url}: request failed ({e})")))?;
+        let reply = tokio::time::timeout_at(deadline, self.http.request(request))
             .await
+            .map_err(|_| AgentError::Retry(format!("GET {url}: timed out")))?
             .map_err(|e| AgentError::Retry(format!("GET {url}: {}", describe(&e))))?;
         let status = reply.status();
-        let body = reply.bytes().await.map_err(|e| {
-            AgentError::Retry(format!("reading the reply of {url}: {}", describe(&e)))
-        })?;
+        let body = tokio::time::timeout_at(deadline, reply.into_body().collect())
+            .await
+            .map_err(|_| AgentError::Retry(format!("reading the reply of {url}: timed out")))?
+            .map_err(|e| {
+                AgentError::Retry(format!(
+                    "reading the reply of {url}: request failed{}",
+                    innermost(&e).map(|d| format!(" ({d})")).unwrap_or_default()
+                ))
+            })?
+            .to_bytes();
         if status.is_server_error() || status.as_u16() == 429 {
             return Err(AgentError::Retry(format!(
                 "{url} answered {status}: {}",
@@ -124,6 +146,19 @@ impl PodIdentityAgent {
         }
         parse_reply(&body).map_err(AgentError::Fatal)
     }
+}
+
+/// An endpoint override must be a plain `http://` URL with a host.
+fn check_endpoint(url: &str) -> Result<(), String> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|e| format!("--pod-identity-endpoint {url:?} is not a URL: {e}"))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return Err(format!(
+            "--pod-identity-endpoint {url:?} must be an http:// URL (the Pod Identity agent serves plain HTTP)"
+        ));
+    }
+    Ok(())
 }
 
 enum AgentError {
@@ -172,56 +207,40 @@ fn excerpt(body: &[u8], token: &SecretString) -> String {
     text.trim().to_string()
 }
 
-fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
+/// What went wrong with a request, and the innermost cause (no URL query, no headers).
+fn describe(e: &hyper_util::client::legacy::Error) -> String {
+    let detail = innermost(e);
+    let timed_out = std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |s| {
+        s.source()
+    })
+    .any(|s| {
+        s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    });
+    let kind = if timed_out {
         "timed out"
     } else if e.is_connect() {
         "connection failed"
     } else {
         "request failed"
     };
-    let mut source = std::error::Error::source(e);
-    let mut detail = String::new();
+    match detail {
+        Some(detail) => format!("{kind} ({detail})"),
+        None => kind.to_string(),
+    }
+}
+
+/// The deepest source of an error, if it has one.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut source = e.source();
+    let mut detail = None;
     while let Some(s) = source {
-        detail = s.to_string();
+        detail = Some(s.to_string());
         source = s.source();
     }
-    if detail.is_empty() {
-        kind.to_string()
-    } else {
-        format!("{kind} ({detail})")
-    }
+    detail.filter(|d| !d.is_empty())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_agent_reply() {
-        let body = br#"{"AccessKeyId":"AKIA","SecretAccessKey":"sk","Token":"st","AccountId":"1","Expiration":"2030-01-01T00:00:00Z"}"#;
-        let c = parse_reply(body).expect("parses");
-        assert_eq!(c.access_key_id(), "AKIA");
-        assert!(c.expiry().is_some());
-        assert!(parse_reply(b"{}").is_err());
-        let bad = br#"{"AccessKeyId":"a","SecretAccessKey":"sk","Token":"t","Expiration":"soon"}"#;
-        let msg = parse_reply(bad).expect_err("bad time");
-        assert!(!msg.contains("sk"));
-    }
-
-    #[test]
-    fn excerpt_scrubs_token() {
-        let t = SecretString::new("tok-abc".into());
-        assert_eq!(excerpt(b"bad token tok-abc", &t), "bad token <token>");
-    }
-
-    #[test]
-    fn endpoint_choice() {
-        let a = PodIdentityAgent::new(Duration::from_secs(1), None).expect("client");
-        assert_eq!(a.endpoints(AddressType::Auto), vec![AGENT_IPV4, AGENT_IPV6]);
-        assert_eq!(a.endpoints(AddressType::Ipv6), vec![AGENT_IPV6]);
-        let b = PodIdentityAgent::new(Duration::from_secs(1), Some("http://x/y".into()))
-            .expect("client");
-        assert_eq!(b.endpoints(AddressType::Ipv4), vec!["http://x/y"]);
-    }
-}
+#[path = "pod_identity_tests.rs"]
+mod tests;
