@@ -63,6 +63,19 @@ fn pod(i: usize) -> String {
 
 type Files = BTreeMap<String, Vec<u8>>;
 
+/// The 500 every injected Secrets Manager failure answers with.
+fn backend_failure() -> InternalServiceError {
+    InternalServiceError::builder()
+        .message("injected backend failure")
+        .meta(
+            ErrorMetadata::builder()
+                .code("InternalServiceError")
+                .message("injected backend failure")
+                .build(),
+        )
+        .build()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_mounts_with_backend_errors_and_an_agent_restart() {
     let agent = start_agent(POD_TOKEN).await;
@@ -78,38 +91,14 @@ async fn two_hundred_mounts_with_backend_errors_and_an_agent_restart() {
     let counter = calls.clone();
     let flaky = mock!(aws_sdk_secretsmanager::Client::batch_get_secret_value)
         .match_requests(move |_| counter.fetch_add(1, Ordering::SeqCst) % 20 == 19)
-        .then_error(|| {
-            BatchGetSecretValueError::InternalServiceError(
-                InternalServiceError::builder()
-                    .message("injected backend failure")
-                    .meta(
-                        ErrorMetadata::builder()
-                            .code("InternalServiceError")
-                            .message("injected backend failure")
-                            .build(),
-                    )
-                    .build(),
-            )
-        });
+        .then_error(|| BatchGetSecretValueError::InternalServiceError(backend_failure()));
     // A failed batch falls back to GetSecretValue: every 20th of those fails too, the others
     // answer like Secrets Manager.
     let gets = Arc::new(AtomicUsize::new(0));
     let get_counter = gets.clone();
     let flaky_get = mock!(aws_sdk_secretsmanager::Client::get_secret_value)
         .match_requests(move |_| get_counter.fetch_add(1, Ordering::SeqCst) % 20 == 19)
-        .then_error(|| {
-            GetSecretValueError::InternalServiceError(
-                InternalServiceError::builder()
-                    .message("injected backend failure")
-                    .meta(
-                        ErrorMetadata::builder()
-                            .code("InternalServiceError")
-                            .message("injected backend failure")
-                            .build(),
-                    )
-                    .build(),
-            )
-        });
+        .then_error(|| GetSecretValueError::InternalServiceError(backend_failure()));
     let current = |name: &'static str, value: &'static str, version: &'static str| {
         mock!(aws_sdk_secretsmanager::Client::get_secret_value)
             .match_requests(move |r| r.secret_id() == Some(name) && r.version_stage().is_none())

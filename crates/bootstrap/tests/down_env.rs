@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
 
-use common::cli::{args, journal, json_of, ok, run_logged as run};
+use common::cli::{args, journal, json_of, killed_when, ok, run_logged as run};
 use common::inventory::{foreign_agent_addon, owned_inventory};
 
 const AGENT: &str = "eks-pod-identity-agent";
@@ -268,38 +267,23 @@ fn platform_item(item: &str) -> bool {
 
 /// Starts `up`, kills it with SIGKILL once its journal holds `after` executed writes.
 async fn killed_up(cluster: &str, ns: &str, after: usize, log: &std::path::Path) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args([
-            "up",
-            "--cluster",
-            cluster,
-            "--namespace",
-            ns,
-            "--service-account",
-            "app",
-            "--create-demo-secret",
-            "-q",
-            "--timeout",
-            "3m",
-        ])
-        .env("BOOTSTRAP_OPS_LOG", log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("up starts");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        if journal(log).len() >= after {
-            break;
-        }
-        if child.try_wait().expect("poll").is_some() || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let up = args(&[
+        "up",
+        "--cluster",
+        cluster,
+        "--namespace",
+        ns,
+        "--service-account",
+        "app",
+        "--create-demo-secret",
+        "-q",
+        "--timeout",
+        "3m",
+    ]);
+    killed_when(&up, log, Duration::from_secs(180), |lines| {
+        lines.len() >= after
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

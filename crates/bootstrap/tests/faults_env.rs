@@ -18,12 +18,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use common::cli::{args, control, journal_in_order, ok, run, run_via};
+use common::cli::{args, control, journal_in_order, killed_when, ok, run, run_via};
 use common::inventory::{foreign_agent_addon, no_agent_addon, owned_inventory};
 
 /// The tests change the same cluster: one at a time.
@@ -451,28 +450,10 @@ const KUBE_PLATFORM_CASES: &[Case] = &[
 /// Runs `args` with a journal, killing the process right after the first journal line that
 /// starts with `prefix`; returns whether it was killed (false: it ended first).
 async fn killed_after(args: Vec<String>, prefix: &str, log: &std::path::Path) -> bool {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(&args)
-        .env("BOOTSTRAP_OPS_LOG", log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("bootstrap starts");
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        if journal_in_order(log).iter().any(|l| l.starts_with(prefix)) {
-            let _ = child.kill();
-            let _ = child.wait();
-            return true;
-        }
-        if child.try_wait().expect("poll").is_some() || Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    killed_when(&args, log, Duration::from_secs(240), |lines| {
+        lines.iter().any(|l| l.starts_with(prefix))
+    })
+    .await
 }
 
 /// What one case did: the faulted run's exit, and the re-run's.

@@ -6,30 +6,14 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
+
+use common::cli::run_logged as run;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::{Value, json};
-
-fn bootstrap(args: &[&str], ops_log: Option<&std::path::Path>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
-    cmd.args(args).stdin(Stdio::null());
-    if let Some(path) = ops_log {
-        cmd.env("BOOTSTRAP_OPS_LOG", path);
-    }
-    cmd.output().expect("bootstrap runs")
-}
-
-async fn run(args: Vec<String>, ops_log: Option<std::path::PathBuf>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        bootstrap(&args, ops_log.as_deref())
-    })
-    .await
-    .expect("join")
-}
 
 fn text(out: &Output) -> String {
     format!(

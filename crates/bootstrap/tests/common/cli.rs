@@ -49,6 +49,38 @@ pub async fn run(args: Vec<String>) -> Output {
     run_logged(args, None).await
 }
 
+/// Runs the binary with `args` and a journal at `log`, and SIGKILLs it as soon as `kill_when`
+/// holds for the journal's lines (in execution order); returns whether it was killed (false: it
+/// ended first, or `within` passed).
+pub async fn killed_when(
+    args: &[String],
+    log: &Path,
+    within: std::time::Duration,
+    kill_when: impl Fn(&[String]) -> bool,
+) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(args)
+        .env("BOOTSTRAP_OPS_LOG", log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bootstrap starts");
+    let deadline = std::time::Instant::now() + within;
+    let killed = loop {
+        if kill_when(&journal_in_order(log)) {
+            break true;
+        }
+        if child.try_wait().expect("poll").is_some() || std::time::Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    killed
+}
+
 pub fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
