@@ -86,6 +86,13 @@ impl StepError {
                 }
                 _ => None,
             },
+            StepError::Kube(KubeError::ContextServerMismatch {
+                cluster, context, ..
+            }) => Some(format!(
+                "if {cluster} is the cluster you meant, point a context at it (`aws eks \
+                 update-kubeconfig --name {cluster} --region <region>`) or rename or remove the \
+                 stale context {context:?}; check --region and --profile otherwise"
+            )),
             StepError::Kube(KubeError::Timeout { .. }) => Some(
                 "raise --timeout, or inspect the cluster with kubectl (events, pod status)".into(),
             ),

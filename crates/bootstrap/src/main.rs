@@ -17,7 +17,7 @@ use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    bootstrap::ui::logging::init(cli.verbose);
     let printer = |json: bool| Printer::new(cli.quiet, cli.verbose, cli.no_progress, json);
     let status = match &cli.command {
         Command::Completions { shell } => {
@@ -76,21 +76,6 @@ fn block_on(printer: &Printer, work: impl std::future::Future<Output = ExitStatu
             ExitStatus::Failure
         }
     }
-}
-
-fn init_tracing(verbose: u8) {
-    let level = match verbose {
-        // The credential chain logs each provider it tried; our own errors say what matters.
-        0 => "warn,aws_config=error",
-        1 => "info,aws=warn,kube=warn,hyper=warn",
-        _ => "debug,hyper=info,rustls=info",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BOOTSTRAP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 async fn up(args: &UpArgs, printer: &Printer) -> ExitStatus {

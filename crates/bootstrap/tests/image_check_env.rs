@@ -236,6 +236,67 @@ async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push
         note.contains(&format!("linux/amd64 for {} node(s)", env.nodes.len())),
         "{note}"
     );
+
+    // Named by its tag only, the image is deployed at the digest the check resolved: a tag
+    // moved between the check and the nodes' pulls cannot swap the image.
+    let (by_tag, digest) = image.split_once('@').expect("a pinned reference");
+    let args: Vec<String> = [
+        "up",
+        "--cluster",
+        env.cluster.as_str(),
+        "--namespace",
+        namespace.as_str(),
+        "--provider-image",
+        by_tag,
+        "--no-progress",
+        "--dry-run",
+        "--output",
+        "json",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let planned = run(args, None).await;
+    assert!(planned.status.success(), "{}", text(&planned));
+    let report: Value = serde_json::from_slice(&planned.stdout).expect("json");
+    let changes: Vec<Value> = report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["name"] == "provider")
+        .flat_map(|s| {
+            s["detail"]["changes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let pinned = format!("{by_tag}@{digest}");
+    let check = changes
+        .iter()
+        .find(|c| c["resource"] == format!("provider image {by_tag}"))
+        .unwrap_or_else(|| panic!("the image check line: {changes:?}"));
+    assert!(
+        check["note"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with(&format!("deployed as {pinned}")),
+        "{check}"
+    );
+    let daemonset = changes
+        .iter()
+        .find(|c| {
+            c["resource"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("DaemonSet/"))
+        })
+        .unwrap_or_else(|| panic!("the provider DaemonSet: {changes:?}"));
+    for document in daemonset["documents"].as_array().into_iter().flatten() {
+        assert_eq!(
+            document["spec"]["template"]["spec"]["containers"][0]["image"], pinned,
+            "{daemonset}"
+        );
+    }
 }
 
 #[tokio::test]

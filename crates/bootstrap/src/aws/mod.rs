@@ -125,6 +125,8 @@ pub struct Clients {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub ecr: aws_sdk_ecr::Client,
+    /// Key metadata only (`DescribeKey`, to resolve a secret's key alias to its key ARN).
+    pub kms: aws_sdk_kms::Client,
 }
 
 impl Clients {
@@ -139,6 +141,7 @@ impl Clients {
             secrets: aws_sdk_secretsmanager::Client::new(&config),
             ssm: aws_sdk_ssm::Client::new(&config),
             ecr: aws_sdk_ecr::Client::new(&config),
+            kms: aws_sdk_kms::Client::new(&config),
             config,
         })
     }

@@ -24,28 +24,84 @@ pub enum Source {
     EksToken,
 }
 
-/// Picks the kubeconfig context for the cluster: one whose server is the cluster's endpoint,
-/// or whose context or cluster name is the cluster's name or ARN (or ends in `/<name>`).
-pub fn matching_context(config: &Kubeconfig, cluster: &ClusterEndpoint) -> Option<String> {
-    let endpoint = cluster.endpoint.trim_end_matches('/');
+/// A kubeconfig context that names the cluster but points at another server: dialling it
+/// would act on a different cluster (same name in another account or region, or a stale
+/// entry for a re-created cluster).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerMismatch {
+    pub context: String,
+    pub server: String,
+    pub endpoint: String,
+}
+
+/// Picks the kubeconfig context for the cluster by its server: the first context whose
+/// cluster's server is DescribeCluster's endpoint (preferring one that also carries the
+/// cluster's name or ARN). A context that matches only by name — the cluster's name or ARN,
+/// or a name ending in `/<name>` — while pointing at another server is refused: the AWS side
+/// and the Kubernetes side would be two different clusters. `Ok(None)`: no context names or
+/// serves the cluster (the EKS token path is used).
+pub fn matching_context(
+    config: &Kubeconfig,
+    cluster: &ClusterEndpoint,
+) -> Result<Option<String>, ServerMismatch> {
+    let endpoint = normalize_server(&cluster.endpoint);
     let names_match = |n: &str| {
         n == cluster.name
             || (!cluster.arn.is_empty() && n == cluster.arn)
             || n.ends_with(&format!("/{}", cluster.name))
     };
-    config.contexts.iter().find_map(|named| {
-        let ctx = named.context.as_ref()?;
-        let server = config
-            .clusters
-            .iter()
-            .find(|c| c.name == ctx.cluster)
-            .and_then(|c| c.cluster.as_ref())
-            .and_then(|c| c.server.as_deref())
-            .map(|s| s.trim_end_matches('/'));
-        let by_server = !endpoint.is_empty() && server == Some(endpoint);
-        (by_server || names_match(&named.name) || names_match(&ctx.cluster))
-            .then(|| named.name.clone())
-    })
+    let contexts: Vec<(&str, bool, Option<&str>)> = config
+        .contexts
+        .iter()
+        .filter_map(|named| {
+            let ctx = named.context.as_ref()?;
+            let server = config
+                .clusters
+                .iter()
+                .find(|c| c.name == ctx.cluster)
+                .and_then(|c| c.cluster.as_ref())
+                .and_then(|c| c.server.as_deref());
+            let by_name = names_match(&named.name) || names_match(&ctx.cluster);
+            Some((named.name.as_str(), by_name, server))
+        })
+        .collect();
+    let serves = |server: Option<&str>| {
+        !endpoint.is_empty() && server.map(normalize_server).as_deref() == Some(endpoint.as_str())
+    };
+    let by_server = contexts
+        .iter()
+        .filter(|(_, _, server)| serves(*server))
+        .max_by_key(|(_, by_name, _)| *by_name);
+    if let Some((name, _, _)) = by_server {
+        return Ok(Some((*name).to_string()));
+    }
+    match contexts.iter().find(|(_, by_name, _)| *by_name) {
+        Some((name, _, server)) => Err(ServerMismatch {
+            context: (*name).to_string(),
+            server: server.unwrap_or("<none>").to_string(),
+            endpoint: cluster.endpoint.clone(),
+        }),
+        None => Ok(None),
+    }
+}
+
+/// A server URL in a comparable form: lower-case scheme and host, no default port, no
+/// trailing slash.
+fn normalize_server(server: &str) -> String {
+    let server = server.trim().trim_end_matches('/');
+    let (scheme, rest) = server.split_once("://").unwrap_or(("https", server));
+    let scheme = scheme.to_ascii_lowercase();
+    let (host, path) = rest.split_once('/').map_or((rest, ""), |(h, p)| (h, p));
+    let mut host = host.to_ascii_lowercase();
+    let default_port = if scheme == "http" { ":80" } else { ":443" };
+    if let Some(stripped) = host.strip_suffix(default_port) {
+        host = stripped.to_string();
+    }
+    if path.is_empty() {
+        format!("{scheme}://{host}")
+    } else {
+        format!("{scheme}://{host}/{path}")
+    }
 }
 
 /// A client from the kubeconfig context for the cluster, if there is one.
@@ -56,8 +112,17 @@ pub async fn from_kubeconfig(
         Ok(c) => c,
         Err(_) => return Ok(None),
     };
-    let Some(context) = matching_context(&config, cluster) else {
-        return Ok(None);
+    let context = match matching_context(&config, cluster) {
+        Ok(Some(context)) => context,
+        Ok(None) => return Ok(None),
+        Err(m) => {
+            return Err(KubeError::ContextServerMismatch {
+                cluster: cluster.name.clone(),
+                context: m.context,
+                server: m.server,
+                endpoint: m.endpoint,
+            });
+        }
     };
     let options = KubeConfigOptions {
         context: Some(context.clone()),
@@ -151,46 +216,113 @@ mod tests {
         assert!(pem_to_der(&engine.encode("no certs")).is_err());
     }
 
-    #[test]
-    fn matches_contexts_by_server_or_name() {
-        let yaml = r#"
+    const KUBECONFIG: &str = r#"
 apiVersion: v1
 kind: Config
 clusters:
 - name: local
   cluster: {server: "https://127.0.0.1:6443/"}
-- name: arn:aws:eks:us-east-1:1:cluster/prod
-  cluster: {server: "https://prod.example"}
+- name: arn:aws:eks:us-east-1:111111111111:cluster/demo
+  cluster: {server: "https://AAAA.gr7.us-east-1.eks.amazonaws.com"}
+- name: arn:aws:eks:eu-west-1:222222222222:cluster/demo
+  cluster: {server: "https://BBBB.gr7.eu-west-1.eks.amazonaws.com:443/"}
 contexts:
 - name: kind
   context: {cluster: local, user: u}
-- name: prod-ctx
-  context: {cluster: "arn:aws:eks:us-east-1:1:cluster/prod", user: u}
+- name: demo-us
+  context: {cluster: "arn:aws:eks:us-east-1:111111111111:cluster/demo", user: u}
+- name: demo-eu
+  context: {cluster: "arn:aws:eks:eu-west-1:222222222222:cluster/demo", user: u}
 users: []
 "#;
-        let config = Kubeconfig::from_yaml(yaml).expect("kubeconfig");
-        let by_server = ClusterEndpoint {
-            name: "demo".into(),
-            endpoint: "https://127.0.0.1:6443".into(),
+
+    fn endpoint(name: &str, arn: &str, endpoint: &str) -> ClusterEndpoint {
+        ClusterEndpoint {
+            name: name.into(),
+            arn: arn.into(),
+            endpoint: endpoint.into(),
             ..Default::default()
-        };
-        assert_eq!(
-            matching_context(&config, &by_server).as_deref(),
-            Some("kind")
+        }
+    }
+
+    #[test]
+    fn a_context_is_chosen_by_its_server() {
+        let config = Kubeconfig::from_yaml(KUBECONFIG).expect("kubeconfig");
+        let local = endpoint("demo-local", "", "https://127.0.0.1:6443");
+        assert_eq!(matching_context(&config, &local), Ok(Some("kind".into())));
+        // Two clusters called `demo`: the one DescribeCluster answered for is the one whose
+        // server is dialled, even though another `demo` context comes first.
+        let eu = endpoint(
+            "demo",
+            "arn:aws:eks:eu-west-1:222222222222:cluster/demo",
+            "https://bbbb.gr7.eu-west-1.eks.amazonaws.com",
         );
-        let by_name = ClusterEndpoint {
-            name: "prod".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            matching_context(&config, &by_name).as_deref(),
-            Some("prod-ctx")
+        assert_eq!(matching_context(&config, &eu), Ok(Some("demo-eu".into())));
+        let us = endpoint(
+            "demo",
+            "arn:aws:eks:us-east-1:111111111111:cluster/demo",
+            "https://AAAA.gr7.us-east-1.eks.amazonaws.com/",
         );
-        let none = ClusterEndpoint {
-            name: "other".into(),
-            endpoint: "https://x".into(),
-            ..Default::default()
-        };
-        assert_eq!(matching_context(&config, &none), None);
+        assert_eq!(matching_context(&config, &us), Ok(Some("demo-us".into())));
+    }
+
+    #[test]
+    fn a_same_named_context_on_another_server_is_refused_naming_both() {
+        let config = Kubeconfig::from_yaml(KUBECONFIG).expect("kubeconfig");
+        // A third `demo` (another account), absent from the kubeconfig: the name matches two
+        // contexts, neither serves its endpoint.
+        let other = endpoint(
+            "demo",
+            "arn:aws:eks:us-west-2:333333333333:cluster/demo",
+            "https://CCCC.gr7.us-west-2.eks.amazonaws.com",
+        );
+        let refused = matching_context(&config, &other).expect_err("refused");
+        assert_eq!(refused.context, "demo-us");
+        assert_eq!(
+            refused.server,
+            "https://AAAA.gr7.us-east-1.eks.amazonaws.com"
+        );
+        assert_eq!(
+            refused.endpoint,
+            "https://CCCC.gr7.us-west-2.eks.amazonaws.com"
+        );
+        // The exact ARN of a re-created cluster (new endpoint) is refused as well.
+        let recreated = endpoint(
+            "demo",
+            "arn:aws:eks:us-east-1:111111111111:cluster/demo",
+            "https://DDDD.gr7.us-east-1.eks.amazonaws.com",
+        );
+        assert!(matching_context(&config, &recreated).is_err());
+        let message = KubeError::ContextServerMismatch {
+            cluster: "demo".into(),
+            context: refused.context,
+            server: refused.server,
+            endpoint: refused.endpoint,
+        }
+        .to_string();
+        assert!(message.contains("AAAA.gr7.us-east-1") && message.contains("CCCC.gr7.us-west-2"));
+    }
+
+    #[test]
+    fn no_context_for_the_cluster_means_the_token_path() {
+        let config = Kubeconfig::from_yaml(KUBECONFIG).expect("kubeconfig");
+        let none = endpoint("other", "", "https://x.example");
+        assert_eq!(matching_context(&config, &none), Ok(None));
+    }
+
+    #[test]
+    fn servers_compare_without_case_default_port_or_trailing_slash() {
+        assert_eq!(
+            normalize_server("HTTPS://Host.Example:443/"),
+            normalize_server("https://host.example")
+        );
+        assert_ne!(
+            normalize_server("https://host.example:6443"),
+            normalize_server("https://host.example")
+        );
+        assert_ne!(
+            normalize_server("https://host.example/a"),
+            normalize_server("https://host.example")
+        );
     }
 }

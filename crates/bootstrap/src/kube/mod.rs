@@ -17,6 +17,17 @@ pub enum KubeError {
         #[source]
         source: kube::config::KubeconfigError,
     },
+    #[error(
+        "kubeconfig context {context:?} names EKS cluster {cluster} but points at {server}, \
+         while DescribeCluster says the cluster's endpoint is {endpoint}: refusing to act on \
+         what may be another cluster with the same name"
+    )]
+    ContextServerMismatch {
+        cluster: String,
+        context: String,
+        server: String,
+        endpoint: String,
+    },
     #[error("failed to build a Kubernetes client for cluster {cluster}")]
     Client {
         cluster: String,

@@ -34,6 +34,7 @@ fn clients(eks: aws_sdk_eks::Client, iam: aws_sdk_iam::Client) -> Clients {
         secrets: aws_sdk_secretsmanager::Client::new(&config),
         ssm: aws_sdk_ssm::Client::new(&config),
         ecr: aws_sdk_ecr::Client::new(&config),
+        kms: aws_sdk_kms::Client::new(&config),
         config,
     }
 }

@@ -51,6 +51,32 @@ pub struct RenderedProvider {
     pub image: Option<String>,
 }
 
+impl RenderedProvider {
+    /// Deploys `pinned` (the checked reference at its digest) wherever the DaemonSet's pod
+    /// template runs the rendered image.
+    pub fn pin_image(&mut self, pinned: &str) {
+        let Some(image) = self.image.clone() else {
+            return;
+        };
+        for object in &mut self.objects {
+            for list in ["containers", "initContainers"] {
+                let Some(containers) = object
+                    .pointer_mut(&format!("/spec/template/spec/{list}"))
+                    .and_then(Value::as_array_mut)
+                else {
+                    continue;
+                };
+                for container in containers {
+                    if container["image"].as_str() == Some(image.as_str()) {
+                        container["image"] = Value::String(pinned.to_string());
+                    }
+                }
+            }
+        }
+        self.image = Some(pinned.to_string());
+    }
+}
+
 impl Platform {
     /// Renders the chosen provider (`None` for the add-on), sharing the driver's namespace and
     /// providers directory unless the values say otherwise.
@@ -241,7 +267,7 @@ pub async fn plan_all(
     let aws = t.aws.as_ref();
     let kube = t.kube.as_ref();
     let cluster = t.name();
-    let rendered_provider = platform.render_provider().map_err(at("provider"))?;
+    let mut rendered_provider = platform.render_provider().map_err(at("provider"))?;
     let k8s_version = t.cluster.version.clone();
     let agent = async {
         if t.cluster.auto_mode {
@@ -300,6 +326,12 @@ pub async fn plan_all(
     };
     let (agent, driver, (other_provider, provider_objects), image_checked) =
         tokio::try_join!(agent, driver, provider, image)?;
+    let image_checked = image_checked.map(|checked| {
+        if let (Some(r), Some(pinned)) = (rendered_provider.as_mut(), &checked.pinned) {
+            r.pin_image(pinned);
+        }
+        checked.change
+    });
     let agent = match agent {
         Some(state) => plan_agent(cluster, false, &state),
         None => plan_agent(
@@ -393,5 +425,46 @@ mod tests {
             err.hint()
                 .is_some_and(|h| h.contains("--provider upstream"))
         );
+    }
+
+    #[test]
+    fn the_daemonset_deploys_the_checked_digest() {
+        let image = "registry.example/team/aws-csi-provider:0.1.0";
+        let pinned = "registry.example/team/aws-csi-provider:0.1.0@sha256:abc";
+        for provider in [
+            ProviderChoice::Rust(ProviderValues {
+                image: Some(image.into()),
+                ..Default::default()
+            }),
+            ProviderChoice::Upstream(UpstreamProviderValues {
+                image: Some(image.into()),
+                ..Default::default()
+            }),
+        ] {
+            let platform = Platform {
+                driver: CsiDriverValues::default(),
+                provider,
+                image_check: ImageCheck::Check,
+            };
+            let mut r = platform
+                .render_provider()
+                .expect("renders")
+                .expect("a provider");
+            r.pin_image(pinned);
+            let images: Vec<&str> = r
+                .objects
+                .iter()
+                .filter(|o| o["kind"] == "DaemonSet")
+                .flat_map(|o| {
+                    o["spec"]["template"]["spec"]["containers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                })
+                .filter_map(|c| c["image"].as_str())
+                .collect();
+            assert_eq!(images, [pinned], "{}", r.name);
+            assert_eq!(r.image.as_deref(), Some(pinned));
+        }
     }
 }

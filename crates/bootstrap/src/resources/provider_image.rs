@@ -36,6 +36,27 @@ pub fn architectures(nodes: &[NodeFacts]) -> BTreeMap<String, Vec<String>> {
     by_arch
 }
 
+/// What checking the provider image found.
+#[derive(Debug)]
+pub struct Checked {
+    /// The plan's `check` line.
+    pub change: Change,
+    /// The reference pinned to the digest the registry served (`REPO:TAG@sha256:…`): what the
+    /// DaemonSet deploys, so nodes run exactly the image that was checked even if the tag
+    /// moves. `None` when nothing was resolved (offline, skipped) or the reference already
+    /// names a digest.
+    pub pinned: Option<String>,
+}
+
+impl Checked {
+    fn unpinned(change: Change) -> Self {
+        Self {
+            change,
+            pinned: None,
+        }
+    }
+}
+
 /// Checks `image` (`None`: this build has no default and none was given) against the
 /// target's nodes. Offline or skipped, it says so instead of asking.
 pub async fn check(
@@ -43,12 +64,14 @@ pub async fn check(
     t: &Target,
     mode: ImageCheck,
     dry_run: bool,
-) -> Result<Change, StepError> {
+) -> Result<Checked, StepError> {
     let Some(image) = image else {
         if dry_run {
-            return Ok(Change::new(Action::Check, "provider image <none>").note(
-                "no release registry configured in this build: a real run needs \
-                 --provider-image REGISTRY/REPO:TAG (`bootstrap image push` puts the image there)",
+            return Ok(Checked::unpinned(
+                Change::new(Action::Check, "provider image <none>").note(
+                    "no release registry configured in this build: a real run needs \
+                     --provider-image REGISTRY/REPO:TAG (`bootstrap image push` puts the image there)",
+                ),
             ));
         }
         return Err(image_error(ImageError::NoDefaultImage, "", None));
@@ -56,17 +79,20 @@ pub async fn check(
     let line = format!("provider image {image}");
     let reference = ImageRef::parse(image).map_err(|e| image_error(e, image, None))?;
     if mode == ImageCheck::Skip {
-        return Ok(Change::new(Action::Check, line)
-            .note("not checked (--skip-image-check): every node must already have it or pull it"));
+        return Ok(Checked::unpinned(Change::new(Action::Check, line).note(
+            "not checked (--skip-image-check): every node must already have it or pull it",
+        )));
     }
     if t.kube.is_none() {
-        return Ok(Change::new(Action::Check, line)
-            .note("not checked: planning offline, no cluster nodes to check against"));
+        return Ok(Checked::unpinned(Change::new(Action::Check, line).note(
+            "not checked: planning offline, no cluster nodes to check against",
+        )));
     }
     let by_arch = architectures(&t.cluster.nodes);
     if by_arch.is_empty() {
-        return Ok(Change::new(Action::Check, line)
-            .note("not checked: no Linux EC2 node with a kubernetes.io/arch label"));
+        return Ok(Checked::unpinned(Change::new(Action::Check, line).note(
+            "not checked: no Linux EC2 node with a kubernetes.io/arch label",
+        )));
     }
     let archs: BTreeSet<String> = by_arch.keys().cloned().collect();
     let mut credentials = Credentials::default();
@@ -79,12 +105,20 @@ pub async fn check(
                 .iter()
                 .map(|(arch, nodes)| format!("linux/{arch} for {} node(s)", nodes.len()))
                 .collect();
-            Ok(Change::new(Action::Check, line).note(format!(
-                "{} in the registry ({}, credentials: {})",
-                counts.join(", "),
-                report.digest,
-                report.auth
-            )))
+            let pinned = reference.digest().is_none().then(|| report.pinned());
+            let deployed = pinned
+                .as_deref()
+                .map(|p| format!("; deployed as {p}"))
+                .unwrap_or_default();
+            Ok(Checked {
+                change: Change::new(Action::Check, line).note(format!(
+                    "{} in the registry ({}, credentials: {}){deployed}",
+                    counts.join(", "),
+                    report.digest,
+                    report.auth
+                )),
+                pinned,
+            })
         }
         Err(e) => Err(image_error(e, image, Some(&by_arch))),
     }
@@ -192,6 +226,8 @@ mod tests {
     async fn no_default_image_is_a_note_in_a_dry_run_and_an_error_otherwise() {
         let t = Target::offline("c", None);
         let planned = check(None, &t, ImageCheck::Check, true).await.unwrap();
+        assert!(planned.pinned.is_none());
+        let planned = planned.change;
         assert!(
             planned
                 .note
@@ -219,10 +255,12 @@ mod tests {
         let offline = check(Some("r.example/p:1"), &t, ImageCheck::Check, true)
             .await
             .unwrap();
-        assert!(offline.note.unwrap().contains("planning offline"));
+        assert!(offline.pinned.is_none(), "nothing resolved, nothing pinned");
+        assert!(offline.change.note.unwrap().contains("planning offline"));
         let skipped = check(Some("r.example/p:1"), &t, ImageCheck::Skip, false)
             .await
             .unwrap();
-        assert!(skipped.note.unwrap().contains("--skip-image-check"));
+        assert!(skipped.pinned.is_none());
+        assert!(skipped.change.note.unwrap().contains("--skip-image-check"));
     }
 }

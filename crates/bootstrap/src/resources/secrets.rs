@@ -96,14 +96,79 @@ fn offline_arn(region: &str, account: &str, secret: &SecretRef) -> String {
     }
 }
 
-/// A KMS key id, alias or ARN as a key ARN for the policy.
-fn kms_arn(region: &str, account: &str, key: &str) -> String {
-    if key.starts_with("arn:") {
-        key.to_string()
-    } else if key.starts_with("alias/") {
-        format!("arn:aws:kms:{region}:{account}:{key}")
+/// How a secret names its customer KMS key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyName {
+    /// A key ARN, or a key id made into one: what IAM evaluates `kms:Decrypt` against.
+    Key(String),
+    /// An alias (name or ARN): IAM ignores alias ARNs in `Resource`, so it must be resolved.
+    Alias(String),
+    /// An AWS managed key (`alias/aws/...`): its key policy already allows the service.
+    AwsManaged,
+}
+
+/// Classifies a KMS key id, key ARN, alias name or alias ARN.
+fn key_name(region: &str, account: &str, key: &str) -> KeyName {
+    let alias = key
+        .strip_prefix("arn:")
+        .map_or(key.starts_with("alias/"), |_| {
+            key.splitn(6, ':')
+                .nth(5)
+                .is_some_and(|r| r.starts_with("alias/"))
+        });
+    if key.contains("alias/aws/") {
+        KeyName::AwsManaged
+    } else if alias {
+        KeyName::Alias(key.to_string())
+    } else if key.starts_with("arn:") {
+        KeyName::Key(key.to_string())
     } else {
-        format!("arn:aws:kms:{region}:{account}:key/{key}")
+        KeyName::Key(format!("arn:aws:kms:{region}:{account}:key/{key}"))
+    }
+}
+
+/// The key ARN of the customer key `key` names, or `None` for an AWS managed key. An alias is
+/// resolved with `kms:DescribeKey` (metadata only).
+async fn kms_key_arn(
+    aws: &Clients,
+    region: &str,
+    account: &str,
+    secret: &str,
+    key: &str,
+) -> Result<Option<String>, StepError> {
+    let alias = match key_name(region, account, key) {
+        KeyName::AwsManaged => return Ok(None),
+        KeyName::Key(arn) => return Ok(Some(arn)),
+        KeyName::Alias(alias) => alias,
+    };
+    let out = aws
+        .kms
+        .describe_key()
+        .key_id(&alias)
+        .send()
+        .await
+        .map_err(|e| {
+            StepError::from(classify(
+                "describe",
+                format!("KMS key {alias} of {secret}"),
+                e,
+            ))
+        })?;
+    match out.key_metadata().and_then(|m| m.arn()) {
+        Some(arn) => Ok(Some(arn.to_string())),
+        None => Err(StepError::problem(format!(
+            "KMS answered DescribeKey for {alias} (the key of {secret}) without a key ARN"
+        ))
+        .with_hint("name the secret's key by its key ARN, or run again")),
+    }
+}
+
+/// The parameter name an `ssm:` reference or SSM parameter ARN stands for.
+fn parameter_name(id: &str) -> String {
+    match id.split_once(":parameter/") {
+        Some((_, rest)) if rest.contains('/') => format!("/{rest}"),
+        Some((_, rest)) => rest.to_string(),
+        None => id.to_string(),
     }
 }
 
@@ -170,41 +235,60 @@ pub async fn resolve(
                 }
             };
             let arn = out.arn().unwrap_or(&secret.id).to_string();
+            let kms_key_arn = match out.kms_key_id() {
+                Some(key) => kms_key_arn(aws, region, account, &secret.id, key).await?,
+                None => None,
+            };
             Ok(ResolvedSecret {
                 kind: SecretKind::SecretsManager,
                 object_name: arn.clone(),
                 arn,
-                kms_key_arn: out
-                    .kms_key_id()
-                    .filter(|k| !k.contains("alias/aws/"))
-                    .map(|k| kms_arn(region, account, k)),
+                kms_key_arn,
                 alias: None,
                 file_permission: None,
                 jmes_path: Vec::new(),
             })
         }
         SecretKind::SsmParameter => {
-            let out = match aws.ssm.get_parameter().name(&secret.id).send().await {
-                Ok(out) => out,
-                Err(e) => {
-                    let err = classify("read", format!("SSM parameter {}", secret.id), e);
-                    return Err(if err.is(ErrorKind::NotFound) {
-                        not_found("SSM parameter")
-                    } else {
-                        err.into()
-                    });
-                }
+            // Metadata only: GetParameter would read (and decrypt) the value.
+            let name = parameter_name(&secret.id);
+            let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
+                .key("Name")
+                .option("Equals")
+                .values(&name)
+                .build()
+                .map_err(|e| {
+                    StepError::problem(format!(
+                        "failed to build the DescribeParameters filter for SSM parameter {name}: {e}"
+                    ))
+                })?;
+            let out = aws
+                .ssm
+                .describe_parameters()
+                .parameter_filters(filter)
+                .send()
+                .await
+                .map_err(|e| classify("describe", format!("SSM parameter {}", secret.id), e))?;
+            let Some(found) = out
+                .parameters()
+                .iter()
+                .find(|p| p.name() == Some(name.as_str()))
+            else {
+                return Err(not_found("SSM parameter"));
             };
-            let arn = out
-                .parameter()
-                .and_then(|p| p.arn())
+            let arn = found
+                .arn()
                 .map(str::to_string)
                 .unwrap_or_else(|| offline_arn(region, account, secret));
+            let kms_key_arn = match found.key_id() {
+                Some(key) => kms_key_arn(aws, region, account, &secret.id, key).await?,
+                None => None,
+            };
             Ok(ResolvedSecret {
                 kind: SecretKind::SsmParameter,
                 object_name: arn.clone(),
                 arn,
-                kms_key_arn: None,
+                kms_key_arn,
                 alias: None,
                 file_permission: None,
                 jmes_path: Vec::new(),
@@ -251,4 +335,44 @@ mod tests {
                 .is_err()
         );
     }
+
+    #[test]
+    fn key_names_are_classified_and_aliases_left_for_kms() {
+        let arn = "arn:aws:kms:us-west-2:1:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        assert_eq!(key_name("us-west-2", "1", arn), KeyName::Key(arn.into()));
+        assert_eq!(
+            key_name("us-west-2", "1", "1234abcd-12ab-34cd-56ef-1234567890ab"),
+            KeyName::Key(arn.into())
+        );
+        for alias in ["alias/app", "arn:aws:kms:us-west-2:1:alias/app"] {
+            assert_eq!(
+                key_name("us-west-2", "1", alias),
+                KeyName::Alias(alias.into())
+            );
+        }
+        for managed in [
+            "alias/aws/secretsmanager",
+            "arn:aws:kms:us-west-2:1:alias/aws/ssm",
+        ] {
+            assert_eq!(key_name("us-west-2", "1", managed), KeyName::AwsManaged);
+        }
+    }
+
+    #[test]
+    fn parameter_names_come_from_names_or_arns() {
+        assert_eq!(parameter_name("/app/db"), "/app/db");
+        assert_eq!(parameter_name("plain"), "plain");
+        assert_eq!(
+            parameter_name("arn:aws:ssm:us-west-2:1:parameter/app/db"),
+            "/app/db"
+        );
+        assert_eq!(
+            parameter_name("arn:aws:ssm:us-west-2:1:parameter/plain"),
+            "plain"
+        );
+    }
 }
+
+#[cfg(test)]
+#[path = "secrets_mock_tests.rs"]
+mod mock_tests;

@@ -4,6 +4,7 @@
 
 mod errors;
 mod files;
+pub mod logging;
 mod progress;
 mod table;
 
