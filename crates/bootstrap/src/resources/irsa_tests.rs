@@ -110,6 +110,35 @@ fn only_a_statement_scoped_like_ours_counts_as_already_trusting_pod_identity() {
 }
 
 #[test]
+fn a_role_shared_by_two_service_accounts_gets_two_statements_with_distinct_sids() {
+    let (first, _) = trust::with_pod_identity(&oidc_trust(), &SCOPE).expect("added");
+    let api = TrustScope {
+        service_account: "api",
+        ..SCOPE
+    };
+    let (both, _) = trust::with_pod_identity(&first, &api).expect("added");
+    let sids: Vec<&Value> = both["Statement"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|s| &s["Sid"])
+        .filter(|s| !s.is_null())
+        .collect();
+    assert_eq!(sids.len(), 2, "{both}");
+    assert_ne!(sids[0], sids[1], "IAM refuses duplicate Sids: {both}");
+    assert!(
+        sids[1]
+            .as_str()
+            .is_some_and(|s| s.chars().all(|c| c.is_ascii_alphanumeric()))
+    );
+    assert!(
+        trust::with_pod_identity(&both, &api).is_none(),
+        "idempotent"
+    );
+    assert!(trust::with_pod_identity(&both, &SCOPE).is_none());
+}
+
+#[test]
 fn the_statement_of_an_earlier_version_gets_the_cluster_arn_in_place() {
     let mut old = crate::aws::policy::pod_identity_statement(&SCOPE);
     old["Condition"]["StringEquals"]

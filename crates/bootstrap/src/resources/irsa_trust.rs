@@ -104,16 +104,19 @@ pub fn with_pod_identity(trust: &Value, scope: &TrustScope<'_>) -> Option<(Value
     if list.iter().any(|st| scoped_like_ours(st, scope, true)) {
         return None;
     }
-    let ours = policy::pod_identity_statement(scope);
+    let mut ours = policy::pod_identity_statement(scope);
     let note = match list
         .iter()
         .position(|st| scoped_like_ours(st, scope, false))
     {
         Some(i) => {
-            list[i] = ours;
+            list.remove(i);
+            ours = with_free_sid(ours, &list, scope);
+            list.insert(i, ours);
             "pins the cluster's ARN in the Pod Identity statement added earlier; every other statement is kept"
         }
         None => {
+            ours = with_free_sid(ours, &list, scope);
             list.push(ours);
             "adds the Pod Identity statement; every existing statement is kept"
         }
@@ -124,6 +127,33 @@ pub fn with_pod_identity(trust: &Value, scope: &TrustScope<'_>) -> Option<(Value
         merged["Version"] = json!("2012-10-17");
     }
     Some((merged, note))
+}
+
+/// IAM refuses a policy whose statements share a `Sid`: a role shared by several service
+/// accounts gets one Pod Identity statement each, so a taken `Sid` gets a stable suffix from
+/// the namespace and service account (or is dropped if that is taken too).
+fn with_free_sid(mut statement: Value, others: &[Value], scope: &TrustScope<'_>) -> Value {
+    let taken = |sid: &str| others.iter().any(|st| st["Sid"] == sid);
+    let Some(sid) = statement["Sid"].as_str().map(str::to_string) else {
+        return statement;
+    };
+    if !taken(&sid) {
+        return statement;
+    }
+    let hash = format!("{}/{}", scope.namespace, scope.service_account)
+        .bytes()
+        .fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+    let unique = format!("{sid}{hash:08x}");
+    if let Some(map) = statement.as_object_mut() {
+        if taken(&unique) {
+            map.remove("Sid");
+        } else {
+            map.insert("Sid".into(), Value::String(unique));
+        }
+    }
+    statement
 }
 
 /// What `--remove-irsa` does to a trust document.
