@@ -1,16 +1,105 @@
 //! `bootstrap migrate` against the local EKS stand-in: a working IRSA workload (annotated
 //! service account, an SPC without usePodIdentity, a pod mounting it) becomes a Pod Identity
 //! one that still mounts, the old trust statement kept; the plan alone writes nothing; a second
-//! run changes nothing; and a workload whose Pod Identity mount fails is rolled back to IRSA.
+//! run changes nothing; a workload whose Pod Identity mount fails is rolled back to IRSA; a
+//! Deployment scaled to zero and a CronJob between runs are found and migrated; `--remove-irsa`
+//! keeps another cluster's and a CI provider's OIDC trust and keeps this cluster's while another
+//! annotated service account uses the role; an annotated service account with a class no
+//! workload mounts is listed with the reason. Every test cleans up through a guard, on failure
+//! too.
 
 mod common;
 
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 
 use common::cli::{control, json_of, run};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Deletes what a test made — its namespaces (and their Pod Identity associations) and its
+/// IAM roles (inline policies first) — when dropped, so a failing assertion cleans up too.
+struct Cleanup {
+    cluster: String,
+    namespaces: Vec<String>,
+    roles: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let (cluster, namespaces, roles) = (
+            self.cluster.clone(),
+            self.namespaces.clone(),
+            self.roles.clone(),
+        );
+        let done = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                let cfg = common::aws().await;
+                let eks = aws_sdk_eks::Client::new(&cfg);
+                let iam = aws_sdk_iam::Client::new(&cfg);
+                let kube = common::kube().await;
+                for ns in &namespaces {
+                    if let Ok(listed) = eks
+                        .list_pod_identity_associations()
+                        .cluster_name(&cluster)
+                        .namespace(ns)
+                        .send()
+                        .await
+                    {
+                        for a in listed.associations() {
+                            if let Some(id) = a.association_id() {
+                                let _ = eks
+                                    .delete_pod_identity_association()
+                                    .cluster_name(&cluster)
+                                    .association_id(id)
+                                    .send()
+                                    .await;
+                            }
+                        }
+                    }
+                    common::delete_namespace(&kube, ns).await;
+                }
+                for role in &roles {
+                    if let Ok(listed) = iam.list_role_policies().role_name(role).send().await {
+                        for policy in listed.policy_names() {
+                            let _ = iam
+                                .delete_role_policy()
+                                .role_name(role)
+                                .policy_name(policy)
+                                .send()
+                                .await;
+                        }
+                    }
+                    let _ = iam.delete_role().role_name(role).send().await;
+                }
+            });
+        })
+        .join();
+        if done.is_err() {
+            eprintln!(
+                "cleanup of {:?} and {:?} panicked",
+                self.namespaces, self.roles
+            );
+        }
+    }
+}
+
+impl Cleanup {
+    fn of(fx: &common::fixture::Fixture) -> Self {
+        Cleanup {
+            cluster: fx.env.cluster.clone(),
+            namespaces: vec![fx.ns.clone()],
+            roles: vec![fx.ns.clone()],
+        }
+    }
+}
 
 async fn writes_since_reset(http: &reqwest::Client) -> Vec<String> {
     let calls: Value = http
@@ -59,7 +148,9 @@ fn migrate(cluster: &str, ns: &str, approve: bool) -> Vec<String> {
 
 /// An IRSA workload in its own namespace: a role trusted through OIDC that reads `secret`, an
 /// annotated service account, an SPC without usePodIdentity, and a pod mounting it.
-async fn irsa_workload(prefix: &str) -> Option<(common::fixture::Fixture, String, String)> {
+async fn irsa_workload(
+    prefix: &str,
+) -> Option<(common::fixture::Fixture, String, String, Cleanup)> {
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let tag = common::unique(prefix);
@@ -74,6 +165,7 @@ async fn irsa_workload(prefix: &str) -> Option<(common::fixture::Fixture, String
         .arn
         .expect("arn");
     let fx = common::fixture::Fixture::new(prefix, &[arn], &[], true).await?;
+    let cleanup = Cleanup::of(&fx);
     // The role's trust is IRSA's: an OIDC web identity statement only.
     let account = fx
         .role_arn
@@ -101,7 +193,7 @@ async fn irsa_workload(prefix: &str) -> Option<(common::fixture::Fixture, String
         files["token"].0 == value.as_bytes(),
         "the IRSA workload works before migrating"
     );
-    Some((fx, tag, value))
+    Some((fx, tag, value, cleanup))
 }
 
 fn spc_api(kube: &kube::Client, ns: &str) -> Api<DynamicObject> {
@@ -117,7 +209,7 @@ fn spc_api(kube: &kube::Client, ns: &str) -> Api<DynamicObject> {
 async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
     let Some(env) = common::env() else { return };
     let _serial = SERIAL.lock().await;
-    let Some((fx, _tag, _)) = irsa_workload("mig").await else {
+    let Some((fx, _tag, _, _cleanup)) = irsa_workload("mig").await else {
         return;
     };
     let http = reqwest::Client::new();
@@ -196,14 +288,13 @@ async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
     );
     let wrote = writes_since_reset(&http).await;
     assert!(wrote.is_empty(), "the second run wrote {wrote:?}");
-    common::delete_namespace(&fx.kube, &fx.ns).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_workload_whose_pod_identity_mount_fails_is_rolled_back_to_irsa() {
     let Some(env) = common::env() else { return };
     let _serial = SERIAL.lock().await;
-    let Some((fx, _tag, _)) = irsa_workload("rb").await else {
+    let Some((fx, _tag, _, _cleanup)) = irsa_workload("rb").await else {
         return;
     };
     let http = reqwest::Client::new();
@@ -262,5 +353,273 @@ async fn a_workload_whose_pod_identity_mount_fails_is_rolled_back_to_irsa() {
         left.associations().is_empty(),
         "the association was removed"
     );
-    common::delete_namespace(&fx.kube, &fx.ns).await;
+}
+
+fn with_remove_irsa(mut args: Vec<String>) -> Vec<String> {
+    args.push("--remove-irsa".into());
+    args
+}
+
+async fn trust_of(iam: &aws_sdk_iam::Client, role: &str) -> Value {
+    let got = iam.get_role().role_name(role).send().await.expect("role");
+    bootstrap::aws::policy::decode_document(
+        got.role()
+            .and_then(|r| r.assume_role_policy_document())
+            .unwrap_or(""),
+    )
+    .expect("trust")
+}
+
+fn oidc_statement(provider: &str, op: &str, sub_key: &str, subs: Value) -> Value {
+    json!({"Effect": "Allow", "Principal": {"Federated": provider},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {op: {sub_key: subs}}})
+}
+
+/// A pod template that mounts SecretProviderClass `spc` with service account `app`.
+fn template(spc: &str) -> Value {
+    json!({"spec": {"serviceAccountName": "app",
+        "containers": [{"name": "app", "image": "public.ecr.aws/docker/library/busybox:1.37",
+            "volumeMounts": [{"name": "secrets", "mountPath": "/mnt/secrets", "readOnly": true}]}],
+        "volumes": [{"name": "secrets", "csi": {"driver": "secrets-store.csi.k8s.io", "readOnly": true,
+            "volumeAttributes": {"secretProviderClass": spc}}}]}})
+}
+
+fn annotation(sa: &ServiceAccount) -> Option<String> {
+    sa.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("eks.amazonaws.com/role-arn"))
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters_last_trust() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    let cfg = common::aws().await;
+    let tag = common::unique("shr");
+    let secret = aws_sdk_secretsmanager::Client::new(&cfg)
+        .create_secret()
+        .name(format!("{tag}/token"))
+        .secret_string(common::unique("v"))
+        .send()
+        .await
+        .expect("secret")
+        .arn
+        .expect("arn");
+    // Two namespaces whose service accounts share one IRSA role; no pod runs in either.
+    let Some(fx) = common::fixture::Fixture::new("shr", &[secret], &[], true).await else {
+        return;
+    };
+    let mut cleanup = Cleanup::of(&fx);
+    let ns2 = common::unique("shr2");
+    cleanup.namespaces.push(ns2.clone());
+    common::namespace(&fx.kube, &ns2).await;
+    let objects = format!(
+        "- objectName: \"{tag}/token\"\n  objectType: secretsmanager\n  objectAlias: token\n"
+    );
+    let pod_spec = template("reader")["spec"].clone();
+    let mut job_spec = pod_spec.clone();
+    job_spec["restartPolicy"] = json!("Never");
+    let spc = |ns: &str| {
+        json!({"apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
+            "metadata": {"name": "reader", "namespace": ns},
+            "spec": {"provider": "aws", "parameters": {"objects": objects}}})
+    };
+    common::apply_all(
+        &fx.kube,
+        "bootstrap-e2e",
+        &[
+            spc(&fx.ns),
+            spc(&ns2),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                "metadata": {"name": "app", "namespace": ns2,
+                    "annotations": {"eks.amazonaws.com/role-arn": fx.role_arn}}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": fx.ns},
+                "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}}, "spec": pod_spec}}}),
+            json!({"apiVersion": "batch/v1", "kind": "CronJob",
+                "metadata": {"name": "nightly", "namespace": ns2},
+                "spec": {"schedule": "0 0 1 1 *", "suspend": true,
+                    "jobTemplate": {"spec": {"template": {"spec": job_spec}}}}}),
+        ],
+    )
+    .await;
+
+    // The role trusts this cluster's issuer for both service accounts, another cluster's
+    // issuer and GitHub Actions' OIDC provider.
+    let described = aws_sdk_eks::Client::new(&cfg)
+        .describe_cluster()
+        .name(&env.cluster)
+        .send()
+        .await
+        .expect("DescribeCluster");
+    let issuer = described
+        .cluster()
+        .and_then(|c| c.identity())
+        .and_then(|i| i.oidc())
+        .and_then(|o| o.issuer())
+        .expect("the stand-in's cluster has an OIDC issuer")
+        .trim_start_matches("https://")
+        .to_string();
+    let account = fx
+        .role_arn
+        .split(':')
+        .nth(4)
+        .unwrap_or_default()
+        .to_string();
+    let provider = |host: &str| format!("arn:aws:iam::{account}:oidc-provider/{host}");
+    let sub = |ns: &str| format!("system:serviceaccount:{ns}:app");
+    let this_cluster = oidc_statement(
+        &provider(&issuer),
+        "StringEquals",
+        &format!("{issuer}:sub"),
+        json!([sub(&fx.ns), sub(&ns2)]),
+    );
+    let other_cluster = oidc_statement(
+        &provider("oidc.eks.eu-west-1.amazonaws.com/id/OTHERCLUSTER"),
+        "StringEquals",
+        "oidc.eks.eu-west-1.amazonaws.com/id/OTHERCLUSTER:sub",
+        json!(sub(&fx.ns)),
+    );
+    let github = oidc_statement(
+        &provider("token.actions.githubusercontent.com"),
+        "StringLike",
+        "token.actions.githubusercontent.com:sub",
+        json!("repo:example/deploy:*"),
+    );
+    let iam = aws_sdk_iam::Client::new(&cfg);
+    let trust = json!({"Version": "2012-10-17",
+        "Statement": [this_cluster.clone(), other_cluster.clone(), github.clone()]});
+    iam.update_assume_role_policy()
+        .role_name(&fx.ns)
+        .policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("trust");
+
+    // The first namespace: its scaled-to-zero Deployment is found and migrated; this
+    // cluster's OIDC statement stays (the other namespace's service account still uses it).
+    let out = run(with_remove_irsa(migrate(&env.cluster, &fx.ns, true))).await;
+    let first = json_of(&out);
+    assert!(
+        out.status.success(),
+        "{first:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let w = &first["workloads"][0];
+    assert_eq!(w["status"], "migrated", "{first:#}");
+    assert!(w["foundIn"].to_string().contains("Deployment/web"), "{w}");
+    assert!(w["verified"].to_string().contains("token@"), "{w}");
+    assert!(
+        w.to_string().contains(&format!("{ns2}/app")),
+        "the plan names who still uses the role: {w}"
+    );
+    let after_first = trust_of(&iam, &fx.ns).await;
+    let statements = after_first["Statement"].as_array().expect("statements");
+    for kept in [&this_cluster, &other_cluster, &github] {
+        assert!(statements.contains(kept), "kept {kept}: {after_first:#}");
+    }
+    let sas = |ns: &str| Api::<ServiceAccount>::namespaced(fx.kube.clone(), ns);
+    assert_eq!(annotation(&sas(&fx.ns).get("app").await.expect("sa")), None);
+    assert_eq!(
+        annotation(&sas(&ns2).get("app").await.expect("sa")).as_deref(),
+        Some(fx.role_arn.as_str())
+    );
+
+    // The second, the last user: its CronJob is found and migrated, and this cluster's
+    // statement goes (both subs: the first one moved to Pod Identity on this role); the other
+    // cluster's and GitHub's statements stay exactly as they were.
+    let out = run(with_remove_irsa(migrate(&env.cluster, &ns2, true))).await;
+    let second = json_of(&out);
+    assert!(
+        out.status.success(),
+        "{second:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let w = &second["workloads"][0];
+    assert_eq!(w["status"], "migrated", "{second:#}");
+    assert!(w["foundIn"].to_string().contains("CronJob/nightly"), "{w}");
+    let after = trust_of(&iam, &fx.ns).await;
+    let statements = after["Statement"].as_array().expect("statements");
+    assert!(!statements.contains(&this_cluster), "{after:#}");
+    assert!(
+        !after.to_string().contains(&format!("{issuer}:sub")),
+        "{after:#}"
+    );
+    assert!(statements.contains(&other_cluster), "{after:#}");
+    assert!(statements.contains(&github), "{after:#}");
+    let pod_identity = statements
+        .iter()
+        .filter(|s| s["Principal"]["Service"] == "pods.eks.amazonaws.com")
+        .count();
+    assert_eq!(
+        pod_identity, 2,
+        "one Pod Identity statement per service account: {after:#}"
+    );
+    assert!(
+        after.to_string().contains(
+            &described
+                .cluster()
+                .and_then(|c| c.arn())
+                .unwrap_or("?")
+                .to_string()
+        ),
+        "the Pod Identity statements pin the cluster's ARN: {after:#}"
+    );
+    assert_eq!(annotation(&sas(&ns2).get("app").await.expect("sa")), None);
+    for ns in [&fx.ns, &ns2] {
+        let spc = spc_api(&fx.kube, ns).get("reader").await.expect("spc");
+        assert_eq!(
+            spc.data["spec"]["parameters"]["usePodIdentity"], "true",
+            "{ns}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_annotated_account_whose_class_no_workload_mounts_is_listed_with_the_reason() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    let Some(fx) = common::fixture::Fixture::new("unt", &[], &[], true).await else {
+        return;
+    };
+    let _cleanup = Cleanup::of(&fx);
+    common::apply_all(
+        &fx.kube,
+        "bootstrap-e2e",
+        &[json!({"apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
+            "metadata": {"name": "orphan", "namespace": fx.ns},
+            "spec": {"provider": "aws", "parameters": {"objects": "- objectName: x\n  objectType: secretsmanager\n"}}})],
+    )
+    .await;
+    let out = run(migrate(&env.cluster, &fx.ns, false)).await;
+    let report = json_of(&out);
+    assert!(out.status.success(), "{report:#}");
+    assert_eq!(report["workloads"], json!([]), "{report:#}");
+    let untied = &report["untied"][0];
+    assert_eq!(untied["serviceAccount"], "app", "{report:#}");
+    assert_eq!(untied["spcs"], json!(["orphan"]), "{report:#}");
+    assert_eq!(untied["roleArn"], fx.role_arn.as_str(), "{report:#}");
+    assert!(
+        untied["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no pod, Deployment") && r.contains("orphan")),
+        "{report:#}"
+    );
+    let text = run(vec![
+        "migrate".into(),
+        "--cluster".into(),
+        env.cluster.clone(),
+        "--namespace".into(),
+        fx.ns.clone(),
+    ])
+    .await;
+    let shown = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        shown.contains("not tied to a workload") && !shown.contains("nothing to migrate"),
+        "{shown}"
+    );
 }

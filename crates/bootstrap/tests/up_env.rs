@@ -175,8 +175,9 @@ async fn the_role_association_and_spc_are_exactly_as_specified() {
     let trust =
         bootstrap::aws::policy::decode_document(role.assume_role_policy_document().unwrap_or(""))
             .expect("trust");
+    let expected = trust_for(&trust_account(role), &cluster).await;
     assert!(
-        bootstrap::aws::policy::same_policy(&trust, &trust_for(&trust_account(role), &cluster)),
+        bootstrap::aws::policy::same_policy(&trust, &expected),
         "{trust}"
     );
     assert_eq!(
@@ -642,11 +643,24 @@ fn trust_account(role: &aws_sdk_iam::types::Role) -> String {
     role.arn().split(':').nth(4).unwrap_or_default().to_string()
 }
 
-/// The trust policy bootstrap writes for the demo workload.
-fn trust_for(account: &str, cluster: &str) -> serde_json::Value {
+/// The trust policy bootstrap writes for the demo workload (the cluster pinned by its ARN,
+/// as the stand-in's DescribeCluster reports it).
+async fn trust_for(account: &str, cluster: &str) -> serde_json::Value {
+    let described = aws_sdk_eks::Client::new(&aws_config().await)
+        .describe_cluster()
+        .name(cluster)
+        .send()
+        .await
+        .expect("DescribeCluster");
+    let cluster_arn = described
+        .cluster()
+        .and_then(|c| c.arn())
+        .expect("the cluster's ARN")
+        .to_string();
     bootstrap::aws::policy::pod_identity_trust(&bootstrap::aws::policy::TrustScope {
         account,
         cluster,
+        cluster_arn: &cluster_arn,
         namespace: "bootstrap-demo",
         service_account: "demo-app",
     })

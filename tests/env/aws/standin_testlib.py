@@ -162,8 +162,9 @@ TRUST = json.dumps({
 })
 
 
-def bootstrap_trust(account: str, cluster: str, namespace: str, sa: str) -> str:
-    """Exactly the trust policy bootstrap writes for a workload's role."""
+def bootstrap_trust(account: str, cluster: str, namespace: str, sa: str, region: str = "us-west-2") -> str:
+    """Exactly the trust policy bootstrap writes for a workload's role (the cluster pinned by
+    name and by ARN: a same-named cluster in another region or account has another ARN)."""
     return json.dumps({
         "Version": "2012-10-17",
         "Statement": [{
@@ -172,6 +173,7 @@ def bootstrap_trust(account: str, cluster: str, namespace: str, sa: str) -> str:
             "Condition": {"StringEquals": {
                 "aws:SourceAccount": account,
                 "aws:RequestTag/eks-cluster-name": cluster,
+                "aws:RequestTag/eks-cluster-arn": f"arn:aws:eks:{region}:{account}:cluster/{cluster}",
                 "aws:RequestTag/kubernetes-namespace": namespace,
                 "aws:RequestTag/kubernetes-service-account": sa,
             }},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -73,6 +74,39 @@ def test_bootstrap_trust_allows_only_its_namespace_sa_and_cluster(world):
         world["associate"](ns, sa2, a2)
         r = world["assume"](ns, sa2)
         assert denied(r, a2), r
+
+
+def test_a_same_named_cluster_in_another_region_is_refused(server, world, unique):
+    """bootstrap's trust pins the cluster's ARN: the same cluster name, namespace and service
+    account in another region (another ARN) gets no credentials; the pinned cluster does."""
+    ns = world["ns"]
+    arn = world["role"](bootstrap_trust(ACCOUNT, CLUSTER, ns, "app"))
+    world["associate"](ns, "app", arn)
+    assert isinstance(world["assume"](ns, "app"), str), "the pinned cluster's pods get in"
+
+    other_region = "eu-west-1"
+    keys = {"aws_access_key_id": server.info["access_key_id"],
+            "aws_secret_access_key": server.info["secret_access_key"]}
+    eks2 = boto3.client("eks", endpoint_url=server.endpoint, region_name=other_region, **keys)
+    if CLUSTER not in eks2.list_clusters()["clusters"]:
+        eks2.create_cluster(name=CLUSTER, roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks",
+                            resourcesVpcConfig={"subnetIds": []})
+    twin_arn = eks2.describe_cluster(name=CLUSTER)["cluster"]["arn"]
+    assert twin_arn != CLUSTER_ARN and twin_arn.endswith(f":cluster/{CLUSTER}")
+    eks2.create_pod_identity_association(clusterName=CLUSTER, namespace=ns, serviceAccount="app", roleArn=arn)
+    auth2 = boto3.client("eks-auth", endpoint_url=server.endpoint, region_name=other_region, **keys)
+    with pytest.raises(ClientError) as e:
+        auth2.assume_role_for_pod_identity(clusterName=CLUSTER, token=make_token(ns, "app", pod="pod-1"))
+    assert err(e.value) == ("AccessDeniedException", 400), e.value.response
+    assert arn in e.value.response["Error"]["Message"]
+    # The same trust without the ARN condition (what bootstrap wrote before) lets the twin in.
+    loose = json.loads(bootstrap_trust(ACCOUNT, CLUSTER, ns, "loose"))
+    del loose["Statement"][0]["Condition"]["StringEquals"]["aws:RequestTag/eks-cluster-arn"]
+    loose_arn = world["role"](json.dumps(loose))
+    eks2.create_pod_identity_association(clusterName=CLUSTER, namespace=ns, serviceAccount="loose",
+                                         roleArn=loose_arn)
+    out = auth2.assume_role_for_pod_identity(clusterName=CLUSTER, token=make_token(ns, "loose", pod="pod-1"))
+    assert f":assumed-role/{loose_arn.rsplit('/', 1)[1]}/" in out["assumedRoleUser"]["arn"]
 
 
 def test_explicit_deny_wins(world):

@@ -10,6 +10,9 @@ pub use bootstrap_common::names::POD_IDENTITY_PRINCIPAL;
 pub struct TrustScope<'a> {
     pub account: &'a str,
     pub cluster: &'a str,
+    /// The cluster's ARN (DescribeCluster's, or computed offline): a same-named cluster in
+    /// another region or account has another one.
+    pub cluster_arn: &'a str,
     pub namespace: &'a str,
     pub service_account: &'a str,
 }
@@ -25,7 +28,8 @@ pub fn pod_identity_trust(scope: &TrustScope<'_>) -> Value {
     })
 }
 
-/// The one trust statement for Pod Identity (also added to IRSA roles by `migrate`).
+/// The one trust statement for Pod Identity (also added to IRSA roles by `migrate`). The
+/// cluster is pinned by name and by ARN (Pod Identity sets both session tags).
 pub fn pod_identity_statement(scope: &TrustScope<'_>) -> Value {
     json!({
         "Sid": "EksPodIdentity",
@@ -35,6 +39,7 @@ pub fn pod_identity_statement(scope: &TrustScope<'_>) -> Value {
         "Condition": {"StringEquals": {
             "aws:SourceAccount": scope.account,
             "aws:RequestTag/eks-cluster-name": scope.cluster,
+            "aws:RequestTag/eks-cluster-arn": scope.cluster_arn,
             "aws:RequestTag/kubernetes-namespace": scope.namespace,
             "aws:RequestTag/kubernetes-service-account": scope.service_account,
         }}
@@ -196,6 +201,7 @@ mod tests {
     const SCOPE: TrustScope<'static> = TrustScope {
         account: "123456789012",
         cluster: "demo",
+        cluster_arn: "arn:aws:eks:us-west-2:123456789012:cluster/demo",
         namespace: "team-a",
         service_account: "app",
     };
@@ -213,6 +219,12 @@ mod tests {
         let cond = &st["Condition"]["StringEquals"];
         assert_eq!(cond["aws:SourceAccount"], "123456789012");
         assert_eq!(cond["aws:RequestTag/eks-cluster-name"], "demo");
+        assert_eq!(
+            cond["aws:RequestTag/eks-cluster-arn"],
+            "arn:aws:eks:us-west-2:123456789012:cluster/demo",
+            "a same-named cluster in another region or account does not pass"
+        );
+        assert_eq!(cond.as_object().map(|c| c.len()), Some(5), "{cond}");
         assert_eq!(cond["aws:RequestTag/kubernetes-namespace"], "team-a");
         assert_eq!(cond["aws:RequestTag/kubernetes-service-account"], "app");
     }

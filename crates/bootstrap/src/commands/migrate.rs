@@ -1,12 +1,13 @@
 //! `bootstrap migrate`: IRSA → Pod Identity, SecretProviderClasses included. Plans by
 //! default; with `--approve` applies each workload's plan, proves it still mounts (a sample
 //! pod with the same service account and SecretProviderClass), rolls a failing one back to
-//! its IRSA state, and with `--remove-irsa` then removes the annotation and the OIDC trust.
+//! its IRSA state, and with `--remove-irsa` then removes the annotation and this cluster's
+//! OIDC trust for the migrated service accounts (once no other annotated service account of
+//! the cluster uses the role; other clusters' and CI providers' statements are kept).
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -14,13 +15,11 @@ use crate::aws::{ErrorKind, classify, policy};
 use crate::config::MigrateSettings;
 use crate::diagnose::Subject;
 use crate::error::StepError;
-use crate::kube::KubeError;
 use crate::plan::{Change, Executor, Interpreter, Op};
 use crate::resources::association;
-use crate::resources::irsa::{self, Candidate, FoundPod, FoundSpc, Scan};
+use crate::resources::irsa::{self, Candidate, ClusterRef, FoundSpc, IrsaRemoval, Scan, Untied};
 use crate::resources::sample::{self, Sample};
 use crate::target::{self, Target};
-use bootstrap_common::names::IRSA_ROLE_ANNOTATION;
 
 /// One workload's outcome.
 #[derive(Debug, Serialize)]
@@ -43,6 +42,9 @@ pub struct MigrateReport {
     pub cluster: String,
     pub approve: bool,
     pub workloads: Vec<WorkloadResult>,
+    /// Annotated service accounts with `aws` SecretProviderClasses on IRSA that no found
+    /// workload ties together: not migrated, with the reason.
+    pub untied: Vec<Untied>,
     pub seconds: f64,
 }
 
@@ -52,126 +54,6 @@ impl MigrateReport {
             .iter()
             .all(|w| !matches!(w.status, "rolled-back" | "failed"))
     }
-}
-
-fn spc_api(kube: &kube::Client) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass");
-    Api::all_with(
-        kube.clone(),
-        &ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasses"),
-    )
-}
-
-/// The files a SecretProviderClass's objects mount, where they can be named (aliases).
-fn spc_files(objects: &str) -> Vec<String> {
-    let parsed: Vec<Value> = serde_saphyr::from_str(objects).unwrap_or_default();
-    parsed
-        .iter()
-        .filter_map(|o| o["objectAlias"].as_str().map(str::to_string))
-        .collect()
-}
-
-/// Reads what migration needs: annotated service accounts, `aws` SPCs, the pods that mount
-/// SecretProviderClasses and their nodes. Read-only.
-pub async fn scan(kube: &kube::Client) -> Result<Scan, StepError> {
-    let api_err = |what: &'static str| {
-        move |source| KubeError::Api {
-            action: "list",
-            resource: what.to_string(),
-            source,
-        }
-    };
-    let lp = ListParams::default();
-    let sas: Api<ServiceAccount> = Api::all(kube.clone());
-    let mut out = Scan::default();
-    for sa in sas
-        .list(&lp)
-        .await
-        .map_err(api_err("service accounts"))?
-        .items
-    {
-        if let Some(role) = sa
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(IRSA_ROLE_ANNOTATION))
-        {
-            out.annotated.insert(
-                (
-                    sa.metadata.namespace.clone().unwrap_or_default(),
-                    sa.metadata.name.clone().unwrap_or_default(),
-                ),
-                role.clone(),
-            );
-        }
-    }
-    let spcs = match spc_api(kube).list(&lp).await {
-        Ok(list) => list.items,
-        Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
-        Err(e) => return Err(api_err("SecretProviderClasses")(e).into()),
-    };
-    for spc in spcs {
-        if spc.data["spec"]["provider"] != "aws" {
-            continue;
-        }
-        let params = &spc.data["spec"]["parameters"];
-        out.spcs.push(FoundSpc {
-            namespace: spc.metadata.namespace.clone().unwrap_or_default(),
-            name: spc.metadata.name.clone().unwrap_or_default(),
-            use_pod_identity: params["usePodIdentity"].as_str().map(str::to_string),
-            files: spc_files(params["objects"].as_str().unwrap_or("")),
-        });
-    }
-    let nodes: Api<Node> = Api::all(kube.clone());
-    let node_list = nodes.list(&lp).await.map_err(api_err("nodes"))?.items;
-    let node_problem = |name: &str| -> Option<String> {
-        let node = node_list
-            .iter()
-            .find(|n| n.metadata.name.as_deref() == Some(name))?;
-        let labels = node.metadata.labels.as_ref()?;
-        if labels
-            .get("eks.amazonaws.com/compute-type")
-            .map(String::as_str)
-            == Some("fargate")
-        {
-            return Some(format!("Fargate node {name}"));
-        }
-        if labels.get("kubernetes.io/os").map(String::as_str) == Some("windows") {
-            return Some(format!("Windows node {name}"));
-        }
-        None
-    };
-    let pods: Api<Pod> = Api::all(kube.clone());
-    for pod in pods.list(&lp).await.map_err(api_err("pods"))?.items {
-        let Some(spec) = &pod.spec else { continue };
-        let spcs: Vec<String> = spec
-            .volumes
-            .iter()
-            .flatten()
-            .filter_map(|v| v.csi.as_ref())
-            .filter(|c| c.driver == crate::render::csi_driver::DRIVER_NAME)
-            .filter_map(|c| {
-                c.volume_attributes
-                    .as_ref()
-                    .and_then(|a| a.get("secretProviderClass"))
-                    .cloned()
-            })
-            .collect();
-        if spcs.is_empty() {
-            continue;
-        }
-        out.pods.push(FoundPod {
-            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
-            name: pod.metadata.name.clone().unwrap_or_default(),
-            service_account: spec
-                .service_account_name
-                .clone()
-                .unwrap_or_else(|| "default".into()),
-            spcs,
-            node_problem: spec.node_name.as_deref().and_then(node_problem),
-        });
-    }
-    Ok(out)
 }
 
 async fn trust_of(aws: &crate::aws::Clients, role_arn: &str) -> Result<Value, StepError> {
@@ -215,14 +97,64 @@ fn check_pod(c: &Candidate, spc: &FoundSpc, image: &str) -> Sample {
     }
 }
 
-/// Applies one workload's migration, checks the mount, rolls back on failure.
+/// What `--remove-irsa` needs across the run.
+struct Removal<'a> {
+    scan: &'a Scan,
+    /// This cluster's OIDC provider ARN (`None`: the cluster has no issuer).
+    provider: Option<String>,
+    /// Service accounts whose annotation this run removed.
+    released: BTreeSet<(String, String)>,
+}
+
+/// Decides what `--remove-irsa` may take out of the role's trust for `c`: nothing while
+/// another annotated service account of the cluster uses the role; else the `:sub` of `c`
+/// and of every service account the trust names that provably moved to Pod Identity on this
+/// role (released by this run, or associated with the role and no longer annotated).
+async fn removal_for(
+    aws: &crate::aws::Clients,
+    t: &Target,
+    r: &Removal<'_>,
+    c: &Candidate,
+    trust: &Value,
+) -> Result<IrsaRemoval, StepError> {
+    let me = (c.namespace.clone(), c.service_account.clone());
+    let mut except = r.released.clone();
+    except.insert(me.clone());
+    let others = irsa::other_irsa_users(r.scan, &c.role_arn, &except);
+    let mut subs = vec![irsa::trust::sub_of(&c.namespace, &c.service_account)];
+    if others.is_empty()
+        && let Some(provider) = &r.provider
+    {
+        for (ns, sa) in irsa::trust::named_subs(trust, provider) {
+            let key = (ns.clone(), sa.clone());
+            if key == me || (r.scan.annotated.contains_key(&key) && !r.released.contains(&key)) {
+                continue;
+            }
+            let moved = r.released.contains(&key)
+                || association::observe(aws, t.name(), &ns, &sa)
+                    .await?
+                    .is_some_and(|a| a.role_arn == c.role_arn);
+            if moved {
+                subs.push(irsa::trust::sub_of(&ns, &sa));
+            }
+        }
+    }
+    Ok(IrsaRemoval {
+        provider: r.provider.clone(),
+        others,
+        subs,
+    })
+}
+
+/// Applies one workload's migration, checks the mount, rolls back on failure; with
+/// `removal`, then removes its IRSA annotation and (see `removal_for`) OIDC trust.
 async fn migrate_one(
     exec: &Executor<'_>,
     t: &Target,
     c: &Candidate,
     m: irsa::Migration,
     spcs: &[FoundSpc],
-    remove_irsa: bool,
+    removal: Option<&Removal<'_>>,
 ) -> (&'static str, Vec<Change>, Option<String>, Vec<String>) {
     let mut changes = m.changes.clone();
     let created_association = changes.iter().any(|ch| {
@@ -271,10 +203,13 @@ async fn migrate_one(
     .await;
     match applied {
         Ok(verified) => {
-            if remove_irsa && let Some(aws) = t.aws.as_ref() {
+            if let Some(r) = removal
+                && let Some(aws) = t.aws.as_ref()
+            {
                 let removal = async {
                     let trust = trust_of(aws, &c.role_arn).await?;
-                    let more = irsa::plan_remove_irsa(c, &trust);
+                    let decided = removal_for(aws, t, r, c, &trust).await?;
+                    let more = irsa::plan_remove_irsa(c, &trust, &decided);
                     for change in &more {
                         exec.run(&change.ops).await?;
                     }
@@ -340,8 +275,23 @@ pub async fn run_on(
     let (Some(aws), Some(kube)) = (t.aws.as_ref(), t.kube.as_ref()) else {
         return Err(StepError::problem("migrate needs AWS and cluster access"));
     };
-    let found = scan(kube).await?;
+    let found = irsa::scan::scan(kube).await?;
     let exec = Executor::new(!s.approve, Some(interpreter), started + s.timeout);
+    let cluster = ClusterRef {
+        name: t.name(),
+        arn: &t.cluster.arn,
+        account: &t.account,
+    };
+    let mut removal = if s.remove_irsa && s.approve {
+        let issuer = irsa::oidc_issuer(aws, t.name()).await?;
+        Some(Removal {
+            scan: &found,
+            provider: issuer.map(|i| irsa::trust::provider_arn(&t.cluster.arn, &t.account, &i)),
+            released: BTreeSet::new(),
+        })
+    } else {
+        None
+    };
     let mut workloads = Vec::new();
     for c in irsa::candidates(&found, &t.account, s.namespace.as_deref()) {
         if c.cannot.is_some() {
@@ -358,8 +308,7 @@ pub async fn run_on(
             let trust = trust_of(aws, &c.role_arn).await?;
             let live =
                 association::observe(aws, t.name(), &c.namespace, &c.service_account).await?;
-            irsa::plan(&c, t.name(), &t.account, &trust, live.as_ref(), &found.spcs)
-                .map_err(StepError::problem)
+            irsa::plan(&c, cluster, &trust, live.as_ref(), &found.spcs).map_err(StepError::problem)
         }
         .await;
         let m = match planned {
@@ -382,7 +331,8 @@ pub async fn run_on(
             }
         };
         let writes = m.changes.iter().any(|ch| !ch.ops.is_empty());
-        if !writes {
+        // Already migrated but still annotated: `--remove-irsa` still has work (after a check).
+        if !writes && removal.is_none() {
             workloads.push(WorkloadResult {
                 candidate: c,
                 status: "already-migrated",
@@ -403,7 +353,13 @@ pub async fn run_on(
             continue;
         }
         let (status, changes, error, verified) =
-            migrate_one(&exec, t, &c, m, &found.spcs, s.remove_irsa).await;
+            migrate_one(&exec, t, &c, m, &found.spcs, removal.as_ref()).await;
+        if let Some(r) = removal.as_mut()
+            && status == "migrated"
+        {
+            r.released
+                .insert((c.namespace.clone(), c.service_account.clone()));
+        }
         workloads.push(WorkloadResult {
             candidate: c,
             status,
@@ -416,6 +372,7 @@ pub async fn run_on(
         cluster: t.name().to_string(),
         approve: s.approve,
         workloads,
+        untied: irsa::untied(&found, s.namespace.as_deref()),
         seconds: (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
     })
 }
@@ -439,19 +396,20 @@ pub async fn run(s: &MigrateSettings) -> Result<MigrateReport, StepError> {
 /// The text report.
 pub fn text(report: &MigrateReport) -> String {
     let mut out = String::new();
-    if report.workloads.is_empty() {
+    if report.workloads.is_empty() && report.untied.is_empty() {
         out.push_str(
-            "no IRSA workload with an aws SecretProviderClass found: nothing to migrate\n",
+            "no IRSA workload with an aws SecretProviderClass found (pods, Deployments, StatefulSets, DaemonSets, Jobs, CronJobs): nothing to migrate\n",
         );
     }
     for w in &report.workloads {
         let c = &w.candidate;
         out.push_str(&format!(
-            "{}/{} (role {}; {}): {}\n",
+            "{}/{} (role {}; {}; used by {}): {}\n",
             c.namespace,
             c.service_account,
             c.role_arn,
             c.spcs.join(", "),
+            c.found_in.join(", "),
             w.status
         ));
         for ch in &w.changes {
@@ -467,6 +425,9 @@ pub fn text(report: &MigrateReport) -> String {
             for call in &ch.calls {
                 out.push_str(&format!("      → {call}\n"));
             }
+            if let Some(note) = &ch.note {
+                out.push_str(&format!("      ({note})\n"));
+            }
         }
         if !w.verified.is_empty() {
             out.push_str(&format!("  mounted {}\n", w.verified.join(", ")));
@@ -481,6 +442,16 @@ pub fn text(report: &MigrateReport) -> String {
                 }
             ));
         }
+    }
+    for u in &report.untied {
+        out.push_str(&format!(
+            "{}/{} (role {}; {}): not tied to a workload\n  cannot migrate: {}\n",
+            u.namespace,
+            u.service_account,
+            u.role_arn,
+            u.spcs.join(", "),
+            u.reason
+        ));
     }
     if !report.approve && report.workloads.iter().any(|w| w.status == "planned") {
         out.push_str(

@@ -255,7 +255,13 @@ async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &str)
         Ok(w) => {
             result.status = if exec.dry_run() { "planned" } else { "done" };
             if let Some(_target) = &w.target_role_arn {
-                let spec = role::RoleSpec::for_workload(&t.account, &t.region, t.name(), &w);
+                let spec = role::RoleSpec::for_workload(
+                    &t.account,
+                    &t.region,
+                    t.name(),
+                    &t.cluster.arn,
+                    &w,
+                );
                 result.hints.push(target_trust_hint(
                     t,
                     team,

@@ -152,15 +152,34 @@ fn pod_identity_trust_needs_the_service_tag_session_and_matching_tags() {
     let scoped = crate::aws::policy::pod_identity_trust(&crate::aws::policy::TrustScope {
         account: "111122223333",
         cluster: "demo",
+        cluster_arn: "arn:aws:eks:us-west-2:111122223333:cluster/demo",
         namespace: "team-a",
         service_account: "app",
     });
     let saw = pod_identity_trust(&scoped, &WHO).expect("bootstrap's trust passes");
     assert!(saw.contains("conditions match"), "{saw}");
+    assert!(
+        scoped
+            .to_string()
+            .contains("aws:RequestTag/eks-cluster-arn"),
+        "{scoped}"
+    );
+
+    // A same-named cluster in another region has another ARN: its trust does not apply here.
+    let twin = crate::aws::policy::pod_identity_trust(&crate::aws::policy::TrustScope {
+        account: "111122223333",
+        cluster: "demo",
+        cluster_arn: "arn:aws:eks:eu-west-1:111122223333:cluster/demo",
+        namespace: "team-a",
+        service_account: "app",
+    });
+    let err = pod_identity_trust(&twin, &WHO).expect_err("pinned to the twin's ARN");
+    assert!(err.contains("eks-cluster-arn"), "{err}");
 
     let other_ns = crate::aws::policy::pod_identity_trust(&crate::aws::policy::TrustScope {
         account: "111122223333",
         cluster: "demo",
+        cluster_arn: "arn:aws:eks:us-west-2:111122223333:cluster/demo",
         namespace: "team-b",
         service_account: "app",
     });

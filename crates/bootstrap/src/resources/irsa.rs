@@ -1,8 +1,11 @@
 //! IRSA workloads, found and planned for Pod Identity: service accounts annotated with an IAM
-//! role, the `aws` SecretProviderClasses their pods mount whose `usePodIdentity` is not
-//! "true", and the changes that move them — a session-tag-scoped Pod Identity statement added
-//! to the role's trust (every other statement kept), the association, and `usePodIdentity:
-//! "true"` set on each SecretProviderClass by a server-side apply of that one field.
+//! role, the `aws` SecretProviderClasses their workloads (pods, and the pod templates of
+//! workload controllers) mount whose `usePodIdentity` is not "true", and the changes that move
+//! them — a session-tag-scoped Pod Identity statement added to the role's trust (every other
+//! statement kept), the association, and `usePodIdentity: "true"` set on each
+//! SecretProviderClass by a server-side apply of that one field. `--remove-irsa` then removes
+//! only this cluster's OIDC trust for the migrated service accounts, once no other annotated
+//! service account of the cluster uses the role.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,9 +13,16 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::association::{self, LiveAssociation};
-use crate::aws::policy::{self, TrustScope};
+use crate::aws::policy::TrustScope;
+use crate::aws::{Clients, classify};
+use crate::error::StepError;
 use crate::plan::{Action, Change, ObjectRef, Op};
-use bootstrap_common::names::{IRSA_ROLE_ANNOTATION, POD_IDENTITY_PRINCIPAL};
+use bootstrap_common::names::IRSA_ROLE_ANNOTATION;
+
+#[path = "irsa_scan.rs"]
+pub mod scan;
+#[path = "irsa_trust.rs"]
+pub mod trust;
 
 /// A SecretProviderClass of provider `aws` as found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,27 +44,29 @@ impl FoundSpc {
     }
 }
 
-/// A pod that mounts SecretProviderClasses.
+/// A pod, or a workload controller's pod template, that mounts SecretProviderClasses.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FoundPod {
+pub struct FoundWorkload {
+    /// `Pod`, `Deployment`, `StatefulSet`, `DaemonSet`, `Job` or `CronJob`.
+    pub kind: &'static str,
     pub namespace: String,
     pub name: String,
     pub service_account: String,
     pub spcs: Vec<String>,
-    /// Why its node cannot use Pod Identity (Fargate, Windows), if so.
+    /// Why its nodes cannot use Pod Identity (Fargate, Windows), if so.
     pub node_problem: Option<String>,
 }
 
 /// What a scan of the cluster found.
 #[derive(Debug, Clone, Default)]
 pub struct Scan {
-    /// (namespace, service account) → the annotated role ARN.
+    /// (namespace, service account) → the annotated role ARN, in every namespace.
     pub annotated: BTreeMap<(String, String), String>,
     pub spcs: Vec<FoundSpc>,
-    pub pods: Vec<FoundPod>,
+    pub workloads: Vec<FoundWorkload>,
 }
 
-/// One workload to migrate: a service account, its role, the SPCs its pods mount.
+/// One workload to migrate: a service account, its role, the SPCs its workloads mount.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Candidate {
@@ -62,31 +74,45 @@ pub struct Candidate {
     pub service_account: String,
     pub role_arn: String,
     pub spcs: Vec<String>,
+    /// The pods and workload controllers it was found through (`Deployment/web`).
+    pub found_in: Vec<String>,
     /// Set when the migration cannot handle it: why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cannot: Option<String>,
 }
 
-/// Groups the scan into candidates: annotated service accounts whose pods mount `aws` SPCs.
-/// Workloads it cannot handle get the reason: pods on Fargate or Windows nodes, roles in
-/// another account, SPCs shared by service accounts of different roles.
+/// An annotated service account whose namespace holds `aws` SecretProviderClasses on IRSA
+/// that no pod or workload controller found mounts with it: not migrated, listed with why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Untied {
+    pub namespace: String,
+    pub service_account: String,
+    pub role_arn: String,
+    pub spcs: Vec<String>,
+    pub reason: String,
+}
+
+/// Groups the scan into candidates: annotated service accounts whose workloads mount `aws`
+/// SPCs. Workloads it cannot handle get the reason: workloads on Fargate or Windows nodes,
+/// roles in another account, SPCs shared by service accounts of different roles.
 pub fn candidates(scan: &Scan, account: &str, only_namespace: Option<&str>) -> Vec<Candidate> {
     let spc_names: BTreeSet<(String, String)> = scan
         .spcs
         .iter()
         .map(|s| (s.namespace.clone(), s.name.clone()))
         .collect();
-    // Which roles use each SPC (through the service accounts of the pods that mount it).
+    // Which roles use each SPC (through the service accounts of the workloads that mount it).
     let mut roles_of_spc: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-    for pod in &scan.pods {
+    for w in &scan.workloads {
         let role = scan
             .annotated
-            .get(&(pod.namespace.clone(), pod.service_account.clone()))
+            .get(&(w.namespace.clone(), w.service_account.clone()))
             .cloned()
-            .unwrap_or_else(|| format!("(no IRSA role: {})", pod.service_account));
-        for spc in &pod.spcs {
+            .unwrap_or_else(|| format!("(no IRSA role: {})", w.service_account));
+        for spc in &w.spcs {
             roles_of_spc
-                .entry((pod.namespace.clone(), spc.clone()))
+                .entry((w.namespace.clone(), spc.clone()))
                 .or_default()
                 .insert(role.clone());
         }
@@ -96,26 +122,33 @@ pub fn candidates(scan: &Scan, account: &str, only_namespace: Option<&str>) -> V
         if only_namespace.is_some_and(|want| want != ns) {
             continue;
         }
-        let pods: Vec<&FoundPod> = scan
-            .pods
+        let mut users: Vec<&FoundWorkload> = scan
+            .workloads
             .iter()
-            .filter(|p| &p.namespace == ns && &p.service_account == sa)
+            .filter(|w| &w.namespace == ns && &w.service_account == sa)
+            .filter(|w| {
+                w.spcs
+                    .iter()
+                    .any(|s| spc_names.contains(&(ns.clone(), s.clone())))
+            })
             .collect();
-        let spcs: BTreeSet<String> = pods
+        users.sort_by_key(|w| (w.kind, w.name.clone()));
+        let spcs: BTreeSet<String> = users
             .iter()
-            .flat_map(|p| p.spcs.iter().cloned())
+            .flat_map(|w| w.spcs.iter().cloned())
             .filter(|s| spc_names.contains(&(ns.clone(), s.clone())))
             .collect();
         if spcs.is_empty() {
             continue;
         }
         let mut cannot = None;
-        if let Some(pod) = pods.iter().find(|p| p.node_problem.is_some()) {
+        if let Some(w) = users.iter().find(|w| w.node_problem.is_some()) {
             cannot = Some(format!(
-                "pod {}/{} runs on {}: EKS Pod Identity does not work there",
-                pod.namespace,
-                pod.name,
-                pod.node_problem.clone().unwrap_or_default()
+                "{} {}/{} runs on {}: EKS Pod Identity does not work there",
+                w.kind,
+                w.namespace,
+                w.name,
+                w.node_problem.clone().unwrap_or_default()
             ));
         } else if role_arn.split(':').nth(4) != Some(account) {
             cannot = Some(format!(
@@ -130,79 +163,99 @@ pub fn candidates(scan: &Scan, account: &str, only_namespace: Option<&str>) -> V
                 "SecretProviderClass {ns}/{spc} is mounted by service accounts of different roles: split it first"
             ));
         }
+        let mut found_in: Vec<String> = users
+            .iter()
+            .map(|w| format!("{}/{}", w.kind, w.name))
+            .collect();
+        found_in.dedup();
         out.push(Candidate {
             namespace: ns.clone(),
             service_account: sa.clone(),
             role_arn: role_arn.clone(),
             spcs: spcs.into_iter().collect(),
+            found_in,
             cannot,
         });
     }
     out
 }
 
-/// Whether a trust statement already lets Pod Identity assume the role with session tags.
-fn trusts_pod_identity(statement: &Value) -> bool {
-    let as_list = |v: &Value| -> Vec<String> {
-        match v {
-            Value::String(s) => vec![s.clone()],
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
+/// Annotated service accounts that are no candidate although their namespace holds `aws`
+/// SecretProviderClasses on IRSA that no found workload mounts: bootstrap cannot tell which
+/// service account those classes are for, so it migrates none of them and says why.
+pub fn untied(scan: &Scan, only_namespace: Option<&str>) -> Vec<Untied> {
+    let candidates: BTreeSet<(String, String)> = candidates(scan, "", only_namespace)
+        .into_iter()
+        .map(|c| (c.namespace, c.service_account))
+        .collect();
+    let mounted: BTreeSet<(&str, &str)> = scan
+        .workloads
+        .iter()
+        .flat_map(|w| w.spcs.iter().map(|s| (w.namespace.as_str(), s.as_str())))
+        .collect();
+    let mut out = Vec::new();
+    for ((ns, sa), role_arn) in &scan.annotated {
+        if only_namespace.is_some_and(|want| want != ns)
+            || candidates.contains(&(ns.clone(), sa.clone()))
+        {
+            continue;
         }
-    };
-    statement["Effect"] == "Allow"
-        && as_list(&statement["Principal"]["Service"])
+        let spcs: Vec<String> = scan
+            .spcs
             .iter()
-            .any(|s| s == POD_IDENTITY_PRINCIPAL)
-        && {
-            let actions = as_list(&statement["Action"]);
-            ["sts:AssumeRole", "sts:TagSession"]
-                .iter()
-                .all(|a| actions.iter().any(|x| x == a || x == "sts:*" || x == "*"))
+            .filter(|s| &s.namespace == ns && !s.uses_pod_identity())
+            .filter(|s| !mounted.contains(&(ns.as_str(), s.name.as_str())))
+            .map(|s| s.name.clone())
+            .collect();
+        if spcs.is_empty() {
+            continue;
         }
+        out.push(Untied {
+            namespace: ns.clone(),
+            service_account: sa.clone(),
+            role_arn: role_arn.clone(),
+            reason: format!(
+                "no pod, Deployment, StatefulSet, DaemonSet, Job or CronJob in {ns} mounts {} with service account {sa}: \
+                 not migrated; mount it from a workload of that service account (or set usePodIdentity: \"true\" and create the association by hand)",
+                spcs.join(", ")
+            ),
+            spcs,
+        });
+    }
+    out
 }
 
-/// Whether a trust statement is the IRSA (OIDC web identity) one.
-fn is_oidc_statement(statement: &Value) -> bool {
-    statement["Principal"]["Federated"]
-        .as_str()
-        .is_some_and(|f| f.contains(":oidc-provider/"))
+/// The other annotated service accounts of this cluster (any namespace) whose annotation
+/// names `role_arn`, as `namespace/name`, leaving out `except` (the migrated one and those
+/// whose annotation this run removed). Role ARNs compare ignoring case (IAM role names are
+/// unique regardless of case), so a differently spelled annotation still counts as a user.
+pub fn other_irsa_users(
+    scan: &Scan,
+    role_arn: &str,
+    except: &BTreeSet<(String, String)>,
+) -> Vec<String> {
+    scan.annotated
+        .iter()
+        .filter(|(key, role)| role.eq_ignore_ascii_case(role_arn) && !except.contains(key))
+        .map(|((ns, sa), _)| format!("{ns}/{sa}"))
+        .collect()
 }
 
-/// The trust document with the Pod Identity statement added (every existing one kept), or
-/// `None` when one is there already.
-pub fn trust_with_pod_identity(trust: &Value, scope: &TrustScope<'_>) -> Option<Value> {
-    let statements = trust["Statement"].as_array().cloned().unwrap_or_default();
-    if statements.iter().any(trusts_pod_identity) {
-        return None;
-    }
-    let mut merged = trust.clone();
-    let mut list = statements;
-    list.push(policy::pod_identity_statement(scope));
-    merged["Statement"] = Value::Array(list);
-    if merged.get("Version").is_none() {
-        merged["Version"] = json!("2012-10-17");
-    }
-    Some(merged)
-}
-
-/// The trust document without the IRSA statements (`--remove-irsa`), or `None` if it has none.
-pub fn trust_without_oidc(trust: &Value) -> Option<Value> {
-    let statements = trust["Statement"].as_array().cloned().unwrap_or_default();
-    if !statements.iter().any(is_oidc_statement) {
-        return None;
-    }
-    let mut out = trust.clone();
-    out["Statement"] = Value::Array(
-        statements
-            .into_iter()
-            .filter(|s| !is_oidc_statement(s))
-            .collect(),
-    );
-    Some(out)
+/// The cluster's OIDC issuer URL (DescribeCluster), `None` when it has none.
+pub async fn oidc_issuer(aws: &Clients, cluster: &str) -> Result<Option<String>, StepError> {
+    let out = aws
+        .eks
+        .describe_cluster()
+        .name(cluster)
+        .send()
+        .await
+        .map_err(|e| classify("describe", format!("EKS cluster {cluster}"), e))?;
+    Ok(out
+        .cluster()
+        .and_then(|c| c.identity())
+        .and_then(|i| i.oidc())
+        .and_then(|o| o.issuer())
+        .map(str::to_string))
 }
 
 /// The one-field server-side apply that turns Pod Identity on for a SecretProviderClass.
@@ -223,38 +276,45 @@ pub struct Migration {
     pub rollback: Vec<Op>,
 }
 
+fn role_name(role_arn: &str) -> String {
+    role_arn.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+/// The cluster a migration is for: name, ARN (pinned in the trust) and account.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterRef<'a> {
+    pub name: &'a str,
+    pub arn: &'a str,
+    pub account: &'a str,
+}
+
 /// Plans a candidate's move (pure): `trust` is the role's live trust policy, `live` its
 /// association if any, `spcs` the found SPCs.
 pub fn plan(
     c: &Candidate,
-    cluster: &str,
-    account: &str,
+    cluster: ClusterRef<'_>,
     trust: &Value,
     live: Option<&LiveAssociation>,
     spcs: &[FoundSpc],
 ) -> Result<Migration, String> {
-    let role = c
-        .role_arn
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let role = role_name(&c.role_arn);
     let scope = TrustScope {
-        account,
-        cluster,
+        account: cluster.account,
+        cluster: cluster.name,
+        cluster_arn: cluster.arn,
         namespace: &c.namespace,
         service_account: &c.service_account,
     };
     let mut m = Migration::default();
-    match trust_with_pod_identity(trust, &scope) {
-        Some(merged) => {
+    match trust::with_pod_identity(trust, &scope) {
+        Some((merged, note)) => {
             m.changes.push(
                 Change::new(Action::Update, format!("IAM role {role} (trust)"))
                     .op(Op::UpdateAssumeRolePolicy {
                         role: role.clone(),
                         trust: merged,
                     })
-                    .note("adds the Pod Identity statement; every existing statement is kept"),
+                    .note(note),
             );
             m.rollback.push(Op::UpdateAssumeRolePolicy {
                 role: role.clone(),
@@ -262,8 +322,10 @@ pub fn plan(
             });
         }
         None => m.changes.push(
-            Change::new(Action::Unchanged, format!("IAM role {role} (trust)"))
-                .note("already trusts pods.eks.amazonaws.com"),
+            Change::new(Action::Unchanged, format!("IAM role {role} (trust)")).note(format!(
+                "already trusts pods.eks.amazonaws.com for {}/{} on this cluster (name and ARN)",
+                c.namespace, c.service_account
+            )),
         ),
     }
     match live {
@@ -285,7 +347,7 @@ pub fn plan(
         }
         None => {
             let change = association::plan(
-                cluster,
+                cluster.name,
                 &c.namespace,
                 &c.service_account,
                 &c.role_arn,
@@ -337,14 +399,23 @@ pub fn plan(
     Ok(m)
 }
 
-/// `--remove-irsa` after a successful check: the annotation and the OIDC trust statement.
-pub fn plan_remove_irsa(c: &Candidate, trust_after: &Value) -> Vec<Change> {
-    let role = c
-        .role_arn
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+/// What `--remove-irsa` may remove from the role's trust, decided by the caller from the
+/// cluster: this cluster's OIDC provider, the other annotated users of the role, and the
+/// service accounts (this one, and earlier migrated ones) whose `:sub` may go.
+#[derive(Debug, Clone, Default)]
+pub struct IrsaRemoval {
+    /// This cluster's OIDC provider ARN; `None`: the cluster has no issuer.
+    pub provider: Option<String>,
+    /// Other annotated service accounts of the cluster that use the role (`ns/name`).
+    pub others: Vec<String>,
+    /// `system:serviceaccount:<ns>:<sa>` values to remove.
+    pub subs: Vec<String>,
+}
+
+/// `--remove-irsa` after a successful check: the annotation, and this cluster's OIDC trust
+/// for the migrated service accounts once no other annotated service account uses the role.
+pub fn plan_remove_irsa(c: &Candidate, trust_after: &Value, r: &IrsaRemoval) -> Vec<Change> {
+    let role = role_name(&c.role_arn);
     let mut changes = vec![
         Change::new(
             Action::Update,
@@ -361,169 +432,50 @@ pub fn plan_remove_irsa(c: &Candidate, trust_after: &Value) -> Vec<Change> {
         })
         .note(format!("removes the {IRSA_ROLE_ANNOTATION} annotation")),
     ];
-    if let Some(trust) = trust_without_oidc(trust_after) {
-        changes.push(
-            Change::new(Action::Update, format!("IAM role {role} (trust)"))
-                .op(Op::UpdateAssumeRolePolicy { role, trust })
-                .note("removes the OIDC (IRSA) trust statement"),
-        );
+    let resource = format!("IAM role {role} (trust)");
+    let provider = match (&r.provider, r.others.is_empty()) {
+        (_, false) => {
+            changes.push(Change::new(Action::Unchanged, resource).note(format!(
+                "keeps this cluster's OIDC trust: {} still use the role through IRSA; it is removed with the last of them",
+                r.others.join(", ")
+            )));
+            return changes;
+        }
+        (None, true) => {
+            changes.push(
+                Change::new(Action::Unchanged, resource)
+                    .note("the cluster reports no OIDC issuer: no OIDC statement is removed"),
+            );
+            return changes;
+        }
+        (Some(p), true) => p,
+    };
+    let removal = trust::without_oidc(trust_after, provider, &r.subs);
+    let mut notes = Vec::new();
+    if !removal.removed.is_empty() {
+        notes.push(format!(
+            "removes this cluster's OIDC trust: {}",
+            removal.removed.join("; ")
+        ));
     }
+    if !removal.kept.is_empty() {
+        notes.push(format!(
+            "kept (not provably only for {}): {}",
+            r.subs.join(", "),
+            removal.kept.join("; ")
+        ));
+    }
+    notes.push("other OIDC providers' statements (other clusters, CI) are kept".into());
+    let change = match removal.trust {
+        Some(trust) => {
+            Change::new(Action::Update, resource).op(Op::UpdateAssumeRolePolicy { role, trust })
+        }
+        None => Change::new(Action::Unchanged, resource),
+    };
+    changes.push(change.note(notes.join("; ")));
     changes
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn oidc_trust() -> Value {
-        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-            "Principal": {"Federated": "arn:aws:iam::123:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/ABC"},
-            "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": {"StringEquals": {"oidc.eks.us-west-2.amazonaws.com/id/ABC:sub": "system:serviceaccount:ns:app"}}}]})
-    }
-
-    const SCOPE: TrustScope<'static> = TrustScope {
-        account: "123",
-        cluster: "demo",
-        namespace: "ns",
-        service_account: "app",
-    };
-
-    #[test]
-    fn the_pod_identity_statement_is_added_and_the_oidc_one_kept() {
-        let merged = trust_with_pod_identity(&oidc_trust(), &SCOPE).expect("added");
-        let st = merged["Statement"].as_array().expect("list");
-        assert_eq!(st.len(), 2);
-        assert_eq!(
-            st[0],
-            oidc_trust()["Statement"][0],
-            "the IRSA statement is kept as is"
-        );
-        assert_eq!(st[1]["Principal"]["Service"], "pods.eks.amazonaws.com");
-        assert!(
-            trust_with_pod_identity(&merged, &SCOPE).is_none(),
-            "idempotent"
-        );
-        let without = trust_without_oidc(&merged).expect("removed");
-        assert_eq!(without["Statement"].as_array().map(Vec::len), Some(1));
-        assert!(trust_without_oidc(&without).is_none());
-    }
-
-    fn scan(pods: Vec<FoundPod>, role: &str) -> Scan {
-        Scan {
-            annotated: [(("ns".to_string(), "app".to_string()), role.to_string())]
-                .into_iter()
-                .collect(),
-            spcs: vec![FoundSpc {
-                namespace: "ns".into(),
-                name: "db".into(),
-                use_pod_identity: None,
-                files: vec!["db".into()],
-            }],
-            pods,
-        }
-    }
-
-    fn pod(sa: &str, node_problem: Option<&str>) -> FoundPod {
-        FoundPod {
-            namespace: "ns".into(),
-            name: format!("p-{sa}"),
-            service_account: sa.into(),
-            spcs: vec!["db".into()],
-            node_problem: node_problem.map(str::to_string),
-        }
-    }
-
-    #[test]
-    fn what_cannot_be_migrated_is_listed_with_the_reason() {
-        let ok = candidates(
-            &scan(vec![pod("app", None)], "arn:aws:iam::123:role/r"),
-            "123",
-            None,
-        );
-        assert_eq!(ok.len(), 1);
-        assert!(ok[0].cannot.is_none(), "{ok:?}");
-        let fargate = candidates(
-            &scan(
-                vec![pod("app", Some("Fargate node f-1"))],
-                "arn:aws:iam::123:role/r",
-            ),
-            "123",
-            None,
-        );
-        assert!(
-            fargate[0]
-                .cannot
-                .as_deref()
-                .is_some_and(|c| c.contains("Fargate"))
-        );
-        let foreign = candidates(
-            &scan(vec![pod("app", None)], "arn:aws:iam::999:role/r"),
-            "123",
-            None,
-        );
-        assert!(
-            foreign[0]
-                .cannot
-                .as_deref()
-                .is_some_and(|c| c.contains("another account"))
-        );
-        let mut shared = scan(
-            vec![pod("app", None), pod("other", None)],
-            "arn:aws:iam::123:role/r",
-        );
-        shared.annotated.insert(
-            ("ns".into(), "other".into()),
-            "arn:aws:iam::123:role/other".into(),
-        );
-        let found = candidates(&shared, "123", None);
-        assert!(
-            found.iter().all(|c| c
-                .cannot
-                .as_deref()
-                .is_some_and(|r| r.contains("different roles"))),
-            "{found:?}"
-        );
-        assert!(
-            candidates(
-                &scan(vec![pod("app", None)], "arn:aws:iam::123:role/r"),
-                "123",
-                Some("elsewhere")
-            )
-            .is_empty()
-        );
-    }
-
-    #[test]
-    fn a_plan_sets_only_use_pod_identity_and_knows_how_to_undo() {
-        let c = &candidates(
-            &scan(vec![pod("app", None)], "arn:aws:iam::123:role/r"),
-            "123",
-            None,
-        )[0];
-        let spcs = scan(vec![], "x").spcs;
-        let m = plan(c, "demo", "123", &oidc_trust(), None, &spcs).expect("plans");
-        let lines: Vec<String> = m.changes.iter().flat_map(|c| c.calls.clone()).collect();
-        assert!(lines[0].starts_with("iam:UpdateAssumeRolePolicy RoleName=r"));
-        assert!(lines[1].starts_with("eks:CreatePodIdentityAssociation"));
-        assert!(lines[2].contains("SecretProviderClass/ns/db"));
-        let Op::Apply { object } = &m.changes[2].ops[0] else {
-            panic!("apply")
-        };
-        assert_eq!(
-            object["spec"],
-            json!({"parameters": {"usePodIdentity": "true"}}),
-            "one field only"
-        );
-        assert_eq!(m.rollback.len(), 2, "trust and SPC are restored on failure");
-        let other = LiveAssociation {
-            id: "a".into(),
-            namespace: "ns".into(),
-            service_account: "app".into(),
-            role_arn: "arn:aws:iam::123:role/else".into(),
-            target_role_arn: None,
-            owned: false,
-        };
-        assert!(plan(c, "demo", "123", &oidc_trust(), Some(&other), &spcs).is_err());
-    }
-}
+#[path = "irsa_tests.rs"]
+mod tests;

@@ -267,7 +267,13 @@ fn workload() -> Workload {
 /// An owned role with the right trust and inline policy, described as `description`; returns
 /// its clients and the rules for PutRolePolicy and UpdateRoleDescription (to count writes).
 fn owned_role(description: Option<&'static str>) -> (Clients, Rule, Rule) {
-    let spec = role::RoleSpec::for_workload("123456789012", "us-west-2", "demo", &workload());
+    let spec = role::RoleSpec::for_workload(
+        "123456789012",
+        "us-west-2",
+        "demo",
+        "arn:aws:eks:us-west-2:123456789012:cluster/demo",
+        &workload(),
+    );
     let policy = spec.inline.to_string();
     let trust = spec
         .trust
@@ -331,7 +337,13 @@ const DESCRIPTION: &str =
     "EKS Pod Identity role for bootstrap-demo/demo-app on cluster demo (managed by bootstrap)";
 
 async fn plan_and_apply(aws: Clients) -> crate::plan::Change {
-    let spec = role::RoleSpec::for_workload("123456789012", "us-west-2", "demo", &workload());
+    let spec = role::RoleSpec::for_workload(
+        "123456789012",
+        "us-west-2",
+        "demo",
+        "arn:aws:eks:us-west-2:123456789012:cluster/demo",
+        &workload(),
+    );
     let live = role::observe(&aws, &spec.name, "demo", false)
         .await
         .expect("observed");

@@ -62,11 +62,18 @@ pub struct RoleSpec {
 }
 
 impl RoleSpec {
-    /// The role of a workload on a cluster in an account and region.
-    pub fn for_workload(account: &str, region: &str, cluster: &str, w: &Workload) -> Self {
+    /// The role of a workload on a cluster (name and ARN) in an account and region.
+    pub fn for_workload(
+        account: &str,
+        region: &str,
+        cluster: &str,
+        cluster_arn: &str,
+        w: &Workload,
+    ) -> Self {
         let scope = TrustScope {
             account,
             cluster,
+            cluster_arn,
             namespace: &w.namespace,
             service_account: &w.service_account,
         };
@@ -348,7 +355,7 @@ mod tests {
             abac: false,
             labels: Default::default(),
         };
-        RoleSpec::for_workload("1", "r", "demo", &w)
+        RoleSpec::for_workload("1", "r", "demo", "arn:aws:eks:r:1:cluster/demo", &w)
     }
 
     #[test]
@@ -388,6 +395,33 @@ mod tests {
         assert_eq!(change.action, Action::Update);
         assert_eq!(change.ops.len(), 1);
         assert!(matches!(change.ops[0], Op::UpdateAssumeRolePolicy { .. }));
+    }
+
+    #[test]
+    fn a_trust_without_the_cluster_arn_is_updated_once_then_left_alone() {
+        let desired = spec();
+        let mut before = desired.trust.clone();
+        before["Statement"][0]["Condition"]["StringEquals"]
+            .as_object_mut()
+            .expect("conditions")
+            .remove("aws:RequestTag/eks-cluster-arn");
+        let mut live = LiveRole {
+            name: desired.name.clone(),
+            owned: true,
+            description: Some(desired.description.clone()),
+            trust: Some(before),
+            inline: Some(desired.inline.clone()),
+            ..LiveRole::default()
+        };
+        let change = plan(&desired, Some(&live));
+        let [Op::UpdateAssumeRolePolicy { trust, .. }] = change.ops.as_slice() else {
+            panic!("one trust update: {change:?}")
+        };
+        live.trust = Some(trust.clone());
+        assert!(
+            plan(&desired, Some(&live)).ops.is_empty(),
+            "then zero writes"
+        );
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub async fn plan(w: &Workload, t: &Target, keep_sample: bool) -> Result<Workloa
     let kube = t.kube.as_ref();
     let cluster = t.name();
     let values = values(w, &t.region);
-    let spec = role::RoleSpec::for_workload(&t.account, &t.region, cluster, w);
+    let spec = role::RoleSpec::for_workload(&t.account, &t.region, cluster, &t.cluster.arn, w);
     let role_arn = role::role_arn(&t.account, &spec.name);
     let live_role = async {
         match aws {

@@ -438,6 +438,7 @@ fn role_checks(
                 let statement = pod_identity_statement(&TrustScope {
                     account: &s.account,
                     cluster: &s.cluster,
+                    cluster_arn: &s.cluster_arn,
                     namespace: &w.namespace,
                     service_account: &w.service_account,
                 });

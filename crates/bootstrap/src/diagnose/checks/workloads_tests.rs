@@ -38,6 +38,7 @@ fn trust() -> serde_json::Value {
     crate::aws::policy::pod_identity_trust(&TrustScope {
         account: ACCOUNT,
         cluster: "demo",
+        cluster_arn: &format!("arn:aws:eks:us-west-2:{ACCOUNT}:cluster/demo"),
         namespace: "ns",
         service_account: "app",
     })
