@@ -33,25 +33,36 @@ async fn serve<F>(answer: F) -> String
 where
     F: Fn(&str, &http::HeaderMap, &[u8]) -> (u16, &'static str, Vec<u8>) + Send + Sync + 'static,
 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let answer = Arc::new(answer);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let answer = answer.clone();
             tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let answer = answer.clone();
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        let (status, ctype, out) = answer(parts.uri.path(), &parts.headers, &body);
-                        let mut resp = hyper::Response::new(Full::new(Bytes::from(out)));
-                        *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::OK);
-                        resp.headers_mut().insert("content-type", http::HeaderValue::from_static(ctype));
-                        Ok::<_, Infallible>(resp)
-                    }
-                });
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let answer = answer.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let (status, ctype, out) =
+                                answer(parts.uri.path(), &parts.headers, &body);
+                            let mut resp = hyper::Response::new(Full::new(Bytes::from(out)));
+                            *resp.status_mut() = hyper::StatusCode::from_u16(status)
+                                .unwrap_or(hyper::StatusCode::OK);
+                            resp.headers_mut()
+                                .insert("content-type", http::HeaderValue::from_static(ctype));
+                            Ok::<_, Infallible>(resp)
+                        }
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                     .await;
@@ -99,18 +110,34 @@ fn entry(name: &str) -> serde_json::Value {
 async fn secrets_manager(calls: Arc<AtomicUsize>) -> String {
     serve(move |_, headers, body| {
         calls.fetch_add(1, Ordering::Relaxed);
-        let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+        let target = headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let req: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
         let out = match target {
             "secretsmanager.GetSecretValue" => entry(req["SecretId"].as_str().unwrap_or("")),
             "secretsmanager.BatchGetSecretValue" => {
                 let ids = req["SecretIdList"].as_array().cloned().unwrap_or_default();
-                let values: Vec<_> = ids.iter().map(|i| entry(i.as_str().unwrap_or(""))).collect();
+                let values: Vec<_> = ids
+                    .iter()
+                    .map(|i| entry(i.as_str().unwrap_or("")))
+                    .collect();
                 serde_json::json!({"SecretValues": values, "Errors": []})
             }
-            _ => return (400, "application/x-amz-json-1.1", br#"{"__type":"UnknownOperationException"}"#.to_vec()),
+            _ => {
+                return (
+                    400,
+                    "application/x-amz-json-1.1",
+                    br#"{"__type":"UnknownOperationException"}"#.to_vec(),
+                );
+            }
         };
-        (200, "application/x-amz-json-1.1", out.to_string().into_bytes())
+        (
+            200,
+            "application/x-amz-json-1.1",
+            out.to_string().into_bytes(),
+        )
     })
     .await
 }
@@ -122,12 +149,19 @@ impl tonic::codegen::Service<http::Uri> for UnixConnector {
     type Response = hyper_util::rt::TokioIo<tokio::net::UnixStream>;
     type Error = std::io::Error;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
         std::task::Poll::Ready(Ok(()))
     }
     fn call(&mut self, _: http::Uri) -> Self::Future {
         let path = self.0.clone();
-        Box::pin(async move { tokio::net::UnixStream::connect(path).await.map(hyper_util::rt::TokioIo::new) })
+        Box::pin(async move {
+            tokio::net::UnixStream::connect(path)
+                .await
+                .map(hyper_util::rt::TokioIo::new)
+        })
     }
 }
 
@@ -137,13 +171,14 @@ async fn client(socket: &Path) -> CsiDriverProviderClient<Channel> {
         .connect_with_connector(UnixConnector(socket.to_path_buf()))
         .await
         .expect("connect");
-    CsiDriverProviderClient::new(channel)
-        .max_decoding_message_size(16 << 20)
+    CsiDriverProviderClient::new(channel).max_decoding_message_size(16 << 20)
 }
 
 /// A mount request of pod `pod` with `objects` and a Pod Identity `token`.
 fn request(pod: &str, objects: &str, token: &str) -> MountRequest {
-    let tokens = format!(r#"{{"pods.eks.amazonaws.com":{{"token":"{token}","expirationTimestamp":"2099-01-01T00:00:00Z"}}}}"#);
+    let tokens = format!(
+        r#"{{"pods.eks.amazonaws.com":{{"token":"{token}","expirationTimestamp":"2099-01-01T00:00:00Z"}}}}"#
+    );
     let attrs: HashMap<&str, &str> = HashMap::from([
         ("csi.storage.k8s.io/pod.name", pod),
         ("csi.storage.k8s.io/pod.namespace", "tenant"),
@@ -193,11 +228,16 @@ impl Provider {
         while !socket.exists() && started.elapsed() < Duration::from_secs(20) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Provider { child, socket, _dir: dir }
+        Provider {
+            child,
+            socket,
+            _dir: dir,
+        }
     }
 
     fn peak_mib(&self) -> String {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
         status
             .lines()
             .find(|l| l.starts_with("VmHWM:"))
@@ -212,7 +252,8 @@ impl Provider {
         if let Ok(Some(status)) = self.child.try_wait() {
             return format!("no: the provider exited ({status})");
         }
-        let Ok(mut c) = tokio::time::timeout(Duration::from_secs(5), client(&self.socket)).await else {
+        let Ok(mut c) = tokio::time::timeout(Duration::from_secs(5), client(&self.socket)).await
+        else {
             return "no: socket unreachable".into();
         };
         match c.mount(request("next", NORMAL, GOOD_TOKEN)).await {
@@ -231,12 +272,19 @@ impl Drop for Provider {
 }
 
 /// A gRPC outcome in a table cell: code and the first words of the message.
-fn outcome(r: Result<tonic::Response<aws_csi_provider::proto::MountResponse>, tonic::Status>, elapsed: Duration) -> String {
+fn outcome(
+    r: Result<tonic::Response<aws_csi_provider::proto::MountResponse>, tonic::Status>,
+    elapsed: Duration,
+) -> String {
     let ms = elapsed.as_millis();
     match r {
         Ok(r) => {
             let bytes: usize = r.get_ref().files.iter().map(|f| f.contents.len()).sum();
-            format!("mounted {} files, {:.1} MiB ({ms} ms)", r.get_ref().files.len(), bytes as f64 / MIB)
+            format!(
+                "mounted {} files, {:.1} MiB ({ms} ms)",
+                r.get_ref().files.len(),
+                bytes as f64 / MIB
+            )
         }
         Err(s) => {
             let mut msg: String = s.message().chars().take(150).collect();
@@ -246,53 +294,119 @@ fn outcome(r: Result<tonic::Response<aws_csi_provider::proto::MountResponse>, to
     }
 }
 
-/// An HTTP/2 header block that decodes to ~400 KB from ~4 KB: a 4 KB literal indexed into the
-/// dynamic table, then 100 one-byte references to it.
+/// An HTTP/2 header block of ~200 KB that decodes to ~200 MB: a 4 KB literal indexed into the
+/// dynamic table, then 50,000 one-byte references to it, in HEADERS + CONTINUATION frames.
 fn hpack_bomb() -> Vec<u8> {
     let mut block = vec![0x40, 5];
     block.extend_from_slice(b"x-big");
     block.extend_from_slice(&[0x7f, 0xa1, 0x1e]); // 4000 = 127 + 3873 (7-bit prefix integer)
     block.extend(std::iter::repeat_n(b'a', 4000));
-    block.extend(std::iter::repeat_n(0x80 | 62, 100));
+    block.extend(std::iter::repeat_n(0x80 | 62, 50_000));
     let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]); // empty SETTINGS
-    let len = block.len();
-    out.extend_from_slice(&[(len >> 16) as u8, (len >> 8) as u8, len as u8, 1, 0x4, 0, 0, 0, 1]);
-    out.extend_from_slice(&block);
+    let chunks: Vec<&[u8]> = block.chunks(16_384).collect();
+    for (k, chunk) in chunks.iter().enumerate() {
+        let kind = if k == 0 { 1 } else { 9 }; // HEADERS, then CONTINUATION
+        let flags = if k + 1 == chunks.len() { 0x4 } else { 0 }; // END_HEADERS on the last
+        let len = chunk.len();
+        out.extend_from_slice(&[
+            (len >> 16) as u8,
+            (len >> 8) as u8,
+            len as u8,
+            kind,
+            flags,
+            0,
+            0,
+            0,
+            1,
+        ]);
+        out.extend_from_slice(chunk);
+    }
     out
 }
 
-async fn case(binary: &str, agent: &str, aws: (&str, &AtomicUsize), extra: &[String], name: &str) -> (String, String, String, String) {
+async fn case(
+    binary: &str,
+    agent: &str,
+    aws: (&str, &AtomicUsize),
+    extra: &[String],
+    name: &str,
+) -> (String, String, String, String) {
     let (aws, aws_calls) = aws;
     let mut p = Provider::start(binary, agent, aws, extra).await;
     let mut c = client(&p.socket).await;
     let calls_before = aws_calls.load(Ordering::Relaxed);
     let t = Instant::now();
     let what = match name {
-        "baseline: one normal mount" => outcome(c.mount(request("p0", NORMAL, GOOD_TOKEN)).await, t.elapsed()),
+        "baseline: one normal mount" => outcome(
+            c.mount(request("p0", NORMAL, GOOD_TOKEN)).await,
+            t.elapsed(),
+        ),
         "deep jmesPath (100,000 `!`)" => {
-            let objects = format!("- {{objectName: db, objectType: secretsmanager, jmesPath: [{{path: '{}a', objectAlias: x}}]}}", "!".repeat(100_000));
-            outcome(c.mount(request("p0", &objects, GOOD_TOKEN)).await, t.elapsed())
+            let objects = format!(
+                "- {{objectName: db, objectType: secretsmanager, jmesPath: [{{path: '{}a', objectAlias: x}}]}}",
+                "!".repeat(100_000)
+            );
+            outcome(
+                c.mount(request("p0", &objects, GOOD_TOKEN)).await,
+                t.elapsed(),
+            )
         }
         "20,000-object SPC" => {
-            let objects: String = (0..20_000).map(|i| format!("- {{objectName: s{i}, objectType: secretsmanager}}\n")).collect();
-            outcome(c.mount(request("p0", &objects, GOOD_TOKEN)).await, t.elapsed())
+            let objects: String = (0..20_000)
+                .map(|i| format!("- {{objectName: s{i}, objectType: secretsmanager}}\n"))
+                .collect();
+            outcome(
+                c.mount(request("p0", &objects, GOOD_TOKEN)).await,
+                t.elapsed(),
+            )
         }
         "same secret under 5,000 aliases" => {
-            let objects: String = (0..5_000).map(|i| format!("- {{objectName: big0, objectType: secretsmanager, objectAlias: a{i}}}\n")).collect();
-            outcome(c.mount(request("p0", &objects, GOOD_TOKEN)).await, t.elapsed())
+            let objects: String = (0..5_000)
+                .map(|i| {
+                    format!(
+                        "- {{objectName: big0, objectType: secretsmanager, objectAlias: a{i}}}\n"
+                    )
+                })
+                .collect();
+            outcome(
+                c.mount(request("p0", &objects, GOOD_TOKEN)).await,
+                t.elapsed(),
+            )
         }
         "same secret under 900 aliases" => {
-            let objects: String = (0..900).map(|i| format!("- {{objectName: big0, objectType: secretsmanager, objectAlias: a{i}}}\n")).collect();
-            outcome(c.mount(request("p0", &objects, GOOD_TOKEN)).await, t.elapsed())
+            let objects: String = (0..900)
+                .map(|i| {
+                    format!(
+                        "- {{objectName: big0, objectType: secretsmanager, objectAlias: a{i}}}\n"
+                    )
+                })
+                .collect();
+            outcome(
+                c.mount(request("p0", &objects, GOOD_TOKEN)).await,
+                t.elapsed(),
+            )
         }
-        "one 5 MiB secret" => outcome(c.mount(request("p0", "- {objectName: huge, objectType: secretsmanager}", GOOD_TOKEN)).await, t.elapsed()),
+        "one 5 MiB secret" => outcome(
+            c.mount(request(
+                "p0",
+                "- {objectName: huge, objectType: secretsmanager}",
+                GOOD_TOKEN,
+            ))
+            .await,
+            t.elapsed(),
+        ),
         "40 secrets of 256 KiB (10 MiB)" => {
             let objects: String = (0..40).map(|i| format!("- {{objectName: big{i}, objectType: secretsmanager, objectVersionLabel: AWSCURRENT}}\n")).collect();
-            outcome(c.mount(request("p0", &objects, GOOD_TOKEN)).await, t.elapsed())
+            outcome(
+                c.mount(request("p0", &objects, GOOD_TOKEN)).await,
+                t.elapsed(),
+            )
         }
         "200 concurrent mounts, 3 × 256 KiB each" => {
-            let objects: String = (0..3).map(|i| format!("- {{objectName: big{i}, objectType: secretsmanager}}\n")).collect();
+            let objects: String = (0..3)
+                .map(|i| format!("- {{objectName: big{i}, objectType: secretsmanager}}\n"))
+                .collect();
             let results = futures::future::join_all((0..200).map(|k| {
                 let mut c = c.clone();
                 let req = request(&format!("pod{k}"), &objects, GOOD_TOKEN);
@@ -304,15 +418,23 @@ async fn case(binary: &str, agent: &str, aws: (&str, &AtomicUsize), extra: &[Str
             for r in results.iter().filter_map(|r| r.as_ref().err()) {
                 *errors.entry(format!("{:?}", r.code())).or_default() += 1;
             }
-            format!("{ok} mounted, failed: {errors:?} ({} ms)", t.elapsed().as_millis())
+            format!(
+                "{ok} mounted, failed: {errors:?} ({} ms)",
+                t.elapsed().as_millis()
+            )
         }
         "forged token for a cached pod" => {
             let first = c.mount(request("victim", NORMAL, GOOD_TOKEN)).await.is_ok();
             let r = c.mount(request("victim", NORMAL, "forged")).await;
-            format!("victim mounted: {first}; forged: {}", outcome(r, t.elapsed()))
+            format!(
+                "victim mounted: {first}; forged: {}",
+                outcome(r, t.elapsed())
+            )
         }
-        "oversized HPACK header list (~400 KB from 4 KB)" => {
-            let mut raw = tokio::net::UnixStream::connect(&p.socket).await.expect("connect");
+        "HPACK bomb: 200 KB of headers decoding to 200 MB" => {
+            let mut raw = tokio::net::UnixStream::connect(&p.socket)
+                .await
+                .expect("connect");
             let _ = raw.write_all(&hpack_bomb()).await;
             let mut buf = vec![0u8; 1 << 16];
             let mut read = 0;
@@ -328,7 +450,10 @@ async fn case(binary: &str, agent: &str, aws: (&str, &AtomicUsize), extra: &[Str
         }
         _ => unreachable!(),
     };
-    let what = format!("{what}; AWS calls: {}", aws_calls.load(Ordering::Relaxed) - calls_before);
+    let what = format!(
+        "{what}; AWS calls: {}",
+        aws_calls.load(Ordering::Relaxed) - calls_before
+    );
     let peak = p.peak_mib();
     let next = p.next_mount_works().await;
     (name.to_string(), what, peak, next)
@@ -337,7 +462,9 @@ async fn case(binary: &str, agent: &str, aws: (&str, &AtomicUsize), extra: &[Str
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let binary = args.next().unwrap_or_else(|| "target/debug/aws-csi-provider".into());
+    let binary = args
+        .next()
+        .unwrap_or_else(|| "target/debug/aws-csi-provider".into());
     let extra: Vec<String> = args.collect();
     let agent_hits = Arc::new(AtomicUsize::new(0));
     let aws_calls = Arc::new(AtomicUsize::new(0));
@@ -357,8 +484,13 @@ async fn main() {
         "40 secrets of 256 KiB (10 MiB)",
         "200 concurrent mounts, 3 × 256 KiB each",
         "forged token for a cached pod",
-        "oversized HPACK header list (~400 KB from 4 KB)",
+        "HPACK bomb: 200 KB of headers decoding to 200 MB",
     ] {
+        if let Ok(only) = std::env::var("ABUSE_CASES")
+            && !name.contains(only.as_str())
+        {
+            continue;
+        }
         let (input, what, peak, next) =
             case(&binary, &agent_url, (&aws_url, &aws_calls), &extra, name).await;
         println!("| {input} | {what} | {peak} | {next} |");

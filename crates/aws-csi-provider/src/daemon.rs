@@ -407,7 +407,10 @@ mod tests {
         assert_eq!(a.credential_max_age, Duration::from_secs(60));
         assert_eq!(a.max_concurrent_mounts, 8);
         for bad in ["--max-concurrent-mounts=0", "--credential-max-age=0s"] {
-            assert!(Args::try_parse_from(["aws-csi-provider", bad]).is_err(), "{bad}");
+            assert!(
+                Args::try_parse_from(["aws-csi-provider", bad]).is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -421,7 +424,10 @@ mod tests {
             "aws_sigv4::http_request::sign",
         ] {
             assert!(!clamp.would_enable(target, &trace), "{target}");
-            assert!(clamp.would_enable(target, &tracing::Level::DEBUG), "{target}");
+            assert!(
+                clamp.would_enable(target, &tracing::Level::DEBUG),
+                "{target}"
+            );
         }
         assert!(clamp.would_enable("aws_csi_provider::mount", &trace));
         assert!(clamp.would_enable("h2::codec", &trace));

@@ -103,4 +103,3 @@ fn the_deepest_allowed_paths_fit_a_small_stack() {
     let result = worker.join().expect("no stack overflow");
     assert_eq!(result, Ok(()));
 }
-

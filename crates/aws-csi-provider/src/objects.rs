@@ -229,9 +229,8 @@ fn validate(
         let file_name = translation.apply(&alias);
         check_relative_path(&file_name)
             .map_err(|why| invalid(format!("jmesPath alias {alias:?} is not allowed: {why}")))?;
-        let expr = crate::jmes::compile(&path).map_err(|why| {
-            invalid(format!("jmesPath {:?}: {why}", truncated(&path)))
-        })?;
+        let expr = crate::jmes::compile(&path)
+            .map_err(|why| invalid(format!("jmesPath {:?}: {why}", truncated(&path))))?;
         let mode = match non_empty(j.file_permission) {
             Some(p) => Some(parse_file_permission(&p).map_err(invalid)?),
             None => mode,

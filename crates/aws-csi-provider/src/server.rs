@@ -179,9 +179,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let sock = dir.path().join(SOCKET_NAME);
         let listener = bind_owner_only(&sock).expect("bind");
-        let mode = std::fs::symlink_metadata(&sock).expect("stat").permissions().mode();
+        let mode = std::fs::symlink_metadata(&sock)
+            .expect("stat")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o7777, SOCKET_MODE, "mode {mode:o}");
-        assert!(std::fs::symlink_metadata(&sock).expect("stat").file_type().is_socket());
+        assert!(
+            std::fs::symlink_metadata(&sock)
+                .expect("stat")
+                .file_type()
+                .is_socket()
+        );
         // It listens at its final path, and the staging directory is gone.
         let client = tokio::net::UnixStream::connect(&sock).await;
         assert!(client.is_ok(), "{client:?}");

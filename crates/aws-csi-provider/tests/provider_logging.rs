@@ -91,13 +91,19 @@ async fn stand_in() -> (String, Arc<Mutex<bool>>) {
                         if let Ok(mut s) = seen.lock() {
                             *s = text.contains(WEB_IDENTITY_TOKEN);
                         }
-                        ("text/xml", format!(
-                            "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIAEXAMPLE</AccessKeyId><SecretAccessKey>{SECRET_KEY}</SecretAccessKey><SessionToken>{SESSION_TOKEN}</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
-                        ))
+                        (
+                            "text/xml",
+                            format!(
+                                "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIAEXAMPLE</AccessKeyId><SecretAccessKey>{SECRET_KEY}</SecretAccessKey><SessionToken>{SESSION_TOKEN}</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
+                            ),
+                        )
                     } else {
-                        ("application/x-amz-json-1.1", format!(
-                            r#"{{"ARN":"arn:aws:secretsmanager:us-east-1:111122223333:secret:app-AbCdEf","Name":"app","SecretString":"{SECRET_VALUE}","VersionId":"v1"}}"#
-                        ))
+                        (
+                            "application/x-amz-json-1.1",
+                            format!(
+                                r#"{{"ARN":"arn:aws:secretsmanager:us-east-1:111122223333:secret:app-AbCdEf","Name":"app","SecretString":"{SECRET_VALUE}","VersionId":"v1"}}"#
+                            ),
+                        )
                     };
                     let reply = format!(
                         "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -166,8 +172,17 @@ fn assert_no_body(log: &str) {
     // Trace logging was on: the SDK's own debug and trace lines are there.
     assert!(log.contains("aws_smithy_runtime"), "no SDK lines:\n{log}");
     assert!(log.contains("trace is on"), "no trace lines:\n{log}");
-    for marker in [WEB_IDENTITY_TOKEN, SECRET_KEY, SESSION_TOKEN, SECRET_VALUE, "MARKER"] {
-        assert!(!log.contains(marker), "the log at RUST_LOG=trace holds {marker}");
+    for marker in [
+        WEB_IDENTITY_TOKEN,
+        SECRET_KEY,
+        SESSION_TOKEN,
+        SECRET_VALUE,
+        "MARKER",
+    ] {
+        assert!(
+            !log.contains(marker),
+            "the log at RUST_LOG=trace holds {marker}"
+        );
     }
 }
 

@@ -140,8 +140,15 @@ async fn a_deep_jmespath_is_refused_before_any_call_and_the_provider_keeps_servi
         "{}",
         e.message()
     );
-    assert_eq!(agent.hits.load(Ordering::SeqCst), 0, "no credentials fetched");
-    assert_eq!(calls(&h, "BatchGetSecretValue") + calls(&h, "GetSecretValue"), 0);
+    assert_eq!(
+        agent.hits.load(Ordering::SeqCst),
+        0,
+        "no credentials fetched"
+    );
+    assert_eq!(
+        calls(&h, "BatchGetSecretValue") + calls(&h, "GetSecretValue"),
+        0
+    );
     let within_length = format!(
         "- objectName: prod/db\n  objectType: secretsmanager\n  jmesPath:\n    - {{path: '{}username', objectAlias: x}}\n",
         "!".repeat(33)
@@ -180,7 +187,11 @@ async fn a_20000_object_spc_is_refused_before_any_call() {
         "{}",
         e.message()
     );
-    assert_eq!(agent.hits.load(Ordering::SeqCst), 0, "no credentials fetched");
+    assert_eq!(
+        agent.hits.load(Ordering::SeqCst),
+        0,
+        "no credentials fetched"
+    );
     // jmesPath entries count as files too.
     let keys: String = (0..1000)
         .map(|i| format!("{{path: username, objectAlias: k{i}}},"))
@@ -261,10 +272,18 @@ struct StuckNode {
 }
 
 impl ClusterLookup for StuckNode {
-    fn role_arn<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<Option<String>, String>> {
+    fn role_arn<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, String>> {
         Box::pin(async { Ok(None) })
     }
-    fn node_region<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<Option<String>, String>> {
+    fn node_region<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, String>> {
         Box::pin(async move {
             self.entered.notify_one();
             self.release.notified().await;

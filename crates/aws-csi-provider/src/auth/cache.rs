@@ -73,12 +73,10 @@ impl Session {
     /// Whether `token` was accepted for this session within `max_age` (constant time per
     /// comparison, so timing says nothing about how much of a digest matched).
     fn owned_by(&self, token: &TokenDigest, max_age: Duration) -> bool {
-        self.tokens
-            .iter()
-            .fold(false, |found, (d, at)| {
-                let same: bool = d[..].ct_eq(&token[..]).into();
-                found | (same && at.elapsed() < max_age)
-            })
+        self.tokens.iter().fold(false, |found, (d, at)| {
+            let same: bool = d[..].ct_eq(&token[..]).into();
+            found | (same && at.elapsed() < max_age)
+        })
     }
 }
 
@@ -134,7 +132,9 @@ impl CredentialCache {
             Some(old) if old.fresh(SystemTime::now(), self.max_age) => old
                 .tokens
                 .into_iter()
-                .filter(|(d, at)| at.elapsed() < self.max_age && !bool::from(d[..].ct_eq(&token[..])))
+                .filter(|(d, at)| {
+                    at.elapsed() < self.max_age && !bool::from(d[..].ct_eq(&token[..]))
+                })
                 .collect(),
             _ => Vec::new(),
         };

@@ -142,16 +142,28 @@ async fn sessions_are_reused_for_at_most_max_age() {
         calls.fetch_add(1, Ordering::SeqCst);
         Ok(creds(HOUR))
     };
-    cache.get_or_fetch(&id(), &tok("t"), fetch).await.expect("first");
+    cache
+        .get_or_fetch(&id(), &tok("t"), fetch)
+        .await
+        .expect("first");
     // Older than max_age (the credentials themselves have an hour left): fetched again.
     std::thread::sleep(Duration::from_millis(40));
-    let (_, outcome) = cache.get_or_fetch(&id(), &tok("t"), fetch).await.expect("second");
+    let (_, outcome) = cache
+        .get_or_fetch(&id(), &tok("t"), fetch)
+        .await
+        .expect("second");
     assert_eq!(outcome, CacheOutcome::Miss);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     // And a long max age keeps it.
     let cache = CredentialCache::new(HOUR);
-    cache.get_or_fetch(&id(), &tok("t"), fetch).await.expect("first");
-    let (_, outcome) = cache.get_or_fetch(&id(), &tok("t"), fetch).await.expect("second");
+    cache
+        .get_or_fetch(&id(), &tok("t"), fetch)
+        .await
+        .expect("first");
+    let (_, outcome) = cache
+        .get_or_fetch(&id(), &tok("t"), fetch)
+        .await
+        .expect("second");
     assert_eq!(outcome, CacheOutcome::Hit);
 }
 

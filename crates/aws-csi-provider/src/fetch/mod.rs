@@ -80,7 +80,10 @@ impl Charge<'_> {
     pub fn take(&self, i: usize, outcome: Outcome) -> Outcome {
         let fetched = outcome?;
         let files = self.files.get(i).copied().unwrap_or(1).max(1);
-        if self.budget.charge(fetched.value.len().saturating_mul(files)) {
+        if self
+            .budget
+            .charge(fetched.value.len().saturating_mul(files))
+        {
             Ok(fetched)
         } else {
             Err(over_budget())

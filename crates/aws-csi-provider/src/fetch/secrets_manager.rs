@@ -5,9 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use aws_sdk_secretsmanager::Client;
 use futures::stream::{self, StreamExt};
 
-use super::{
-    CallObserver, Charge, Fetched, Outcome, Target, classify, classify_code, over_budget,
-};
+use super::{CallObserver, Charge, Fetched, Outcome, Target, classify, classify_code, over_budget};
 use crate::error::FetchCause;
 use bootstrap_common::secret::SecretBytes;
 
@@ -68,7 +66,10 @@ pub async fn fetch_all(
             if !charge.open() {
                 return (i, Err(over_budget()));
             }
-            (i, charge.take(i, get_one(client, &targets[i], observer).await))
+            (
+                i,
+                charge.take(i, get_one(client, &targets[i], observer).await),
+            )
         })
         .collect();
     let singles: Vec<(usize, Outcome)> = stream::iter(calls)
