@@ -25,8 +25,14 @@ const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
 /// Largest frame every HTTP/2 peer accepts (SETTINGS_MAX_FRAME_SIZE's initial value).
 const MAX_FRAME: usize = 16_384;
-/// Largest header block accepted (the server's own limit is far lower).
-const MAX_BLOCK: usize = 1 << 20;
+/// Largest decoded header list accepted, counted as HTTP/2 counts SETTINGS_MAX_HEADER_LIST_SIZE
+/// (name + value + 32 per field). The driver sends a few hundred bytes; without a cap, a small
+/// block of one-byte references to a 4 KiB dynamic-table entry decodes to hundreds of
+/// times its size, and the re-encoded copy would be held in memory.
+pub const MAX_HEADER_LIST: usize = 64 * 1024;
+/// Largest (encoded) header block accepted: an encoded field is never longer than its decoded
+/// size, so a legitimate block fits [`MAX_HEADER_LIST`].
+const MAX_BLOCK: usize = MAX_HEADER_LIST;
 /// What an unusable authority is replaced with (what the Go driver sends).
 pub const FALLBACK_AUTHORITY: &[u8] = b"localhost";
 
@@ -148,7 +154,9 @@ impl Rewriter {
                 continue;
             }
             if len > MAX_BLOCK {
-                return Err(protocol(format!("a {len}-byte header frame")));
+                return Err(protocol(format!(
+                    "a {len}-byte header frame, over the {MAX_BLOCK}-byte limit; closing the connection"
+                )));
             }
             if rest.len() < FRAME_HEADER + len {
                 return Ok(());
@@ -201,7 +209,9 @@ impl Rewriter {
             }
             (CONTINUATION, Some(mut b)) if b.stream == stream => {
                 if b.fragment.len() + payload.len() > MAX_BLOCK {
-                    return Err(protocol("a header block over 1 MiB".into()));
+                    return Err(protocol(format!(
+                        "a header block over {MAX_BLOCK} bytes; closing the connection"
+                    )));
                 }
                 b.fragment.extend_from_slice(payload);
                 b
@@ -222,11 +232,17 @@ impl Rewriter {
     fn reencode(&mut self, fragment: &[u8]) -> io::Result<Vec<u8>> {
         let mut encoded = Vec::with_capacity(fragment.len() + 16);
         let mut fixed = 0;
+        // Decoded size so far (RFC 9113 §6.5.2); past the cap nothing more is kept.
+        let mut list_size = 0usize;
         // The decoder panics on some malformed input (a truncated integer): contain it, and
         // close the connection, as its table may be inconsistent after that.
         let decoder = &mut self.decoder;
         let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             decoder.decode_with_cb(fragment, |name, value| {
+                list_size = list_size.saturating_add(name.len() + value.len() + 32);
+                if list_size > MAX_HEADER_LIST {
+                    return;
+                }
                 let value: &[u8] = if &*name == b":authority" && !valid_authority(&value) {
                     fixed += 1;
                     FALLBACK_AUTHORITY
@@ -240,6 +256,11 @@ impl Rewriter {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(protocol(format!("undecodable header block (HPACK): {e:?}"))),
             Err(_) => return Err(protocol("undecodable header block (HPACK)".into())),
+        }
+        if list_size > MAX_HEADER_LIST {
+            return Err(protocol(format!(
+                "a header list of {list_size} bytes decoded (HPACK), over the {MAX_HEADER_LIST}-byte limit; closing the connection"
+            )));
         }
         if fixed > 0 {
             self.rewritten += fixed;
@@ -354,8 +375,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
             if read.filled().is_empty() {
                 this.eof = true;
                 this.rewriter.finish(&mut this.ready);
-            } else {
-                this.rewriter.feed(read.filled(), &mut this.ready)?;
+            } else if let Err(e) = this.rewriter.feed(read.filled(), &mut this.ready) {
+                tracing::warn!(error = %e, "closing a connection to the provider socket");
+                return Poll::Ready(Err(e));
             }
         }
     }

@@ -225,3 +225,53 @@ fn authority_validity_is_h2s() {
         assert!(!valid_authority(bad.as_bytes()), "{bad}");
     }
 }
+
+/// A header block of one 4 KiB literal (indexed into the dynamic table) and `refs` one-byte
+/// references to it: decoded, (refs + 1) × 4037 bytes.
+fn amplified_block(refs: usize) -> Vec<u8> {
+    let mut block = vec![0x40];
+    for s in [b"x-big".as_slice(), &[b'a'; 4000]] {
+        let _ = fluke_hpack::encoder::encode_integer_into(s.len(), 7, 0, &mut block);
+        block.extend_from_slice(s);
+    }
+    block.extend(std::iter::repeat_n(0x80 | 62, refs));
+    block
+}
+
+fn headers_input(block: &[u8]) -> Vec<u8> {
+    let mut input = PREFACE.to_vec();
+    input.extend(frame(HEADERS, END_HEADERS, 1, block));
+    input
+}
+
+#[test]
+fn decoded_header_lists_are_capped() {
+    // 16 × 4037 = 64,592 bytes decoded: within the 64 KiB cap, rewritten.
+    let mut r = Rewriter::default();
+    let mut out = Vec::new();
+    r.feed(&headers_input(&amplified_block(15)), &mut out)
+        .expect("within the cap");
+    assert!(out.len() > 64_000, "{}", out.len());
+    // 101 × 4037 bytes from a 4 KiB block: refused, and nothing of it is kept.
+    let mut r = Rewriter::default();
+    let mut out = Vec::new();
+    let e = r
+        .feed(&headers_input(&amplified_block(100)), &mut out)
+        .expect_err("over the cap");
+    assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    assert!(
+        e.to_string().contains("407737 bytes") && e.to_string().contains("65536"),
+        "{e}"
+    );
+    assert_eq!(out, PREFACE, "no header bytes passed on");
+}
+
+#[test]
+fn oversized_header_frames_are_refused() {
+    let block = vec![0u8; MAX_HEADER_LIST + 1];
+    let mut r = Rewriter::default();
+    let e = r
+        .feed(&headers_input(&block), &mut Vec::new())
+        .expect_err("too big");
+    assert!(e.to_string().contains("65536"), "{e}");
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 
-use super::auth::{CacheScope, CredentialCache, PodIdentityAgent};
+use super::auth::{CacheScope, PodIdentityAgent};
 use super::clients::SdkFactory;
 use super::cluster::KubeLookup;
 use super::metrics::{self, Metrics};
@@ -59,6 +59,17 @@ pub struct Args {
     /// its remounts; safe with policies on the pod's session tags) or `service-account`.
     #[arg(long, value_enum, default_value = "pod")]
     pub credential_cache_scope: CacheScope,
+    /// How long a cached credential session is reused at most (then the pod's token is
+    /// exchanged again), so that a deleted or changed Pod Identity association or IRSA role
+    /// takes effect on remounts within this time. Sessions are also refreshed 5 minutes
+    /// before AWS expires them, and are only reused for the token they were made from.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub credential_max_age: Duration,
+    /// Mounts served at once. The excess waits for a slot for up to half of --mount-deadline,
+    /// then fails with a "busy" error the driver retries. Bounds memory: each mount holds at
+    /// most --max-response-bytes of secret data.
+    #[arg(long, default_value_t = crate::mount::DEFAULT_MAX_CONCURRENT_MOUNTS, value_parser = parse_mount_slots)]
+    pub max_concurrent_mounts: usize,
     /// Async worker threads (mounts are I/O-bound; more threads cost memory, not speed).
     #[arg(long, default_value_t = crate::runtime::DEFAULT_WORKERS)]
     pub worker_threads: usize,
@@ -101,6 +112,14 @@ impl Args {
     }
 }
 
+/// `--max-concurrent-mounts`: 1 to 4096.
+fn parse_mount_slots(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a number of mounts from 1 to 4096")),
+    }
+}
+
 /// A duration flag: the shared grammar (`500ms`, `5s`, `2m`, `1m30s`), at most a day.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = bootstrap_common::parse_duration(s)?;
@@ -110,24 +129,70 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// Sets up tracing on stderr; `RUST_LOG` overrides the default `info` (see [`log_filter`]).
+/// Sets up tracing on stderr; `RUST_LOG` overrides the default `info` (see [`log_filter`]),
+/// under the [`body_clamp`] whatever it says.
 pub fn init_logging(format: LogFormat) {
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let rust_log = std::env::var("RUST_LOG").ok();
+    use tracing_subscriber::util::SubscriberInitExt;
+    let _ = subscriber(format, rust_log.as_deref(), std::io::stderr, ansi).try_init();
+}
+
+/// The daemon's subscriber: `format` lines to `writer`, filtered by `rust_log` (see
+/// [`log_filter`]) and by [`body_clamp`].
+pub fn subscriber<W>(
+    format: LogFormat,
+    rust_log: Option<&str>,
+    writer: W,
+    ansi: bool,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    let filter = log_filter(rust_log);
+    // fmt's own filter defaults to INFO, which silently capped RUST_LOG=debug/trace: open it
+    // and let `filter` (RUST_LOG) and the clamp decide.
     let builder = tracing_subscriber::fmt()
+        .with_max_level(LevelFilter::TRACE)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.finish().with(filter).try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .finish()
-            .with(filter)
-            .try_init(),
-    };
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(builder.finish().with(filter).with(body_clamp())),
+        LogFormat::Json => Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .finish()
+                .with(filter)
+                .with(body_clamp()),
+        ),
+    }
+}
+
+/// Targets that log whole HTTP requests and responses (bodies included) at `trace`: the AWS
+/// SDK's orchestrator prints the request it transmits — STS AssumeRoleWithWebIdentity's body
+/// holds the pod's web identity token — and the response it reads, whose body holds the
+/// secret value or the session's keys. They are held at `debug` whatever `RUST_LOG` asks
+/// (`tests/provider_logging.rs` runs real SDK calls at `RUST_LOG=trace` to find them).
+pub const BODY_LOGGING_TARGETS: &[&str] = &[
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http",
+    "aws_smithy_http_client",
+    "aws_sigv4",
+    "aws_config",
+];
+
+/// A filter that passes everything except the [`BODY_LOGGING_TARGETS`] above `debug`.
+pub fn body_clamp() -> Targets {
+    Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_targets(
+            BODY_LOGGING_TARGETS
+                .iter()
+                .map(|t| (*t, LevelFilter::DEBUG)),
+        )
 }
 
 /// The log filter from `RUST_LOG`: a level (`debug`) or comma-separated `target=level`
@@ -180,21 +245,21 @@ pub async fn run(args: Args) -> Result<(), String> {
         .ok()
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .filter(|r| !r.is_empty());
-    let mounter = Arc::new(Mounter {
-        config: MountConfig {
+    let mounter = Arc::new(Mounter::new(
+        MountConfig {
             default_region,
             max_response_bytes: args.max_response_bytes,
             deadline: args.mount_deadline,
             concurrency: args.max_concurrency.max(1),
             credential_scope: args.credential_cache_scope,
+            credential_max_age: args.credential_max_age,
+            max_concurrent_mounts: args.max_concurrent_mounts,
         },
-        aws: Arc::new(SdkFactory::from_env().await),
-        cluster: Arc::new(KubeLookup::new()),
+        Arc::new(SdkFactory::from_env().await),
+        Arc::new(KubeLookup::new()),
         agent,
-        credentials: CredentialCache::new(),
-        metrics: metrics.clone(),
-        batch_denied: Default::default(),
-    });
+        metrics.clone(),
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         wait_for_signal().await;
@@ -326,6 +391,46 @@ mod tests {
         assert_eq!(a.provider_volume, PathBuf::from("/tmp/p"));
         assert_eq!(a.metrics_addr.map(|m| m.port()), Some(18081));
         assert_eq!(a.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn hardening_flags_parse_and_default() {
+        let a = Args::try_parse_from(["aws-csi-provider"]).expect("defaults");
+        assert_eq!(a.credential_max_age, Duration::from_secs(300));
+        assert_eq!(a.max_concurrent_mounts, 32);
+        let a = Args::try_parse_from([
+            "aws-csi-provider",
+            "--credential-max-age=1m",
+            "--max-concurrent-mounts=8",
+        ])
+        .expect("parses");
+        assert_eq!(a.credential_max_age, Duration::from_secs(60));
+        assert_eq!(a.max_concurrent_mounts, 8);
+        for bad in ["--max-concurrent-mounts=0", "--credential-max-age=0s"] {
+            assert!(
+                Args::try_parse_from(["aws-csi-provider", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn body_logging_targets_stay_at_debug_whatever_rust_log_says() {
+        let clamp = body_clamp();
+        let trace = tracing::Level::TRACE;
+        for target in [
+            "aws_smithy_runtime::client::orchestrator",
+            "aws_smithy_runtime::client::orchestrator::http",
+            "aws_sigv4::http_request::sign",
+        ] {
+            assert!(!clamp.would_enable(target, &trace), "{target}");
+            assert!(
+                clamp.would_enable(target, &tracing::Level::DEBUG),
+                "{target}"
+            );
+        }
+        assert!(clamp.would_enable("aws_csi_provider::mount", &trace));
+        assert!(clamp.would_enable("h2::codec", &trace));
     }
 
     #[test]

@@ -77,10 +77,15 @@ pub enum MountError {
         "the mount did not finish within {secs} s (--mount-deadline); hint: the provider log shows the slow step (Pod Identity agent, STS, Secrets Manager or SSM)"
     )]
     Deadline { secs: u64 },
+
+    #[error(
+        "the provider is busy: all {limit} mount slots (--max-concurrent-mounts) stayed taken for {waited_ms} ms; the driver retries the mount; hint: if this persists, raise --max-concurrent-mounts or look for a pod mounting in a loop"
+    )]
+    Busy { limit: usize, waited_ms: u64 },
 }
 
 /// The cause of a failed AWS fetch, split as upstream does: client faults are final.
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum FetchCause {
     #[error(
         "not found (ResourceNotFound/ParameterNotFound); hint: check the name, version and region"
@@ -126,6 +131,7 @@ impl MountError {
             MountError::TooLarge { .. } => "too_large",
             MountError::UnsafePath { .. } => "unsafe_path",
             MountError::Deadline { .. } => "deadline",
+            MountError::Busy { .. } => "busy",
         }
     }
 
@@ -136,6 +142,7 @@ impl MountError {
             MountError::Credentials { .. }
                 | MountError::Kube { .. }
                 | MountError::Deadline { .. }
+                | MountError::Busy { .. }
                 | MountError::Fetch {
                     cause: FetchCause::Transient { .. },
                     ..

@@ -1,8 +1,96 @@
-//! jmesPath extraction: select string values from a JSON secret, with errors that say why.
+//! jmesPath extraction: paths bounded and compiled when the objects are parsed, then used to
+//! select string values from a JSON secret, with errors that say why.
+//!
+//! The jmespath crate parses and evaluates recursively without a depth limit: a path of
+//! 100,000 `!` overflows the stack of the worker thread and takes the provider (every mount
+//! on the node) down. Each path is therefore scanned before it reaches the parser: at most
+//! [`MAX_PATH_LEN`] bytes and [`MAX_OPERATORS`] operators. Every node of the syntax tree that
+//! has children comes from an operator (`.`, `|`, `[`, `(`, `{`, `!`, `&`, comparisons, `*`),
+//! so the operator count bounds the nesting of the tree, and with it the recursion of the
+//! parser, of the evaluation and of dropping the tree. Real paths (`username`,
+//! `db.credentials[0].password`, `[?type=='x'].value | [0]`) use a handful. Measured in a
+//! debug build (the worst case: about 8 KiB of stack per level): 128 nested `!` fit a 2 MiB
+//! tokio worker stack and 256 overflow it; 32 leaves a margin of four.
+
+use std::sync::Arc;
 
 use jmespath::Variable;
 
 use bootstrap_common::secret::SecretBytes;
+
+/// Longest jmesPath accepted, in bytes.
+pub const MAX_PATH_LEN: usize = 1024;
+/// Most operators (outside quoted names and literals) in one jmesPath.
+pub const MAX_OPERATORS: usize = 32;
+
+/// A compiled jmesPath (cheap to clone; compared and shown by its text).
+#[derive(Clone)]
+pub struct JmesExpr(Arc<jmespath::Expression<'static>>);
+
+impl PartialEq for JmesExpr {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for JmesExpr {}
+
+impl std::fmt::Debug for JmesExpr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "JmesExpr({:?})", self.0.as_str())
+    }
+}
+
+/// Checks `path` against [`MAX_PATH_LEN`] and [`MAX_OPERATORS`], then compiles it. The error
+/// says which bound or what syntax failed.
+pub fn compile(path: &str) -> Result<JmesExpr, String> {
+    check_bounds(path)?;
+    jmespath::compile(path)
+        .map(|e| JmesExpr(Arc::new(e)))
+        .map_err(|e| format!("invalid jmesPath expression: {}", e.reason))
+}
+
+/// The bounds alone (no parsing): length, then operators outside quotes and literals.
+pub fn check_bounds(path: &str) -> Result<(), String> {
+    if path.len() > MAX_PATH_LEN {
+        return Err(format!(
+            "the path is {} bytes long, over the limit of {MAX_PATH_LEN}; hint: select the key with a short path such as \"db.password\"",
+            path.len()
+        ));
+    }
+    let operators = count_operators(path);
+    if operators > MAX_OPERATORS {
+        return Err(format!(
+            "the path has {operators} operators, over the limit of {MAX_OPERATORS} (they bound its nesting); hint: select the key with a short path such as \"db.password\""
+        ));
+    }
+    Ok(())
+}
+
+/// Operator characters outside `"quoted"` names, `'raw strings'` and `` `literals` ``.
+fn count_operators(path: &str) -> usize {
+    let mut count = 0;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in path.chars() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' | '`' => quote = Some(c),
+            '.' | '|' | '[' | '(' | '{' | '!' | '&' | '=' | '<' | '>' | '*' => count += 1,
+            _ => {}
+        }
+    }
+    count
+}
 
 /// Parsed JSON of a secret, ready for several jmesPath searches.
 pub struct JsonSecret(jmespath::Rcvar);
@@ -21,11 +109,15 @@ pub fn parse_json(value: &SecretBytes) -> Result<JsonSecret, String> {
     Ok(JsonSecret(jmespath::Rcvar::new(var)))
 }
 
-/// Evaluates `path`; the result must be a string.
+/// Compiles `path` (within the bounds) and evaluates it; see [`select_compiled`].
 pub fn select(secret: &JsonSecret, path: &str) -> Result<SecretBytes, String> {
-    let expr = jmespath::compile(path)
-        .map_err(|e| format!("invalid jmesPath expression: {}", e.reason))?;
+    select_compiled(secret, &compile(path)?)
+}
+
+/// Evaluates a compiled path; the result must be a string.
+pub fn select_compiled(secret: &JsonSecret, expr: &JmesExpr) -> Result<SecretBytes, String> {
     let found = expr
+        .0
         .search(secret.0.clone())
         .map_err(|e| format!("jmesPath evaluation failed: {}", e.reason))?;
     if found.is_null() {
@@ -41,37 +133,5 @@ pub fn select(secret: &JsonSecret, path: &str) -> Result<SecretBytes, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn secret(s: &str) -> SecretBytes {
-        SecretBytes::from_string(s.to_string())
-    }
-
-    #[test]
-    fn selects_strings() {
-        let j = parse_json(&secret(
-            r#"{"user":"admin","pw":"s3cr3t","n":5,"nested":{"k":"v"}}"#,
-        ))
-        .expect("json");
-        assert_eq!(select(&j, "user").expect("user").expose(), b"admin");
-        assert_eq!(select(&j, "nested.k").expect("nested").expose(), b"v");
-        let e = select(&j, "n").expect_err("number");
-        assert!(e.contains("number") && !e.contains('5'), "{e}");
-        assert!(
-            select(&j, "missing")
-                .expect_err("null")
-                .contains("matches nothing")
-        );
-        let e = select(&j, "[[[").expect_err("syntax");
-        assert!(e.contains("invalid jmesPath"), "{e}");
-        let e = select(&j, "nested").expect_err("object");
-        assert!(!e.contains("\"v\""), "{e}");
-    }
-
-    #[test]
-    fn non_json_secret_says_so_without_value() {
-        let e = parse_json(&secret("plain s3cr3t")).err().expect("not json");
-        assert!(e.contains("not valid JSON") && !e.contains("s3cr3t"), "{e}");
-    }
-}
+#[path = "jmes_tests.rs"]
+mod tests;

@@ -8,6 +8,7 @@
 pub mod attributes;
 pub mod auth;
 pub mod authority;
+mod capped;
 pub mod clients;
 pub mod cluster;
 pub mod daemon;

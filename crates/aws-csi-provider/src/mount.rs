@@ -31,6 +31,21 @@ pub struct MountConfig {
     pub concurrency: usize,
     /// Whether credential sessions are shared per pod or per service account.
     pub credential_scope: CacheScope,
+    /// How long a cached credential session is reused at most.
+    pub credential_max_age: Duration,
+    /// Mounts served at once; the excess waits (see [`MountConfig::queue_wait`]).
+    pub max_concurrent_mounts: usize,
+}
+
+/// Mounts served at once by default (`--max-concurrent-mounts`).
+pub const DEFAULT_MAX_CONCURRENT_MOUNTS: usize = 32;
+
+impl MountConfig {
+    /// How long a mount waits for a free slot before failing: half its deadline, so that the
+    /// driver gets a clear "busy" answer rather than a deadline.
+    pub fn queue_wait(&self) -> Duration {
+        self.deadline / 2
+    }
 }
 
 impl Default for MountConfig {
@@ -41,6 +56,8 @@ impl Default for MountConfig {
             deadline: Duration::from_secs(30),
             concurrency: 8,
             credential_scope: CacheScope::Pod,
+            credential_max_age: crate::auth::cache::DEFAULT_MAX_AGE,
+            max_concurrent_mounts: DEFAULT_MAX_CONCURRENT_MOUNTS,
         }
     }
 }
@@ -55,15 +72,61 @@ pub struct Mounter {
     pub metrics: Arc<Metrics>,
     /// Access key ids whose role may not call BatchGetSecretValue (GetSecretValue is used).
     pub batch_denied: Mutex<HashSet<String>>,
+    /// One permit per mount being served (`config.max_concurrent_mounts`).
+    pub slots: tokio::sync::Semaphore,
 }
 
 impl Mounter {
+    /// A mounter with an empty credential cache and `config.max_concurrent_mounts` slots.
+    pub fn new(
+        config: MountConfig,
+        aws: Arc<dyn AwsFactory>,
+        cluster: Arc<dyn ClusterLookup>,
+        agent: PodIdentityAgent,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let slots = tokio::sync::Semaphore::new(config.max_concurrent_mounts.max(1));
+        Self {
+            credentials: CredentialCache::new(config.credential_max_age),
+            config,
+            aws,
+            cluster,
+            agent,
+            metrics,
+            batch_denied: Mutex::default(),
+            slots,
+        }
+    }
+
+    /// Waits for a mount slot, at most [`MountConfig::queue_wait`].
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, MountError> {
+        let wait = self.config.queue_wait();
+        match tokio::time::timeout(wait, self.slots.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(MountError::Busy {
+                limit: self.config.max_concurrent_mounts.max(1),
+                waited_ms: wait.as_millis() as u64,
+            }),
+        }
+    }
+
     /// Serves one request: logs with the pod (and SPC when known), records metrics, applies the
     /// deadline. The error never contains secret material.
     pub async fn mount(&self, req: MountRequest) -> Result<MountResponse, MountError> {
         let started = Instant::now();
         // Dropped with this future: a driver that hangs up mid-mount leaves nothing behind.
         let _in_flight = self.metrics.mount_started();
+        // Bounded work in flight: parsing, fetching and the response of at most
+        // max_concurrent_mounts mounts are held at once; the rest wait, then fail clearly.
+        let _slot = match self.slot().await {
+            Ok(permit) => permit,
+            Err(e) => {
+                tracing::warn!(error = %e, "mount rejected: provider busy");
+                self.metrics
+                    .mount_done("unknown", started.elapsed().as_secs_f64(), Some(e.code()));
+                return Err(e);
+            }
+        };
         let attrs = match MountAttributes::parse(&req.attributes) {
             Ok(a) => a,
             Err(e) => {
@@ -91,7 +154,9 @@ impl Mounter {
             let permission = parse_permission(&req.permission)?;
             self.mount_attrs(&attrs, permission).await
         };
-        let result = match tokio::time::timeout(deadline, work.instrument(span.clone())).await {
+        // The deadline counts from the request: time spent waiting for a slot is part of it.
+        let left = deadline.saturating_sub(started.elapsed());
+        let result = match tokio::time::timeout(left, work.instrument(span.clone())).await {
             Ok(r) => r,
             Err(_) => Err(MountError::Deadline {
                 secs: deadline.as_secs(),
@@ -209,7 +274,9 @@ impl Mounter {
             };
             let r = self
                 .credentials
-                .get_or_fetch(&identity, || self.agent.fetch(&token, attrs.address_type))
+                .get_or_fetch(&identity, &token, || {
+                    self.agent.fetch(&token, attrs.address_type)
+                })
                 .await;
             (identity, r)
         } else {
@@ -242,7 +309,7 @@ impl Mounter {
             let pod_ref = attrs.pod_ref();
             let r = self
                 .credentials
-                .get_or_fetch(&identity, || {
+                .get_or_fetch(&identity, &token, || {
                     irsa::assume_role(&sts, &role, &token, &pod_ref)
                 })
                 .await;

@@ -4,9 +4,16 @@ use std::collections::HashSet;
 
 use thiserror::Error;
 
+use super::capped::Capped;
 use super::files::{PathTranslation, check_relative_path, parse_file_permission};
 use super::gokeys::go_keys_struct;
+use super::jmes::JmesExpr;
 use super::scalar::Scalar;
+
+/// Files one mount may write at most: every object and every jmesPath entry is one file.
+/// Real SecretProviderClasses list a few dozen; the cap bounds the work and memory of one
+/// mount (parsing, AWS calls, response) whatever the SecretProviderClass says.
+pub const MAX_FILES: usize = 1000;
 
 /// Where an object lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,12 +46,18 @@ pub enum ObjectsError {
         "object {object:?}: file name {file:?} is already used by another object or jmesPath alias; hint: set a distinct objectAlias"
     )]
     Duplicate { object: String, file: String },
+    #[error(
+        "the objects parameter describes {count} files (objects and jmesPath entries), over the limit of {limit} per mount; hint: split the secrets between several SecretProviderClasses and volumes"
+    )]
+    TooMany { count: usize, limit: usize },
 }
 
 /// One `jmesPath` entry: a key selected from a JSON secret into its own file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JmesEntry {
     pub path: String,
+    /// `path`, compiled when the objects were parsed (before any AWS call).
+    pub expr: JmesExpr,
     pub alias: String,
     pub file_name: String,
     pub mode: Option<u32>,
@@ -93,7 +106,7 @@ go_keys_struct! {
         object_version: Scalar = "objectVersion",
         object_version_label: Scalar = "objectVersionLabel",
         file_permission: Scalar = "filePermission",
-        jmes_path: Option<Vec<RawJmes>> = "jmesPath",
+        jmes_path: Option<Capped<RawJmes>> = "jmesPath",
         failover_object: Option<RawFailover> = "failoverObject",
     }
 }
@@ -133,11 +146,25 @@ pub fn parse_objects(
             reason: "larger than 1 MiB".into(),
         });
     }
-    let raw: Option<Vec<RawObject>> =
+    let raw: Option<Capped<RawObject>> =
         serde_saphyr::from_str(yaml).map_err(|e| ObjectsError::Yaml {
             reason: e.to_string(),
         })?;
     let raw = raw.unwrap_or_default();
+    let files = if raw.total > MAX_FILES {
+        raw.total
+    } else {
+        raw.items.iter().fold(0, |n, r| {
+            n + 1 + r.jmes_path.as_ref().map_or(0, |j| j.total)
+        })
+    };
+    if files > MAX_FILES {
+        return Err(ObjectsError::TooMany {
+            count: files,
+            limit: MAX_FILES,
+        });
+    }
+    let raw = raw.items;
     if raw.is_empty() {
         // Upstream mounts nothing then; probably a mistake, so say so.
         tracing::warn!(
@@ -194,7 +221,7 @@ fn validate(
         None => None,
     };
     let mut jmes = Vec::new();
-    for j in r.jmes_path.unwrap_or_default() {
+    for j in r.jmes_path.unwrap_or_default().items {
         let path =
             non_empty(j.path).ok_or_else(|| invalid("every jmesPath entry needs a path".into()))?;
         let alias = non_empty(j.object_alias)
@@ -202,12 +229,15 @@ fn validate(
         let file_name = translation.apply(&alias);
         check_relative_path(&file_name)
             .map_err(|why| invalid(format!("jmesPath alias {alias:?} is not allowed: {why}")))?;
+        let expr = crate::jmes::compile(&path)
+            .map_err(|why| invalid(format!("jmesPath {:?}: {why}", truncated(&path))))?;
         let mode = match non_empty(j.file_permission) {
             Some(p) => Some(parse_file_permission(&p).map_err(invalid)?),
             None => mode,
         };
         jmes.push(JmesEntry {
             path,
+            expr,
             alias,
             file_name,
             mode,
@@ -266,6 +296,14 @@ fn validate(
         failover,
         file_name,
     })
+}
+
+/// At most 64 characters of a tenant's string, for an error message.
+fn truncated(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
 }
 
 fn non_empty(v: Scalar) -> Option<String> {

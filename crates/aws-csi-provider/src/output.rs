@@ -74,12 +74,13 @@ pub fn build_output(
                 reason,
             })?;
             for entry in &spec.jmes {
-                let selected =
-                    jmes::select(&json, &entry.path).map_err(|reason| MountError::JmesPath {
+                let selected = jmes::select_compiled(&json, &entry.expr).map_err(|reason| {
+                    MountError::JmesPath {
                         object: spec.name.clone(),
                         path: entry.path.clone(),
                         reason,
-                    })?;
+                    }
+                })?;
                 b.push(
                     &spec.name,
                     &entry.file_name,

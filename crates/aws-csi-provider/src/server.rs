@@ -91,7 +91,7 @@ pub async fn serve_unix(
     std::fs::create_dir_all(dir)?;
     let path = dir.join(SOCKET_NAME);
     remove_stale_socket(&path)?;
-    let listener = UnixListener::bind(&path)?;
+    let listener = bind_owner_only(&path)?;
     tracing::info!(socket = %path.display(), "gRPC provider listening");
     on_ready();
     let incoming = futures::stream::unfold(listener, |listener| async move {
@@ -108,6 +108,33 @@ pub async fn serve_unix(
         .await;
     let _ = std::fs::remove_file(&path);
     result.map_err(io::Error::other)
+}
+
+/// Mode of the provider socket: only its owner (root, like the driver) may connect. Anyone who
+/// can connect can ask for any pod's secrets with that pod's token.
+pub const SOCKET_MODE: u32 = 0o600;
+
+/// Binds a listening socket at `path` that is never reachable by anyone but its owner: it is
+/// bound inside a fresh owner-only directory, set to [`SOCKET_MODE`], then renamed into place
+/// (the process umask is neither trusted nor changed: it is process-wide).
+pub fn bind_owner_only(path: &Path) -> io::Result<UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let private = parent.join(format!(".{name}.{}.bind", std::process::id()));
+    if std::fs::symlink_metadata(&private).is_ok() {
+        std::fs::remove_dir_all(&private)?;
+    }
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let bound = (|| {
+        let staged = private.join(SOCKET_NAME);
+        let listener = UnixListener::bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(SOCKET_MODE))?;
+        std::fs::rename(&staged, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    bound
 }
 
 /// Removes `path` if it is a socket left by a previous run; refuses to remove anything else.
@@ -146,6 +173,34 @@ mod tests {
         assert!(remove_stale_socket(&sock).is_err());
     }
 
+    #[tokio::test]
+    async fn the_socket_is_owner_only_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sock = dir.path().join(SOCKET_NAME);
+        let listener = bind_owner_only(&sock).expect("bind");
+        let mode = std::fs::symlink_metadata(&sock)
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, SOCKET_MODE, "mode {mode:o}");
+        assert!(
+            std::fs::symlink_metadata(&sock)
+                .expect("stat")
+                .file_type()
+                .is_socket()
+        );
+        // It listens at its final path, and the staging directory is gone.
+        let client = tokio::net::UnixStream::connect(&sock).await;
+        assert!(client.is_ok(), "{client:?}");
+        assert!(listener.accept().await.is_ok());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from(SOCKET_NAME)]);
+    }
+
     #[test]
     fn status_codes() {
         let e = MountError::UsePodIdentity {
@@ -154,5 +209,10 @@ mod tests {
         assert_eq!(to_status(&e).code(), tonic::Code::InvalidArgument);
         let e = MountError::Deadline { secs: 1 };
         assert_eq!(to_status(&e).code(), tonic::Code::DeadlineExceeded);
+        let e = MountError::Busy {
+            limit: 1,
+            waited_ms: 5,
+        };
+        assert_eq!(to_status(&e).code(), tonic::Code::Unavailable);
     }
 }

@@ -1,23 +1,55 @@
-//! Per-identity credential cache: one fetch in flight per identity, reuse until near expiry.
+//! Per-identity credential cache: one fetch in flight per identity; a session is reused only
+//! for a request carrying a token it was made from, and for at most `max_age`.
+//!
+//! Anyone who can reach the provider socket can name any pod (namespace, name, uid) in a
+//! request, so a cached session must not be handed out on the pod's name alone: each session
+//! remembers the SHA-256 digests of the service-account tokens the agent (or STS) accepted
+//! for it, and a request whose token's digest is not among them is a miss — its token goes to
+//! the agent, which refuses a forged one. The tokens themselves are never stored.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::Credentials;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use super::Identity;
+use bootstrap_common::secret::SecretString;
 
 /// Credentials are refreshed this long before they expire.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// How long a session is reused at most by default (`--credential-max-age`): a deleted or
+/// retargeted association stops working on remounts within this time.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5 * 60);
+/// Token digests remembered per session (a pod's token refreshed by kubelet, or the pods of a
+/// service account under `--credential-cache-scope service-account`); the oldest goes first.
+const MAX_TOKENS: usize = 16;
 
-type Slot = Arc<tokio::sync::Mutex<Option<Credentials>>>;
+/// SHA-256 of a token: what a session is bound to.
+type TokenDigest = [u8; 32];
+
+/// A cached session: the credentials, when they were made, and the tokens proven to own them.
+struct Session {
+    creds: Credentials,
+    made: Instant,
+    tokens: Vec<(TokenDigest, Instant)>,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Session>>>;
 
 /// Caches credentials per [`Identity`]. Credentials without an expiry are never cached.
-#[derive(Default)]
 pub struct CredentialCache {
     slots: Mutex<HashMap<Identity, Slot>>,
+    max_age: Duration,
+}
+
+impl Default for CredentialCache {
+    fn default() -> Self {
+        Self::new(DEFAULT_MAX_AGE)
+    }
 }
 
 /// Whether a cached value was used.
@@ -27,16 +59,44 @@ pub enum CacheOutcome {
     Miss,
 }
 
-impl CredentialCache {
-    pub fn new() -> Self {
-        Self::default()
+fn digest(token: &SecretString) -> TokenDigest {
+    Sha256::digest(token.expose().as_bytes()).into()
+}
+
+impl Session {
+    /// Fresh: AWS's expiry is more than [`REFRESH_MARGIN`] away and it is younger than
+    /// `max_age`.
+    fn fresh(&self, now: SystemTime, max_age: Duration) -> bool {
+        is_fresh(&self.creds, now) && self.made.elapsed() < max_age
     }
 
-    /// Returns cached credentials for `identity` if still fresh, else runs `fetch` (at most one
-    /// fetch per identity at a time) and caches its result.
+    /// Whether `token` was accepted for this session within `max_age` (constant time per
+    /// comparison, so timing says nothing about how much of a digest matched).
+    fn owned_by(&self, token: &TokenDigest, max_age: Duration) -> bool {
+        self.tokens.iter().fold(false, |found, (d, at)| {
+            let same: bool = d[..].ct_eq(&token[..]).into();
+            found | (same && at.elapsed() < max_age)
+        })
+    }
+}
+
+impl CredentialCache {
+    /// A cache whose sessions are reused for at most `max_age`.
+    pub fn new(max_age: Duration) -> Self {
+        Self {
+            slots: Mutex::default(),
+            max_age,
+        }
+    }
+
+    /// Returns the cached credentials of `identity` if they are fresh and were made from (or
+    /// proven to belong to) `token`; otherwise runs `fetch` with that token (at most one fetch
+    /// per identity at a time). A successful fetch caches its credentials; a failed one leaves
+    /// the cached session untouched, so a forged request cannot evict a pod's session.
     pub async fn get_or_fetch<F, Fut>(
         &self,
         identity: &Identity,
+        token: &SecretString,
         fetch: F,
     ) -> Result<(Credentials, CacheOutcome), String>
     where
@@ -46,18 +106,47 @@ impl CredentialCache {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
             if slots.len() >= MAX_SLOTS && !slots.contains_key(identity) {
-                evict(&mut slots);
+                evict(&mut slots, self.max_age);
             }
             slots.entry(identity.clone()).or_default().clone()
         };
+        let token = digest(token);
         let mut guard = slot.lock().await;
-        if let Some(creds) = guard.as_ref()
-            && is_fresh(creds, SystemTime::now())
+        let fresh = guard
+            .as_ref()
+            .filter(|s| s.fresh(SystemTime::now(), self.max_age));
+        if let Some(session) = fresh
+            && session.owned_by(&token, self.max_age)
         {
-            return Ok((creds.clone(), CacheOutcome::Hit));
+            return Ok((session.creds.clone(), CacheOutcome::Hit));
         }
         let creds = fetch().await?;
-        *guard = creds.expiry().map(|_| creds.clone());
+        if creds.expiry().is_none() {
+            return Ok((creds, CacheOutcome::Miss));
+        }
+        let now = Instant::now();
+        // Tokens proven for the current session stay valid while they are young enough:
+        // another token of the same identity (kubelet refreshed it, or another pod of the
+        // service account) does not lock them out.
+        let mut tokens: Vec<(TokenDigest, Instant)> = match guard.take() {
+            Some(old) if old.fresh(SystemTime::now(), self.max_age) => old
+                .tokens
+                .into_iter()
+                .filter(|(d, at)| {
+                    at.elapsed() < self.max_age && !bool::from(d[..].ct_eq(&token[..]))
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        if tokens.len() >= MAX_TOKENS {
+            tokens.remove(0);
+        }
+        tokens.push((token, now));
+        *guard = Some(Session {
+            creds: creds.clone(),
+            made: now,
+            tokens,
+        });
         Ok((creds, CacheOutcome::Miss))
     }
 
@@ -73,13 +162,13 @@ pub const MAX_SLOTS: usize = 4096;
 
 /// Makes room: drops the slots nobody is using whose credentials are missing or stale; if
 /// that is not enough (every pod still fresh), starts over.
-fn evict(slots: &mut HashMap<Identity, Slot>) {
+fn evict(slots: &mut HashMap<Identity, Slot>, max_age: Duration) {
     let now = SystemTime::now();
     slots.retain(|_, slot| {
         Arc::strong_count(slot) > 1
             || slot
                 .try_lock()
-                .map(|c| c.as_ref().is_some_and(|c| is_fresh(c, now)))
+                .map(|c| c.as_ref().is_some_and(|s| s.fresh(now, max_age)))
                 .unwrap_or(true)
     });
     if slots.len() >= MAX_SLOTS {
@@ -96,67 +185,5 @@ pub fn is_fresh(creds: &Credentials, now: SystemTime) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    fn creds(ttl: Duration) -> Credentials {
-        Credentials::new(
-            "AKID",
-            "SECRET",
-            Some("TOKEN".into()),
-            Some(SystemTime::now() + ttl),
-            "test",
-        )
-    }
-
-    fn id() -> Identity {
-        Identity::PodIdentity {
-            namespace: "ns".into(),
-            service_account: "sa".into(),
-            pod: None,
-        }
-    }
-
-    #[tokio::test]
-    async fn caches_until_near_expiry() {
-        let cache = CredentialCache::new();
-        let calls = AtomicUsize::new(0);
-        for _ in 0..3 {
-            let (_, _) = cache
-                .get_or_fetch(&id(), || async {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    Ok(creds(Duration::from_secs(3600)))
-                })
-                .await
-                .expect("creds");
-        }
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-        cache.invalidate(&id());
-        let (_, outcome) = cache
-            .get_or_fetch(&id(), || async { Ok(creds(Duration::from_secs(60))) })
-            .await
-            .expect("creds");
-        assert_eq!(outcome, CacheOutcome::Miss);
-        // 60 s left is inside the refresh margin: fetched again.
-        let (_, outcome) = cache
-            .get_or_fetch(&id(), || async { Ok(creds(Duration::from_secs(3600))) })
-            .await
-            .expect("creds");
-        assert_eq!(outcome, CacheOutcome::Miss);
-    }
-
-    #[tokio::test]
-    async fn errors_are_not_cached() {
-        let cache = CredentialCache::new();
-        let r = cache
-            .get_or_fetch(&id(), || async { Err("boom".to_string()) })
-            .await;
-        assert!(r.is_err());
-        let (_, outcome) = cache
-            .get_or_fetch(&id(), || async { Ok(creds(Duration::from_secs(3600))) })
-            .await
-            .expect("creds");
-        assert_eq!(outcome, CacheOutcome::Miss);
-    }
-}
+#[path = "cache_tests.rs"]
+mod tests;

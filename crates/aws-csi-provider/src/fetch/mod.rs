@@ -3,6 +3,8 @@
 pub mod secrets_manager;
 pub mod ssm;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -18,11 +20,95 @@ pub struct Fetched {
     pub version: String,
 }
 
+impl Fetched {
+    /// A second copy, for a secret mounted under several aliases (fetched once).
+    pub fn copy(&self) -> Self {
+        Self {
+            value: SecretBytes::new(self.value.expose().to_vec()),
+            version: self.version.clone(),
+        }
+    }
+}
+
+/// The bytes one mount may hold, charged as each value arrives and shared by all its fetches:
+/// once the total is over the limit, the value that crossed it is dropped and no further call
+/// starts, so a mount never holds much more than its response limit.
+#[derive(Debug)]
+pub struct ByteBudget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+impl ByteBudget {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            used: AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    /// Bytes charged so far.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Whether the total is over the limit (the mount fails).
+    pub fn exhausted(&self) -> bool {
+        self.used() > self.limit
+    }
+
+    /// Charges `bytes`; false when that takes the total over the limit.
+    pub fn charge(&self, bytes: usize) -> bool {
+        let before = self.used.fetch_add(bytes, Ordering::Relaxed);
+        before.saturating_add(bytes) <= self.limit
+    }
+}
+
+/// The budget of one mount and how many files each target becomes (a secret under several
+/// aliases is fetched once and counted once per file).
+pub struct Charge<'a> {
+    pub budget: &'a ByteBudget,
+    pub files: &'a [usize],
+}
+
+impl Charge<'_> {
+    /// Charges an arrived value of target `i`; over the limit, the value is dropped.
+    pub fn take(&self, i: usize, outcome: Outcome) -> Outcome {
+        let fetched = outcome?;
+        let files = self.files.get(i).copied().unwrap_or(1).max(1);
+        if self
+            .budget
+            .charge(fetched.value.len().saturating_mul(files))
+        {
+            Ok(fetched)
+        } else {
+            Err(over_budget())
+        }
+    }
+
+    /// Whether calls should still start.
+    pub fn open(&self) -> bool {
+        !self.budget.exhausted()
+    }
+}
+
+/// The outcome of a target not fetched (or dropped) because the mount is over its limit; the
+/// mount reports [`crate::error::MountError::TooLarge`] instead.
+pub fn over_budget() -> FetchCause {
+    FetchCause::Transient {
+        message: "not kept: the mount is over its response limit".into(),
+    }
+}
+
 /// The result for one object.
 pub type Outcome = Result<Fetched, FetchCause>;
 
 /// What to fetch: a name or ARN, and an optional version id or label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Target<'a> {
     pub name: &'a str,
     pub version: Option<&'a str>,

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use aws_sdk_secretsmanager::Client;
 use futures::stream::{self, StreamExt};
 
-use super::{CallObserver, Fetched, Outcome, Target, classify, classify_code};
+use super::{CallObserver, Charge, Fetched, Outcome, Target, classify, classify_code, over_budget};
 use crate::error::FetchCause;
 use bootstrap_common::secret::SecretBytes;
 
@@ -15,7 +15,8 @@ const SERVICE: &str = "secretsmanager";
 
 /// Fetches every target; the outcomes are in the order of `targets`. With `use_batch`, unpinned
 /// secrets go through BatchGetSecretValue; `batch_denied` is set when the caller may not use it
-/// (the role lacks `secretsmanager:BatchGetSecretValue`), so the caller can stop trying.
+/// (the role lacks `secretsmanager:BatchGetSecretValue`), so the caller can stop trying. Each
+/// value is charged to `charge` as it arrives; once over budget, no further call starts.
 pub async fn fetch_all(
     client: &Client,
     targets: &[Target<'_>],
@@ -23,6 +24,7 @@ pub async fn fetch_all(
     observer: &dyn CallObserver,
     use_batch: bool,
     batch_denied: &AtomicBool,
+    charge: &Charge<'_>,
 ) -> Vec<Outcome> {
     let mut outcomes: Vec<Option<Outcome>> = targets.iter().map(|_| None).collect();
     let unpinned: Vec<usize> = (0..targets.len())
@@ -32,7 +34,19 @@ pub async fn fetch_all(
         let chunks: Vec<&[usize]> = unpinned.chunks(BATCH_SIZE).collect();
         let calls: Vec<_> = chunks
             .into_iter()
-            .map(|chunk| batch(client, targets, chunk, observer, batch_denied))
+            .map(|chunk| async move {
+                if !charge.open() {
+                    return chunk
+                        .iter()
+                        .map(|&i| (i, Some(Err(over_budget()))))
+                        .collect::<Vec<(usize, Option<Outcome>)>>();
+                }
+                batch(client, targets, chunk, observer, batch_denied)
+                    .await
+                    .into_iter()
+                    .map(|(i, o)| (i, o.map(|o| charge.take(i, o))))
+                    .collect::<Vec<(usize, Option<Outcome>)>>()
+            })
             .collect();
         let results: Vec<Vec<(usize, Option<Outcome>)>> = stream::iter(calls)
             .buffered(concurrency.max(1))
@@ -48,7 +62,15 @@ pub async fn fetch_all(
         .collect();
     let calls: Vec<_> = rest
         .into_iter()
-        .map(|i| indexed(i, get_one(client, &targets[i], observer)))
+        .map(|i| async move {
+            if !charge.open() {
+                return (i, Err(over_budget()));
+            }
+            (
+                i,
+                charge.take(i, get_one(client, &targets[i], observer).await),
+            )
+        })
         .collect();
     let singles: Vec<(usize, Outcome)> = stream::iter(calls)
         .buffered(concurrency.max(1))
@@ -65,10 +87,6 @@ pub async fn fetch_all(
             }))
         })
         .collect()
-}
-
-async fn indexed<T>(i: usize, f: impl std::future::Future<Output = T>) -> (usize, T) {
-    (i, f.await)
 }
 
 /// One GetSecretValue.

@@ -4,7 +4,7 @@ use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::Parameter;
 use futures::stream::{self, StreamExt};
 
-use super::{CallObserver, Fetched, Outcome, Target, classify};
+use super::{CallObserver, Charge, Fetched, Outcome, Target, classify, over_budget};
 use crate::error::FetchCause;
 use bootstrap_common::secret::SecretBytes;
 
@@ -21,17 +21,36 @@ pub fn request_name(t: &Target<'_>) -> String {
     }
 }
 
-/// Fetches every target; the outcomes are in the order of `targets`.
+/// Fetches every target; the outcomes are in the order of `targets`. Each value is charged
+/// to `charge` as it arrives; once over budget, no further call starts.
 pub async fn fetch_all(
     client: &Client,
     targets: &[Target<'_>],
     concurrency: usize,
     observer: &dyn CallObserver,
+    charge: &Charge<'_>,
 ) -> Vec<Outcome> {
-    let chunks: Vec<&[Target<'_>]> = targets.chunks(BATCH_SIZE).collect();
+    let chunks: Vec<(usize, &[Target<'_>])> = targets
+        .chunks(BATCH_SIZE)
+        .enumerate()
+        .map(|(n, chunk)| (n * BATCH_SIZE, chunk))
+        .collect();
     let calls: Vec<_> = chunks
         .into_iter()
-        .map(|chunk| get_batch(client, chunk, observer))
+        .map(|(first, chunk)| async move {
+            if !charge.open() {
+                return chunk
+                    .iter()
+                    .map(|_| Err(over_budget()))
+                    .collect::<Vec<Outcome>>();
+            }
+            get_batch(client, chunk, observer)
+                .await
+                .into_iter()
+                .enumerate()
+                .map(|(k, o)| charge.take(first + k, o))
+                .collect::<Vec<Outcome>>()
+        })
         .collect();
     let results: Vec<Vec<Outcome>> = stream::iter(calls)
         .buffered(concurrency.max(1))

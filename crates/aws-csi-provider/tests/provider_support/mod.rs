@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
-use aws_csi_provider::auth::{CredentialCache, PodIdentityAgent};
+use aws_csi_provider::auth::PodIdentityAgent;
 use aws_csi_provider::clients::AwsFactory;
 use aws_csi_provider::cluster::ClusterLookup;
 use aws_csi_provider::metrics::Metrics;
@@ -239,6 +239,16 @@ pub async fn start(
     agent_url: &str,
     config: MountConfig,
 ) -> Harness {
+    start_with_cluster(aws, cluster, agent_url, config).await
+}
+
+/// [`start`] with any cluster lookup.
+pub async fn start_with_cluster(
+    aws: impl AwsFactory + 'static,
+    cluster: impl ClusterLookup + 'static,
+    agent_url: &str,
+    config: MountConfig,
+) -> Harness {
     let logs = Logs::default();
     let writer = logs.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -251,15 +261,13 @@ pub async fn start(
     let agent = PodIdentityAgent::new(Duration::from_secs(2), Some(agent_url.to_string()))
         .expect("agent client")
         .with_retries(2, Duration::from_millis(10));
-    let mounter = Arc::new(Mounter {
+    let mounter = Arc::new(Mounter::new(
         config,
-        aws: Arc::new(aws),
-        cluster: Arc::new(cluster),
+        Arc::new(aws),
+        Arc::new(cluster),
         agent,
-        credentials: CredentialCache::new(),
-        metrics: metrics.clone(),
-        batch_denied: Default::default(),
-    });
+        metrics.clone(),
+    ));
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().to_path_buf();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,0 +1,176 @@
+//! Unit tests of the credential cache: expiry, token binding, age cap, failures.
+
+use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn creds(ttl: Duration) -> Credentials {
+    Credentials::new(
+        "AKID",
+        "SECRET",
+        Some("TOKEN".into()),
+        Some(SystemTime::now() + ttl),
+        "test",
+    )
+}
+
+fn id() -> Identity {
+    Identity::PodIdentity {
+        namespace: "ns".into(),
+        service_account: "sa".into(),
+        pod: None,
+    }
+}
+
+fn tok(s: &str) -> SecretString {
+    SecretString::new(s.to_string())
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[tokio::test]
+async fn caches_until_near_expiry() {
+    let cache = CredentialCache::default();
+    let calls = AtomicUsize::new(0);
+    for _ in 0..3 {
+        let (_, _) = cache
+            .get_or_fetch(&id(), &tok("t"), || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(creds(HOUR))
+            })
+            .await
+            .expect("creds");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    cache.invalidate(&id());
+    let (_, outcome) = cache
+        .get_or_fetch(&id(), &tok("t"), || async {
+            Ok(creds(Duration::from_secs(60)))
+        })
+        .await
+        .expect("creds");
+    assert_eq!(outcome, CacheOutcome::Miss);
+    // 60 s left is inside the refresh margin: fetched again.
+    let (_, outcome) = cache
+        .get_or_fetch(&id(), &tok("t"), || async { Ok(creds(HOUR)) })
+        .await
+        .expect("creds");
+    assert_eq!(outcome, CacheOutcome::Miss);
+}
+
+#[tokio::test]
+async fn errors_are_not_cached() {
+    let cache = CredentialCache::default();
+    let r = cache
+        .get_or_fetch(&id(), &tok("t"), || async { Err("boom".to_string()) })
+        .await;
+    assert!(r.is_err());
+    let (_, outcome) = cache
+        .get_or_fetch(&id(), &tok("t"), || async { Ok(creds(HOUR)) })
+        .await
+        .expect("creds");
+    assert_eq!(outcome, CacheOutcome::Miss);
+}
+
+#[tokio::test]
+async fn a_session_is_bound_to_the_token_it_was_made_from() {
+    let cache = CredentialCache::default();
+    cache
+        .get_or_fetch(&id(), &tok("kubelet-token"), || async { Ok(creds(HOUR)) })
+        .await
+        .expect("first fetch");
+    // Another token for the same identity is never served from the cache: it goes to the
+    // fetcher (the agent), and when that refuses it the caller gets the refusal.
+    let asked = AtomicUsize::new(0);
+    let forged = cache
+        .get_or_fetch(&id(), &tok("forged"), || async {
+            asked.fetch_add(1, Ordering::SeqCst);
+            Err("agent: invalid token".to_string())
+        })
+        .await;
+    assert_eq!(forged.err().as_deref(), Some("agent: invalid token"));
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    // The refused attempt did not evict the pod's session: kubelet's token still hits.
+    let (_, outcome) = cache
+        .get_or_fetch(&id(), &tok("kubelet-token"), || async {
+            panic!("the pod's own token must hit the cache")
+        })
+        .await
+        .expect("remount");
+    assert_eq!(outcome, CacheOutcome::Hit);
+    // A token the agent accepts (kubelet refreshed it) joins the session; both hit after.
+    let (_, outcome) = cache
+        .get_or_fetch(&id(), &tok("refreshed"), || async { Ok(creds(HOUR)) })
+        .await
+        .expect("refreshed token");
+    assert_eq!(outcome, CacheOutcome::Miss);
+    for t in ["kubelet-token", "refreshed"] {
+        let (_, outcome) = cache
+            .get_or_fetch(&id(), &tok(t), || async { Err("not asked".to_string()) })
+            .await
+            .expect("hit");
+        assert_eq!(outcome, CacheOutcome::Hit, "{t}");
+    }
+}
+
+#[tokio::test]
+async fn token_digests_per_session_are_bounded() {
+    let cache = CredentialCache::default();
+    for i in 0..(MAX_TOKENS + 4) {
+        cache
+            .get_or_fetch(&id(), &tok(&format!("t{i}")), || async { Ok(creds(HOUR)) })
+            .await
+            .expect("fetch");
+    }
+    // The oldest were forgotten (a miss), the newest are remembered (a hit).
+    let miss = cache
+        .get_or_fetch(&id(), &tok("t0"), || async { Err("asked".to_string()) })
+        .await;
+    assert!(miss.is_err());
+    let last = format!("t{}", MAX_TOKENS + 3);
+    let (_, outcome) = cache
+        .get_or_fetch(&id(), &tok(&last), || async { Err("asked".to_string()) })
+        .await
+        .expect("hit");
+    assert_eq!(outcome, CacheOutcome::Hit);
+}
+
+#[tokio::test]
+async fn sessions_are_reused_for_at_most_max_age() {
+    let cache = CredentialCache::new(Duration::from_millis(30));
+    let calls = AtomicUsize::new(0);
+    let fetch = || async {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Ok(creds(HOUR))
+    };
+    cache
+        .get_or_fetch(&id(), &tok("t"), fetch)
+        .await
+        .expect("first");
+    // Older than max_age (the credentials themselves have an hour left): fetched again.
+    std::thread::sleep(Duration::from_millis(40));
+    let (_, outcome) = cache
+        .get_or_fetch(&id(), &tok("t"), fetch)
+        .await
+        .expect("second");
+    assert_eq!(outcome, CacheOutcome::Miss);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // And a long max age keeps it.
+    let cache = CredentialCache::new(HOUR);
+    cache
+        .get_or_fetch(&id(), &tok("t"), fetch)
+        .await
+        .expect("first");
+    let (_, outcome) = cache
+        .get_or_fetch(&id(), &tok("t"), fetch)
+        .await
+        .expect("second");
+    assert_eq!(outcome, CacheOutcome::Hit);
+}
+
+#[test]
+fn digests_are_of_the_token_and_never_the_token() {
+    let d = digest(&tok("abc"));
+    // SHA-256("abc"), FIPS 180-2 test vector.
+    assert_eq!(d[..4], [0xba, 0x78, 0x16, 0xbf]);
+    assert_ne!(digest(&tok("abd")), d);
+}
