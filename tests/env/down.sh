@@ -8,7 +8,7 @@ PIDS=$STATE/pids
 say() { printf '[env down] %s\n' "$*" >&2; }
 
 # Stop in reverse dependency order: the shim and providers first, etcd last.
-order=(kubelet-shim aws-csi-provider test-provider registry csi-driver-0 csi-driver-1 aws kwok
+order=(kubelet-shim node-follower aws-csi-provider test-provider registry csi-driver-0 csi-driver-1 aws kwok
        kube-scheduler kube-controller-manager kube-apiserver etcd)
 extra=()
 for f in "$PIDS"/*.pid; do
