@@ -223,6 +223,11 @@ fi
 # --- CSI: one real driver per fake node and the AWS provider, running what the cluster's
 # DaemonSets say (tests/env/kubelet/follow.py; the environment's defaults without them), the
 # kubelet shim that mounts CSI volumes for their pods, and a minimal test provider ---
+# Like kubelet's directory on a node, the environment's is a shared mount: the driver's tmpfs
+# mounts for pods reach the mount namespace of the upstream provider (HostToContainer in its
+# chart), which writes the files itself. (This machine's / is a private mount.)
+findmnt -n -M "$STATE/kubelet" >/dev/null 2>&1 || mount --bind "$STATE/kubelet" "$STATE/kubelet"
+mount --make-rshared "$STATE/kubelet"
 UPSTREAM_BIN=$BOOTSTRAP_ENV_CACHE/upstream-aws-provider-$AWS_PROVIDER_VERSION/secrets-store-csi-driver-provider-aws
 node_json=$(printf '"%s",' "${NODES[@]}")
 cat >"$STATE/follow.json" <<EOF

@@ -167,6 +167,7 @@ class Shim:
                         continue
                     try:
                         self.mounted[key] = self.publish(node, pod, vol, csidriver)
+                        self.next_republish[key] = time.monotonic() + self.republish_interval
                         self.failures.pop(key, None)
                         log.info("published %s/%s volume %s on %s", meta["namespace"], meta["name"], vol["name"], node)
                     except (grpc.RpcError, KubeError) as e:
