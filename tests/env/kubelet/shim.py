@@ -100,7 +100,10 @@ class Shim:
         if csidriver["spec"].get("tokenRequests"):
             ctx["csi.storage.k8s.io/serviceAccount.tokens"] = json.dumps(self.tokens(pod, csidriver))
         target = self._target(uid, vol["name"])
-        os.makedirs(target, exist_ok=True)
+        # Like kubelet (1.20+): the volume's dir, not the target, which the driver creates. A
+        # fresh target dir would read as just-rotated content to a driver with rotation on
+        # (its minimum cache age is the target's mtime), and the first mount would be skipped.
+        os.makedirs(os.path.dirname(target), exist_ok=True)
         pb = self.csi_pb2
         cap = pb.VolumeCapability(mount=pb.VolumeCapability.MountVolume(),
                                   access_mode=pb.VolumeCapability.AccessMode(mode=1))

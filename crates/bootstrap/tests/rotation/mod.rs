@@ -161,20 +161,40 @@ pub async fn process_runs(
     .await
 }
 
-/// Waits until `provider` serves the environment's aws.sock.
-pub async fn provider_serves(state_dir: &str, provider: Provider) {
-    process_runs(state_dir, "aws-csi-provider", provider.name(), |c| {
-        c.iter().any(|a| a.contains(provider.needle()))
-    })
-    .await;
+/// Waits until `provider` serves the environment's aws.sock from a process whose command line
+/// satisfies `want` (so that a test does not talk to the process being replaced).
+pub async fn provider_serves(
+    state_dir: &str,
+    provider: Provider,
+    want: impl Fn(&[String]) -> bool,
+) {
     let sock = format!("{state_dir}/providers/aws.sock");
+    let runs = |c: &[String]| c.iter().any(|a| a.contains(provider.needle())) && want(c);
+    process_runs(state_dir, "aws-csi-provider", provider.name(), runs).await;
     common::eventually(&format!("the {} provider's socket", provider.name()), 60, || {
         let ok = std::os::unix::net::UnixStream::connect(&sock).is_ok()
-            && cmdline(state_dir, "aws-csi-provider")
-                .is_some_and(|c| c.iter().any(|a| a.contains(provider.needle())));
+            && cmdline(state_dir, "aws-csi-provider").is_some_and(|c| runs(&c));
         async move { ok.then_some(()) }
     })
     .await;
+}
+
+/// The provider as its DaemonSet (bootstrap's render: `--mount-deadline` is always there for
+/// ours) runs it.
+pub fn from_daemonset(c: &[String]) -> bool {
+    c.iter().any(|a| a.starts_with("--mount-deadline=")) || c.iter().any(|a| a.contains("upstream-run.py"))
+}
+
+/// Waits until every fake node's driver accepts connections on its socket.
+pub async fn drivers_listen(env: &common::Env) {
+    for i in 0..env.nodes.len() {
+        let sock = format!("{}/csi/node{i}/csi.sock", env.state_dir);
+        common::eventually(&format!("driver {i} to listen"), 60, || {
+            let ok = std::os::unix::net::UnixStream::connect(&sock).is_ok();
+            async move { ok.then_some(()) }
+        })
+        .await;
+    }
 }
 
 /// Puts the environment back when dropped (test passed or not): no provider DaemonSet (the
@@ -201,7 +221,7 @@ impl Drop for Restore {
                 delete_provider(&kube, Provider::Upstream).await;
                 delete_provider(&kube, Provider::Ours).await;
                 apply_driver(&kube, &CsiDriverValues::default()).await;
-                provider_serves(&state_dir, Provider::Ours).await;
+                provider_serves(&state_dir, Provider::Ours, |c| !from_daemonset(c)).await;
             });
         })
         .join();

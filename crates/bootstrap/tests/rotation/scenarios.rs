@@ -9,7 +9,8 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::{Value, json};
 
 use super::{
-    POLL, Provider, apply_driver, apply_provider, calls, driver_values, fault, process_runs,
+    POLL, Provider, apply_driver, apply_provider, calls, driver_values, drivers_listen, fault,
+    from_daemonset, process_runs,
     provider_log_len, provider_log_since, provider_serves, publishes, republish,
 };
 use crate::common::{self, Env, fixture::Fixture};
@@ -95,7 +96,7 @@ pub async fn daemonsets_are_followed(env: &Env) {
         has(c, "--mount-deadline=9s") && has(c, "--log-format=text")
     })
     .await;
-    provider_serves(&env.state_dir, Provider::Ours).await;
+    provider_serves(&env.state_dir, Provider::Ours, from_daemonset).await;
 
     // A flag the provider refuses: on a node, a container that exits at once, restarted with
     // back-off. The DaemonSet's pod says so.
@@ -128,7 +129,10 @@ pub async fn daemonsets_are_followed(env: &Env) {
     assert!(!ready, "a crash-looping provider pod is not Ready");
 
     common::apply_all(&kube, "bootstrap-rotation-test", &ours("9s", "text", vec![])).await;
-    provider_serves(&env.state_dir, Provider::Ours).await;
+    provider_serves(&env.state_dir, Provider::Ours, |c| {
+        from_daemonset(c) && !has(c, "--no-such-flag")
+    })
+    .await;
     common::eventually("every provider pod Ready again", 90, || {
         let (pods, lp) = (pods.clone(), lp.clone());
         async move {
@@ -185,9 +189,9 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
         })
         .await;
     }
-    common::drivers_ready(env).await;
+    drivers_listen(env).await;
     apply_provider(&fx.kube, provider, &[]).await;
-    provider_serves(&env.state_dir, provider).await;
+    provider_serves(&env.state_dir, provider, from_daemonset).await;
 
     let objects = format!(
         "- objectName: \"{tag}/plain\"\n  objectType: secretsmanager\n  objectAlias: plain\n\
@@ -282,7 +286,12 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     .await;
 
     // The synced Secret goes with the last pod that mounts it (garbage collection of its
-    // owners, the pods' SecretProviderClassPodStatuses), not with the first.
+    // owners, the pods' SecretProviderClassPodStatuses), not with the first. Driver v1.6.0
+    // rewrites the Secret on a rotation with a plain Update that drops its owner references;
+    // its patcher adds them back within 5 s (controllers/secretproviderclasspodstatus_
+    // controller.go). Pods deleted in that window leave the Secret without owners: nothing
+    // deletes it then. So the owners are waited for here, as a user would have to.
+    owners_are_back(&secrets, synced, 2, &who).await;
     fx.delete_pod("a").await;
     let gvk = GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClassPodStatus");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasspodstatuses");
@@ -297,6 +306,7 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
         secrets.get_opt(synced).await.expect("get Secret").is_some(),
         "{who}: the synced Secret stays while pod b mounts it"
     );
+    owners_are_back(&secrets, synced, 1, &who).await;
     fx.delete_pod("b").await;
     common::eventually(&format!("{who}: the synced Secret deleted with the last pod"), 90, || {
         let secrets = secrets.clone();
@@ -310,6 +320,20 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     }
     let _ = ssm.delete_parameter().name(format!("/{tag}/param")).send().await;
     cost
+}
+
+/// Waits until the synced Secret has `n` owner references (the driver's patcher, every 5 s).
+async fn owners_are_back(secrets: &Api<Secret>, name: &str, n: usize, who: &str) {
+    common::eventually(&format!("{who}: {n} owners on the synced Secret"), 30, || {
+        let secrets = secrets.clone();
+        let name = name.to_string();
+        async move {
+            let s = secrets.get_opt(&name).await.ok()??;
+            let owners = s.metadata.owner_references.map_or(0, |o| o.len());
+            (owners == n).then_some(())
+        }
+    })
+    .await;
 }
 
 /// The primary region failing (every Secrets Manager call signed for it answers 500), a
@@ -334,7 +358,7 @@ pub async fn failover(env: &Env, provider: Provider, irsa: bool) {
     let prefix = format!("fo-{}-{}", provider.name(), if irsa { "irsa" } else { "pi" });
     let fx = Fixture::new(&prefix, &arns, &[], irsa).await.expect("the environment");
     apply_provider(&fx.kube, provider, &[]).await;
-    provider_serves(&env.state_dir, provider).await;
+    provider_serves(&env.state_dir, provider, from_daemonset).await;
 
     fault(json!({"operation": "secretsmanager:*", "kind": "error", "count": -1, "region": primary})).await;
     let mark = provider_log_len(&env.state_dir);
