@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "bench"))
 sys.path.insert(0, os.path.join(HERE, "kubelet"))
 from kubeapi import Kube  # noqa: E402
-from netns import Namespace, make_tls  # noqa: E402
+from netns import Namespace  # noqa: E402
 
 
 def service_account_dir(kube, cfg, ns, name, workdir):
@@ -50,6 +50,28 @@ def service_account_dir(kube, cfg, ns, name, workdir):
     return d
 
 
+STS_REGIONS = ("us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-central-1")
+
+
+def tls_for(workdir, names):
+    """A CA and one server certificate for every name in `names`: (ca, cert, key)."""
+    d = os.path.join(workdir, "tls")
+    os.makedirs(d, exist_ok=True)
+    ca, ca_key, cert, key, csr, ext = (os.path.join(d, n) for n in (
+        "ca.crt", "ca.key", "server.crt", "server.key", "server.csr", "ext"))
+
+    def sh(*argv):
+        subprocess.run(argv, check=True, capture_output=True)
+    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+       "-days", "2", "-subj", "/CN=bootstrap-env-upstream-ca")
+    sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr, "-subj", f"/CN={names[0]}")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=" + ",".join(f"DNS:{n}" for n in names) + "\nextendedKeyUsage=serverAuth\n")
+    sh("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "2",
+       "-extfile", ext, "-out", cert)
+    return ca, cert, key
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", required=True)
@@ -69,11 +91,13 @@ def main():
     os.makedirs(work, exist_ok=True)
     sa_ns, _, sa_name = a.service_account.partition("/")
     sa_dir = service_account_dir(Kube(cfg["kubeconfig"]), cfg, sa_ns, sa_name, work)
-    sts = f"sts.{cfg['region']}.amazonaws.com"
-    ca, cert, key = make_tls(work, sts)
+    # STS of every region a test may use (primary and failover), one certificate for all.
+    regions = sorted({cfg["region"], *STS_REGIONS})
+    names = [f"sts.{r}.amazonaws.com" for r in regions] + ["sts.amazonaws.com"]
+    ca, cert, key = tls_for(work, names)
     hosts = os.path.join(work, "hosts")
     with open(hosts, "w") as f:
-        f.write(f"127.0.0.1 localhost\n::1 localhost\n127.0.0.1 {sts}\n")
+        f.write("127.0.0.1 localhost\n::1 localhost\n" + "".join(f"127.0.0.1 {n}\n" for n in names))
     forwards = {("169.254.170.23", 80): ("127.0.0.1", cfg["agent_port"]),
                 ("127.0.0.1", aws_port): ("127.0.0.1", aws_port),
                 ("127.0.0.1", cfg["apiserver_port"]): ("127.0.0.1", cfg["apiserver_port"])}

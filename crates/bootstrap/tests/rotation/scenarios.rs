@@ -55,7 +55,7 @@ fn files(target: &str) -> BTreeMap<String, Vec<u8>> {
 }
 
 fn backend_op(op: &str) -> bool {
-    ["secretsmanager:", "ssm:", "sts:", "eks-auth:", "eks-pod-identity-agent:"]
+    ["secretsmanager:", "ssm:", "sts:", "unknown:", "eks-auth:", "eks-pod-identity-agent:"]
         .iter()
         .any(|p| op.starts_with(p))
 }
@@ -384,11 +384,13 @@ pub async fn failover(env: &Env, provider: Provider, irsa: bool) {
             "{who}: the provider's log says it failed over to {second}"
         ),
         // Upstream fetches every object from every region on each mount (primary, then
-        // failover; provider/secrets_manager_provider.go) and logs the primary's error as a
-        // warning; it never says which region served the object. Ours asks the failover
-        // region only for what failed, and logs the failover with its region.
+        // failover; provider/secrets_manager_provider.go) and logs the failing region's error
+        // as a warning ("us-west-2: Failed fetching secret ..."); it never says which region
+        // served the object. Ours asks the failover region only for what failed, and logs the
+        // failover with its region.
         Provider::Upstream => assert!(
-            log.lines().any(|l| l.contains("StatusCode: 500")),
+            log.lines().any(|l| l.contains(&format!("{primary}: Failed fetching"))
+                && l.contains("StatusCode: 500")),
             "{who}: the provider's log has the primary region's failure"
         ),
     }
