@@ -31,11 +31,11 @@ fn upstream_runs() -> bool {
     if Provider::Upstream.available() {
         return true;
     }
-    let src = std::env::var("BOOTSTRAP_UPSTREAM_SRC_DIR").unwrap_or_else(|_| {
-        format!("{}/../../../shared/upstream", env!("CARGO_MANIFEST_DIR"))
-    });
+    let src = std::env::var("BOOTSTRAP_UPSTREAM_SRC_DIR")
+        .unwrap_or_else(|_| format!("{}/../../../shared/upstream", env!("CARGO_MANIFEST_DIR")));
     let tarball = format!("{src}/secrets-store-csi-driver-provider-aws-3.1.1.tar.gz");
-    if std::path::Path::new(&tarball).exists() && std::env::var_os("BOOTSTRAP_REQUIRE_ENV").is_some()
+    if std::path::Path::new(&tarball).exists()
+        && std::env::var_os("BOOTSTRAP_REQUIRE_ENV").is_some()
     {
         panic!(
             "the upstream provider is not built but its source {tarball} is here: run tests/env/build.sh upstream-provider"
@@ -49,7 +49,7 @@ fn upstream_runs() -> bool {
 
 #[tokio::test]
 async fn the_environment_runs_the_flags_of_the_daemonsets_and_shows_a_refused_flag_as_a_crash_loop()
- {
+{
     let Some(env) = common::env() else { return };
     let _serial = SERIAL.lock().await;
     let _restore = rotation::Restore {

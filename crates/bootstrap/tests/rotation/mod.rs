@@ -171,18 +171,23 @@ pub async fn provider_serves(
     let sock = format!("{state_dir}/providers/aws.sock");
     let runs = |c: &[String]| c.iter().any(|a| a.contains(provider.needle())) && want(c);
     process_runs(state_dir, "aws-csi-provider", provider.name(), runs).await;
-    common::eventually(&format!("the {} provider's socket", provider.name()), 60, || {
-        let ok = std::os::unix::net::UnixStream::connect(&sock).is_ok()
-            && cmdline(state_dir, "aws-csi-provider").is_some_and(|c| runs(&c));
-        async move { ok.then_some(()) }
-    })
+    common::eventually(
+        &format!("the {} provider's socket", provider.name()),
+        60,
+        || {
+            let ok = std::os::unix::net::UnixStream::connect(&sock).is_ok()
+                && cmdline(state_dir, "aws-csi-provider").is_some_and(|c| runs(&c));
+            async move { ok.then_some(()) }
+        },
+    )
     .await;
 }
 
 /// The provider as its DaemonSet (bootstrap's render: `--mount-deadline` is always there for
 /// ours) runs it.
 pub fn from_daemonset(c: &[String]) -> bool {
-    c.iter().any(|a| a.starts_with("--mount-deadline=")) || c.iter().any(|a| a.contains("upstream-run.py"))
+    c.iter().any(|a| a.starts_with("--mount-deadline="))
+        || c.iter().any(|a| a.contains("upstream-run.py"))
 }
 
 /// Waits until every fake node's driver accepts connections on its socket.

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use super::{
     POLL, Provider, apply_driver, apply_provider, calls, driver_values, drivers_listen, fault,
-    from_daemonset, process_runs,
-    provider_log_len, provider_log_since, provider_serves, publishes, republish,
+    from_daemonset, process_runs, provider_log_len, provider_log_since, provider_serves, publishes,
+    republish,
 };
 use crate::common::{self, Env, fixture::Fixture};
 
@@ -55,9 +55,16 @@ fn files(target: &str) -> BTreeMap<String, Vec<u8>> {
 }
 
 fn backend_op(op: &str) -> bool {
-    ["secretsmanager:", "ssm:", "sts:", "unknown:", "eks-auth:", "eks-pod-identity-agent:"]
-        .iter()
-        .any(|p| op.starts_with(p))
+    [
+        "secretsmanager:",
+        "ssm:",
+        "sts:",
+        "unknown:",
+        "eks-auth:",
+        "eks-pod-identity-agent:",
+    ]
+    .iter()
+    .any(|p| op.starts_with(p))
 }
 
 /// Driver v1.6 DaemonSet flags and our provider's reach the running processes; a flag the
@@ -67,18 +74,27 @@ pub async fn daemonsets_are_followed(env: &Env) {
     let has = |c: &[String], a: &str| c.iter().any(|x| x == a);
     apply_driver(&kube, &driver_values(Some("7s"), false)).await;
     for i in 0..env.nodes.len() {
-        process_runs(&env.state_dir, &format!("csi-driver-{i}"), "rotation every 7s", |c| {
-            has(c, "--rotation-poll-interval=7s") && has(c, "--enable-secret-rotation=true")
-        })
+        process_runs(
+            &env.state_dir,
+            &format!("csi-driver-{i}"),
+            "rotation every 7s",
+            |c| has(c, "--rotation-poll-interval=7s") && has(c, "--enable-secret-rotation=true"),
+        )
         .await;
     }
     apply_driver(&kube, &driver_values(None, false)).await;
     for (i, node) in env.nodes.iter().enumerate() {
-        let c = process_runs(&env.state_dir, &format!("csi-driver-{i}"), "no rotation", |c| {
-            !c.iter().any(|a| a.contains("rotation"))
-        })
+        let c = process_runs(
+            &env.state_dir,
+            &format!("csi-driver-{i}"),
+            "no rotation",
+            |c| !c.iter().any(|a| a.contains("rotation")),
+        )
         .await;
-        assert!(has(&c, &format!("--nodeid={node}")), "driver {i} runs for its node: {c:?}");
+        assert!(
+            has(&c, &format!("--nodeid={node}")),
+            "driver {i} runs for its node: {c:?}"
+        );
     }
 
     let ours = |deadline: &str, log: &str, extra: Vec<String>| {
@@ -91,10 +107,18 @@ pub async fn daemonsets_are_followed(env: &Env) {
         })
         .expect("render our provider")
     };
-    common::apply_all(&kube, "bootstrap-rotation-test", &ours("9s", "text", vec![])).await;
-    process_runs(&env.state_dir, "aws-csi-provider", "--mount-deadline=9s", |c| {
-        has(c, "--mount-deadline=9s") && has(c, "--log-format=text")
-    })
+    common::apply_all(
+        &kube,
+        "bootstrap-rotation-test",
+        &ours("9s", "text", vec![]),
+    )
+    .await;
+    process_runs(
+        &env.state_dir,
+        "aws-csi-provider",
+        "--mount-deadline=9s",
+        |c| has(c, "--mount-deadline=9s") && has(c, "--log-format=text"),
+    )
     .await;
     provider_serves(&env.state_dir, Provider::Ours, from_daemonset).await;
 
@@ -116,19 +140,29 @@ pub async fn daemonsets_are_followed(env: &Env) {
             pods.list(&lp).await.ok()?.items.into_iter().find(|p| {
                 status(p).is_some_and(|c| {
                     c.restart_count >= 1
-                        && c.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.reason.as_deref())
+                        && c.state
+                            .as_ref()
+                            .and_then(|s| s.waiting.as_ref())
+                            .and_then(|w| w.reason.as_deref())
                             == Some("CrashLoopBackOff")
                 })
             })
         }
     })
     .await;
-    let ready = looping.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|cs| {
-        cs.iter().any(|c| c.type_ == "Ready" && c.status == "True")
-    });
+    let ready = looping
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
     assert!(!ready, "a crash-looping provider pod is not Ready");
 
-    common::apply_all(&kube, "bootstrap-rotation-test", &ours("9s", "text", vec![])).await;
+    common::apply_all(
+        &kube,
+        "bootstrap-rotation-test",
+        &ours("9s", "text", vec![]),
+    )
+    .await;
     provider_serves(&env.state_dir, Provider::Ours, |c| {
         from_daemonset(c) && !has(c, "--no-such-flag")
     })
@@ -139,8 +173,7 @@ pub async fn daemonsets_are_followed(env: &Env) {
             let items = pods.list(&lp).await.ok()?.items;
             let all = !items.is_empty()
                 && items.iter().all(|p| {
-                    p.metadata.deletion_timestamp.is_none()
-                        && status(p).is_some_and(|c| c.ready)
+                    p.metadata.deletion_timestamp.is_none() && status(p).is_some_and(|c| c.ready)
                 });
             all.then_some(())
         }
@@ -166,7 +199,12 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     let json_of = |pw: &str| json!({"user": "app", "password": pw}).to_string();
     let mut arns = vec![];
     for (name, value) in [("plain", plain[0].clone()), ("json", json_of(&pw[0]))] {
-        let out = sm.create_secret().name(format!("{tag}/{name}")).secret_string(value).send().await;
+        let out = sm
+            .create_secret()
+            .name(format!("{tag}/{name}"))
+            .secret_string(value)
+            .send()
+            .await;
         arns.push(out.expect("CreateSecret").arn.expect("arn"));
     }
     let put_param = |v: &str| {
@@ -179,14 +217,23 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     };
     put_param(&param[0]).await.expect("PutParameter");
     let param_arn = format!("arn:aws:ssm:{region}:{ACCOUNT}:parameter/{tag}/param");
-    let prefix = format!("rot-{}-{}", provider.name(), if irsa { "irsa" } else { "pi" });
-    let fx = Fixture::new(&prefix, &arns, &[param_arn], irsa).await.expect("the environment");
+    let prefix = format!(
+        "rot-{}-{}",
+        provider.name(),
+        if irsa { "irsa" } else { "pi" }
+    );
+    let fx = Fixture::new(&prefix, &arns, &[param_arn], irsa)
+        .await
+        .expect("the environment");
 
     apply_driver(&fx.kube, &driver_values(Some("2s"), true)).await;
     for i in 0..env.nodes.len() {
-        process_runs(&env.state_dir, &format!("csi-driver-{i}"), "rotation every 2s", |c| {
-            c.iter().any(|a| a == "--rotation-poll-interval=2s")
-        })
+        process_runs(
+            &env.state_dir,
+            &format!("csi-driver-{i}"),
+            "rotation every 2s",
+            |c| c.iter().any(|a| a == "--rotation-poll-interval=2s"),
+        )
         .await;
     }
     drivers_listen(env).await;
@@ -206,7 +253,12 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     let data = json!([{"objectName": "plain", "key": "plain"}, {"objectName": "param", "key": "param"},
                       {"objectName": "json-password", "key": "password"}]);
     let objs = vec![
-        spc(&fx.ns, "rot", parameters, json!([{"secretName": synced, "type": "Opaque", "data": data}])),
+        spc(
+            &fx.ns,
+            "rot",
+            parameters,
+            json!([{"secretName": synced, "type": "Opaque", "data": data}]),
+        ),
         pod(&fx.ns, "a", "rot"),
         pod(&fx.ns, "b", "rot"),
     ];
@@ -216,7 +268,8 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     let holds = |f: &BTreeMap<String, Vec<u8>>, v: usize| {
         f.get("plain").is_some_and(|x| x == plain[v].as_bytes())
             && f.get("param").is_some_and(|x| x == param[v].as_bytes())
-            && f.get("json-password").is_some_and(|x| x == pw[v].as_bytes())
+            && f.get("json-password")
+                .is_some_and(|x| x == pw[v].as_bytes())
     };
     assert!(holds(&files(&ta), 0), "{who}: pod a mounts every object");
     assert!(holds(&files(&tb), 0), "{who}: pod b mounts every object");
@@ -229,36 +282,61 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
                 && d.get("password").is_some_and(|x| x.0 == pw[v].as_bytes())
         })
     };
-    let owned = common::eventually("the synced Secret, owned by both pods' statuses", 60, || {
-        let secrets = secrets.clone();
-        async move {
-            let s = secrets.get_opt(synced).await.ok()??;
-            let owners = s.metadata.owner_references.as_ref().map_or(0, |o| o.len());
-            (owners == 2).then_some(s)
-        }
-    })
+    let owned = common::eventually(
+        "the synced Secret, owned by both pods' statuses",
+        60,
+        || {
+            let secrets = secrets.clone();
+            async move {
+                let s = secrets.get_opt(synced).await.ok()??;
+                let owners = s.metadata.owner_references.as_ref().map_or(0, |o| o.len());
+                (owners == 2).then_some(s)
+            }
+        },
+    )
     .await;
-    assert!(synced_holds(&owned, 0), "{who}: the synced Secret has the mounted values");
+    assert!(
+        synced_holds(&owned, 0),
+        "{who}: the synced Secret has the mounted values"
+    );
 
     // Quiet: re-publishes reach the provider (the content is older than the poll interval),
     // nothing changes, and each costs what the stand-in counts.
-    let (pa, pb) = (publishes(&env.state_dir, &ta), publishes(&env.state_dir, &tb));
+    let (pa, pb) = (
+        publishes(&env.state_dir, &ta),
+        publishes(&env.state_dir, &tb),
+    );
     let before = calls().await;
-    common::eventually(&format!("{who}: three quiet re-publishes of each pod"), 60, || {
-        let n = (publishes(&env.state_dir, &ta), publishes(&env.state_dir, &tb));
-        async move { (n.0 >= pa + 3 && n.1 >= pb + 3).then_some(()) }
-    })
+    common::eventually(
+        &format!("{who}: three quiet re-publishes of each pod"),
+        60,
+        || {
+            let n = (
+                publishes(&env.state_dir, &ta),
+                publishes(&env.state_dir, &tb),
+            );
+            async move { (n.0 >= pa + 3 && n.1 >= pb + 3).then_some(()) }
+        },
+    )
     .await;
     let after = calls().await;
     let n = (publishes(&env.state_dir, &ta) - pa + publishes(&env.state_dir, &tb) - pb) as f64;
     let cost: Cost = after
         .iter()
         .filter(|(op, _)| backend_op(op))
-        .map(|(op, c)| (op.clone(), (c - before.get(op).copied().unwrap_or(0)) as f64 / n))
+        .map(|(op, c)| {
+            (
+                op.clone(),
+                (c - before.get(op).copied().unwrap_or(0)) as f64 / n,
+            )
+        })
         .filter(|(_, c)| *c > 0.0)
         .collect();
     eprintln!("[measure] {who}: per quiet re-publish {cost:?} (over {n} re-publishes)");
-    assert!(holds(&files(&ta), 0) && holds(&files(&tb), 0), "{who}: nothing changes");
+    assert!(
+        holds(&files(&ta), 0) && holds(&files(&tb), 0),
+        "{who}: nothing changes"
+    );
     let quiet = secrets.get(synced).await.expect("synced Secret");
     assert_eq!(
         quiet.metadata.resource_version, owned.metadata.resource_version,
@@ -266,23 +344,53 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     );
 
     // Rotation: every file follows within the poll interval plus one re-publish.
-    sm.put_secret_value().secret_id(format!("{tag}/plain")).secret_string(&plain[1]).send().await.expect("rotate plain");
-    sm.put_secret_value().secret_id(format!("{tag}/json")).secret_string(json_of(&pw[1])).send().await.expect("rotate json");
+    sm.put_secret_value()
+        .secret_id(format!("{tag}/plain"))
+        .secret_string(&plain[1])
+        .send()
+        .await
+        .expect("rotate plain");
+    sm.put_secret_value()
+        .secret_id(format!("{tag}/json"))
+        .secret_string(json_of(&pw[1]))
+        .send()
+        .await
+        .expect("rotate json");
     put_param(&param[1]).await.expect("rotate param");
     let rotated = Instant::now();
     let bound = POLL + republish() + SLACK;
-    common::eventually(&format!("{who}: the rotated values in both mounts"), bound.as_secs() + 1, || {
-        let ok = holds(&files(&ta), 1) && holds(&files(&tb), 1);
-        async move { ok.then_some(()) }
-    })
+    common::eventually(
+        &format!("{who}: the rotated values in both mounts"),
+        bound.as_secs() + 1,
+        || {
+            let ok = holds(&files(&ta), 1) && holds(&files(&tb), 1);
+            async move { ok.then_some(()) }
+        },
+    )
     .await;
     let took = rotated.elapsed();
-    eprintln!("[measure] {who}: rotation visible in the mounts after {} ms", took.as_millis());
-    assert!(took <= bound, "{who}: rotation took {took:?}, more than {bound:?}");
-    common::eventually(&format!("{who}: the synced Secret follows the rotation"), 30, || {
-        let secrets = secrets.clone();
-        async move { secrets.get_opt(synced).await.ok()?.filter(|s| synced_holds(s, 1)) }
-    })
+    eprintln!(
+        "[measure] {who}: rotation visible in the mounts after {} ms",
+        took.as_millis()
+    );
+    assert!(
+        took <= bound,
+        "{who}: rotation took {took:?}, more than {bound:?}"
+    );
+    common::eventually(
+        &format!("{who}: the synced Secret follows the rotation"),
+        30,
+        || {
+            let secrets = secrets.clone();
+            async move {
+                secrets
+                    .get_opt(synced)
+                    .await
+                    .ok()?
+                    .filter(|s| synced_holds(s, 1))
+            }
+        },
+    )
     .await;
 
     // The synced Secret goes with the last pod that mounts it (garbage collection of its
@@ -293,13 +401,24 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     // deletes it then. So the owners are waited for here, as a user would have to.
     owners_are_back(&secrets, synced, 2, &who).await;
     fx.delete_pod("a").await;
-    let gvk = GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClassPodStatus");
+    let gvk = GroupVersionKind::gvk(
+        "secrets-store.csi.x-k8s.io",
+        "v1",
+        "SecretProviderClassPodStatus",
+    );
     let ar = ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasspodstatuses");
     let statuses: Api<DynamicObject> = Api::namespaced_with(fx.kube.clone(), &fx.ns, &ar);
     let gone_a = format!("a-{}-rot", fx.ns);
     common::eventually(&format!("{who}: pod a's status collected"), 60, || {
         let (statuses, gone_a) = (statuses.clone(), gone_a.clone());
-        async move { statuses.get_opt(&gone_a).await.ok()?.is_none().then_some(()) }
+        async move {
+            statuses
+                .get_opt(&gone_a)
+                .await
+                .ok()?
+                .is_none()
+                .then_some(())
+        }
     })
     .await;
     assert!(
@@ -308,31 +427,48 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     );
     owners_are_back(&secrets, synced, 1, &who).await;
     fx.delete_pod("b").await;
-    common::eventually(&format!("{who}: the synced Secret deleted with the last pod"), 90, || {
-        let secrets = secrets.clone();
-        async move { secrets.get_opt(synced).await.ok()?.is_none().then_some(()) }
-    })
+    common::eventually(
+        &format!("{who}: the synced Secret deleted with the last pod"),
+        90,
+        || {
+            let secrets = secrets.clone();
+            async move { secrets.get_opt(synced).await.ok()?.is_none().then_some(()) }
+        },
+    )
     .await;
 
     common::delete_namespace(&fx.kube, &fx.ns).await;
     for name in ["plain", "json"] {
-        let _ = sm.delete_secret().secret_id(format!("{tag}/{name}")).force_delete_without_recovery(true).send().await;
+        let _ = sm
+            .delete_secret()
+            .secret_id(format!("{tag}/{name}"))
+            .force_delete_without_recovery(true)
+            .send()
+            .await;
     }
-    let _ = ssm.delete_parameter().name(format!("/{tag}/param")).send().await;
+    let _ = ssm
+        .delete_parameter()
+        .name(format!("/{tag}/param"))
+        .send()
+        .await;
     cost
 }
 
 /// Waits until the synced Secret has `n` owner references (the driver's patcher, every 5 s).
 async fn owners_are_back(secrets: &Api<Secret>, name: &str, n: usize, who: &str) {
-    common::eventually(&format!("{who}: {n} owners on the synced Secret"), 30, || {
-        let secrets = secrets.clone();
-        let name = name.to_string();
-        async move {
-            let s = secrets.get_opt(&name).await.ok()??;
-            let owners = s.metadata.owner_references.map_or(0, |o| o.len());
-            (owners == n).then_some(())
-        }
-    })
+    common::eventually(
+        &format!("{who}: {n} owners on the synced Secret"),
+        30,
+        || {
+            let secrets = secrets.clone();
+            let name = name.to_string();
+            async move {
+                let s = secrets.get_opt(&name).await.ok()??;
+                let owners = s.metadata.owner_references.map_or(0, |o| o.len());
+                (owners == n).then_some(())
+            }
+        },
+    )
     .await;
 }
 
@@ -343,24 +479,44 @@ pub async fn failover(env: &Env, provider: Provider, irsa: bool) {
     let who = format!("{} provider over {}", provider.name(), auth(irsa));
     let cfg = common::aws().await;
     let primary = std::env::var("AWS_REGION").unwrap_or_default();
-    let second = if primary == "us-east-1" { "us-east-2" } else { "us-east-1" };
+    let second = if primary == "us-east-1" {
+        "us-east-2"
+    } else {
+        "us-east-1"
+    };
     let tag = common::unique(&format!("fo-{}", provider.name()));
     let values = [common::unique("primary"), common::unique("failover")];
     let mut arns = vec![];
     for (region, value) in [(primary.as_str(), &values[0]), (second, &values[1])] {
         let conf = aws_sdk_secretsmanager::config::Builder::from(&cfg)
-            .region(aws_sdk_secretsmanager::config::Region::new(region.to_string()))
+            .region(aws_sdk_secretsmanager::config::Region::new(
+                region.to_string(),
+            ))
             .build();
         let sm = aws_sdk_secretsmanager::Client::from_conf(conf);
-        let out = sm.create_secret().name(format!("{tag}/db")).secret_string(value).send().await;
+        let out = sm
+            .create_secret()
+            .name(format!("{tag}/db"))
+            .secret_string(value)
+            .send()
+            .await;
         arns.push(out.expect("CreateSecret").arn.expect("arn"));
     }
-    let prefix = format!("fo-{}-{}", provider.name(), if irsa { "irsa" } else { "pi" });
-    let fx = Fixture::new(&prefix, &arns, &[], irsa).await.expect("the environment");
+    let prefix = format!(
+        "fo-{}-{}",
+        provider.name(),
+        if irsa { "irsa" } else { "pi" }
+    );
+    let fx = Fixture::new(&prefix, &arns, &[], irsa)
+        .await
+        .expect("the environment");
     apply_provider(&fx.kube, provider, &[]).await;
     provider_serves(&env.state_dir, provider, from_daemonset).await;
 
-    fault(json!({"operation": "secretsmanager:*", "kind": "error", "count": -1, "region": primary})).await;
+    fault(
+        json!({"operation": "secretsmanager:*", "kind": "error", "count": -1, "region": primary}),
+    )
+    .await;
     let mark = provider_log_len(&env.state_dir);
     let objects = format!(
         "- objectName: \"{}\"\n  objectAlias: db\n  failoverObject:\n    objectName: \"{}\"\n",
@@ -370,17 +526,23 @@ pub async fn failover(env: &Env, provider: Provider, irsa: bool) {
     if !irsa {
         parameters["usePodIdentity"] = json!("true");
     }
-    let objs = vec![spc(&fx.ns, "fo", parameters, json!([])), pod(&fx.ns, "fo", "fo")];
+    let objs = vec![
+        spc(&fx.ns, "fo", parameters, json!([])),
+        pod(&fx.ns, "fo", "fo"),
+    ];
     common::apply_all(&fx.kube, "bootstrap-rotation-test", &objs).await;
     let (target, _) = fx.mounted("fo").await;
     assert!(
-        files(&target).get("db").is_some_and(|v| v == values[1].as_bytes()),
+        files(&target)
+            .get("db")
+            .is_some_and(|v| v == values[1].as_bytes()),
         "{who}: the failover object is mounted while {primary} fails"
     );
     let log = provider_log_since(&env.state_dir, mark);
     match provider {
         Provider::Ours => assert!(
-            log.lines().any(|l| l.contains("failing over") && l.contains(second)),
+            log.lines()
+                .any(|l| l.contains("failing over") && l.contains(second)),
             "{who}: the provider's log says it failed over to {second}"
         ),
         // Upstream fetches every object from every region on each mount (primary, then
@@ -389,11 +551,15 @@ pub async fn failover(env: &Env, provider: Provider, irsa: bool) {
         // served the object. Ours asks the failover region only for what failed, and logs the
         // failover with its region.
         Provider::Upstream => assert!(
-            log.lines().any(|l| l.contains(&format!("{primary}: Failed fetching"))
-                && l.contains("StatusCode: 500")),
+            log.lines()
+                .any(|l| l.contains(&format!("{primary}: Failed fetching"))
+                    && l.contains("StatusCode: 500")),
             "{who}: the provider's log has the primary region's failure"
         ),
     }
-    let _ = reqwest::Client::new().delete(common::cli::control("/faults")).send().await;
+    let _ = reqwest::Client::new()
+        .delete(common::cli::control("/faults"))
+        .send()
+        .await;
     common::delete_namespace(&fx.kube, &fx.ns).await;
 }
