@@ -19,6 +19,8 @@ t0=$SECONDS
 # targets unify dev-dependency features, so building them first would force a rebuild).
 say "building the Rust binaries"
 cargo build --bins --locked
+say "building the upstream AWS provider (the rotation tests run it beside ours; cached)"
+tests/env/build.sh upstream-provider
 say "starting the local environment"
 tests/env/up.sh
 # shellcheck disable=SC1091

@@ -8,7 +8,7 @@ PIDS=$STATE/pids
 say() { printf '[env down] %s\n' "$*" >&2; }
 
 # Stop in reverse dependency order: the shim and providers first, etcd last.
-order=(kubelet-shim aws-csi-provider test-provider registry csi-driver-0 csi-driver-1 aws kwok
+order=(kubelet-shim node-follower aws-csi-provider test-provider registry csi-driver-0 csi-driver-1 aws kwok
        kube-scheduler kube-controller-manager kube-apiserver etcd)
 extra=()
 for f in "$PIDS"/*.pid; do
@@ -34,6 +34,8 @@ if [[ -d $STATE/kubelet ]]; then
   grep " $STATE/kubelet/" /proc/mounts | awk '{print $2}' | sort -r | while read -r m; do
     umount "$m" 2>/dev/null && say "unmounted $m"
   done
+  # up.sh made the kubelet dir a shared bind mount of itself (like kubelet's).
+  findmnt -n -M "$STATE/kubelet" >/dev/null 2>&1 && umount "$STATE/kubelet" 2>/dev/null
 fi
 if [[ ${1:-} == --purge ]]; then
   rm -rf "$STATE" && say "state removed: $STATE"

@@ -111,7 +111,8 @@ def test_pulled_image_runs_with_no_host_library(env, tmp_path):
 def test_environment_provider_is_the_binary_in_the_image(env):
     if env["from"] != "image":
         pytest.skip(f"the environment runs the host binary (BOOTSTRAP_ENV_PROVIDER_FROM={env['from']})")
-    with open(os.path.join(env["state"], "pids", "aws-csi-provider.pid")) as f:
+    # The running program's PID (the supervisor's child; image-run.sh execs all the way).
+    with open(os.path.join(env["state"], "nodes", "aws-csi-provider", "pid")) as f:
         pid = f.read().strip()
     digest = open(env["layout"] + ".digest").read().strip().split(":")[1]
     rootfs = os.path.join(env["state"], "image", digest[:16], "rootfs")

@@ -185,22 +185,6 @@ else
   say "aws: tests/env/aws/server.py not present, AWS stand-in skipped"
 fi
 
-# --- CSI: one real driver per fake node, the kubelet shim, the providers ---
-shim_nodes=()
-for i in "${!NODES[@]}"; do
-  node=${NODES[$i]}
-  # Per-node socket dirs are short: unix socket paths are limited to 107 bytes.
-  mkdir -p "$STATE/csi/node$i"
-  # Supervised: the driver exits until its CRDs are installed (by `bootstrap up` or a test).
-  start "csi-driver-$i" "$here/supervise.sh" 2 env KUBECONFIG="$KUBECONFIG_FILE" "$DRIVER" \
-    --endpoint "unix://$STATE/csi/node$i/csi.sock" --nodeid "$node" \
-    --provider-volume "$STATE/providers" --additional-provider-volume-paths "$STATE/providers-extra" \
-    --metrics-addr "127.0.0.1:$((DRIVER_METRICS_BASE + i))" --v 2
-  shim_nodes+=(--node "$node=unix://$STATE/csi/node$i/csi.sock")
-done
-start test-provider "$PY" "$here/kubelet/minimal_provider.py" --provider-volume "$STATE/providers"
-wait_for test-provider 30 test -S "$STATE/providers/bootstrap-test.sock"
-
 # --- a real OCI registry (CNCF distribution), serving the provider image ---
 "$repo/image/tools.sh" registry
 REGISTRY=127.0.0.1:$REGISTRY_PORT
@@ -223,39 +207,59 @@ PROVIDER_FROM=${BOOTSTRAP_ENV_PROVIDER:-image}
 [[ $PROVIDER_FROM == image || $PROVIDER_FROM == host ]] \
   || die "BOOTSTRAP_ENV_PROVIDER=$PROVIDER_FROM: expected image (default) or host"
 PROVIDER_BIN=${BOOTSTRAP_PROVIDER_BIN:-$repo/target/debug/aws-csi-provider}
+with_provider=
 if [[ -z ${BOOTSTRAP_ENV_NO_PROVIDER:-} ]] && grep -q 'fn main' "$repo/crates/aws-csi-provider/src/main.rs" 2>/dev/null; then
-  aws_env=()
-  if [[ -f $STATE/aws.json ]]; then
-    aws_env=(AWS_ENDPOINT_URL="http://127.0.0.1:$AWS_PORT" AWS_REGION="$REGION" AWS_EC2_METADATA_DISABLED=true)
-  fi
-  provider_args=(--pod-identity-endpoint "http://127.0.0.1:$AGENT_PORT/v1/credentials"
-    --metrics-addr "127.0.0.1:$PROVIDER_METRICS_PORT")
+  with_provider=1
   if [[ $PROVIDER_FROM == image ]]; then
-    if ! running aws-csi-provider; then
-      bundle=$("$here/image.sh" "$REGISTRY") || die "the provider image could not be prepared (see above)"
-      say "aws-csi-provider: from image $(cat "$STATE/image/reference"), unpacked in $bundle"
-    fi
-    # Like the DaemonSet: the providers dir as a hostPath at the image's default path; here
-    # also the kubeconfig (read-only) and the AWS endpoint variables.
-    run_env=(--env KUBECONFIG=/etc/bootstrap-env/kubeconfig --env RUST_LOG=info)
-    for kv in "${aws_env[@]}"; do run_env+=(--env "$kv"); done
-    start aws-csi-provider "$here/image-run.sh" "${bundle:-}" \
-      --mount "$STATE/providers:/var/run/secrets-store-csi-providers" \
-      --mount "$KUBECONFIG_FILE:/etc/bootstrap-env/kubeconfig:ro" "${run_env[@]}" -- \
-      --provider-volume /var/run/secrets-store-csi-providers "${provider_args[@]}"
-  else
-    if [[ -z ${BOOTSTRAP_PROVIDER_BIN:-} ]]; then
-      say "aws-csi-provider: cargo build --bin aws-csi-provider (host binary: BOOTSTRAP_ENV_PROVIDER=host)"
-      (cd "$repo" && cargo build -q --bin aws-csi-provider) >"$LOGS/aws-csi-provider-build.log" 2>&1 \
-        || die "cargo build --bin aws-csi-provider failed (see $LOGS/aws-csi-provider-build.log)"
-    fi
-    start aws-csi-provider env KUBECONFIG="$KUBECONFIG_FILE" "${aws_env[@]}" RUST_LOG=info "$PROVIDER_BIN" \
-      --provider-volume "$STATE/providers" "${provider_args[@]}"
+    bundle=$("$here/image.sh" "$REGISTRY") || die "the provider image could not be prepared (see above)"
+    say "aws-csi-provider: from image $(cat "$STATE/image/reference"), unpacked in $bundle"
+  elif [[ -z ${BOOTSTRAP_PROVIDER_BIN:-} ]]; then
+    say "aws-csi-provider: cargo build --bin aws-csi-provider (host binary: BOOTSTRAP_ENV_PROVIDER=host)"
+    (cd "$repo" && cargo build -q --bin aws-csi-provider) >"$LOGS/aws-csi-provider-build.log" 2>&1 \
+      || die "cargo build --bin aws-csi-provider failed (see $LOGS/aws-csi-provider-build.log)"
   fi
+fi
+
+# --- CSI: one real driver per fake node and the AWS provider, running what the cluster's
+# DaemonSets say (tests/env/kubelet/follow.py; the environment's defaults without them), the
+# kubelet shim that mounts CSI volumes for their pods, and a minimal test provider ---
+# Like kubelet's directory on a node, the environment's is a shared mount: the driver's tmpfs
+# mounts for pods reach the mount namespace of the upstream provider (HostToContainer in its
+# chart), which writes the files itself. (This machine's / is a private mount.)
+findmnt -n -M "$STATE/kubelet" >/dev/null 2>&1 || mount --bind "$STATE/kubelet" "$STATE/kubelet"
+mount --make-rshared "$STATE/kubelet"
+UPSTREAM_BIN=$BOOTSTRAP_ENV_CACHE/upstream-aws-provider-$AWS_PROVIDER_VERSION/secrets-store-csi-driver-provider-aws
+node_json=$(printf '"%s",' "${NODES[@]}")
+cat >"$STATE/follow.json" <<EOF
+{"state": "$STATE", "env_dir": "$here", "kubeconfig": "$KUBECONFIG_FILE", "nodes": [${node_json%,}],
+ "region": "$REGION", "aws_endpoint": "http://127.0.0.1:$AWS_PORT",
+ "agent_endpoint": "http://127.0.0.1:$AGENT_PORT/v1/credentials", "agent_port": $AGENT_PORT,
+ "apiserver_port": $APISERVER_PORT, "python": "$PY",
+ "driver_bin": "$DRIVER", "driver_metrics_base": $DRIVER_METRICS_BASE,
+ "provider_from": "$PROVIDER_FROM", "bundle": "${bundle:-}", "provider_bin": "$PROVIDER_BIN",
+ "provider_metrics": $PROVIDER_METRICS_PORT, "upstream_bin": "$UPSTREAM_BIN"}
+EOF
+"$PY" "$here/kubelet/follow.py" --config "$STATE/follow.json" once
+shim_nodes=()
+for i in "${!NODES[@]}"; do
+  node=${NODES[$i]}
+  # Per-node socket dirs are short: unix socket paths are limited to 107 bytes.
+  mkdir -p "$STATE/csi/node$i"
+  # Supervised: the driver exits until its CRDs are installed (by `bootstrap up` or a test).
+  start "csi-driver-$i" env SUPERVISE_DIR="$STATE/nodes/csi-driver-$i" "$here/supervise.sh" 2 false
+  shim_nodes+=(--node "$node=unix://$STATE/csi/node$i/csi.sock")
+done
+start test-provider "$PY" "$here/kubelet/minimal_provider.py" --provider-volume "$STATE/providers"
+wait_for test-provider 30 test -S "$STATE/providers/bootstrap-test.sock"
+if [[ -n $with_provider ]]; then
+  start aws-csi-provider env SUPERVISE_DIR="$STATE/nodes/aws-csi-provider" "$here/supervise.sh" 2 false
   wait_for aws-csi-provider 30 test -S "$STATE/providers/aws.sock"
 fi
+start node-follower "$PY" "$here/kubelet/follow.py" --config "$STATE/follow.json"
+# kubelet re-publishes volumes of CSIDrivers with requiresRepublish every minute or so; here
+# every BOOTSTRAP_ENV_REPUBLISH_SECONDS (2 by default) so that rotation tests stay short.
 start kubelet-shim "$PY" "$here/kubelet/shim.py" --kubeconfig "$KUBECONFIG_FILE" \
-  --kubelet-dir "$STATE/kubelet" "${shim_nodes[@]}"
+  --kubelet-dir "$STATE/kubelet" --republish-interval "${BOOTSTRAP_ENV_REPUBLISH_SECONDS:-2}" "${shim_nodes[@]}"
 
 # --- env.sh: everything a test or a person needs to talk to the stand-in ---
 aws_key() { "$PY" -c "import json,sys; print(json.load(open(sys.argv[1])).get(sys.argv[2], sys.argv[3]))" "$STATE/aws.json" "$1" "$2" 2>/dev/null || echo "$2"; }

@@ -117,10 +117,10 @@ class Server:
         self.endpoint = info["endpoint"]
         self.agent = info["agent_endpoint"]
 
-    def client(self, service: str, creds: dict | None = None, retries: int = 1):
+    def client(self, service: str, creds: dict | None = None, retries: int = 1, region_name: str | None = None):
         creds = creds or Secret(aws_access_key_id=self.info["access_key_id"],
                                 aws_secret_access_key=self.info["secret_access_key"])
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.info["region"],
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=region_name or self.info["region"],
                             config=Config(retries={"total_max_attempts": retries, "mode": "standard"}), **creds)
 
     def log(self) -> str:

@@ -150,3 +150,20 @@ def test_rate_limit_is_a_token_bucket(server, control, unique):
     bad = requests.post(control + "/faults", json={"operation": "x", "kind": "rate"})
     assert bad.status_code == 400 and "per_second" in bad.text
     requests.delete(control + "/faults")
+
+
+def test_fault_scoped_to_a_region(server, control):
+    # A failover test fails the primary region only: calls signed for another region pass.
+    r = requests.post(control + "/faults", json={"operation": "secretsmanager:ListSecrets", "kind": "error",
+                                                 "count": -1, "region": "us-west-2"})
+    assert r.status_code == 200, r.text
+    try:
+        with pytest.raises(ClientError) as e:
+            server.client("secretsmanager", region_name="us-west-2").list_secrets()
+        assert err(e.value) == ("InternalFailure", 500)
+        server.client("secretsmanager", region_name="us-east-1").list_secrets()
+        assert requests.get(control + "/faults").json()["faults"][0]["region"] == "us-west-2"
+    finally:
+        requests.delete(control + "/faults")
+    bad = requests.post(control + "/faults", json={"operation": "x:Y", "kind": "error", "region": 7})
+    assert bad.status_code == 400 and "region" in bad.json()["message"]

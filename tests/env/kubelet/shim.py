@@ -9,7 +9,14 @@ that the environment's kwok stages wait for before making the pod Ready, reports
 pod events (reason FailedMount), retries with backoff, and calls NodeUnpublishVolume when
 the pod is gone.
 
-    python shim.py --kubeconfig K --kubelet-dir DIR --node NAME=unix:///path/csi.sock ...
+Like kubelet's volume manager, it re-publishes the mounted volumes of a CSIDriver with
+`requiresRepublish: true` periodically (kubelet: every sync of the pod, about a minute; here
+`--republish-interval`, short in tests), each time with fresh service-account tokens (a new
+TokenRequest per audience). A failed re-publish becomes a pod event and the mount stays, as
+with kubelet. The mounted files stay readable at the target path (DIR/pods/<uid>/volumes/
+kubernetes.io~csi/<volume>/mount).
+
+    python shim.py --kubeconfig K --kubelet-dir DIR [--republish-interval S] --node NAME=unix:///path/csi.sock ...
 """
 import argparse
 import datetime
@@ -37,8 +44,10 @@ def volume_id(pod_uid, volume):
 
 
 class Shim:
-    def __init__(self, kube, kubelet_dir, nodes):
+    def __init__(self, kube, kubelet_dir, nodes, republish_interval=60.0):
         self.kube = kube
+        self.republish_interval = republish_interval
+        self.next_republish = {}  # (uid, volume) -> monotonic time of the next re-publish
         self.kubelet_dir = kubelet_dir
         self.csi_pb2, self.csi_grpc = load("csi")
         self.stubs = {name: self.csi_grpc.NodeStub(grpc.insecure_channel(sock)) for name, sock in nodes.items()}
@@ -91,7 +100,10 @@ class Shim:
         if csidriver["spec"].get("tokenRequests"):
             ctx["csi.storage.k8s.io/serviceAccount.tokens"] = json.dumps(self.tokens(pod, csidriver))
         target = self._target(uid, vol["name"])
-        os.makedirs(target, exist_ok=True)
+        # Like kubelet (1.20+): the volume's dir, not the target, which the driver creates. A
+        # fresh target dir would read as just-rotated content to a driver with rotation on
+        # (its minimum cache age is the target's mtime), and the first mount would be skipped.
+        os.makedirs(os.path.dirname(target), exist_ok=True)
         pb = self.csi_pb2
         cap = pb.VolumeCapability(mount=pb.VolumeCapability.MountVolume(),
                                   access_mode=pb.VolumeCapability.AccessMode(mode=1))
@@ -146,6 +158,7 @@ class Shim:
                     key = (meta["uid"], vol["name"])
                     live.add(key)
                     if key in self.mounted:
+                        self._maybe_republish(node, pod, vol, key, csidriver)
                         continue
                     all_ok = False
                     attempts, next_try = self.failures.get(key, (0, 0))
@@ -157,6 +170,7 @@ class Shim:
                         continue
                     try:
                         self.mounted[key] = self.publish(node, pod, vol, csidriver)
+                        self.next_republish[key] = time.monotonic() + self.republish_interval
                         self.failures.pop(key, None)
                         log.info("published %s/%s volume %s on %s", meta["namespace"], meta["name"], vol["name"], node)
                     except (grpc.RpcError, KubeError) as e:
@@ -174,6 +188,28 @@ class Shim:
                 log.warning("unpublish of %s failed: %s", key, e.details())
         for key in [k for k in self.failures if k not in live]:
             self.failures.pop(key)
+        for key in [k for k in self.next_republish if k not in live]:
+            self.next_republish.pop(key)
+
+    def _maybe_republish(self, node, pod, vol, key, csidriver):
+        """kubelet's periodic NodePublishVolume of a mounted volume (requiresRepublish)."""
+        if csidriver is None or not csidriver["spec"].get("requiresRepublish"):
+            self.next_republish.pop(key, None)
+            return
+        now = time.monotonic()
+        due = self.next_republish.setdefault(key, now + self.republish_interval)
+        if now < due:
+            return
+        self.next_republish[key] = now + self.republish_interval
+        meta = pod["metadata"]
+        try:
+            self.publish(node, pod, vol, csidriver)
+            log.info("re-published %s/%s volume %s", meta["namespace"], meta["name"], vol["name"])
+        except (grpc.RpcError, KubeError) as e:
+            detail = f"rpc error: code = {e.code().name} desc = {e.details()}" if isinstance(e, grpc.RpcError) else str(e)
+            msg = f'MountVolume.SetUp failed for volume "{vol["name"]}" : {detail}'
+            log.warning("%s/%s: re-publish: %s", meta["namespace"], meta["name"], msg)
+            self.event(pod, "FailedMount", msg)
 
     def _failed(self, pod, vol, key, attempts, detail):
         delay = min(2 ** attempts, 16)
@@ -189,10 +225,12 @@ def main():
     ap.add_argument("--kubelet-dir", required=True)
     ap.add_argument("--node", action="append", required=True, help="NAME=unix:///path/to/csi.sock")
     ap.add_argument("--interval", type=float, default=0.5)
+    ap.add_argument("--republish-interval", type=float, default=60.0,
+                    help="seconds between re-publishes of volumes whose CSIDriver has requiresRepublish")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     nodes = dict(n.split("=", 1) for n in args.node)
-    shim = Shim(Kube(args.kubeconfig), args.kubelet_dir, nodes)
+    shim = Shim(Kube(args.kubeconfig), args.kubelet_dir, nodes, args.republish_interval)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     log.info("managing CSI volumes on nodes %s", ", ".join(nodes))

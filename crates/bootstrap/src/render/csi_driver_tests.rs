@@ -238,6 +238,8 @@ fn rotation_sync_registry_and_namespace_are_configurable() {
     let args = c["args"].to_string();
     assert!(args.contains("--enable-secret-rotation=true"));
     assert!(args.contains("--rotation-poll-interval=30s"));
+    // Driver v1.6.0 has no --filtered-watch-secret (it always filters): the flag made it exit.
+    assert!(!args.contains("filtered-watch-secret"), "{args}");
     find(&objects, "ClusterRole", "secretprovidersyncing-role");
     find(
         &objects,

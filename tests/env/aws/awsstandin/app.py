@@ -100,7 +100,7 @@ class StandIn:
         op = protocol.identify(environ, body)
         _, scope_region, _ = protocol.credential_scope(environ)
         region = scope_region or self.region
-        decision = self.faults.record(op.name, op.protocol)
+        decision = self.faults.record(op.name, op.protocol, region)
         self.faults.sleep(decision)
         if decision.failure:
             st, code, msg = decision.failure

@@ -3,7 +3,8 @@
 A rule: {"operation": "eks:CreateAddon" (fnmatch pattern, "*" for all), "kind": "throttle" |
 "error" | "delay" | "rate", "count": N (default 1; -1 = until cleared), "delay_ms": M (optional,
 also adds latency before a throttle/error), "status": S (optional status override),
-"code"/"message" (optional overrides)}. A "rate" rule is a token bucket shared by every
+"code"/"message" (optional overrides), "region": a region pattern (optional: only calls signed
+for a matching region, e.g. to fail a primary region and not its failover)}. A "rate" rule is a token bucket shared by every
 matching call, like an AWS API's rate limit: "per_second": R (required), "burst": B (default
 R); a call finding no token is throttled. It lasts until cleared (its "hits" count the
 throttled answers).
@@ -37,6 +38,7 @@ class Rule:
     tokens: float = 0.0
     refilled: float = 0.0
     burst: float = 0.0
+    region: str | None = None
 
     def take_token(self) -> bool:
         """A rate rule: refill by the time passed, then take one token if there is one."""
@@ -48,7 +50,9 @@ class Rule:
             return True
         return False
 
-    def matches(self, op_name: str) -> bool:
+    def matches(self, op_name: str, region: str | None = None) -> bool:
+        if self.region is not None and not (region and fnmatch.fnmatchcase(region, self.region)):
+            return False
         return self.remaining != 0 and fnmatch.fnmatchcase(op_name, self.operation)
 
     def use(self) -> None:
@@ -64,6 +68,7 @@ class Rule:
             "delay_ms": self.delay_ms,
             "status": self.status,
             "hits": self.hits,
+            "region": self.region,
         }
 
 
@@ -99,7 +104,10 @@ class FaultsAndCalls:
         status = spec.get("status")
         if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
             raise ValueError("'status' must be an HTTP error status")
-        rule = Rule(op, kind, count, int(delay_ms), status, spec.get("code"), spec.get("message"))
+        region = spec.get("region")
+        if region is not None and (not isinstance(region, str) or not region):
+            raise ValueError("'region' must be a non-empty region pattern (e.g. \"us-west-2\")")
+        rule = Rule(op, kind, count, int(delay_ms), status, spec.get("code"), spec.get("message"), region=region)
         if kind == "rate":
             per_second = spec.get("per_second")
             if not isinstance(per_second, (int, float)) or per_second <= 0:
@@ -122,14 +130,14 @@ class FaultsAndCalls:
             return [r.as_dict() for r in self._rules]
 
     # --- calls ---
-    def record(self, op_name: str, protocol: str) -> Decision:
-        """Count a call of op_name and decide whether a fault applies to it."""
+    def record(self, op_name: str, protocol: str, region: str | None = None) -> Decision:
+        """Count a call of op_name (signed for `region`) and decide whether a fault applies."""
         d = Decision()
         with self._lock:
             self._calls[op_name] += 1
             failure_rule = None
             for rule in self._rules:
-                if not rule.matches(op_name):
+                if not rule.matches(op_name, region):
                     continue
                 if rule.kind == "delay":
                     rule.use()
