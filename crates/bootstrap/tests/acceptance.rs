@@ -26,7 +26,11 @@ fn random_value() -> String {
 
 fn dynamic(kube: &kube::Client, ns: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", kind);
-    Api::namespaced_with(kube.clone(), ns, &ApiResource::from_gvk_with_plural(&gvk, plural))
+    Api::namespaced_with(
+        kube.clone(),
+        ns,
+        &ApiResource::from_gvk_with_plural(&gvk, plural),
+    )
 }
 
 /// A long-running pod `app` in `ns` with service account `app`, mounting class `spc`.
@@ -55,23 +59,37 @@ async fn mounted(kube: &kube::Client, ns: &str, spc: &str) -> (BTreeMap<String, 
 }
 
 async fn versions(kube: &kube::Client, ns: &str, spc: &str) -> BTreeMap<String, String> {
-    let api = dynamic(kube, ns, "SecretProviderClassPodStatus", "secretproviderclasspodstatuses");
+    let api = dynamic(
+        kube,
+        ns,
+        "SecretProviderClassPodStatus",
+        "secretproviderclasspodstatuses",
+    );
     let id = format!("app-{ns}-{spc}");
-    common::eventually(&format!("SecretProviderClassPodStatus {ns}/{id} mounted"), 120, || {
-        let api = api.clone();
-        let id = id.clone();
-        async move {
-            let status = api.get(&id).await.ok()?.data["status"].clone();
-            (status["mounted"] == true).then_some(())?;
-            Some(
-                status["objects"]
-                    .as_array()?
-                    .iter()
-                    .map(|o| (o["id"].as_str().unwrap_or("").to_string(), o["version"].as_str().unwrap_or("").to_string()))
-                    .collect(),
-            )
-        }
-    })
+    common::eventually(
+        &format!("SecretProviderClassPodStatus {ns}/{id} mounted"),
+        120,
+        || {
+            let api = api.clone();
+            let id = id.clone();
+            async move {
+                let status = api.get(&id).await.ok()?.data["status"].clone();
+                (status["mounted"] == true).then_some(())?;
+                Some(
+                    status["objects"]
+                        .as_array()?
+                        .iter()
+                        .map(|o| {
+                            (
+                                o["id"].as_str().unwrap_or("").to_string(),
+                                o["version"].as_str().unwrap_or("").to_string(),
+                            )
+                        })
+                        .collect(),
+                )
+            }
+        },
+    )
     .await
 }
 
@@ -83,23 +101,42 @@ fn file_matches(s: &Settings, uid: &str, file: &str, want: &str) -> Option<bool>
     Some(std::fs::read(path).is_ok_and(|got| got == want.as_bytes()))
 }
 
-/// The stand-in's count of Secrets Manager reads (`None` on a real account).
-async fn secret_reads(s: &Settings) -> Option<u64> {
+/// The stand-in's count of Secrets Manager calls whose action ends with `suffix` (`None` on a
+/// real account).
+async fn secrets_calls(s: &Settings, suffix: &str) -> Option<u64> {
     s.state_dir.as_ref()?;
-    let calls: Value = reqwest::get(common::cli::control("/calls")).await.ok()?.json().await.ok()?;
+    let calls: Value = reqwest::get(common::cli::control("/calls"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
     Some(
         calls
             .as_object()?
             .iter()
-            .filter(|(k, _)| k.starts_with("secretsmanager:") && k.ends_with("GetSecretValue"))
+            .filter(|(k, _)| k.starts_with("secretsmanager:") && k.ends_with(suffix))
             .filter_map(|(_, v)| v.as_u64())
             .sum(),
     )
 }
 
+async fn secret_reads(s: &Settings) -> Option<u64> {
+    secrets_calls(s, "GetSecretValue").await
+}
+
 async fn doctor_clean(s: &Settings, ns: &str) {
     let report = tokio::task::spawn_blocking({
-        let a = args(&["doctor", "--cluster", &s.cluster, "--namespace", ns, "--output", "json", "-q"]);
+        let a = args(&[
+            "doctor",
+            "--cluster",
+            &s.cluster,
+            "--namespace",
+            ns,
+            "--output",
+            "json",
+            "-q",
+        ]);
         move || {
             let a: Vec<&str> = a.iter().map(String::as_str).collect();
             acceptance_support::bootstrap(&a)
@@ -123,55 +160,130 @@ async fn doctor_clean(s: &Settings, ns: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn life_of_a_platform_team() {
-    let Some(s) = Settings::from_env() else { return };
+    let Some(s) = Settings::from_env() else {
+        return;
+    };
     if std::env::var("BOOTSTRAP_ACCEPTANCE_STEP").as_deref() == Ok("cleanup") {
         return;
     }
     let start = Instant::now();
     let kube = common::kube().await;
     let cfg = common::aws().await;
-    let mode = if s.real { "a real account" } else { "the local stand-in" };
-    step(start, &format!("cluster {} on {mode}, prefix {}", s.cluster, s.prefix));
+    let mode = if s.real {
+        "a real account"
+    } else {
+        "the local stand-in"
+    };
+    step(
+        start,
+        &format!("cluster {} on {mode}, prefix {}", s.cluster, s.prefix),
+    );
 
     let before = common::inventory::owned_inventory(&cfg, &kube, &s.cluster).await;
     if !before.is_empty() {
-        assert!(!s.real, "the cluster already holds objects bootstrap owns, which the final `bootstrap down` would delete: {before:?}");
-        step(start, &format!("note: bootstrap already owns {before:?}; the final down deletes them"));
+        assert!(
+            !s.real,
+            "the cluster already holds objects bootstrap owns, which the final `bootstrap down` would delete: {before:?}"
+        );
+        step(
+            start,
+            &format!("note: bootstrap already owns {before:?}; the final down deletes them"),
+        );
     }
     let problems = acceptance_support::cleanup(&s, &kube, &cfg).await;
-    assert!(problems.is_empty(), "leftovers of an earlier run: {problems:?}");
+    assert!(
+        problems.is_empty(),
+        "leftovers of an earlier run: {problems:?}"
+    );
+    let calls_before = secrets_calls(&s, "").await;
 
-    step(start, "up (rotation and sync on), then up again: nothing to change");
+    step(
+        start,
+        "up (rotation and sync on), then up again: nothing to change",
+    );
     let demo = s.name("demo");
-    let up = args(&["up", "--cluster", &s.cluster, "--namespace", &demo, "--create-demo-secret", "--rotation", "--sync-secrets", "--output", "json", "-q", "--timeout", "15m"]);
+    let up = args(&[
+        "up",
+        "--cluster",
+        &s.cluster,
+        "--namespace",
+        &demo,
+        "--create-demo-secret",
+        "--rotation",
+        "--sync-secrets",
+        "--output",
+        "json",
+        "-q",
+        "--timeout",
+        "15m",
+    ]);
     let first = bootstrap_json(up.clone()).await;
     assert_eq!(first["verified"], true, "{first:#}");
     let second = bootstrap_json(up).await;
-    assert_eq!((second["changes"]["created"].as_u64(), second["changes"]["updated"].as_u64()), (Some(0), Some(0)), "{second:#}");
+    assert_eq!(
+        (
+            second["changes"]["created"].as_u64(),
+            second["changes"]["updated"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{second:#}"
+    );
 
     step(start, "a team onboarded, and its pod mounting");
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let team = s.name("team");
     let (v1, v2) = (random_value(), random_value());
-    sm.create_secret().name(s.secret("team/db")).secret_string(json!({"password": v1}).to_string()).send().await.expect("CreateSecret team/db");
+    sm.create_secret()
+        .name(s.secret("team/db"))
+        .secret_string(json!({"password": v1}).to_string())
+        .send()
+        .await
+        .expect("CreateSecret team/db");
     let teams = format!(
         "teams:\n  - name: {team}\n    namespace: {team}\n    serviceAccount: app\n    verify: true\n    secrets:\n      - name: {}\n        alias: db.json\n        jmesPath:\n          - path: password\n            objectAlias: db-password\n",
         s.secret("team/db")
     );
     let file = tempfile::NamedTempFile::new().expect("teams file");
     std::fs::write(file.path(), teams).expect("write teams file");
-    let onboarded = bootstrap_json(args(&["onboard", "-f", file.path().to_str().expect("utf8"), "--cluster", &s.cluster, "--output", "json", "-q"])).await;
+    let onboarded = bootstrap_json(args(&[
+        "onboard",
+        "-f",
+        file.path().to_str().expect("utf8"),
+        "--cluster",
+        &s.cluster,
+        "--output",
+        "json",
+        "-q",
+    ]))
+    .await;
     assert_eq!(onboarded["totals"]["succeeded"], 1, "{onboarded:#}");
-    let spcs = dynamic(&kube, &team, "SecretProviderClass", "secretproviderclasses").list(&ListParams::default()).await.expect("list SPCs");
+    let spcs = dynamic(&kube, &team, "SecretProviderClass", "secretproviderclasses")
+        .list(&ListParams::default())
+        .await
+        .expect("list SPCs");
     let team_spc = match spcs.items.as_slice() {
         [one] => one.metadata.name.clone().expect("name"),
-        other => panic!("onboard made {} SecretProviderClasses in {team}", other.len()),
+        other => panic!(
+            "onboard made {} SecretProviderClasses in {team}",
+            other.len()
+        ),
     };
-    common::apply_all(&kube, "bootstrap-acceptance", &[app_pod(&s, &team, &team_spc)]).await;
+    common::apply_all(
+        &kube,
+        "bootstrap-acceptance",
+        &[app_pod(&s, &team, &team_spc)],
+    )
+    .await;
     let (team_versions, team_uid) = mounted(&kube, &team, &team_spc).await;
-    assert!(file_matches(&s, &team_uid, "db-password", &v1).unwrap_or(true), "the team's pod mounts its password");
+    assert!(
+        file_matches(&s, &team_uid, "db-password", &v1).unwrap_or(true),
+        "the team's pod mounts its password"
+    );
 
-    step(start, "an IRSA workload, mounting, migrated to Pod Identity");
+    step(
+        start,
+        "an IRSA workload, mounting, migrated to Pod Identity",
+    );
     irsa_workload_migrated(&s, &kube, &cfg).await;
 
     step(start, "doctor is clean for every namespace of the suite");
@@ -181,7 +293,12 @@ async fn life_of_a_platform_team() {
 
     step(start, "a rotation: the secret changes, the mount follows");
     let reads_before = secret_reads(&s).await;
-    sm.put_secret_value().secret_id(s.secret("team/db")).secret_string(json!({"password": v2}).to_string()).send().await.expect("PutSecretValue");
+    sm.put_secret_value()
+        .secret_id(s.secret("team/db"))
+        .secret_string(json!({"password": v2}).to_string())
+        .send()
+        .await
+        .expect("PutSecretValue");
     let deadline = Instant::now() + s.rotation_timeout;
     let rotated = loop {
         let now = versions(&kube, &team, &team_spc).await;
@@ -201,11 +318,17 @@ async fn life_of_a_platform_team() {
         // The stand-in's kubelet shim may not re-publish volumes yet: then nothing fetched
         // the secret again, and there was nothing to observe (not a pass).
         match (reads_before, reads_after) {
-            (Some(b), Some(a)) if a == b => step(start, &format!(
-                "SKIPPED rotation: in {}s nothing re-read the secret, so this stand-in does not re-publish volumes (requiresRepublish); on a real cluster this is a failure",
+            (Some(b), Some(a)) if a == b => step(
+                start,
+                &format!(
+                    "SKIPPED rotation: in {}s nothing re-read the secret, so this stand-in does not re-publish volumes (requiresRepublish); on a real cluster this is a failure",
+                    s.rotation_timeout.as_secs()
+                ),
+            ),
+            _ => panic!(
+                "the mount did not follow the rotated secret within {}s (rotation interval 1m plus kubelet's re-publish period)",
                 s.rotation_timeout.as_secs()
-            )),
-            _ => panic!("the mount did not follow the rotated secret within {}s (rotation interval 1m plus kubelet's re-publish period)", s.rotation_timeout.as_secs()),
+            ),
         }
     }
 
@@ -213,9 +336,34 @@ async fn life_of_a_platform_team() {
     let problems = acceptance_support::cleanup(&s, &kube, &cfg).await;
     assert!(problems.is_empty(), "cleanup: {problems:?}");
     let after = common::inventory::owned_inventory(&cfg, &kube, &s.cluster).await;
-    assert!(after.is_empty(), "bootstrap still owns {after:?} after down");
-    let plan = bootstrap_json(args(&["down", "--cluster", &s.cluster, "--dry-run", "--output", "json", "-q"])).await;
-    assert_eq!(plan["deleted"], json!([]), "a second down would delete: {plan:#}");
+    assert!(
+        after.is_empty(),
+        "bootstrap still owns {after:?} after down"
+    );
+    let plan = bootstrap_json(args(&[
+        "down",
+        "--cluster",
+        &s.cluster,
+        "--dry-run",
+        "--output",
+        "json",
+        "-q",
+    ]))
+    .await;
+    assert_eq!(
+        plan["deleted"],
+        json!([]),
+        "a second down would delete: {plan:#}"
+    );
+    if let (Some(b), Some(a)) = (calls_before, secrets_calls(&s, "").await) {
+        step(
+            start,
+            &format!(
+                "Secrets Manager calls during the run (the stand-in's counter): {}",
+                a - b
+            ),
+        );
+    }
     step(start, "done");
 }
 
@@ -223,14 +371,39 @@ async fn irsa_workload_migrated(s: &Settings, kube: &kube::Client, cfg: &aws_con
     let ns = s.name("irsa");
     let value = random_value();
     let sm = aws_sdk_secretsmanager::Client::new(cfg);
-    let arn = sm.create_secret().name(s.secret("irsa/token")).secret_string(&value).send().await.expect("CreateSecret irsa/token").arn.expect("arn");
-    let account = aws_sdk_sts::Client::new(cfg).get_caller_identity().send().await.expect("GetCallerIdentity").account.expect("account");
-    let issuer = aws_sdk_eks::Client::new(cfg).describe_cluster().name(&s.cluster).send().await.expect("DescribeCluster")
-        .cluster.and_then(|c| c.identity).and_then(|i| i.oidc).and_then(|o| o.issuer);
+    let arn = sm
+        .create_secret()
+        .name(s.secret("irsa/token"))
+        .secret_string(&value)
+        .send()
+        .await
+        .expect("CreateSecret irsa/token")
+        .arn
+        .expect("arn");
+    let account = aws_sdk_sts::Client::new(cfg)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity")
+        .account
+        .expect("account");
+    let issuer = aws_sdk_eks::Client::new(cfg)
+        .describe_cluster()
+        .name(&s.cluster)
+        .send()
+        .await
+        .expect("DescribeCluster")
+        .cluster
+        .and_then(|c| c.identity)
+        .and_then(|i| i.oidc)
+        .and_then(|o| o.issuer);
     let issuer = match (issuer, s.real) {
         (Some(i), _) => i.trim_start_matches("https://").to_string(),
         (None, false) => "oidc.eks.us-west-2.amazonaws.com/id/ACCEPTANCE".to_string(),
-        (None, true) => panic!("cluster {} has no OIDC issuer: IRSA cannot work there", s.cluster),
+        (None, true) => panic!(
+            "cluster {} has no OIDC issuer: IRSA cannot work there",
+            s.cluster
+        ),
     };
     let provider = format!("arn:aws:iam::{account}:oidc-provider/{issuer}");
     let iam = aws_sdk_iam::Client::new(cfg);
@@ -242,10 +415,28 @@ async fn irsa_workload_migrated(s: &Settings, kube: &kube::Client, cfg: &aws_con
     let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": provider},
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {"StringEquals": {format!("{issuer}:sub"): format!("system:serviceaccount:{ns}:app"), format!("{issuer}:aud"): "sts.amazonaws.com"}}}]});
-    let role_arn = iam.create_role().role_name(s.name("irsa")).assume_role_policy_document(trust.to_string()).send().await.expect("CreateRole").role.expect("role").arn;
+    let role_arn = iam
+        .create_role()
+        .role_name(s.name("irsa"))
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("CreateRole")
+        .role
+        .expect("role")
+        .arn;
     let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": [arn]}]});
-    iam.put_role_policy().role_name(s.name("irsa")).policy_name("read").policy_document(policy.to_string()).send().await.expect("PutRolePolicy");
-    let objects = format!("- objectName: \"{}\"\n  objectType: secretsmanager\n  objectAlias: token\n", s.secret("irsa/token"));
+    iam.put_role_policy()
+        .role_name(s.name("irsa"))
+        .policy_name("read")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .expect("PutRolePolicy");
+    let objects = format!(
+        "- objectName: \"{}\"\n  objectType: secretsmanager\n  objectAlias: token\n",
+        s.secret("irsa/token")
+    );
     let objs = [
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app", "namespace": ns, "annotations": {"eks.amazonaws.com/role-arn": role_arn}}}),
@@ -256,24 +447,58 @@ async fn irsa_workload_migrated(s: &Settings, kube: &kube::Client, cfg: &aws_con
     // A new IAM role takes seconds to be usable on a real account; the pod's mount retries.
     common::apply_all(kube, "bootstrap-acceptance", &objs).await;
     let (_, uid) = mounted(kube, &ns, "irsa").await;
-    assert!(file_matches(s, &uid, "token", &value).unwrap_or(true), "the IRSA workload mounts before migrating");
+    assert!(
+        file_matches(s, &uid, "token", &value).unwrap_or(true),
+        "the IRSA workload mounts before migrating"
+    );
 
-    let migrated = bootstrap_json(args(&["migrate", "--cluster", &s.cluster, "--namespace", &ns, "--approve", "--output", "json", "-q"])).await;
-    assert_eq!(migrated["workloads"][0]["status"], "migrated", "{migrated:#}");
-    let spc = dynamic(kube, &ns, "SecretProviderClass", "secretproviderclasses").get("irsa").await.expect("SPC");
+    let migrated = bootstrap_json(args(&[
+        "migrate",
+        "--cluster",
+        &s.cluster,
+        "--namespace",
+        &ns,
+        "--approve",
+        "--output",
+        "json",
+        "-q",
+    ]))
+    .await;
+    assert_eq!(
+        migrated["workloads"][0]["status"], "migrated",
+        "{migrated:#}"
+    );
+    let spc = dynamic(kube, &ns, "SecretProviderClass", "secretproviderclasses")
+        .get("irsa")
+        .await
+        .expect("SPC");
     assert_eq!(spc.data["spec"]["parameters"]["usePodIdentity"], "true");
-    let listed = aws_sdk_eks::Client::new(cfg).list_pod_identity_associations().cluster_name(&s.cluster).namespace(&ns).service_account("app").send().await.expect("ListPodIdentityAssociations");
-    assert_eq!(listed.associations().len(), 1, "migrate made the association");
+    let listed = aws_sdk_eks::Client::new(cfg)
+        .list_pod_identity_associations()
+        .cluster_name(&s.cluster)
+        .namespace(&ns)
+        .service_account("app")
+        .send()
+        .await
+        .expect("ListPodIdentityAssociations");
+    assert_eq!(
+        listed.associations().len(),
+        1,
+        "migrate made the association"
+    );
 }
 
 /// What `tests/acceptance/run.sh` runs on every exit: `down`, and the suite's own objects.
 #[tokio::test(flavor = "multi_thread")]
 async fn cleanup() {
-    let Some(s) = Settings::from_env() else { return };
+    let Some(s) = Settings::from_env() else {
+        return;
+    };
     if std::env::var("BOOTSTRAP_ACCEPTANCE_STEP").as_deref() != Ok("cleanup") {
         return;
     }
-    let problems = acceptance_support::cleanup(&s, &common::kube().await, &common::aws().await).await;
+    let problems =
+        acceptance_support::cleanup(&s, &common::kube().await, &common::aws().await).await;
     assert!(problems.is_empty(), "cleanup left: {problems:?}");
 }
 
@@ -281,7 +506,14 @@ async fn cleanup() {
 fn the_guard_refuses_a_cluster_outside_the_prefix() {
     assert!(guard("acc-east", "acc").is_ok());
     assert!(guard("acc", "acc").is_ok());
-    for (cluster, prefix) in [("prod-east", "acc"), ("xacc", "acc"), ("acc", "ACC"), ("acc", ""), ("a", "a/b"), ("-x", "-x")] {
+    for (cluster, prefix) in [
+        ("prod-east", "acc"),
+        ("xacc", "acc"),
+        ("acc", "ACC"),
+        ("acc", ""),
+        ("a", "a/b"),
+        ("-x", "-x"),
+    ] {
         assert!(guard(cluster, prefix).is_err(), "{cluster} {prefix}");
     }
     let long = "a".repeat(acceptance_support::MAX_PREFIX + 1);
@@ -311,6 +543,9 @@ fn the_script_refuses_a_cluster_outside_the_prefix() {
         assert!(stderr.contains(says), "{cluster} {prefix}: {stderr}");
         // cargo is not on this PATH: had the script gone on to build, it would have failed
         // another way.
-        assert!(!stderr.contains("[acceptance] building"), "refused before anything ran: {stderr}");
+        assert!(
+            !stderr.contains("[acceptance] building"),
+            "refused before anything ran: {stderr}"
+        );
     }
 }

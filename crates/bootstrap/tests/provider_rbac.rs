@@ -190,7 +190,8 @@ fn neither_provider_can_create_service_account_tokens() {
 
 #[test]
 fn the_check_catches_a_grant_and_every_wildcard_that_implies_it() {
-    let rule = |g: &str, r: &str, v: &str| json!({"apiGroups": [g], "resources": [r], "verbs": [v]});
+    let rule =
+        |g: &str, r: &str, v: &str| json!({"apiGroups": [g], "resources": [r], "verbs": [v]});
     for caught in [
         rule("", "serviceaccounts/token", "create"),
         rule("", "serviceaccounts/token", "*"),

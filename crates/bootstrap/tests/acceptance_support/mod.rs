@@ -64,7 +64,10 @@ impl Settings {
             panic!("{why}");
         }
         let secs = var("BOOTSTRAP_ACCEPTANCE_ROTATION_TIMEOUT")
-            .map(|v| v.parse::<u64>().expect("BOOTSTRAP_ACCEPTANCE_ROTATION_TIMEOUT: seconds"))
+            .map(|v| {
+                v.parse::<u64>()
+                    .expect("BOOTSTRAP_ACCEPTANCE_ROTATION_TIMEOUT: seconds")
+            })
             .unwrap_or(if real { 300 } else { 120 });
         Some(Settings {
             real,
@@ -76,7 +79,10 @@ impl Settings {
             state_dir: if real {
                 None
             } else {
-                Some(var("BOOTSTRAP_ENV_STATE").expect("BOOTSTRAP_ENV_STATE (source tests/env/state/env.sh)"))
+                Some(
+                    var("BOOTSTRAP_ENV_STATE")
+                        .expect("BOOTSTRAP_ENV_STATE (source tests/env/state/env.sh)"),
+                )
             },
         })
     }
@@ -98,7 +104,10 @@ impl Settings {
 
 /// Prints a step with the time since `start` (stderr; never a secret value).
 pub fn step(start: Instant, what: &str) {
-    eprintln!("[acceptance {:>6.1}s] {what}", start.elapsed().as_secs_f64());
+    eprintln!(
+        "[acceptance {:>6.1}s] {what}",
+        start.elapsed().as_secs_f64()
+    );
 }
 
 /// Runs the bootstrap binary.
@@ -135,10 +144,14 @@ fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
-/// Deletes our pods, runs `bootstrap down`, then removes what the suite made itself (the IRSA
-/// workload's namespace, role and association, the secrets it created). Idempotent; returns
-/// what could not be removed.
-pub async fn cleanup(s: &Settings, kube: &kube::Client, cfg: &aws_config::SdkConfig) -> Vec<String> {
+/// Deletes our pods and the IRSA workload's namespace and association, runs `bootstrap down`,
+/// then removes the rest of what the suite made itself (the IRSA role, the secrets it created).
+/// Idempotent; returns what could not be removed.
+pub async fn cleanup(
+    s: &Settings,
+    kube: &kube::Client,
+    cfg: &aws_config::SdkConfig,
+) -> Vec<String> {
     let mut problems = Vec::new();
     for ns in s.namespaces() {
         let pods: Api<Pod> = Api::namespaced(kube.clone(), &ns);
@@ -154,23 +167,6 @@ pub async fn cleanup(s: &Settings, kube: &kube::Client, cfg: &aws_config::SdkCon
         while matches!(pods.get_opt("app").await, Ok(Some(_))) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-    }
-    let args: Vec<String> = ["down", "--cluster", &s.cluster, "--yes", "--output", "json", "-q", "--timeout", "15m"]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-    let out = tokio::task::spawn_blocking(move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        bootstrap(&a)
-    })
-    .await
-    .expect("join");
-    if !out.status.success() {
-        problems.push(format!(
-            "bootstrap down failed ({:?}): {}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        ));
     }
     let irsa_ns = s.name("irsa");
     let eks = aws_sdk_eks::Client::new(cfg);
@@ -199,11 +195,49 @@ pub async fn cleanup(s: &Settings, kube: &kube::Client, cfg: &aws_config::SdkCon
     {
         problems.push(format!("delete namespace {irsa_ns}: {e}"));
     }
+    // The IRSA workload's SecretProviderClass is not bootstrap's: while it exists, `down`
+    // rightly keeps the driver it needs. So it goes first.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while matches!(namespaces.get_opt(&irsa_ns).await, Ok(Some(_))) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let args: Vec<String> = [
+        "down",
+        "--cluster",
+        &s.cluster,
+        "--yes",
+        "--output",
+        "json",
+        "-q",
+        "--timeout",
+        "15m",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        bootstrap(&a)
+    })
+    .await
+    .expect("join");
+    if !out.status.success() {
+        problems.push(format!(
+            "bootstrap down failed ({:?}): {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
     let iam = aws_sdk_iam::Client::new(cfg);
     let role = s.name("irsa");
     if let Ok(policies) = iam.list_role_policies().role_name(&role).send().await {
         for p in policies.policy_names() {
-            let _ = iam.delete_role_policy().role_name(&role).policy_name(p).send().await;
+            let _ = iam
+                .delete_role_policy()
+                .role_name(&role)
+                .policy_name(p)
+                .send()
+                .await;
         }
         if let Err(e) = iam.delete_role().role_name(&role).send().await {
             problems.push(format!("delete IAM role {role}: {e}"));

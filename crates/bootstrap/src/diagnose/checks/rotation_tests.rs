@@ -40,7 +40,10 @@ fn run(args: &[&str], republish: bool, owned: bool) -> Vec<Check> {
 #[test]
 fn rotation_without_requires_republish_warns_with_the_fix() {
     let c = run(
-        &["--enable-secret-rotation=true", "--rotation-poll-interval=30s"],
+        &[
+            "--enable-secret-rotation=true",
+            "--rotation-poll-interval=30s",
+        ],
         false,
         false,
     );
@@ -60,7 +63,11 @@ fn rotation_without_requires_republish_warns_with_the_fix() {
     );
     // bootstrap's own CSIDriver: re-run up with the interval the driver already uses.
     let c = run(
-        &["--enable-secret-rotation", "--rotation-poll-interval", "30s"],
+        &[
+            "--enable-secret-rotation",
+            "--rotation-poll-interval",
+            "30s",
+        ],
         false,
         true,
     );
@@ -73,7 +80,10 @@ fn rotation_without_requires_republish_warns_with_the_fix() {
 #[test]
 fn an_interval_longer_than_the_republish_period_warns_with_the_fix() {
     let c = run(
-        &["--enable-secret-rotation=true", "--rotation-poll-interval=1h"],
+        &[
+            "--enable-secret-rotation=true",
+            "--rotation-poll-interval=1h",
+        ],
         true,
         true,
     );
@@ -95,7 +105,10 @@ fn an_interval_longer_than_the_republish_period_warns_with_the_fix() {
     );
     // Someone else's driver: say which flag to change where.
     let c = run(
-        &["--enable-secret-rotation=true", "--rotation-poll-interval=1h"],
+        &[
+            "--enable-secret-rotation=true",
+            "--rotation-poll-interval=1h",
+        ],
         true,
         false,
     );
@@ -119,7 +132,10 @@ fn the_boundary_is_the_period_and_the_drivers_default_is_past_it() {
         (vec![], Status::Warn),
         // The last occurrence wins, as with Go's flag package.
         (
-            vec!["--rotation-poll-interval=1h", "--rotation-poll-interval=30s"],
+            vec![
+                "--rotation-poll-interval=1h",
+                "--rotation-poll-interval=30s",
+            ],
             Status::Pass,
         ),
     ] {
