@@ -67,7 +67,7 @@ fn grants_token_create(rule: &Value) -> bool {
     let groups = strings(&rule["apiGroups"]);
     let resources = strings(&rule["resources"]);
     let verbs = strings(&rule["verbs"]);
-    groups.iter().any(|g| *g == "" || *g == "*")
+    groups.iter().any(|g| g.is_empty() || *g == "*")
         && resources.iter().any(|r| {
             matches!(
                 *r,
