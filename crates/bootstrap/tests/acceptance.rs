@@ -229,6 +229,8 @@ async fn life_of_a_platform_team() {
         "{second:#}"
     );
 
+    platform_as_up_left_it(&kube).await;
+
     step(start, "a team onboarded, and its pod mounting");
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let team = s.name("team");
@@ -285,6 +287,12 @@ async fn life_of_a_platform_team() {
         "an IRSA workload, mounting, migrated to Pod Identity",
     );
     irsa_workload_migrated(&s, &kube, &cfg).await;
+
+    step(
+        start,
+        "rotation and sync, as up set them, survived onboard and migrate",
+    );
+    platform_as_up_left_it(&kube).await;
 
     step(start, "doctor is clean for every namespace of the suite");
     for ns in s.namespaces() {
@@ -365,6 +373,50 @@ async fn life_of_a_platform_team() {
         );
     }
     step(start, "done");
+}
+
+/// The driver still rotates (CSIDriver `requiresRepublish`, `--enable-secret-rotation`) and
+/// may sync Secrets (`secretprovidersyncing-role`), as `up --rotation --sync-secrets` left it.
+async fn platform_as_up_left_it(kube: &kube::Client) {
+    use k8s_openapi::api::apps::v1::DaemonSet;
+    use k8s_openapi::api::rbac::v1::ClusterRole;
+    use k8s_openapi::api::storage::v1::CSIDriver;
+    let driver = Api::<CSIDriver>::all(kube.clone())
+        .get("secrets-store.csi.k8s.io")
+        .await
+        .expect("the CSIDriver");
+    assert_eq!(
+        driver.spec.requires_republish,
+        Some(true),
+        "requiresRepublish was turned off after up --rotation"
+    );
+    let ds = Api::<DaemonSet>::namespaced(kube.clone(), "kube-system")
+        .get("secrets-store-csi-driver")
+        .await
+        .expect("the driver's DaemonSet");
+    let args: Vec<String> = ds
+        .spec
+        .and_then(|s| s.template.spec)
+        .map(|p| {
+            p.containers
+                .into_iter()
+                .flat_map(|c| c.args.unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(
+        args.iter()
+            .any(|a| a.starts_with("--enable-secret-rotation")),
+        "the driver no longer rotates after up --rotation: {args:?}"
+    );
+    assert!(
+        Api::<ClusterRole>::all(kube.clone())
+            .get_opt("secretprovidersyncing-role")
+            .await
+            .expect("get ClusterRole")
+            .is_some(),
+        "the sync role is gone after up --sync-secrets"
+    );
 }
 
 async fn irsa_workload_migrated(s: &Settings, kube: &kube::Client, cfg: &aws_config::SdkConfig) {
