@@ -229,7 +229,7 @@ async fn life_of_a_platform_team() {
         "{second:#}"
     );
 
-    platform_as_up_left_it(&kube).await;
+    platform_as_up_left_it(&kube, "up").await;
 
     step(start, "a team onboarded, and its pod mounting");
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
@@ -259,6 +259,7 @@ async fn life_of_a_platform_team() {
     ]))
     .await;
     assert_eq!(onboarded["totals"]["succeeded"], 1, "{onboarded:#}");
+    platform_as_up_left_it(&kube, "onboard").await;
     let spcs = dynamic(&kube, &team, "SecretProviderClass", "secretproviderclasses")
         .list(&ListParams::default())
         .await
@@ -292,7 +293,7 @@ async fn life_of_a_platform_team() {
         start,
         "rotation and sync, as up set them, survived onboard and migrate",
     );
-    platform_as_up_left_it(&kube).await;
+    platform_as_up_left_it(&kube, "migrate").await;
 
     step(start, "doctor is clean for every namespace of the suite");
     for ns in s.namespaces() {
@@ -377,7 +378,7 @@ async fn life_of_a_platform_team() {
 
 /// The driver still rotates (CSIDriver `requiresRepublish`, `--enable-secret-rotation`) and
 /// may sync Secrets (`secretprovidersyncing-role`), as `up --rotation --sync-secrets` left it.
-async fn platform_as_up_left_it(kube: &kube::Client) {
+async fn platform_as_up_left_it(kube: &kube::Client, after: &str) {
     use k8s_openapi::api::apps::v1::DaemonSet;
     use k8s_openapi::api::rbac::v1::ClusterRole;
     use k8s_openapi::api::storage::v1::CSIDriver;
@@ -388,7 +389,7 @@ async fn platform_as_up_left_it(kube: &kube::Client) {
     assert_eq!(
         driver.spec.requires_republish,
         Some(true),
-        "requiresRepublish was turned off after up --rotation"
+        "requiresRepublish is off after {after} (up --rotation turned it on)"
     );
     let ds = Api::<DaemonSet>::namespaced(kube.clone(), "kube-system")
         .get("secrets-store-csi-driver")
@@ -407,7 +408,7 @@ async fn platform_as_up_left_it(kube: &kube::Client) {
     assert!(
         args.iter()
             .any(|a| a.starts_with("--enable-secret-rotation")),
-        "the driver no longer rotates after up --rotation: {args:?}"
+        "the driver does not rotate after {after} (up --rotation turned it on): {args:?}"
     );
     assert!(
         Api::<ClusterRole>::all(kube.clone())
@@ -415,7 +416,7 @@ async fn platform_as_up_left_it(kube: &kube::Client) {
             .await
             .expect("get ClusterRole")
             .is_some(),
-        "the sync role is gone after up --sync-secrets"
+        "the sync role is gone after {after} (up --sync-secrets made it)"
     );
 }
 
