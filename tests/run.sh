@@ -2,8 +2,9 @@
 # The whole test suite, from a fresh machine: installs what is missing (Python venv, the
 # Go-built upstream programs, both Rust binaries, the provider image), starts the local EKS
 # stand-in, runs the style checks, actionlint on the workflows, the Python tests of the
-# stand-in and of the provider image, and every Rust test against it, and stops the
-# environment even when tests fail. Exit code 0 only when everything passed.
+# stand-in and of the provider image, every Rust test against it, then the acceptance suite
+# (tests/acceptance/run.sh), and stops the environment even when tests fail. Exit code 0 only
+# when everything passed.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
@@ -39,5 +40,7 @@ say "python tests of the AWS stand-in and of the provider image"
 "$BOOTSTRAP_ENV_PYTHON" -m pytest -q tests/env || status=1
 say "rust tests (unit, component, and flows against the environment)"
 cargo test --all-targets --locked --no-fail-fast -- --test-threads 2 || status=1
+say "acceptance: the life of a platform team on the stand-in (tests/acceptance/run.sh)"
+tests/acceptance/run.sh || status=1
 say "done in $((SECONDS - t0))s: $([[ $status == 0 ]] && echo passed || echo FAILED)"
 exit $status

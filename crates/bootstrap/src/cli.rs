@@ -114,8 +114,11 @@ pub struct UpArgs {
     /// Also sync mounted secrets into Kubernetes Secrets (driver RBAC for secrets).
     #[arg(long)]
     pub sync_secrets: bool,
-    /// Turn on secret rotation, polling at most every INTERVAL (default 2m).
-    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "2m")]
+    /// Turn on secret rotation: kubelet re-publishes mounts about every minute, and a
+    /// re-publish fetches again once the mounted content is older than INTERVAL (default 1m;
+    /// a longer one delays rotation without saving calls).
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1,
+          default_missing_value = crate::render::csi_driver::DEFAULT_ROTATION_INTERVAL)]
     pub rotation: Option<String>,
     /// Helm-style values for what bootstrap renders (see templates/*/README.md).
     #[arg(long, value_name = "FILE")]
@@ -294,7 +297,7 @@ mod tests {
         let Command::Up(up) = cli.command else {
             panic!("up")
         };
-        assert_eq!(up.rotation.as_deref(), Some("2m"));
+        assert_eq!(up.rotation.as_deref(), Some("1m"));
         assert_eq!(up.provider, ProviderKind::Rust);
     }
 

@@ -5,6 +5,7 @@
 
 pub mod platform;
 pub mod pod;
+pub mod rotation;
 pub mod workloads;
 
 use serde::Serialize;

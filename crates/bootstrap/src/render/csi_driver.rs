@@ -89,6 +89,12 @@ impl Default for DriverImages {
     }
 }
 
+/// The rotation interval `--rotation` and `rotation.pollInterval` default to: kubelet's
+/// re-publish period (its default `--sync-frequency`). Since driver v1.6.0 the interval is the
+/// minimum age of a mount's content before a re-publish fetches again, so a longer one only
+/// delays rotation (doctor warns about it).
+pub const DEFAULT_ROTATION_INTERVAL: &str = "1m";
+
 /// Secret rotation: `requiresRepublish` on the CSIDriver plus the driver's poll interval.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
@@ -101,7 +107,7 @@ impl Default for Rotation {
     fn default() -> Self {
         Self {
             enabled: false,
-            poll_interval: "2m".into(),
+            poll_interval: DEFAULT_ROTATION_INTERVAL.into(),
         }
     }
 }

@@ -343,27 +343,7 @@ pub fn driver(s: &Snapshot) -> Vec<Check> {
                 .fix(fix),
             );
         }
-        let rotation = drivers
-            .iter()
-            .any(|ds| ds.flag_on("enable-secret-rotation"));
-        match (rotation, d.requires_republish) {
-            (true, false) => checks.push(
-                Check::warn(
-                    "driver.rotation",
-                    &csi_subject,
-                    "the driver rotates secrets (--enable-secret-rotation) but requiresRepublish is false: since v1.6.0 rotation rides on republish, so mounted secrets are never refreshed",
-                )
-                .fix(format!(
-                    "kubectl patch csidriver {DRIVER_NAME} --type=merge -p '{{\"spec\":{{\"requiresRepublish\":true}}}}'"
-                )),
-            ),
-            (true, true) => checks.push(Check::pass("driver.rotation", &csi_subject, "rotation on, requiresRepublish true")),
-            (false, _) => checks.push(Check::pass(
-                "driver.rotation",
-                &csi_subject,
-                format!("rotation off (no --enable-secret-rotation), requiresRepublish {}", d.requires_republish),
-            )),
-        }
+        checks.extend(super::rotation::checks(&s.cluster, &drivers, d));
     }
     checks.push(secret_sync(s));
     checks

@@ -206,10 +206,10 @@ fn the_driver_needs_both_audiences_republish_with_rotation_and_sync_rbac() {
     }
     let rot = only(&driver(&s), "driver.rotation").clone();
     assert_eq!(rot.status, Status::Warn);
-    assert!(
-        rot.fix
-            .as_deref()
-            .is_some_and(|f| f.contains("requiresRepublish"))
+    assert_eq!(
+        rot.fix.as_deref(),
+        Some("bootstrap up --cluster demo --rotation 2m"),
+        "bootstrap's CSIDriver: up again, with the driver's (default) interval"
     );
 
     s.spcs = Ok(vec![SpcFacts {

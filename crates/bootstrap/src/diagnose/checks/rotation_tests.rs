@@ -1,0 +1,231 @@
+use k8s_openapi::api::apps::v1::DaemonSet;
+use serde_json::Value;
+
+use super::*;
+use crate::diagnose::checks::Status;
+use crate::diagnose::facts::Component;
+use crate::render::csi_driver::{self, CsiDriverValues, DEFAULT_ROTATION_INTERVAL, Rotation};
+
+const DS: &str = "kube-system/secrets-store-csi-driver";
+
+fn driver_ds(args: &[&str]) -> DaemonSetFacts {
+    DaemonSetFacts {
+        namespace: "kube-system".into(),
+        name: "secrets-store-csi-driver".into(),
+        component: Component::Driver,
+        args: args.iter().map(|a| a.to_string()).collect(),
+        ..DaemonSetFacts::default()
+    }
+}
+
+fn csidriver(requires_republish: bool, owned: bool) -> CsiDriverFacts {
+    CsiDriverFacts {
+        audiences: Vec::new(),
+        requires_republish,
+        owned,
+    }
+}
+
+fn one<'a>(checks: &'a [Check], name: &str) -> &'a Check {
+    let found: Vec<&Check> = checks.iter().filter(|c| c.check == name).collect();
+    assert_eq!(found.len(), 1, "one {name} in {checks:#?}");
+    found[0]
+}
+
+fn run(args: &[&str], republish: bool, owned: bool) -> Vec<Check> {
+    let ds = driver_ds(args);
+    checks("demo", &[&ds], &csidriver(republish, owned))
+}
+
+#[test]
+fn rotation_without_requires_republish_warns_with_the_fix() {
+    let c = run(
+        &[
+            "--enable-secret-rotation=true",
+            "--rotation-poll-interval=30s",
+        ],
+        false,
+        false,
+    );
+    let rot = one(&c, "driver.rotation");
+    assert_eq!(rot.status, Status::Warn);
+    assert!(rot.saw.contains(DS), "{}", rot.saw);
+    assert!(rot.saw.contains("never refreshed"), "{}", rot.saw);
+    assert_eq!(
+        rot.fix.as_deref(),
+        Some(
+            r#"kubectl patch csidriver secrets-store.csi.k8s.io --type=merge -p '{"spec":{"requiresRepublish":true}}'"#
+        )
+    );
+    assert!(
+        c.iter().all(|c| c.check != "driver.rotation-interval"),
+        "no interval advice while nothing re-publishes: {c:#?}"
+    );
+    // bootstrap's own CSIDriver: re-run up with the interval the driver already uses.
+    let c = run(
+        &[
+            "--enable-secret-rotation",
+            "--rotation-poll-interval",
+            "30s",
+        ],
+        false,
+        true,
+    );
+    assert_eq!(
+        one(&c, "driver.rotation").fix.as_deref(),
+        Some("bootstrap up --cluster demo --rotation 30s")
+    );
+}
+
+#[test]
+fn an_interval_longer_than_the_republish_period_warns_with_the_fix() {
+    let c = run(
+        &[
+            "--enable-secret-rotation=true",
+            "--rotation-poll-interval=1h",
+        ],
+        true,
+        true,
+    );
+    assert_eq!(one(&c, "driver.rotation").status, Status::Pass);
+    let interval = one(&c, "driver.rotation-interval");
+    assert_eq!(interval.status, Status::Warn);
+    assert_eq!(interval.subject, format!("DaemonSet {DS}"));
+    for part in [
+        "--rotation-poll-interval=1h is longer than kubelet's re-publish period",
+        "minimum age",
+        "up to 1h plus one re-publish",
+        "without saving AWS calls",
+    ] {
+        assert!(interval.saw.contains(part), "{part}: {}", interval.saw);
+    }
+    assert_eq!(
+        interval.fix.as_deref(),
+        Some("bootstrap up --cluster demo --rotation 1m")
+    );
+    // Someone else's driver: say which flag to change where.
+    let c = run(
+        &[
+            "--enable-secret-rotation=true",
+            "--rotation-poll-interval=1h",
+        ],
+        true,
+        false,
+    );
+    assert_eq!(
+        one(&c, "driver.rotation-interval").fix.as_deref(),
+        Some(
+            "set --rotation-poll-interval=1m on the secrets-store container of DaemonSet kube-system/secrets-store-csi-driver (Helm chart: --set rotationPollInterval=1m)"
+        )
+    );
+}
+
+#[test]
+fn the_boundary_is_the_period_and_the_drivers_default_is_past_it() {
+    for (args, want) in [
+        (vec!["--rotation-poll-interval=60s"], Status::Pass),
+        (vec!["--rotation-poll-interval=1m"], Status::Pass),
+        (vec!["--rotation-poll-interval", "15s"], Status::Pass),
+        (vec!["--rotation-poll-interval=61s"], Status::Warn),
+        (vec!["--rotation-poll-interval=1m1s"], Status::Warn),
+        // No flag: the driver's own default, 2m.
+        (vec![], Status::Warn),
+        // The last occurrence wins, as with Go's flag package.
+        (
+            vec![
+                "--rotation-poll-interval=1h",
+                "--rotation-poll-interval=30s",
+            ],
+            Status::Pass,
+        ),
+    ] {
+        let mut all = vec!["--enable-secret-rotation"];
+        all.extend(args.iter().copied());
+        let c = run(&all, true, true);
+        let got = one(&c, "driver.rotation-interval");
+        assert_eq!(got.status, want, "{args:?}: {}", got.saw);
+    }
+    let c = run(&["--enable-secret-rotation"], true, true);
+    assert!(
+        one(&c, "driver.rotation-interval")
+            .saw
+            .contains("--rotation-poll-interval=2m")
+    );
+}
+
+#[test]
+fn an_unreadable_interval_warns() {
+    let c = run(
+        &["--enable-secret-rotation", "--rotation-poll-interval=soon"],
+        true,
+        true,
+    );
+    let got = one(&c, "driver.rotation-interval");
+    assert_eq!(got.status, Status::Warn);
+    assert!(got.saw.contains("cannot be read"), "{}", got.saw);
+    assert_eq!(
+        got.fix.as_deref(),
+        Some("bootstrap up --cluster demo --rotation 1m")
+    );
+}
+
+#[test]
+fn rotation_off_passes_and_says_what_republish_does() {
+    for republish in [false, true] {
+        let c = run(&["--rotation-poll-interval=1h"], republish, true);
+        assert_eq!(c.len(), 1, "{c:#?}");
+        let rot = one(&c, "driver.rotation");
+        assert_eq!(rot.status, Status::Pass);
+        assert!(rot.saw.starts_with("rotation off"), "{}", rot.saw);
+    }
+}
+
+#[test]
+fn each_rotating_driver_daemonset_gets_its_own_interval_check() {
+    let quiet = driver_ds(&["--rotation-poll-interval=1h"]);
+    let mut fast = driver_ds(&["--enable-secret-rotation", "--rotation-poll-interval=30s"]);
+    fast.name = "fast".into();
+    let mut slow = driver_ds(&["--enable-secret-rotation", "--rotation-poll-interval=10m"]);
+    slow.name = "slow".into();
+    let c = checks("demo", &[&quiet, &fast, &slow], &csidriver(true, true));
+    let intervals: Vec<(&str, Status)> = c
+        .iter()
+        .filter(|c| c.check == "driver.rotation-interval")
+        .map(|c| (c.subject.as_str(), c.status))
+        .collect();
+    assert_eq!(
+        intervals,
+        [
+            ("DaemonSet kube-system/fast", Status::Pass),
+            ("DaemonSet kube-system/slow", Status::Warn)
+        ]
+    );
+}
+
+/// What `bootstrap up --rotation` renders (the flag's default interval) passes doctor's rule.
+#[test]
+fn what_up_rotation_renders_passes() {
+    let values = CsiDriverValues {
+        rotation: Rotation {
+            enabled: true,
+            poll_interval: DEFAULT_ROTATION_INTERVAL.into(),
+        },
+        ..CsiDriverValues::default()
+    };
+    let objects = csi_driver::render(&values).expect("render");
+    let ds: Value = objects
+        .iter()
+        .find(|o| o["kind"] == "DaemonSet")
+        .cloned()
+        .expect("a DaemonSet");
+    let ds: DaemonSet = serde_json::from_value(ds).expect("DaemonSet");
+    let republish = objects
+        .iter()
+        .find(|o| o["kind"] == "CSIDriver")
+        .and_then(|o| o["spec"]["requiresRepublish"].as_bool())
+        .expect("requiresRepublish");
+    let facts = DaemonSetFacts::from_k8s(&ds, &[]);
+    let c = checks("demo", &[&facts], &csidriver(republish, true));
+    assert!(c.iter().all(|c| c.status == Status::Pass), "{c:#?}");
+    assert_eq!(c.len(), 2, "{c:#?}");
+}
