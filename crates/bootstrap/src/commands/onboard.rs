@@ -395,6 +395,32 @@ pub fn default_platform(s: &OnboardSettings) -> Platform {
     }
 }
 
+/// `onboard` installs the platform where it is missing and never reconfigures what is there:
+/// `up` owns the platform's settings (rotation, sync, provider values), which onboard's
+/// defaults would otherwise reset. An update becomes `unchanged`, keeping only its waits.
+fn install_only(mut outcome: StepOutcome) -> StepOutcome {
+    for change in &mut outcome.changes {
+        if change.action == plan::Action::Update {
+            let waits: Vec<_> = change
+                .ops
+                .iter()
+                .filter(|op| !op.writes())
+                .cloned()
+                .collect();
+            *change = Change::new(
+                plan::Action::Unchanged,
+                std::mem::take(&mut change.resource),
+            )
+            .note(
+                "kept as configured: onboard installs the platform only where it is missing; \
+                     `bootstrap up` changes its settings",
+            )
+            .ops(waits);
+        }
+    }
+    outcome
+}
+
 async fn apply(exec: &Executor<'_>, outcome: StepOutcome) -> Result<StepOutcome, StepError> {
     exec.run(&outcome.all_ops()).await?;
     Ok(outcome)
@@ -420,11 +446,15 @@ pub async fn run_on(
                 plan::execute(
                     vec![
                         Node::new("agent-addon", &[], Box::pin(apply(&exec, agent))),
-                        Node::new("csi-driver", &[], Box::pin(apply(&exec, driver))),
+                        Node::new(
+                            "csi-driver",
+                            &[],
+                            Box::pin(apply(&exec, install_only(driver))),
+                        ),
                         Node::new(
                             "provider",
                             &["csi-driver"],
-                            Box::pin(apply(&exec, provider)),
+                            Box::pin(apply(&exec, install_only(provider))),
                         ),
                     ],
                     progress,
@@ -609,4 +639,47 @@ pub fn table(report: &OnboardReport) -> String {
         }
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Op};
+
+    #[test]
+    fn onboard_never_reconfigures_the_platform_it_finds() {
+        let wait = Op::WaitDaemonSet {
+            namespace: "kube-system".into(),
+            name: "csi-secrets-store".into(),
+        };
+        let outcome = StepOutcome::with(vec![
+            Change::new(Action::Create, "CSIDriver/secrets-store.csi.k8s.io").op(Op::CreateAddon {
+                cluster: "c".into(),
+                addon: "a".into(),
+                version: "v".into(),
+            }),
+            Change::new(Action::Update, "DaemonSet/kube-system/csi-secrets-store")
+                .op(Op::CreateAddon {
+                    cluster: "c".into(),
+                    addon: "a".into(),
+                    version: "v".into(),
+                })
+                .op(wait.clone()),
+        ]);
+        let kept = install_only(outcome);
+        assert_eq!(
+            kept.changes[0].action,
+            Action::Create,
+            "what is missing is installed"
+        );
+        assert_eq!(kept.changes[1].action, Action::Unchanged);
+        assert_eq!(kept.changes[1].ops, vec![wait], "only the wait survives");
+        assert!(
+            kept.changes[1]
+                .note
+                .as_deref()
+                .unwrap_or_default()
+                .contains("bootstrap up")
+        );
+    }
 }
