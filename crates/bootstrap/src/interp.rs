@@ -286,11 +286,7 @@ impl Backends {
                 if !version.starts_with('<') {
                     call = call.addon_version(version);
                 }
-                let workload = [
-                    (TAG_NAMESPACE, namespace.as_str()),
-                    (TAG_SERVICE_ACCOUNT, service_account.as_str()),
-                ];
-                for (k, v) in self.tags().into_iter().chain(workload) {
+                for (k, v) in self.tags() {
                     call = call.tags(k, v);
                 }
                 if let Err(e) = call.send().await {
@@ -334,11 +330,7 @@ impl Backends {
                     .service_account(service_account)
                     .role_arn(role_arn)
                     .set_target_role_arn(target_role_arn.clone());
-                let workload = [
-                    (TAG_NAMESPACE, namespace.as_str()),
-                    (TAG_SERVICE_ACCOUNT, service_account.as_str()),
-                ];
-                for (k, v) in self.tags().into_iter().chain(workload) {
+                for (k, v) in self.tags() {
                     call = call.tags(k, v);
                 }
                 if let Err(e) = call.send().await {
@@ -410,11 +402,7 @@ impl Backends {
                     .name(name)
                     .description("Demo secret created by bootstrap up; safe to delete")
                     .secret_string(demo_value());
-                let workload = [
-                    (TAG_NAMESPACE, namespace.as_str()),
-                    (TAG_SERVICE_ACCOUNT, service_account.as_str()),
-                ];
-                for (k, v) in self.tags().into_iter().chain(workload) {
+                for (k, v) in self.tags() {
                     call = call.tags(
                         aws_sdk_secretsmanager::types::Tag::builder()
                             .key(k)

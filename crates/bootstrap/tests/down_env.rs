@@ -381,7 +381,12 @@ async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
     .expect("teams file");
     let out = run(
         args(&[
-            "onboard", "-f", file.to_str().expect("utf8"), "--cluster", &cluster, "-q",
+            "onboard",
+            "-f",
+            file.to_str().expect("utf8"),
+            "--cluster",
+            &cluster,
+            "-q",
         ]),
         None,
     )
@@ -409,7 +414,12 @@ async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
                  "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
                 {"name": "v2", "served": true, "storage": false,
                  "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
-    common::apply_all(&kube, "bootstrap-env-test", &[lookalike_spc, lookalike_cm, crd]).await;
+    common::apply_all(
+        &kube,
+        "bootstrap-env-test",
+        &[lookalike_spc, lookalike_cm, crd],
+    )
+    .await;
     let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
         "metadata": {"name": "theirs", "namespace": ns}});
     common::apply_all(&kube, "bootstrap-env-test", &[widget]).await;
@@ -428,7 +438,15 @@ async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
 
     let down = |extra: &[&str]| {
         let mut a = args(&[
-            "down", "--cluster", &cluster, "--namespace", &ns, "--yes", "--output", "json", "-q",
+            "down",
+            "--cluster",
+            &cluster,
+            "--namespace",
+            &ns,
+            "--yes",
+            "--output",
+            "json",
+            "-q",
         ]);
         a.extend(extra.iter().map(|s| s.to_string()));
         a
@@ -443,7 +461,11 @@ async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
         .find(|k| k["resource"] == format!("Namespace/{ns}"))
         .map(|k| k["reason"].to_string())
         .unwrap_or_else(|| panic!("the namespace is not kept: {report:#}"));
-    for expected in ["ConfigMap/lookalike", "SecretProviderClass/elsewhere", "Widget"] {
+    for expected in [
+        "ConfigMap/lookalike",
+        "SecretProviderClass/elsewhere",
+        "Widget",
+    ] {
         assert!(reason.contains(expected), "{expected} not in: {reason}");
     }
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(kube.clone());

@@ -577,13 +577,27 @@ async fn colliding_namespace_and_service_account_joins_get_their_own_roles() {
         .await
         .expect("team two's credentials");
     assert!(can_read(&one, &s1).await, "team one reads its secret");
-    assert!(!can_read(&one, &s2).await, "team one read team two's secret");
+    assert!(
+        !can_read(&one, &s2).await,
+        "team one read team two's secret"
+    );
     assert!(can_read(&two, &s2).await, "team two reads its secret");
-    assert!(!can_read(&two, &s1).await, "team two read team one's secret");
+    assert!(
+        !can_read(&two, &s1).await,
+        "team two read team one's secret"
+    );
 
     // down --namespace of one leaves the other whole: its role, association and objects.
     let out = run([
-        "down", "--cluster", &cluster, "--namespace", &ns1, "--yes", "--output", "json", "-q",
+        "down",
+        "--cluster",
+        &cluster,
+        "--namespace",
+        &ns1,
+        "--yes",
+        "--output",
+        "json",
+        "-q",
     ]
     .iter()
     .map(|s| s.to_string())

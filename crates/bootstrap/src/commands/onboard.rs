@@ -320,6 +320,10 @@ pub async fn onboarded(t: &Target) -> Result<Vec<(String, String, String)>, Step
     };
     let mut found = Vec::new();
     for spc in list.items {
+        // Labelled for another cluster (manifests carried here by GitOps): not this one's.
+        if !crate::resources::discover::labelled_ours(spc.metadata.labels.as_ref(), t.name()) {
+            continue;
+        }
         let team = spc
             .metadata
             .labels
@@ -374,7 +378,7 @@ pub async fn plan_prune(t: &Target, ns: &str, sa: &str) -> Result<Vec<Change>, S
     if let Some(name) = live_association
         .as_ref()
         .and_then(|a| workload::associated_role_name(&a.role_arn, &t.account))
-        && !names.iter().any(|n| n == name)
+        && !names.iter().any(|n| n.as_str() == name)
     {
         names.push(name.to_string());
     }

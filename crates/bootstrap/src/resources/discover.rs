@@ -8,12 +8,12 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 
 use super::addon::{self, AddonState};
 use super::association::{self, LiveAssociation};
+use super::namespace_scan;
 use super::platform::{AGENT_ADDON, PROVIDER_ADDON};
 use super::role::{self, LiveRole};
 use super::secrets::{self, DemoState};
 use crate::aws::{Clients, classify};
 use crate::error::StepError;
-use super::namespace_scan;
 use crate::kube::KubeError;
 use crate::plan::ObjectRef;
 use bootstrap_common::names::{
@@ -344,7 +344,10 @@ async fn owned_objects(kube: &kube::Client, cluster: &str) -> Result<Vec<OwnedOb
     Ok(found)
 }
 
-async fn foreign_spcs(kube: &kube::Client, cluster: &str) -> Result<Vec<(String, String)>, StepError> {
+async fn foreign_spcs(
+    kube: &kube::Client,
+    cluster: &str,
+) -> Result<Vec<(String, String)>, StepError> {
     let (api_version, kind, plural) = OWNED_KINDS[1];
     let list = match api(kube, api_version, kind, plural)
         .list(&ListParams::default())

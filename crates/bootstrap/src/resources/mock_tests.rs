@@ -331,7 +331,10 @@ fn role_rules(
             role = role.description(d);
         }
         if workload_tags {
-            for (k, v) in [(TAG_NAMESPACE, "bootstrap-demo"), (TAG_SERVICE_ACCOUNT, "demo-app")] {
+            for (k, v) in [
+                (TAG_NAMESPACE, "bootstrap-demo"),
+                (TAG_SERVICE_ACCOUNT, "demo-app"),
+            ] {
                 role = role.tags(Tag::builder().key(k).value(v).build().expect("tag"));
             }
         }
@@ -439,21 +442,33 @@ async fn a_previous_release_role_is_adopted_without_churn() {
             .await
             .unwrap_or_else(|(step, e)| panic!("{step}: {e}"));
         assert_eq!(plan.role_name, LEGACY, "the same role keeps being used");
-        let role_calls: Vec<String> = plan.role.changes.iter().flat_map(|c| c.calls.clone()).collect();
+        let role_calls: Vec<String> = plan
+            .role
+            .changes
+            .iter()
+            .flat_map(|c| c.calls.clone())
+            .collect();
         let assoc = &plan.association.changes[0];
         assert_eq!(assoc.action, Action::Unchanged, "{assoc:?}");
         let b = backends(aws);
         let exec = Executor::new(false, Some(&b), soon());
         exec.run(&plan.role.all_ops()).await.expect("role ops");
-        exec.run(&plan.association.all_ops()).await.expect("association ops");
-        assert_eq!(put.num_calls() + describe.num_calls() + update.num_calls(), 0);
+        exec.run(&plan.association.all_ops())
+            .await
+            .expect("association ops");
+        assert_eq!(
+            put.num_calls() + describe.num_calls() + update.num_calls(),
+            0
+        );
         if tagged {
             assert!(role_calls.is_empty(), "{role_calls:?}");
             assert_eq!(tag.num_calls(), 0);
         } else {
             assert_eq!(
                 role_calls,
-                [format!("iam:TagRole RoleName={LEGACY} tags=bootstrap.podid/namespace=bootstrap-demo,bootstrap.podid/service-account=demo-app")]
+                [format!(
+                    "iam:TagRole RoleName={LEGACY} tags=bootstrap.podid/namespace=bootstrap-demo,bootstrap.podid/service-account=demo-app"
+                )]
             );
             assert_eq!(tag.num_calls(), 1);
         }

@@ -59,7 +59,11 @@ pub async fn namespaced_kinds(
     let mut kinds = Vec::new();
     let mut seen = BTreeSet::new();
     for name in names {
-        let found = match Discovery::new(kube.clone()).filter(&[&name]).run().await {
+        let found = match Discovery::new(kube.clone())
+            .filter(&[name.as_str()])
+            .run()
+            .await
+        {
             Ok(d) => d,
             Err(e) => {
                 let group = if name.is_empty() { "core" } else { &name };

@@ -380,7 +380,9 @@ mod tests {
         assert_eq!(change.action, Action::Update);
         assert_eq!(
             change.calls,
-            ["iam:TagRole RoleName=bootstrap-demo-ns-sa tags=bootstrap.podid/namespace=ns,bootstrap.podid/service-account=sa"]
+            [
+                "iam:TagRole RoleName=bootstrap-demo-ns-sa tags=bootstrap.podid/namespace=ns,bootstrap.podid/service-account=sa"
+            ]
         );
     }
 

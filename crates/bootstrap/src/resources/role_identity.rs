@@ -142,7 +142,10 @@ fn only_condition(doc: &Value, key: &str) -> Option<String> {
     };
     let mut found: Option<String> = None;
     for st in &statements {
-        let Some(v) = st.pointer("/Condition/StringEquals").and_then(|c| c.get(key)) else {
+        let Some(v) = st
+            .pointer("/Condition/StringEquals")
+            .and_then(|c| c.get(key))
+        else {
             continue;
         };
         let v = match v {

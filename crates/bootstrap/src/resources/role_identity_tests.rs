@@ -150,8 +150,16 @@ fn a_previous_release_role_named_by_the_association_is_kept_as_is() {
         ..owned(&legacy)
     };
     let a = association("team", "app", &live.arn);
-    let chosen = choose("c", "team", "app", false, None, Some(&a), Some(live.clone()))
-        .expect("adopted");
+    let chosen = choose(
+        "c",
+        "team",
+        "app",
+        false,
+        None,
+        Some(&a),
+        Some(live.clone()),
+    )
+    .expect("adopted");
     assert_eq!(chosen.name, legacy);
     // Even a trust from before the session-tag conditions: the association and the tags say.
     let unscoped = LiveRole {
@@ -172,13 +180,20 @@ fn a_role_made_for_another_workload_is_a_conflict_never_a_rewrite() {
         ..owned(&shared)
     };
     let a = association("team", "a-app", &live.arn);
-    let err = choose("c", "team", "a-app", false, None, Some(&a), Some(live.clone()))
-        .expect_err("conflict");
+    let err = choose(
+        "c",
+        "team",
+        "a-app",
+        false,
+        None,
+        Some(&a),
+        Some(live.clone()),
+    )
+    .expect_err("conflict");
     assert!(err.to_string().contains("team-a/app"), "{err}");
     assert!(err.hint().is_some_and(|h| h.contains("--force")));
     // --force: its own new role (the association plan then points at it).
-    let forced =
-        choose("c", "team", "a-app", true, None, Some(&a), Some(live)).expect("own role");
+    let forced = choose("c", "team", "a-app", true, None, Some(&a), Some(live)).expect("own role");
     assert_eq!(forced.name, "bootstrap-c.team.a-app");
     // Tags that disagree with the association: refused too.
     let tagged = LiveRole {

@@ -3,7 +3,7 @@
 //! and the driver's CRDs while a SecretProviderClass bootstrap does not own needs them.
 
 use super::discover::{Inventory, OwnedObject};
-use super::{addon, association, objects, role, secrets};
+use super::{addon, association, objects, secrets};
 use crate::plan::{Action, Change};
 
 /// What `down` removes.
@@ -270,12 +270,12 @@ mod tests {
 
     fn inventory() -> Inventory {
         Inventory {
-            roles: vec![role::LiveRole {
+            roles: vec![crate::resources::role::LiveRole {
                 name: "bootstrap-c-team-app".into(),
                 arn: "arn:aws:iam::1:role/bootstrap-c-team-app".into(),
                 owned: true,
                 inline_names: vec!["bootstrap-read-secrets".into()],
-                ..role::LiveRole::default()
+                ..crate::resources::role::LiveRole::default()
             }],
             associations: vec![
                 LiveAssociation {
@@ -345,6 +345,7 @@ mod tests {
             foreign_in_namespace: [("team".to_string(), vec!["ConfigMap/app-config".to_string()])]
                 .into_iter()
                 .collect(),
+            unknown_in_namespace: Default::default(),
             foreign_spcs: vec![("elsewhere".into(), "theirs".into())],
             ecr_repositories: vec!["mirror/aws-csi-provider".into()],
         }

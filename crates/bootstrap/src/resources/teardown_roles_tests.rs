@@ -167,5 +167,8 @@ fn a_legacy_role_that_claims_nothing_goes_by_its_association_or_stays() {
     let t = plan(&alone, "c", &for_namespace("ns"));
     assert!(roles_deleted(&t).is_empty());
     assert!(kept(&t).contains("cannot tell"), "{}", kept(&t));
-    assert_eq!(roles_deleted(&plan(&alone, "c", &Scope::default())).len(), 1);
+    assert_eq!(
+        roles_deleted(&plan(&alone, "c", &Scope::default())).len(),
+        1
+    );
 }

@@ -4,12 +4,12 @@
 
 use super::sample::{self, Sample, SamplePlan};
 use super::{ResolvedSecret, Workload, association, objects, role, role_identity};
-use bootstrap_common::names::LABEL_CLUSTER;
 use crate::config::SecretKind;
 use crate::error::StepError;
 use crate::plan::StepOutcome;
 use crate::render::workload::{self as render, SpcObject, WorkloadValues};
 use crate::target::Target;
+use bootstrap_common::names::LABEL_CLUSTER;
 
 /// A planning failure and the step it belongs to (nothing was written).
 pub type PlanError = (&'static str, StepError);

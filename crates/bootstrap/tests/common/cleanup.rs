@@ -3,7 +3,9 @@
 //! and role), then, directly, the IAM roles, associations, secrets, namespaces and cluster-scoped
 //! objects the test made by hand.
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+};
 
 /// What to remove on drop.
 #[derive(Default)]
@@ -21,10 +23,9 @@ pub struct Cleanup {
 
 impl Cleanup {
     pub fn new(cluster: &str) -> Self {
-        Self {
-            cluster: cluster.into(),
-            ..Self::default()
-        }
+        let mut this = Self::default();
+        this.cluster = cluster.into();
+        this
     }
 }
 
@@ -48,8 +49,10 @@ impl Cleanup {
         for (api_version, kind, plural, name) in &self.cluster_objects {
             let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
             let gvk = GroupVersionKind::gvk(group, version, kind);
-            let api: Api<DynamicObject> =
-                Api::all_with(kube.clone(), &ApiResource::from_gvk_with_plural(&gvk, plural));
+            let api: Api<DynamicObject> = Api::all_with(
+                kube.clone(),
+                &ApiResource::from_gvk_with_plural(&gvk, plural),
+            );
             if kind == "CustomResourceDefinition" {
                 // A broken conversion webhook would stall the deletion of its objects.
                 let none = serde_json::json!({"spec": {"conversion": {"strategy": "None", "webhook": null}}});
