@@ -37,6 +37,9 @@ pub fn key_of(r: &ObjectRef) -> Key {
     key(&r.api_version, &r.kind, &r.name)
 }
 
+/// One kind's list in a namespace: (apiVersion, kind, its objects or the list call's error).
+pub type KindList = (String, String, Result<Vec<Listed>, String>);
+
 /// One listed object, as far as ownership goes.
 #[derive(Debug, Clone)]
 pub struct Listed {
@@ -122,7 +125,7 @@ pub async fn scan(
 /// what is foreign and what is unknown. Kubernetes' own objects (the `default` ServiceAccount,
 /// the `kube-root-ca.crt` ConfigMap, anything with an owner) are neither.
 pub fn classify(
-    lists: &[(String, String, Result<Vec<Listed>, String>)],
+    lists: &[KindList],
     kinds_unknown: &[String],
     owned: &BTreeSet<Key>,
 ) -> Contents {
