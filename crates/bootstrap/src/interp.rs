@@ -10,7 +10,9 @@ use futures::future::BoxFuture;
 use crate::aws::{Clients, ErrorKind, classify};
 use crate::error::StepError;
 use crate::plan::{AddonGoal, Interpreter, Op};
-use bootstrap_common::names::{MANAGED_BY_VALUE, TAG_CLUSTER, TAG_MANAGED_BY};
+use bootstrap_common::names::{
+    MANAGED_BY_VALUE, TAG_CLUSTER, TAG_MANAGED_BY, TAG_NAMESPACE, TAG_SERVICE_ACCOUNT,
+};
 
 /// The backends of one run and the ownership tags it writes.
 pub struct Backends {
@@ -119,6 +121,8 @@ impl Backends {
                 name,
                 description,
                 trust,
+                namespace,
+                service_account,
             } => {
                 let mut call = aws
                     .iam
@@ -126,7 +130,11 @@ impl Backends {
                     .role_name(name)
                     .description(description)
                     .assume_role_policy_document(trust.to_string());
-                for (k, v) in self.tags() {
+                let workload = [
+                    (TAG_NAMESPACE, namespace.as_str()),
+                    (TAG_SERVICE_ACCOUNT, service_account.as_str()),
+                ];
+                for (k, v) in self.tags().into_iter().chain(workload) {
                     call = call.tags(
                         aws_sdk_iam::types::Tag::builder()
                             .key(k)
@@ -142,10 +150,37 @@ impl Backends {
                             .await
                             .ok()
                             .flatten()
-                            .is_some_and(|r| r.owned)
+                            .is_some_and(|r| {
+                                r.owned
+                                    && r.namespace_tag.as_deref() == Some(namespace.as_str())
+                                    && r.service_account_tag.as_deref()
+                                        == Some(service_account.as_str())
+                            })
                     };
                     self.created_meanwhile(err, ours).await?;
                 }
+            }
+            Op::TagRole {
+                role,
+                namespace,
+                service_account,
+            } => {
+                let mut call = aws.iam.tag_role().role_name(role);
+                for (k, v) in [
+                    (TAG_NAMESPACE, namespace.as_str()),
+                    (TAG_SERVICE_ACCOUNT, service_account.as_str()),
+                ] {
+                    call = call.tags(
+                        aws_sdk_iam::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build()
+                            .map_err(|e| StepError::caused_by("failed to build an IAM tag", e))?,
+                    );
+                }
+                call.send()
+                    .await
+                    .map_err(|e| classify("tag", format!("IAM role {role}"), e))?;
             }
             Op::UpdateAssumeRolePolicy { role, trust } => {
                 aws.iam

@@ -329,3 +329,182 @@ async fn up_killed_at_three_points_then_down_leaves_nothing_owned() {
         );
     }
 }
+
+/// `down --namespace` keeps (and says why) a namespace whose contents it cannot read — a kind
+/// whose list fails (a CRD with a broken conversion webhook) or an API group whose discovery
+/// fails (an aggregated API with no backend) — or that holds objects labelled
+/// `managed-by=bootstrap` that are not bootstrap's: a ConfigMap (a kind bootstrap never makes
+/// in a namespace) and a SecretProviderClass labelled for another cluster.
+#[tokio::test(flavor = "multi_thread")]
+async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    let cluster = env.cluster.clone();
+    let cfg = common::aws().await;
+    let kube = common::kube().await;
+    let tag = common::unique("fc");
+    let ns = tag.clone();
+    let group = format!("{tag}.bootstrap.test");
+    let agg_group = format!("{tag}-agg.bootstrap.test");
+    let crd_name = format!("widgets.{group}");
+    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
+    cleanup.namespaces = vec![ns.clone()];
+    cleanup.cluster_objects = vec![
+        (
+            "apiregistration.k8s.io/v1".into(),
+            "APIService".into(),
+            "apiservices".into(),
+            format!("v1.{agg_group}"),
+        ),
+        (
+            "apiextensions.k8s.io/v1".into(),
+            "CustomResourceDefinition".into(),
+            "customresourcedefinitions".into(),
+            crd_name.clone(),
+        ),
+    ];
+    let secret = format!("{tag}/db");
+    cleanup.secrets = vec![secret.clone()];
+    aws_sdk_secretsmanager::Client::new(&cfg)
+        .create_secret()
+        .name(&secret)
+        .secret_string(common::unique("v"))
+        .send()
+        .await
+        .expect("secret");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("teams.yaml");
+    std::fs::write(
+        &file,
+        format!("teams:\n  - name: {tag}\n    namespace: {ns}\n    serviceAccount: app\n    secrets: [{{name: {secret}}}]\n"),
+    )
+    .expect("teams file");
+    let out = run(
+        args(&[
+            "onboard",
+            "-f",
+            file.to_str().expect("utf8"),
+            "--cluster",
+            &cluster,
+            "-q",
+        ]),
+        None,
+    )
+    .await;
+    ok(&out, "onboard");
+
+    // Look-alikes: labelled managed-by=bootstrap, but not bootstrap's.
+    let lookalike_spc = json!({"apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
+        "metadata": {"name": "elsewhere", "namespace": ns, "labels": {
+            "app.kubernetes.io/managed-by": "bootstrap", "bootstrap.podid/cluster": "another-cluster"}},
+        "spec": {"provider": "aws", "parameters": {"objects": "- objectName: x\n  objectType: secretsmanager\n"}}});
+    let lookalike_cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "lookalike", "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "bootstrap"}},
+        "data": {"k": "v"}});
+    // A kind that cannot be listed: v2 is preferred, objects are stored as v1, and the
+    // conversion webhook has no backend.
+    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": crd_name},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "conversion": {"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"],
+                "clientConfig": {"service": {"namespace": "default", "name": "nowhere", "path": "/convert"}}}},
+            "versions": [
+                {"name": "v1", "served": true, "storage": true,
+                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+                {"name": "v2", "served": true, "storage": false,
+                 "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+    common::apply_all(
+        &kube,
+        "bootstrap-env-test",
+        &[lookalike_spc, lookalike_cm, crd],
+    )
+    .await;
+    let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+        "metadata": {"name": "theirs", "namespace": ns}});
+    common::apply_all(&kube, "bootstrap-env-test", &[widget]).await;
+    let widgets = |version: &str| -> Api<DynamicObject> {
+        let gvk = GroupVersionKind::gvk(&group, version, "Widget");
+        Api::namespaced_with(
+            kube.clone(),
+            &ns,
+            &ApiResource::from_gvk_with_plural(&gvk, "widgets"),
+        )
+    };
+    assert!(
+        widgets("v2").list(&Default::default()).await.is_err(),
+        "listing the preferred version must fail for this test to mean anything"
+    );
+
+    let down = |extra: &[&str]| {
+        let mut a = args(&[
+            "down",
+            "--cluster",
+            &cluster,
+            "--namespace",
+            &ns,
+            "--yes",
+            "--output",
+            "json",
+            "-q",
+        ]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let out = run(down(&[]), None).await;
+    ok(&out, "down --namespace");
+    let report = json_of(&out);
+    let reason = report["kept"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|k| k["resource"] == format!("Namespace/{ns}"))
+        .map(|k| k["reason"].to_string())
+        .unwrap_or_else(|| panic!("the namespace is not kept: {report:#}"));
+    for expected in [
+        "ConfigMap/lookalike",
+        "SecretProviderClass/elsewhere",
+        "Widget",
+    ] {
+        assert!(reason.contains(expected), "{expected} not in: {reason}");
+    }
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(kube.clone());
+    namespaces.get(&ns).await.expect("the namespace stays");
+    widgets("v1")
+        .get("theirs")
+        .await
+        .expect("the unlistable Widget survives");
+    spc_api(&kube, &ns)
+        .get("elsewhere")
+        .await
+        .expect("another cluster's SecretProviderClass survives");
+    assert!(
+        spc_api(&kube, &ns).get("bootstrap-app").await.is_err(),
+        "bootstrap's own SecretProviderClass is deleted"
+    );
+
+    // An aggregated API with no backend: its group cannot be discovered — an unknown too.
+    let apiservice = json!({"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+        "metadata": {"name": format!("v1.{agg_group}")},
+        "spec": {"group": agg_group, "version": "v1", "groupPriorityMinimum": 1000, "versionPriority": 15,
+            "insecureSkipTLSVerify": true, "service": {"namespace": "default", "name": "nowhere", "port": 443}}});
+    common::apply_all(&kube, "bootstrap-env-test", &[apiservice]).await;
+    let out = run(down(&["--dry-run"]), None).await;
+    ok(&out, "down --namespace with a broken aggregated API");
+    let report = json_of(&out);
+    assert!(
+        report["kept"].to_string().contains(&agg_group),
+        "{report:#}"
+    );
+    // Cleanup happens in the guard (the APIService and CRD first, then down --force).
+    drop(cleanup);
+    assert!(
+        namespaces
+            .get_opt(&ns)
+            .await
+            .ok()
+            .flatten()
+            .is_none_or(|n| n.metadata.deletion_timestamp.is_some()),
+        "the guard's down --force removed the namespace"
+    );
+}

@@ -481,3 +481,319 @@ async fn two_hundred_teams_with_throttling_finish_without_failures() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// A teams file of `(name, namespace, service account, secret)` entries, no verification.
+fn teams_file(dir: &std::path::Path, teams: &[(&str, &str, &str, &str)]) -> std::path::PathBuf {
+    let mut text = String::from("teams:\n");
+    for (name, ns, sa, secret) in teams {
+        text.push_str(&format!(
+            "  - name: {name}\n    namespace: {ns}\n    serviceAccount: {sa}\n    secrets: [{{name: {secret}}}]\n"
+        ));
+    }
+    let file = dir.join("teams.yaml");
+    std::fs::write(&file, text).expect("write teams file");
+    file
+}
+
+async fn create_secret(cfg: &aws_config::SdkConfig, name: &str) -> String {
+    aws_sdk_secretsmanager::Client::new(cfg)
+        .create_secret()
+        .name(name)
+        .secret_string(common::unique("v"))
+        .send()
+        .await
+        .expect("create secret")
+        .arn()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Namespace `T` + service account `a-app` and namespace `T-a` + service account `app` were
+/// one role before (`bootstrap-<cluster>-T-a-app`): now each team has its own, each reads only
+/// its own secret (IAM enforced by the stand-in), and `down --namespace T` leaves `T-a` whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn colliding_namespace_and_service_account_joins_get_their_own_roles() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    let cluster = env.cluster.clone();
+    let cfg = common::aws().await;
+    let tag = common::unique("col");
+    let (ns1, ns2) = (tag.clone(), format!("{tag}-a"));
+    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
+    cleanup.namespaces = vec![ns1.clone(), ns2.clone()];
+    let (s1, s2) = (format!("{tag}/one"), format!("{tag}/two"));
+    cleanup.secrets = vec![s1.clone(), s2.clone()];
+    create_secret(&cfg, &s1).await;
+    create_secret(&cfg, &s2).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = teams_file(
+        dir.path(),
+        &[("one", &ns1, "a-app", &s1), ("two", &ns2, "app", &s2)],
+    );
+    let out = run(onboard(&file, &cluster, &[])).await;
+    let report = json_of(&out);
+    assert!(out.status.success(), "{report:#}");
+    assert_eq!(report["totals"]["failed"], 0, "{report:#}");
+
+    let role1 = bootstrap::resources::role::role_name(&cluster, &ns1, "a-app");
+    let role2 = bootstrap::resources::role::role_name(&cluster, &ns2, "app");
+    assert_ne!(role1, role2);
+    let iam = aws_sdk_iam::Client::new(&cfg);
+    for (role, ns, sa, secret) in [(&role1, &ns1, "a-app", &s1), (&role2, &ns2, "app", &s2)] {
+        let got = iam.get_role().role_name(role).send().await.expect("role");
+        let tags: Vec<(String, String)> = got
+            .role()
+            .map(|r| {
+                r.tags()
+                    .iter()
+                    .map(|t| (t.key().to_string(), t.value().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            tags.contains(&("bootstrap.podid/namespace".into(), ns.to_string()))
+                && tags.contains(&("bootstrap.podid/service-account".into(), sa.into())),
+            "{role}: {tags:?}"
+        );
+        let policy = iam
+            .get_role_policy()
+            .role_name(role)
+            .policy_name(bootstrap::resources::role::POLICY_NAME)
+            .send()
+            .await
+            .expect("inline policy");
+        let doc = urlencoding_decode(policy.policy_document());
+        let other = if secret == &s1 { &s2 } else { &s1 };
+        assert!(
+            doc.contains(secret.as_str()) && !doc.contains(other.as_str()),
+            "{role}: {doc}"
+        );
+    }
+    // IAM enforced: each team's pod credentials read its own secret and not the other's.
+    let one = agent_credentials(&env, &ns1, "a-app")
+        .await
+        .expect("team one's credentials");
+    let two = agent_credentials(&env, &ns2, "app")
+        .await
+        .expect("team two's credentials");
+    assert!(can_read(&one, &s1).await, "team one reads its secret");
+    assert!(
+        !can_read(&one, &s2).await,
+        "team one read team two's secret"
+    );
+    assert!(can_read(&two, &s2).await, "team two reads its secret");
+    assert!(
+        !can_read(&two, &s1).await,
+        "team two read team one's secret"
+    );
+
+    // down --namespace of one leaves the other whole: its role, association and objects.
+    let out = run([
+        "down",
+        "--cluster",
+        &cluster,
+        "--namespace",
+        &ns1,
+        "--yes",
+        "--output",
+        "json",
+        "-q",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect())
+    .await;
+    let down = json_of(&out);
+    assert!(out.status.success(), "{down:#}");
+    assert!(
+        iam.get_role().role_name(&role1).send().await.is_err(),
+        "team one's role is gone"
+    );
+    iam.get_role()
+        .role_name(&role2)
+        .send()
+        .await
+        .expect("team two's role stays");
+    let two = agent_credentials(&env, &ns2, "app")
+        .await
+        .expect("team two still gets credentials");
+    assert!(can_read(&two, &s2).await, "team two still reads its secret");
+    let kube = common::kube().await;
+    spc(&kube, &ns2, "bootstrap-app").await;
+}
+
+fn spc_api(kube: &kube::Client, ns: &str) -> Api<kube::api::DynamicObject> {
+    let gvk =
+        kube::api::GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass");
+    Api::namespaced_with(
+        kube.clone(),
+        ns,
+        &kube::api::ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasses"),
+    )
+}
+
+async fn spc(kube: &kube::Client, ns: &str, name: &str) -> kube::api::DynamicObject {
+    spc_api(kube, ns)
+        .get(name)
+        .await
+        .unwrap_or_else(|e| panic!("SecretProviderClass {ns}/{name}: {e}"))
+}
+
+fn urlencoding_decode(raw: &str) -> String {
+    let mut out = Vec::new();
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&raw[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A role the previous release made — its name `bootstrap-<cluster>-<ns>-<sa>`, tagged
+/// managed-by + cluster (no namespace / service-account tags), its trust and inline policy —
+/// with the association naming it: `onboard` keeps using that role (no new role, no
+/// association created or updated), and a second run writes nothing at all.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_previous_release_role_is_adopted_without_churn() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    let cluster = env.cluster.clone();
+    let cfg = common::aws().await;
+    let http = reqwest::Client::new();
+    let tag = common::unique("legacy");
+    let (ns, sa) = (tag.clone(), "app");
+    let legacy = bootstrap::resources::role_identity::legacy_role_name(&cluster, &ns, sa);
+    let new_name = bootstrap::resources::role::role_name(&cluster, &ns, sa);
+    assert_ne!(legacy, new_name);
+    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
+    cleanup.namespaces = vec![ns.clone()];
+    cleanup.roles = vec![legacy.clone(), new_name.clone()];
+    let secret = format!("{tag}/db");
+    cleanup.secrets = vec![secret.clone()];
+    let secret_arn = create_secret(&cfg, &secret).await;
+    let account = aws_sdk_sts::Client::new(&cfg)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("sts")
+        .account()
+        .unwrap_or_default()
+        .to_string();
+    let region = cfg.region().map(ToString::to_string).unwrap_or_default();
+
+    // What the previous release wrote, literally.
+    let trust = json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "EksPodIdentity", "Effect": "Allow",
+        "Principal": {"Service": "pods.eks.amazonaws.com"},
+        "Action": ["sts:AssumeRole", "sts:TagSession"],
+        "Condition": {"StringEquals": {
+            "aws:SourceAccount": account,
+            "aws:RequestTag/eks-cluster-name": cluster,
+            "aws:RequestTag/kubernetes-namespace": ns,
+            "aws:RequestTag/kubernetes-service-account": sa}}}]});
+    let iam = aws_sdk_iam::Client::new(&cfg);
+    let iam_tag = |k: &str, v: &str| {
+        aws_sdk_iam::types::Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+            .expect("tag")
+    };
+    let role_arn = iam
+        .create_role()
+        .role_name(&legacy)
+        .description(bootstrap::resources::role::role_description(
+            &cluster, &ns, sa,
+        ))
+        .assume_role_policy_document(trust.to_string())
+        .tags(iam_tag("bootstrap.podid/managed-by", "bootstrap"))
+        .tags(iam_tag("bootstrap.podid/cluster", &cluster))
+        .send()
+        .await
+        .expect("create the previous release's role")
+        .role()
+        .map(|r| r.arn().to_string())
+        .unwrap_or_default();
+    let policy = bootstrap::aws::policy::read_secrets_policy(&bootstrap::aws::policy::Grants {
+        secret_arns: vec![secret_arn.clone()],
+        region: region.clone(),
+        ..Default::default()
+    });
+    iam.put_role_policy()
+        .role_name(&legacy)
+        .policy_name(bootstrap::resources::role::POLICY_NAME)
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .expect("its inline policy");
+    let eks = aws_sdk_eks::Client::new(&cfg);
+    eks.create_pod_identity_association()
+        .cluster_name(&cluster)
+        .namespace(&ns)
+        .service_account(sa)
+        .role_arn(&role_arn)
+        .tags("bootstrap.podid/managed-by", "bootstrap")
+        .tags("bootstrap.podid/cluster", &cluster)
+        .send()
+        .await
+        .expect("its association");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = teams_file(dir.path(), &[("legacy", &ns, sa, &secret_arn)]);
+    let first_log = dir.path().join("first.ops");
+    let out = common::cli::run_logged(onboard(&file, &cluster, &[]), Some(first_log.clone())).await;
+    let report = json_of(&out);
+    assert!(out.status.success(), "{report:#}");
+    assert_eq!(report["totals"]["failed"], 0, "{report:#}");
+    let first = common::cli::journal(&first_log);
+    let churn: Vec<&String> = first
+        .iter()
+        .filter(|l| {
+            l.starts_with("iam:CreateRole")
+                || l.starts_with("iam:DeleteRole")
+                || l.starts_with("eks:CreatePodIdentityAssociation")
+                || l.starts_with("eks:UpdatePodIdentityAssociation")
+                || l.starts_with("eks:DeletePodIdentityAssociation")
+        })
+        .collect();
+    assert!(churn.is_empty(), "the first run churned: {churn:?}");
+    assert!(
+        report["teams"][0]["changes"]
+            .to_string()
+            .contains(&format!("IAM role {legacy}")),
+        "{report:#}"
+    );
+    assert!(
+        iam.get_role().role_name(&new_name).send().await.is_err(),
+        "no second role was made"
+    );
+    // The same role still serves the pod.
+    let creds = agent_credentials(&env, &ns, sa)
+        .await
+        .expect("credentials through the previous release's role");
+    assert!(can_read(&creds, &secret).await);
+
+    // A second run: zero writes (the executor's journal and the stand-in's counters agree).
+    reset_calls(&http).await;
+    let second_log = dir.path().join("second.ops");
+    let out =
+        common::cli::run_logged(onboard(&file, &cluster, &[]), Some(second_log.clone())).await;
+    let again = json_of(&out);
+    assert!(out.status.success(), "{again:#}");
+    let wrote = writes(&http).await;
+    assert!(wrote.is_empty(), "the second run wrote {wrote:?}");
+    assert!(
+        common::cli::journal(&second_log).is_empty(),
+        "{:?}",
+        common::cli::journal(&second_log)
+    );
+}

@@ -13,6 +13,10 @@ pub const POD_IDENTITY_PRINCIPAL: &str = POD_IDENTITY_AUDIENCE;
 pub const TAG_MANAGED_BY: &str = "bootstrap.podid/managed-by";
 /// AWS tag naming the cluster a bootstrap-made resource belongs to.
 pub const TAG_CLUSTER: &str = "bootstrap.podid/cluster";
+/// AWS tag on a workload's IAM role naming the namespace it serves.
+pub const TAG_NAMESPACE: &str = "bootstrap.podid/namespace";
+/// AWS tag on a workload's IAM role naming the service account it serves.
+pub const TAG_SERVICE_ACCOUNT: &str = "bootstrap.podid/service-account";
 /// The value of [`TAG_MANAGED_BY`] and of the [`LABEL_MANAGED_BY`] label.
 pub const MANAGED_BY_VALUE: &str = "bootstrap";
 /// Kubernetes label marking objects bootstrap created.

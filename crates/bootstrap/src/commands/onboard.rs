@@ -16,7 +16,7 @@ use crate::error::StepError;
 use crate::plan::{self, Change, Executor, Interpreter, Node, Progress, StepOutcome};
 use crate::resources::platform::{self, Platform, PlatformPlan, ProviderChoice};
 use crate::resources::{
-    ResolvedSecret, Workload, association, objects, role, sample, secrets, workload,
+    ResolvedSecret, Workload, association, objects, role, role_identity, sample, secrets, workload,
 };
 use crate::target::{self, Target};
 use crate::teams::Team;
@@ -248,24 +248,17 @@ async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &str)
             exec.run(&plan.sample.teardown).await?;
             result.verified = checked?;
         }
-        Ok::<_, StepError>(w)
+        Ok::<_, StepError>((w, plan.role_name))
     }
     .await;
     match outcome {
-        Ok(w) => {
+        Ok((w, role_name)) => {
             result.status = if exec.dry_run() { "planned" } else { "done" };
             if let Some(_target) = &w.target_role_arn {
-                let spec = role::RoleSpec::for_workload(
-                    &t.account,
-                    &t.region,
-                    t.name(),
-                    &t.cluster.arn,
-                    &w,
-                );
                 result.hints.push(target_trust_hint(
                     t,
                     team,
-                    &role::role_arn(&t.account, &spec.name),
+                    &role::role_arn(&t.account, &role_name),
                 ));
             }
             if w.abac {
@@ -327,6 +320,10 @@ pub async fn onboarded(t: &Target) -> Result<Vec<(String, String, String)>, Step
     };
     let mut found = Vec::new();
     for spc in list.items {
+        // Labelled for another cluster (manifests carried here by GitOps): not this one's.
+        if !crate::resources::discover::labelled_ours(spc.metadata.labels.as_ref(), t.name()) {
+            continue;
+        }
         let team = spc
             .metadata
             .labels
@@ -368,16 +365,30 @@ pub async fn plan_prune(t: &Target, ns: &str, sa: &str) -> Result<Vec<Change>, S
     {
         changes.push(objects::plan_delete(&sa_ref));
     }
-    if let Some(live) = association::observe(aws, t.name(), ns, sa).await?
-        && let Some(change) = association::plan_delete(t.name(), &live)
+    let live_association = association::observe(aws, t.name(), ns, sa).await?;
+    if let Some(live) = &live_association
+        && let Some(change) = association::plan_delete(t.name(), live)
     {
         changes.push(change);
     }
-    let name = role::role_name(t.name(), ns, sa);
-    if let Some(live) = role::observe(aws, &name, t.name(), true).await?
-        && let Some(change) = role::plan_delete(&live)
+    // The team's role: the one its association names (an earlier release's name) or the one
+    // named for it — deleted only when bootstrap made it for this team (tags, trust, or the
+    // association for a role that claims nothing).
+    let mut names = vec![role::role_name(t.name(), ns, sa)];
+    if let Some(name) = live_association
+        .as_ref()
+        .and_then(|a| workload::associated_role_name(&a.role_arn, &t.account))
+        && !names.iter().any(|n| n.as_str() == name)
     {
-        changes.push(change);
+        names.push(name.to_string());
+    }
+    for name in names {
+        if let Some(live) = role::observe(aws, &name, t.name(), true).await?
+            && role_identity::serves(&live, ns, sa, live_association.as_ref()).is_ok()
+            && let Some(change) = role::plan_delete(&live)
+        {
+            changes.push(change);
+        }
     }
     Ok(changes)
 }

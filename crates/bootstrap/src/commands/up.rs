@@ -174,6 +174,7 @@ fn graph<'a>(exec: &'a Executor<'a>, t: &'a Target, p: Planned) -> Vec<Node<'a, 
             },
         workload:
             WorkloadPlan {
+                role_name: _,
                 role,
                 association,
                 objects: workload,

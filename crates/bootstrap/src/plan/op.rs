@@ -74,10 +74,19 @@ pub enum AddonGoal {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum Op {
+    /// Tagged as bootstrap's for the cluster and with the workload it serves.
     CreateRole {
         name: String,
         description: String,
         trust: Value,
+        namespace: String,
+        service_account: String,
+    },
+    /// Tags a role of an earlier release with the workload it serves.
+    TagRole {
+        role: String,
+        namespace: String,
+        service_account: String,
     },
     UpdateAssumeRolePolicy {
         role: String,
@@ -224,12 +233,25 @@ impl Op {
 impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const TAGS: &str = "tags=bootstrap.podid/managed-by,bootstrap.podid/cluster";
+        use bootstrap_common::names::{TAG_NAMESPACE, TAG_SERVICE_ACCOUNT};
         match self {
             Op::CreateRole {
-                name, description, ..
+                name,
+                description,
+                namespace,
+                service_account,
+                ..
             } => write!(
                 f,
-                "iam:CreateRole RoleName={name} Description=\"{description}\" {TAGS}"
+                "iam:CreateRole RoleName={name} Description=\"{description}\" {TAGS},{TAG_NAMESPACE}={namespace},{TAG_SERVICE_ACCOUNT}={service_account}"
+            ),
+            Op::TagRole {
+                role,
+                namespace,
+                service_account,
+            } => write!(
+                f,
+                "iam:TagRole RoleName={role} tags={TAG_NAMESPACE}={namespace},{TAG_SERVICE_ACCOUNT}={service_account}"
             ),
             Op::UpdateAssumeRolePolicy { role, .. } => {
                 write!(f, "iam:UpdateAssumeRolePolicy RoleName={role}")

@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
-use kube::discovery::{Discovery, Scope, verbs};
 
 use super::addon::{self, AddonState};
 use super::association::{self, LiveAssociation};
+use super::namespace_scan;
 use super::platform::{AGENT_ADDON, PROVIDER_ADDON};
 use super::role::{self, LiveRole};
 use super::secrets::{self, DemoState};
@@ -16,7 +16,10 @@ use crate::aws::{Clients, classify};
 use crate::error::StepError;
 use crate::kube::KubeError;
 use crate::plan::ObjectRef;
-use bootstrap_common::names::{LABEL_MANAGED_BY, MANAGED_BY_VALUE, TAG_CLUSTER, TAG_MANAGED_BY};
+use bootstrap_common::names::{
+    LABEL_CLUSTER, LABEL_MANAGED_BY, MANAGED_BY_VALUE, POD_IDENTITY_PRINCIPAL, TAG_CLUSTER,
+    TAG_MANAGED_BY,
+};
 
 /// The `app.kubernetes.io/name` of the platform's objects (driver and providers); anything
 /// else bootstrap labels belongs to a workload.
@@ -88,6 +91,9 @@ pub struct Inventory {
     pub objects: Vec<OwnedObject>,
     /// For each owned namespace, the objects in it bootstrap does not own (`Kind/name`).
     pub foreign_in_namespace: BTreeMap<String, Vec<String>>,
+    /// For each owned namespace, the kinds that could not be listed (with the error): what
+    /// they hold is unknown, so the namespace stays.
+    pub unknown_in_namespace: BTreeMap<String, Vec<String>>,
     /// SecretProviderClasses bootstrap does not own (`namespace/name`).
     pub foreign_spcs: Vec<(String, String)>,
     /// ECR repositories `bootstrap image push --cluster` created for this cluster.
@@ -102,13 +108,14 @@ pub async fn discover(
     cluster: &str,
 ) -> Result<Inventory, StepError> {
     let (roles, associations, addons, demo, objects, ecr_repositories) = tokio::try_join!(
-        owned_roles(aws, cluster),
+        role_candidates(aws),
         associations(aws, cluster),
         addons(aws, cluster),
         secrets::observe_demo(Some(aws), cluster),
-        owned_objects(kube),
+        owned_objects(kube, cluster),
         owned_ecr_repositories(aws, cluster),
     )?;
+    let roles = owned_roles(aws, cluster, roles, &associations).await?;
     let mut inventory = Inventory {
         roles,
         associations,
@@ -126,21 +133,23 @@ pub async fn discover(
         .map(|o| o.reference.name.clone())
         .collect();
     if !namespaces.is_empty() {
-        let discovery =
-            Discovery::new(kube.clone())
-                .run()
-                .await
-                .map_err(|source| KubeError::Api {
-                    action: "discover the API resources of",
-                    resource: format!("cluster {cluster}"),
-                    source,
-                })?;
+        let owned: BTreeSet<namespace_scan::Key> = inventory
+            .objects
+            .iter()
+            .map(|o| namespace_scan::key_of(&o.reference))
+            .collect();
+        let (kinds, kinds_unknown) = namespace_scan::namespaced_kinds(kube).await;
         for ns in namespaces {
-            let foreign = foreign_objects(kube, &discovery, &ns).await?;
-            inventory.foreign_in_namespace.insert(ns, foreign);
+            let contents = namespace_scan::scan(kube, &kinds, &kinds_unknown, &ns, &owned).await;
+            if !contents.unknown.is_empty() {
+                inventory
+                    .unknown_in_namespace
+                    .insert(ns.clone(), contents.unknown);
+            }
+            inventory.foreign_in_namespace.insert(ns, contents.foreign);
         }
     }
-    inventory.foreign_spcs = foreign_spcs(kube).await?;
+    inventory.foreign_spcs = foreign_spcs(kube, cluster).await?;
     Ok(inventory)
 }
 
@@ -191,20 +200,37 @@ async fn owned_ecr_repositories(aws: &Clients, cluster: &str) -> Result<Vec<Stri
     Ok(owned)
 }
 
-async fn owned_roles(aws: &Clients, cluster: &str) -> Result<Vec<LiveRole>, StepError> {
-    let mut names = Vec::new();
+/// Every role of the account that may be a Pod Identity role: (name, ARN, whether its trust
+/// names `pods.eks.amazonaws.com` or cannot be read).
+async fn role_candidates(aws: &Clients) -> Result<Vec<(String, String, bool)>, StepError> {
+    let mut found = Vec::new();
     let mut pages = aws.iam.list_roles().into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| classify("list", "the account's IAM roles", e))?;
-        names.extend(
-            page.roles()
-                .iter()
-                .map(|r| r.role_name().to_string())
-                .filter(|n| n.starts_with("bootstrap-")),
-        );
+        found.extend(page.roles().iter().map(|r| {
+            let pod_identity = r
+                .assume_role_policy_document()
+                .and_then(crate::aws::policy::decode_document)
+                .is_none_or(|trust| trust.to_string().contains(POD_IDENTITY_PRINCIPAL));
+            (r.role_name().to_string(), r.arn().to_string(), pod_identity)
+        }));
     }
+    Ok(found)
+}
+
+/// The roles bootstrap made for this cluster, found by their tags (never by their names):
+/// among the roles that trust Pod Identity or that an association of the cluster names.
+async fn owned_roles(
+    aws: &Clients,
+    cluster: &str,
+    candidates: Vec<(String, String, bool)>,
+    associations: &[LiveAssociation],
+) -> Result<Vec<LiveRole>, StepError> {
     let mut roles = Vec::new();
-    for name in names {
+    for (name, arn, pod_identity) in candidates {
+        if !pod_identity && !associations.iter().any(|a| a.role_arn == arn) {
+            continue;
+        }
         if let Some(live) = role::observe(aws, &name, cluster, true).await?
             && live.owned
         {
@@ -264,7 +290,17 @@ fn api(kube: &kube::Client, api_version: &str, kind: &str, plural: &str) -> Api<
     )
 }
 
-async fn owned_objects(kube: &kube::Client) -> Result<Vec<OwnedObject>, StepError> {
+/// Whether an object's labels make it bootstrap's for this cluster: `managed-by=bootstrap` and
+/// `bootstrap.podid/cluster=<cluster>`; objects of earlier releases carry no cluster label and
+/// count as ours by `managed-by` alone (the next `up` adds the label); one labelled for another
+/// cluster is not ours.
+pub fn labelled_ours(labels: Option<&BTreeMap<String, String>>, cluster: &str) -> bool {
+    let Some(labels) = labels else { return false };
+    labels.get(LABEL_MANAGED_BY).map(String::as_str) == Some(MANAGED_BY_VALUE)
+        && labels.get(LABEL_CLUSTER).is_none_or(|c| c == cluster)
+}
+
+async fn owned_objects(kube: &kube::Client, cluster: &str) -> Result<Vec<OwnedObject>, StepError> {
     let selector = ListParams::default().labels(&format!("{LABEL_MANAGED_BY}={MANAGED_BY_VALUE}"));
     let mut found = Vec::new();
     for (api_version, kind, plural) in OWNED_KINDS {
@@ -284,6 +320,9 @@ async fn owned_objects(kube: &kube::Client) -> Result<Vec<OwnedObject>, StepErro
             }
         };
         for item in list.items {
+            if !labelled_ours(item.metadata.labels.as_ref(), cluster) {
+                continue;
+            }
             let component = item
                 .metadata
                 .labels
@@ -305,51 +344,10 @@ async fn owned_objects(kube: &kube::Client) -> Result<Vec<OwnedObject>, StepErro
     Ok(found)
 }
 
-/// Objects in `ns` that bootstrap did not make and that Kubernetes did not make by itself
-/// (the `default` ServiceAccount, the `kube-root-ca.crt` ConfigMap, events, and anything owned
-/// by another object, such as a SecretProviderClassPodStatus owned by its pod).
-async fn foreign_objects(
+async fn foreign_spcs(
     kube: &kube::Client,
-    discovery: &Discovery,
-    ns: &str,
-) -> Result<Vec<String>, StepError> {
-    let mut seen = BTreeSet::new();
-    let mut foreign = Vec::new();
-    for group in discovery.groups() {
-        for (ar, caps) in group.recommended_resources() {
-            if caps.scope != Scope::Namespaced
-                || !caps.supports_operation(verbs::LIST)
-                || ar.kind == "Event"
-                || !seen.insert(ar.kind.clone())
-            {
-                continue;
-            }
-            let api: Api<DynamicObject> = Api::namespaced_with(kube.clone(), ns, &ar);
-            let Ok(list) = api.list(&ListParams::default()).await else {
-                continue;
-            };
-            for item in list.items {
-                let m = &item.metadata;
-                let name = m.name.clone().unwrap_or_default();
-                let ours = m
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(LABEL_MANAGED_BY))
-                    .is_some_and(|v| v == MANAGED_BY_VALUE);
-                let automatic = m.owner_references.as_ref().is_some_and(|o| !o.is_empty())
-                    || (ar.kind == "ServiceAccount" && name == "default")
-                    || (ar.kind == "ConfigMap" && name == "kube-root-ca.crt");
-                if !ours && !automatic {
-                    foreign.push(format!("{}/{name}", ar.kind));
-                }
-            }
-        }
-    }
-    foreign.sort();
-    Ok(foreign)
-}
-
-async fn foreign_spcs(kube: &kube::Client) -> Result<Vec<(String, String)>, StepError> {
+    cluster: &str,
+) -> Result<Vec<(String, String)>, StepError> {
     let (api_version, kind, plural) = OWNED_KINDS[1];
     let list = match api(kube, api_version, kind, plural)
         .list(&ListParams::default())
@@ -369,13 +367,7 @@ async fn foreign_spcs(kube: &kube::Client) -> Result<Vec<(String, String)>, Step
     Ok(list
         .items
         .into_iter()
-        .filter(|item| {
-            item.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(LABEL_MANAGED_BY))
-                .is_none_or(|v| v != MANAGED_BY_VALUE)
-        })
+        .filter(|item| !labelled_ours(item.metadata.labels.as_ref(), cluster))
         .map(|item| {
             (
                 item.metadata.namespace.unwrap_or_default(),

@@ -17,7 +17,7 @@ use super::{ResolvedSecret, Workload, association, role};
 use crate::aws::Clients;
 use crate::interp::Backends;
 use crate::plan::{Action, Executor, Retry};
-use bootstrap_common::names::{TAG_CLUSTER, TAG_MANAGED_BY};
+use bootstrap_common::names::{TAG_CLUSTER, TAG_MANAGED_BY, TAG_NAMESPACE, TAG_SERVICE_ACCOUNT};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/bootstrap-demo-bootstrap-demo-demo-app";
 
@@ -267,6 +267,30 @@ fn workload() -> Workload {
 /// An owned role with the right trust and inline policy, described as `description`; returns
 /// its clients and the rules for PutRolePolicy and UpdateRoleDescription (to count writes).
 fn owned_role(description: Option<&'static str>) -> (Clients, Rule, Rule) {
+    let (aws, put, describe, _) = role_rules(description, true, None);
+    (aws, put, describe)
+}
+
+/// An IAM (query protocol) error as the service sends it.
+fn iam_error(status: u16, code: &'static str) -> impl Fn() -> HttpResponse + Send + Sync {
+    move || {
+        HttpResponse::new(
+            StatusCode::try_from(status).expect("status"),
+            SdkBody::from(format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{code}</Message></Error><RequestId>1</RequestId></ErrorResponse>"
+            )),
+        )
+    }
+}
+
+/// The IAM side of an owned role (with or without the workload tags of this release); with
+/// `only_name`, GetRole of any other name answers NoSuchEntity. Returns the rules for
+/// PutRolePolicy, UpdateRoleDescription and TagRole (to count writes).
+fn role_rules(
+    description: Option<&'static str>,
+    workload_tags: bool,
+    only_name: Option<&'static str>,
+) -> (Clients, Rule, Rule, Rule) {
     let spec = role::RoleSpec::for_workload(
         "123456789012",
         "us-west-2",
@@ -281,12 +305,19 @@ fn owned_role(description: Option<&'static str>) -> (Clients, Rule, Rule) {
         .replace('"', "%22")
         .replace('{', "%7B")
         .replace('}', "%7D");
+    let arn = match only_name {
+        Some(name) => format!("arn:aws:iam::123456789012:role/{name}"),
+        None => ROLE.to_string(),
+    };
+    let absent = mock!(aws_sdk_iam::Client::get_role)
+        .match_requests(move |r| only_name.is_some_and(|n| r.role_name() != Some(n)))
+        .then_http_response(iam_error(404, "NoSuchEntity"));
     let get_role = mock!(aws_sdk_iam::Client::get_role).then_output(move || {
         let mut role = Role::builder()
             .path("/")
             .role_name("r")
             .role_id("AROA")
-            .arn(ROLE)
+            .arn(arn.clone())
             .create_date(aws_smithy_types::DateTime::from_secs(0))
             .assume_role_policy_document(trust.clone())
             .tags(
@@ -305,6 +336,14 @@ fn owned_role(description: Option<&'static str>) -> (Clients, Rule, Rule) {
             );
         if let Some(d) = description {
             role = role.description(d);
+        }
+        if workload_tags {
+            for (k, v) in [
+                (TAG_NAMESPACE, "bootstrap-demo"),
+                (TAG_SERVICE_ACCOUNT, "demo-app"),
+            ] {
+                role = role.tags(Tag::builder().key(k).value(v).build().expect("tag"));
+            }
         }
         aws_sdk_iam::operation::get_role::GetRoleOutput::builder()
             .role(role.build().expect("role"))
@@ -325,12 +364,14 @@ fn owned_role(description: Option<&'static str>) -> (Clients, Rule, Rule) {
         aws_sdk_iam::operation::update_role_description::UpdateRoleDescriptionOutput::builder()
             .build()
     });
+    let tag = mock!(aws_sdk_iam::Client::tag_role)
+        .then_output(|| aws_sdk_iam::operation::tag_role::TagRoleOutput::builder().build());
     let iam = mock_client!(
         aws_sdk_iam,
         RuleMode::MatchAny,
-        [&get_role, &get_policy, &put, &describe]
+        [&absent, &get_role, &get_policy, &put, &describe, &tag]
     );
-    (clients(no_eks(), iam), put, describe)
+    (clients(no_eks(), iam), put, describe, tag)
 }
 
 const DESCRIPTION: &str =
@@ -378,10 +419,72 @@ async fn an_owned_role_without_the_description_gets_only_the_description() {
         assert_eq!(
             change.calls,
             [format!(
-                "iam:UpdateRoleDescription RoleName=bootstrap-demo-bootstrap-demo-demo-app Description=\"{DESCRIPTION}\""
+                "iam:UpdateRoleDescription RoleName=bootstrap-demo.bootstrap-demo.demo-app Description=\"{DESCRIPTION}\""
             )]
         );
         assert_eq!(describe.num_calls(), 1);
         assert_eq!(put.num_calls(), 0);
+    }
+}
+
+/// A role the previous release made (its name, tagged managed-by + cluster, no workload tags)
+/// that the workload's association names: the same role keeps being used — no new role, no
+/// association update — and it only gets the workload tags; once tagged, nothing is written.
+#[tokio::test]
+async fn a_previous_release_role_is_adopted_without_churn() {
+    const LEGACY: &str = "bootstrap-demo-bootstrap-demo-demo-app";
+    assert_eq!(
+        super::role_identity::legacy_role_name("demo", "bootstrap-demo", "demo-app"),
+        LEGACY
+    );
+    for tagged in [false, true] {
+        let (mut aws, put, describe, tag) = role_rules(Some(DESCRIPTION), tagged, Some(LEGACY));
+        let (list, describe_assoc) = association_rules(ROLE);
+        let update = mock!(aws_sdk_eks::Client::update_pod_identity_association).then_output(|| {
+            aws_sdk_eks::operation::update_pod_identity_association::UpdatePodIdentityAssociationOutput::builder().build()
+        });
+        aws.eks = mock_client!(
+            aws_sdk_eks,
+            RuleMode::MatchAny,
+            [&list, &describe_assoc, &update]
+        );
+        let mut t = crate::target::Target::offline("demo", Some("us-west-2"));
+        t.account = "123456789012".into();
+        t.cluster.arn = "arn:aws:eks:us-west-2:123456789012:cluster/demo".into();
+        t.aws = Some(aws.clone());
+        let plan = super::workload::plan(&workload(), &t, false)
+            .await
+            .unwrap_or_else(|(step, e)| panic!("{step}: {e}"));
+        assert_eq!(plan.role_name, LEGACY, "the same role keeps being used");
+        let role_calls: Vec<String> = plan
+            .role
+            .changes
+            .iter()
+            .flat_map(|c| c.calls.clone())
+            .collect();
+        let assoc = &plan.association.changes[0];
+        assert_eq!(assoc.action, Action::Unchanged, "{assoc:?}");
+        let b = backends(aws);
+        let exec = Executor::new(false, Some(&b), soon());
+        exec.run(&plan.role.all_ops()).await.expect("role ops");
+        exec.run(&plan.association.all_ops())
+            .await
+            .expect("association ops");
+        assert_eq!(
+            put.num_calls() + describe.num_calls() + update.num_calls(),
+            0
+        );
+        if tagged {
+            assert!(role_calls.is_empty(), "{role_calls:?}");
+            assert_eq!(tag.num_calls(), 0);
+        } else {
+            assert_eq!(
+                role_calls,
+                [format!(
+                    "iam:TagRole RoleName={LEGACY} tags=bootstrap.podid/namespace=bootstrap-demo,bootstrap.podid/service-account=demo-app"
+                )]
+            );
+            assert_eq!(tag.num_calls(), 1);
+        }
     }
 }

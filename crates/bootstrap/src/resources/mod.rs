@@ -9,13 +9,16 @@ pub mod addon;
 pub mod association;
 pub mod discover;
 pub mod irsa;
+pub mod namespace_scan;
 pub mod objects;
 pub mod platform;
 pub mod provider_image;
 pub mod role;
+pub mod role_identity;
 pub mod sample;
 pub mod secrets;
 pub mod teardown;
+pub mod teardown_roles;
 pub mod workload;
 
 use crate::config::SecretKind;

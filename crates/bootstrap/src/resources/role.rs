@@ -9,30 +9,12 @@ use crate::aws::{Clients, ErrorKind, classify};
 use crate::config::SecretKind;
 use crate::error::StepError;
 use crate::plan::{Action, Change, Op};
+use bootstrap_common::names::{TAG_NAMESPACE, TAG_SERVICE_ACCOUNT};
 
 /// The inline policy's name on the role.
 pub const POLICY_NAME: &str = "bootstrap-read-secrets";
 
-/// `bootstrap-<cluster>-<namespace>-<sa>`, shortened to ≤ 64 characters with a stable hash
-/// of the full name when needed; only characters IAM allows.
-pub fn role_name(cluster: &str, namespace: &str, service_account: &str) -> String {
-    let full = format!("bootstrap-{cluster}-{namespace}-{service_account}");
-    let clean: String = full
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if clean.len() <= 64 {
-        return clean;
-    }
-    let hash = fnv1a(full.as_bytes());
-    format!("{}-{hash:08x}", &clean[..55])
-}
+pub use super::role_identity::role_name;
 
 /// The role's ARN, computed (never looked up): account + name.
 pub fn role_arn(account: &str, name: &str) -> String {
@@ -46,16 +28,13 @@ pub fn role_description(cluster: &str, namespace: &str, service_account: &str) -
     )
 }
 
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-    })
-}
-
 /// What the role must be.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoleSpec {
     pub name: String,
+    /// The workload it serves (its `bootstrap.podid/namespace` and `service-account` tags).
+    pub namespace: String,
+    pub service_account: String,
     pub description: String,
     pub trust: Value,
     pub inline: Value,
@@ -79,6 +58,8 @@ impl RoleSpec {
         };
         Self {
             name: role_name(cluster, &w.namespace, &w.service_account),
+            namespace: w.namespace.clone(),
+            service_account: w.service_account.clone(),
             description: role_description(cluster, &w.namespace, &w.service_account),
             trust: policy::pod_identity_trust(&scope),
             inline: if w.abac {
@@ -117,6 +98,10 @@ pub struct LiveRole {
     pub arn: String,
     /// Tagged as bootstrap's, for this cluster.
     pub owned: bool,
+    /// Its `bootstrap.podid/namespace` tag (roles made before this release have none).
+    pub namespace_tag: Option<String>,
+    /// Its `bootstrap.podid/service-account` tag.
+    pub service_account_tag: Option<String>,
     pub description: Option<String>,
     pub trust: Option<Value>,
     /// Our inline policy's document, if present.
@@ -149,10 +134,18 @@ pub async fn observe(
             };
         }
     };
+    let tag = |k: &str| {
+        role.tags()
+            .iter()
+            .find(|t| t.key() == k)
+            .map(|t| t.value().to_string())
+    };
     let mut live = LiveRole {
         name: name.to_string(),
         arn: role.arn().to_string(),
         owned: owned(role.tags().iter().map(|t| (t.key(), t.value())), cluster),
+        namespace_tag: tag(TAG_NAMESPACE),
+        service_account_tag: tag(TAG_SERVICE_ACCOUNT),
         description: role.description().map(str::to_string),
         trust: role
             .assume_role_policy_document()
@@ -220,6 +213,8 @@ pub fn plan(desired: &RoleSpec, observed: Option<&LiveRole>) -> Change {
                 name: name.clone(),
                 description: desired.description.clone(),
                 trust: desired.trust.clone(),
+                namespace: desired.namespace.clone(),
+                service_account: desired.service_account.clone(),
             })
             .op(put_policy(desired));
     };
@@ -250,6 +245,17 @@ pub fn plan(desired: &RoleSpec, observed: Option<&LiveRole>) -> Change {
         ops.push(Op::UpdateRoleDescription {
             role: name.clone(),
             description: desired.description.clone(),
+        });
+    }
+    if live.namespace_tag.as_deref() != Some(desired.namespace.as_str())
+        || live.service_account_tag.as_deref() != Some(desired.service_account.as_str())
+    {
+        // A role of an earlier release (identified by its association and trust): tagged
+        // with the workload it serves, so that `down --namespace` finds it by its tags.
+        ops.push(Op::TagRole {
+            role: name.clone(),
+            namespace: desired.namespace.clone(),
+            service_account: desired.service_account.clone(),
         });
     }
     if ops.is_empty() {
@@ -300,30 +306,6 @@ pub fn plan_delete(live: &LiveRole) -> Option<Change> {
 mod tests {
     use super::*;
 
-    proptest::proptest! {
-        #[test]
-        fn role_names_are_always_valid_for_iam(cluster in ".{0,120}", ns in "[a-z0-9-]{1,63}", sa in "[a-z0-9.-]{1,100}") {
-            let name = role_name(&cluster, &ns, &sa);
-            proptest::prop_assert!(name.len() <= 64);
-            proptest::prop_assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)));
-            proptest::prop_assert_eq!(name.clone(), role_name(&cluster, &ns, &sa));
-        }
-    }
-
-    #[test]
-    fn role_names_are_deterministic_and_short() {
-        assert_eq!(
-            role_name("demo", "bootstrap-demo", "demo-app"),
-            "bootstrap-demo-bootstrap-demo-demo-app"
-        );
-        let long = role_name(&"c".repeat(60), "namespace-that-is-long", "sa");
-        assert_eq!(long.len(), 64);
-        assert_ne!(
-            long,
-            role_name(&"c".repeat(60), "namespace-that-is-long", "sb")
-        );
-    }
-
     #[test]
     fn the_description_names_the_workload_and_the_cluster() {
         let d = role_description("demo", "bootstrap-demo", "demo-app");
@@ -371,11 +353,44 @@ mod tests {
             description: Some(desired.description.clone()),
             trust: Some(desired.trust.clone()),
             inline: Some(desired.inline.clone()),
+            namespace_tag: Some("ns".into()),
+            service_account_tag: Some("sa".into()),
             ..LiveRole::default()
         };
         let same = plan(&desired, Some(&live));
         assert_eq!(same.action, Action::Unchanged);
         assert!(same.ops.is_empty());
+        let create = create.calls.join("\n");
+        assert!(
+            create.contains("bootstrap.podid/namespace=ns")
+                && create.contains("bootstrap.podid/service-account=sa"),
+            "{create}"
+        );
+    }
+
+    #[test]
+    fn a_role_of_an_earlier_release_only_gets_the_workload_tags() {
+        let desired = spec();
+        let live = LiveRole {
+            name: "bootstrap-demo-ns-sa".into(),
+            owned: true,
+            description: Some(desired.description.clone()),
+            trust: Some(desired.trust.clone()),
+            inline: Some(desired.inline.clone()),
+            ..LiveRole::default()
+        };
+        let desired = RoleSpec {
+            name: live.name.clone(),
+            ..desired
+        };
+        let change = plan(&desired, Some(&live));
+        assert_eq!(change.action, Action::Update);
+        assert_eq!(
+            change.calls,
+            [
+                "iam:TagRole RoleName=bootstrap-demo-ns-sa tags=bootstrap.podid/namespace=ns,bootstrap.podid/service-account=sa"
+            ]
+        );
     }
 
     #[test]
@@ -389,6 +404,8 @@ mod tests {
             description: Some(desired.description.clone()),
             trust: Some(old_trust),
             inline: Some(desired.inline.clone()),
+            namespace_tag: Some("ns".into()),
+            service_account_tag: Some("sa".into()),
             ..LiveRole::default()
         };
         let change = plan(&desired, Some(&live));
@@ -411,6 +428,8 @@ mod tests {
             description: Some(desired.description.clone()),
             trust: Some(before),
             inline: Some(desired.inline.clone()),
+            namespace_tag: Some("ns".into()),
+            service_account_tag: Some("sa".into()),
             ..LiveRole::default()
         };
         let change = plan(&desired, Some(&live));

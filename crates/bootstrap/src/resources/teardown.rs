@@ -3,7 +3,7 @@
 //! and the driver's CRDs while a SecretProviderClass bootstrap does not own needs them.
 
 use super::discover::{Inventory, OwnedObject};
-use super::{addon, association, objects, role, secrets};
+use super::{addon, association, objects, secrets};
 use crate::plan::{Action, Change};
 
 /// What `down` removes.
@@ -86,22 +86,45 @@ pub fn plan(inv: &Inventory, cluster: &str, scope: &Scope) -> Teardown {
             .get(name)
             .cloned()
             .unwrap_or_default();
-        if foreign.is_empty() || scope.force {
+        let unknown = inv
+            .unknown_in_namespace
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
+        if (foreign.is_empty() && unknown.is_empty()) || scope.force {
             let mut change = objects::plan_delete(&ns.reference);
-            if !foreign.is_empty() {
+            if !foreign.is_empty() || !unknown.is_empty() {
                 change = change.note(format!(
                     "--force: also deletes what bootstrap did not create: {}",
-                    foreign.join(", ")
+                    foreign
+                        .iter()
+                        .cloned()
+                        .chain(unknown.iter().map(|u| format!("whatever is in {u}")))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             namespaces.push(change);
             deleted_namespaces.push(name.clone());
         } else {
+            let mut why = Vec::new();
+            if !foreign.is_empty() {
+                why.push(format!(
+                    "holds objects bootstrap did not create: {}",
+                    foreign.join(", ")
+                ));
+            }
+            if !unknown.is_empty() {
+                why.push(format!(
+                    "could not check what else it holds: {} (fix access to those kinds and re-run)",
+                    unknown.join("; ")
+                ));
+            }
             t.kept.push(keep(
                 ns.reference.to_string(),
                 format!(
-                    "holds objects bootstrap did not create: {} (pass --force to delete them with it)",
-                    foreign.join(", ")
+                    "{} (pass --force to delete whatever is there with it)",
+                    why.join("; ")
                 ),
             ));
         }
@@ -127,28 +150,9 @@ pub fn plan(inv: &Inventory, cluster: &str, scope: &Scope) -> Teardown {
     }
     t.steps.push(("associations", assocs));
 
-    // Roles: every owned one; for one namespace, the roles its owned associations name or
-    // whose name is that namespace's.
-    let scoped_roles: Vec<&role::LiveRole> = inv
-        .roles
-        .iter()
-        .filter(|r| match &scope.namespace {
-            None => true,
-            Some(ns) => {
-                inv.associations
-                    .iter()
-                    .any(|a| &a.namespace == ns && a.role_arn == r.arn)
-                    || r.name.starts_with(&format!("bootstrap-{cluster}-{ns}-"))
-            }
-        })
-        .collect();
-    t.steps.push((
-        "iam-roles",
-        scoped_roles
-            .iter()
-            .filter_map(|r| role::plan_delete(r))
-            .collect(),
-    ));
+    let (roles, kept_roles) = super::teardown_roles::plan(inv, scope);
+    t.steps.push(("iam-roles", roles));
+    t.kept.extend(kept_roles);
 
     if scope.workloads_only || scope.namespace.is_some() {
         for (name, _) in &inv.addons {
@@ -266,12 +270,12 @@ mod tests {
 
     fn inventory() -> Inventory {
         Inventory {
-            roles: vec![role::LiveRole {
+            roles: vec![crate::resources::role::LiveRole {
                 name: "bootstrap-c-team-app".into(),
                 arn: "arn:aws:iam::1:role/bootstrap-c-team-app".into(),
                 owned: true,
                 inline_names: vec!["bootstrap-read-secrets".into()],
-                ..role::LiveRole::default()
+                ..crate::resources::role::LiveRole::default()
             }],
             associations: vec![
                 LiveAssociation {
@@ -341,6 +345,7 @@ mod tests {
             foreign_in_namespace: [("team".to_string(), vec!["ConfigMap/app-config".to_string()])]
                 .into_iter()
                 .collect(),
+            unknown_in_namespace: Default::default(),
             foreign_spcs: vec![("elsewhere".into(), "theirs".into())],
             ecr_repositories: vec!["mirror/aws-csi-provider".into()],
         }
@@ -425,6 +430,37 @@ mod tests {
             .position(|r| r.contains("DaemonSet/kube-system/secrets-store-csi-driver"))
             .expect("ds");
         assert!(ds < crd, "the DaemonSet before the CRDs");
+    }
+
+    #[test]
+    fn a_namespace_with_kinds_that_could_not_be_listed_stays() {
+        let mut inv = inventory();
+        inv.foreign_in_namespace.insert("team".into(), Vec::new());
+        inv.unknown_in_namespace.insert(
+            "team".into(),
+            vec!["Widget (example.com/v2): conversion webhook failed".into()],
+        );
+        let t = plan(&inv, "c", &Scope::default());
+        assert!(!deleted(&t).iter().any(|r| r == "Namespace/team"));
+        let why = t
+            .kept
+            .iter()
+            .find(|k| k.resource == "Namespace/team")
+            .and_then(|k| k.note.clone())
+            .expect("kept with a reason");
+        assert!(
+            why.contains("Widget") && why.contains("conversion webhook"),
+            "{why}"
+        );
+        let forced = plan(
+            &inv,
+            "c",
+            &Scope {
+                force: true,
+                ..Scope::default()
+            },
+        );
+        assert!(deleted(&forced).iter().any(|r| r == "Namespace/team"));
     }
 
     #[test]

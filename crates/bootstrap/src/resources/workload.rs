@@ -3,12 +3,13 @@
 //! `up` plans one, `onboard` many.
 
 use super::sample::{self, Sample, SamplePlan};
-use super::{ResolvedSecret, Workload, association, objects, role};
+use super::{ResolvedSecret, Workload, association, objects, role, role_identity};
 use crate::config::SecretKind;
 use crate::error::StepError;
 use crate::plan::StepOutcome;
 use crate::render::workload::{self as render, SpcObject, WorkloadValues};
 use crate::target::Target;
+use bootstrap_common::names::LABEL_CLUSTER;
 
 /// A planning failure and the step it belongs to (nothing was written).
 pub type PlanError = (&'static str, StepError);
@@ -62,6 +63,8 @@ pub fn values(w: &Workload, region: &str) -> WorkloadValues {
 
 /// A workload's planned changes, by step.
 pub struct WorkloadPlan {
+    /// The workload's role: the one named for it, or an earlier release's its association names.
+    pub role_name: String,
     pub role: StepOutcome,
     pub association: StepOutcome,
     pub objects: StepOutcome,
@@ -74,9 +77,11 @@ pub async fn plan(w: &Workload, t: &Target, keep_sample: bool) -> Result<Workloa
     let aws = t.aws.as_ref();
     let kube = t.kube.as_ref();
     let cluster = t.name();
-    let values = values(w, &t.region);
-    let spec = role::RoleSpec::for_workload(&t.account, &t.region, cluster, &t.cluster.arn, w);
-    let role_arn = role::role_arn(&t.account, &spec.name);
+    let mut values = values(w, &t.region);
+    values
+        .labels
+        .insert(LABEL_CLUSTER.to_string(), cluster.to_string());
+    let mut spec = role::RoleSpec::for_workload(&t.account, &t.region, cluster, &t.cluster.arn, w);
     let live_role = async {
         match aws {
             Some(aws) => role::observe(aws, &spec.name, cluster, false)
@@ -125,6 +130,29 @@ pub async fn plan(w: &Workload, t: &Target, keep_sample: bool) -> Result<Workloa
     };
     let (live_role, live_association, workload_objects, leftover) =
         tokio::try_join!(live_role, live_association, workload_objects, leftover)?;
+    // The role the association names, when bootstrap may have made it under another name (an
+    // earlier release's): it is the workload's role if its tags or trust say so.
+    let associated = match (aws, &live_association) {
+        (Some(aws), Some(a)) => match associated_role_name(&a.role_arn, &t.account) {
+            Some(name) if name != spec.name => role::observe(aws, name, cluster, false)
+                .await
+                .map_err(at("iam-role"))?,
+            _ => None,
+        },
+        _ => None,
+    };
+    let chosen = role_identity::choose(
+        cluster,
+        &w.namespace,
+        &w.service_account,
+        w.force,
+        live_role,
+        live_association.as_ref(),
+        associated,
+    )
+    .map_err(at("iam-role"))?;
+    spec.name = chosen.name;
+    let role_arn = role::role_arn(&t.account, &spec.name);
     let association = association::plan(
         cluster,
         &w.namespace,
@@ -136,12 +164,30 @@ pub async fn plan(w: &Workload, t: &Target, keep_sample: bool) -> Result<Workloa
     )
     .map_err(at("association"))?;
     Ok(WorkloadPlan {
-        role: StepOutcome::with(vec![role::plan(&spec, live_role.as_ref())]),
+        role_name: spec.name.clone(),
+        role: StepOutcome::with(vec![role::plan(&spec, chosen.live.as_ref())]),
         association: StepOutcome::with(vec![association]),
         objects: StepOutcome::with(objects::plan(&workload_objects)),
         sample: sample::plan(&sample_spec, leftover),
         sample_spec,
     })
+}
+
+/// The name of a role in `account` from its ARN (`None` for another account's role).
+pub fn associated_role_name<'a>(arn: &'a str, account: &str) -> Option<&'a str> {
+    let mut parts = arn.splitn(6, ':');
+    let (_, _, service, _, acct, resource) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    (service == "iam" && acct == account && resource.starts_with("role/"))
+        .then(|| resource.rsplit('/').next())
+        .flatten()
+        .filter(|n| !n.is_empty())
 }
 
 /// The files the mount status lists: one per object, by its alias (jmesPath files ride on it).

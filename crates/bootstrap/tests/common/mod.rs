@@ -1,6 +1,7 @@
 //! Shared helpers for tests that run against the local EKS stand-in (tests/env).
 #![allow(dead_code)]
 
+pub mod cleanup;
 pub mod cli;
 pub mod fixture;
 pub mod inventory;
