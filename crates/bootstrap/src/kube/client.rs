@@ -44,16 +44,26 @@ pub fn matching_context(
     config: &Kubeconfig,
     cluster: &ClusterEndpoint,
 ) -> Result<Option<String>, ServerMismatch> {
+    Ok(matching_index(config, cluster)?.map(|i| config.contexts[i].name.clone()))
+}
+
+/// [`matching_context`]'s choice as an index: context names may repeat (merged files), so
+/// the client is built from that one context, not looked up again by its name.
+fn matching_index(
+    config: &Kubeconfig,
+    cluster: &ClusterEndpoint,
+) -> Result<Option<usize>, ServerMismatch> {
     let endpoint = normalize_server(&cluster.endpoint);
     let names_match = |n: &str| {
         n == cluster.name
             || (!cluster.arn.is_empty() && n == cluster.arn)
             || n.ends_with(&format!("/{}", cluster.name))
     };
-    let contexts: Vec<(&str, bool, Option<&str>)> = config
+    let contexts: Vec<(usize, &str, bool, Option<&str>)> = config
         .contexts
         .iter()
-        .filter_map(|named| {
+        .enumerate()
+        .filter_map(|(i, named)| {
             let ctx = named.context.as_ref()?;
             let server = config
                 .clusters
@@ -62,26 +72,45 @@ pub fn matching_context(
                 .and_then(|c| c.cluster.as_ref())
                 .and_then(|c| c.server.as_deref());
             let by_name = names_match(&named.name) || names_match(&ctx.cluster);
-            Some((named.name.as_str(), by_name, server))
+            Some((i, named.name.as_str(), by_name, server))
         })
         .collect();
     let serves = |server: Option<&str>| {
         !endpoint.is_empty() && server.map(normalize_server).as_deref() == Some(endpoint.as_str())
     };
+    // The first context serving the endpoint, preferring one that also carries the name.
     let by_server = contexts
         .iter()
-        .filter(|(_, _, server)| serves(*server))
-        .max_by_key(|(_, by_name, _)| *by_name);
-    if let Some((name, _, _)) = by_server {
-        return Ok(Some((*name).to_string()));
+        .filter(|(_, _, _, server)| serves(*server))
+        .min_by_key(|(i, _, by_name, _)| (!*by_name, *i));
+    if let Some((i, _, _, _)) = by_server {
+        return Ok(Some(*i));
     }
-    match contexts.iter().find(|(_, by_name, _)| *by_name) {
-        Some((name, _, server)) => Err(ServerMismatch {
+    match contexts.iter().find(|(_, _, by_name, _)| *by_name) {
+        Some((_, name, _, server)) => Err(ServerMismatch {
             context: (*name).to_string(),
             server: server.unwrap_or("<none>").to_string(),
             endpoint: cluster.endpoint.clone(),
         }),
         None => Ok(None),
+    }
+}
+
+/// The kubeconfig reduced to the context at `index`, the first cluster and user of the names
+/// it refers to (what kubectl would resolve): nothing else left to be chosen by name.
+fn only_context(config: Kubeconfig, index: usize) -> Kubeconfig {
+    let named = config.contexts[index].clone();
+    let ctx = named.context.as_ref();
+    let cluster = ctx.and_then(|c| config.clusters.iter().find(|x| x.name == c.cluster));
+    let user = ctx
+        .and_then(|c| c.user.as_deref())
+        .and_then(|u| config.auth_infos.iter().find(|a| a.name == u));
+    Kubeconfig {
+        clusters: cluster.cloned().into_iter().collect(),
+        auth_infos: user.cloned().into_iter().collect(),
+        current_context: Some(named.name.clone()),
+        contexts: vec![named],
+        ..config
     }
 }
 
@@ -112,8 +141,8 @@ pub async fn from_kubeconfig(
         Ok(c) => c,
         Err(_) => return Ok(None),
     };
-    let context = match matching_context(&config, cluster) {
-        Ok(Some(context)) => context,
+    let index = match matching_index(&config, cluster) {
+        Ok(Some(index)) => index,
         Ok(None) => return Ok(None),
         Err(m) => {
             return Err(KubeError::ContextServerMismatch {
@@ -124,6 +153,8 @@ pub async fn from_kubeconfig(
             });
         }
     };
+    let config = only_context(config, index);
+    let context = config.contexts[0].name.clone();
     let options = KubeConfigOptions {
         context: Some(context.clone()),
         ..Default::default()
@@ -301,6 +332,35 @@ users: []
         }
         .to_string();
         assert!(message.contains("AAAA.gr7.us-east-1") && message.contains("CCCC.gr7.us-west-2"));
+    }
+
+    #[test]
+    fn a_context_name_used_twice_resolves_to_the_one_that_serves_the_cluster() {
+        let yaml = r#"
+apiVersion: v1
+kind: Config
+clusters:
+- name: decoy
+  cluster: {server: "https://10.0.0.1"}
+- name: real
+  cluster: {server: "https://127.0.0.1:6443"}
+contexts:
+- name: demo
+  context: {cluster: decoy, user: u}
+- name: demo
+  context: {cluster: real, user: u}
+users: []
+"#;
+        let config = Kubeconfig::from_yaml(yaml).expect("kubeconfig");
+        let local = endpoint("demo", "", "https://127.0.0.1:6443");
+        let index = matching_index(&config, &local)
+            .expect("matches")
+            .expect("a context");
+        assert_eq!(index, 1);
+        let only = only_context(config, index);
+        assert_eq!(only.contexts.len(), 1);
+        assert_eq!(only.clusters.len(), 1);
+        assert_eq!(only.clusters[0].name, "real");
     }
 
     #[test]
