@@ -31,13 +31,22 @@ impl Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let this = std::mem::take(self);
+        if self.namespaces.is_empty()
+            && self.roles.is_empty()
+            && self.secrets.is_empty()
+            && self.cluster_objects.is_empty()
+        {
+            return;
+        }
+        let mut this = std::mem::take(self);
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime");
             rt.block_on(this.run());
+            // Emptied, so that dropping it here does not clean up (and spawn) once more.
+            drop(std::mem::take(&mut this));
         })
         .join();
     }
