@@ -46,7 +46,10 @@ impl Drop for Cleanup {
                 .expect("runtime");
             rt.block_on(this.run());
             // Emptied, so that dropping it here does not clean up (and spawn) once more.
-            drop(std::mem::take(&mut this));
+            this.namespaces.clear();
+            this.roles.clear();
+            this.secrets.clear();
+            this.cluster_objects.clear();
         })
         .join();
     }
