@@ -291,11 +291,19 @@ pub async fn plan_all(
         };
         observed.await.map_err(at("csi-driver"))
     };
+    // The image is checked first, so that the objects observed and planned deploy the digest
+    // it resolved (not the tag); the agent and driver are observed meanwhile.
     let provider = async {
         let observed = async {
             let Some(r) = &rendered_provider else {
-                return Ok::<_, StepError>((false, Vec::new()));
+                return Ok::<_, StepError>((false, Vec::new(), None, None));
             };
+            let checked =
+                provider_image::check(r.image.as_deref(), t, platform.image_check, dry_run).await?;
+            let mut r = r.clone();
+            if let Some(pinned) = &checked.pinned {
+                r.pin_image(pinned);
+            }
             let other = match kube {
                 Some(kube) => {
                     let api: kube::Api<k8s_openapi::api::apps::v1::DaemonSet> =
@@ -311,27 +319,16 @@ pub async fn plan_all(
                 }
                 None => false,
             };
-            Ok((other, objects::observe(kube, r.objects.clone()).await?))
+            let objects = objects::observe(kube, r.objects.clone()).await?;
+            Ok((other, objects, Some(checked.change), Some(r)))
         };
         observed.await.map_err(at("provider"))
     };
-    let image = async {
-        match &rendered_provider {
-            Some(r) => provider_image::check(r.image.as_deref(), t, platform.image_check, dry_run)
-                .await
-                .map(Some)
-                .map_err(at("provider")),
-            None => Ok(None),
-        }
-    };
-    let (agent, driver, (other_provider, provider_objects), image_checked) =
-        tokio::try_join!(agent, driver, provider, image)?;
-    let image_checked = image_checked.map(|checked| {
-        if let (Some(r), Some(pinned)) = (rendered_provider.as_mut(), &checked.pinned) {
-            r.pin_image(pinned);
-        }
-        checked.change
-    });
+    let (agent, driver, (other_provider, provider_objects, image_checked, pinned_provider)) =
+        tokio::try_join!(agent, driver, provider)?;
+    if pinned_provider.is_some() {
+        rendered_provider = pinned_provider;
+    }
     let agent = match agent {
         Some(state) => plan_agent(cluster, false, &state),
         None => plan_agent(
