@@ -133,6 +133,23 @@ pub async fn delete_provider(kube: &kube::Client, provider: Provider) {
     };
     let dss: Api<DaemonSet> = Api::namespaced(kube.clone(), "kube-system");
     let _ = dss.delete(name, &DeleteParams::default()).await;
+    if provider == Provider::Upstream {
+        // Its RBAC too: the environment is left as the test found it (no upstream provider).
+        let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(kube.clone());
+        let _ = roles
+            .delete(
+                "csi-secrets-store-provider-aws-cluster-role",
+                &DeleteParams::default(),
+            )
+            .await;
+        let bindings: Api<k8s_openapi::api::rbac::v1::ClusterRoleBinding> = Api::all(kube.clone());
+        let _ = bindings
+            .delete(
+                "csi-secrets-store-provider-aws-cluster-rolebinding",
+                &DeleteParams::default(),
+            )
+            .await;
+    }
 }
 
 /// The command line of the environment's process `name` (csi-driver-0, aws-csi-provider).
