@@ -143,6 +143,24 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
     let kube = common::kube().await;
     let http = reqwest::Client::new();
     let tag = common::unique("ob");
+    // The teams' namespaces, and the intruder's below: its association names the payments
+    // role, so a later full `down` would (rightly) keep that role.
+    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
+    cleanup.namespaces = [
+        "payments",
+        "search",
+        "billing",
+        "analytics",
+        "partners",
+        "intruder",
+    ]
+    .iter()
+    .map(|ns| format!("{tag}-{ns}"))
+    .collect();
+    cleanup.secrets = ["payments/db", "search/api-key", "partners/feed"]
+        .iter()
+        .map(|s| format!("{tag}/{s}"))
+        .collect();
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let ssm = aws_sdk_ssm::Client::new(&cfg);
     for (name, value) in [

@@ -2,6 +2,8 @@
 //! printed, when `BOOTSTRAP_TEST_CLUSTER` is unset (the CI harness sets it after sourcing
 //! tests/env/state/env.sh).
 
+mod common;
+
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -281,6 +283,10 @@ async fn another_roles_association_is_a_conflict_until_forced() {
     let Some(cluster) = cluster() else { return };
     let _serial = SERIAL.lock().await;
     let ns = format!("conflict-{}", std::process::id());
+    // `--force` points the hand-made association at bootstrap's role; that association is not
+    // bootstrap's, so a later full `down` keeps the role it names. Removed here, pass or fail.
+    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
+    cleanup.namespaces = vec![ns.clone()];
     let eks = aws_sdk_eks::Client::new(&aws_config().await);
     let other = "arn:aws:iam::123456789012:role/someone-else";
     eks.create_pod_identity_association()
