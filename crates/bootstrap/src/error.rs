@@ -106,7 +106,7 @@ impl StepError {
                     "the Kubernetes API server kept failing after {} attempts: check its health \
                      (`kubectl get --raw '/readyz?verbose'`), then run the same command again; \
                      it goes on from what is already applied",
-                    crate::kube::retry::ATTEMPTS
+                    crate::kube::retry::attempts()
                 ))
             }
             StepError::Render(_) => {

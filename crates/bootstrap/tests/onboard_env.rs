@@ -283,8 +283,8 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
     let out = run(onboard(&file, &cluster, &[])).await;
     let again = json_of(&out);
     assert!(out.status.success(), "{again:#}");
-    assert_eq!(again["totals"]["created"], 0, "{again:#}");
-    assert_eq!(again["totals"]["updated"], 0, "{again:#}");
+    assert_eq!(again["changes"]["created"], 0, "{again:#}");
+    assert_eq!(again["changes"]["updated"], 0, "{again:#}");
     let wrote = writes(&http).await;
     assert!(wrote.is_empty(), "the re-run wrote {wrote:?}");
 

@@ -8,6 +8,7 @@ use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_eks::error::ProvideErrorMetadata;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
+use bootstrap_common::Backoff;
 
 pub use bootstrap_common::ErrorKind;
 
@@ -133,15 +134,25 @@ impl Clients {
     /// Builds clients from an already loaded configuration (tests pass mocks this way).
     pub fn from_config(config: SdkConfig) -> Result<Self, ConfigError> {
         let region = config.region().ok_or(ConfigError::NoRegion)?.to_string();
+        let p = retry_partition();
+        macro_rules! client {
+            ($sdk:ident) => {
+                $sdk::Client::from_conf(
+                    $sdk::config::Builder::from(&config)
+                        .retry_partition(p.clone())
+                        .build(),
+                )
+            };
+        }
         Ok(Self {
             region,
-            sts: aws_sdk_sts::Client::new(&config),
-            eks: aws_sdk_eks::Client::new(&config),
-            iam: aws_sdk_iam::Client::new(&config),
-            secrets: aws_sdk_secretsmanager::Client::new(&config),
-            ssm: aws_sdk_ssm::Client::new(&config),
-            ecr: aws_sdk_ecr::Client::new(&config),
-            kms: aws_sdk_kms::Client::new(&config),
+            sts: client!(aws_sdk_sts),
+            eks: client!(aws_sdk_eks),
+            iam: client!(aws_sdk_iam),
+            secrets: client!(aws_sdk_secretsmanager),
+            ssm: client!(aws_sdk_ssm),
+            ecr: client!(aws_sdk_ecr),
+            kms: client!(aws_sdk_kms),
             config,
         })
     }
@@ -152,15 +163,7 @@ pub async fn load_config(
     region: Option<&str>,
     profile: Option<&str>,
 ) -> Result<SdkConfig, ConfigError> {
-    // Standard retry (exponential back-off with jitter), and our executor's bounded retries on
-    // top for eventual consistency. Not adaptive: after three throttled answers its client-side
-    // rate limiter held the rest of an `up` back for 41 s more (4.0 s vs 45.3 s, measured on
-    // the stand-in with 3 throttles of iam:CreateRole; bench/RESULTS.md, Faults).
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(
-        aws_smithy_types::retry::RetryConfig::standard()
-            .with_max_attempts(6)
-            .with_initial_backoff(std::time::Duration::from_millis(200)),
-    );
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config());
     if let Some(region) = region {
         loader = loader.region(Region::new(region.to_string()));
     }
@@ -172,6 +175,31 @@ pub async fn load_config(
         return Err(ConfigError::NoRegion);
     }
     Ok(config)
+}
+
+/// The SDK's retries: bootstrap's one schedule ([`Backoff`]: 0.25 s doubling to 4 s, nine
+/// attempts, 19.75 s of sleep at most), applied to throttling, 5xx and dropped connections
+/// of every call, reads and writes. The executor above retries only IAM's eventual
+/// consistency, so a persistent fault fails its step within 20 s instead of the product of two
+/// layers. Static steps (no random base): a fault of 10 s is always outlived. Not adaptive:
+/// after three throttled answers its client-side rate limiter held the rest of an `up` back
+/// for 41 s more (4.0 s vs 45.3 s, measured on the stand-in; bench/RESULTS.md, Faults).
+pub fn retry_config() -> aws_smithy_types::retry::RetryConfig {
+    let b = Backoff::default();
+    aws_smithy_types::retry::RetryConfig::standard()
+        .with_max_attempts(b.attempts())
+        .with_initial_backoff(b.first_delay)
+        .with_max_backoff(b.max_delay)
+        .with_use_static_exponential_base(true)
+}
+
+/// The retry partition every client shares: no retry quota. The standard one (500 tokens,
+/// 5 a retry) runs dry after about a hundred throttled answers, and then a throttle fails at
+/// once; the schedule's budget is the bound instead.
+fn retry_partition() -> aws_smithy_runtime::client::retries::RetryPartition {
+    aws_smithy_runtime::client::retries::RetryPartition::custom("bootstrap")
+        .token_bucket(aws_smithy_runtime::client::retries::TokenBucket::unlimited())
+        .build()
 }
 
 /// Whether the configuration can produce credentials at all (no call to AWS is made).

@@ -5,13 +5,12 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use serde::Serialize;
 
 use crate::config::DownSettings;
 use crate::error::StepError;
 use crate::plan::{
-    Changes, Executor, Interpreter, Progress, Report, StepOutcome, StepReport, StepStatus,
+    Changes, Executor, Interpreter, Progress, Report, Step, StepOutcome, StepReport, StepStatus,
 };
 use crate::resources::discover::{self, Inventory};
 use crate::resources::teardown::{self, Scope, Teardown};
@@ -42,40 +41,19 @@ pub fn scope(s: &DownSettings) -> Scope {
     }
 }
 
-/// Runs a teardown: steps in order, each one's operations, stopping at the first failure.
-pub async fn execute(
-    teardown: &Teardown,
-    exec: &Executor<'_>,
-    progress: &dyn Progress,
-) -> (Vec<StepReport>, Option<(&'static str, StepError)>) {
-    let mut reports = Vec::new();
-    let mut error = None;
-    for (name, changes) in &teardown.steps {
-        if error.is_some() {
-            reports.push(StepReport::new(name, StepStatus::Skipped, Duration::ZERO));
-            continue;
-        }
-        let started = Instant::now();
-        progress.started(name);
-        let outcome = StepOutcome::with(changes.clone());
-        // The changes of one step are independent (namespaces, roles, ...): at most 16 at once.
-        let results: Vec<Result<(), StepError>> = futures::stream::iter(changes.iter())
-            .map(|change| exec.run(&change.ops))
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        let status = match results.into_iter().collect::<Result<Vec<()>, StepError>>() {
-            Ok(_) => StepStatus::Done(outcome),
-            Err(e) => {
-                let status = StepStatus::Failed(e.to_string());
-                error = Some((*name, e));
-                status
-            }
-        };
-        progress.finished(name, &status, started.elapsed());
-        reports.push(StepReport::new(name, status, started.elapsed()));
-    }
-    (reports, error)
+/// A teardown as a plan: its steps in order, each waiting for the one before; the changes of
+/// one step are independent (namespaces, roles, ...), at most 16 at once.
+pub fn graph<'a>(teardown: &Teardown) -> Vec<Step<'a>> {
+    let mut previous: Option<&'static str> = None;
+    teardown
+        .steps
+        .iter()
+        .map(|(name, changes)| {
+            let deps: Vec<&'static str> = previous.into_iter().collect();
+            previous = Some(name);
+            Step::apply(name, &deps, StepOutcome::with(changes.clone())).parallel(16)
+        })
+        .collect()
 }
 
 /// Builds the report of a teardown run.
@@ -164,7 +142,7 @@ pub async fn run_on(
             );
         }
         let exec = Executor::new(s.dry_run, Some(interpreter), started + s.timeout);
-        let (steps, error) = execute(&plan, &exec, progress).await;
+        let (steps, error) = exec.run_graph(graph(&plan), progress).await;
         let seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
         let text = error.as_ref().map(|(n, e)| format!("{n}: {e}"));
         return Ok((
@@ -198,7 +176,7 @@ pub async fn run_on(
         );
     }
     let exec = Executor::new(s.dry_run, Some(interpreter), started + s.timeout);
-    let (steps, error) = execute(&plan, &exec, progress).await;
+    let (steps, error) = exec.run_graph(graph(&plan), progress).await;
     let seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
     let text = error.as_ref().map(|(n, e)| format!("{n}: {e}"));
     Ok((

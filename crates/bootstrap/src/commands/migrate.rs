@@ -15,7 +15,7 @@ use crate::aws::{ErrorKind, classify, policy};
 use crate::config::MigrateSettings;
 use crate::diagnose::Subject;
 use crate::error::StepError;
-use crate::plan::{Change, Executor, Interpreter, Op};
+use crate::plan::{Change, CheckFn, Executor, Interpreter, Op, Probe, Step, StepOutcome};
 use crate::resources::association;
 use crate::resources::irsa::{self, Candidate, ClusterRef, FoundSpc, IrsaRemoval, Scan, Untied};
 use crate::resources::sample::{self, Sample};
@@ -41,6 +41,8 @@ pub struct WorkloadResult {
 pub struct MigrateReport {
     pub cluster: String,
     pub approve: bool,
+    /// Every resource the run changed (or, without --approve, would), as every command counts.
+    pub changes: crate::plan::Changes,
     pub workloads: Vec<WorkloadResult>,
     /// Annotated service accounts with `aws` SecretProviderClasses on IRSA that no found
     /// workload ties together: not migrated, with the reason.
@@ -146,8 +148,83 @@ async fn removal_for(
     })
 }
 
+/// The trust policy `changes` leave on `role` (its last planned update), if they change it.
+fn trust_written(changes: &[Change], role_arn: &str) -> Option<Value> {
+    let name = role_arn.rsplit('/').next().unwrap_or_default();
+    changes
+        .iter()
+        .flat_map(|c| &c.ops)
+        .filter_map(|op| match op {
+            Op::UpdateAssumeRolePolicy { role, trust } if role == name => Some(trust.clone()),
+            _ => None,
+        })
+        .next_back()
+}
+
+/// A workload's plan: its migration's changes in order, then a sample pod per SecretProviderClass
+/// it mounts (one after another: they share a name), proving it still mounts.
+async fn workload_graph<'a>(
+    t: &'a Target,
+    c: &Candidate,
+    changes: Vec<Change>,
+    spcs: &[FoundSpc],
+) -> Result<Vec<Step<'a>>, StepError> {
+    let mut steps = vec![Step::apply("migrate", &[], StepOutcome::with(changes))];
+    let Some(kube) = t.kube.as_ref() else {
+        return Ok(steps);
+    };
+    let (mut shown, mut probes) = (Vec::new(), Vec::new());
+    for name in &c.spcs {
+        let Some(spc) = spcs
+            .iter()
+            .find(|s| s.namespace == c.namespace && &s.name == name)
+        else {
+            continue;
+        };
+        let probe = check_pod(c, spc, crate::commands::up::SAMPLE_IMAGE);
+        let leftover = crate::kube::apply::get(kube, &probe.pod).await?.is_some();
+        let sample::SamplePlan {
+            change,
+            setup,
+            teardown,
+        } = sample::plan(&probe, leftover);
+        shown.push(change);
+        let (namespace, service_account) = (c.namespace.clone(), c.service_account.clone());
+        let check: CheckFn<'a> = Box::new(move |mut outcome: StepOutcome, remaining| {
+            Box::pin(async move {
+                let subject = Subject {
+                    cluster: t.name(),
+                    namespace: &namespace,
+                    service_account: &service_account,
+                    spc: &probe.spc,
+                };
+                let timeout = remaining.min(Duration::from_secs(180));
+                let versions =
+                    sample::check(t.aws.as_ref(), kube, &probe, subject, timeout).await?;
+                outcome.notes.extend(versions);
+                Ok(outcome)
+            })
+        });
+        probes.push(Probe {
+            setup,
+            check,
+            teardown,
+        });
+    }
+    if !probes.is_empty() {
+        steps.push(Step::check(
+            "verify",
+            &["migrate"],
+            StepOutcome::with(shown),
+            probes,
+        ));
+    }
+    Ok(steps)
+}
+
 /// Applies one workload's migration, checks the mount, rolls back on failure; with
-/// `removal`, then removes its IRSA annotation and (see `removal_for`) OIDC trust.
+/// `removal`, then removes its IRSA annotation and (see `removal_for`) OIDC trust, planned
+/// again on what the run left (a workload before it may have been rolled back).
 async fn migrate_one(
     exec: &Executor<'_>,
     t: &Target,
@@ -163,42 +240,19 @@ async fn migrate_one(
             .any(|o| matches!(o, Op::CreatePodIdentityAssociation { .. }))
     });
     let applied = async {
-        for change in &m.changes {
-            exec.run(&change.ops).await?;
+        let steps = workload_graph(t, c, m.changes.clone(), spcs).await?;
+        let (reports, error) = exec.run_graph(steps, &()).await;
+        if let Some((_, e)) = error {
+            return Err(e);
         }
-        let (Some(kube), Some(aws)) = (t.kube.as_ref(), t.aws.as_ref()) else {
-            return Ok(Vec::new());
-        };
-        let mut verified = Vec::new();
-        for name in &c.spcs {
-            let Some(spc) = spcs
+        Ok::<_, StepError>(
+            reports
                 .iter()
-                .find(|s| s.namespace == c.namespace && &s.name == name)
-            else {
-                continue;
-            };
-            let probe = check_pod(c, spc, crate::commands::up::SAMPLE_IMAGE);
-            let leftover = crate::kube::apply::get(kube, &probe.pod).await?.is_some();
-            let plan = sample::plan(&probe, leftover);
-            exec.run(&plan.setup).await?;
-            let subject = Subject {
-                cluster: t.name(),
-                namespace: &c.namespace,
-                service_account: &c.service_account,
-                spc: &spc.name,
-            };
-            let checked = sample::check(
-                Some(aws),
-                kube,
-                &probe,
-                subject,
-                exec.remaining().min(Duration::from_secs(180)),
-            )
-            .await;
-            exec.run(&plan.teardown).await?;
-            verified.extend(checked?);
-        }
-        Ok::<_, StepError>(verified)
+                .filter(|r| r.name == "verify")
+                .filter_map(|r| r.outcome())
+                .flat_map(|o| o.notes.clone())
+                .collect::<Vec<String>>(),
+        )
     }
     .await;
     match applied {
@@ -210,8 +264,9 @@ async fn migrate_one(
                     let trust = trust_of(aws, &c.role_arn).await?;
                     let decided = removal_for(aws, t, r, c, &trust).await?;
                     let more = irsa::plan_remove_irsa(c, &trust, &decided);
-                    for change in &more {
-                        exec.run(&change.ops).await?;
+                    let step = Step::apply("remove-irsa", &[], StepOutcome::with(more.clone()));
+                    if let (_, Some((_, e))) = exec.run_graph(vec![step], &()).await {
+                        return Err(e);
                     }
                     Ok::<_, StepError>(more)
                 }
@@ -247,14 +302,16 @@ async fn migrate_one(
                     service_account: c.service_account.clone(),
                 });
             }
-            let undone = exec.run(&rollback).await;
+            let undo = Change::new(crate::plan::Action::Update, "rollback").ops(rollback);
+            let step = Step::apply("rollback", &[], StepOutcome::with(vec![undo]));
+            let (_, undone) = exec.run_graph(vec![step], &()).await;
             let mut text = err.to_string();
             if let Some(hint) = err.hint() {
                 text.push_str(&format!(" (hint: {hint})"));
             }
             match undone {
-                Ok(()) => ("rolled-back", changes, Some(text), Vec::new()),
-                Err(e) => (
+                None => ("rolled-back", changes, Some(text), Vec::new()),
+                Some((_, e)) => (
                     "failed",
                     changes,
                     Some(format!("{text}; and the rollback failed: {e}")),
@@ -263,6 +320,47 @@ async fn migrate_one(
             }
         }
     }
+}
+
+/// The plan of one workload without `--approve`: its migration, then (with `--remove-irsa`)
+/// the removal, decided on the trust the migration leaves and on the workloads planned
+/// before it as released; `trusts` carries each role's trust from one workload to the next.
+async fn plan_one(
+    exec: &Executor<'_>,
+    t: &Target,
+    c: &Candidate,
+    m: irsa::Migration,
+    spcs: &[FoundSpc],
+    removal: Option<&mut Removal<'_>>,
+    trusts: &mut std::collections::BTreeMap<String, Value>,
+) -> Result<Vec<Change>, StepError> {
+    let migration = m.changes;
+    let trust_after =
+        trust_written(&migration, &c.role_arn).or_else(|| trusts.get(&c.role_arn).cloned());
+    let mut more = Vec::new();
+    if let (Some(r), Some(aws), Some(trust)) = (removal, t.aws.as_ref(), &trust_after) {
+        let decided = removal_for(aws, t, r, c, trust).await?;
+        more = irsa::plan_remove_irsa(c, trust, &decided);
+        r.released
+            .insert((c.namespace.clone(), c.service_account.clone()));
+    }
+    if let Some(trust) = trust_written(&more, &c.role_arn).or(trust_after) {
+        trusts.insert(c.role_arn.clone(), trust);
+    }
+    // Journaled as the approved run would be: the migration, its sample pods, the removal.
+    let mut steps = workload_graph(t, c, migration.clone(), spcs).await?;
+    if !more.is_empty() {
+        let deps: Vec<&'static str> = steps.iter().map(|s| s.name()).collect();
+        steps.push(Step::apply(
+            "remove-irsa",
+            &deps,
+            StepOutcome::with(more.clone()),
+        ));
+    }
+    if let (_, Some((_, e))) = exec.run_graph(steps, &()).await {
+        return Err(e);
+    }
+    Ok(migration.into_iter().chain(more).collect())
 }
 
 /// Scans, plans and (with `approve`) migrates each workload on a target.
@@ -282,7 +380,8 @@ pub async fn run_on(
         arn: &t.cluster.arn,
         account: &t.account,
     };
-    let mut removal = if s.remove_irsa && s.approve {
+    let mut trusts: std::collections::BTreeMap<String, Value> = Default::default();
+    let mut removal = if s.remove_irsa {
         let issuer = irsa::oidc_issuer(aws, t.name()).await?;
         Some(Removal {
             scan: &found,
@@ -305,7 +404,14 @@ pub async fn run_on(
             continue;
         }
         let planned = async {
-            let trust = trust_of(aws, &c.role_arn).await?;
+            // Without --approve, a role's trust as the workloads planned before it leave it.
+            let trust = match trusts.get(&c.role_arn) {
+                Some(trust) if !s.approve => trust.clone(),
+                _ => trust_of(aws, &c.role_arn).await?,
+            };
+            if !s.approve {
+                trusts.insert(c.role_arn.clone(), trust.clone());
+            }
             let live =
                 association::observe(aws, t.name(), &c.namespace, &c.service_account).await?;
             irsa::plan(&c, cluster, &trust, live.as_ref(), &found.spcs).map_err(StepError::problem)
@@ -343,11 +449,16 @@ pub async fn run_on(
             continue;
         }
         if !s.approve {
+            let (status, changes, error) =
+                match plan_one(&exec, t, &c, m, &found.spcs, removal.as_mut(), &mut trusts).await {
+                    Ok(changes) => ("planned", changes, None),
+                    Err(e) => ("skipped", Vec::new(), Some(e.to_string())),
+                };
             workloads.push(WorkloadResult {
                 candidate: c,
-                status: "planned",
-                changes: m.changes,
-                error: None,
+                status,
+                changes,
+                error,
                 verified: Vec::new(),
             });
             continue;
@@ -368,9 +479,16 @@ pub async fn run_on(
             verified,
         });
     }
+    let changes = crate::plan::Changes::of(
+        workloads
+            .iter()
+            .filter(|w| w.status != "rolled-back")
+            .flat_map(|w| &w.changes),
+    );
     Ok(MigrateReport {
         cluster: t.name().to_string(),
         approve: s.approve,
+        changes,
         workloads,
         untied: irsa::untied(&found, s.namespace.as_deref()),
         seconds: (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,

@@ -13,8 +13,11 @@ use serde::Serialize;
 use crate::config::OnboardSettings;
 use crate::diagnose::Subject;
 use crate::error::StepError;
-use crate::plan::{self, Change, Executor, Interpreter, Node, Progress, StepOutcome};
+use crate::plan::{
+    self, Change, Changes, CheckFn, Executor, Interpreter, Probe, Progress, Step, StepOutcome,
+};
 use crate::resources::platform::{self, Platform, PlatformPlan, ProviderChoice};
+use crate::resources::workload::WorkloadPlan;
 use crate::resources::{
     ResolvedSecret, Workload, association, objects, role, role_identity, sample, secrets, workload,
 };
@@ -71,18 +74,18 @@ pub struct OnboardReport {
     pub platform: Vec<crate::plan::StepReport>,
     pub teams: Vec<TeamResult>,
     pub orphaned: Vec<Orphan>,
+    /// Every resource the run changed (platform, teams, pruned teams), as every command counts.
+    pub changes: Changes,
     pub totals: Totals,
     pub seconds: f64,
 }
 
+/// The teams' tally (what they changed is in the report's `changes`).
 #[derive(Debug, Default, Serialize)]
 pub struct Totals {
     pub teams: usize,
     pub succeeded: usize,
     pub failed: usize,
-    pub created: usize,
-    pub updated: usize,
-    pub unchanged: usize,
 }
 
 impl OnboardReport {
@@ -166,31 +169,60 @@ fn count(changes: &[Change]) -> (usize, usize, usize) {
     (c, u, n)
 }
 
-/// Runs `attempt` until it succeeds, fails for good, or the retry budget (8 tries, backing off
-/// from 0.5 s to 8 s, within the run's deadline) is spent.
-async fn with_retries<T, F, Fut>(exec: &Executor<'_>, mut attempt: F) -> Result<T, StepError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, StepError>>,
-{
-    let mut delay = Duration::from_millis(500);
-    for _ in 1..8 {
-        match attempt().await {
-            Err(StepError::Aws(e))
-                if e.kind.is_retryable() && Instant::now() + delay < exec.deadline() =>
-            {
-                tracing::info!("retrying in {delay:?}: {e}");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(8));
-            }
-            other => return other,
-        }
+/// One team's plan: the role, then (at once) its association and its objects, then, when
+/// the team asks for it, the sample mount.
+fn team_graph<'a>(t: &'a Target, team: &Team, w: Workload, plan: WorkloadPlan) -> Vec<Step<'a>> {
+    let WorkloadPlan {
+        role,
+        association,
+        objects,
+        sample,
+        sample_spec,
+        ..
+    } = plan;
+    let mut steps = vec![
+        Step::apply("iam-role", &[], role),
+        Step::apply("association", &["iam-role"], association),
+        Step::apply("workload", &["iam-role"], objects),
+    ];
+    if team.verify && t.kube.is_some() {
+        let sample::SamplePlan {
+            change,
+            setup,
+            teardown,
+        } = sample;
+        let check: CheckFn<'a> = Box::new(move |mut outcome: StepOutcome, remaining| {
+            Box::pin(async move {
+                let Some(kube) = t.kube.as_ref() else {
+                    return Err(StepError::problem("verify needs cluster access"));
+                };
+                let subject = Subject {
+                    cluster: t.name(),
+                    namespace: &w.namespace,
+                    service_account: &w.service_account,
+                    spc: &sample_spec.spc,
+                };
+                let timeout = remaining.min(Duration::from_secs(300));
+                outcome.notes =
+                    sample::check(t.aws.as_ref(), kube, &sample_spec, subject, timeout).await?;
+                Ok(outcome)
+            })
+        });
+        steps.push(Step::check(
+            "verify",
+            &["association", "workload"],
+            StepOutcome::with(vec![change]),
+            vec![Probe {
+                setup,
+                check,
+                teardown,
+            }],
+        ));
     }
-    attempt().await
+    steps
 }
 
-/// Plans and applies one team: the role, then (in parallel) its association and its objects,
-/// then the sample mount when asked.
+/// Plans and applies one team (reads and writes retried on the one schedule, below).
 async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &str) -> TeamResult {
     let started = Instant::now();
     let mut result = TeamResult {
@@ -208,63 +240,40 @@ async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &str)
         seconds: 0.0,
     };
     let outcome = async {
-        // Reads are retried too (the executor retries writes): a throttled observation must
-        // not fail a team when trying again later would do.
-        let (w, plan) = with_retries(exec, || async {
-            let w = team_workload(t, team, image).await?;
-            let plan = workload::plan(&w, t, false).await.map_err(|(_, e)| e)?;
-            Ok((w, plan))
-        })
-        .await?;
-        let mut changes: Vec<Change> = Vec::new();
+        let w = team_workload(t, team, image).await?;
+        let plan = workload::plan(&w, t, false).await.map_err(|(_, e)| e)?;
+        let role_name = plan.role_name.clone();
         for o in [&plan.role, &plan.association, &plan.objects] {
-            changes.extend(o.changes.iter().cloned());
+            result.changes.extend(o.changes.iter().cloned());
         }
-        result.changes = changes;
-        exec.run(&plan.role.all_ops()).await?;
-        let (association_ops, object_ops) = (plan.association.all_ops(), plan.objects.all_ops());
-        let (a, b) = tokio::join!(exec.run(&association_ops), exec.run(&object_ops));
-        a?;
-        b?;
-        if team.verify
-            && !exec.dry_run()
-            && let Some(kube) = t.kube.as_ref()
-        {
-            exec.run(&plan.sample.setup).await?;
-            let subject = Subject {
-                cluster: t.name(),
-                namespace: &w.namespace,
-                service_account: &w.service_account,
-                spc: &plan.sample_spec.spc,
-            };
-            let checked = sample::check(
-                t.aws.as_ref(),
-                kube,
-                &plan.sample_spec,
-                subject,
-                exec.remaining().min(Duration::from_secs(300)),
-            )
-            .await;
-            exec.run(&plan.sample.teardown).await?;
-            result.verified = checked?;
+        let (target, abac, namespace) = (w.target_role_arn.clone(), w.abac, w.namespace.clone());
+        let (reports, error) = exec.run_graph(team_graph(t, team, w, plan), &()).await;
+        if let Some((_, e)) = error {
+            return Err(e);
         }
-        Ok::<_, StepError>((w, plan.role_name))
+        result.verified = reports
+            .iter()
+            .filter(|r| r.name == "verify")
+            .filter_map(|r| r.outcome())
+            .flat_map(|o| o.notes.clone())
+            .collect();
+        Ok::<_, StepError>((target, abac, namespace, role_name))
     }
     .await;
     match outcome {
-        Ok((w, role_name)) => {
+        Ok((target, abac, namespace, role_name)) => {
             result.status = if exec.dry_run() { "planned" } else { "done" };
-            if let Some(_target) = &w.target_role_arn {
+            if target.is_some() {
                 result.hints.push(target_trust_hint(
                     t,
                     team,
                     &role::role_arn(&t.account, &role_name),
                 ));
             }
-            if w.abac {
+            if abac {
                 result.hints.push(format!(
                     "abac: tag each secret of team {} with kubernetes-namespace={} and eks-cluster-name={} (aws secretsmanager tag-resource --secret-id ID --tags Key=kubernetes-namespace,Value={} Key=eks-cluster-name,Value={})",
-                    team.name, w.namespace, t.name(), w.namespace, t.name()
+                    team.name, namespace, t.name(), namespace, t.name()
                 ));
             }
         }
@@ -432,11 +441,6 @@ fn install_only(mut outcome: StepOutcome) -> StepOutcome {
     outcome
 }
 
-async fn apply(exec: &Executor<'_>, outcome: StepOutcome) -> Result<StepOutcome, StepError> {
-    exec.run(&outcome.all_ops()).await?;
-    Ok(outcome)
-}
-
 /// Runs `onboard` on a target.
 pub async fn run_on(
     s: &OnboardSettings,
@@ -454,23 +458,12 @@ pub async fn run_on(
                 driver,
                 provider,
             }) => {
-                plan::execute(
-                    vec![
-                        Node::new("agent-addon", &[], Box::pin(apply(&exec, agent))),
-                        Node::new(
-                            "csi-driver",
-                            &[],
-                            Box::pin(apply(&exec, install_only(driver))),
-                        ),
-                        Node::new(
-                            "provider",
-                            &["csi-driver"],
-                            Box::pin(apply(&exec, install_only(provider))),
-                        ),
-                    ],
-                    progress,
-                )
-                .await
+                let steps = vec![
+                    Step::apply("agent-addon", &[], agent),
+                    Step::apply("csi-driver", &[], install_only(driver)),
+                    Step::apply("provider", &["csi-driver"], install_only(provider)),
+                ];
+                exec.run_graph(steps, progress).await
             }
             Err((step, e)) => (
                 vec![crate::plan::StepReport::new(
@@ -495,6 +488,7 @@ pub async fn run_on(
     teams.sort_by(|a, b| a.name.cmp(&b.name));
     let wanted: BTreeSet<String> = s.teams.iter().map(|t| t.name.clone()).collect();
     let mut orphaned = Vec::new();
+    let mut pruned_deletes = 0;
     if platform_error.is_none() {
         match orphans(t, &wanted).await {
             Ok(found) => {
@@ -503,9 +497,13 @@ pub async fn run_on(
                     if s.prune {
                         match plan_prune(t, &ns, &sa).await {
                             Ok(changes) => {
-                                let outcome = StepOutcome::with(changes);
-                                pruned =
-                                    exec.run(&outcome.all_ops()).await.is_ok() && !exec.dry_run();
+                                let deletes = changes.len();
+                                let prune = Step::apply("prune", &[], StepOutcome::with(changes));
+                                let (_, error) = exec.run_graph(vec![prune], &()).await;
+                                pruned = error.is_none() && !exec.dry_run();
+                                if error.is_none() {
+                                    pruned_deletes += deletes;
+                                }
                             }
                             Err(e) => tracing::warn!("cannot prune team {team}: {e}"),
                         }
@@ -521,6 +519,8 @@ pub async fn run_on(
             Err(e) => tracing::warn!("cannot look for orphaned teams: {e}"),
         }
     }
+    let mut changes = plan::Report::count(&platform_steps);
+    changes.deleted += pruned_deletes;
     let mut totals = Totals {
         teams: teams.len(),
         ..Totals::default()
@@ -531,9 +531,9 @@ pub async fn run_on(
         } else {
             totals.succeeded += 1;
         }
-        totals.created += r.created;
-        totals.updated += r.updated;
-        totals.unchanged += r.unchanged;
+        for change in &r.changes {
+            changes.add(change);
+        }
     }
     OnboardReport {
         cluster: t.name().to_string(),
@@ -542,6 +542,7 @@ pub async fn run_on(
         platform: platform_steps,
         teams,
         orphaned,
+        changes,
         totals,
         seconds: (started.elapsed().as_secs_f64() * 100.0).round() / 100.0,
     }
@@ -634,14 +635,17 @@ pub fn table(report: &OnboardReport) -> String {
         ));
     }
     let t = &report.totals;
+    let (created, updated, unchanged) = report.teams.iter().fold((0, 0, 0), |(c, u, n), r| {
+        (c + r.created, u + r.updated, n + r.unchanged)
+    });
     out.push_str(&format!(
         "\n{} team(s): {} succeeded, {} failed; {} created, {} updated, {} unchanged in {:.1}s{}\n",
         t.teams,
         t.succeeded,
         t.failed,
-        t.created,
-        t.updated,
-        t.unchanged,
+        created,
+        updated,
+        unchanged,
         report.seconds,
         if report.dry_run {
             " (dry run: no changes were applied)"

@@ -9,8 +9,8 @@ use crate::config::{ProviderKind, UpSettings};
 use crate::diagnose::Subject;
 use crate::error::StepError;
 use crate::plan::{
-    self, Action, Change, Executor, Interpreter, Node, Progress, Report, StepOutcome, StepReport,
-    StepStatus,
+    Action, Change, CheckFn, Executor, Interpreter, Probe, Progress, Report, Step, StepOutcome,
+    StepReport, StepStatus,
 };
 use crate::resources::platform::{self, Platform, PlatformPlan, ProviderChoice};
 use crate::resources::sample::{self, Sample, SamplePlan};
@@ -122,48 +122,50 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, PlanError> 
     })
 }
 
-/// Runs one planned step's operations and hands back its outcome.
-async fn apply(exec: &Executor<'_>, outcome: StepOutcome) -> Result<StepOutcome, StepError> {
-    exec.run(&outcome.all_ops()).await?;
-    Ok(outcome)
-}
-
 /// The verify step: the sample pod's setup, the mount check, then its teardown (always).
-async fn verify(
-    exec: &Executor<'_>,
-    t: &Target,
-    planned: SamplePlan,
-    spec: &Sample,
-    workload: &Workload,
-) -> Result<StepOutcome, StepError> {
-    let (Some(kube), false) = (t.kube.as_ref(), exec.dry_run()) else {
-        exec.run(&planned.setup).await?;
-        exec.run(&planned.teardown).await?;
-        return Ok(StepOutcome::with(vec![
-            planned.change.note("not run in a dry run"),
-        ]));
-    };
-    exec.run(&planned.setup).await?;
-    let subject = Subject {
-        cluster: t.name(),
-        namespace: &workload.namespace,
-        service_account: &workload.service_account,
-        spc: &spec.spc,
-    };
-    let result = sample::check(t.aws.as_ref(), kube, spec, subject, exec.remaining()).await;
-    exec.run(&planned.teardown).await?;
-    let versions = result?;
-    let mut note = format!("mounted {}", versions.join(", "));
-    if spec.keep {
-        note.push_str("; pod kept (--keep-sample)");
-    }
-    let mut change = planned.change;
-    change.note = Some(note);
-    Ok(StepOutcome::with(vec![change]))
+fn verify<'a>(t: &'a Target, planned: SamplePlan, spec: Sample, workload: Workload) -> Step<'a> {
+    let deps = &["agent-addon", "provider", "association", "workload"];
+    let SamplePlan {
+        change,
+        setup,
+        teardown,
+    } = planned;
+    let check: CheckFn<'a> = Box::new(move |mut outcome: StepOutcome, remaining| {
+        Box::pin(async move {
+            let Some(kube) = t.kube.as_ref() else {
+                return Err(StepError::problem("verify needs cluster access"));
+            };
+            let subject = Subject {
+                cluster: t.name(),
+                namespace: &workload.namespace,
+                service_account: &workload.service_account,
+                spc: &spec.spc,
+            };
+            let versions = sample::check(t.aws.as_ref(), kube, &spec, subject, remaining).await?;
+            let mut note = format!("mounted {}", versions.join(", "));
+            if spec.keep {
+                note.push_str("; pod kept (--keep-sample)");
+            }
+            for change in &mut outcome.changes {
+                change.note = Some(note.clone());
+            }
+            Ok(outcome)
+        })
+    });
+    Step::check(
+        "verify",
+        deps,
+        StepOutcome::with(vec![change]),
+        vec![Probe {
+            setup,
+            check,
+            teardown,
+        }],
+    )
 }
 
 /// The graph of the planned steps. Every write waits for the secrets (checked first).
-fn graph<'a>(exec: &'a Executor<'a>, t: &'a Target, p: Planned) -> Vec<Node<'a, StepError>> {
+fn graph(t: &Target, p: Planned) -> Vec<Step<'_>> {
     let Planned {
         secrets,
         platform:
@@ -184,26 +186,14 @@ fn graph<'a>(exec: &'a Executor<'a>, t: &'a Target, p: Planned) -> Vec<Node<'a, 
         workload_value,
     } = p;
     vec![
-        Node::new("secrets", &[], Box::pin(apply(exec, secrets))),
-        Node::new("agent-addon", &["secrets"], Box::pin(apply(exec, agent))),
-        Node::new("csi-driver", &["secrets"], Box::pin(apply(exec, driver))),
-        Node::new("provider", &["csi-driver"], Box::pin(apply(exec, provider))),
-        Node::new("iam-role", &["secrets"], Box::pin(apply(exec, role))),
-        Node::new(
-            "association",
-            &["iam-role"],
-            Box::pin(apply(exec, association)),
-        ),
-        Node::new(
-            "workload",
-            &["csi-driver", "secrets"],
-            Box::pin(apply(exec, workload)),
-        ),
-        Node::new(
-            "verify",
-            &["agent-addon", "provider", "association", "workload"],
-            Box::pin(async move { verify(exec, t, sample, &sample_spec, &workload_value).await }),
-        ),
+        Step::apply("secrets", &[], secrets),
+        Step::apply("agent-addon", &["secrets"], agent),
+        Step::apply("csi-driver", &["secrets"], driver),
+        Step::apply("provider", &["csi-driver"], provider),
+        Step::apply("iam-role", &["secrets"], role),
+        Step::apply("association", &["iam-role"], association),
+        Step::apply("workload", &["csi-driver", "secrets"], workload),
+        verify(t, sample, sample_spec, workload_value),
     ]
 }
 
@@ -211,6 +201,8 @@ fn graph<'a>(exec: &'a Executor<'a>, t: &'a Target, p: Planned) -> Vec<Node<'a, 
 pub struct UpRun {
     pub report: Report,
     pub error: Option<(&'static str, StepError)>,
+    /// The writes executed (or, dry, planned), in the order they ran.
+    pub journal: Vec<String>,
 }
 
 /// Plans, then runs (or, dry, records) everything against a target.
@@ -225,7 +217,7 @@ pub async fn run_on(
     let exec = Executor::new(s.dry_run, interpreter, start + s.timeout);
     let mut steps = vec![preflight];
     let (rest, error) = match plan_all(s, t).await {
-        Ok(planned) => plan::execute(graph(&exec, t, planned), progress).await,
+        Ok(planned) => exec.run_graph(graph(t, planned), progress).await,
         Err((step, e)) => {
             // Planning failed: that step failed, the others never ran; nothing was written.
             let reports = STEPS[1..]
@@ -259,7 +251,11 @@ pub async fn run_on(
         seconds: round(start.elapsed()),
         error: error.as_ref().map(|(step, e)| format!("{step}: {e}")),
     };
-    UpRun { report, error }
+    UpRun {
+        report,
+        error,
+        journal: exec.journal(),
+    }
 }
 
 fn round(d: Duration) -> f64 {
@@ -392,14 +388,13 @@ mod tests {
     async fn the_graph_overlaps_the_addon_with_iam_and_manifests() {
         let s = settings(&[]);
         let t = Target::offline(&s.cluster, None);
-        let exec = Executor::new(true, None, Instant::now() + Duration::from_secs(5));
         let planned = plan_all(&s, &t).await.expect("plans");
-        let nodes = graph(&exec, &t, planned);
+        let nodes = graph(&t, planned);
         let deps = |n: &str| {
             nodes
                 .iter()
-                .find(|x| x.name == n)
-                .map(|x| x.deps.clone())
+                .find(|x| x.name() == n)
+                .map(|x| x.deps().to_vec())
                 .unwrap_or_default()
         };
         assert_eq!(deps("agent-addon"), ["secrets"]);
@@ -411,7 +406,7 @@ mod tests {
     #[tokio::test]
     async fn the_dry_run_journal_is_every_planned_write_and_nothing_else() {
         let run = offline(&[]).await;
-        let planned: Vec<String> = run
+        let mut planned: Vec<String> = run
             .report
             .steps
             .iter()
@@ -427,5 +422,10 @@ mod tests {
                 .any(|l| l.starts_with("kubernetes: delete Pod/")),
             "sample teardown"
         );
+        // Steps run at once, so the journal's order is the graph's; its lines are the plan's.
+        let mut journal = run.journal.clone();
+        journal.sort();
+        planned.sort();
+        assert_eq!(journal, planned);
     }
 }

@@ -109,8 +109,11 @@ async fn applies_server_side_with_the_bootstrap_field_manager() {
 fn retrying_client() -> (kube::Client, Handle) {
     use std::time::Duration;
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let policy =
-        super::retry::Transient::new(3, Duration::from_millis(1), Duration::from_millis(2));
+    let policy = super::retry::Transient::new(bootstrap_common::Backoff {
+        first_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(2),
+        budget: Duration::from_millis(3),
+    });
     let service = tower::ServiceBuilder::new()
         .layer(tower::retry::RetryLayer::new(policy))
         .service(service);

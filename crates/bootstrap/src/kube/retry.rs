@@ -4,9 +4,8 @@
 //! Every write bootstrap makes is a server-side apply, a merge patch or a delete, so sending it
 //! again after an answer that may have come after the write is safe (a second delete finds the
 //! object gone, which callers take as done). A `POST` is retried only on 429, which the API
-//! server answers before doing anything. The budget is bounded ([`ATTEMPTS`] attempts, 8–16 s
-//! of back-off, or the server's `Retry-After`) because the executor and the watches above it
-//! have their own deadlines.
+//! server answers before doing anything. The budget is bootstrap's one schedule
+//! ([`Backoff`]: nine attempts within 20 s, or the server's `Retry-After`, cut to 10 s).
 
 use std::time::Duration;
 
@@ -15,8 +14,13 @@ use kube::client::Body;
 use tower::BoxError;
 use tower::retry::Policy;
 
-/// Attempts per request, the first included.
-pub const ATTEMPTS: u32 = 8;
+use bootstrap_common::Backoff;
+
+/// Attempts per request, the first included: as many as bootstrap's one schedule
+/// ([`Backoff`]) allows.
+pub fn attempts() -> u32 {
+    Backoff::default().attempts()
+}
 
 /// The longest `Retry-After` honoured; a longer one is cut to this.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
@@ -24,44 +28,30 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// The retry policy of every Kubernetes client bootstrap builds.
 #[derive(Debug, Clone)]
 pub struct Transient {
-    attempts: u32,
-    first_delay: Duration,
-    max_delay: Duration,
+    schedule: Backoff,
     /// Attempts made so far for this request (tower clones the policy per request).
     made: u32,
 }
 
 impl Default for Transient {
     fn default() -> Self {
-        Self::new(ATTEMPTS, Duration::from_millis(250), Duration::from_secs(4))
+        Self::new(Backoff::default())
     }
 }
 
 impl Transient {
-    pub fn new(attempts: u32, first_delay: Duration, max_delay: Duration) -> Self {
-        Self {
-            attempts: attempts.max(1),
-            first_delay,
-            max_delay,
-            made: 1,
-        }
+    pub fn new(schedule: Backoff) -> Self {
+        Self { schedule, made: 1 }
     }
 
-    /// The delay before the next attempt: exponential with jitter (between half and all of
-    /// the step), or the server's `Retry-After` when it gave one.
-    fn delay(&self, retry_after: Option<Duration>) -> Duration {
-        if let Some(after) = retry_after {
-            return after.min(MAX_RETRY_AFTER);
-        }
-        let step = self
-            .first_delay
-            .saturating_mul(1 << (self.made - 1).min(16))
-            .min(self.max_delay);
-        let jitter = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() % 1000)
-            .unwrap_or(500);
-        step / 2 + step / 2 * jitter / 1000
+    /// The delay before the next attempt: the schedule's, or the server's `Retry-After` when
+    /// it gave one; `None` when the budget is spent.
+    fn delay(&self, retry_after: Option<Duration>) -> Option<Duration> {
+        let scheduled = self.schedule.next_delay(self.made)?;
+        Some(match retry_after {
+            Some(after) => after.min(MAX_RETRY_AFTER),
+            None => scheduled,
+        })
     }
 }
 
@@ -91,9 +81,6 @@ impl<Res> Policy<Request<Body>, Response<Res>, BoxError> for Transient {
         req: &mut Request<Body>,
         result: &mut Result<Response<Res>, BoxError>,
     ) -> Option<Self::Future> {
-        if self.made >= self.attempts {
-            return None;
-        }
         let (why, after) = match result {
             Ok(response) if retryable_status(req.method(), response.status()) => (
                 format!("answered {}", response.status()),
@@ -102,13 +89,13 @@ impl<Res> Policy<Request<Body>, Response<Res>, BoxError> for Transient {
             Err(err) if req.method() != Method::POST => (format!("failed ({err})"), None),
             _ => return None,
         };
-        let delay = self.delay(after);
+        let delay = self.delay(after)?;
         tracing::info!(
             "the Kubernetes API {why} to {} {}; retrying in {delay:?} (attempt {} of {})",
             req.method(),
             req.uri().path(),
             self.made + 1,
-            self.attempts
+            self.schedule.attempts()
         );
         self.made += 1;
         Some(tokio::time::sleep(delay))
@@ -182,13 +169,13 @@ mod tests {
         }
         assert_eq!(
             delays.len(),
-            ATTEMPTS as usize - 1,
+            attempts() as usize - 1,
             "every attempt but the first is a retry"
         );
         for (i, d) in delays.iter().enumerate() {
             let step = (Duration::from_millis(250) * (1 << i)).min(Duration::from_secs(4));
             assert!(
-                *d >= step / 2 && *d <= step,
+                *d >= step * 3 / 4 && *d <= step,
                 "retry {i}: {d:?} vs step {step:?}"
             );
         }

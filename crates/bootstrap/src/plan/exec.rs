@@ -1,6 +1,6 @@
 //! The executor: the one place that decides whether operations run (dry-run and offline plans
-//! only record them), retries what eventual consistency and throttling make fail for a while,
-//! and keeps the journal of what was executed (`BOOTSTRAP_OPS_LOG` writes it to a file).
+//! only record them), retries what IAM's eventual consistency makes fail for a while, and
+//! keeps the journal of what was executed (`BOOTSTRAP_OPS_LOG` writes it to a file).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,6 +8,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+
+use bootstrap_common::Backoff;
 
 use super::op::Op;
 use crate::aws::ErrorKind;
@@ -19,30 +21,12 @@ pub trait Interpreter: Send + Sync {
     -> BoxFuture<'a, Result<(), StepError>>;
 }
 
-/// How often and how long a failing operation is tried again.
-#[derive(Debug, Clone, Copy)]
-pub struct Retry {
-    pub attempts: u32,
-    pub first_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Self {
-            attempts: 8,
-            first_delay: Duration::from_millis(400),
-            max_delay: Duration::from_secs(8),
-        }
-    }
-}
-
 /// Runs plans: records them in a dry run, executes them otherwise.
 pub struct Executor<'a> {
     dry_run: bool,
     interpreter: Option<&'a dyn Interpreter>,
     deadline: Instant,
-    retry: Retry,
+    retry: Backoff,
     journal: Mutex<Vec<String>>,
     journal_file: Option<PathBuf>,
 }
@@ -54,13 +38,14 @@ impl<'a> Executor<'a> {
             dry_run: dry_run || interpreter.is_none(),
             interpreter,
             deadline,
-            retry: Retry::default(),
+            retry: Backoff::default(),
             journal: Mutex::new(Vec::new()),
             journal_file: std::env::var_os("BOOTSTRAP_OPS_LOG").map(PathBuf::from),
         }
     }
 
-    pub fn with_retry(mut self, retry: Retry) -> Self {
+    /// Another schedule for IAM's eventual consistency (tests use millisecond ones).
+    pub fn with_retry(mut self, retry: Backoff) -> Self {
         self.retry = retry;
         self
     }
@@ -98,7 +83,6 @@ impl<'a> Executor<'a> {
             self.record(op);
             return Ok(());
         };
-        let mut delay = self.retry.first_delay;
         let mut attempt = 1;
         loop {
             match interpreter.execute(op, self.deadline).await {
@@ -106,16 +90,14 @@ impl<'a> Executor<'a> {
                     self.record(op);
                     return Ok(());
                 }
-                Err(err)
-                    if attempt < self.retry.attempts
-                        && retryable(op, &err)
-                        && Instant::now() + delay < self.deadline =>
-                {
-                    tracing::info!("retrying in {delay:?} ({attempt}): {op}: {err}");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(self.retry.max_delay);
-                    attempt += 1;
-                }
+                Err(err) if retryable(op, &err) => match self.retry.next_delay(attempt) {
+                    Some(delay) if Instant::now() + delay < self.deadline => {
+                        tracing::info!("retrying in {delay:?} ({attempt}): {op}: {err}");
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                    }
+                    _ => return Err(err),
+                },
                 Err(err) => return Err(err),
             }
         }
@@ -140,16 +122,14 @@ impl<'a> Executor<'a> {
     }
 }
 
-/// Whether trying again may help: throttling and server faults always; the eventual
-/// consistency of IAM (a new role not yet visible to EKS, or not yet deletable) for the calls
-/// that meet it.
+/// Whether trying again may help: IAM's eventual consistency (a new role not yet visible to
+/// EKS, or not yet deletable) for the calls that meet it. Throttling, 5xx and dropped
+/// connections are retried once, below, by the SDK and the Kubernetes client on the same
+/// schedule; trying them again here would multiply the two budgets.
 pub fn retryable(op: &Op, err: &StepError) -> bool {
     let StepError::Aws(aws) = err else {
         return false;
     };
-    if aws.kind.is_retryable() {
-        return true;
-    }
     match op {
         Op::CreatePodIdentityAssociation { .. } | Op::UpdatePodIdentityAssociation { .. } => {
             aws.code.as_deref() == Some("InvalidParameterException")
@@ -194,11 +174,11 @@ mod tests {
         }
     }
 
-    fn fast() -> Retry {
-        Retry {
-            attempts: 4,
+    fn fast() -> Backoff {
+        Backoff {
             first_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(2),
+            budget: Duration::from_millis(5),
         }
     }
 
@@ -226,35 +206,51 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn throttling_is_retried_within_the_budget_client_faults_are_not() {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let throttled = Flaky {
-            failures: 3,
-            kind: ErrorKind::Throttled,
-            calls: AtomicU32::new(0),
-        };
-        let exec = Executor::new(false, Some(&throttled), deadline).with_retry(fast());
-        exec.run(&[role_op()]).await.expect("fourth try works");
-        assert_eq!(throttled.calls.load(Ordering::SeqCst), 4);
+    fn policy_op() -> Op {
+        Op::PutRolePolicy {
+            role: "r".into(),
+            policy: "p".into(),
+            document: serde_json::json!({}),
+        }
+    }
 
-        let too_many = Flaky {
-            failures: 4,
-            kind: ErrorKind::Transient,
+    #[tokio::test]
+    async fn eventual_consistency_is_retried_within_the_budget_other_faults_are_not() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert_eq!(fast().attempts(), 4);
+        let not_yet = Flaky {
+            failures: 3,
+            kind: ErrorKind::NotFound,
             calls: AtomicU32::new(0),
         };
-        let exec = Executor::new(false, Some(&too_many), deadline).with_retry(fast());
-        assert!(exec.run(&[role_op()]).await.is_err(), "past the budget");
-        assert_eq!(too_many.calls.load(Ordering::SeqCst), 4);
+        let exec = Executor::new(false, Some(&not_yet), deadline).with_retry(fast());
+        exec.run(&[policy_op()]).await.expect("fourth try works");
+        assert_eq!(not_yet.calls.load(Ordering::SeqCst), 4);
+
+        let too_long = Flaky {
+            failures: 4,
+            kind: ErrorKind::NotFound,
+            calls: AtomicU32::new(0),
+        };
+        let exec = Executor::new(false, Some(&too_long), deadline).with_retry(fast());
+        assert!(exec.run(&[policy_op()]).await.is_err(), "past the budget");
+        assert_eq!(too_long.calls.load(Ordering::SeqCst), 4);
         assert!(exec.journal().is_empty(), "a failed op is not journaled");
 
-        let client = Flaky {
-            failures: 1,
-            kind: ErrorKind::Client,
-            calls: AtomicU32::new(0),
-        };
-        let exec = Executor::new(false, Some(&client), deadline).with_retry(fast());
-        assert!(exec.run(&[role_op()]).await.is_err());
-        assert_eq!(client.calls.load(Ordering::SeqCst), 1);
+        // Throttling and 5xx were retried by the SDK below on the same schedule: once only.
+        for kind in [
+            ErrorKind::Throttled,
+            ErrorKind::Transient,
+            ErrorKind::Client,
+        ] {
+            let failing = Flaky {
+                failures: 1,
+                kind,
+                calls: AtomicU32::new(0),
+            };
+            let exec = Executor::new(false, Some(&failing), deadline).with_retry(fast());
+            assert!(exec.run(&[policy_op()]).await.is_err(), "{kind:?}");
+            assert_eq!(failing.calls.load(Ordering::SeqCst), 1, "{kind:?}");
+        }
     }
 }

@@ -1,16 +1,18 @@
-//! Plans: typed operations ([`Op`]), the changes they make to resources, the executor that
-//! runs them, the dependency-graph runner and the run report.
+//! Plans: typed operations ([`Op`]), the changes they make to resources, the steps that group
+//! them into a graph ([`Step`]), the one executor that runs graphs and the run report.
 //!
 //! Nothing here knows the network: operations are data, and the [`Executor`] hands them to an
 //! [`Interpreter`] (the AWS and Kubernetes ones live with their clients).
 
 mod dag;
 mod exec;
+mod graph;
 mod op;
 mod report;
 
-pub use dag::{Node, Progress, StepFuture, execute};
-pub use exec::{Executor, Interpreter, Retry, retryable};
+pub use dag::Progress;
+pub use exec::{Executor, Interpreter, retryable};
+pub use graph::{CheckFn, Probe, Step};
 pub use op::{AddonGoal, Backend, ObjectRef, Op};
 pub use report::{Changes, Report, StepReport, StepStatus};
 

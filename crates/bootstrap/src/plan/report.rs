@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Action, StepOutcome};
+use super::{Action, Change, StepOutcome};
 
 /// How a step ended.
 #[derive(Debug, Clone, Serialize)]
@@ -41,7 +41,8 @@ impl StepReport {
     }
 }
 
-/// Counts of resources by what happened to them.
+/// Counts of resources by what happened to them (or, in a dry run, would): the one summary
+/// every command's JSON report carries as `changes`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Changes {
     pub created: usize,
@@ -67,32 +68,44 @@ pub struct Report {
     pub error: Option<String>,
 }
 
+impl Changes {
+    /// Counts one more change by its action (checks count nowhere).
+    pub fn add(&mut self, change: &Change) {
+        match change.action {
+            Action::Create => self.created += 1,
+            Action::Update | Action::Replace => self.updated += 1,
+            Action::Unchanged | Action::Adopt => self.unchanged += 1,
+            Action::Delete => self.deleted += 1,
+            Action::Keep => self.kept += 1,
+            Action::Check => {}
+        }
+    }
+
+    /// The counts of a list of changes.
+    pub fn of<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Self {
+        let mut counted = Self::default();
+        for change in changes {
+            counted.add(change);
+        }
+        counted
+    }
+}
+
 impl Report {
     /// Counts the changes of every finished step.
     pub fn count(steps: &[StepReport]) -> Changes {
-        let mut changes = Changes::default();
-        for change in steps
-            .iter()
-            .filter_map(StepReport::outcome)
-            .flat_map(|o| &o.changes)
-        {
-            match change.action {
-                Action::Create => changes.created += 1,
-                Action::Update | Action::Replace => changes.updated += 1,
-                Action::Unchanged | Action::Adopt => changes.unchanged += 1,
-                Action::Delete => changes.deleted += 1,
-                Action::Keep => changes.kept += 1,
-                Action::Check => {}
-            }
-        }
-        changes
+        Changes::of(
+            steps
+                .iter()
+                .filter_map(StepReport::outcome)
+                .flat_map(|o| &o.changes),
+        )
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Change;
 
     #[test]
     fn counts_changes_and_serializes_the_documented_shape() {

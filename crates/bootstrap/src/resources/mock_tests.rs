@@ -16,7 +16,7 @@ use aws_smithy_types::body::SdkBody;
 use super::{ResolvedSecret, Workload, association, role};
 use crate::aws::Clients;
 use crate::interp::Backends;
-use crate::plan::{Action, Executor, Retry};
+use crate::plan::{Action, Executor};
 use bootstrap_common::names::{TAG_CLUSTER, TAG_MANAGED_BY, TAG_NAMESPACE, TAG_SERVICE_ACCOUNT};
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/bootstrap-demo-bootstrap-demo-demo-app";
@@ -51,11 +51,11 @@ fn backends(aws: Clients) -> Backends {
     }
 }
 
-fn fast() -> Retry {
-    Retry {
-        attempts: 4,
+fn fast() -> bootstrap_common::Backoff {
+    bootstrap_common::Backoff {
         first_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
+        budget: Duration::from_millis(20),
     }
 }
 
