@@ -248,3 +248,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "retry_tests.rs"]
+mod retry_tests;
