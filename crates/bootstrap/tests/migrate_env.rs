@@ -502,7 +502,33 @@ async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters
 
     // The first namespace: its scaled-to-zero Deployment is found and migrated; this
     // cluster's OIDC statement stays (the other namespace's service account still uses it).
-    let out = run(with_remove_irsa(migrate(&env.cluster, &fx.ns, true))).await;
+    // The plan without --approve lists the removal, and journals what the approved run does.
+    let logs = tempfile::tempdir().expect("tempdir");
+    let (dry_log, real_log) = (logs.path().join("dry.log"), logs.path().join("real.log"));
+    let out = common::cli::run_logged(
+        with_remove_irsa(migrate(&env.cluster, &fx.ns, false)),
+        Some(dry_log.clone()),
+    )
+    .await;
+    let plan = json_of(&out);
+    assert_eq!(plan["workloads"][0]["status"], "planned", "{plan:#}");
+    assert!(
+        plan["workloads"][0]["changes"]
+            .to_string()
+            .contains("removes the eks.amazonaws.com/role-arn annotation"),
+        "the plan lists --remove-irsa's changes: {plan:#}"
+    );
+    let out = common::cli::run_logged(
+        with_remove_irsa(migrate(&env.cluster, &fx.ns, true)),
+        Some(real_log.clone()),
+    )
+    .await;
+    assert_eq!(
+        common::cli::journal(&dry_log),
+        common::cli::journal(&real_log),
+        "migrate: the plan's journal is the approved run's"
+    );
+    assert_eq!(plan["changes"], json_of(&out)["changes"], "same counts");
     let first = json_of(&out);
     assert!(
         out.status.success(),

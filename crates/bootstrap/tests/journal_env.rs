@@ -1,0 +1,178 @@
+//! Against the local stand-in: for `up`, `onboard` and `down`, the executor's journal of a
+//! real run equals its dry run's on the same starting state (`migrate`'s is in
+//! migrate_env.rs, where its IRSA fixtures live); and the four commands' JSON reports are read
+//! by one parser (`changes` with created, updated, deleted, unchanged).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use common::cli::{args, journal, json_of, ok, run_logged};
+
+/// The tests share the cluster's platform: one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The one parser: every writing command's report has `changes` with these four counts.
+fn changes_of(report: &Value) -> [u64; 4] {
+    ["created", "updated", "deleted", "unchanged"].map(|k| {
+        report["changes"][k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no changes.{k} in {report:#}"))
+    })
+}
+
+/// Runs `cmd` dry (with `--dry-run` added) then for real, each journaling to its own file;
+/// returns both journals (sorted: steps run at once) and the real run's report.
+async fn dry_then_real(
+    dir: &Path,
+    name: &str,
+    cmd: Vec<String>,
+    dry_flag: Option<&str>,
+) -> (Vec<String>, Vec<String>, Value, Value) {
+    let (dry_log, real_log): (PathBuf, PathBuf) = (
+        dir.join(format!("{name}-dry.log")),
+        dir.join(format!("{name}-real.log")),
+    );
+    let mut dry = cmd.clone();
+    if let Some(flag) = dry_flag {
+        dry.push(flag.into());
+    }
+    let out = run_logged(dry, Some(dry_log.clone())).await;
+    ok(&out, &format!("{name} (dry run)"));
+    let dry_report = json_of(&out);
+    let mut real = cmd;
+    if name == "down" {
+        real.push("--yes".into());
+    }
+    let out = run_logged(real, Some(real_log.clone())).await;
+    ok(&out, name);
+    (
+        journal(&dry_log),
+        journal(&real_log),
+        dry_report,
+        json_of(&out),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_real_run_journals_exactly_what_its_dry_run_planned() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    let cfg = common::aws().await;
+    let tag = common::unique("jr");
+    let (up_ns, team_ns) = (format!("{tag}-up"), format!("{tag}-team"));
+    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
+    cleanup.namespaces = vec![up_ns.clone(), team_ns.clone()];
+    let secret = format!("{tag}/db");
+    cleanup.secrets = vec![secret.clone()];
+    aws_sdk_secretsmanager::Client::new(&cfg)
+        .create_secret()
+        .name(&secret)
+        .secret_string(common::unique("v"))
+        .send()
+        .await
+        .expect("secret");
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let up = args(&[
+        "up",
+        "--cluster",
+        &env.cluster,
+        "--namespace",
+        &up_ns,
+        "--service-account",
+        "app",
+        "--secret",
+        &secret,
+        "--output",
+        "json",
+        "-q",
+        "--timeout",
+        "5m",
+    ]);
+    let (dry, real, planned, done) = dry_then_real(dir.path(), "up", up, Some("--dry-run")).await;
+    assert!(
+        real.iter().any(|l| l.starts_with("iam:CreateRole")),
+        "{real:#?}"
+    );
+    assert_eq!(dry, real, "up: the dry run's journal is the real run's");
+    assert_eq!(changes_of(&planned), changes_of(&done), "up: same counts");
+
+    let teams = dir.path().join("teams.yaml");
+    std::fs::write(
+        &teams,
+        format!(
+            "teams:\n  - name: {tag}\n    namespace: {team_ns}\n    serviceAccount: api\n    secrets: [{{name: {secret}}}]\n"
+        ),
+    )
+    .expect("teams file");
+    let onboard = args(&[
+        "onboard",
+        "-f",
+        teams.to_str().expect("utf-8 path"),
+        "--cluster",
+        &env.cluster,
+        "--output",
+        "json",
+        "-q",
+        "--timeout",
+        "5m",
+    ]);
+    let (dry, real, planned, done) =
+        dry_then_real(dir.path(), "onboard", onboard, Some("--dry-run")).await;
+    assert!(
+        real.iter().any(|l| l.contains("PodIdentityAssociation")),
+        "{real:#?}"
+    );
+    assert_eq!(
+        dry, real,
+        "onboard: the dry run's journal is the real run's"
+    );
+    assert_eq!(changes_of(&planned), changes_of(&done));
+    assert!(
+        changes_of(&done)[0] > 0,
+        "onboard created the team: {done:#}"
+    );
+
+    for ns in [&up_ns, &team_ns] {
+        let down = args(&[
+            "down",
+            "--cluster",
+            &env.cluster,
+            "--namespace",
+            ns,
+            "--output",
+            "json",
+            "-q",
+        ]);
+        let (dry, real, planned, done) =
+            dry_then_real(dir.path(), "down", down, Some("--dry-run")).await;
+        assert!(
+            real.iter().any(|l| l.starts_with("iam:DeleteRole")),
+            "{real:#?}"
+        );
+        assert_eq!(dry, real, "down: the dry run's journal is the real run's");
+        assert_eq!(changes_of(&planned), changes_of(&done));
+        assert!(changes_of(&done)[2] > 0, "down deleted: {done:#}");
+    }
+
+    // migrate on a cluster with nothing on IRSA in this namespace: the same shape, all zero.
+    let out = run_logged(
+        args(&[
+            "migrate",
+            "--cluster",
+            &env.cluster,
+            "--namespace",
+            &up_ns,
+            "--output",
+            "json",
+            "-q",
+        ]),
+        None,
+    )
+    .await;
+    ok(&out, "migrate");
+    assert_eq!(changes_of(&json_of(&out)), [0, 0, 0, 0]);
+}
