@@ -348,7 +348,7 @@ const CASES: &[Case] = &[
 ];
 
 /// The Kubernetes steps' API faults, through the stand-in's proxy of the apiserver: 500s past
-/// the client's budget (8 attempts) and 429s within it, on the calls each step makes (`<ns>` is
+/// the client's budget (9 attempts) and 429s within it, on the calls each step makes (`<ns>` is
 /// the case's namespace). `down`'s sample-pods step has no call to fault: `up` deletes its
 /// verify pod, so there is never a pod to delete.
 const KUBE_CASES: &[Case] = &[
@@ -527,7 +527,7 @@ async fn run_case(
             if c.fault.on_kube() {
                 assert!(
                     stderr.contains("the Kubernetes API answered 500 InternalError")
-                        && stderr.contains("kept failing after 8 attempts"),
+                        && stderr.contains("kept failing after 9 attempts"),
                     "{} with {}: the error does not say what answered and what to do: {stderr}",
                     c.command,
                     c.fault.describe()
