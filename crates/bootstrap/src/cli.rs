@@ -21,6 +21,10 @@ pub struct Cli {
     /// Never draw progress bars, even on a terminal.
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// With `--output json`, include the rendered documents of resources that do not change
+    /// too (by default only those of writes are printed).
+    #[arg(long, global = true)]
+    pub show_manifests: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -18,7 +18,10 @@ use clap::{CommandFactory, Parser};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     bootstrap::ui::logging::init(cli.verbose);
-    let printer = |json: bool| Printer::new(cli.quiet, cli.verbose, cli.no_progress, json);
+    let printer = |json: bool| {
+        Printer::new(cli.quiet, cli.verbose, cli.no_progress, json)
+            .with_show_manifests(cli.show_manifests)
+    };
     let status = match &cli.command {
         Command::Completions { shell } => {
             clap_complete::generate(

@@ -250,6 +250,7 @@ async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push
         by_tag,
         "--no-progress",
         "--dry-run",
+        "--show-manifests",
         "--output",
         "json",
     ]
@@ -291,7 +292,15 @@ async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push
                 .is_some_and(|r| r.starts_with("DaemonSet/"))
         })
         .unwrap_or_else(|| panic!("the provider DaemonSet: {changes:?}"));
-    for document in daemonset["documents"].as_array().into_iter().flatten() {
+    let documents = daemonset["documents"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !documents.is_empty(),
+        "the DaemonSet's manifest: {daemonset}"
+    );
+    for document in &documents {
         assert_eq!(
             document["spec"]["template"]["spec"]["containers"][0]["image"], pinned,
             "{daemonset}"

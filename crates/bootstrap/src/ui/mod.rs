@@ -16,6 +16,25 @@ pub use progress::StepProgress;
 
 use crate::plan::Report;
 
+/// Removes `documents` from every change (an object with an `action`) that writes nothing: a
+/// no-op run's report names what it checked without repeating every manifest it rendered.
+fn drop_unwritten_documents(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let writes = map
+                .get("action")
+                .and_then(|a| a.as_str())
+                .map(|a| matches!(a, "create" | "update" | "replace" | "delete"));
+            if writes == Some(false) {
+                map.remove("documents");
+            }
+            map.values_mut().for_each(drop_unwritten_documents);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_unwritten_documents),
+        _ => {}
+    }
+}
+
 /// How much to print, and where progress goes.
 #[derive(Debug, Clone, Copy)]
 pub struct Printer {
@@ -27,6 +46,8 @@ pub struct Printer {
     pub json: bool,
     /// A dry run: progress says what would happen, never a check mark.
     pub dry_run: bool,
+    /// JSON keeps the documents of changes that write nothing (`--show-manifests`).
+    pub show_manifests: bool,
 }
 
 impl Printer {
@@ -38,7 +59,25 @@ impl Printer {
             bars,
             json,
             dry_run: false,
+            show_manifests: false,
         }
+    }
+
+    pub fn with_show_manifests(mut self, show: bool) -> Self {
+        self.show_manifests = show;
+        self
+    }
+
+    /// `value` as pretty JSON: the documents only of changes that write, unless asked for all.
+    fn json_text(&self, value: &impl serde::Serialize) -> String {
+        let mut value = match serde_json::to_value(value) {
+            Ok(v) => v,
+            Err(e) => return format!("{{\"error\":\"{e}\"}}"),
+        };
+        if !self.show_manifests {
+            drop_unwritten_documents(&mut value);
+        }
+        serde_json::to_string_pretty(&value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 
     pub fn with_dry_run(mut self, dry_run: bool) -> Self {
@@ -53,9 +92,7 @@ impl Printer {
 
     /// Any serializable value as pretty JSON on stdout.
     pub fn json_value(&self, value: &impl serde::Serialize) {
-        let text = serde_json::to_string_pretty(value)
-            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-        println!("{text}");
+        println!("{}", self.json_text(value));
     }
 
     /// A status line on stderr (not in quiet mode).
@@ -74,13 +111,35 @@ impl Printer {
     pub fn report(&self, report: &Report) {
         let mut out = std::io::stdout().lock();
         let text = if self.json {
-            serde_json::to_string_pretty(report)
-                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+            self.json_text(report)
         } else if report.dry_run {
             table::plan_tree(report, self.verbose > 0 || !self.quiet)
         } else {
             table::result_table(report)
         };
         let _ = writeln!(out, "{text}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Action, Change, StepOutcome};
+
+    #[test]
+    fn json_keeps_documents_of_writes_only_unless_asked() {
+        let doc = serde_json::json!({"kind": "CustomResourceDefinition"});
+        let outcome = StepOutcome::with(vec![
+            Change::new(Action::Unchanged, "crd").document(doc.clone()),
+            Change::new(Action::Create, "ns").document(doc.clone()),
+        ]);
+        let printer = Printer::new(true, 0, true, true);
+        let text = printer.json_text(&outcome);
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert!(v["changes"][0].get("documents").is_none(), "{v:#}");
+        assert_eq!(v["changes"][1]["documents"][0], doc);
+        let all = printer.with_show_manifests(true).json_text(&outcome);
+        let v: serde_json::Value = serde_json::from_str(&all).expect("json");
+        assert_eq!(v["changes"][0]["documents"][0], doc);
     }
 }
