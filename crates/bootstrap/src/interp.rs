@@ -23,6 +23,18 @@ pub struct Backends {
 }
 
 impl Backends {
+    /// The backends of a preflighted target (an offline one has none).
+    pub fn of(t: &crate::target::Target) -> Result<Self, StepError> {
+        Ok(Self {
+            aws: t
+                .aws
+                .clone()
+                .ok_or_else(|| StepError::problem("no AWS access"))?,
+            kube: t.kube.clone(),
+            cluster: t.name().to_string(),
+        })
+    }
+
     /// A create that conflicts because another run (a concurrent `up`) created the same thing
     /// for this cluster meanwhile (add-on, demo secret, role, association) is done; any other error, or a conflict with something that
     /// is not bootstrap's for this cluster (or differs), stays an error.

@@ -26,12 +26,13 @@ pub async fn run(
     s: &DoctorSettings,
     printer: &crate::ui::Printer,
 ) -> Result<DoctorReport, StepError> {
-    let (aws, _) = target::connect(s.region.as_deref(), s.profile.as_deref(), false).await?;
-    let aws = aws.ok_or_else(|| {
-        StepError::problem("doctor needs AWS access")
-            .with_hint("pass --region and --profile, or set AWS_REGION and AWS credentials")
-    })?;
-    let (t, _) = target::preflight(aws, &s.cluster).await?;
+    let (t, _) = target::connect_cluster(
+        s.region.as_deref(),
+        s.profile.as_deref(),
+        &s.cluster,
+        "doctor",
+    )
+    .await?;
     let (Some(aws), Some(kube)) = (t.aws.as_ref(), t.kube.as_ref()) else {
         return Err(StepError::problem(format!(
             "doctor has no AWS or Kubernetes access to cluster {}",

@@ -213,17 +213,13 @@ pub async fn run(
     s: &DownSettings,
     printer: &crate::ui::Printer,
 ) -> Result<(DownReport, Option<(&'static str, StepError)>), StepError> {
-    let (aws, _) = target::connect(s.region.as_deref(), s.profile.as_deref(), false).await?;
-    let aws = aws.ok_or_else(|| StepError::problem("down needs AWS access"))?;
-    let (t, _) = target::preflight(aws, &s.cluster).await?;
-    let backends = crate::interp::Backends {
-        aws: t
-            .aws
-            .clone()
-            .ok_or_else(|| StepError::problem("no AWS access"))?,
-        kube: t.kube.clone(),
-        cluster: t.name().to_string(),
-    };
+    let (t, backends) = target::connect_cluster(
+        s.region.as_deref(),
+        s.profile.as_deref(),
+        &s.cluster,
+        "down",
+    )
+    .await?;
     let progress = printer.progress();
     let yes = s.yes;
     run_on(s, &t, &backends, &progress, &|plan| yes || ask(plan)).await

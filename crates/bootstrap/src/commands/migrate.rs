@@ -497,17 +497,13 @@ pub async fn run_on(
 
 /// Connects, preflights and runs `migrate`.
 pub async fn run(s: &MigrateSettings) -> Result<MigrateReport, StepError> {
-    let (aws, _) = target::connect(s.region.as_deref(), s.profile.as_deref(), false).await?;
-    let aws = aws.ok_or_else(|| StepError::problem("migrate needs AWS access"))?;
-    let (t, _) = target::preflight(aws, &s.cluster).await?;
-    let backends = crate::interp::Backends {
-        aws: t
-            .aws
-            .clone()
-            .ok_or_else(|| StepError::problem("no AWS access"))?,
-        kube: t.kube.clone(),
-        cluster: t.name().to_string(),
-    };
+    let (t, backends) = target::connect_cluster(
+        s.region.as_deref(),
+        s.profile.as_deref(),
+        &s.cluster,
+        "migrate",
+    )
+    .await?;
     run_on(s, &t, &backends).await
 }
 

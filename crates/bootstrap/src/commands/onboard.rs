@@ -586,14 +586,7 @@ pub async fn run(
         return Ok(run_on(s, &t, None, &progress, &status).await);
     };
     let (t, _) = target::preflight(aws, &s.cluster).await?;
-    let backends = crate::interp::Backends {
-        aws: t
-            .aws
-            .clone()
-            .ok_or_else(|| StepError::problem("no AWS access"))?,
-        kube: t.kube.clone(),
-        cluster: t.name().to_string(),
-    };
+    let backends = crate::interp::Backends::of(&t)?;
     Ok(run_on(s, &t, Some(&backends), &progress, &status).await)
 }
 

@@ -294,14 +294,7 @@ pub async fn run(s: &UpSettings, printer: &crate::ui::Printer) -> Result<UpRun, 
     let status = StepStatus::Done(outcome);
     progress.finished("preflight", &status, started.elapsed());
     let pre = StepReport::new("preflight", status, started.elapsed());
-    let backends = crate::interp::Backends {
-        aws: t
-            .aws
-            .clone()
-            .ok_or_else(|| StepError::problem("no AWS access"))?,
-        kube: t.kube.clone(),
-        cluster: t.name().to_string(),
-    };
+    let backends = crate::interp::Backends::of(&t)?;
     Ok(run_on(s, &t, pre, Some(&backends), &progress).await)
 }
 
