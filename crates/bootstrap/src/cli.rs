@@ -250,8 +250,9 @@ pub struct MigrateArgs {
     /// Apply the plan (without it, migrate only prints it).
     #[arg(long)]
     pub approve: bool,
-    /// After a workload's mount check passes, remove its IRSA annotation and OIDC trust.
-    #[arg(long, requires = "approve")]
+    /// After a workload's mount check passes, remove its IRSA annotation and OIDC trust
+    /// (without --approve, the plan lists what it would remove).
+    #[arg(long)]
     pub remove_irsa: bool,
     /// Overall time limit, e.g. 15m.
     #[arg(long, default_value = "15m")]

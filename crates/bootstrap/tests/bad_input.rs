@@ -222,11 +222,6 @@ const CORPUS: &[Bad] = &[
         &["team \"a\"", "0999"],
     ),
     bad(
-        "migrate --remove-irsa without --approve",
-        &["migrate", "--cluster", "c", "--remove-irsa"],
-        &["--approve"],
-    ),
-    bad(
         "image push to a reference with a space",
         &["image", "push", "--to", "a b"],
         &["invalid image reference \"a b\""],
