@@ -135,20 +135,7 @@ pub async fn run_on(
             steps: vec![("team", changes)],
             kept: Vec::new(),
         };
-        if !s.dry_run && !confirm(&plan) {
-            return Err(
-                StepError::problem("down was not confirmed: nothing was deleted")
-                    .with_hint("answer y, or pass --yes to skip the question"),
-            );
-        }
-        let exec = Executor::new(s.dry_run, Some(interpreter), started + s.timeout);
-        let (steps, error) = exec.run_graph(graph(&plan), progress).await;
-        let seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
-        let text = error.as_ref().map(|(n, e)| format!("{n}: {e}"));
-        return Ok((
-            report(t, &plan, steps, exec.dry_run(), seconds, text),
-            error,
-        ));
+        return confirmed_run(s, t, &plan, interpreter, progress, confirm, started).await;
     }
     progress.started("discover");
     let inventory: Inventory = match discover::discover(aws, kube, t.name()).await {
@@ -168,21 +155,31 @@ pub async fn run_on(
         started.elapsed(),
     );
     let plan = teardown::plan(&inventory, t.name(), &scope(s));
+    confirmed_run(s, t, &plan, interpreter, progress, confirm, started).await
+}
+
+/// Asks (unless dry, or nothing is to be deleted), then runs the teardown and reports it.
+async fn confirmed_run(
+    s: &DownSettings,
+    t: &Target,
+    plan: &Teardown,
+    interpreter: &dyn Interpreter,
+    progress: &dyn Progress,
+    confirm: &dyn Fn(&Teardown) -> bool,
+    started: Instant,
+) -> Result<(DownReport, Option<(&'static str, StepError)>), StepError> {
     let writes = plan.steps.iter().any(|(_, changes)| !changes.is_empty());
-    if !s.dry_run && writes && !confirm(&plan) {
+    if !s.dry_run && writes && !confirm(plan) {
         return Err(
             StepError::problem("down was not confirmed: nothing was deleted")
                 .with_hint("answer y, or pass --yes to skip the question"),
         );
     }
     let exec = Executor::new(s.dry_run, Some(interpreter), started + s.timeout);
-    let (steps, error) = exec.run_graph(graph(&plan), progress).await;
+    let (steps, error) = exec.run_graph(graph(plan), progress).await;
     let seconds = (started.elapsed().as_secs_f64() * 100.0).round() / 100.0;
     let text = error.as_ref().map(|(n, e)| format!("{n}: {e}"));
-    Ok((
-        report(t, &plan, steps, exec.dry_run(), seconds, text),
-        error,
-    ))
+    Ok((report(t, plan, steps, exec.dry_run(), seconds, text), error))
 }
 
 /// Asks on the terminal; refuses when stdin is not one (and `--yes` was not given).

@@ -12,10 +12,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::aws::{ErrorKind, classify, policy};
+use crate::commands::probe;
 use crate::config::MigrateSettings;
-use crate::diagnose::Subject;
 use crate::error::StepError;
-use crate::plan::{Change, CheckFn, Executor, Interpreter, Op, Probe, Step, StepOutcome};
+use crate::plan::{Change, Executor, Interpreter, Op, Step, StepOutcome};
 use crate::resources::association;
 use crate::resources::irsa::{self, Candidate, ClusterRef, FoundSpc, IrsaRemoval, Scan, Untied};
 use crate::resources::sample::{self, Sample};
@@ -183,33 +183,17 @@ async fn workload_graph<'a>(
         };
         let probe = check_pod(c, spc, crate::commands::up::SAMPLE_IMAGE);
         let leftover = crate::kube::apply::get(kube, &probe.pod).await?.is_some();
-        let sample::SamplePlan {
-            change,
-            setup,
-            teardown,
-        } = sample::plan(&probe, leftover);
+        let (change, probe) = probe::sample_probe(
+            t,
+            sample::plan(&probe, leftover),
+            probe,
+            c.namespace.clone(),
+            c.service_account.clone(),
+            Some(Duration::from_secs(180)),
+            probe::as_notes(),
+        );
         shown.push(change);
-        let (namespace, service_account) = (c.namespace.clone(), c.service_account.clone());
-        let check: CheckFn<'a> = Box::new(move |mut outcome: StepOutcome, remaining| {
-            Box::pin(async move {
-                let subject = Subject {
-                    cluster: t.name(),
-                    namespace: &namespace,
-                    service_account: &service_account,
-                    spc: &probe.spc,
-                };
-                let timeout = remaining.min(Duration::from_secs(180));
-                let versions =
-                    sample::check(t.aws.as_ref(), kube, &probe, subject, timeout).await?;
-                outcome.notes.extend(versions);
-                Ok(outcome)
-            })
-        });
-        probes.push(Probe {
-            setup,
-            check,
-            teardown,
-        });
+        probes.push(probe);
     }
     if !probes.is_empty() {
         steps.push(Step::check(

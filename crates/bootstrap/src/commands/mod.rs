@@ -6,6 +6,7 @@ pub mod down;
 pub mod image;
 pub mod migrate;
 pub mod onboard;
+pub mod probe;
 pub mod up;
 
 use std::process::ExitCode;

@@ -10,16 +10,14 @@ use futures::StreamExt;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde::Serialize;
 
+use crate::commands::probe;
 use crate::config::OnboardSettings;
-use crate::diagnose::Subject;
 use crate::error::StepError;
-use crate::plan::{
-    self, Change, Changes, CheckFn, Executor, Interpreter, Probe, Progress, Step, StepOutcome,
-};
+use crate::plan::{self, Change, Changes, Executor, Interpreter, Progress, Step, StepOutcome};
 use crate::resources::platform::{self, Platform, PlatformPlan, ProviderChoice};
 use crate::resources::workload::WorkloadPlan;
 use crate::resources::{
-    ResolvedSecret, Workload, association, objects, role, role_identity, sample, secrets, workload,
+    ResolvedSecret, Workload, association, objects, role, role_identity, secrets, workload,
 };
 use crate::target::{self, Target};
 use crate::teams::Team;
@@ -186,37 +184,20 @@ fn team_graph<'a>(t: &'a Target, team: &Team, w: Workload, plan: WorkloadPlan) -
         Step::apply("workload", &["iam-role"], objects),
     ];
     if team.verify && t.kube.is_some() {
-        let sample::SamplePlan {
-            change,
-            setup,
-            teardown,
-        } = sample;
-        let check: CheckFn<'a> = Box::new(move |mut outcome: StepOutcome, remaining| {
-            Box::pin(async move {
-                let Some(kube) = t.kube.as_ref() else {
-                    return Err(StepError::problem("verify needs cluster access"));
-                };
-                let subject = Subject {
-                    cluster: t.name(),
-                    namespace: &w.namespace,
-                    service_account: &w.service_account,
-                    spc: &sample_spec.spc,
-                };
-                let timeout = remaining.min(Duration::from_secs(300));
-                outcome.notes =
-                    sample::check(t.aws.as_ref(), kube, &sample_spec, subject, timeout).await?;
-                Ok(outcome)
-            })
-        });
+        let (change, probe) = probe::sample_probe(
+            t,
+            sample,
+            sample_spec,
+            w.namespace,
+            w.service_account,
+            Some(Duration::from_secs(300)),
+            probe::as_notes(),
+        );
         steps.push(Step::check(
             "verify",
             &["association", "workload"],
             StepOutcome::with(vec![change]),
-            vec![Probe {
-                setup,
-                check,
-                teardown,
-            }],
+            vec![probe],
         ));
     }
     steps

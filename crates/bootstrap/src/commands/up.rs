@@ -5,15 +5,15 @@
 
 use std::time::{Duration, Instant};
 
+use crate::commands::probe;
 use crate::config::{ProviderKind, UpSettings};
-use crate::diagnose::Subject;
 use crate::error::StepError;
 use crate::plan::{
-    Action, Change, CheckFn, Executor, Interpreter, Probe, Progress, Report, Step, StepOutcome,
-    StepReport, StepStatus,
+    Action, Change, Executor, Interpreter, Progress, Report, Step, StepOutcome, StepReport,
+    StepStatus,
 };
 use crate::resources::platform::{self, Platform, PlatformPlan, ProviderChoice};
-use crate::resources::sample::{self, Sample, SamplePlan};
+use crate::resources::sample::{Sample, SamplePlan};
 use crate::resources::workload::{self, PlanError, WorkloadPlan, at};
 use crate::resources::{Workload, secrets};
 use crate::target::{self, Target};
@@ -124,43 +124,29 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, PlanError> 
 
 /// The verify step: the sample pod's setup, the mount check, then its teardown (always).
 fn verify<'a>(t: &'a Target, planned: SamplePlan, spec: Sample, workload: Workload) -> Step<'a> {
-    let deps = &["agent-addon", "provider", "association", "workload"];
-    let SamplePlan {
-        change,
-        setup,
-        teardown,
-    } = planned;
-    let check: CheckFn<'a> = Box::new(move |mut outcome: StepOutcome, remaining| {
-        Box::pin(async move {
-            let Some(kube) = t.kube.as_ref() else {
-                return Err(StepError::problem("verify needs cluster access"));
-            };
-            let subject = Subject {
-                cluster: t.name(),
-                namespace: &workload.namespace,
-                service_account: &workload.service_account,
-                spc: &spec.spc,
-            };
-            let versions = sample::check(t.aws.as_ref(), kube, &spec, subject, remaining).await?;
-            let mut note = format!("mounted {}", versions.join(", "));
-            if spec.keep {
-                note.push_str("; pod kept (--keep-sample)");
-            }
-            for change in &mut outcome.changes {
-                change.note = Some(note.clone());
-            }
-            Ok(outcome)
-        })
+    let mark: probe::Mark = Box::new(|spec, versions, outcome| {
+        let mut note = format!("mounted {}", versions.join(", "));
+        if spec.keep {
+            note.push_str("; pod kept (--keep-sample)");
+        }
+        for change in &mut outcome.changes {
+            change.note = Some(note.clone());
+        }
     });
+    let (change, probe) = probe::sample_probe(
+        t,
+        planned,
+        spec,
+        workload.namespace,
+        workload.service_account,
+        None,
+        mark,
+    );
     Step::check(
         "verify",
-        deps,
+        &["agent-addon", "provider", "association", "workload"],
         StepOutcome::with(vec![change]),
-        vec![Probe {
-            setup,
-            check,
-            teardown,
-        }],
+        vec![probe],
     )
 }
 
