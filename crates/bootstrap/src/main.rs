@@ -152,7 +152,7 @@ async fn onboard(args: &OnboardArgs, printer: &Printer) -> ExitStatus {
     if printer.json {
         printer.json_value(&report);
     } else {
-        print!("{}", commands::onboard::table(&report));
+        printer.text(&commands::onboard::table(&report));
     }
     if report.succeeded() {
         ExitStatus::Success
@@ -173,7 +173,7 @@ async fn migrate(args: &MigrateArgs, printer: &Printer) -> ExitStatus {
     if printer.json {
         printer.json_value(&report);
     } else {
-        print!("{}", commands::migrate::text(&report));
+        printer.text(&commands::migrate::text(&report));
     }
     if report.succeeded() {
         ExitStatus::Success
@@ -194,7 +194,7 @@ async fn doctor(args: &DoctorArgs, printer: &Printer) -> ExitStatus {
     if printer.json {
         printer.json_value(&report);
     } else {
-        print!("{}", commands::doctor::text(&report));
+        printer.text(&commands::doctor::text(&report));
     }
     commands::doctor::exit_status(&report)
 }

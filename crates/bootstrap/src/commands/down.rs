@@ -183,21 +183,22 @@ async fn confirmed_run(
 }
 
 /// Asks on the terminal; refuses when stdin is not one (and `--yes` was not given).
-pub fn ask(plan: &Teardown) -> bool {
+pub fn ask(printer: &crate::ui::Printer, plan: &Teardown) -> bool {
     let count: usize = plan.steps.iter().map(|(_, c)| c.len()).sum();
     if !std::io::stdin().is_terminal() {
-        eprintln!(
-            "refusing to delete {count} resource(s) without confirmation: stdin is not a terminal (pass --yes)"
-        );
+        printer.ask(&format!(
+            "refusing to delete {count} resource(s) without confirmation: stdin is not a terminal (pass --yes)\n"
+        ));
         return false;
     }
-    eprintln!("bootstrap down will delete {count} resource(s) it created:");
+    let mut question = format!("bootstrap down will delete {count} resource(s) it created:\n");
     for (_, changes) in &plan.steps {
         for c in changes {
-            eprintln!("  - {}", c.resource);
+            question.push_str(&format!("  - {}\n", c.resource));
         }
     }
-    eprint!("Proceed? [y/N] ");
+    question.push_str("Proceed? [y/N] ");
+    printer.ask(&question);
     let mut answer = String::new();
     if std::io::stdin().read_line(&mut answer).is_err() {
         return false;
@@ -219,5 +220,8 @@ pub async fn run(
     .await?;
     let progress = printer.progress();
     let yes = s.yes;
-    run_on(s, &t, &backends, &progress, &|plan| yes || ask(plan)).await
+    run_on(s, &t, &backends, &progress, &|plan| {
+        yes || ask(printer, plan)
+    })
+    .await
 }

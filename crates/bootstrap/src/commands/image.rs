@@ -110,7 +110,7 @@ pub async fn push(args: &ImagePushArgs, printer: &Printer) -> ExitStatus {
             out.blobs_uploaded,
             out.blobs_present
         ));
-        println!("--provider-image {}", out.provider_image);
+        printer.text(&format!("--provider-image {}\n", out.provider_image));
     }
     ExitStatus::Success
 }
@@ -141,10 +141,13 @@ pub async fn inspect(args: &ImageInspectArgs, printer: &Printer) -> ExitStatus {
     if args.output == OutputFormat::Json {
         printer.json_value(&out);
     } else {
-        println!("{}", out.pinned);
-        println!("  media type: {}", out.media_type);
-        println!("  platforms:  {}", out.platforms.join(", "));
-        println!("  credentials: {}", out.credentials);
+        printer.text(&format!(
+            "{}\n  media type: {}\n  platforms:  {}\n  credentials: {}\n",
+            out.pinned,
+            out.media_type,
+            out.platforms.join(", "),
+            out.credentials
+        ));
     }
     ExitStatus::Success
 }

@@ -539,13 +539,14 @@ pub async fn run(
         printer.status(&format!("note: {note}"));
     }
     let progress = printer.progress();
-    let quiet = printer.quiet || printer.json;
+    let json = printer.json;
+    let printer = *printer;
     let status = move |r: &TeamResult| {
-        if quiet {
+        if json {
             return;
         }
-        match &r.error {
-            None => eprintln!(
+        printer.status(&match &r.error {
+            None => format!(
                 "  {} team {} ({}/{}): {} created, {} updated, {} unchanged ({:.1}s)",
                 if r.status == "planned" { "·" } else { "✓" },
                 r.name,
@@ -556,11 +557,11 @@ pub async fn run(
                 r.unchanged,
                 r.seconds
             ),
-            Some(e) => eprintln!(
+            Some(e) => format!(
                 "  ✗ team {} ({}/{}): {e}",
                 r.name, r.namespace, r.service_account
             ),
-        }
+        });
     };
     let Some(aws) = aws else {
         let t = Target::offline(&s.cluster, s.region.as_deref());

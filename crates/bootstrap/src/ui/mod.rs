@@ -95,6 +95,19 @@ impl Printer {
         println!("{}", self.json_text(value));
     }
 
+    /// Final text output on stdout (a result table, a plan, a reference to paste).
+    pub fn text(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = write!(out, "{text}");
+    }
+
+    /// A question on stderr, printed even in quiet mode (the answer is awaited).
+    pub fn ask(&self, text: &str) {
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "{text}");
+        let _ = err.flush();
+    }
+
     /// A status line on stderr (not in quiet mode).
     pub fn status(&self, line: &str) {
         if !self.quiet {
