@@ -269,6 +269,11 @@ impl Backends {
                     gone_is_fine(classify("delete", format!("IAM role {role}"), e))?;
                 }
             }
+            Op::CreateEcrRepository { .. } | Op::PushImage { .. } => {
+                return Err(StepError::problem(format!(
+                    "{op}: an image registry operation, run by `bootstrap image push`"
+                )));
+            }
             Op::DeleteEcrRepository { repository } => {
                 if let Err(e) = aws
                     .ecr

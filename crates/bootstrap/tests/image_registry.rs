@@ -91,3 +91,44 @@ async fn push_the_built_layout_then_check_it() {
     .unwrap_err();
     assert!(matches!(err, ImageError::NotFound { .. }), "{err:?}");
 }
+
+/// `bootstrap image push` runs through the executor: its dry run journals the push it plans,
+/// the real run journals the same and pushes (the registry then serves the digest).
+#[tokio::test]
+async fn the_push_journals_what_its_dry_run_planned() {
+    let Some(_env) = common::env() else { return };
+    let (Ok(registry), Ok(layout)) = (
+        std::env::var("BOOTSTRAP_ENV_REGISTRY"),
+        std::env::var("BOOTSTRAP_ENV_PROVIDER_LAYOUT"),
+    ) else {
+        bootstrap_common::testenv::skip("the environment has no registry");
+        return;
+    };
+    let target = format!("{registry}/{}:1", common::unique("test/journal"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (dry_log, real_log) = (dir.path().join("dry.log"), dir.path().join("real.log"));
+    let args = |dry: bool| {
+        let mut a = common::cli::args(&["image", "push", "--from", &layout, "--to", &target, "-q"]);
+        if dry {
+            a.push("--dry-run".into());
+        }
+        a
+    };
+    let out = common::cli::run_logged(args(true), Some(dry_log.clone())).await;
+    common::cli::ok(&out, "image push --dry-run");
+    let creds = Credentials::default().without_docker_config();
+    let image = ImageRef::parse(&target).unwrap();
+    assert!(
+        check(&image, &archs(&["amd64"]), &creds).await.is_err(),
+        "a dry run pushes nothing"
+    );
+    let out = common::cli::run_logged(args(false), Some(real_log.clone())).await;
+    common::cli::ok(&out, "image push");
+    let planned = common::cli::journal(&dry_log);
+    assert_eq!(planned.len(), 1, "{planned:?}");
+    assert!(planned[0].starts_with("registry: push "), "{planned:?}");
+    assert_eq!(planned, common::cli::journal(&real_log));
+    check(&image, &archs(&["amd64"]), &creds)
+        .await
+        .expect("pushed");
+}

@@ -1,11 +1,15 @@
 //! `bootstrap image push` and `bootstrap image inspect`: the provider image into a registry
 //! the nodes can pull from (ECR included), and what a registry serves for a reference.
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 
 use super::ExitStatus;
 use crate::cli::{ImageInspectArgs, ImagePushArgs, OutputFormat};
+use crate::error::StepError;
 use crate::image::{self, Credentials, ImageError, ImageRef, RegistryKind};
+use crate::plan::Executor;
 use crate::ui::{Printer, render_error};
 
 /// What `image push --output json` prints.
@@ -74,8 +78,7 @@ pub async fn push(args: &ImagePushArgs, printer: &Printer) -> ExitStatus {
             Ok(c) => c,
             Err(e) => return image_failure(printer, &e),
         };
-    printer.status(&format!("pushing {} to {target}", args.from.display()));
-    let report = match image::push_for(
+    let plan = match image::plan_push(
         &args.from,
         args.tag.as_deref(),
         &target,
@@ -84,9 +87,44 @@ pub async fn push(args: &ImagePushArgs, printer: &Printer) -> ExitStatus {
     )
     .await
     {
-        Ok(r) => r,
+        Ok(p) => p,
         Err(e) => return image_failure(printer, &e),
     };
+    if !args.dry_run {
+        printer.status(&format!(
+            "pushing {} to {}",
+            args.from.display(),
+            plan.target
+        ));
+    }
+    let registry = image::Registry::new(&credentials, &plan.target);
+    let exec = Executor::new(
+        args.dry_run,
+        Some(&registry),
+        Instant::now() + Duration::from_secs(3600),
+    );
+    let (_, error) = exec.run_graph(plan.graph(), &()).await;
+    if let Some((_, e)) = error {
+        return super::fail(printer, &e);
+    }
+    if args.dry_run {
+        let calls: Vec<String> = exec.journal();
+        if args.output == OutputFormat::Json {
+            printer.json_value(&serde_json::json!({"dryRun": true, "target": plan.target.to_string(), "calls": calls}));
+        } else {
+            printer.text(&format!(
+                "would push {} to {}:\n{}",
+                args.from.display(),
+                plan.target,
+                calls.iter().map(|c| format!("  {c}\n")).collect::<String>()
+            ));
+        }
+        return ExitStatus::Success;
+    }
+    let Some(mut report) = registry.pushed() else {
+        return super::fail(printer, &StepError::problem("the push reported nothing"));
+    };
+    report.ecr_repository_created = plan.creates_repository.clone();
     let out = PushOutput {
         provider_image: report.image(),
         digest: report.digest.clone(),

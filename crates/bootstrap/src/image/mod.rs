@@ -15,6 +15,7 @@
 
 mod auth;
 mod error;
+mod plan;
 mod push;
 mod reference;
 mod registry;
@@ -28,6 +29,7 @@ use std::fmt;
 
 pub use auth::{AuthSource, Credentials};
 pub use error::{ImageError, Operation};
+pub use plan::{PushPlan, Registry, plan_push};
 pub use push::{PushReport, push, push_for};
 pub use reference::{ImageRef, RegistryKind, registry_kind};
 pub use registry::{ImageReport, Platform, check, inspect};

@@ -49,6 +49,28 @@ pub async fn push(
     push_for(layout, tag, target, credentials, None).await
 }
 
+/// The reference an image is pushed to: `target` as given when it names a tag, else with the
+/// layout's tag (or `latest`); a digest is refused. Checks the layout and its selection first.
+pub fn resolve_target(
+    layout: &Path,
+    tag: Option<&str>,
+    target: &ImageRef,
+) -> Result<ImageRef, ImageError> {
+    let layout = Layout::open(layout)?;
+    let (_, layout_tag) = layout.select(tag)?;
+    if target.digest().is_some() {
+        return Err(ImageError::InvalidReference {
+            reference: target.to_string(),
+            reason: "a push target names a tag, not a digest".into(),
+        });
+    }
+    Ok(if target.has_explicit_tag() {
+        target.clone()
+    } else {
+        target.with_tag(layout_tag.as_deref().unwrap_or("latest"))
+    })
+}
+
 /// [`push`], and an ECR repository it creates is also tagged with `cluster`, so that
 /// cluster's `bootstrap down` deletes it (a repository without the tag is never deleted).
 pub async fn push_for(
@@ -58,26 +80,28 @@ pub async fn push_for(
     credentials: &Credentials,
     cluster: Option<&str>,
 ) -> Result<PushReport, ImageError> {
-    let layout = Layout::open(layout)?;
-    let (root, layout_tag) = layout.select(tag)?;
-    let target = if target.digest().is_some() {
-        return Err(ImageError::InvalidReference {
-            reference: target.to_string(),
-            reason: "a push target names a tag, not a digest".into(),
-        });
-    } else if target.has_explicit_tag() {
-        target.clone()
-    } else {
-        target.with_tag(layout_tag.as_deref().unwrap_or("latest"))
-    };
-
+    let target = resolve_target(layout, tag, target)?;
     let ecr_repository_created = match target.kind() {
         RegistryKind::Ecr { account, region } => {
             ensure_ecr_repository(credentials, &target, &account, &region, cluster).await?
         }
         _ => None,
     };
+    let mut report = push_resolved(layout, tag, &target, credentials).await?;
+    report.ecr_repository_created = ecr_repository_created;
+    Ok(report)
+}
 
+/// Pushes to a resolved target whose repository exists (or needs none made).
+pub async fn push_resolved(
+    layout: &Path,
+    tag: Option<&str>,
+    target: &ImageRef,
+    credentials: &Credentials,
+) -> Result<PushReport, ImageError> {
+    let layout = Layout::open(layout)?;
+    let (root, _) = layout.select(tag)?;
+    let target = target.clone();
     let resolved = credentials.resolve(&target).await?;
     let client = client_for(&target, true);
     client
@@ -100,7 +124,7 @@ pub async fn push_for(
         platforms: pusher.platforms,
         blobs_uploaded: pusher.uploaded,
         blobs_present: pusher.present,
-        ecr_repository_created,
+        ecr_repository_created: None,
         auth: resolved.source.clone(),
         target,
     })
@@ -199,52 +223,99 @@ pub(super) async fn ensure_ecr_repository(
     region: &str,
     cluster: Option<&str>,
 ) -> Result<Option<String>, ImageError> {
-    use aws_sdk_ecr::types::{ImageScanningConfiguration, Tag};
-    let repository = target.repository().to_string();
-    let ecr_error =
-        |action: &'static str, e: Box<dyn std::error::Error + Send + Sync>| ImageError::Ecr {
-            action,
-            repository: format!("{repository} ({account}, {region})"),
-            source: e,
-        };
-    let Some(ecr) = credentials.ecr_client(region) else {
-        return Err(ImageError::Credentials {
+    if !ecr_repository_missing(credentials, target, account, region).await? {
+        return Ok(None);
+    }
+    create_ecr_repository(credentials, target, account, region, cluster).await?;
+    Ok(Some(target.repository().to_string()))
+}
+
+fn ecr_error(
+    target: &ImageRef,
+    account: &str,
+    region: &str,
+) -> impl Fn(&'static str, Box<dyn std::error::Error + Send + Sync>) -> ImageError {
+    let repository = format!("{} ({account}, {region})", target.repository());
+    move |action, e| ImageError::Ecr {
+        action,
+        repository: repository.clone(),
+        source: e,
+    }
+}
+
+fn ecr_client(
+    credentials: &Credentials,
+    target: &ImageRef,
+    region: &str,
+) -> Result<aws_sdk_ecr::Client, ImageError> {
+    credentials
+        .ecr_client(region)
+        .ok_or_else(|| ImageError::Credentials {
             registry: target.registry().into(),
             from: "AWS configuration".into(),
             reason:
                 "pushing to ECR needs AWS credentials (to create the repository and get a token)"
                     .into(),
-        });
-    };
+        })
+}
+
+/// Whether the target's ECR repository is missing (a read: `DescribeRepositories`).
+pub async fn ecr_repository_missing(
+    credentials: &Credentials,
+    target: &ImageRef,
+    account: &str,
+    region: &str,
+) -> Result<bool, ImageError> {
+    let ecr = ecr_client(credentials, target, region)?;
     match ecr
         .describe_repositories()
         .registry_id(account)
-        .repository_names(&repository)
+        .repository_names(target.repository())
         .send()
         .await
     {
-        Ok(_) => return Ok(None),
+        Ok(_) => Ok(false),
         Err(e)
             if e.as_service_error()
-                .is_some_and(|s| s.is_repository_not_found_exception()) => {}
-        Err(e) => return Err(ecr_error("describing", Box::new(sdk_error(e)))),
+                .is_some_and(|s| s.is_repository_not_found_exception()) =>
+        {
+            Ok(true)
+        }
+        Err(e) => Err(ecr_error(target, account, region)(
+            "describing",
+            Box::new(sdk_error(e)),
+        )),
     }
+}
+
+/// Creates the target's ECR repository, tagged as bootstrap's (and the cluster's), scanning
+/// on push.
+pub async fn create_ecr_repository(
+    credentials: &Credentials,
+    target: &ImageRef,
+    account: &str,
+    region: &str,
+    cluster: Option<&str>,
+) -> Result<(), ImageError> {
+    use aws_sdk_ecr::types::{ImageScanningConfiguration, Tag};
+    let ecr = ecr_client(credentials, target, region)?;
+    let fail = ecr_error(target, account, region);
     let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build();
     let managed = tag(
         bootstrap_common::names::TAG_MANAGED_BY,
         bootstrap_common::names::MANAGED_BY_VALUE,
     )
-    .map_err(|e| ecr_error("creating", Box::new(e)))?;
+    .map_err(|e| fail("creating", Box::new(e)))?;
     let mut tags = vec![managed];
     if let Some(cluster) = cluster {
         tags.push(
             tag(bootstrap_common::names::TAG_CLUSTER, cluster)
-                .map_err(|e| ecr_error("creating", Box::new(e)))?,
+                .map_err(|e| fail("creating", Box::new(e)))?,
         );
     }
     ecr.create_repository()
         .registry_id(account)
-        .repository_name(&repository)
+        .repository_name(target.repository())
         .image_scanning_configuration(
             ImageScanningConfiguration::builder()
                 .scan_on_push(true)
@@ -253,8 +324,8 @@ pub(super) async fn ensure_ecr_repository(
         .set_tags(Some(tags))
         .send()
         .await
-        .map_err(|e| ecr_error("creating", Box::new(sdk_error(e))))?;
-    Ok(Some(repository))
+        .map_err(|e| fail("creating", Box::new(sdk_error(e))))?;
+    Ok(())
 }
 
 /// An SDK error as text with its whole chain (the SDK's Display alone says "service error").

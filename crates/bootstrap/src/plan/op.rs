@@ -116,6 +116,20 @@ pub enum Op {
     DeleteEcrRepository {
         repository: String,
     },
+    /// The repository `bootstrap image push` pushes to, tagged as bootstrap's (and with the
+    /// cluster, whose `down` then deletes it), scanning on push.
+    CreateEcrRepository {
+        account: String,
+        region: String,
+        repository: String,
+        cluster: Option<String>,
+    },
+    /// An OCI layout's image (the one tagged `tag`, or its only one) pushed to `target`.
+    PushImage {
+        layout: String,
+        tag: Option<String>,
+        target: String,
+    },
     CreateAddon {
         cluster: String,
         addon: String,
@@ -188,6 +202,8 @@ pub enum Op {
 pub enum Backend {
     Aws,
     Kubernetes,
+    /// An image registry (ECR or another), with the push's own credentials.
+    Registry,
 }
 
 impl Op {
@@ -210,6 +226,7 @@ impl Op {
             | Op::WaitCrdEstablished { .. }
             | Op::WaitDaemonSet { .. }
             | Op::WaitGone { .. } => Backend::Kubernetes,
+            Op::CreateEcrRepository { .. } | Op::PushImage { .. } => Backend::Registry,
             _ => Backend::Aws,
         }
     }
@@ -274,6 +291,31 @@ impl fmt::Display for Op {
                 "iam:DetachRolePolicy RoleName={role} PolicyArn={policy_arn}"
             ),
             Op::DeleteRole { role } => write!(f, "iam:DeleteRole RoleName={role}"),
+            Op::CreateEcrRepository {
+                account,
+                region,
+                repository,
+                cluster,
+            } => write!(
+                f,
+                "ecr:CreateRepository RegistryId={account} Region={region} RepositoryName={repository} ImageScanningConfiguration.ScanOnPush=true Tags={}{}",
+                bootstrap_common::names::TAG_MANAGED_BY,
+                cluster
+                    .as_deref()
+                    .map(|c| format!(",{}={c}", bootstrap_common::names::TAG_CLUSTER))
+                    .unwrap_or_default()
+            ),
+            Op::PushImage {
+                layout,
+                tag,
+                target,
+            } => write!(
+                f,
+                "registry: push {layout}{} to {target} (missing blobs, then the manifests)",
+                tag.as_deref()
+                    .map(|t| format!(" (tag {t})"))
+                    .unwrap_or_default()
+            ),
             Op::DeleteEcrRepository { repository } => {
                 write!(
                     f,
