@@ -247,7 +247,7 @@ fn workload() -> Workload {
         namespace: "bootstrap-demo".into(),
         service_account: "demo-app".into(),
         secrets: vec![ResolvedSecret {
-            kind: crate::config::SecretKind::SecretsManager,
+            kind: crate::resources::secrets::SecretKind::SecretsManager,
             object_name: "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf".into(),
             arn: "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf".into(),
             kms_key_arn: None,
