@@ -499,3 +499,7 @@ pub async fn verify_facts(
             .unwrap_or_default(),
     }
 }
+
+#[cfg(test)]
+#[path = "facts_mock_tests.rs"]
+mod mock_tests;

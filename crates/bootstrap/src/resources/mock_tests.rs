@@ -21,7 +21,7 @@ use bootstrap_common::names::{TAG_CLUSTER, TAG_MANAGED_BY, TAG_NAMESPACE, TAG_SE
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/bootstrap-demo-bootstrap-demo-demo-app";
 
-fn clients(eks: aws_sdk_eks::Client, iam: aws_sdk_iam::Client) -> Clients {
+pub(super) fn clients(eks: aws_sdk_eks::Client, iam: aws_sdk_iam::Client) -> Clients {
     let config = SdkConfig::builder()
         .region(Region::new("us-west-2"))
         .behavior_version(BehaviorVersion::latest())
