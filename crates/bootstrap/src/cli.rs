@@ -4,7 +4,23 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use crate::config::{OutputFormat, ProviderKind};
+/// Which AWS provider for the Secrets Store CSI Driver to install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderKind {
+    /// bootstrap's own Rust provider (aws-csi-provider).
+    Rust,
+    /// The upstream Go provider (aws/secrets-store-csi-driver-provider-aws).
+    Upstream,
+    /// The EKS add-on aws-secrets-store-csi-driver-provider.
+    Addon,
+}
+
+/// How to print the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
 
 /// Take an existing EKS cluster to working EKS Pod Identity + Secrets Store CSI in one command.
 #[derive(Debug, Parser)]

@@ -6,28 +6,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::cli::{DoctorArgs, DownArgs, MigrateArgs, OnboardArgs, UpArgs};
+/// The settings carry the command line's choices as the CLI spells them.
+pub use crate::cli::{OutputFormat, ProviderKind};
 use crate::render::csi_driver::{CsiDriverValues, Rotation};
 use crate::render::names;
 use crate::render::provider::ProviderValues;
 use crate::render::provider_upstream::UpstreamProviderValues;
-
-/// Which AWS provider for the Secrets Store CSI Driver to install.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ProviderKind {
-    /// bootstrap's own Rust provider (aws-csi-provider).
-    Rust,
-    /// The upstream Go provider (aws/secrets-store-csi-driver-provider-aws).
-    Upstream,
-    /// The EKS add-on aws-secrets-store-csi-driver-provider.
-    Addon,
-}
-
-/// How to print the result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OutputFormat {
-    Text,
-    Json,
-}
+use crate::resources::secrets::SecretRef;
 
 /// Bad input, found before anything is touched.
 #[derive(Debug, thiserror::Error)]
@@ -61,70 +46,6 @@ fn invalid(what: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         what,
         source: InvalidValue(problem.into()),
-    }
-}
-
-/// Where a secret lives.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum SecretKind {
-    SecretsManager,
-    SsmParameter,
-}
-
-/// A secret the workload reads, as the user named it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SecretRef {
-    pub kind: SecretKind,
-    /// The name or the full ARN.
-    pub id: String,
-}
-
-impl SecretRef {
-    /// Parses `NAME`, `ssm:NAME`, or a Secrets Manager / SSM parameter ARN.
-    pub fn parse(input: &str) -> Result<Self, String> {
-        let input = input.trim();
-        if input.is_empty() {
-            return Err("a secret name must not be empty".into());
-        }
-        if let Some(name) = input.strip_prefix("ssm:") {
-            if name.is_empty() {
-                return Err("ssm: needs a parameter name".into());
-            }
-            return Ok(Self {
-                kind: SecretKind::SsmParameter,
-                id: name.into(),
-            });
-        }
-        if input.starts_with("arn:") {
-            let parts: Vec<&str> = input.splitn(6, ':').collect();
-            let kind = match parts.get(2) {
-                Some(&"secretsmanager")
-                    if parts.get(5).is_some_and(|r| r.starts_with("secret:")) =>
-                {
-                    SecretKind::SecretsManager
-                }
-                Some(&"ssm") if parts.get(5).is_some_and(|r| r.starts_with("parameter/")) => {
-                    SecretKind::SsmParameter
-                }
-                _ => {
-                    return Err(format!(
-                        "{input:?} is not a Secrets Manager secret or SSM parameter ARN"
-                    ));
-                }
-            };
-            return Ok(Self {
-                kind,
-                id: input.into(),
-            });
-        }
-        if input.contains("..") || input.chars().any(char::is_whitespace) {
-            return Err(format!("{input:?} is not a valid secret name"));
-        }
-        Ok(Self {
-            kind: SecretKind::SecretsManager,
-            id: input.into(),
-        })
     }
 }
 

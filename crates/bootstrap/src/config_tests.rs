@@ -25,30 +25,6 @@ fn durations() {
 }
 
 #[test]
-fn secret_refs() {
-    let sm = SecretRef::parse("prod/db").expect("name");
-    assert_eq!(sm.kind, SecretKind::SecretsManager);
-    let ssm = SecretRef::parse("ssm:/app/key").expect("ssm");
-    assert_eq!(
-        (ssm.kind, ssm.id.as_str()),
-        (SecretKind::SsmParameter, "/app/key")
-    );
-    let arn = "arn:aws:ssm:us-east-1:123456789012:parameter/app/key";
-    assert_eq!(
-        SecretRef::parse(arn).expect("arn").kind,
-        SecretKind::SsmParameter
-    );
-    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf";
-    assert_eq!(
-        SecretRef::parse(arn).expect("arn").kind,
-        SecretKind::SecretsManager
-    );
-    for bad in ["", "arn:aws:s3:::bucket", "a b", "../x", "ssm:"] {
-        assert!(SecretRef::parse(bad).is_err(), "{bad}");
-    }
-}
-
-#[test]
 fn defaults_create_a_demo_secret() {
     let s = up(&["--cluster", "demo", "--region", "eu-west-1"]).expect("valid");
     assert!(s.create_demo_secret);

@@ -25,13 +25,15 @@ pub struct ClusterFacts {
     pub endpoint: String,
     pub certificate_authority: String,
     pub auto_mode: bool,
+    /// The cluster's OIDC issuer URL (what IRSA roles trust), when it has one.
+    pub oidc_issuer: Option<String>,
     /// The nodes preflight listed (empty offline).
-    pub nodes: Vec<NodeFacts>,
+    pub nodes: Vec<NodePlatform>,
 }
 
 /// What the provider image check needs to know about a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeFacts {
+pub struct NodePlatform {
     pub name: String,
     /// `kubernetes.io/os` (empty when unlabelled).
     pub os: String,
@@ -41,7 +43,7 @@ pub struct NodeFacts {
     pub fargate: bool,
 }
 
-impl NodeFacts {
+impl NodePlatform {
     /// From a Node's labels.
     pub fn of(node: &Node) -> Self {
         let label = |k: &str| {
@@ -90,6 +92,7 @@ impl Target {
                 endpoint: String::new(),
                 certificate_authority: String::new(),
                 auto_mode: false,
+                oidc_issuer: None,
                 nodes: Vec::new(),
             },
             region,
@@ -250,6 +253,11 @@ pub async fn describe_cluster(aws: &Clients, name: &str) -> Result<ClusterFacts,
             .compute_config()
             .and_then(|c| c.enabled())
             .unwrap_or(false),
+        oidc_issuer: cluster
+            .identity()
+            .and_then(|i| i.oidc())
+            .and_then(|o| o.issuer())
+            .map(str::to_string),
         nodes: Vec::new(),
     })
 }
@@ -316,7 +324,7 @@ async fn kube_client(
 }
 
 /// Lists the nodes; fails when none can run DaemonSets (EC2 nodes, not Fargate).
-async fn check_nodes(kube: &kube::Client, cluster: &str) -> Result<Vec<NodeFacts>, StepError> {
+async fn check_nodes(kube: &kube::Client, cluster: &str) -> Result<Vec<NodePlatform>, StepError> {
     let nodes: Api<Node> = Api::all(kube.clone());
     let list =
         nodes
@@ -327,7 +335,7 @@ async fn check_nodes(kube: &kube::Client, cluster: &str) -> Result<Vec<NodeFacts
                 resource: format!("cluster {cluster}"),
                 source,
             })?;
-    let nodes: Vec<NodeFacts> = list.items.iter().map(NodeFacts::of).collect();
+    let nodes: Vec<NodePlatform> = list.items.iter().map(NodePlatform::of).collect();
     if nodes.iter().all(|n| n.fargate) {
         let fargate_count = list.items.len();
         return Err(StepError::problem(format!(

@@ -9,9 +9,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use crate::config::SecretRef;
 use crate::render::names;
 use crate::render::workload::JmesEntry;
+use crate::resources::secrets::SecretRef;
 
 /// The whole file.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -96,6 +96,17 @@ pub struct SecretSpec {
     /// JSON keys of the secret written as files of their own.
     #[serde(default)]
     pub jmes_path: Vec<JmesEntry>,
+    /// `name` as [`parse`] validated it (parsed once, here).
+    #[serde(skip)]
+    #[schemars(skip)]
+    parsed: Option<SecretRef>,
+}
+
+impl SecretSpec {
+    /// The secret `name` names; `None` only for a spec that did not come through [`parse`].
+    pub fn secret(&self) -> Option<&SecretRef> {
+        self.parsed.as_ref()
+    }
 }
 
 /// A bad teams file: where, which team, and what.
@@ -134,11 +145,16 @@ pub fn load(path: &Path) -> Result<TeamsFile, TeamsError> {
 }
 
 pub fn parse(path: &Path, text: &str) -> Result<TeamsFile, TeamsError> {
-    let file: TeamsFile = serde_saphyr::from_str(text).map_err(|e| TeamsError::Parse {
+    let mut file: TeamsFile = serde_saphyr::from_str(text).map_err(|e| TeamsError::Parse {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    validate(path, &file)?;
+    let parsed = validate(path, &file)?;
+    for (team, secrets) in file.teams.iter_mut().zip(parsed) {
+        for (spec, secret) in team.value.secrets.iter_mut().zip(secrets) {
+            spec.parsed = Some(secret);
+        }
+    }
     Ok(file)
 }
 
@@ -152,7 +168,9 @@ fn file_name_problem(what: &str, name: &str) -> Option<String> {
 }
 
 /// Every team's own rules, then the ones across teams (unique names and service accounts).
-fn validate(path: &Path, file: &TeamsFile) -> Result<(), TeamsError> {
+/// Returns each team's secrets, parsed.
+fn validate(path: &Path, file: &TeamsFile) -> Result<Vec<Vec<SecretRef>>, TeamsError> {
+    let mut parsed = Vec::new();
     let mut names = BTreeSet::new();
     let mut accounts = BTreeSet::new();
     for spanned in &file.teams {
@@ -187,8 +205,11 @@ fn validate(path: &Path, file: &TeamsFile) -> Result<(), TeamsError> {
             return Err(invalid("secrets must list at least one secret".into()));
         }
         let mut files = BTreeSet::new();
+        let mut secrets = Vec::new();
         for secret in &team.secrets {
-            SecretRef::parse(&secret.name).map_err(|p| invalid(format!("secrets: {p}")))?;
+            secrets.push(
+                SecretRef::parse(&secret.name).map_err(|p| invalid(format!("secrets: {p}")))?,
+            );
             if let Some(mode) = &secret.file_permission
                 && !octal_mode(mode)
             {
@@ -229,13 +250,15 @@ fn validate(path: &Path, file: &TeamsFile) -> Result<(), TeamsError> {
                 "targetRoleArn {arn:?} is not an IAM role ARN"
             )));
         }
+        parsed.push(secrets);
     }
-    Ok(())
+    Ok(parsed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::secrets::SecretKind;
 
     const GOOD: &str = "\
 cluster: demo
@@ -271,6 +294,14 @@ teams:
             f.teams[0].value.secrets[0].jmes_path[0].object_alias,
             "db-password"
         );
+        // Each secret is parsed once, here, and kept.
+        let key = search.secrets[0].secret().expect("parsed");
+        assert_eq!(
+            (&key.kind, key.id.as_str()),
+            (&SecretKind::SsmParameter, "/search/key")
+        );
+        let db = f.teams[0].value.secrets[0].secret().expect("parsed");
+        assert_eq!(db.id, "prod/payments/db");
     }
 
     #[test]

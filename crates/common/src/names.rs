@@ -1,4 +1,5 @@
-//! Names both sides agree on: token audiences, ownership tags and labels, annotations.
+//! Names both sides agree on: token audiences, ownership tags and labels, annotations; and the
+//! EKS add-ons bootstrap installs and its checks look for.
 
 /// The audience of the service-account token the Pod Identity agent accepts.
 pub const POD_IDENTITY_AUDIENCE: &str = "pods.eks.amazonaws.com";
@@ -26,6 +27,11 @@ pub const LABEL_CLUSTER: &str = "bootstrap.podid/cluster";
 
 /// The service-account annotation IRSA reads the role ARN from.
 pub const IRSA_ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+
+/// The EKS add-on of the Pod Identity agent.
+pub const AGENT_ADDON: &str = "eks-pod-identity-agent";
+/// The EKS add-on of the AWS provider for the Secrets Store CSI Driver.
+pub const PROVIDER_ADDON: &str = "aws-secrets-store-csi-driver-provider";
 
 #[cfg(test)]
 mod tests {

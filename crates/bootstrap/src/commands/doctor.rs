@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::ExitStatus;
 use crate::config::DoctorSettings;
 use crate::diagnose::checks::{self, Check, Status, Summary};
-use crate::diagnose::observe;
 use crate::error::StepError;
+use crate::resources::facts;
 use crate::target;
 
 /// What `doctor --output json` prints.
@@ -44,7 +44,7 @@ pub async fn run(
         t.name(),
         t.region
     ));
-    let snapshot = observe::snapshot(&t, aws, kube, s.namespace.as_deref(), s.pod.as_deref()).await;
+    let snapshot = facts::snapshot(&t, aws, kube, s.namespace.as_deref(), s.pod.as_deref()).await;
     let checks = checks::run(&snapshot);
     Ok(DoctorReport {
         cluster: t.name().to_string(),

@@ -122,8 +122,9 @@ pub fn target_trust_hint(t: &Target, team: &Team, role_arn: &str) -> String {
 async fn team_workload(t: &Target, team: &Team, sample_image: &str) -> Result<Workload, StepError> {
     let mut resolved = Vec::new();
     for spec in &team.secrets {
-        let secret = crate::config::SecretRef::parse(&spec.name)
-            .map_err(|p| StepError::problem(format!("team {}: {p}", team.name)))?;
+        let secret = spec.secret().cloned().ok_or_else(|| {
+            StepError::problem(format!("team {}: {} not validated", team.name, spec.name))
+        })?;
         let found: ResolvedSecret = secrets::resolve(
             t.aws.as_ref(),
             &t.region,

@@ -498,6 +498,9 @@ pub struct Snapshot {
     pub associations: BTreeMap<(String, String), Seen<Option<AssociationFacts>>>,
     /// By role ARN; `Ok(None)`: no such role.
     pub roles: BTreeMap<String, Seen<Option<RoleFacts>>>,
+    /// By `(namespace, name)` of a service account without an association: the ARN of the
+    /// role bootstrap names for it (read into `roles`; the one to associate if it exists).
+    pub bootstrap_roles: BTreeMap<(String, String), String>,
     /// The ARN of each object named in a class; `Ok(None)`: not found.
     pub objects: BTreeMap<ObjectKey, Seen<Option<String>>>,
     pub pod: Option<PodMountFacts>,
@@ -526,6 +529,7 @@ impl Snapshot {
             service_accounts: BTreeMap::new(),
             associations: BTreeMap::new(),
             roles: BTreeMap::new(),
+            bootstrap_roles: BTreeMap::new(),
             objects: BTreeMap::new(),
             pod: None,
         }

@@ -1,17 +1,18 @@
-//! Diagnosis: rules that turn observations (a SecretProviderClass, an association, the
-//! CSIDriver, a pod's events) into a likely cause and a fix. Pure: `doctor` and `up`'s failed
-//! verification share them; [`observe`] gathers the observations.
+//! Diagnosis, pure: facts in (a SecretProviderClass, an association, the CSIDriver, a pod's
+//! events, doctor's [`facts::Snapshot`]), findings out (cause, evidence, fix). It sits beside
+//! `plan` and `render`, below `resources`: the resource readers
+//! (`resources::facts` and each resource's own) fill these facts, and `doctor` and the sample
+//! pod's verification hand them to the rules. No AWS or Kubernetes call is made here.
 
 pub mod checks;
 pub mod facts;
 pub mod iam;
-pub mod observe;
 pub mod spc;
 
 /// What a failed verification looked at to name the likely cause. `None` means "could not
 /// tell" (not readable, or no AWS access).
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Observed {
+pub struct VerifyFacts {
     /// The SecretProviderClass's `usePodIdentity` parameter (`Some(None)`: not set).
     pub use_pod_identity: Option<Option<String>>,
     /// Whether a Pod Identity association exists for the service account.
@@ -34,7 +35,7 @@ pub struct Subject<'a> {
 /// The likely cause (a statement of fact when one was observed) and what to do about it.
 /// Checked in order: the SecretProviderClass, the association, the token audiences, then the
 /// pod's warning events.
-pub fn diagnose(o: &Observed, w: Subject<'_>) -> (String, String) {
+pub fn diagnose(o: &VerifyFacts, w: Subject<'_>) -> (String, String) {
     let (ns, sa, spc) = (w.namespace, w.service_account, w.spc);
     if let Some(value) = &o.use_pod_identity
         && value.as_deref().and_then(spc::parse_go_bool) != Some(true)
@@ -208,7 +209,7 @@ mod tests {
 
     #[test]
     fn observed_misconfigurations_come_before_events() {
-        let healthy = Observed {
+        let healthy = VerifyFacts {
             use_pod_identity: Some(Some("true".into())),
             association: Some(true),
             audiences: Some(vec![
@@ -221,7 +222,7 @@ mod tests {
         assert_eq!(cause, "the pod did not mount its secrets");
         assert!(hint.contains("socket"), "{hint}");
 
-        let no_spc_flag = Observed {
+        let no_spc_flag = VerifyFacts {
             use_pod_identity: Some(None),
             association: Some(false),
             ..healthy.clone()
@@ -232,7 +233,7 @@ mod tests {
             "{cause}"
         );
         assert!(hint.contains("usePodIdentity: \"true\""), "{hint}");
-        let wrong = Observed {
+        let wrong = VerifyFacts {
             use_pod_identity: Some(Some("false".into())),
             ..healthy.clone()
         };
@@ -242,7 +243,7 @@ mod tests {
                 .contains("usePodIdentity is \"false\"")
         );
 
-        let no_association = Observed {
+        let no_association = VerifyFacts {
             association: Some(false),
             ..healthy.clone()
         };
@@ -253,7 +254,7 @@ mod tests {
         );
         assert!(hint.contains("bootstrap up"), "{hint}");
 
-        let no_audience = Observed {
+        let no_audience = VerifyFacts {
             audiences: Some(vec!["sts.amazonaws.com".into()]),
             ..healthy.clone()
         };
@@ -264,9 +265,9 @@ mod tests {
         );
 
         // Nothing could be read: fall back to the events.
-        let unknown = Observed {
+        let unknown = VerifyFacts {
             warnings: vec!["failed to assume role: credentials".into()],
-            ..Observed::default()
+            ..VerifyFacts::default()
         };
         assert!(diagnose(&unknown, SUBJECT).1.contains("association"));
     }
@@ -374,10 +375,10 @@ mod tests {
 
     #[test]
     fn go_true_spellings_are_pod_identity() {
-        let o = Observed {
+        let o = VerifyFacts {
             use_pod_identity: Some(Some("True".into())),
             association: Some(false),
-            ..Observed::default()
+            ..VerifyFacts::default()
         };
         assert!(
             diagnose(&o, SUBJECT)

@@ -61,12 +61,12 @@ impl ObjectKind {
 
 /// One entry of `objects`: a name or a full ARN.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct SpcObject {
+pub struct ClassObject {
     pub name: String,
     pub kind: ObjectKind,
 }
 
-impl SpcObject {
+impl ClassObject {
     /// The object's ARN when its name is one.
     pub fn arn(&self) -> Option<&str> {
         self.name.starts_with("arn:").then_some(self.name.as_str())
@@ -84,7 +84,7 @@ pub fn parameter_arn(region: &str, account: &str, name: &str) -> String {
 /// Parses `objects` as the provider does: a YAML list of maps, each with `objectName`, and an
 /// `objectType` (`secretsmanager` | `ssmparameter`) unless the name is an ARN, whose service
 /// (and region, when `region` is given) must agree.
-pub fn parse_objects(yaml: &str, region: Option<&str>) -> Result<Vec<SpcObject>, String> {
+pub fn parse_objects(yaml: &str, region: Option<&str>) -> Result<Vec<ClassObject>, String> {
     let raw: Value = serde_saphyr::from_str(yaml)
         .map_err(|e| format!("objects is not YAML: {}", first_line(&e.to_string())))?;
     let Value::Array(items) = raw else {
@@ -100,7 +100,7 @@ pub fn parse_objects(yaml: &str, region: Option<&str>) -> Result<Vec<SpcObject>,
         .collect()
 }
 
-fn parse_object(index: usize, item: &Value, region: Option<&str>) -> Result<SpcObject, String> {
+fn parse_object(index: usize, item: &Value, region: Option<&str>) -> Result<ClassObject, String> {
     let Value::Object(map) = item else {
         return Err(format!("object #{index} is not a map"));
     };
@@ -130,7 +130,7 @@ fn parse_object(index: usize, item: &Value, region: Option<&str>) -> Result<SpcO
         let kind = declared.ok_or_else(|| {
             format!("object {name:?}: objectType must be set when objectName is not a full ARN")
         })?;
-        return Ok(SpcObject { name, kind });
+        return Ok(ClassObject { name, kind });
     }
     let parts: Vec<&str> = name.splitn(6, ':').collect();
     let kind = match (parts.get(2), parts.get(5)) {
@@ -157,7 +157,7 @@ fn parse_object(index: usize, item: &Value, region: Option<&str>) -> Result<SpcO
             "object {name:?}: the ARN's region {arn_region} is not the class's region {region}"
         ));
     }
-    Ok(SpcObject { name, kind })
+    Ok(ClassObject { name, kind })
 }
 
 fn first_line(text: &str) -> &str {

@@ -209,7 +209,7 @@ pub async fn delete(client: &kube::Client, object: &Value) -> Result<(), KubeErr
 /// as a DaemonSet's pods, go first); absent is success.
 pub async fn delete_ref(
     client: &kube::Client,
-    reference: &crate::plan::ObjectRef,
+    reference: &crate::render::ObjectRef,
 ) -> Result<(), KubeError> {
     let stub = reference.stub();
     let (api, name) = api_for(client, &stub).await?;
@@ -228,7 +228,7 @@ pub async fn delete_ref(
 /// Applies a JSON merge patch to the object named by `reference`.
 pub async fn merge_patch(
     client: &kube::Client,
-    reference: &crate::plan::ObjectRef,
+    reference: &crate::render::ObjectRef,
     patch: &Value,
 ) -> Result<(), KubeError> {
     let (api, name) = api_for(client, &reference.stub()).await?;
@@ -245,7 +245,7 @@ pub async fn merge_patch(
 /// Waits until the object named by `reference` no longer exists.
 pub async fn wait_gone(
     client: &kube::Client,
-    reference: &crate::plan::ObjectRef,
+    reference: &crate::render::ObjectRef,
     timeout: std::time::Duration,
 ) -> Result<(), KubeError> {
     let stub = reference.stub();

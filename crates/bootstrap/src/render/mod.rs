@@ -7,11 +7,13 @@
 pub mod csi_driver;
 mod engine;
 pub mod names;
+mod object_ref;
 pub mod provider;
 pub mod provider_upstream;
 pub mod workload;
 
 pub use engine::{RenderError, object_ref};
+pub use object_ref::ObjectRef;
 
 /// The label every object bootstrap renders carries (DESIGN "The cloud is the state").
 pub use bootstrap_common::names::LABEL_MANAGED_BY as MANAGED_BY_LABEL;

@@ -1,10 +1,10 @@
 //! An EKS add-on (the Pod Identity agent, or the provider add-on): adopted when present,
 //! else created at the default version for the cluster's Kubernetes version and waited for.
 
-use aws_sdk_eks::types::AddonStatus;
+use aws_sdk_eks::types::{Addon, AddonStatus};
 
 use super::owned;
-use crate::aws::{Clients, ErrorKind, classify};
+use crate::aws::{AwsError, Clients, ErrorKind, classify};
 use crate::error::StepError;
 use crate::plan::{Action, AddonGoal, Change, Op};
 
@@ -47,6 +47,20 @@ pub async fn describe(
     cluster: &str,
     addon: &str,
 ) -> Result<Option<AddonState>, StepError> {
+    let Some(found) = read(aws, cluster, addon).await? else {
+        return Ok(None);
+    };
+    Ok(Some(AddonState::Present {
+        owned: found
+            .tags()
+            .is_some_and(|t| owned(t.iter().map(|(k, v)| (k.as_str(), v.as_str())), cluster)),
+        status: found.status().cloned(),
+        version: found.addon_version().unwrap_or("?").to_string(),
+    }))
+}
+
+/// The one DescribeAddon: the add-on as EKS reports it, `None` when the cluster has none.
+pub async fn read(aws: &Clients, cluster: &str, addon: &str) -> Result<Option<Addon>, AwsError> {
     match aws
         .eks
         .describe_addon()
@@ -55,25 +69,13 @@ pub async fn describe(
         .send()
         .await
     {
-        Ok(out) => {
-            let found = out.addon();
-            Ok(Some(AddonState::Present {
-                owned: found.and_then(|a| a.tags()).is_some_and(|t| {
-                    owned(t.iter().map(|(k, v)| (k.as_str(), v.as_str())), cluster)
-                }),
-                status: found.and_then(|a| a.status()).cloned(),
-                version: found
-                    .and_then(|a| a.addon_version())
-                    .unwrap_or("?")
-                    .to_string(),
-            }))
-        }
+        Ok(out) => Ok(out.addon().cloned()),
         Err(e) => {
             let err = classify("describe", format!("EKS add-on {addon}"), e);
             if err.is(ErrorKind::NotFound) {
                 Ok(None)
             } else {
-                Err(err.into())
+                Err(err)
             }
         }
     }

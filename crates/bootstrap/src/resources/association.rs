@@ -1,6 +1,8 @@
 //! A Pod Identity association of a service account with its role. Another role already
 //! associated is a conflict (with a hint) unless forced, which updates it.
 
+use aws_sdk_eks::types::PodIdentityAssociationSummary;
+
 use super::owned;
 use crate::aws::{Clients, classify};
 use crate::error::StepError;
@@ -24,6 +26,32 @@ pub async fn observe(
     namespace: &str,
     service_account: &str,
 ) -> Result<Option<LiveAssociation>, StepError> {
+    let listed = list(aws, cluster, namespace, service_account).await?;
+    match listed.first().and_then(|a| a.association_id()) {
+        Some(id) => describe(aws, cluster, id).await,
+        None => Ok(None),
+    }
+}
+
+/// Whether `namespace/service_account` has an association (one list call, no describe).
+pub async fn exists(
+    aws: &Clients,
+    cluster: &str,
+    namespace: &str,
+    service_account: &str,
+) -> Result<bool, StepError> {
+    Ok(!list(aws, cluster, namespace, service_account)
+        .await?
+        .is_empty())
+}
+
+/// The associations EKS lists for `namespace/service_account`.
+async fn list(
+    aws: &Clients,
+    cluster: &str,
+    namespace: &str,
+    service_account: &str,
+) -> Result<Vec<PodIdentityAssociationSummary>, StepError> {
     let listed = aws
         .eks
         .list_pod_identity_associations()
@@ -39,14 +67,7 @@ pub async fn observe(
                 e,
             )
         })?;
-    match listed
-        .associations()
-        .first()
-        .and_then(|a| a.association_id())
-    {
-        Some(id) => describe(aws, cluster, id).await,
-        None => Ok(None),
-    }
+    Ok(listed.associations().to_vec())
 }
 
 /// Reads one association by id (`None` when it is gone).

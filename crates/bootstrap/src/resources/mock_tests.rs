@@ -21,7 +21,7 @@ use bootstrap_common::names::{TAG_CLUSTER, TAG_MANAGED_BY, TAG_NAMESPACE, TAG_SE
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/bootstrap-demo-bootstrap-demo-demo-app";
 
-fn clients(eks: aws_sdk_eks::Client, iam: aws_sdk_iam::Client) -> Clients {
+pub(super) fn clients(eks: aws_sdk_eks::Client, iam: aws_sdk_iam::Client) -> Clients {
     let config = SdkConfig::builder()
         .region(Region::new("us-west-2"))
         .behavior_version(BehaviorVersion::latest())
@@ -247,7 +247,7 @@ fn workload() -> Workload {
         namespace: "bootstrap-demo".into(),
         service_account: "demo-app".into(),
         secrets: vec![ResolvedSecret {
-            kind: crate::config::SecretKind::SecretsManager,
+            kind: crate::resources::secrets::SecretKind::SecretsManager,
             object_name: "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf".into(),
             arn: "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf".into(),
             kms_key_arn: None,

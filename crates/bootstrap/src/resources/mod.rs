@@ -8,6 +8,7 @@
 pub mod addon;
 pub mod association;
 pub mod discover;
+pub mod facts;
 pub mod irsa;
 pub mod namespace_scan;
 pub mod objects;
@@ -21,8 +22,8 @@ pub mod teardown;
 pub mod teardown_roles;
 pub mod workload;
 
-use crate::config::SecretKind;
 use bootstrap_common::names::{MANAGED_BY_VALUE, TAG_CLUSTER, TAG_MANAGED_BY};
+use secrets::SecretKind;
 
 /// A secret a workload reads, resolved to the ARN its policy grants.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,10 +14,9 @@ use crate::render::csi_driver::{
 use crate::render::provider::{self, ProviderValues};
 use crate::render::provider_upstream::{self, UpstreamProviderValues};
 use crate::target::Target;
+pub use bootstrap_common::names::{AGENT_ADDON, PROVIDER_ADDON};
 
-pub const AGENT_ADDON: &str = "eks-pod-identity-agent";
 pub const AGENT_DAEMONSET: &str = "eks-pod-identity-agent";
-pub const PROVIDER_ADDON: &str = "aws-secrets-store-csi-driver-provider";
 
 /// Which provider serves `aws.sock`, with its rendering values.
 #[derive(Debug, Clone)]

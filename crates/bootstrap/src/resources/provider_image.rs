@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::error::StepError;
 use crate::image::{self, Credentials, ImageError, ImageRef};
 use crate::plan::{Action, Change};
-use crate::target::{NodeFacts, Target};
+use crate::target::{NodePlatform, Target};
 
 /// Whether to ask the registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -22,7 +22,7 @@ pub enum ImageCheck {
 /// The architectures the provider DaemonSet needs, each with the nodes that need it: Linux
 /// EC2 nodes (Fargate runs no DaemonSet; Windows nodes get no provider pod). Nodes without an
 /// architecture label are left out (the kubelet always sets it).
-pub fn architectures(nodes: &[NodeFacts]) -> BTreeMap<String, Vec<String>> {
+pub fn architectures(nodes: &[NodePlatform]) -> BTreeMap<String, Vec<String>> {
     let mut by_arch: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for n in nodes
         .iter()
@@ -169,8 +169,8 @@ fn image_error(
 mod tests {
     use super::*;
 
-    fn node(name: &str, os: &str, arch: &str, fargate: bool) -> NodeFacts {
-        NodeFacts {
+    fn node(name: &str, os: &str, arch: &str, fargate: bool) -> NodePlatform {
+        NodePlatform {
             name: name.into(),
             os: os.into(),
             arch: arch.into(),

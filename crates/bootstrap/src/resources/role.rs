@@ -3,10 +3,12 @@
 
 use serde_json::Value;
 
+use super::facts::problem;
+use super::secrets::SecretKind;
 use super::{ResolvedSecret, Workload, owned};
 use crate::aws::policy::{self, Grants, TrustScope};
-use crate::aws::{Clients, ErrorKind, classify};
-use crate::config::SecretKind;
+use crate::aws::{AwsError, Clients, ErrorKind, classify};
+use crate::diagnose::iam::NamedPolicy;
 use crate::error::StepError;
 use crate::plan::{Action, Change, Op};
 use bootstrap_common::names::{TAG_NAMESPACE, TAG_SERVICE_ACCOUNT};
@@ -110,6 +112,23 @@ pub struct LiveRole {
     pub inline_names: Vec<String>,
     /// Attached managed policy ARNs (read only for deletion).
     pub attached: Vec<String>,
+    /// Every permission policy's document ([`Depth::Permissions`] only).
+    pub policies: Vec<NamedPolicy>,
+    /// Policies that exist but could not be read, with the reason ([`Depth::Permissions`]).
+    pub unread: Vec<String>,
+}
+
+/// How much of a role [`read`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// The role, and our inline policy when the role is ours: what a plan compares.
+    Plan,
+    /// As `Plan`, and the names of every inline and attached policy: what a delete removes.
+    Delete,
+    /// Every permission, whoever made the role: each inline policy's document and the default
+    /// version of each attached policy (what doctor judges). A policy that cannot be read is
+    /// listed in [`LiveRole::unread`] with the reason.
+    Permissions,
 }
 
 /// Reads the role (and, with `for_delete`, the names of all its policies). `None`: absent.
@@ -119,6 +138,22 @@ pub async fn observe(
     cluster: &str,
     for_delete: bool,
 ) -> Result<Option<LiveRole>, StepError> {
+    let depth = if for_delete {
+        Depth::Delete
+    } else {
+        Depth::Plan
+    };
+    Ok(read(aws, name, cluster, depth).await?)
+}
+
+/// The one reader of IAM roles: the role, then as much of its policies as `depth` asks.
+/// `None`: absent.
+pub async fn read(
+    aws: &Clients,
+    name: &str,
+    cluster: &str,
+    depth: Depth,
+) -> Result<Option<LiveRole>, AwsError> {
     let resource = format!("IAM role {name}");
     let role = match aws.iam.get_role().role_name(name).send().await {
         Ok(out) => match out.role() {
@@ -130,7 +165,7 @@ pub async fn observe(
             return if err.is(ErrorKind::NotFound) {
                 Ok(None)
             } else {
-                Err(err.into())
+                Err(err)
             };
         }
     };
@@ -152,6 +187,10 @@ pub async fn observe(
             .and_then(policy::decode_document),
         ..LiveRole::default()
     };
+    if depth == Depth::Permissions {
+        read_permissions(aws, &mut live).await?;
+        return Ok(Some(live));
+    }
     if !live.owned {
         return Ok(Some(live));
     }
@@ -167,40 +206,129 @@ pub async fn observe(
         Err(e) => {
             let err = classify("read the inline policy of", format!("IAM role {name}"), e);
             if !err.is(ErrorKind::NotFound) {
-                return Err(err.into());
+                return Err(err);
             }
             None
         }
     };
-    if for_delete {
-        let listed = aws
-            .iam
-            .list_role_policies()
-            .role_name(name)
-            .send()
-            .await
-            .map_err(|e| classify("list the inline policies of", format!("IAM role {name}"), e))?;
-        live.inline_names = listed.policy_names().to_vec();
-        let attached = aws
-            .iam
-            .list_attached_role_policies()
-            .role_name(name)
-            .send()
-            .await
-            .map_err(|e| {
-                classify(
-                    "list the policies attached to",
-                    format!("IAM role {name}"),
-                    e,
-                )
-            })?;
-        live.attached = attached
-            .attached_policies()
-            .iter()
-            .filter_map(|p| p.policy_arn().map(str::to_string))
-            .collect();
+    if depth == Depth::Delete {
+        live.inline_names = inline_names(aws, name).await?;
+        live.attached = attached_arns(aws, name).await?;
     }
     Ok(Some(live))
+}
+
+async fn inline_names(aws: &Clients, name: &str) -> Result<Vec<String>, AwsError> {
+    let listed = aws
+        .iam
+        .list_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| classify("list the inline policies of", format!("IAM role {name}"), e))?;
+    Ok(listed.policy_names().to_vec())
+}
+
+async fn attached_arns(aws: &Clients, name: &str) -> Result<Vec<String>, AwsError> {
+    let attached = aws
+        .iam
+        .list_attached_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| {
+            classify(
+                "list the policies attached to",
+                format!("IAM role {name}"),
+                e,
+            )
+        })?;
+    Ok(attached
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn().map(str::to_string))
+        .collect())
+}
+
+/// Every inline policy, then the default version of every attached policy, in IAM's order.
+async fn read_permissions(aws: &Clients, live: &mut LiveRole) -> Result<(), AwsError> {
+    let name = live.name.clone();
+    live.inline_names = inline_names(aws, &name).await?;
+    for policy in live.inline_names.clone() {
+        match aws
+            .iam
+            .get_role_policy()
+            .role_name(&name)
+            .policy_name(&policy)
+            .send()
+            .await
+        {
+            Ok(out) => match policy::decode_document(out.policy_document()) {
+                Some(document) => {
+                    if policy == POLICY_NAME {
+                        live.inline = Some(document.clone());
+                    }
+                    live.policies.push(NamedPolicy {
+                        source: format!("inline policy {policy}"),
+                        document,
+                    });
+                }
+                None => live
+                    .unread
+                    .push(format!("inline policy {policy} (not JSON)")),
+            },
+            Err(e) => live.unread.push(format!(
+                "inline policy {policy} ({})",
+                problem(&classify("read", format!("inline policy {policy}"), e))
+            )),
+        }
+    }
+    live.attached = attached_arns(aws, &name).await?;
+    for policy_arn in live.attached.clone() {
+        match attached_document(aws, &policy_arn).await {
+            Ok(document) => live.policies.push(NamedPolicy {
+                source: format!("attached policy {policy_arn}"),
+                document,
+            }),
+            Err(why) => live
+                .unread
+                .push(format!("attached policy {policy_arn} ({why})")),
+        }
+    }
+    Ok(())
+}
+
+/// The document of a managed policy's default version.
+async fn attached_document(aws: &Clients, arn: &str) -> Result<Value, String> {
+    let policy = aws
+        .iam
+        .get_policy()
+        .policy_arn(arn)
+        .send()
+        .await
+        .map_err(|e| problem(&classify("read", format!("IAM policy {arn}"), e)))?;
+    let version = policy
+        .policy()
+        .and_then(|p| p.default_version_id())
+        .ok_or("no default version")?;
+    let out = aws
+        .iam
+        .get_policy_version()
+        .policy_arn(arn)
+        .version_id(version)
+        .send()
+        .await
+        .map_err(|e| {
+            problem(&classify(
+                "read",
+                format!("version {version} of IAM policy {arn}"),
+                e,
+            ))
+        })?;
+    out.policy_version()
+        .and_then(|v| v.document())
+        .and_then(policy::decode_document)
+        .ok_or_else(|| "its document is not JSON".into())
 }
 
 /// The change that makes the role match `desired`.

@@ -4,13 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Event;
 use kube::Api;
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value;
 
+use super::facts;
 use crate::aws::Clients;
-use crate::diagnose::{Observed, Subject, diagnose, observe, summarize_warnings};
+use crate::diagnose::{Subject, diagnose, summarize_warnings};
 use crate::error::StepError;
 use crate::plan::{Action, Change, ObjectRef, Op};
 
@@ -186,13 +186,9 @@ async fn wait_running(
 
 /// Whether the pod has a FailedMount warning.
 async fn failed_mount(kube: &kube::Client, ns: &str, pod: &str) -> bool {
-    let events: Api<Event> = Api::namespaced(kube.clone(), ns);
-    let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
-    events.list(&params).await.is_ok_and(|l| {
-        l.items.iter().any(|e| {
-            e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("FailedMount")
-        })
-    })
+    facts::warning_events(kube, ns, pod, Some("FailedMount"))
+        .await
+        .is_ok_and(|w| !w.is_empty())
 }
 
 /// Every expected file must be listed with a version.
@@ -240,13 +236,7 @@ pub async fn explain(
     pod: &str,
     err: StepError,
 ) -> StepError {
-    let observed = Observed {
-        use_pod_identity: observe::spc_use_pod_identity(kube, w.namespace, w.spc).await,
-        association: observe::association_exists(aws, w.cluster, w.namespace, w.service_account)
-            .await,
-        audiences: observe::driver_audiences(kube).await,
-        warnings: observe::warnings(kube, w.namespace, pod).await,
-    };
+    let observed = facts::verify_facts(aws, kube, w, pod).await;
     let (cause, hint) = diagnose(&observed, w);
     let mut message = format!("verification failed for pod {}/{pod}: {cause}", w.namespace);
     if let Some(summary) = summarize_warnings(&observed.warnings) {

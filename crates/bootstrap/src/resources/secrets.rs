@@ -1,11 +1,79 @@
-//! A workload's secrets: each resolved to its exact ARN (and KMS key), read-only; and the demo
-//! secret, created (and owned) when asked. Values are never read or printed.
+//! A workload's secrets: as the user names them ([`SecretRef`], parsed once, from a flag or the
+//! teams file), each resolved to its exact ARN (and KMS key), read-only; the demo secret,
+//! created (and owned) when asked; and the objects a SecretProviderClass names, for doctor.
+//! Values are never read or printed.
 
+use super::facts::problem;
 use super::{ResolvedSecret, owned};
 use crate::aws::{Clients, ErrorKind, classify};
-use crate::config::{SecretKind, SecretRef};
+use crate::diagnose::facts::{ObjectKey, Seen};
+use crate::diagnose::spc::{self, ObjectKind};
 use crate::error::StepError;
 use crate::plan::{Action, Change, Op};
+
+/// Where a secret lives.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SecretKind {
+    SecretsManager,
+    SsmParameter,
+}
+
+/// A secret the workload reads, as the user named it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SecretRef {
+    pub kind: SecretKind,
+    /// The name or the full ARN.
+    pub id: String,
+}
+
+impl SecretRef {
+    /// Parses `NAME`, `ssm:NAME`, or a Secrets Manager / SSM parameter ARN.
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let input = input.trim();
+        if input.is_empty() {
+            return Err("a secret name must not be empty".into());
+        }
+        if let Some(name) = input.strip_prefix("ssm:") {
+            if name.is_empty() {
+                return Err("ssm: needs a parameter name".into());
+            }
+            return Ok(Self {
+                kind: SecretKind::SsmParameter,
+                id: name.into(),
+            });
+        }
+        if input.starts_with("arn:") {
+            let parts: Vec<&str> = input.splitn(6, ':').collect();
+            let kind = match parts.get(2) {
+                Some(&"secretsmanager")
+                    if parts.get(5).is_some_and(|r| r.starts_with("secret:")) =>
+                {
+                    SecretKind::SecretsManager
+                }
+                Some(&"ssm") if parts.get(5).is_some_and(|r| r.starts_with("parameter/")) => {
+                    SecretKind::SsmParameter
+                }
+                _ => {
+                    return Err(format!(
+                        "{input:?} is not a Secrets Manager secret or SSM parameter ARN"
+                    ));
+                }
+            };
+            return Ok(Self {
+                kind,
+                id: input.into(),
+            });
+        }
+        if input.contains("..") || input.chars().any(char::is_whitespace) {
+            return Err(format!("{input:?} is not a valid secret name"));
+        }
+        Ok(Self {
+            kind: SecretKind::SecretsManager,
+            id: input.into(),
+        })
+    }
+}
 
 /// The demo secret's name for a cluster.
 pub fn demo_secret_name(cluster: &str) -> String {
@@ -297,9 +365,100 @@ pub async fn resolve(
     }
 }
 
+/// The ARN of an object a SecretProviderClass names, in the class's region (metadata only:
+/// DescribeSecret, DescribeParameters); `Ok(None)` when it does not exist.
+pub async fn object_arn(aws: &Clients, account: &str, key: &ObjectKey) -> Seen<Option<String>> {
+    let (region, kind, name) = key;
+    let config = aws
+        .config
+        .to_builder()
+        .region(aws_config::Region::new(region.clone()))
+        .build();
+    match kind {
+        ObjectKind::SecretsManager => {
+            let client = if region == &aws.region {
+                aws.secrets.clone()
+            } else {
+                aws_sdk_secretsmanager::Client::new(&config)
+            };
+            match client.describe_secret().secret_id(name).send().await {
+                Ok(out) => Ok(Some(out.arn().unwrap_or(name).to_string())),
+                Err(e) => {
+                    let err = classify("describe", format!("secret {name} in {region}"), e);
+                    if err.is(ErrorKind::NotFound) {
+                        Ok(None)
+                    } else {
+                        Err(problem(&err))
+                    }
+                }
+            }
+        }
+        ObjectKind::SsmParameter => {
+            let client = if region == &aws.region {
+                aws.ssm.clone()
+            } else {
+                aws_sdk_ssm::Client::new(&config)
+            };
+            let bare = name
+                .rsplit_once(":parameter")
+                .map(|(_, n)| n.to_string())
+                .unwrap_or_else(|| name.clone());
+            let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
+                .key("Name")
+                .option("Equals")
+                .values(&bare)
+                .build()
+                .map_err(|e| {
+                    format!("failed to build the DescribeParameters filter for {name}: {e}")
+                })?;
+            let out = client
+                .describe_parameters()
+                .parameter_filters(filter)
+                .send()
+                .await
+                .map_err(|e| {
+                    problem(&classify(
+                        "describe",
+                        format!("parameter {name} in {region}"),
+                        e,
+                    ))
+                })?;
+            Ok(out.parameters().first().map(|p| {
+                p.arn()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| spc::parameter_arn(region, account, &bare))
+            }))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_refs() {
+        let sm = SecretRef::parse("prod/db").expect("name");
+        assert_eq!(sm.kind, SecretKind::SecretsManager);
+        let ssm = SecretRef::parse("ssm:/app/key").expect("ssm");
+        assert_eq!(
+            (ssm.kind, ssm.id.as_str()),
+            (SecretKind::SsmParameter, "/app/key")
+        );
+        let arn = "arn:aws:ssm:us-east-1:123456789012:parameter/app/key";
+        assert_eq!(
+            SecretRef::parse(arn).expect("arn").kind,
+            SecretKind::SsmParameter
+        );
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf";
+        assert_eq!(
+            SecretRef::parse(arn).expect("arn").kind,
+            SecretKind::SecretsManager
+        );
+        for bad in ["", "arn:aws:s3:::bucket", "a b", "../x", "ssm:"] {
+            assert!(SecretRef::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_demo_secret_plan_is_the_same_before_and_after_it_exists() {

@@ -9,7 +9,7 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
 use super::resolve;
 use crate::aws::Clients;
-use crate::config::SecretRef;
+use crate::resources::secrets::SecretRef;
 
 const KEY_ARN: &str = "arn:aws:kms:us-west-2:123456789012:key/0f1e2d3c-aaaa-bbbb-cccc-0123456789ab";
 

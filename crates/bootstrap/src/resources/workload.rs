@@ -3,8 +3,8 @@
 //! `up` plans one, `onboard` many.
 
 use super::sample::{self, Sample, SamplePlan};
+use super::secrets::SecretKind;
 use super::{ResolvedSecret, Workload, association, objects, role, role_identity};
-use crate::config::SecretKind;
 use crate::error::StepError;
 use crate::plan::StepOutcome;
 use crate::render::workload::{self as render, SpcObject, WorkloadValues};

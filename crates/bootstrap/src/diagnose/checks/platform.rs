@@ -8,7 +8,7 @@ use crate::diagnose::facts::{
     AGENT_DAEMONSET, AddonFacts, Component, DaemonSetFacts, NodeFacts, Snapshot,
 };
 use crate::render::csi_driver::{AWS_TOKEN_AUDIENCES, DRIVER_NAME, DRIVER_VERSION};
-use crate::resources::platform::{AGENT_ADDON, PROVIDER_ADDON};
+use bootstrap_common::names::{AGENT_ADDON, PROVIDER_ADDON};
 
 /// The ClusterRole the driver needs to sync `secretObjects` into Kubernetes Secrets.
 pub const SYNC_ROLE: &str = "secretprovidersyncing-role";

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::workloads::{aws_classes, patch_spc, region_of, role_name};
 use super::{Check, Status, shell_json};
 use crate::diagnose::facts::{Snapshot, SpcFacts, WorkloadPod};
-use crate::diagnose::{self as rules, MountCause, Observed, Subject};
+use crate::diagnose::{self as rules, MountCause, Subject, VerifyFacts};
 use crate::render::csi_driver::{AWS_TOKEN_AUDIENCES, DRIVER_NAME};
 
 /// `--pod`: the pod's FailedMount events, mapped to the cause and its fix.
@@ -57,7 +57,7 @@ pub fn pod(s: &Snapshot) -> Vec<Check> {
         Some(Ok(a)) => Some(a.is_some()),
         _ => None,
     };
-    let observed = Observed {
+    let observed = VerifyFacts {
         use_pod_identity: class.map(|c| c.parameter("usePodIdentity").map(str::to_string)),
         association,
         audiences: s

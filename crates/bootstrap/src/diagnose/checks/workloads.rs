@@ -10,7 +10,7 @@ use super::{Check, list, shell_json};
 use crate::aws::policy::{TrustScope, pod_identity_statement};
 use crate::diagnose::facts::{AssociationFacts, RoleFacts, Snapshot, SpcFacts};
 use crate::diagnose::iam::{self, Assumer, Decision};
-use crate::diagnose::spc::{self, Identity, ObjectKind, SpcObject};
+use crate::diagnose::spc::{self, ClassObject, Identity, ObjectKind};
 use crate::render::csi_driver::AWS_TOKEN_AUDIENCES;
 use bootstrap_common::names::IRSA_ROLE_ANNOTATION;
 
@@ -91,7 +91,7 @@ pub fn region_of(s: &Snapshot, class: &SpcFacts) -> String {
 }
 
 /// The class's objects, parsed.
-pub fn objects_of(class: &SpcFacts) -> Result<Vec<SpcObject>, String> {
+pub fn objects_of(class: &SpcFacts) -> Result<Vec<ClassObject>, String> {
     match class.parameter("objects") {
         Some(yaml) => spc::parse_objects(yaml, class.parameter("region")),
         None => Err("it has no objects parameter".into()),
@@ -100,7 +100,7 @@ pub fn objects_of(class: &SpcFacts) -> Result<Vec<SpcObject>, String> {
 
 /// The ARN of an object: looked up (Secrets Manager) or computed (SSM); `Err` when it was not
 /// found or could not be looked up.
-pub fn object_arn(s: &Snapshot, region: &str, o: &SpcObject) -> Result<String, String> {
+pub fn object_arn(s: &Snapshot, region: &str, o: &ClassObject) -> Result<String, String> {
     match s.objects.get(&(region.to_string(), o.kind, o.name.clone())) {
         Some(Ok(Some(arn))) => Ok(arn.clone()),
         Some(Ok(None)) => Err(format!("{} was not found in {region}", o.name)),
@@ -365,7 +365,7 @@ pub fn service_accounts(s: &Snapshot) -> Vec<Check> {
             }
         }
         for id in identified {
-            let objects: Vec<(String, SpcObject)> = mine
+            let objects: Vec<(String, ClassObject)> = mine
                 .iter()
                 .filter(|c| {
                     let is_pi =
@@ -388,9 +388,10 @@ pub fn service_accounts(s: &Snapshot) -> Vec<Check> {
 
 /// The role bootstrap would have made for this workload, when it exists.
 fn bootstrap_role(s: &Snapshot, w: &Served) -> Option<String> {
-    let name = crate::resources::role::role_name(&s.cluster, &w.namespace, &w.service_account);
-    let arn = crate::resources::role::role_arn(&s.account, &name);
-    matches!(s.roles.get(&arn), Some(Ok(Some(_)))).then_some(arn)
+    let arn = s
+        .bootstrap_roles
+        .get(&(w.namespace.clone(), w.service_account.clone()))?;
+    matches!(s.roles.get(arn), Some(Ok(Some(_)))).then(|| arn.clone())
 }
 
 fn with_statement(trust: Option<&Value>, statement: Value) -> Value {
@@ -407,7 +408,7 @@ fn role_checks(
     s: &Snapshot,
     subject: &str,
     id: &Identified<'_>,
-    objects: &[(String, SpcObject)],
+    objects: &[(String, ClassObject)],
 ) -> Vec<Check> {
     let mut checks = Vec::new();
     let w = id.served;
@@ -528,7 +529,7 @@ fn policy_check(
     s: &Snapshot,
     subject: &str,
     role: &RoleFacts,
-    objects: &[(String, SpcObject)],
+    objects: &[(String, ClassObject)],
 ) -> Check {
     let mut allowed = Vec::new();
     let mut refused: Vec<(ObjectKind, String, String)> = Vec::new();

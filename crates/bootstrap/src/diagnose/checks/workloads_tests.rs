@@ -254,6 +254,37 @@ fn pod_identity_without_an_association_fails_with_the_create_command() {
 }
 
 #[test]
+fn without_an_association_the_fix_names_bootstraps_role_once_it_is_read() {
+    let mut s = healthy();
+    let key = ("ns".to_string(), "app".to_string());
+    s.associations.insert(key.clone(), Ok(None));
+    let ours = "arn:aws:iam::111122223333:role/bootstrap-demo.ns.app";
+    s.bootstrap_roles.insert(key, ours.into());
+    let fix = |s: &Snapshot| {
+        only(&service_accounts(s), "sa.association")
+            .fix
+            .clone()
+            .unwrap_or_default()
+    };
+    // Not read, or read and absent: the placeholder.
+    assert!(fix(&s).ends_with("--role-arn <ROLE_ARN>"), "{}", fix(&s));
+    s.roles.insert(ours.into(), Ok(None));
+    assert!(fix(&s).ends_with("--role-arn <ROLE_ARN>"), "{}", fix(&s));
+    s.roles.insert(
+        ours.into(),
+        Ok(Some(RoleFacts {
+            name: "bootstrap-demo.ns.app".into(),
+            ..RoleFacts::default()
+        })),
+    );
+    assert!(
+        fix(&s).ends_with(&format!("--role-arn {ours}")),
+        "{}",
+        fix(&s)
+    );
+}
+
+#[test]
 fn irsa_classes_need_the_annotation_and_an_oidc_trust() {
     let mut s = healthy();
     set_class(

@@ -1,32 +1,33 @@
-//! Doctor's gathering: the platform, the classes and their pods first; then the service
-//! accounts those classes serve, their associations and roles (trust and every policy), and
-//! the objects the classes name (metadata only: DescribeSecret, DescribeParameters — never a
-//! value). Read-only; every failure becomes the [`Seen`] error of what it was reading.
+//! The readers with no resource of their own: what `doctor` and verification look at, read
+//! into diagnose's facts (the cluster's add-ons, nodes, DaemonSets, CSIDriver, classes, pods,
+//! events and service accounts). Roles, associations, add-ons and secrets are read by their
+//! own modules' readers, the ones `up` and `down` use. Read-only; every failure becomes the
+//! [`Seen`] error of what it was reading, so a rule never guesses.
 
 use std::collections::BTreeSet;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Event, Node, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::api::storage::v1::CSIDriver;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
-use crate::aws::policy::decode_document;
-use crate::aws::{Clients, ErrorKind, classify};
+use super::{addon, association, role, secrets};
+use crate::aws::{AwsError, Clients, classify};
 use crate::diagnose::checks::platform::SYNC_ROLE;
 use crate::diagnose::checks::workloads::{self, Served};
 use crate::diagnose::facts::{
     AddonFacts, AssociationFacts, Component, CsiDriverFacts, DaemonSetFacts, NodeFacts, ObjectKey,
     PodMountFacts, RoleFacts, Seen, ServiceAccountFacts, Snapshot, SpcFacts, WorkloadPod,
 };
-use crate::diagnose::iam::NamedPolicy;
-use crate::diagnose::spc::{self, ObjectKind};
+use crate::diagnose::{Subject, VerifyFacts};
 use crate::render::csi_driver::DRIVER_NAME;
-use crate::resources::platform::{AGENT_ADDON, PROVIDER_ADDON};
 use crate::target::Target;
-use bootstrap_common::names::{IRSA_ROLE_ANNOTATION, LABEL_MANAGED_BY, MANAGED_BY_VALUE};
+use bootstrap_common::names::{
+    AGENT_ADDON, IRSA_ROLE_ANNOTATION, LABEL_MANAGED_BY, MANAGED_BY_VALUE, PROVIDER_ADDON,
+};
 
 /// Calls made at once in the second round.
 const CONCURRENCY: usize = 8;
@@ -41,7 +42,8 @@ pub fn kube_problem(action: &str, e: &kube::Error) -> String {
     }
 }
 
-fn aws_problem(e: &crate::aws::AwsError) -> String {
+/// What a failed AWS read says: the error, then the service's answer.
+pub fn problem(e: &AwsError) -> String {
     format!("{e}: {}", e.source)
 }
 
@@ -58,11 +60,11 @@ pub async fn snapshot(
     let mut s = Snapshot::new(cluster, &t.region, &t.account);
     s.cluster_arn = t.cluster.arn.clone();
     s.auto_mode = t.cluster.auto_mode;
+    s.oidc_issuer = t.cluster.oidc_issuer.clone();
     s.namespace = namespace.map(str::to_string);
-    let (agent, provider, issuer, fargate, nodes, daemonsets, csidriver, sync_role, spcs, pods) = tokio::join!(
-        addon(aws, cluster, AGENT_ADDON),
-        addon(aws, cluster, PROVIDER_ADDON),
-        oidc_issuer(aws, cluster),
+    let (agent, provider, fargate, nodes, daemonsets, csidriver, sync_role, spcs, pods) = tokio::join!(
+        addon_facts(aws, cluster, AGENT_ADDON),
+        addon_facts(aws, cluster, PROVIDER_ADDON),
         fargate_namespaces(aws, cluster),
         list_nodes(kube),
         list_daemonsets(kube),
@@ -73,7 +75,6 @@ pub async fn snapshot(
     );
     s.agent_addon = agent;
     s.provider_addon = provider;
-    s.oidc_issuer = issuer;
     s.fargate_namespaces = fargate;
     s.nodes = nodes;
     s.daemonsets = daemonsets;
@@ -113,7 +114,7 @@ async fn second_round(s: &mut Snapshot, aws: &Clients, kube: &kube::Client, serv
     let cluster_ref = &cluster;
     let association_reads = futures::stream::iter(keys)
         .map(|(ns, sa)| async move {
-            let found = crate::resources::association::observe(aws, cluster_ref, &ns, &sa)
+            let found = association::observe(aws, cluster_ref, &ns, &sa)
                 .await
                 .map(|a| {
                     a.map(|a| AssociationFacts {
@@ -138,8 +139,11 @@ async fn second_round(s: &mut Snapshot, aws: &Clients, kube: &kube::Client, serv
                 arns.extend(a.target_role_arn.clone());
             }
             Ok(None) => {
-                let name = crate::resources::role::role_name(&s.cluster, &key.0, &key.1);
-                arns.insert(crate::resources::role::role_arn(&s.account, &name));
+                // The role bootstrap would have made: the one to associate, if it exists.
+                let name = role::role_name(&s.cluster, &key.0, &key.1);
+                let arn = role::role_arn(&s.account, &name);
+                arns.insert(arn.clone());
+                s.bootstrap_roles.insert(key.clone(), arn);
             }
             Err(_) => {}
         }
@@ -158,7 +162,7 @@ async fn second_round(s: &mut Snapshot, aws: &Clients, kube: &kube::Client, serv
             .filter(|a| a.split(':').nth(4) == Some(account.as_str())),
     )
     .map(|arn| async move {
-        let found = role(aws, &arn).await;
+        let found = role_facts(aws, cluster_ref, &arn).await;
         (arn, found)
     })
     .buffer_unordered(CONCURRENCY)
@@ -167,7 +171,7 @@ async fn second_round(s: &mut Snapshot, aws: &Clients, kube: &kube::Client, serv
     let account = &account;
     let object_reads = futures::stream::iter(object_keys)
         .map(|key| async move {
-            let found = object(aws, account, &key).await;
+            let found = secrets::object_arn(aws, account, &key).await;
             (key, found)
         })
         .buffer_unordered(CONCURRENCY)
@@ -189,41 +193,18 @@ fn object_keys(s: &Snapshot) -> BTreeSet<ObjectKey> {
     keys
 }
 
-async fn addon(aws: &Clients, cluster: &str, name: &str) -> Seen<Option<AddonFacts>> {
-    match aws
-        .eks
-        .describe_addon()
-        .cluster_name(cluster)
-        .addon_name(name)
-        .send()
+async fn addon_facts(aws: &Clients, cluster: &str, name: &str) -> Seen<Option<AddonFacts>> {
+    let found = addon::read(aws, cluster, name)
         .await
-    {
-        Ok(out) => Ok(out.addon().map(|a| AddonFacts {
-            status: a
-                .status()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_else(|| "?".into()),
-            version: a.addon_version().unwrap_or("?").to_string(),
-            configuration: a.configuration_values().map(str::to_string),
-        })),
-        Err(e) => {
-            let err = classify("describe", format!("EKS add-on {name}"), e);
-            if err.is(ErrorKind::NotFound) {
-                Ok(None)
-            } else {
-                Err(aws_problem(&err))
-            }
-        }
-    }
-}
-
-async fn oidc_issuer(aws: &Clients, cluster: &str) -> Option<String> {
-    let out = aws.eks.describe_cluster().name(cluster).send().await.ok()?;
-    out.cluster()?
-        .identity()?
-        .oidc()?
-        .issuer()
-        .map(str::to_string)
+        .map_err(|e| problem(&e))?;
+    Ok(found.map(|a| AddonFacts {
+        status: a
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "?".into()),
+        version: a.addon_version().unwrap_or("?").to_string(),
+        configuration: a.configuration_values().map(str::to_string),
+    }))
 }
 
 async fn fargate_namespaces(aws: &Clients, cluster: &str) -> Seen<Vec<String>> {
@@ -234,7 +215,7 @@ async fn fargate_namespaces(aws: &Clients, cluster: &str) -> Seen<Vec<String>> {
         .cluster_name(cluster)
         .send()
         .await
-        .map_err(|e| aws_problem(&classify("list", resource.clone(), e)))?;
+        .map_err(|e| problem(&classify("list", resource.clone(), e)))?;
     let mut namespaces = Vec::new();
     for name in listed.fargate_profile_names() {
         let out = aws
@@ -244,9 +225,7 @@ async fn fargate_namespaces(aws: &Clients, cluster: &str) -> Seen<Vec<String>> {
             .fargate_profile_name(name)
             .send()
             .await
-            .map_err(|e| {
-                aws_problem(&classify("describe", format!("Fargate profile {name}"), e))
-            })?;
+            .map_err(|e| problem(&classify("describe", format!("Fargate profile {name}"), e)))?;
         if let Some(p) = out.fargate_profile() {
             namespaces.extend(
                 p.selectors()
@@ -305,7 +284,8 @@ async fn list_daemonsets(kube: &kube::Client) -> Seen<Vec<DaemonSetFacts>> {
     Ok(found)
 }
 
-async fn csi_driver(kube: &kube::Client) -> Seen<Option<CsiDriverFacts>> {
+/// The Secrets Store CSI Driver's CSIDriver object.
+pub async fn csi_driver(kube: &kube::Client) -> Seen<Option<CsiDriverFacts>> {
     let api: Api<CSIDriver> = Api::all(kube.clone());
     let found = api
         .get_opt(DRIVER_NAME)
@@ -337,17 +317,31 @@ async fn cluster_role_exists(kube: &kube::Client, name: &str) -> Seen<bool> {
         .map_err(|e| kube_problem(&format!("read ClusterRole {name}"), &e))
 }
 
-async fn list_spcs(kube: &kube::Client) -> Seen<Vec<SpcFacts>> {
+fn spc_resource() -> ApiResource {
     let gvk = GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass");
-    let ar = ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasses");
-    let api: Api<DynamicObject> = Api::all_with(kube.clone(), &ar);
+    ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasses")
+}
+
+fn spc_facts(o: &DynamicObject) -> Option<SpcFacts> {
+    serde_json::to_value(o)
+        .ok()
+        .map(|v| SpcFacts::from_value(&v))
+}
+
+/// One SecretProviderClass; `Ok(None)` when absent.
+pub async fn spc(kube: &kube::Client, ns: &str, name: &str) -> Seen<Option<SpcFacts>> {
+    let api: Api<DynamicObject> = Api::namespaced_with(kube.clone(), ns, &spc_resource());
+    let found = api
+        .get_opt(name)
+        .await
+        .map_err(|e| kube_problem(&format!("read SecretProviderClass {ns}/{name}"), &e))?;
+    Ok(found.as_ref().and_then(spc_facts))
+}
+
+async fn list_spcs(kube: &kube::Client) -> Seen<Vec<SpcFacts>> {
+    let api: Api<DynamicObject> = Api::all_with(kube.clone(), &spc_resource());
     match api.list(&ListParams::default()).await {
-        Ok(list) => Ok(list
-            .items
-            .iter()
-            .filter_map(|o| serde_json::to_value(o).ok())
-            .map(|v| SpcFacts::from_value(&v))
-            .collect()),
+        Ok(list) => Ok(list.items.iter().filter_map(spc_facts).collect()),
         // No CRD: no class can exist.
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
         Err(e) => Err(kube_problem("list SecretProviderClasses", &e)),
@@ -373,7 +367,7 @@ async fn workload_pods(kube: &kube::Client, namespace: Option<&str>) -> Seen<Vec
 async fn pod_mount(kube: &kube::Client, ns: &str, name: &str) -> PodMountFacts {
     let api: Api<Pod> = Api::namespaced(kube.clone(), ns);
     let found = api.get_opt(name).await.ok().flatten();
-    let failed_mounts = super::warning_events(kube, ns, name, Some("FailedMount"))
+    let failed_mounts = warning_events(kube, ns, name, Some("FailedMount"))
         .await
         .unwrap_or_default();
     PodMountFacts {
@@ -420,189 +414,92 @@ async fn service_account(
 }
 
 /// A role with its trust policy, inline policies and the default versions of its attached
-/// policies.
-async fn role(aws: &Clients, arn: &str) -> Seen<Option<RoleFacts>> {
-    let name = arn.rsplit('/').next().unwrap_or(arn).to_string();
-    let got = match aws.iam.get_role().role_name(&name).send().await {
-        Ok(out) => out,
-        Err(e) => {
-            let err = classify("read", format!("IAM role {name}"), e);
-            return if err.is(ErrorKind::NotFound) {
-                Ok(None)
-            } else {
-                Err(aws_problem(&err))
-            };
-        }
-    };
-    let mut facts = RoleFacts {
-        name: name.clone(),
-        trust: got
-            .role()
-            .and_then(|r| r.assume_role_policy_document())
-            .and_then(decode_document),
-        ..RoleFacts::default()
-    };
-    let inline = aws
-        .iam
-        .list_role_policies()
-        .role_name(&name)
-        .send()
+/// policies, by [`role::read`].
+async fn role_facts(aws: &Clients, cluster: &str, arn: &str) -> Seen<Option<RoleFacts>> {
+    let name = arn.rsplit('/').next().unwrap_or(arn);
+    let found = role::read(aws, name, cluster, role::Depth::Permissions)
         .await
-        .map_err(|e| {
-            aws_problem(&classify(
-                "list the inline policies of",
-                format!("IAM role {name}"),
-                e,
-            ))
-        })?;
-    for policy in inline.policy_names() {
-        match aws
-            .iam
-            .get_role_policy()
-            .role_name(&name)
-            .policy_name(policy)
-            .send()
+        .map_err(|e| problem(&e))?;
+    Ok(found.map(|r| RoleFacts {
+        name: r.name,
+        trust: r.trust,
+        policies: r.policies,
+        unread: r.unread,
+    }))
+}
+
+/// The pod's warnings with one `reason` (all when `None`), oldest first, without repeats.
+pub async fn warning_events(
+    kube: &kube::Client,
+    ns: &str,
+    pod: &str,
+    reason: Option<&str>,
+) -> Seen<Vec<String>> {
+    let events: Api<Event> = Api::namespaced(kube.clone(), ns);
+    let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
+    let list = events
+        .list(&params)
+        .await
+        .map_err(|e| kube_problem(&format!("list the events of pod {ns}/{pod}"), &e))?;
+    let mut found: Vec<(Option<String>, String)> = list
+        .items
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter(|e| reason.is_none_or(|r| e.reason.as_deref() == Some(r)))
+        .filter_map(|e| {
+            let when = e
+                .last_timestamp
+                .as_ref()
+                .map(|t| t.0.to_string())
+                .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
+                .or_else(|| {
+                    e.metadata
+                        .creation_timestamp
+                        .as_ref()
+                        .map(|t| t.0.to_string())
+                });
+            e.message.map(|m| (when, m))
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut messages: Vec<String> = Vec::new();
+    for (_, message) in found {
+        if !messages.contains(&message) {
+            messages.push(message);
+        }
+    }
+    Ok(messages)
+}
+
+/// What a failed verification of `w`'s sample `pod` looks at, read by the same readers as
+/// doctor's: the class's `usePodIdentity`, the association, the CSIDriver's audiences and the
+/// pod's warnings. `None` where it could not be read (or without AWS access).
+pub async fn verify_facts(
+    aws: Option<&Clients>,
+    kube: &kube::Client,
+    w: Subject<'_>,
+    pod: &str,
+) -> VerifyFacts {
+    let association = match aws {
+        Some(aws) => association::exists(aws, w.cluster, w.namespace, w.service_account)
             .await
-        {
-            Ok(out) => match decode_document(out.policy_document()) {
-                Some(document) => facts.policies.push(NamedPolicy {
-                    source: format!("inline policy {policy}"),
-                    document,
-                }),
-                None => facts
-                    .unread
-                    .push(format!("inline policy {policy} (not JSON)")),
-            },
-            Err(e) => facts.unread.push(format!(
-                "inline policy {policy} ({})",
-                aws_problem(&classify("read", format!("inline policy {policy}"), e))
-            )),
-        }
+            .ok(),
+        None => None,
+    };
+    VerifyFacts {
+        use_pod_identity: spc(kube, w.namespace, w.spc)
+            .await
+            .ok()
+            .flatten()
+            .map(|c| c.parameter("usePodIdentity").map(str::to_string)),
+        association,
+        audiences: csi_driver(kube).await.ok().flatten().map(|d| d.audiences),
+        warnings: warning_events(kube, w.namespace, pod, None)
+            .await
+            .unwrap_or_default(),
     }
-    let attached = aws
-        .iam
-        .list_attached_role_policies()
-        .role_name(&name)
-        .send()
-        .await
-        .map_err(|e| {
-            aws_problem(&classify(
-                "list the policies attached to",
-                format!("IAM role {name}"),
-                e,
-            ))
-        })?;
-    for policy in attached.attached_policies() {
-        let Some(policy_arn) = policy.policy_arn() else {
-            continue;
-        };
-        match attached_document(aws, policy_arn).await {
-            Ok(document) => facts.policies.push(NamedPolicy {
-                source: format!("attached policy {policy_arn}"),
-                document,
-            }),
-            Err(why) => facts
-                .unread
-                .push(format!("attached policy {policy_arn} ({why})")),
-        }
-    }
-    Ok(Some(facts))
 }
 
-async fn attached_document(aws: &Clients, arn: &str) -> Result<serde_json::Value, String> {
-    let policy = aws
-        .iam
-        .get_policy()
-        .policy_arn(arn)
-        .send()
-        .await
-        .map_err(|e| aws_problem(&classify("read", format!("IAM policy {arn}"), e)))?;
-    let version = policy
-        .policy()
-        .and_then(|p| p.default_version_id())
-        .ok_or("no default version")?;
-    let out = aws
-        .iam
-        .get_policy_version()
-        .policy_arn(arn)
-        .version_id(version)
-        .send()
-        .await
-        .map_err(|e| {
-            aws_problem(&classify(
-                "read",
-                format!("version {version} of IAM policy {arn}"),
-                e,
-            ))
-        })?;
-    out.policy_version()
-        .and_then(|v| v.document())
-        .and_then(decode_document)
-        .ok_or_else(|| "its document is not JSON".into())
-}
-
-/// The ARN of an object (metadata only), `Ok(None)` when it does not exist.
-async fn object(aws: &Clients, account: &str, key: &ObjectKey) -> Seen<Option<String>> {
-    let (region, kind, name) = key;
-    let config = aws
-        .config
-        .to_builder()
-        .region(aws_config::Region::new(region.clone()))
-        .build();
-    match kind {
-        ObjectKind::SecretsManager => {
-            let client = if region == &aws.region {
-                aws.secrets.clone()
-            } else {
-                aws_sdk_secretsmanager::Client::new(&config)
-            };
-            match client.describe_secret().secret_id(name).send().await {
-                Ok(out) => Ok(Some(out.arn().unwrap_or(name).to_string())),
-                Err(e) => {
-                    let err = classify("describe", format!("secret {name} in {region}"), e);
-                    if err.is(ErrorKind::NotFound) {
-                        Ok(None)
-                    } else {
-                        Err(aws_problem(&err))
-                    }
-                }
-            }
-        }
-        ObjectKind::SsmParameter => {
-            let client = if region == &aws.region {
-                aws.ssm.clone()
-            } else {
-                aws_sdk_ssm::Client::new(&config)
-            };
-            let bare = name
-                .rsplit_once(":parameter")
-                .map(|(_, n)| n.to_string())
-                .unwrap_or_else(|| name.clone());
-            let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
-                .key("Name")
-                .option("Equals")
-                .values(&bare)
-                .build()
-                .map_err(|e| {
-                    format!("failed to build the DescribeParameters filter for {name}: {e}")
-                })?;
-            let out = client
-                .describe_parameters()
-                .parameter_filters(filter)
-                .send()
-                .await
-                .map_err(|e| {
-                    aws_problem(&classify(
-                        "describe",
-                        format!("parameter {name} in {region}"),
-                        e,
-                    ))
-                })?;
-            Ok(out.parameters().first().map(|p| {
-                p.arn()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| spc::parameter_arn(region, account, &bare))
-            }))
-        }
-    }
-}
+#[cfg(test)]
+#[path = "facts_mock_tests.rs"]
+mod mock_tests;
