@@ -143,24 +143,6 @@ pub async fn connect(
 }
 
 /// Preflight: the caller, the cluster, a Kubernetes client and its EC2 nodes. Read-only.
-/// A command that needs AWS and the cluster (`down`, `migrate`, `doctor`): credentials,
-/// preflight, and the backends its operations run on.
-pub async fn connect_cluster(
-    region: Option<&str>,
-    profile: Option<&str>,
-    cluster: &str,
-    command: &str,
-) -> Result<(Target, crate::interp::Backends), StepError> {
-    let (aws, _) = connect(region, profile, false).await?;
-    let aws = aws.ok_or_else(|| {
-        StepError::problem(format!("{command} needs AWS access"))
-            .with_hint("pass --region and --profile, or set AWS_REGION and AWS credentials")
-    })?;
-    let (t, _) = preflight(aws, cluster).await?;
-    let backends = crate::interp::Backends::of(&t)?;
-    Ok((t, backends))
-}
-
 pub async fn preflight(aws: Clients, cluster: &str) -> Result<(Target, StepOutcome), StepError> {
     let identity = aws
         .sts

@@ -10,7 +10,6 @@ use crate::config::DoctorSettings;
 use crate::diagnose::checks::{self, Check, Status, Summary};
 use crate::error::StepError;
 use crate::resources::facts;
-use crate::target;
 
 /// What `doctor --output json` prints.
 #[derive(Debug, Clone, Serialize)]
@@ -26,7 +25,7 @@ pub async fn run(
     s: &DoctorSettings,
     printer: &crate::ui::Printer,
 ) -> Result<DoctorReport, StepError> {
-    let (t, _) = target::connect_cluster(
+    let (t, _) = super::connect_cluster(
         s.region.as_deref(),
         s.profile.as_deref(),
         &s.cluster,

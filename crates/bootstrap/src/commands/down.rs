@@ -14,7 +14,7 @@ use crate::plan::{
 };
 use crate::resources::discover::{self, Inventory};
 use crate::resources::teardown::{self, Scope, Teardown};
-use crate::target::{self, Target};
+use crate::target::Target;
 
 /// What `down --output json` prints.
 #[derive(Debug, Serialize)]
@@ -211,7 +211,7 @@ pub async fn run(
     s: &DownSettings,
     printer: &crate::ui::Printer,
 ) -> Result<(DownReport, Option<(&'static str, StepError)>), StepError> {
-    let (t, backends) = target::connect_cluster(
+    let (t, backends) = super::connect_cluster(
         s.region.as_deref(),
         s.profile.as_deref(),
         &s.cluster,

@@ -78,7 +78,7 @@ pub async fn push(args: &ImagePushArgs, printer: &Printer) -> ExitStatus {
             Ok(c) => c,
             Err(e) => return image_failure(printer, &e),
         };
-    let plan = match image::plan_push(
+    let plan = match crate::resources::image_push::plan_push(
         &args.from,
         args.tag.as_deref(),
         &target,
@@ -97,7 +97,7 @@ pub async fn push(args: &ImagePushArgs, printer: &Printer) -> ExitStatus {
             plan.target
         ));
     }
-    let registry = image::Registry::new(&credentials, &plan.target);
+    let registry = crate::resources::image_push::Registry::new(&credentials, &plan.target);
     let exec = Executor::new(
         args.dry_run,
         Some(&registry),

@@ -19,7 +19,7 @@ use crate::plan::{Change, Executor, Interpreter, Op, Step, StepOutcome};
 use crate::resources::association;
 use crate::resources::irsa::{self, Candidate, ClusterRef, FoundSpc, IrsaRemoval, Scan, Untied};
 use crate::resources::sample::{self, Sample};
-use crate::target::{self, Target};
+use crate::target::Target;
 
 /// One workload's outcome.
 #[derive(Debug, Serialize)]
@@ -481,7 +481,7 @@ pub async fn run_on(
 
 /// Connects, preflights and runs `migrate`.
 pub async fn run(s: &MigrateSettings) -> Result<MigrateReport, StepError> {
-    let (t, backends) = target::connect_cluster(
+    let (t, backends) = super::connect_cluster(
         s.region.as_deref(),
         s.profile.as_deref(),
         &s.cluster,

@@ -46,3 +46,21 @@ pub fn user_error(printer: &Printer, err: &(dyn std::error::Error + 'static)) ->
     printer.error(&render_error(err, None));
     ExitStatus::UserError
 }
+
+/// A command that needs AWS and the cluster (`down`, `migrate`, `doctor`): credentials,
+/// preflight, and the backends its operations run on.
+pub async fn connect_cluster(
+    region: Option<&str>,
+    profile: Option<&str>,
+    cluster: &str,
+    command: &str,
+) -> Result<(crate::target::Target, crate::interp::Backends), StepError> {
+    let (aws, _) = crate::target::connect(region, profile, false).await?;
+    let aws = aws.ok_or_else(|| {
+        StepError::problem(format!("{command} needs AWS access"))
+            .with_hint("pass --region and --profile, or set AWS_REGION and AWS credentials")
+    })?;
+    let (t, _) = crate::target::preflight(aws, cluster).await?;
+    let backends = crate::interp::Backends::of(&t)?;
+    Ok((t, backends))
+}

@@ -15,7 +15,6 @@
 
 mod auth;
 mod error;
-mod plan;
 mod push;
 mod reference;
 mod registry;
@@ -29,8 +28,10 @@ use std::fmt;
 
 pub use auth::{AuthSource, Credentials};
 pub use error::{ImageError, Operation};
-pub use plan::{PushPlan, Registry, plan_push};
-pub use push::{PushReport, push, push_for};
+pub use push::{
+    PushReport, create_ecr_repository, ecr_repository_missing, push, push_for, push_resolved,
+    resolve_target,
+};
 pub use reference::{ImageRef, RegistryKind, registry_kind};
 pub use registry::{ImageReport, Platform, check, inspect};
 

@@ -9,6 +9,7 @@ pub mod addon;
 pub mod association;
 pub mod discover;
 pub mod facts;
+pub mod image_push;
 pub mod irsa;
 pub mod namespace_scan;
 pub mod objects;

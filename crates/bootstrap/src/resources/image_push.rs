@@ -8,11 +8,8 @@ use std::time::Instant;
 
 use futures::future::BoxFuture;
 
-use super::auth::Credentials;
-use super::error::ImageError;
-use super::push::{self, PushReport};
-use super::reference::{ImageRef, RegistryKind};
 use crate::error::StepError;
+use crate::image::{self as push, Credentials, ImageError, ImageRef, PushReport, RegistryKind};
 use crate::plan::{Action, Change, Interpreter, Op, Step, StepOutcome};
 
 /// What `image push` will do: the resolved target and the steps that get the image there.
