@@ -95,17 +95,32 @@ pub enum Command {
     Doctor(Box<DoctorArgs>),
 }
 
+/// The cluster a command acts on, and the AWS configuration that reaches it (one set of flags
+/// for every command that needs a cluster).
 #[derive(Debug, Args)]
-pub struct UpArgs {
+pub struct ClusterArgs {
     /// The EKS cluster's name.
     #[arg(long, env = "BOOTSTRAP_CLUSTER")]
     pub cluster: String,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// Where AWS calls go: the region and the profile.
+#[derive(Debug, Args)]
+pub struct AwsArgs {
     /// AWS region (default: AWS_REGION, then the profile's region).
     #[arg(long)]
     pub region: Option<String>,
     /// AWS profile from the shared config files.
     #[arg(long)]
     pub profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub target: ClusterArgs,
     /// Namespace of the workload.
     #[arg(long, default_value = "bootstrap-demo")]
     pub namespace: String,
@@ -165,15 +180,8 @@ pub struct UpArgs {
 
 #[derive(Debug, Args)]
 pub struct DownArgs {
-    /// The EKS cluster's name.
-    #[arg(long, env = "BOOTSTRAP_CLUSTER")]
-    pub cluster: String,
-    /// AWS region (default: AWS_REGION, then the profile's region).
-    #[arg(long)]
-    pub region: Option<String>,
-    /// AWS profile from the shared config files.
-    #[arg(long)]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub target: ClusterArgs,
     /// Remove only this namespace's workload (its objects, association and role); keeps the
     /// platform.
     #[arg(long, value_name = "NS")]
@@ -219,12 +227,9 @@ pub struct OnboardArgs {
     /// The EKS cluster's name (wins over the file's `cluster`).
     #[arg(long, env = "BOOTSTRAP_CLUSTER")]
     pub cluster: Option<String>,
-    /// AWS region (wins over the file's `region`; default: AWS_REGION, then the profile's).
-    #[arg(long)]
-    pub region: Option<String>,
-    /// AWS profile from the shared config files.
-    #[arg(long)]
-    pub profile: Option<String>,
+    /// AWS region (wins over the file's `region`) and profile.
+    #[command(flatten)]
+    pub aws: AwsArgs,
     /// Teams onboarded at once (they share one set of AWS clients).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
@@ -251,15 +256,8 @@ pub struct OnboardArgs {
 
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
-    /// The EKS cluster's name.
-    #[arg(long, env = "BOOTSTRAP_CLUSTER")]
-    pub cluster: String,
-    /// AWS region (default: AWS_REGION, then the profile's region).
-    #[arg(long)]
-    pub region: Option<String>,
-    /// AWS profile from the shared config files.
-    #[arg(long)]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub target: ClusterArgs,
     /// Only this namespace's workloads.
     #[arg(long, value_name = "NS")]
     pub namespace: Option<String>,
@@ -280,9 +278,8 @@ pub struct MigrateArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// The EKS cluster's name.
-    #[arg(long, env = "BOOTSTRAP_CLUSTER")]
-    pub cluster: String,
+    #[command(flatten)]
+    pub target: ClusterArgs,
     /// Only this namespace's SecretProviderClasses and workloads (the platform is always
     /// checked).
     #[arg(long, value_name = "NS")]
@@ -290,12 +287,6 @@ pub struct DoctorArgs {
     /// Also explain this pod's failed mounts (its FailedMount events); needs --namespace.
     #[arg(long, value_name = "POD", requires = "namespace")]
     pub pod: Option<String>,
-    /// AWS region (default: AWS_REGION, then the profile's region).
-    #[arg(long)]
-    pub region: Option<String>,
-    /// AWS profile from the shared config files.
-    #[arg(long)]
-    pub profile: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

@@ -143,11 +143,41 @@ pub fn region_from_env() -> Option<String> {
         .find(|v| !v.trim().is_empty())
 }
 
+/// The cluster and AWS settings every cluster command resolves the same way: the name checked,
+/// the region from the flag or the environment (and checked), the profile.
+pub struct ClusterSettings {
+    pub cluster: String,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+}
+
+impl ClusterSettings {
+    pub fn resolve(args: &crate::cli::ClusterArgs) -> Result<Self, ConfigError> {
+        if let Some(problem) = cluster_name_problem(&args.cluster) {
+            return Err(invalid("--cluster", problem));
+        }
+        let region = args.aws.region.clone().or_else(region_from_env);
+        if let Some(r) = &region
+            && !r
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(invalid(
+                "--region",
+                format!("{r:?} is not an AWS region name"),
+            ));
+        }
+        Ok(Self {
+            cluster: args.cluster.clone(),
+            region,
+            profile: args.aws.profile.clone(),
+        })
+    }
+}
+
 /// Merges flags, the values file and the environment into [`UpSettings`].
 pub fn resolve_up(args: &UpArgs) -> Result<UpSettings, ConfigError> {
-    if let Some(problem) = cluster_name_problem(&args.cluster) {
-        return Err(invalid("--cluster", problem));
-    }
+    let target = ClusterSettings::resolve(&args.target)?;
     if let Some(problem) = names::label_problem("namespace", &args.namespace) {
         return Err(invalid("--namespace", problem));
     }
@@ -160,17 +190,6 @@ pub fn resolve_up(args: &UpArgs) -> Result<UpSettings, ConfigError> {
         .map(|s| SecretRef::parse(s).map_err(|p| invalid("--secret", p)))
         .collect::<Result<Vec<_>, _>>()?;
     let timeout = parse_duration(&args.timeout).map_err(|p| invalid("--timeout", p))?;
-    let region = args.region.clone().or_else(region_from_env);
-    if let Some(r) = &region
-        && !r
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
-        return Err(invalid(
-            "--region",
-            format!("{r:?} is not an AWS region name"),
-        ));
-    }
     let values = match &args.values {
         Some(path) => read_values(path)?,
         None => ValuesFile::default(),
@@ -185,9 +204,9 @@ pub fn resolve_up(args: &UpArgs) -> Result<UpSettings, ConfigError> {
     }
     csi_driver.sync_secrets |= args.sync_secrets;
     Ok(UpSettings {
-        cluster: args.cluster.clone(),
-        region,
-        profile: args.profile.clone(),
+        cluster: target.cluster,
+        region: target.region,
+        profile: target.profile,
         namespace: args.namespace.clone(),
         service_account: args.service_account.clone(),
         create_demo_secret: args.create_demo_secret || secrets.is_empty(),
@@ -230,9 +249,7 @@ pub struct DownSettings {
 
 /// Validates `down`'s flags.
 pub fn resolve_down(args: &DownArgs) -> Result<DownSettings, ConfigError> {
-    if let Some(problem) = cluster_name_problem(&args.cluster) {
-        return Err(invalid("--cluster", problem));
-    }
+    let target = ClusterSettings::resolve(&args.target)?;
     if let Some(ns) = &args.namespace
         && let Some(problem) = names::label_problem("namespace", ns)
     {
@@ -240,9 +257,9 @@ pub fn resolve_down(args: &DownArgs) -> Result<DownSettings, ConfigError> {
     }
     let timeout = parse_duration(&args.timeout).map_err(|p| invalid("--timeout", p))?;
     Ok(DownSettings {
-        cluster: args.cluster.clone(),
-        region: args.region.clone().or_else(region_from_env),
-        profile: args.profile.clone(),
+        cluster: target.cluster,
+        region: target.region,
+        profile: target.profile,
         namespace: args.namespace.clone(),
         team: args.team.clone(),
         workloads_only: args.workloads_only,
@@ -297,11 +314,12 @@ pub fn resolve_onboard(args: &OnboardArgs) -> Result<OnboardSettings, OnboardInp
     Ok(OnboardSettings {
         cluster,
         region: args
+            .aws
             .region
             .clone()
             .or(file.region.clone())
             .or_else(region_from_env),
-        profile: args.profile.clone(),
+        profile: args.aws.profile.clone(),
         teams: file.teams.into_iter().map(|t| t.value).collect(),
         concurrency: usize::from(args.concurrency),
         prune: args.prune,
@@ -328,18 +346,16 @@ pub struct MigrateSettings {
 
 /// Validates `migrate`'s flags.
 pub fn resolve_migrate(args: &MigrateArgs) -> Result<MigrateSettings, ConfigError> {
-    if let Some(problem) = cluster_name_problem(&args.cluster) {
-        return Err(invalid("--cluster", problem));
-    }
+    let target = ClusterSettings::resolve(&args.target)?;
     if let Some(ns) = &args.namespace
         && let Some(problem) = names::label_problem("namespace", ns)
     {
         return Err(invalid("--namespace", problem));
     }
     Ok(MigrateSettings {
-        cluster: args.cluster.clone(),
-        region: args.region.clone().or_else(region_from_env),
-        profile: args.profile.clone(),
+        cluster: target.cluster,
+        region: target.region,
+        profile: target.profile,
         namespace: args.namespace.clone(),
         approve: args.approve,
         remove_irsa: args.remove_irsa,
@@ -372,9 +388,7 @@ pub struct DoctorSettings {
 
 /// Validates `doctor`'s flags.
 pub fn resolve_doctor(args: &DoctorArgs) -> Result<DoctorSettings, ConfigError> {
-    if let Some(problem) = cluster_name_problem(&args.cluster) {
-        return Err(invalid("--cluster", problem));
-    }
+    let target = ClusterSettings::resolve(&args.target)?;
     if let Some(ns) = &args.namespace
         && let Some(problem) = names::label_problem("namespace", ns)
     {
@@ -392,9 +406,9 @@ pub fn resolve_doctor(args: &DoctorArgs) -> Result<DoctorSettings, ConfigError> 
         ));
     }
     Ok(DoctorSettings {
-        cluster: args.cluster.clone(),
-        region: args.region.clone().or_else(region_from_env),
-        profile: args.profile.clone(),
+        cluster: target.cluster,
+        region: target.region,
+        profile: target.profile,
         namespace: args.namespace.clone(),
         pod: args.pod.clone(),
         output: args.output,
