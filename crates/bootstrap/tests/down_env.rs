@@ -259,21 +259,7 @@ async fn up_killed_at_three_points_then_down_leaves_nothing_owned() {
             done >= after.min(1),
             "up was killed before writing anything ({done})"
         );
-        let out = run(
-            args(&[
-                "down",
-                "--cluster",
-                &cluster,
-                "--yes",
-                "--force",
-                "--workloads-only",
-                "-q",
-                "--timeout",
-                "4m",
-            ]),
-            None,
-        )
-        .await;
+        let out = run(common::cli::down_workloads_args(&cluster), None).await;
         ok(&out, "down after a killed up");
         let left = owned_inventory(&cfg, &kube, &cluster).await;
         let left: Vec<&String> = left.iter().filter(|i| !platform_item(i)).collect();

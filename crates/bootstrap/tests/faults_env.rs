@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use common::cli::{args, control, faults, journal_in_order, killed_when, ok, run, run_via};
+use common::cli::{control, faults, journal_in_order, killed_when, ok, run, run_via};
 use common::inventory::{foreign_agent_addon, no_agent_addon, owned_inventory, platform_item};
 
 /// The tests change the same cluster: one at a time.
@@ -34,17 +34,7 @@ fn up_args(cluster: &str, ns: &str) -> Vec<String> {
 }
 
 fn down_args(cluster: &str) -> Vec<String> {
-    args(&[
-        "down",
-        "--cluster",
-        cluster,
-        "--yes",
-        "--force",
-        "--workloads-only",
-        "-q",
-        "--timeout",
-        "4m",
-    ])
+    common::cli::down_workloads_args(cluster)
 }
 
 /// `down` of everything bootstrap owns on the cluster, the platform included.

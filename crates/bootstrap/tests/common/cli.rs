@@ -247,3 +247,19 @@ pub fn up_args(cluster: &str, ns: Option<&str>, extra: &[&str]) -> Vec<String> {
     }
     a
 }
+
+/// `down --workloads-only --force --yes`: every workload bootstrap owns on the cluster, quiet;
+/// the platform stays.
+pub fn down_workloads_args(cluster: &str) -> Vec<String> {
+    args(&[
+        "down",
+        "--cluster",
+        cluster,
+        "--yes",
+        "--force",
+        "--workloads-only",
+        "-q",
+        "--timeout",
+        "4m",
+    ])
+}
