@@ -96,6 +96,9 @@ async fn two_ups_at_once_both_end_with_one_role_and_one_association() {
     let _serial = SERIAL.lock().await;
     let cluster = env.cluster.clone();
     let ns = common::unique("twice");
+    // Removed when the test ends, pass or fail (the test's own `down` removes it on success).
+    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
+    cleanup.namespaces = vec![ns.clone()];
     // No agent add-on either: both runs create it (and the demo secret, role, association).
     let eks = aws_sdk_eks::Client::new(&common::aws().await);
     no_agent_addon(&eks, &cluster).await;
@@ -436,6 +439,9 @@ async fn run_case(
 ) -> Row {
     let started = Instant::now();
     let ns = common::unique("fault");
+    // Removed when the case ends, pass or fail (its own `down` removes it when it passes).
+    let mut cleanup = common::cleanup::Cleanup::new(cluster);
+    cleanup.namespaces = vec![ns.clone()];
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("ops");
     let eks = aws_sdk_eks::Client::new(&common::aws().await);
@@ -605,11 +611,14 @@ async fn every_fault_of_up_and_down_converges() {
     let Some(env) = common::env() else { return };
     let _serial = SERIAL.lock().await;
     let cluster = env.cluster.clone();
+    // The matrix's own namespaces, removed when it ends, pass or fail.
+    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
     let http = reqwest::Client::new();
     faults(&http, None).await;
     // The clean end state every case must reach.
     ok(&run(down_args(&cluster)).await, "down before the matrix");
     let ns = common::unique("clean");
+    cleanup.namespaces.push(ns.clone());
     ok(&run(up_args(&cluster, &ns)).await, "a clean up");
     let clean = workload_state(&cluster, &ns).await;
     assert!(
@@ -648,6 +657,7 @@ async fn every_fault_of_up_and_down_converges() {
     ok(&run(down_full_args(&cluster)).await, "down of the platform");
     no_agent_addon(&eks, &cluster).await;
     let ns = common::unique("cleanp");
+    cleanup.namespaces.push(ns.clone());
     ok(
         &run(up_args(&cluster, &ns)).await,
         "a clean up with the platform",
@@ -677,6 +687,7 @@ async fn every_fault_of_up_and_down_converges() {
     // add-on, bootstrap's driver and provider.
     foreign_agent_addon(&eks, &cluster).await;
     let ns = common::unique("restore");
+    cleanup.namespaces.push(ns.clone());
     ok(
         &run(up_args(&cluster, &ns)).await,
         "up restoring the platform",
