@@ -18,6 +18,8 @@ async fn binary_serves_mounts_and_stops_on_sigterm() {
     let sm = aws_sdk_secretsmanager::Client::new(&moto.admin);
     let run = run_id();
     let names: Vec<String> = (0..3).map(|i| format!("provider-bin-{run}-{i}")).collect();
+    let mut made = moto.made();
+    made.secrets.clone_from(&names);
     for n in &names {
         if let Err(e) = sm
             .create_secret()
@@ -138,13 +140,5 @@ async fn binary_serves_mounts_and_stops_on_sigterm() {
     assert!(logs.contains("mounted"), "{logs}");
     for leak in ["s3cr3t", moto.secret.as_str(), POD_TOKEN] {
         assert!(!logs.contains(leak), "provider log leaks {leak}");
-    }
-    for n in &names {
-        let _ = sm
-            .delete_secret()
-            .secret_id(n)
-            .force_delete_without_recovery(true)
-            .send()
-            .await;
     }
 }

@@ -19,6 +19,9 @@ async fn secrets_manager_and_ssm_through_moto() {
     let db = format!("provider-test-{run}/db");
     let api = format!("provider-test-{run}-api");
     let param = format!("/provider-test-{run}/url");
+    let mut made = moto.made();
+    made.secrets = vec![db.clone(), api.clone()];
+    made.parameters = vec![param.clone()];
 
     // Setup failures belong to the environment (e.g. moto restarting): skip, don't fail.
     let setup = async {
@@ -146,14 +149,4 @@ async fn secrets_manager_and_ssm_through_moto() {
         !logs.contains("s3cr3t") && !logs.contains(moto.secret.as_str()),
         "secret in logs"
     );
-
-    for id in [&db, &api] {
-        let _ = sm
-            .delete_secret()
-            .secret_id(id)
-            .force_delete_without_recovery(true)
-            .send()
-            .await;
-    }
-    let _ = ssm.delete_parameter().name(&param).send().await;
 }

@@ -81,3 +81,54 @@ pub fn run_id() -> u128 {
         .map(|d| d.as_nanos())
         .unwrap_or(0)
 }
+
+/// What a test made in moto, deleted when dropped: when the test passes and when it fails.
+pub struct Made {
+    admin: aws_config::SdkConfig,
+    pub secrets: Vec<String>,
+    pub parameters: Vec<String>,
+}
+
+impl Moto {
+    /// A guard for the secrets and parameters the test is about to make.
+    pub fn made(&self) -> Made {
+        Made {
+            admin: self.admin.clone(),
+            secrets: Vec::new(),
+            parameters: Vec::new(),
+        }
+    }
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        let (admin, secrets, parameters) = (
+            self.admin.clone(),
+            std::mem::take(&mut self.secrets),
+            std::mem::take(&mut self.parameters),
+        );
+        // Drop cannot await, and may run inside the test's runtime: a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let sm = aws_sdk_secretsmanager::Client::new(&admin);
+                for id in &secrets {
+                    let _ = sm
+                        .delete_secret()
+                        .secret_id(id)
+                        .force_delete_without_recovery(true)
+                        .send()
+                        .await;
+                }
+                let ssm = aws_sdk_ssm::Client::new(&admin);
+                for name in &parameters {
+                    let _ = ssm.delete_parameter().name(name).send().await;
+                }
+            });
+        })
+        .join();
+    }
+}
