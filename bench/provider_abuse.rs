@@ -12,18 +12,24 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_csi_provider::proto::MountRequest;
 use aws_csi_provider::proto::csi_driver_provider_client::CsiDriverProviderClient;
-use futures::future::BoxFuture;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use tokio::io::AsyncWriteExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+
+// The provider's test harness: the fake agent, the socket client, the binary's launch.
+#[path = "../crates/aws-csi-provider/tests/provider_support/mod.rs"]
+mod provider_support;
+
+use provider_support::process::{spawn, status_kib};
+use provider_support::{connect, start_agent_with};
 
 const GOOD_TOKEN: &str = "abuse-bench-token";
 const MIB: f64 = 1024.0 * 1024.0;
@@ -70,22 +76,6 @@ where
         }
     });
     url
-}
-
-/// The Pod Identity agent: GOOD_TOKEN gets credentials, anything else a 403.
-async fn agent(hits: Arc<AtomicUsize>) -> String {
-    let url = serve(move |_, headers, _| {
-        hits.fetch_add(1, Ordering::Relaxed);
-        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-        if auth == Some(GOOD_TOKEN) {
-            let body = r#"{"AccessKeyId":"ASIABENCH","SecretAccessKey":"bench","Token":"bench","AccountId":"111122223333","Expiration":"2099-01-01T00:00:00Z"}"#;
-            (200, "application/json", body.as_bytes().to_vec())
-        } else {
-            (403, "application/json", br#"{"message":"invalid token"}"#.to_vec())
-        }
-    })
-    .await;
-    format!("{url}/v1/credentials")
 }
 
 /// The secret value of `name`: `huge` is 5 MiB, `big*` 256 KiB, the rest a small JSON.
@@ -142,36 +132,10 @@ async fn secrets_manager(calls: Arc<AtomicUsize>) -> String {
     .await
 }
 
-#[derive(Clone)]
-struct UnixConnector(PathBuf);
-
-impl tonic::codegen::Service<http::Uri> for UnixConnector {
-    type Response = hyper_util::rt::TokioIo<tokio::net::UnixStream>;
-    type Error = std::io::Error;
-    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-    fn call(&mut self, _: http::Uri) -> Self::Future {
-        let path = self.0.clone();
-        Box::pin(async move {
-            tokio::net::UnixStream::connect(path)
-                .await
-                .map(hyper_util::rt::TokioIo::new)
-        })
-    }
-}
-
 async fn client(socket: &Path) -> CsiDriverProviderClient<Channel> {
-    let channel = Endpoint::try_from("http://[::1]:1")
-        .expect("endpoint")
-        .connect_with_connector(UnixConnector(socket.to_path_buf()))
+    connect(socket.to_path_buf())
         .await
-        .expect("connect");
-    CsiDriverProviderClient::new(channel).max_decoding_message_size(16 << 20)
+        .max_decoding_message_size(16 << 20)
 }
 
 /// A mount request of pod `pod` with `objects` and a Pod Identity `token`.
@@ -209,25 +173,12 @@ struct Provider {
 impl Provider {
     async fn start(binary: &str, agent: &str, aws: &str, extra: &[String]) -> Provider {
         let dir = tempfile::tempdir().expect("tempdir");
-        let socket = dir.path().join("aws.sock");
-        let child = Command::new(binary)
-            .arg("--provider-volume")
-            .arg(dir.path())
-            .arg("--pod-identity-endpoint")
-            .arg(agent)
-            .args(extra)
-            .env_clear()
-            .env("AWS_ENDPOINT_URL", aws)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the provider");
-        let started = Instant::now();
-        while !socket.exists() && started.elapsed() < Duration::from_secs(20) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let env = [
+            ("AWS_ENDPOINT_URL", aws),
+            ("AWS_REGION", "us-east-1"),
+            ("RUST_LOG", "warn"),
+        ];
+        let (child, socket) = spawn(binary, dir.path(), agent, &env, extra, Stdio::null()).await;
         Provider {
             child,
             socket,
@@ -236,15 +187,10 @@ impl Provider {
     }
 
     fn peak_mib(&self) -> String {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map(|kib| format!("{:.1}", kib / 1024.0))
-            .unwrap_or_else(|| "-".into())
+        match status_kib(self.child.id(), "VmHWM:") {
+            0 => "-".into(),
+            kib => format!("{:.1}", kib as f64 / 1024.0),
+        }
     }
 
     /// Alive, and a normal mount of a new pod works.
@@ -466,9 +412,11 @@ async fn main() {
         .next()
         .unwrap_or_else(|| "target/debug/aws-csi-provider".into());
     let extra: Vec<String> = args.collect();
-    let agent_hits = Arc::new(AtomicUsize::new(0));
     let aws_calls = Arc::new(AtomicUsize::new(0));
-    let agent_url = agent(agent_hits.clone()).await;
+    // The Pod Identity agent: GOOD_TOKEN gets credentials, anything else a 403.
+    let agent_url = start_agent_with(GOOD_TOKEN, "ASIABENCH", "bench", "bench")
+        .await
+        .url;
     let aws_url = secrets_manager(aws_calls.clone()).await;
     println!("binary: {binary} {}", extra.join(" "));
     println!();

@@ -40,6 +40,11 @@ say "python tests of the AWS stand-in and of the provider image"
 "$BOOTSTRAP_ENV_PYTHON" -m pytest -q tests/env || status=1
 say "rust tests (unit, component, and flows against the environment)"
 cargo test --all-targets --locked --no-fail-fast -- --test-threads 2 || status=1
+if [[ -n ${BOOTSTRAP_FAULTS:-} ]]; then
+    # The fault matrix is #[ignore]d (about 40 minutes): it runs only when asked for.
+    say "fault matrix (BOOTSTRAP_FAULTS=$BOOTSTRAP_FAULTS): crates/bootstrap/tests/faults_env.rs"
+    cargo test -p bootstrap --test faults_env --locked -- --ignored --nocapture || status=1
+fi
 say "acceptance: the life of a platform team on the stand-in (tests/acceptance/run.sh)"
 tests/acceptance/run.sh || status=1
 say "done in $((SECONDS - t0))s: $([[ $status == 0 ]] && echo passed || echo FAILED)"

@@ -186,14 +186,7 @@ fn corpus() -> Vec<Bad> {
 
 #[tokio::test]
 async fn every_listed_bad_input_is_refused_clearly_and_leaks_nothing() {
-    let agent = start_agent(POD_TOKEN).await;
-    let mut h = start(
-        fake_aws(),
-        FakeCluster::default(),
-        &agent.url,
-        MountConfig::default(),
-    )
-    .await;
+    let (_agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     let mut errors = Vec::new();
     let mut rows = Vec::new();
     let mut wrong = Vec::new();

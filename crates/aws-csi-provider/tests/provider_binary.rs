@@ -5,74 +5,21 @@
 
 mod provider_support;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
 use futures::StreamExt;
+use provider_support::moto::{moto, run_id};
+use provider_support::process::{spawn, status_kib};
 use provider_support::*;
-
-fn env_file() -> Option<std::collections::HashMap<String, String>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/env/state/env.sh");
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut vars = std::collections::HashMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("export ") else {
-            continue;
-        };
-        for assignment in rest.split_whitespace() {
-            if let Some((k, v)) = assignment.split_once('=') {
-                vars.insert(k.to_string(), v.trim_matches('\'').to_string());
-            }
-        }
-    }
-    Some(vars)
-}
-
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_serves_mounts_and_stops_on_sigterm() {
-    let Some(vars) = env_file() else {
-        bootstrap_common::testenv::skip("tests/env is not up");
-        return;
-    };
-    let (Some(endpoint), Some(key), Some(secret)) = (
-        vars.get("AWS_ENDPOINT_URL"),
-        vars.get("AWS_ACCESS_KEY_ID"),
-        vars.get("AWS_SECRET_ACCESS_KEY"),
-    ) else {
-        bootstrap_common::testenv::skip("env.sh lacks AWS settings");
-        return;
-    };
-    if std::net::TcpStream::connect(endpoint.trim_start_matches("http://")).is_err() {
-        bootstrap_common::testenv::skip(&format!("moto is not reachable at {endpoint}"));
-        return;
-    }
-    let region = vars
-        .get("AWS_REGION")
-        .cloned()
-        .unwrap_or_else(|| "us-west-2".into());
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new(region.clone()))
-        .credentials_provider(Credentials::new(key, secret, None, None, "env"))
-        .load()
-        .await;
-    let sm = aws_sdk_secretsmanager::Client::new(&conf);
-    let run = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let Some(moto) = moto().await else { return };
+    let sm = aws_sdk_secretsmanager::Client::new(&moto.admin);
+    let run = run_id();
     let names: Vec<String> = (0..3).map(|i| format!("provider-bin-{run}-{i}")).collect();
+    let mut made = moto.made();
+    made.secrets.clone_from(&names);
     for n in &names {
         if let Err(e) = sm
             .create_secret()
@@ -86,7 +33,7 @@ async fn binary_serves_mounts_and_stops_on_sigterm() {
         }
     }
 
-    let agent = start_agent_with(POD_TOKEN, key, secret, "").await;
+    let agent = start_agent_with(POD_TOKEN, &moto.key, &moto.secret, "").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let metrics_port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -98,27 +45,22 @@ async fn binary_serves_mounts_and_stops_on_sigterm() {
     // AWS_CSI_PROVIDER_BIN selects another build (e.g. target/release) for the measurement.
     let binary = std::env::var("AWS_CSI_PROVIDER_BIN")
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_aws-csi-provider").to_string());
-    let mut child = std::process::Command::new(&binary)
-        .arg("--provider-volume")
-        .arg(&providers)
-        .arg("--pod-identity-endpoint")
-        .arg(&agent.url)
-        .arg("--metrics-addr")
-        .arg(format!("127.0.0.1:{metrics_port}"))
-        .env_clear()
-        .env("AWS_ENDPOINT_URL", endpoint)
-        .env("AWS_REGION", &region)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("RUST_LOG", "debug")
-        .stderr(log)
-        .spawn()
-        .expect("start provider");
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("AWS_REGION", &moto.region),
+        ("RUST_LOG", "debug"),
+    ];
+    let metrics_addr = ["--metrics-addr".into(), format!("127.0.0.1:{metrics_port}")];
+    let (mut child, socket) = spawn(
+        &binary,
+        &providers,
+        &agent.url,
+        &env,
+        &metrics_addr,
+        log.into(),
+    )
+    .await;
     let pid = child.id();
-    let socket = providers.join("aws.sock");
-    let started = Instant::now();
-    while !socket.exists() && started.elapsed() < Duration::from_secs(20) {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     assert!(socket.exists(), "socket never appeared");
     let mut client = connect(socket.clone()).await;
     let health = reqwest::get(format!("http://127.0.0.1:{metrics_port}/healthz"))
@@ -126,7 +68,7 @@ async fn binary_serves_mounts_and_stops_on_sigterm() {
         .expect("healthz");
     assert!(health.status().is_success());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let idle = rss_kib(pid, "VmRSS:");
+    let idle = status_kib(pid, "VmRSS:");
 
     let objects: String = names
         .iter()
@@ -138,7 +80,7 @@ async fn binary_serves_mounts_and_stops_on_sigterm() {
     let attrs = attributes(
         &[
             ("usePodIdentity", "true"),
-            ("region", &region),
+            ("region", &moto.region),
             ("objects", &objects),
         ],
         Some(&both_tokens()),
@@ -165,7 +107,7 @@ async fn binary_serves_mounts_and_stops_on_sigterm() {
         .await;
     let elapsed = t.elapsed();
     assert!(results.iter().all(|ok| *ok), "some mounts failed");
-    let peak = rss_kib(pid, "VmHWM:");
+    let peak = status_kib(pid, "VmHWM:");
     eprintln!(
         "aws-csi-provider memory: idle RSS {idle} KiB, peak RSS {peak} KiB after 200 mounts (16 concurrent) in {elapsed:?}"
     );
@@ -196,15 +138,7 @@ async fn binary_serves_mounts_and_stops_on_sigterm() {
     assert!(!socket.exists(), "socket removed on shutdown");
     let logs = std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(logs.contains("mounted"), "{logs}");
-    for leak in ["s3cr3t", secret.as_str(), POD_TOKEN] {
+    for leak in ["s3cr3t", moto.secret.as_str(), POD_TOKEN] {
         assert!(!logs.contains(leak), "provider log leaks {leak}");
-    }
-    for n in &names {
-        let _ = sm
-            .delete_secret()
-            .secret_id(n)
-            .force_delete_without_recovery(true)
-            .send()
-            .await;
     }
 }

@@ -9,14 +9,7 @@ use provider_support::*;
 
 #[tokio::test]
 async fn irsa_without_role_annotation_says_so() {
-    let agent = start_agent(POD_TOKEN).await;
-    let mut h = start(
-        fake_aws(),
-        FakeCluster::default(),
-        &agent.url,
-        MountConfig::default(),
-    )
-    .await;
+    let (_agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     let attrs = attributes(
         &[("region", "us-east-1"), ("objects", OBJECTS)],
         Some(&both_tokens()),
@@ -32,14 +25,7 @@ async fn irsa_without_role_annotation_says_so() {
 
 #[tokio::test]
 async fn user_errors_are_clear_and_write_nothing() {
-    let agent = start_agent(POD_TOKEN).await;
-    let mut h = start(
-        fake_aws(),
-        FakeCluster::default(),
-        &agent.url,
-        MountConfig::default(),
-    )
-    .await;
+    let (_agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     let mut errors = Vec::new();
 
     // Invalid usePodIdentity: quotes the value, lists the accepted ones.
@@ -124,12 +110,11 @@ async fn user_errors_are_clear_and_write_nothing() {
 
 #[tokio::test]
 async fn oversized_response_is_refused() {
-    let agent = start_agent(POD_TOKEN).await;
     let config = MountConfig {
         max_response_bytes: 4096,
         ..MountConfig::default()
     };
-    let mut h = start(fake_aws(), FakeCluster::default(), &agent.url, config).await;
+    let (_agent, mut h) = with_agent(fake_aws(), config).await;
     let e = mount(
         &mut h,
         pod_identity_attrs("- {objectName: huge, objectType: secretsmanager}"),

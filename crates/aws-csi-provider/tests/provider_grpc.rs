@@ -16,14 +16,7 @@ use provider_support::*;
 
 #[tokio::test]
 async fn version_reports_runtime() {
-    let agent = start_agent(POD_TOKEN).await;
-    let mut h = start(
-        fake_aws(),
-        FakeCluster::default(),
-        &agent.url,
-        MountConfig::default(),
-    )
-    .await;
+    let (_agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     let v = h
         .client
         .version(aws_csi_provider::proto::VersionRequest {
@@ -38,14 +31,7 @@ async fn version_reports_runtime() {
 
 #[tokio::test]
 async fn pod_identity_secrets_manager_alias_jmes_label_and_cache() {
-    let agent = start_agent(POD_TOKEN).await;
-    let mut h = start(
-        fake_aws(),
-        FakeCluster::default(),
-        &agent.url,
-        MountConfig::default(),
-    )
-    .await;
+    let (agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     let resp = mount(&mut h, pod_identity_attrs(OBJECTS))
         .await
         .expect("mount succeeds");
@@ -159,11 +145,7 @@ async fn irsa_with_ssm_parameters() {
         Some(&both_tokens()),
     );
     let resp = mount(&mut h, attrs).await.expect("IRSA + SSM mount");
-    let files: Vec<(&str, &[u8])> = resp
-        .files
-        .iter()
-        .map(|f| (f.path.as_str(), f.contents.as_slice()))
-        .collect();
+    let files = files_of(&resp);
     assert_eq!(
         files,
         vec![
@@ -178,7 +160,6 @@ async fn irsa_with_ssm_parameters() {
 
 #[tokio::test]
 async fn batch_entry_errors_name_the_object_and_failover_recovers() {
-    let agent = start_agent(POD_TOKEN).await;
     let mut aws = FakeAws::default();
     aws.sm.insert(
         "us-east-1".into(),
@@ -210,13 +191,7 @@ async fn batch_entry_errors_name_the_object_and_failover_recovers() {
                 }),
         ],
     );
-    let mut h = start(
-        aws,
-        FakeCluster::default(),
-        &agent.url,
-        MountConfig::default(),
-    )
-    .await;
+    let (_agent, mut h) = with_agent(aws, MountConfig::default()).await;
     let objects = "- {objectName: a, objectType: secretsmanager}\n- {objectName: b, objectType: secretsmanager, objectAlias: b, failoverObject: {objectName: b-replica}}";
     let attrs = attributes(
         &[
@@ -228,11 +203,7 @@ async fn batch_entry_errors_name_the_object_and_failover_recovers() {
         Some(&both_tokens()),
     );
     let resp = mount(&mut h, attrs).await.expect("failover mount");
-    let files: Vec<(&str, &[u8])> = resp
-        .files
-        .iter()
-        .map(|f| (f.path.as_str(), f.contents.as_slice()))
-        .collect();
+    let files = files_of(&resp);
     assert_eq!(
         files,
         vec![("a", b"s3cr3t-a".as_slice()), ("b", b"s3cr3t-b".as_slice())]
@@ -243,7 +214,6 @@ async fn batch_entry_errors_name_the_object_and_failover_recovers() {
 #[tokio::test]
 async fn batch_denied_falls_back_to_get_secret_value_and_remembers() {
     use aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueError;
-    let agent = start_agent(POD_TOKEN).await;
     let batch = mock!(aws_sdk_secretsmanager::Client::batch_get_secret_value).then_error(|| {
         BatchGetSecretValueError::generic(
             aws_smithy_types::error::ErrorMetadata::builder()
@@ -261,13 +231,7 @@ async fn batch_denied_falls_back_to_get_secret_value_and_remembers() {
     let mut aws = FakeAws::default();
     aws.sm
         .insert("us-east-1".into(), vec![batch.clone(), get.clone()]);
-    let mut h = start(
-        aws,
-        FakeCluster::default(),
-        &agent.url,
-        MountConfig::default(),
-    )
-    .await;
+    let (_agent, mut h) = with_agent(aws, MountConfig::default()).await;
     let objects = "- {objectName: a, objectType: secretsmanager}\n- {objectName: b, objectType: secretsmanager}";
     for _ in 0..2 {
         let resp = mount(&mut h, pod_identity_attrs(objects))

@@ -7,6 +7,8 @@
 //! and redacts `x-amz-security-token`; the clamp of `daemon::body_clamp` keeps the SDK's
 //! targets at `debug` so that a version that prints more cannot leak either.
 
+mod provider_support;
+
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -17,34 +19,13 @@ use aws_csi_provider::clients::{AwsFactory, SdkFactory};
 use aws_csi_provider::daemon::{LogFormat, subscriber};
 use aws_csi_provider::fetch::{NoObserver, Target, secrets_manager};
 use aws_csi_provider::secret::SecretString;
+use provider_support::Logs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WEB_IDENTITY_TOKEN: &str = "MARKER-web-identity-token";
 const SECRET_KEY: &str = "MARKER-secret-access-key";
 const SESSION_TOKEN: &str = "MARKER-session-token";
 const SECRET_VALUE: &str = "MARKER-secret-value";
-
-/// Captured log bytes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut g) = self.0.lock() {
-            g.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().map(|g| g.clone()).unwrap_or_default()).into_owned()
-    }
-}
 
 /// A one-request-per-connection HTTP/1.1 stand-in: STS (query protocol, XML) and Secrets
 /// Manager (JSON); it checks that the token did arrive in STS's body.
@@ -120,7 +101,7 @@ async fn stand_in() -> (String, Arc<Mutex<bool>>) {
 }
 
 async fn calls_at_trace(format: LogFormat) -> String {
-    let logs = Captured::default();
+    let logs = Logs::default();
     let writer = logs.clone();
     let _guard = tracing::subscriber::set_default(subscriber(
         format,

@@ -4,70 +4,24 @@
 
 mod provider_support;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
 use aws_csi_provider::clients::SdkFactory;
 use aws_csi_provider::mount::MountConfig;
+use provider_support::moto::{moto, run_id};
 use provider_support::*;
-
-/// `export NAME='value'` lines of tests/env/state/env.sh.
-fn env_file() -> Option<std::collections::HashMap<String, String>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/env/state/env.sh");
-    let text = std::fs::read_to_string(path).ok()?;
-    let mut vars = std::collections::HashMap::new();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("export ") else {
-            continue;
-        };
-        for assignment in rest.split_whitespace() {
-            if let Some((k, v)) = assignment.split_once('=') {
-                vars.insert(k.to_string(), v.trim_matches('\'').to_string());
-            }
-        }
-    }
-    Some(vars)
-}
 
 #[tokio::test]
 async fn secrets_manager_and_ssm_through_moto() {
-    let Some(vars) = env_file() else {
-        bootstrap_common::testenv::skip("tests/env is not up");
-        return;
-    };
-    let (Some(endpoint), Some(key), Some(secret)) = (
-        vars.get("AWS_ENDPOINT_URL"),
-        vars.get("AWS_ACCESS_KEY_ID"),
-        vars.get("AWS_SECRET_ACCESS_KEY"),
-    ) else {
-        bootstrap_common::testenv::skip("env.sh lacks AWS settings");
-        return;
-    };
-    if std::net::TcpStream::connect(endpoint.trim_start_matches("http://")).is_err() {
-        bootstrap_common::testenv::skip(&format!("moto is not reachable at {endpoint}"));
-        return;
-    }
-    let region = vars
-        .get("AWS_REGION")
-        .cloned()
-        .unwrap_or_else(|| "us-west-2".into());
-    let admin = Credentials::new(key, secret, None, None, "env");
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new(region.clone()))
-        .credentials_provider(admin)
-        .load()
-        .await;
-    let sm = aws_sdk_secretsmanager::Client::new(&conf);
-    let ssm = aws_sdk_ssm::Client::new(&conf);
-    let run = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let Some(moto) = moto().await else { return };
+    let sm = aws_sdk_secretsmanager::Client::new(&moto.admin);
+    let ssm = aws_sdk_ssm::Client::new(&moto.admin);
+    let run = run_id();
     let db = format!("provider-test-{run}/db");
     let api = format!("provider-test-{run}-api");
     let param = format!("/provider-test-{run}/url");
+    let mut made = moto.made();
+    made.secrets = vec![db.clone(), api.clone()];
+    made.parameters = vec![param.clone()];
 
     // Setup failures belong to the environment (e.g. moto restarting): skip, don't fail.
     let setup = async {
@@ -115,11 +69,11 @@ async fn secrets_manager_and_ssm_through_moto() {
         }
     };
 
-    let agent = start_agent_with(POD_TOKEN, key, secret, "").await;
+    let agent = start_agent_with(POD_TOKEN, &moto.key, &moto.secret, "").await;
     let factory = SdkFactory::new(
         aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(endpoint)
-            .region(Region::new(region.clone()))
+            .endpoint_url(&moto.endpoint)
+            .region(Region::new(moto.region.clone()))
             .no_credentials()
             .load()
             .await,
@@ -141,17 +95,13 @@ async fn secrets_manager_and_ssm_through_moto() {
     let attrs = attributes(
         &[
             ("usePodIdentity", "true"),
-            ("region", &region),
+            ("region", &moto.region),
             ("objects", &objects),
         ],
         Some(&both_tokens()),
     );
     let resp = mount(&mut h, attrs).await.expect("mount through moto");
-    let files: Vec<(&str, &[u8])> = resp
-        .files
-        .iter()
-        .map(|f| (f.path.as_str(), f.contents.as_slice()))
-        .collect();
+    let files = files_of(&resp);
     assert_eq!(files[0], ("db-pass", b"s3cr3t-v2".as_slice()));
     assert_eq!(files[1].0, "db");
     assert_eq!(
@@ -185,7 +135,7 @@ async fn secrets_manager_and_ssm_through_moto() {
         let attrs = attributes(
             &[
                 ("usePodIdentity", "true"),
-                ("region", &region),
+                ("region", &moto.region),
                 ("objects", &objects),
             ],
             Some(&both_tokens()),
@@ -196,17 +146,7 @@ async fn secrets_manager_and_ssm_through_moto() {
     }
     let logs = h.logs.text();
     assert!(
-        !logs.contains("s3cr3t") && !logs.contains(secret.as_str()),
+        !logs.contains("s3cr3t") && !logs.contains(moto.secret.as_str()),
         "secret in logs"
     );
-
-    for id in [&db, &api] {
-        let _ = sm
-            .delete_secret()
-            .secret_id(id)
-            .force_delete_without_recovery(true)
-            .send()
-            .await;
-    }
-    let _ = ssm.delete_parameter().name(&param).send().await;
 }

@@ -18,15 +18,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Two unpinned secrets the mocked BatchGetSecretValue answers.
 const TWO: &str = "- {objectName: api, objectType: secretsmanager}\n- {objectName: prod/db, objectType: secretsmanager}";
 
-async fn harness(aws: FakeAws, config: MountConfig) -> (FakeAgent, Harness) {
-    let agent = start_agent(POD_TOKEN).await;
-    let h = start(aws, FakeCluster::default(), &agent.url, config).await;
-    (agent, h)
-}
-
 #[tokio::test]
 async fn object_keys_match_case_insensitively_with_a_warning() {
-    let (_agent, mut h) = harness(fake_aws(), MountConfig::default()).await;
+    let (_agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     let objects = "- ObjectName: api\n  OBJECTTYPE: secretsmanager\n  objectalias: key\n- {objectName: prod/db, objectType: secretsmanager, colour: blue}";
     let resp = mount(&mut h, pod_identity_attrs(objects))
         .await
@@ -44,7 +38,7 @@ async fn object_keys_match_case_insensitively_with_a_warning() {
 
 #[tokio::test]
 async fn unknown_preferred_address_type_falls_back_to_auto() {
-    let (agent, mut h) = harness(fake_aws(), MountConfig::default()).await;
+    let (agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     let attrs = attributes(
         &[
             ("usePodIdentity", "true"),
@@ -66,7 +60,7 @@ async fn unknown_preferred_address_type_falls_back_to_auto() {
 
 #[tokio::test]
 async fn empty_or_absent_objects_mount_zero_files() {
-    let (agent, mut h) = harness(fake_aws(), MountConfig::default()).await;
+    let (agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     for objects in [Some(""), Some("[]"), None] {
         let mut params = vec![("usePodIdentity", "true"), ("region", "us-east-1")];
         if let Some(o) = objects {
@@ -115,16 +109,12 @@ async fn pinned_ssm_version_fetches_name_colon_version() {
                 }),
         ],
     );
-    let (_agent, mut h) = harness(aws, MountConfig::default()).await;
+    let (_agent, mut h) = with_agent(aws, MountConfig::default()).await;
     let objects = "- {objectName: /app/flag, objectType: ssmparameter, objectVersion: 2, objectAlias: flag}\n- {objectName: /app/url, objectType: ssmparameter}";
     let resp = mount(&mut h, pod_identity_attrs(objects))
         .await
         .expect("pinned version found");
-    let files: Vec<(&str, &[u8])> = resp
-        .files
-        .iter()
-        .map(|f| (f.path.as_str(), f.contents.as_slice()))
-        .collect();
+    let files = files_of(&resp);
     assert_eq!(
         files,
         [("flag", b"s3cr3t-v2".as_slice()), ("_app_url", b"u")]
@@ -142,7 +132,7 @@ fn pod_attrs(pod: &str, uid: &str) -> String {
 
 #[tokio::test]
 async fn credentials_are_cached_per_pod_by_default() {
-    let (agent, mut h) = harness(fake_aws(), MountConfig::default()).await;
+    let (agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     for (pod, uid) in [
         ("web-0", "u0"),
         ("web-0", "u0"),
@@ -158,7 +148,7 @@ async fn credentials_are_cached_per_pod_by_default() {
         credential_scope: CacheScope::ServiceAccount,
         ..MountConfig::default()
     };
-    let (agent, mut h) = harness(fake_aws(), config).await;
+    let (agent, mut h) = with_agent(fake_aws(), config).await;
     for (pod, uid) in [("web-0", "u0"), ("web-1", "u1"), ("web-2", "u2")] {
         mount(&mut h, pod_attrs(pod, uid)).await.expect("mount");
     }
@@ -234,7 +224,7 @@ async fn raw_version(socket: &std::path::Path, authority: &str) -> Result<String
 
 #[tokio::test]
 async fn grpc_clients_may_send_any_authority() {
-    let (_agent, h) = harness(fake_aws(), MountConfig::default()).await;
+    let (_agent, h) = with_agent(fake_aws(), MountConfig::default()).await;
     let socket = h.dir.path().join("aws.sock");
     // Python's grpc (percent-encoded socket path), grpc-java (raw path), the Go driver.
     let percent = socket.display().to_string().replace('/', "%2F");
@@ -262,7 +252,7 @@ async fn python_grpc_over_the_socket() {
         eprintln!("skipped: BOOTSTRAP_ENV_PYTHON (with grpcio) is not set");
         return;
     };
-    let (_agent, h) = harness(fake_aws(), MountConfig::default()).await;
+    let (_agent, h) = with_agent(fake_aws(), MountConfig::default()).await;
     let socket = h.dir.path().join("aws.sock");
     let script = r#"
 import sys, grpc

@@ -16,6 +16,7 @@ use aws_csi_provider::jmes;
 use aws_csi_provider::objects::{MAX_FILES, ObjectsError, parse_objects};
 use aws_csi_provider::secret::SecretBytes;
 use proptest::prelude::*;
+use serde_json::json;
 
 /// YAML-ish fragments that hit the parser's interesting paths.
 fn yaml_piece() -> impl Strategy<Value = String> {
@@ -63,7 +64,8 @@ fn check_objects(
             prop_assert!(files.len() <= MAX_FILES);
         }
         Err(e) => {
-            prop_assert!(!e.to_string().is_empty());
+            let e_text = e.to_string();
+            prop_assert!(!e_text.is_empty());
             match e {
                 ObjectsError::PathTranslation(_) => {
                     prop_assert!(PathTranslation::parse(translation).is_err())
@@ -76,7 +78,11 @@ fn check_objects(
                     prop_assert!(!object.is_empty() && !reason.is_empty())
                 }
                 ObjectsError::Yaml { reason } => prop_assert!(!reason.is_empty()),
-                ObjectsError::MissingName { .. } => {}
+                ObjectsError::MissingName { index } => prop_assert!(
+                    e_text == format!("object #{index}: objectName must be specified"),
+                    "{}",
+                    e_text
+                ),
             }
         }
     }
@@ -191,14 +197,20 @@ proptest! {
         let json = jmes::parse_json(&secret).map_err(TestCaseError::fail)?;
         match jmes::select(&json, &path) {
             Ok(v) => prop_assert!(std::str::from_utf8(v.expose()).is_ok()),
-            Err(e) => prop_assert!(!e.contains("S3CR3T"), "{}", e),
+            Err(e) => prop_assert!(!e.contains("S3CR3T") && !e.is_empty(), "{}", e),
         }
+        // Text starting "S3CR3T-" is never JSON: refused, saying so, without its text.
         let raw = SecretBytes::from_string(format!("S3CR3T-{value}"));
         match jmes::parse_json(&raw) {
-            // Some values are JSON (a number…); a non-JSON one is refused without its text.
-            Ok(_) => {}
+            Ok(_) => prop_assert!(false, "text that is not JSON was parsed: {:?}", value),
             Err(e) => prop_assert!(!e.contains("S3CR3T") && e.contains("not valid JSON"), "{}", e),
         }
+        // The same value as a JSON string is accepted, and a path selects it whole.
+        let quoted = SecretBytes::from_string(json!({"k": format!("S3CR3T-{value}")}).to_string());
+        let parsed = jmes::parse_json(&quoted).map_err(TestCaseError::fail)?;
+        let selected = jmes::select(&parsed, "k").map_err(TestCaseError::fail)?;
+        let whole = format!("S3CR3T-{value}");
+        prop_assert_eq!(selected.expose(), whole.as_bytes());
     }
 }
 
@@ -220,7 +232,16 @@ proptest! {
         match jmes::compile(&path) {
             Ok(expr) => {
                 prop_assert!(jmes::check_bounds(&path).is_ok());
-                let _ = jmes::select_compiled(&json, &expr);
+                // Evaluating it either selects a string or says why not (no panic, no overflow).
+                match jmes::select_compiled(&json, &expr) {
+                    Ok(v) => prop_assert!(std::str::from_utf8(v.expose()).is_ok()),
+                    Err(e) => prop_assert!(
+                        e.starts_with("jmesPath evaluation failed")
+                            || e.starts_with("the path matches nothing")
+                            || e.starts_with("the path selects a"),
+                        "{}", e
+                    ),
+                }
             }
             Err(e) => {
                 let bounded = jmes::check_bounds(&path).is_err();

@@ -52,14 +52,7 @@ fn attrs_with_token(objects: &str, token: &str) -> String {
 
 #[tokio::test]
 async fn a_forged_token_for_a_cached_pod_gets_nothing() {
-    let agent = start_agent(POD_TOKEN).await;
-    let mut h = start(
-        fake_aws(),
-        FakeCluster::default(),
-        &agent.url,
-        MountConfig::default(),
-    )
-    .await;
+    let (agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     // The pod mounts with kubelet's token: its session is cached.
     mount(&mut h, attrs_with_token(API, POD_TOKEN))
         .await
@@ -85,12 +78,11 @@ async fn a_forged_token_for_a_cached_pod_gets_nothing() {
 
 #[tokio::test]
 async fn cached_sessions_are_reused_for_at_most_the_max_age() {
-    let agent = start_agent(POD_TOKEN).await;
     let config = MountConfig {
         credential_max_age: Duration::from_millis(50),
         ..MountConfig::default()
     };
-    let mut h = start(fake_aws(), FakeCluster::default(), &agent.url, config).await;
+    let (agent, mut h) = with_agent(fake_aws(), config).await;
     mount(&mut h, attrs_with_token(API, POD_TOKEN))
         .await
         .expect("first");
@@ -105,28 +97,14 @@ async fn cached_sessions_are_reused_for_at_most_the_max_age() {
 
 #[tokio::test]
 async fn the_socket_is_owner_only() {
-    let agent = start_agent(POD_TOKEN).await;
-    let h = start(
-        fake_aws(),
-        FakeCluster::default(),
-        &agent.url,
-        MountConfig::default(),
-    )
-    .await;
+    let (_agent, h) = with_agent(fake_aws(), MountConfig::default()).await;
     let meta = std::fs::symlink_metadata(h.dir.path().join(SOCKET_NAME)).expect("socket");
     assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
 }
 
 #[tokio::test]
 async fn a_deep_jmespath_is_refused_before_any_call_and_the_provider_keeps_serving() {
-    let agent = start_agent(POD_TOKEN).await;
-    let mut h = start(
-        fake_aws(),
-        FakeCluster::default(),
-        &agent.url,
-        MountConfig::default(),
-    )
-    .await;
+    let (agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     let deep = format!(
         "- objectName: prod/db\n  objectType: secretsmanager\n  jmesPath:\n    - {{path: '{}a', objectAlias: x}}\n",
         "!".repeat(100_000)
@@ -166,14 +144,7 @@ async fn a_deep_jmespath_is_refused_before_any_call_and_the_provider_keeps_servi
 
 #[tokio::test]
 async fn a_20000_object_spc_is_refused_before_any_call() {
-    let agent = start_agent(POD_TOKEN).await;
-    let mut h = start(
-        fake_aws(),
-        FakeCluster::default(),
-        &agent.url,
-        MountConfig::default(),
-    )
-    .await;
+    let (agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     let many: String = (0..20_000)
         .map(|i| format!("- {{objectName: s{i}, objectType: ssmparameter}}\n"))
         .collect();
@@ -212,14 +183,7 @@ async fn a_20000_object_spc_is_refused_before_any_call() {
 
 #[tokio::test]
 async fn a_secret_under_several_aliases_is_fetched_once() {
-    let agent = start_agent(POD_TOKEN).await;
-    let mut h = start(
-        fake_aws(),
-        FakeCluster::default(),
-        &agent.url,
-        MountConfig::default(),
-    )
-    .await;
+    let (_agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     let aliases: String = (0..5)
         .map(|i| {
             format!("- {{objectName: api, objectType: secretsmanager, objectAlias: k{i}, objectVersionLabel: AWSPREVIOUS}}\n")
@@ -236,14 +200,13 @@ async fn a_secret_under_several_aliases_is_fetched_once() {
 
 #[tokio::test]
 async fn bytes_are_counted_as_they_arrive() {
-    let agent = start_agent(POD_TOKEN).await;
     // One call at a time, 10,000 bytes allowed; each version of "huge" is 5,000 bytes.
     let config = MountConfig {
         max_response_bytes: 10_000,
         concurrency: 1,
         ..MountConfig::default()
     };
-    let mut h = start(fake_aws(), FakeCluster::default(), &agent.url, config).await;
+    let (_agent, mut h) = with_agent(fake_aws(), config).await;
     let objects: String = (0..50)
         .map(|i| format!("- {{objectName: huge, objectType: secretsmanager, objectAlias: h{i}, objectVersion: v{i}}}\n"))
         .collect();

@@ -528,19 +528,8 @@ async fn irsa_workload_migrated(s: &Settings, kube: &kube::Client, cfg: &aws_con
         .await
         .expect("SPC");
     assert_eq!(spc.data["spec"]["parameters"]["usePodIdentity"], "true");
-    let listed = aws_sdk_eks::Client::new(cfg)
-        .list_pod_identity_associations()
-        .cluster_name(&s.cluster)
-        .namespace(&ns)
-        .service_account("app")
-        .send()
-        .await
-        .expect("ListPodIdentityAssociations");
-    assert_eq!(
-        listed.associations().len(),
-        1,
-        "migrate made the association"
-    );
+    let listed = common::associations(cfg, &s.cluster, &ns, Some("app")).await;
+    assert_eq!(listed.len(), 1, "migrate made the association");
 }
 
 /// What `tests/acceptance/run.sh` runs on every exit: `down`, and the suite's own objects.

@@ -7,8 +7,10 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
+use common::cleanup::Cleanup;
+use common::cli::{args, ensure_up, json_of, offline, run};
 use common::fixture::Fixture;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -21,53 +23,12 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const DEMO_NS: &str = "bootstrap-demo";
 
-async fn run(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-            .args(&args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("bootstrap runs")
-    })
-    .await
-    .expect("join")
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
-
 /// Runs `doctor --output json` with `extra` flags: the exit code and the report.
 async fn doctor(cluster: &str, extra: &[&str]) -> (Option<i32>, Value, Output) {
     let mut a = args(&["doctor", "--cluster", cluster, "--output", "json", "-q"]);
     a.extend(extra.iter().map(|s| s.to_string()));
     let out = run(a).await;
-    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "doctor's stdout is not JSON ({e}); stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code(), report, out)
-}
-
-/// `bootstrap up` with the demo secret: the platform and the demo workload, verified.
-async fn ensure_up(cluster: &str) {
-    let out = run(args(&[
-        "up",
-        "--cluster",
-        cluster,
-        "--create-demo-secret",
-        "-q",
-        "--timeout",
-        "4m",
-    ]))
-    .await;
-    assert!(
-        out.status.success(),
-        "up failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    (out.status.code(), json_of(&out), out)
 }
 
 fn checks(report: &Value) -> Vec<Value> {
@@ -115,8 +76,13 @@ fn assert_no_value(out: &Output, values: &[&str]) {
     }
 }
 
-/// A secret with a value doctor must never print.
-async fn secret(cfg: &aws_config::SdkConfig, name: &str) -> (String, String) {
+/// A secret with a value doctor must never print, removed by `cleanup`.
+async fn secret(
+    cleanup: &mut Cleanup,
+    cfg: &aws_config::SdkConfig,
+    name: &str,
+) -> (String, String) {
+    cleanup.secrets.push(name.to_string());
     let value = common::unique("doctor-value");
     let arn = aws_sdk_secretsmanager::Client::new(cfg)
         .create_secret()
@@ -128,15 +94,6 @@ async fn secret(cfg: &aws_config::SdkConfig, name: &str) -> (String, String) {
         .arn
         .expect("arn");
     (arn, value)
-}
-
-async fn delete_secret(cfg: &aws_config::SdkConfig, arn: &str) {
-    let _ = aws_sdk_secretsmanager::Client::new(cfg)
-        .delete_secret()
-        .secret_id(arn)
-        .force_delete_without_recovery(true)
-        .send()
-        .await;
 }
 
 fn spc_params(region: &str, use_pod_identity: Option<&str>, names: &[&str]) -> Value {
@@ -158,12 +115,7 @@ fn bad_input_exits_2_before_any_call() {
         vec!["doctor", "--cluster", "c", "--pod", "p"],
         vec!["doctor", "--cluster", "c", "--namespace", "Bad_NS"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-            .args(&bad)
-            .env_remove("AWS_ENDPOINT_URL")
-            .stdin(Stdio::null())
-            .output()
-            .expect("runs");
+        let out = offline(&bad);
         assert_eq!(
             out.status.code(),
             Some(2),
@@ -244,7 +196,8 @@ async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
     let _serial = SERIAL.lock().await;
     ensure_up(&env.cluster).await;
     let cfg = common::aws().await;
-    let (arn, value) = secret(&cfg, &common::unique("doctor/yes")).await;
+    let mut cleanup = Cleanup::new(&env.cluster);
+    let (arn, value) = secret(&mut cleanup, &cfg, &common::unique("doctor/yes")).await;
     let Some(fx) = Fixture::new("dr-yes", std::slice::from_ref(&arn), &[], false).await else {
         return;
     };
@@ -279,8 +232,6 @@ async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
         "{pod}"
     );
     assert_no_value(&out, &[&value]);
-    common::delete_namespace(&fx.kube, &fx.ns).await;
-    delete_secret(&cfg, &arn).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -289,7 +240,8 @@ async fn pod_identity_without_an_association_is_flagged_with_the_create_command(
     let _serial = SERIAL.lock().await;
     ensure_up(&env.cluster).await;
     let cfg = common::aws().await;
-    let (arn, value) = secret(&cfg, &common::unique("doctor/noassoc")).await;
+    let mut cleanup = Cleanup::new(&env.cluster);
+    let (arn, value) = secret(&mut cleanup, &cfg, &common::unique("doctor/noassoc")).await;
     // IRSA-annotated service account, no association; its class says Pod Identity.
     let Some(fx) = Fixture::new("dr-noassoc", std::slice::from_ref(&arn), &[], true).await else {
         return;
@@ -323,8 +275,6 @@ async fn pod_identity_without_an_association_is_flagged_with_the_create_command(
         "{pod}"
     );
     assert_no_value(&out, &[&value]);
-    common::delete_namespace(&fx.kube, &fx.ns).await;
-    delete_secret(&cfg, &arn).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -334,8 +284,9 @@ async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
     ensure_up(&env.cluster).await;
     let cfg = common::aws().await;
     let tag = common::unique("doctor/pol");
-    let (allowed, v1) = secret(&cfg, &format!("{tag}/allowed")).await;
-    let (missed, v2) = secret(&cfg, &format!("{tag}/missed")).await;
+    let mut cleanup = Cleanup::new(&env.cluster);
+    let (allowed, v1) = secret(&mut cleanup, &cfg, &format!("{tag}/allowed")).await;
+    let (missed, v2) = secret(&mut cleanup, &cfg, &format!("{tag}/missed")).await;
     let Some(fx) = Fixture::new("dr-policy", std::slice::from_ref(&allowed), &[], false).await
     else {
         return;
@@ -383,9 +334,6 @@ async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
         "{fix}"
     );
     assert_no_value(&out, &[&v1, &v2]);
-    common::delete_namespace(&fx.kube, &fx.ns).await;
-    delete_secret(&cfg, &allowed).await;
-    delete_secret(&cfg, &missed).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -466,6 +414,14 @@ async fn a_node_where_the_driver_runs_without_a_provider_pod_is_flagged() {
     let kube = common::kube().await;
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-west-2".into());
     let (node_name, node) = third_node(&region);
+    // The node goes when the test ends, pass or fail.
+    let mut cleanup = Cleanup::new(&env.cluster);
+    cleanup.cluster_objects.push((
+        "v1".into(),
+        "Node".into(),
+        "nodes".into(),
+        node_name.clone(),
+    ));
     let nodes: Api<Node> = Api::all(kube.clone());
     nodes
         .patch(

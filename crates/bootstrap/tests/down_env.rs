@@ -10,8 +10,8 @@ use std::time::Duration;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
 
-use common::cli::{args, journal, json_of, killed_when, ok, run_logged as run};
-use common::inventory::{foreign_agent_addon, owned_inventory};
+use common::cli::{args, journal, json_of, killed_when, ok, run_logged as run, up_args};
+use common::inventory::{foreign_agent_addon, owned_inventory, platform_item};
 
 const AGENT: &str = "eks-pod-identity-agent";
 
@@ -38,15 +38,6 @@ fn planned_writes(report: &Value) -> Vec<String> {
     lines
 }
 
-fn spc_api(kube: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass");
-    Api::namespaced_with(
-        kube.clone(),
-        ns,
-        &ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasses"),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn up_then_down_leaves_nothing_owned_and_everything_else() {
     let Some(env) = common::env() else { return };
@@ -59,6 +50,12 @@ async fn up_then_down_leaves_nothing_owned_and_everything_else() {
     let tag = common::unique("dn");
     let ns = format!("{tag}-app");
     let foreign_ns = format!("{tag}-theirs");
+    let unrelated = format!("{tag}-unrelated");
+    let lookalike = format!("bootstrap-{cluster}-{tag}-lookalike");
+    // Removed when the test ends, pass or fail.
+    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
+    cleanup.namespaces = vec![ns.clone(), foreign_ns.clone()];
+    cleanup.roles = vec![unrelated.clone(), lookalike.clone()];
 
     // What exists before, and must survive: the agent add-on someone else installed, an
     // unrelated role, a role whose name looks like ours, a foreign SPC elsewhere.
@@ -66,8 +63,6 @@ async fn up_then_down_leaves_nothing_owned_and_everything_else() {
     let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
     .to_string();
-    let unrelated = format!("{tag}-unrelated");
-    let lookalike = format!("bootstrap-{cluster}-{tag}-lookalike");
     for name in [&unrelated, &lookalike] {
         iam.create_role()
             .role_name(name)
@@ -79,25 +74,9 @@ async fn up_then_down_leaves_nothing_owned_and_everything_else() {
 
     // up, after its dry run: the same operations.
     let up = |dry: bool| {
-        let mut a = args(&[
-            "up",
-            "--cluster",
-            &cluster,
-            "--namespace",
-            &ns,
-            "--service-account",
-            "app",
-            "--create-demo-secret",
-            "--output",
-            "json",
-            "-q",
-            "--timeout",
-            "4m",
-        ]);
-        if dry {
-            a.push("--dry-run".into());
-        }
-        a
+        let json = ["--output", "json", "--timeout", "4m"];
+        let dry_json = ["--output", "json", "--timeout", "4m", "--dry-run"];
+        up_args(&cluster, Some(&ns), if dry { &dry_json } else { &json })
     };
     let dry = run(up(true), None).await;
     ok(&dry, "up --dry-run");
@@ -126,7 +105,7 @@ async fn up_then_down_leaves_nothing_owned_and_everything_else() {
     let spc = json!({"apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
         "metadata": {"name": "theirs", "namespace": foreign_ns},
         "spec": {"provider": "aws", "parameters": {"objects": "- objectName: x\n  objectType: secretsmanager\n"}}});
-    spc_api(&kube, &foreign_ns)
+    common::spc_api(&kube, &foreign_ns)
         .create(
             &PostParams::default(),
             &serde_json::from_value(spc).expect("spc"),
@@ -213,7 +192,7 @@ async fn up_then_down_leaves_nothing_owned_and_everything_else() {
         .send()
         .await;
     assert!(agent.is_ok(), "the adopted agent add-on survives");
-    spc_api(&kube, &foreign_ns)
+    common::spc_api(&kube, &foreign_ns)
         .get("theirs")
         .await
         .expect("the foreign SPC survives");
@@ -232,7 +211,7 @@ async fn up_then_down_leaves_nothing_owned_and_everything_else() {
     );
 
     // Cleanup: without the foreign SPC, --force removes the namespace and the driver too.
-    spc_api(&kube, &foreign_ns)
+    common::spc_api(&kube, &foreign_ns)
         .delete("theirs", &Default::default())
         .await
         .expect("delete SPC");
@@ -248,38 +227,11 @@ async fn up_then_down_leaves_nothing_owned_and_everything_else() {
         workloads.is_empty(),
         "left after down --force: {workloads:?}"
     );
-    for name in [&unrelated, &lookalike] {
-        let _ = iam.delete_role().role_name(name).send().await;
-    }
-}
-
-/// The platform's objects (driver, CRDs, provider, add-ons), which `--workloads-only` keeps so
-/// that the environment's CSI driver keeps its CRDs for the tests that run after these.
-fn platform_item(item: &str) -> bool {
-    item.starts_with("CustomResourceDefinition/")
-        || item.starts_with("CSIDriver/")
-        || item.starts_with("addon ")
-        || item.contains("kube-system/")
-        || item.contains("secretprovider")
-        || item.contains("aws-csi-provider")
-        || item.contains("secrets-store-csi-driver")
 }
 
 /// Starts `up`, kills it with SIGKILL once its journal holds `after` executed writes.
 async fn killed_up(cluster: &str, ns: &str, after: usize, log: &std::path::Path) {
-    let up = args(&[
-        "up",
-        "--cluster",
-        cluster,
-        "--namespace",
-        ns,
-        "--service-account",
-        "app",
-        "--create-demo-secret",
-        "-q",
-        "--timeout",
-        "3m",
-    ]);
+    let up = up_args(cluster, Some(ns), &[]);
     killed_when(&up, log, Duration::from_secs(180), |lines| {
         lines.len() >= after
     })
@@ -294,10 +246,12 @@ async fn up_killed_at_three_points_then_down_leaves_nothing_owned() {
     let cfg = common::aws().await;
     let kube = common::kube().await;
     let dir = tempfile::tempdir().expect("tempdir");
+    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
     // After the first write (the demo secret), midway (roles, add-ons, manifests), and late
     // (workload objects applied, the sample pod on its way).
     for (i, after) in [1usize, 6, 22].into_iter().enumerate() {
         let ns = common::unique(&format!("kill{i}"));
+        cleanup.namespaces.push(ns.clone());
         let log = dir.path().join(format!("kill{i}.ops"));
         killed_up(&cluster, &ns, after, &log).await;
         let done = journal(&log).len();
@@ -305,21 +259,7 @@ async fn up_killed_at_three_points_then_down_leaves_nothing_owned() {
             done >= after.min(1),
             "up was killed before writing anything ({done})"
         );
-        let out = run(
-            args(&[
-                "down",
-                "--cluster",
-                &cluster,
-                "--yes",
-                "--force",
-                "--workloads-only",
-                "-q",
-                "--timeout",
-                "4m",
-            ]),
-            None,
-        )
-        .await;
+        let out = run(common::cli::down_workloads_args(&cluster), None).await;
         ok(&out, "down after a killed up");
         let left = owned_inventory(&cfg, &kube, &cluster).await;
         let left: Vec<&String> = left.iter().filter(|i| !platform_item(i)).collect();
@@ -474,12 +414,15 @@ async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
         .get("theirs")
         .await
         .expect("the unlistable Widget survives");
-    spc_api(&kube, &ns)
+    common::spc_api(&kube, &ns)
         .get("elsewhere")
         .await
         .expect("another cluster's SecretProviderClass survives");
     assert!(
-        spc_api(&kube, &ns).get("bootstrap-app").await.is_err(),
+        common::spc_api(&kube, &ns)
+            .get("bootstrap-app")
+            .await
+            .is_err(),
         "bootstrap's own SecretProviderClass is deleted"
     );
 

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::cleanup::Cleanup;
 use common::fixture::Fixture;
 
 use std::collections::BTreeMap;
@@ -18,11 +19,14 @@ fn objects(yaml: &str) -> String {
 #[tokio::test]
 async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespath_labels_and_modes()
  {
-    let Some(_) = common::env() else { return };
+    let Some(env) = common::env() else { return };
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let ssm = aws_sdk_ssm::Client::new(&cfg);
     let tag = common::unique("pi");
+    let mut cleanup = Cleanup::new(&env.cluster);
+    cleanup.secrets = vec![format!("{tag}/db"), format!("{tag}/api")];
+    cleanup.parameters = vec![format!("/{tag}/param")];
     let password = common::unique("pw");
     let db = sm
         .create_secret()
@@ -203,15 +207,16 @@ async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespa
         );
     }
     let _ = fx.role_arn;
-    common::delete_namespace(&fx.kube, &fx.ns).await;
 }
 
 #[tokio::test]
 async fn irsa_mounts_a_secret_with_the_service_account_role() {
-    let Some(_) = common::env() else { return };
+    let Some(env) = common::env() else { return };
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let tag = common::unique("irsa");
+    let mut cleanup = Cleanup::new(&env.cluster);
+    cleanup.secrets = vec![format!("{tag}/token")];
     let value = common::unique("irsa-value");
     let s = sm
         .create_secret()
@@ -235,15 +240,16 @@ async fn irsa_mounts_a_secret_with_the_service_account_role() {
     );
     assert_eq!(fx.pod_status("reader").await["mounted"], true);
     let _ = &fx.cfg;
-    common::delete_namespace(&fx.kube, &fx.ns).await;
 }
 
 #[tokio::test]
 async fn bad_input_fails_the_mount_with_a_clear_error_and_writes_nothing() {
-    let Some(_) = common::env() else { return };
+    let Some(env) = common::env() else { return };
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let tag = common::unique("bad");
+    let mut cleanup = Cleanup::new(&env.cluster);
+    cleanup.secrets = vec![format!("{tag}/ok"), format!("{tag}/big")];
     let ok = sm
         .create_secret()
         .name(format!("{tag}/ok"))
@@ -319,5 +325,4 @@ async fn bad_input_fails_the_mount_with_a_clear_error_and_writes_nothing() {
             || msg.contains("MiB"),
         "says it is too big: {msg}"
     );
-    common::delete_namespace(&fx.kube, &fx.ns).await;
 }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::cleanup::Cleanup;
 use common::fixture::Fixture;
 use k8s_openapi::api::storage::v1::CSIDriver;
 use kube::api::{Api, Patch, PatchParams};
@@ -24,10 +25,12 @@ async fn set_audiences(kube: &kube::Client, audiences: &[&str]) {
 
 #[tokio::test]
 async fn a_missing_pod_identity_token_fails_with_a_hint_to_add_the_audience() {
-    let Some(_) = common::env() else { return };
+    let Some(env) = common::env() else { return };
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let tag = common::unique("tok");
+    let mut cleanup = Cleanup::new(&env.cluster);
+    cleanup.secrets = vec![format!("{tag}/s")];
     let secret = sm
         .create_secret()
         .name(format!("{tag}/s"))
@@ -56,11 +59,10 @@ async fn a_missing_pod_identity_token_fails_with_a_hint_to_add_the_audience() {
         &["sts.amazonaws.com", "pods.eks.amazonaws.com"],
     )
     .await;
-    let (msg, fx) = outcome.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    let (msg, _fx) = outcome.unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
     assert!(
         msg.contains("pods.eks.amazonaws.com"),
         "names the missing audience: {msg}"
     );
     assert!(msg.contains("tokenRequests"), "says where to add it: {msg}");
-    common::delete_namespace(&fx.kube, &fx.ns).await;
 }

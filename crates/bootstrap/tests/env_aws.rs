@@ -6,35 +6,12 @@
 mod common;
 
 use aws_sdk_eks::operation::create_pod_identity_association::CreatePodIdentityAssociationError;
+use common::cleanup::Cleanup;
+use common::cli::{calls, faults};
+use common::fixture::reading_role;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-
-async fn role(iam: &aws_sdk_iam::Client, name: &str, secret_arn: Option<&str>) -> String {
-    let arn = iam
-        .create_role()
-        .role_name(name)
-        .assume_role_policy_document(common::POD_IDENTITY_TRUST)
-        .send()
-        .await
-        .expect("CreateRole")
-        .role
-        .expect("role")
-        .arn;
-    if let Some(secret_arn) = secret_arn {
-        let policy = json!({"Version": "2012-10-17", "Statement": [{
-            "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-            "Resource": [secret_arn]}]});
-        iam.put_role_policy()
-            .role_name(name)
-            .policy_name("read-secret")
-            .policy_document(policy.to_string())
-            .send()
-            .await
-            .expect("PutRolePolicy");
-    }
-    arn
-}
 
 #[tokio::test]
 async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
@@ -43,7 +20,11 @@ async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
     let eks = aws_sdk_eks::Client::new(&cfg);
     let iam = aws_sdk_iam::Client::new(&cfg);
     let ns = common::unique("env-c");
-    let role_arn = role(&iam, &ns, None).await;
+    // The role, and the association if the test stops before deleting it.
+    let mut cleanup = Cleanup::new(&env.cluster);
+    cleanup.namespaces = vec![ns.clone()];
+    cleanup.roles = vec![ns.clone()];
+    let role_arn = reading_role(&iam, &ns, &[], &[]).await;
 
     let created = eks
         .create_pod_identity_association()
@@ -61,15 +42,8 @@ async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
     assert_eq!(created.role_arn.as_deref(), Some(role_arn.as_str()));
     assert_eq!(created.namespace.as_deref(), Some(ns.as_str()));
 
-    let listed = eks
-        .list_pod_identity_associations()
-        .cluster_name(&env.cluster)
-        .namespace(&ns)
-        .send()
-        .await
-        .expect("ListPodIdentityAssociations");
+    let listed = common::associations(&cfg, &env.cluster, &ns, None).await;
     let ids: Vec<_> = listed
-        .associations()
         .iter()
         .filter_map(|a| a.association_id.clone())
         .collect();
@@ -145,6 +119,10 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
     let cfg = common::aws().await;
     let client = common::kube().await;
     let ns = common::unique("env-d");
+    let mut cleanup = Cleanup::new(&env.cluster);
+    cleanup.namespaces = vec![ns.clone()];
+    cleanup.roles = vec![ns.clone()];
+    cleanup.secrets = vec![format!("{ns}/mine"), format!("{ns}/other")];
     common::namespace(&client, &ns).await;
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app"}});
@@ -175,16 +153,8 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
         .expect("CreateSecret");
     let mine_arn = mine.arn.expect("arn");
     let iam = aws_sdk_iam::Client::new(&cfg);
-    let role_arn = role(&iam, &ns, Some(&mine_arn)).await;
-    aws_sdk_eks::Client::new(&cfg)
-        .create_pod_identity_association()
-        .cluster_name(&env.cluster)
-        .namespace(&ns)
-        .service_account("app")
-        .role_arn(&role_arn)
-        .send()
-        .await
-        .expect("CreatePodIdentityAssociation");
+    let role_arn = reading_role(&iam, &ns, std::slice::from_ref(&mine_arn), &[]).await;
+    common::associate(&cfg, &env.cluster, &ns, "app", &role_arn).await;
 
     // A real token, signed by the apiserver, for the Pod Identity audience.
     let token = common::sa_token(&sas, "app", "pods.eks.amazonaws.com").await;
@@ -256,7 +226,6 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
         refused.status().is_client_error(),
         "a token without the pods.eks.amazonaws.com audience is refused"
     );
-    common::delete_namespace(&client, &ns).await;
 }
 
 /// The stand-in's fault knobs and call counters, seen through the Rust SDK: two injected
@@ -264,44 +233,20 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
 #[tokio::test]
 async fn injected_throttling_is_retried_by_the_sdk_and_every_call_is_counted() {
     let Some(env) = common::env() else { return };
-    let control = std::env::var("BOOTSTRAP_ENV_CONTROL").expect("BOOTSTRAP_ENV_CONTROL");
     let http = reqwest::Client::new();
     let cfg = common::aws().await;
     let eks = aws_sdk_eks::Client::new(&cfg);
     let count = |calls: &serde_json::Value| calls["eks:ListAddons"].as_u64().unwrap_or(0);
-    let before: serde_json::Value = http
-        .get(format!("{control}/calls"))
-        .send()
-        .await
-        .expect("calls")
-        .json()
-        .await
-        .expect("json");
-    http.delete(format!("{control}/faults"))
-        .send()
-        .await
-        .expect("clear faults");
+    let before = calls(&http).await;
+    faults(&http, None).await;
     let fault = json!({"operation": "eks:ListAddons", "kind": "throttle", "count": 2});
-    let r = http
-        .post(format!("{control}/faults"))
-        .json(&fault)
-        .send()
-        .await
-        .expect("add fault");
-    assert!(r.status().is_success());
+    faults(&http, Some(fault)).await;
     eks.list_addons()
         .cluster_name(&env.cluster)
         .send()
         .await
         .expect("ListAddons succeeds after two throttles");
-    let after: serde_json::Value = http
-        .get(format!("{control}/calls"))
-        .send()
-        .await
-        .expect("calls")
-        .json()
-        .await
-        .expect("json");
+    let after = calls(&http).await;
     assert_eq!(
         count(&after) - count(&before),
         3,
@@ -310,11 +255,7 @@ async fn injected_throttling_is_retried_by_the_sdk_and_every_call_is_counted() {
 
     // With as many throttles as the SDK's three attempts, the error reaches the caller as throttling.
     let fault = json!({"operation": "eks:ListAddons", "kind": "throttle", "count": 3});
-    http.post(format!("{control}/faults"))
-        .json(&fault)
-        .send()
-        .await
-        .expect("add fault");
+    faults(&http, Some(fault)).await;
     let err = eks
         .list_addons()
         .cluster_name(&env.cluster)
@@ -322,20 +263,19 @@ async fn injected_throttling_is_retried_by_the_sdk_and_every_call_is_counted() {
         .await
         .expect_err("throttled out");
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(429));
-    http.delete(format!("{control}/faults"))
-        .send()
-        .await
-        .expect("clear faults");
+    faults(&http, None).await;
 }
 
 /// Under IAM enforcement the stand-in checks SigV4 signatures over the body the SDK sent:
 /// the Rust SDK encodes a space in a form body as %20 (moto alone re-encoded it and refused).
 #[tokio::test]
 async fn signed_form_bodies_with_spaces_and_punctuation_are_accepted() {
-    let Some(_env) = common::env() else { return };
+    let Some(env) = common::env() else { return };
     let iam = aws_sdk_iam::Client::new(&common::aws().await);
+    let mut cleanup = Cleanup::new(&env.cluster);
     for description in ["with spaces", "bootstrap: role (cluster x/y) — a+b~c*"] {
         let name = common::unique("desc");
+        cleanup.roles.push(name.clone());
         let created = iam
             .create_role()
             .role_name(&name)

@@ -18,7 +18,7 @@ const MANAGER: &str = "bootstrap-env-test";
 
 #[tokio::test]
 async fn crd_and_custom_resource_are_server_side_applied_and_established() {
-    let Some(_env) = common::env() else { return };
+    let Some(env) = common::env() else { return };
     let client = common::kube().await;
     let crd = json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -53,6 +53,9 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
         .expect("watch of the CRD");
 
     let ns = common::unique("env-a");
+    // Removed when the test ends, pass or fail.
+    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
+    cleanup.namespaces = vec![ns.clone()];
     common::namespace(&client, &ns).await;
     let gvk = GroupVersionKind::gvk("envtest.bootstrap.test", "v1", "Widget");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "widgets");
@@ -123,7 +126,6 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
         updated.metadata.resource_version,
         first.metadata.resource_version
     );
-    common::delete_namespace(&client, &ns).await;
 }
 
 #[tokio::test]
@@ -171,6 +173,9 @@ async fn daemonset_rolls_out_on_every_fake_node() {
     let Some(env) = common::env() else { return };
     let client = common::kube().await;
     let ns = common::unique("env-b");
+    // Removed when the test ends, pass or fail.
+    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
+    cleanup.namespaces = vec![ns.clone()];
     common::namespace(&client, &ns).await;
     let ds = json!({
         "apiVersion": "apps/v1", "kind": "DaemonSet",
@@ -210,5 +215,4 @@ async fn daemonset_rolls_out_on_every_fake_node() {
     })
     .await;
     assert_eq!(status.number_unavailable.unwrap_or(0), 0);
-    common::delete_namespace(&client, &ns).await;
 }

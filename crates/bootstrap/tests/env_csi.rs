@@ -25,6 +25,9 @@ async fn pod_with_csi_volume_gets_a_real_mount_and_a_pod_status() {
     common::drivers_ready(&env).await;
 
     let ns = common::unique("env-e");
+    // Removed when the test ends, pass or fail.
+    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
+    cleanup.namespaces = vec![ns.clone()];
     common::namespace(&client, &ns).await;
     let files = json!({"greeting.txt": "hello from the test provider"}).to_string();
     let objs = vec![
@@ -133,12 +136,11 @@ async fn pod_with_csi_volume_gets_a_real_mount_and_a_pod_status() {
         }
     })
     .await;
-    common::delete_namespace(&client, &ns).await;
 }
 
 #[tokio::test]
 async fn a_failed_mount_becomes_a_pod_event_and_the_pod_stays_pending() {
-    let Some(_env) = common::env() else { return };
+    let Some(env) = common::env() else { return };
     let client = common::kube().await;
     let driver = bootstrap::render::csi_driver::render(
         &bootstrap::render::csi_driver::CsiDriverValues::default(),
@@ -146,6 +148,9 @@ async fn a_failed_mount_becomes_a_pod_event_and_the_pod_stays_pending() {
     .expect("render");
     common::apply_all(&client, "bootstrap-env-test", &driver).await;
     let ns = common::unique("env-e-fail");
+    // Removed when the test ends, pass or fail.
+    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
+    cleanup.namespaces = vec![ns.clone()];
     common::namespace(&client, &ns).await;
     let objs = vec![
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "orphan", "namespace": ns},
@@ -154,28 +159,13 @@ async fn a_failed_mount_becomes_a_pod_event_and_the_pod_stays_pending() {
                               "volumeAttributes": {"secretProviderClass": "does-not-exist"}}}]}}),
     ];
     common::apply_all(&client, "bootstrap-env-test", &objs).await;
-    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), &ns);
     // The first attempts may find the driver still restarting after its CRDs appeared (a
     // FailedMount about the socket, as kubelet reports it); then the driver's own error.
-    let message = common::eventually(
+    let message = common::failed_mount(
+        &client,
+        &ns,
         "a FailedMount event naming the missing SecretProviderClass",
-        60,
-        || {
-            let events = events.clone();
-            async move {
-                events
-                    .list(&ListParams::default())
-                    .await
-                    .ok()?
-                    .items
-                    .into_iter()
-                    .find_map(|e| {
-                        let m = e.message.unwrap_or_default();
-                        (e.reason.as_deref() == Some("FailedMount") && m.contains("does-not-exist"))
-                            .then_some(m)
-                    })
-            }
-        },
+        |_, m| m.contains("does-not-exist"),
     )
     .await;
     assert!(
@@ -187,5 +177,4 @@ async fn a_failed_mount_becomes_a_pod_event_and_the_pod_stays_pending() {
         .await
         .expect("pod");
     assert_eq!(pod.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
-    common::delete_namespace(&client, &ns).await;
 }

@@ -82,6 +82,8 @@ async fn a_user_without_access_is_authenticated_but_forbidden() {
     let region = std::env::var("AWS_REGION").expect("AWS_REGION");
     let iam = aws_sdk_iam::Client::new(&cfg);
     let name = common::unique("stranger");
+    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
+    cleanup.users = vec![name.clone()];
     iam.create_user()
         .user_name(&name)
         .send()

@@ -32,43 +32,35 @@ struct NodeGuard {
 impl Drop for NodeGuard {
     fn drop(&mut self) {
         let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let kube = common::kube().await;
-                let nodes: Api<Node> = Api::all(kube.clone());
-                let _ = nodes.delete(&name, &DeleteParams::default()).await;
-                // Pods DaemonSets made for it: bound to it, or still pending with an
-                // affinity to it (the scheduler had not bound them yet).
-                let pods: Api<Pod> = Api::all(kube.clone());
-                if let Ok(list) = pods.list(&ListParams::default()).await {
-                    for p in list.items {
-                        let spec = p.spec.as_ref();
-                        let bound =
-                            spec.and_then(|s| s.node_name.as_deref()) == Some(name.as_str());
-                        let aimed = spec
-                            .and_then(|s| s.affinity.as_ref())
-                            .and_then(|a| serde_json::to_string(a).ok())
-                            .is_some_and(|a| a.contains(&format!("\"{name}\"")));
-                        if !bound && !aimed {
-                            continue;
-                        }
-                        let ns = p.metadata.namespace.clone().unwrap_or_default();
-                        let api: Api<Pod> = Api::namespaced(kube.clone(), &ns);
-                        let _ = api
-                            .delete(
-                                &p.metadata.name.unwrap_or_default(),
-                                &DeleteParams::default().grace_period(0),
-                            )
-                            .await;
+        common::block_on_own_thread(move || async move {
+            let kube = common::kube().await;
+            let nodes: Api<Node> = Api::all(kube.clone());
+            let _ = nodes.delete(&name, &DeleteParams::default()).await;
+            // Pods DaemonSets made for it: bound to it, or still pending with an
+            // affinity to it (the scheduler had not bound them yet).
+            let pods: Api<Pod> = Api::all(kube.clone());
+            if let Ok(list) = pods.list(&ListParams::default()).await {
+                for p in list.items {
+                    let spec = p.spec.as_ref();
+                    let bound = spec.and_then(|s| s.node_name.as_deref()) == Some(name.as_str());
+                    let aimed = spec
+                        .and_then(|s| s.affinity.as_ref())
+                        .and_then(|a| serde_json::to_string(a).ok())
+                        .is_some_and(|a| a.contains(&format!("\"{name}\"")));
+                    if !bound && !aimed {
+                        continue;
                     }
+                    let ns = p.metadata.namespace.clone().unwrap_or_default();
+                    let api: Api<Pod> = Api::namespaced(kube.clone(), &ns);
+                    let _ = api
+                        .delete(
+                            &p.metadata.name.unwrap_or_default(),
+                            &DeleteParams::default().grace_period(0),
+                        )
+                        .await;
                 }
-            })
-        })
-        .join();
+            }
+        });
     }
 }
 
@@ -317,6 +309,8 @@ async fn down_plans_to_delete_only_the_ecr_repositories_bootstrap_created_for_it
     let ours = common::unique("owned/aws-csi-provider");
     let other_cluster = common::unique("elsewhere/aws-csi-provider");
     let untagged = common::unique("theirs/aws-csi-provider");
+    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
+    cleanup.repositories = vec![ours.clone(), other_cluster.clone(), untagged.clone()];
     for (name, tags) in [
         (
             &ours,
@@ -365,12 +359,4 @@ async fn down_plans_to_delete_only_the_ecr_repositories_bootstrap_created_for_it
         "another cluster's: {deleted}"
     );
     assert!(!deleted.contains(&untagged), "not bootstrap's: {deleted}");
-    for name in [&ours, &other_cluster, &untagged] {
-        let _ = ecr
-            .delete_repository()
-            .repository_name(name)
-            .force(true)
-            .send()
-            .await;
-    }
 }

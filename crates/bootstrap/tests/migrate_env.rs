@@ -11,120 +11,13 @@
 mod common;
 
 use k8s_openapi::api::core::v1::ServiceAccount;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::Api;
 use serde_json::{Value, json};
 
-use common::cli::{control, json_of, run};
+use common::cleanup::Cleanup;
+use common::cli::{faults, json_of, reset_calls, run, writes};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Deletes what a test made — its namespaces (and their Pod Identity associations) and its
-/// IAM roles (inline policies first) — when dropped, so a failing assertion cleans up too.
-struct Cleanup {
-    cluster: String,
-    namespaces: Vec<String>,
-    roles: Vec<String>,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let (cluster, namespaces, roles) = (
-            self.cluster.clone(),
-            self.namespaces.clone(),
-            self.roles.clone(),
-        );
-        let done = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                let cfg = common::aws().await;
-                let eks = aws_sdk_eks::Client::new(&cfg);
-                let iam = aws_sdk_iam::Client::new(&cfg);
-                let kube = common::kube().await;
-                for ns in &namespaces {
-                    if let Ok(listed) = eks
-                        .list_pod_identity_associations()
-                        .cluster_name(&cluster)
-                        .namespace(ns)
-                        .send()
-                        .await
-                    {
-                        for a in listed.associations() {
-                            if let Some(id) = a.association_id() {
-                                let _ = eks
-                                    .delete_pod_identity_association()
-                                    .cluster_name(&cluster)
-                                    .association_id(id)
-                                    .send()
-                                    .await;
-                            }
-                        }
-                    }
-                    common::delete_namespace(&kube, ns).await;
-                }
-                for role in &roles {
-                    if let Ok(listed) = iam.list_role_policies().role_name(role).send().await {
-                        for policy in listed.policy_names() {
-                            let _ = iam
-                                .delete_role_policy()
-                                .role_name(role)
-                                .policy_name(policy)
-                                .send()
-                                .await;
-                        }
-                    }
-                    let _ = iam.delete_role().role_name(role).send().await;
-                }
-            });
-        })
-        .join();
-        if done.is_err() {
-            eprintln!(
-                "cleanup of {:?} and {:?} panicked",
-                self.namespaces, self.roles
-            );
-        }
-    }
-}
-
-impl Cleanup {
-    fn of(fx: &common::fixture::Fixture) -> Self {
-        Cleanup {
-            cluster: fx.env.cluster.clone(),
-            namespaces: vec![fx.ns.clone()],
-            roles: vec![fx.ns.clone()],
-        }
-    }
-}
-
-async fn writes_since_reset(http: &reqwest::Client) -> Vec<String> {
-    let calls: Value = http
-        .get(control("/calls"))
-        .send()
-        .await
-        .expect("calls")
-        .json()
-        .await
-        .expect("json");
-    calls
-        .as_object()
-        .map(|m| {
-            m.keys()
-                .filter(|k| {
-                    let a = k.split(':').nth(1).unwrap_or(k);
-                    ["Create", "Put", "Update", "Delete", "Tag"]
-                        .iter()
-                        .any(|p| a.starts_with(p))
-                })
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn migrate(cluster: &str, ns: &str, approve: bool) -> Vec<String> {
     let mut a: Vec<String> = [
@@ -148,13 +41,13 @@ fn migrate(cluster: &str, ns: &str, approve: bool) -> Vec<String> {
 
 /// An IRSA workload in its own namespace: a role trusted through OIDC that reads `secret`, an
 /// annotated service account, an SPC without usePodIdentity, and a pod mounting it.
-async fn irsa_workload(
-    prefix: &str,
-) -> Option<(common::fixture::Fixture, String, String, Cleanup)> {
+async fn irsa_workload(prefix: &str) -> Option<(common::fixture::Fixture, String, String)> {
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let tag = common::unique(prefix);
     let value = common::unique("v");
+    let mut secret = Cleanup::new(&common::env()?.cluster);
+    secret.secrets.push(format!("{tag}/token"));
     let arn = sm
         .create_secret()
         .name(format!("{tag}/token"))
@@ -164,8 +57,9 @@ async fn irsa_workload(
         .expect("secret")
         .arn
         .expect("arn");
-    let fx = common::fixture::Fixture::new(prefix, &[arn], &[], true).await?;
-    let cleanup = Cleanup::of(&fx);
+    let mut fx = common::fixture::Fixture::new(prefix, &[arn], &[], true).await?;
+    // The fixture's guard removes the secret too (after its namespace and role).
+    fx.cleanup.secrets.append(&mut secret.secrets);
     // The role's trust is IRSA's: an OIDC web identity statement only.
     let account = fx
         .role_arn
@@ -193,41 +87,26 @@ async fn irsa_workload(
         files["token"].0 == value.as_bytes(),
         "the IRSA workload works before migrating"
     );
-    Some((fx, tag, value, cleanup))
-}
-
-fn spc_api(kube: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass");
-    Api::namespaced_with(
-        kube.clone(),
-        ns,
-        &ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasses"),
-    )
+    Some((fx, tag, value))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
     let Some(env) = common::env() else { return };
     let _serial = SERIAL.lock().await;
-    let Some((fx, _tag, _, _cleanup)) = irsa_workload("mig").await else {
+    let Some((fx, _tag, _)) = irsa_workload("mig").await else {
         return;
     };
     let http = reqwest::Client::new();
 
     // The plan alone writes nothing.
-    http.post(control("/calls/reset"))
-        .send()
-        .await
-        .expect("reset");
+    reset_calls(&http).await;
     let out = run(migrate(&env.cluster, &fx.ns, false)).await;
     let plan = json_of(&out);
     assert!(out.status.success(), "{plan:#}");
     assert_eq!(plan["workloads"][0]["status"], "planned", "{plan:#}");
     assert!(plan.to_string().contains("usePodIdentity"), "{plan:#}");
-    assert!(
-        writes_since_reset(&http).await.is_empty(),
-        "the plan wrote something"
-    );
+    assert!(writes(&http).await.is_empty(), "the plan wrote something");
 
     let out = run(migrate(&env.cluster, &fx.ns, true)).await;
     let done = json_of(&out);
@@ -265,7 +144,10 @@ async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
             .to_string()
             .contains("aws:RequestTag/kubernetes-namespace")
     );
-    let spc = spc_api(&fx.kube, &fx.ns).get("reader").await.expect("spc");
+    let spc = common::spc_api(&fx.kube, &fx.ns)
+        .get("reader")
+        .await
+        .expect("spc");
     assert_eq!(spc.data["spec"]["parameters"]["usePodIdentity"], "true");
     assert!(
         spc.data["spec"]["parameters"]["objects"]
@@ -275,10 +157,7 @@ async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
     );
 
     // A second run changes nothing.
-    http.post(control("/calls/reset"))
-        .send()
-        .await
-        .expect("reset");
+    reset_calls(&http).await;
     let out = run(migrate(&env.cluster, &fx.ns, true)).await;
     let again = json_of(&out);
     assert!(out.status.success(), "{again:#}");
@@ -286,7 +165,7 @@ async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
         again["workloads"][0]["status"], "already-migrated",
         "{again:#}"
     );
-    let wrote = writes_since_reset(&http).await;
+    let wrote = writes(&http).await;
     assert!(wrote.is_empty(), "the second run wrote {wrote:?}");
 }
 
@@ -294,7 +173,7 @@ async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
 async fn a_workload_whose_pod_identity_mount_fails_is_rolled_back_to_irsa() {
     let Some(env) = common::env() else { return };
     let _serial = SERIAL.lock().await;
-    let Some((fx, _tag, _, _cleanup)) = irsa_workload("rb").await else {
+    let Some((fx, _tag, _)) = irsa_workload("rb").await else {
         return;
     };
     let http = reqwest::Client::new();
@@ -309,13 +188,10 @@ async fn a_workload_whose_pod_identity_mount_fails_is_rolled_back_to_irsa() {
     )
     .expect("trust");
     // Pod Identity cannot work: eks-auth refuses every exchange.
-    http.post(control("/faults"))
-        .json(&json!({"operation": "eks-auth:AssumeRoleForPodIdentity", "kind": "error", "count": -1, "status": 400, "code": "AccessDeniedException"}))
-        .send()
-        .await
-        .expect("fault");
+    let refusal = json!({"operation": "eks-auth:AssumeRoleForPodIdentity", "kind": "error", "count": -1, "status": 400, "code": "AccessDeniedException"});
+    faults(&http, Some(refusal)).await;
     let out = run(migrate(&env.cluster, &fx.ns, true)).await;
-    let _ = http.delete(control("/faults")).send().await;
+    faults(&http, None).await;
     let report = json_of(&out);
     assert_eq!(out.status.code(), Some(1), "{report:#}");
     assert_eq!(
@@ -334,7 +210,10 @@ async fn a_workload_whose_pod_identity_mount_fails_is_rolled_back_to_irsa() {
         bootstrap::aws::policy::same_policy(&before, &after),
         "trust restored: {after}"
     );
-    let spc = spc_api(&fx.kube, &fx.ns).get("reader").await.expect("spc");
+    let spc = common::spc_api(&fx.kube, &fx.ns)
+        .get("reader")
+        .await
+        .expect("spc");
     assert!(
         spc.data["spec"]["parameters"]
             .get("usePodIdentity")
@@ -342,17 +221,22 @@ async fn a_workload_whose_pod_identity_mount_fails_is_rolled_back_to_irsa() {
         "SPC restored: {}",
         spc.data
     );
-    let left = aws_sdk_eks::Client::new(&cfg)
-        .list_pod_identity_associations()
-        .cluster_name(&env.cluster)
-        .namespace(&fx.ns)
-        .send()
-        .await
-        .expect("list");
+    let left = common::associations(&cfg, &env.cluster, &fx.ns, None).await;
+    assert!(left.is_empty(), "the association was removed");
+}
+
+/// `migrate --approve --remove-irsa` of namespace `ns`: its report, once it passed and its
+/// first workload was migrated.
+async fn migrated_removing_irsa(cluster: &str, ns: &str) -> Value {
+    let out = run(with_remove_irsa(migrate(cluster, ns, true))).await;
+    let report = json_of(&out);
     assert!(
-        left.associations().is_empty(),
-        "the association was removed"
+        out.status.success(),
+        "{report:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(report["workloads"][0]["status"], "migrated", "{report:#}");
+    report
 }
 
 fn with_remove_irsa(mut args: Vec<String>) -> Vec<String> {
@@ -399,6 +283,8 @@ async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters
     let _serial = SERIAL.lock().await;
     let cfg = common::aws().await;
     let tag = common::unique("shr");
+    let mut made = Cleanup::new(&env.cluster);
+    made.secrets.push(format!("{tag}/token"));
     let secret = aws_sdk_secretsmanager::Client::new(&cfg)
         .create_secret()
         .name(format!("{tag}/token"))
@@ -412,9 +298,8 @@ async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters
     let Some(fx) = common::fixture::Fixture::new("shr", &[secret], &[], true).await else {
         return;
     };
-    let mut cleanup = Cleanup::of(&fx);
     let ns2 = common::unique("shr2");
-    cleanup.namespaces.push(ns2.clone());
+    made.namespaces.push(ns2.clone());
     common::namespace(&fx.kube, &ns2).await;
     let objects = format!(
         "- objectName: \"{tag}/token\"\n  objectType: secretsmanager\n  objectAlias: token\n"
@@ -535,8 +420,8 @@ async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters
         "{first:#}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_eq!(first["workloads"][0]["status"], "migrated", "{first:#}");
     let w = &first["workloads"][0];
-    assert_eq!(w["status"], "migrated", "{first:#}");
     assert!(w["foundIn"].to_string().contains("Deployment/web"), "{w}");
     assert!(w["verified"].to_string().contains("token@"), "{w}");
     assert!(
@@ -558,15 +443,8 @@ async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters
     // The second, the last user: its CronJob is found and migrated, and this cluster's
     // statement goes (both subs: the first one moved to Pod Identity on this role); the other
     // cluster's and GitHub's statements stay exactly as they were.
-    let out = run(with_remove_irsa(migrate(&env.cluster, &ns2, true))).await;
-    let second = json_of(&out);
-    assert!(
-        out.status.success(),
-        "{second:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let second = migrated_removing_irsa(&env.cluster, &ns2).await;
     let w = &second["workloads"][0];
-    assert_eq!(w["status"], "migrated", "{second:#}");
     assert!(w["foundIn"].to_string().contains("CronJob/nightly"), "{w}");
     let after = trust_of(&iam, &fx.ns).await;
     let statements = after["Statement"].as_array().expect("statements");
@@ -597,7 +475,10 @@ async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters
     );
     assert_eq!(annotation(&sas(&ns2).get("app").await.expect("sa")), None);
     for ns in [&fx.ns, &ns2] {
-        let spc = spc_api(&fx.kube, ns).get("reader").await.expect("spc");
+        let spc = common::spc_api(&fx.kube, ns)
+            .get("reader")
+            .await
+            .expect("spc");
         assert_eq!(
             spc.data["spec"]["parameters"]["usePodIdentity"], "true",
             "{ns}"
@@ -612,7 +493,6 @@ async fn an_annotated_account_whose_class_no_workload_mounts_is_listed_with_the_
     let Some(fx) = common::fixture::Fixture::new("unt", &[], &[], true).await else {
         return;
     };
-    let _cleanup = Cleanup::of(&fx);
     common::apply_all(
         &fx.kube,
         "bootstrap-e2e",

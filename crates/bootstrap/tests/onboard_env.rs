@@ -12,41 +12,10 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
-use common::cli::{control, json_of, run};
+use common::cli::{faults, json_of, reset_calls, run, writes};
 
 /// The tests change the same cluster: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-async fn reset_calls(http: &reqwest::Client) {
-    http.post(control("/calls/reset"))
-        .send()
-        .await
-        .expect("reset the call counters");
-}
-
-/// The write calls the stand-in counted since the last reset.
-async fn writes(http: &reqwest::Client) -> Vec<String> {
-    let calls: Value = http
-        .get(control("/calls"))
-        .send()
-        .await
-        .expect("calls")
-        .json()
-        .await
-        .expect("json");
-    let write = |op: &str| {
-        let action = op.split(':').nth(1).unwrap_or(op);
-        [
-            "Create", "Put", "Update", "Delete", "Tag", "Untag", "Attach", "Detach",
-        ]
-        .iter()
-        .any(|p| action.starts_with(p))
-    };
-    calls
-        .as_object()
-        .map(|m| m.keys().filter(|k| write(k)).cloned().collect())
-        .unwrap_or_default()
-}
 
 fn onboard(file: &std::path::Path, cluster: &str, extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> = [
@@ -157,10 +126,16 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
     .iter()
     .map(|ns| format!("{tag}-{ns}"))
     .collect();
-    cleanup.secrets = ["payments/db", "search/api-key", "partners/feed"]
-        .iter()
-        .map(|s| format!("{tag}/{s}"))
-        .collect();
+    cleanup.secrets = [
+        "payments/db",
+        "search/api-key",
+        "partners/feed",
+        "analytics/warehouse",
+    ]
+    .iter()
+    .map(|s| format!("{tag}/{s}"))
+    .collect();
+    cleanup.parameters = vec![format!("/{tag}/billing/token")];
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let ssm = aws_sdk_ssm::Client::new(&cfg);
     for (name, value) in [
@@ -317,18 +292,8 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
         pruned["orphaned"].to_string().contains("\"pruned\":true"),
         "{pruned:#}"
     );
-    let eks = aws_sdk_eks::Client::new(&cfg);
-    let left = eks
-        .list_pod_identity_associations()
-        .cluster_name(&cluster)
-        .namespace(format!("{tag}-partners"))
-        .send()
-        .await
-        .expect("list");
-    assert!(
-        left.associations().is_empty(),
-        "the pruned team's association is gone"
-    );
+    let left = common::associations(&cfg, &cluster, &format!("{tag}-partners"), None).await;
+    assert!(left.is_empty(), "the pruned team's association is gone");
     let iam = aws_sdk_iam::Client::new(&cfg);
     let role = bootstrap::resources::role::role_name(&cluster, &format!("{tag}-partners"), "sync");
     assert!(
@@ -355,25 +320,13 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
         "down --team: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let billing = eks
-        .list_pod_identity_associations()
-        .cluster_name(&cluster)
-        .namespace(format!("{tag}-billing"))
-        .send()
-        .await
-        .expect("list");
+    let billing = common::associations(&cfg, &cluster, &format!("{tag}-billing"), None).await;
     assert!(
-        billing.associations().is_empty(),
+        billing.is_empty(),
         "down --team removed the team's association"
     );
-    let payments = eks
-        .list_pod_identity_associations()
-        .cluster_name(&cluster)
-        .namespace(format!("{tag}-payments"))
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(payments.associations().len(), 1, "other teams stay");
+    let payments = common::associations(&cfg, &cluster, &format!("{tag}-payments"), None).await;
+    assert_eq!(payments.len(), 1, "other teams stay");
 
     // An association of another namespace pointing at a team's role gets no credentials.
     let intruder = format!("{tag}-intruder");
@@ -397,20 +350,12 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
         &account,
         &bootstrap::resources::role::role_name(&cluster, &format!("{tag}-payments"), "api"),
     );
-    eks.create_pod_identity_association()
-        .cluster_name(&cluster)
-        .namespace(&intruder)
-        .service_account("x")
-        .role_arn(&pay_role)
-        .send()
-        .await
-        .expect("the intruder's association");
+    common::associate(&cfg, &cluster, &intruder, "x", &pay_role).await;
     let denied = agent_credentials(&env, &intruder, "x").await;
     assert!(
         denied.is_err(),
         "a pod of another namespace got the payments role's credentials"
     );
-    common::delete_namespace(&kube, &intruder).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -445,6 +390,12 @@ async fn two_hundred_teams_with_throttling_finish_without_failures() {
     let cfg = common::aws().await;
     let http = reqwest::Client::new();
     let tag = common::unique("many");
+    // 200 teams: too many to remove one namespace at a time, so every workload bootstrap owns
+    // goes (as faults_env's `down --workloads-only` does); the platform stays. The tests of
+    // this file run one at a time.
+    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
+    cleanup.all_workloads = true;
+    cleanup.secrets = vec![format!("{tag}/shared")];
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     sm.create_secret()
         .name(format!("{tag}/shared"))
@@ -461,18 +412,14 @@ async fn two_hundred_teams_with_throttling_finish_without_failures() {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("teams.yaml");
     std::fs::write(&file, text).expect("write");
-    let faults = json!([
+    let throttles = json!([
         {"operation": "iam:*", "kind": "throttle", "count": 60},
         {"operation": "eks:*PodIdentityAssociation*", "kind": "throttle", "count": 60},
     ]);
-    http.post(control("/faults"))
-        .json(&faults)
-        .send()
-        .await
-        .expect("inject throttling");
+    faults(&http, Some(throttles)).await;
     let started = std::time::Instant::now();
     let out = run(onboard(&file, &env.cluster, &["--concurrency", "32"])).await;
-    let _ = http.delete(control("/faults")).send().await;
+    faults(&http, None).await;
     let report = json_of(&out);
     assert!(
         out.status.success(),
@@ -558,16 +505,7 @@ async fn colliding_namespace_and_service_account_joins_get_their_own_roles() {
     assert_ne!(role1, role2);
     let iam = aws_sdk_iam::Client::new(&cfg);
     for (role, ns, sa, secret) in [(&role1, &ns1, "a-app", &s1), (&role2, &ns2, "app", &s2)] {
-        let got = iam.get_role().role_name(role).send().await.expect("role");
-        let tags: Vec<(String, String)> = got
-            .role()
-            .map(|r| {
-                r.tags()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let tags = common::inventory::role_tags(&iam, role).await;
         assert!(
             tags.contains(&("bootstrap.podid/namespace".into(), ns.to_string()))
                 && tags.contains(&("bootstrap.podid/service-account".into(), sa.into())),
@@ -640,18 +578,8 @@ async fn colliding_namespace_and_service_account_joins_get_their_own_roles() {
     spc(&kube, &ns2, "bootstrap-app").await;
 }
 
-fn spc_api(kube: &kube::Client, ns: &str) -> Api<kube::api::DynamicObject> {
-    let gvk =
-        kube::api::GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass");
-    Api::namespaced_with(
-        kube.clone(),
-        ns,
-        &kube::api::ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasses"),
-    )
-}
-
 async fn spc(kube: &kube::Client, ns: &str, name: &str) -> kube::api::DynamicObject {
-    spc_api(kube, ns)
+    common::spc_api(kube, ns)
         .get(name)
         .await
         .unwrap_or_else(|e| panic!("SecretProviderClass {ns}/{name}: {e}"))

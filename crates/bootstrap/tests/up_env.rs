@@ -4,93 +4,24 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
-use serde_json::Value;
+use common::cleanup::Cleanup;
+use common::cli::{bootstrap, calls, ensure_up, json_of, reset_calls, run, up_args, writes};
 
 /// The tests change the same cluster: one at a time.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The environment's cluster, or `None` (the reason printed) when it is not up.
 fn cluster() -> Option<String> {
-    match std::env::var("BOOTSTRAP_TEST_CLUSTER") {
-        Ok(c) if !c.is_empty() => Some(c),
-        _ => {
-            bootstrap_common::testenv::skip("BOOTSTRAP_TEST_CLUSTER is unset");
-            None
-        }
-    }
-}
-
-fn bootstrap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(args)
-        .output()
-        .expect("bootstrap runs")
-}
-
-/// Runs the binary off the async runtime.
-async fn run(args: &[&str]) -> Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        bootstrap(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .expect("join")
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}); stderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-fn control(path: &str) -> String {
-    let base = std::env::var("BOOTSTRAP_ENV_CONTROL")
-        .unwrap_or_else(|_| "http://127.0.0.1:15000/_bootstrap".into());
-    format!("{base}{path}")
-}
-
-async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await
-}
-
-fn is_write(op: &str) -> bool {
-    let action = op.split(':').nth(1).unwrap_or(op);
-    [
-        "Create",
-        "Put",
-        "Update",
-        "Delete",
-        "Tag",
-        "Untag",
-        "Associate",
-        "Attach",
-    ]
-    .iter()
-    .any(|p| action.starts_with(p))
+    common::env().map(|env| env.cluster)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn up_verifies_then_a_second_run_writes_nothing() {
     let Some(cluster) = cluster() else { return };
     let _serial = SERIAL.lock().await;
-    let args = [
-        "up",
-        "--cluster",
-        &cluster,
-        "--create-demo-secret",
-        "--output",
-        "json",
-        "-q",
-        "--timeout",
-        "3m",
-    ];
-    let out = run(&args).await;
+    let out = run(up_args(&cluster, None, &["--output", "json"])).await;
     let first = json_of(&out);
     assert!(
         out.status.success(),
@@ -100,22 +31,8 @@ async fn up_verifies_then_a_second_run_writes_nothing() {
     assert_eq!(first["verified"], true);
 
     let http = reqwest::Client::new();
-    http.post(control("/calls/reset"))
-        .send()
-        .await
-        .expect("reset the call counters");
-    let args = [
-        "up",
-        "--cluster",
-        &cluster,
-        "--create-demo-secret",
-        "--output",
-        "json",
-        "-q",
-        "--timeout",
-        "3m",
-    ];
-    let out = run(&args).await;
+    reset_calls(&http).await;
+    let out = run(up_args(&cluster, None, &["--output", "json"])).await;
     let second = json_of(&out);
     assert!(
         out.status.success(),
@@ -125,21 +42,11 @@ async fn up_verifies_then_a_second_run_writes_nothing() {
     assert_eq!(second["verified"], true);
     assert_eq!(second["changes"]["created"], 0, "{second:#}");
     assert_eq!(second["changes"]["updated"], 0, "{second:#}");
-    let calls: Value = http
-        .get(control("/calls"))
-        .send()
-        .await
-        .expect("calls")
-        .json()
-        .await
-        .expect("json");
-    let writes: Vec<&String> = calls
-        .as_object()
-        .map(|m| m.keys().filter(|k| is_write(k)).collect())
-        .unwrap_or_default();
+    let wrote = writes(&http).await;
     assert!(
-        writes.is_empty(),
-        "the second run wrote: {writes:?} (all calls: {calls})"
+        wrote.is_empty(),
+        "the second run wrote: {wrote:?} (all calls: {})",
+        calls(&http).await
     );
 }
 
@@ -147,24 +54,13 @@ async fn up_verifies_then_a_second_run_writes_nothing() {
 async fn the_role_association_and_spc_are_exactly_as_specified() {
     let Some(cluster) = cluster() else { return };
     let _serial = SERIAL.lock().await;
-    let args = [
-        "up",
-        "--cluster",
-        &cluster,
-        "--create-demo-secret",
-        "--output",
-        "json",
-        "-q",
-        "--timeout",
-        "3m",
-    ];
-    let out = run(&args).await;
+    let out = run(up_args(&cluster, None, &["--output", "json"])).await;
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let config = aws_config().await;
+    let config = common::aws().await;
     let iam = aws_sdk_iam::Client::new(&config);
     let name = bootstrap::resources::role::role_name(&cluster, "bootstrap-demo", "demo-app");
     let role = iam
@@ -213,27 +109,10 @@ async fn the_role_association_and_spc_are_exactly_as_specified() {
             );
         }
     }
-    let eks = aws_sdk_eks::Client::new(&config);
-    let assoc = eks
-        .list_pod_identity_associations()
-        .cluster_name(&cluster)
-        .namespace("bootstrap-demo")
-        .service_account("demo-app")
-        .send()
-        .await
-        .expect("associations");
-    assert_eq!(assoc.associations().len(), 1);
+    let assoc = common::associations(&config, &cluster, "bootstrap-demo", Some("demo-app")).await;
+    assert_eq!(assoc.len(), 1);
     let kube = kube::Client::try_default().await.expect("kubeconfig");
-    let ar = kube::api::ApiResource::from_gvk_with_plural(
-        &kube::api::GroupVersionKind::gvk(
-            "secrets-store.csi.x-k8s.io",
-            "v1",
-            "SecretProviderClass",
-        ),
-        "secretproviderclasses",
-    );
-    let spcs: kube::Api<kube::api::DynamicObject> =
-        kube::Api::namespaced_with(kube, "bootstrap-demo", &ar);
+    let spcs = common::spc_api(&kube, "bootstrap-demo");
     let spc = spcs.get("bootstrap-demo-app").await.expect("SPC exists");
     assert_eq!(spc.data["spec"]["provider"], "aws");
     assert_eq!(spc.data["spec"]["parameters"]["usePodIdentity"], "true");
@@ -242,7 +121,7 @@ async fn the_role_association_and_spc_are_exactly_as_specified() {
 #[test]
 fn bad_input_gets_a_clear_error() {
     let Some(cluster) = cluster() else { return };
-    let out = bootstrap(&["up", "--cluster", "no-such-cluster", "-q"]);
+    let out = bootstrap(&["up", "--cluster", "no-such-cluster", "-q"], None);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -253,28 +132,34 @@ fn bad_input_gets_a_clear_error() {
         err.contains("hint: clusters in") && err.contains(&cluster),
         "{err}"
     );
-    let out = bootstrap(&[
-        "up",
-        "--cluster",
-        &cluster,
-        "--secret",
-        "no/such/secret",
-        "-q",
-    ]);
+    let out = bootstrap(
+        &[
+            "up",
+            "--cluster",
+            &cluster,
+            "--secret",
+            "no/such/secret",
+            "-q",
+        ],
+        None,
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         err.contains("Secrets Manager secret no/such/secret was not found"),
         "{err}"
     );
-    let out = bootstrap(&[
-        "up",
-        "--cluster",
-        &cluster,
-        "--service-account",
-        "Not_Valid",
-        "-q",
-    ]);
+    let out = bootstrap(
+        &[
+            "up",
+            "--cluster",
+            &cluster,
+            "--service-account",
+            "Not_Valid",
+            "-q",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -285,37 +170,12 @@ async fn another_roles_association_is_a_conflict_until_forced() {
     let ns = format!("conflict-{}", std::process::id());
     // `--force` points the hand-made association at bootstrap's role; that association is not
     // bootstrap's, so a later full `down` keeps the role it names. Removed here, pass or fail.
-    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
+    let mut cleanup = Cleanup::new(&cluster);
     cleanup.namespaces = vec![ns.clone()];
-    let eks = aws_sdk_eks::Client::new(&aws_config().await);
     let other = "arn:aws:iam::123456789012:role/someone-else";
-    eks.create_pod_identity_association()
-        .cluster_name(&cluster)
-        .namespace(&ns)
-        .service_account("app")
-        .role_arn(other)
-        .send()
-        .await
-        .expect("pre-existing association");
-    let args = vec![
-        "up".to_string(),
-        "--cluster".into(),
-        cluster.clone(),
-        "--namespace".into(),
-        ns.clone(),
-        "--service-account".into(),
-        "app".into(),
-        "--create-demo-secret".into(),
-        "-q".into(),
-        "--timeout".into(),
-        "3m".into(),
-    ];
-    let a = args.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        bootstrap(&a.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .expect("join");
+    common::associate(&common::aws().await, &cluster, &ns, "app", other).await;
+    let args = up_args(&cluster, Some(&ns), &[]);
+    let out = run(args.clone()).await;
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -326,7 +186,7 @@ async fn another_roles_association_is_a_conflict_until_forced() {
     );
     assert!(err.contains("hint: pass --force"), "{err}");
     // Nothing half-made: the conflict is found before any write.
-    let iam = aws_sdk_iam::Client::new(&aws_config().await);
+    let iam = aws_sdk_iam::Client::new(&common::aws().await);
     let role = bootstrap::resources::role::role_name(&cluster, &ns, "app");
     assert!(
         iam.get_role().role_name(&role).send().await.is_err(),
@@ -334,11 +194,7 @@ async fn another_roles_association_is_a_conflict_until_forced() {
     );
     let mut forced = args;
     forced.push("--force".into());
-    let out = tokio::task::spawn_blocking(move || {
-        bootstrap(&forced.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .expect("join");
+    let out = run(forced).await;
     assert!(
         out.status.success(),
         "{}",
@@ -391,8 +247,11 @@ async fn without_a_kubeconfig_up_signs_its_own_eks_token() {
 async fn a_failed_verification_names_its_cause() {
     let Some(cluster) = cluster() else { return };
     let _serial = SERIAL.lock().await;
-    ensure_platform(&cluster).await;
+    ensure_up(&cluster).await;
     let ns = format!("no-podid-{}", std::process::id());
+    // `up` makes a role and an association there: removed when the test ends, pass or fail.
+    let mut cleanup = Cleanup::new(&cluster);
+    cleanup.namespaces = vec![ns.clone()];
     let kube = kube::Client::try_default().await.expect("kubeconfig");
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(kube.clone());
     let pp = kube::api::PostParams::default();
@@ -404,16 +263,7 @@ async fn a_failed_verification_names_its_cause() {
         )
         .await
         .expect("create the namespace");
-    let ar = kube::api::ApiResource::from_gvk_with_plural(
-        &kube::api::GroupVersionKind::gvk(
-            "secrets-store.csi.x-k8s.io",
-            "v1",
-            "SecretProviderClass",
-        ),
-        "secretproviderclasses",
-    );
-    let spcs: kube::Api<kube::api::DynamicObject> =
-        kube::Api::namespaced_with(kube.clone(), &ns, &ar);
+    let spcs = common::spc_api(&kube, &ns);
     let objects =
         format!("- objectName: \"bootstrap/{cluster}/demo\"\n  objectType: \"secretsmanager\"\n");
     let spc: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
@@ -426,26 +276,9 @@ async fn a_failed_verification_names_its_cause() {
     spcs.create(&pp, &spc).await.expect("create the SPC");
 
     let started = std::time::Instant::now();
-    let out = run(&[
-        "up",
-        "--cluster",
-        &cluster,
-        "--namespace",
-        &ns,
-        "--service-account",
-        "app",
-        "--create-demo-secret",
-        "--output",
-        "json",
-        "-q",
-        "--timeout",
-        "5m",
-    ])
-    .await;
+    let json = ["--output", "json", "--timeout", "5m"];
+    let out = run(up_args(&cluster, Some(&ns), &json)).await;
     let took = started.elapsed();
-    let _ = namespaces
-        .delete(&ns, &kube::api::DeleteParams::default())
-        .await;
     let report = json_of(&out);
     // A mount that keeps failing ends the wait well before --timeout (5m).
     assert!(took < std::time::Duration::from_secs(120), "took {took:?}");
@@ -494,35 +327,20 @@ async fn a_second_aws_provider_is_refused_with_a_hint() {
     let Some(cluster) = cluster() else { return };
     let _serial = SERIAL.lock().await;
     // Our provider runs (whatever ran before this test).
-    let out = run(&[
-        "up",
-        "--cluster",
+    ensure_up(&cluster).await;
+    let out = run(up_args(
         &cluster,
-        "--create-demo-secret",
-        "-q",
-        "--timeout",
-        "3m",
-    ])
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = run(&[
-        "up",
-        "--cluster",
-        &cluster,
-        "--provider",
-        "upstream",
-        // Upstream's image is on public.ecr.aws, which this machine cannot reach.
-        "--skip-image-check",
-        "--create-demo-secret",
-        "--dry-run",
-        "--output",
-        "json",
-        "-q",
-    ])
+        None,
+        &[
+            "--provider",
+            "upstream",
+            // Upstream's image is on public.ecr.aws, which this machine cannot reach.
+            "--skip-image-check",
+            "--dry-run",
+            "--output",
+            "json",
+        ],
+    ))
     .await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -557,8 +375,11 @@ async fn a_missing_association_is_named_as_the_cause() {
     use bootstrap::target;
     let Some(cluster) = cluster() else { return };
     let _serial = SERIAL.lock().await;
-    ensure_platform(&cluster).await;
+    ensure_up(&cluster).await;
     let ns = format!("no-assoc-{}", std::process::id());
+    // The steps make a role, a secret and objects there: removed at the end, pass or fail.
+    let mut cleanup = Cleanup::new(&cluster);
+    cleanup.namespaces = vec![ns.clone()];
     let argv = [
         "bootstrap",
         "up",
@@ -619,10 +440,6 @@ async fn a_missing_association_is_named_as_the_cause() {
     )
     .await;
     let _ = exec.run(&planned.workload.sample.teardown).await;
-    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(kube);
-    let _ = namespaces
-        .delete(&ns, &kube::api::DeleteParams::default())
-        .await;
     let err = result.expect_err("no association: the mount fails");
     let message = err.to_string();
     assert!(
@@ -652,7 +469,7 @@ fn trust_account(role: &aws_sdk_iam::types::Role) -> String {
 /// The trust policy bootstrap writes for the demo workload (the cluster pinned by its ARN,
 /// as the stand-in's DescribeCluster reports it).
 async fn trust_for(account: &str, cluster: &str) -> serde_json::Value {
-    let described = aws_sdk_eks::Client::new(&aws_config().await)
+    let described = aws_sdk_eks::Client::new(&common::aws().await)
         .describe_cluster()
         .name(cluster)
         .send()
@@ -670,23 +487,4 @@ async fn trust_for(account: &str, cluster: &str) -> serde_json::Value {
         namespace: "bootstrap-demo",
         service_account: "demo-app",
     })
-}
-
-/// The platform (driver, CRDs, provider, agent) installed, whatever ran before this test.
-async fn ensure_platform(cluster: &str) {
-    let out = run(&[
-        "up",
-        "--cluster",
-        cluster,
-        "--create-demo-secret",
-        "-q",
-        "--timeout",
-        "3m",
-    ])
-    .await;
-    assert!(
-        out.status.success(),
-        "up: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod moto;
+pub mod process;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -242,6 +244,17 @@ pub async fn start(
     start_with_cluster(aws, cluster, agent_url, config).await
 }
 
+/// [`start`] with no service account annotations, no node region, and a fake agent that
+/// accepts [`POD_TOKEN`]: the usual Pod Identity setup.
+pub async fn with_agent(
+    aws: impl AwsFactory + 'static,
+    config: MountConfig,
+) -> (FakeAgent, Harness) {
+    let agent = start_agent(POD_TOKEN).await;
+    let h = start(aws, FakeCluster::default(), &agent.url, config).await;
+    (agent, h)
+}
+
 /// [`start`] with any cluster lookup.
 pub async fn start_with_cluster(
     aws: impl AwsFactory + 'static,
@@ -287,15 +300,9 @@ pub async fn start_with_cluster(
         .await;
     });
     let _ = ready_rx.await;
-    let socket = path.join(SOCKET_NAME);
-    let channel = Endpoint::try_from("http://[::1]:1")
-        .expect("endpoint")
-        .connect_with_connector(UnixConnector(socket))
-        .await
-        .expect("connect to provider socket");
     Harness {
         dir,
-        client: CsiDriverProviderClient::new(channel),
+        client: connect(path.join(SOCKET_NAME)).await,
         metrics,
         logs,
         stop: Some(stop),
@@ -361,14 +368,19 @@ pub fn both_tokens() -> String {
 pub async fn mount(h: &mut Harness, attributes: String) -> Result<MountResponse, tonic::Status> {
     h.client
         .mount(MountRequest {
-            attributes,
-            secrets: "{}".into(),
             target_path: "/var/lib/kubelet/pods/uid-1/volumes/x".into(),
-            permission: "\"420\"".into(),
-            current_object_version: vec![],
+            ..mount_request(attributes)
         })
         .await
         .map(|r| r.into_inner())
+}
+
+/// The files of a mount response: (path, contents), in the order the provider wrote them.
+pub fn files_of(resp: &MountResponse) -> Vec<(&str, &[u8])> {
+    resp.files
+        .iter()
+        .map(|f| (f.path.as_str(), f.contents.as_slice()))
+        .collect()
 }
 
 /// A gRPC client of the provider socket at `socket`.

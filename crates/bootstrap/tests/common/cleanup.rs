@@ -1,7 +1,8 @@
 //! A guard that removes what an env test made — when it passes and when an assertion fails:
 //! `bootstrap down --namespace NS --force` for each namespace (bootstrap's objects, association
-//! and role), then, directly, the IAM roles, associations, secrets, namespaces and cluster-scoped
-//! objects the test made by hand.
+//! and role), then, directly, the IAM roles and users, associations, secrets, SSM parameters,
+//! ECR repositories, namespaces and cluster-scoped objects the test made by hand. Every env
+//! test that makes any of these registers it here before making it.
 
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
@@ -15,8 +16,18 @@ pub struct Cleanup {
     pub namespaces: Vec<String>,
     /// IAM roles made by hand (inline policies deleted first).
     pub roles: Vec<String>,
-    /// Secrets Manager secrets (deleted without recovery).
+    /// Secrets Manager secrets, by name or ARN (deleted without recovery).
     pub secrets: Vec<String>,
+    /// SSM parameters, by name.
+    pub parameters: Vec<String>,
+    /// ECR repositories (deleted with their images).
+    pub repositories: Vec<String>,
+    /// IAM users (their access keys deleted first).
+    pub users: Vec<String>,
+    /// Runs `bootstrap down --workloads-only --force` first: every workload bootstrap owns on
+    /// the cluster, for a test that makes too many namespaces to remove one by one (only where
+    /// no other test of the binary runs at the same time).
+    pub all_workloads: bool,
     /// Cluster-scoped objects made by hand: (apiVersion, kind, plural, name).
     pub cluster_objects: Vec<(String, String, String, String)>,
 }
@@ -31,31 +42,53 @@ impl Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        if self.namespaces.is_empty()
-            && self.roles.is_empty()
-            && self.secrets.is_empty()
-            && self.cluster_objects.is_empty()
-        {
+        if self.is_empty() {
             return;
         }
         let mut this = std::mem::take(self);
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(this.run());
+        let done = super::block_on_own_thread(move || async move {
+            this.run().await;
             // Emptied, so that dropping it here does not clean up (and spawn) once more.
-            this.namespaces.clear();
-            this.roles.clear();
-            this.secrets.clear();
-            this.cluster_objects.clear();
-        })
-        .join();
+            this.forget();
+        });
+        if !done {
+            eprintln!("the cleanup guard panicked: some of what the test made may be left");
+        }
     }
 }
 
 impl Cleanup {
+    /// Empties the guard: nothing is removed when it is dropped.
+    fn forget(&mut self) {
+        self.namespaces.clear();
+        self.roles.clear();
+        self.secrets.clear();
+        self.parameters.clear();
+        self.repositories.clear();
+        self.users.clear();
+        self.cluster_objects.clear();
+        self.all_workloads = false;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.namespaces.is_empty()
+            && self.roles.is_empty()
+            && self.secrets.is_empty()
+            && self.parameters.is_empty()
+            && self.repositories.is_empty()
+            && self.users.is_empty()
+            && self.cluster_objects.is_empty()
+            && !self.all_workloads
+    }
+
+    /// `bootstrap down` with `scope` (`--namespace NS` or `--workloads-only`), its outcome
+    /// ignored: what it leaves, the direct deletions below remove.
+    fn down(&self, scope: &[&str]) {
+        let mut args = vec!["down", "--cluster", &self.cluster, "--force", "--yes", "-q"];
+        args.extend_from_slice(scope);
+        let _ = super::cli::bootstrap(&args, None);
+    }
+
     async fn run(&self) {
         let kube = super::kube().await;
         for (api_version, kind, plural, name) in &self.cluster_objects {
@@ -74,20 +107,11 @@ impl Cleanup {
             }
             let _ = api.delete(name, &DeleteParams::default()).await;
         }
+        if self.all_workloads {
+            self.down(&["--workloads-only"]);
+        }
         for ns in &self.namespaces {
-            let _ = super::cli::bootstrap(
-                &[
-                    "down",
-                    "--cluster",
-                    &self.cluster,
-                    "--namespace",
-                    ns,
-                    "--force",
-                    "--yes",
-                    "-q",
-                ],
-                None,
-            );
+            self.down(&["--namespace", ns]);
         }
         let cfg = super::aws().await;
         let eks = aws_sdk_eks::Client::new(&cfg);
@@ -126,12 +150,50 @@ impl Cleanup {
             }
             let _ = iam.delete_role().role_name(role).send().await;
         }
-        let sm = aws_sdk_secretsmanager::Client::new(&cfg);
+        for user in &self.users {
+            if let Ok(keys) = iam.list_access_keys().user_name(user).send().await {
+                for k in keys.access_key_metadata() {
+                    if let Some(id) = k.access_key_id() {
+                        let _ = iam
+                            .delete_access_key()
+                            .user_name(user)
+                            .access_key_id(id)
+                            .send()
+                            .await;
+                    }
+                }
+            }
+            let _ = iam.delete_user().user_name(user).send().await;
+        }
         for secret in &self.secrets {
+            // A secret given by ARN is deleted in its own region.
+            let mut conf = aws_sdk_secretsmanager::config::Builder::from(&cfg);
+            if let Some(region) = secret
+                .strip_prefix("arn:")
+                .and_then(|a| a.split(':').nth(2))
+            {
+                conf = conf.region(aws_sdk_secretsmanager::config::Region::new(
+                    region.to_string(),
+                ));
+            }
+            let sm = aws_sdk_secretsmanager::Client::from_conf(conf.build());
             let _ = sm
                 .delete_secret()
                 .secret_id(secret)
                 .force_delete_without_recovery(true)
+                .send()
+                .await;
+        }
+        let ssm = aws_sdk_ssm::Client::new(&cfg);
+        for parameter in &self.parameters {
+            let _ = ssm.delete_parameter().name(parameter).send().await;
+        }
+        let ecr = aws_sdk_ecr::Client::new(&cfg);
+        for repository in &self.repositories {
+            let _ = ecr
+                .delete_repository()
+                .repository_name(repository)
+                .force(true)
                 .send()
                 .await;
         }

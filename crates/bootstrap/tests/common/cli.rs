@@ -156,3 +156,110 @@ pub fn offline(args: &[&str]) -> Output {
         .args(args);
     cmd.output().expect("bootstrap runs")
 }
+
+/// `bootstrap up` of the demo workload (and the platform), failing the test unless it passed.
+pub async fn ensure_up(cluster: &str) {
+    let out = run(args(&[
+        "up",
+        "--cluster",
+        cluster,
+        "--create-demo-secret",
+        "-q",
+        "--timeout",
+        "4m",
+    ]))
+    .await;
+    ok(&out, "up");
+}
+
+/// Resets the stand-in's per-operation call counters.
+pub async fn reset_calls(http: &reqwest::Client) {
+    http.post(control("/calls/reset"))
+        .send()
+        .await
+        .expect("reset the call counters");
+}
+
+/// The stand-in's per-operation call counters (since the last reset).
+pub async fn calls(http: &reqwest::Client) -> Value {
+    http.get(control("/calls"))
+        .send()
+        .await
+        .expect("calls")
+        .json()
+        .await
+        .expect("calls JSON")
+}
+
+/// Whether a counted operation (`service:Action`) writes.
+pub fn is_write(op: &str) -> bool {
+    let action = op.split(':').nth(1).unwrap_or(op);
+    [
+        "Create",
+        "Put",
+        "Update",
+        "Delete",
+        "Tag",
+        "Untag",
+        "Associate",
+        "Attach",
+        "Detach",
+    ]
+    .iter()
+    .any(|p| action.starts_with(p))
+}
+
+/// The write operations the stand-in counted since the last reset.
+pub async fn writes(http: &reqwest::Client) -> Vec<String> {
+    calls(http)
+        .await
+        .as_object()
+        .map(|m| m.keys().filter(|k| is_write(k)).cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Adds the stand-in's fault rules (`POST /faults`, one rule or a list), or clears them all
+/// (`None`); fails the test when the control API refuses.
+pub async fn faults(http: &reqwest::Client, rules: Option<Value>) {
+    let request = match &rules {
+        Some(rules) => http.post(control("/faults")).json(rules),
+        None => http.delete(control("/faults")),
+    };
+    let out = request.send().await.expect("the control API answers");
+    assert!(
+        out.status().is_success(),
+        "faults {rules:?}: {}",
+        out.status()
+    );
+}
+
+/// `up` with the demo secret, quiet: of service account `app` in namespace `ns` when given,
+/// else of the demo workload; then `extra` flags (and `--timeout 3m` unless they set one).
+pub fn up_args(cluster: &str, ns: Option<&str>, extra: &[&str]) -> Vec<String> {
+    let mut a = args(&["up", "--cluster", cluster]);
+    if let Some(ns) = ns {
+        a.extend(args(&["--namespace", ns, "--service-account", "app"]));
+    }
+    a.extend(args(&["--create-demo-secret", "-q"]));
+    a.extend(args(extra));
+    if !extra.contains(&"--timeout") {
+        a.extend(args(&["--timeout", "3m"]));
+    }
+    a
+}
+
+/// `down --workloads-only --force --yes`: every workload bootstrap owns on the cluster, quiet;
+/// the platform stays.
+pub fn down_workloads_args(cluster: &str) -> Vec<String> {
+    args(&[
+        "down",
+        "--cluster",
+        cluster,
+        "--yes",
+        "--force",
+        "--workloads-only",
+        "-q",
+        "--timeout",
+        "4m",
+    ])
+}

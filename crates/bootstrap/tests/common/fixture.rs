@@ -4,18 +4,58 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 
-use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
 use serde_json::{Value, json};
 
 /// One namespace with a service account, a role allowed to read exactly `secrets` and
-/// `params`, and (for Pod Identity) an association.
+/// `params`, and (for Pod Identity) an association. Its guard removes the namespace (after
+/// `bootstrap down` of it), its associations and the role when the fixture is dropped, pass
+/// or fail; a test adds what else it makes to `cleanup`.
 pub struct Fixture {
     pub env: super::Env,
     pub kube: kube::Client,
     pub cfg: aws_config::SdkConfig,
     pub ns: String,
     pub role_arn: String,
+    pub cleanup: super::cleanup::Cleanup,
+}
+
+/// A Pod Identity role `name` allowed to read exactly `secret_arns` and `param_arns`; its ARN.
+pub async fn reading_role(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    secret_arns: &[String],
+    param_arns: &[String],
+) -> String {
+    let role_arn = iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(super::POD_IDENTITY_TRUST)
+        .send()
+        .await
+        .expect("CreateRole")
+        .role
+        .expect("role")
+        .arn;
+    let mut statements = vec![];
+    if !secret_arns.is_empty() {
+        statements.push(json!({"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": secret_arns}));
+    }
+    if !param_arns.is_empty() {
+        statements.push(json!({"Effect": "Allow", "Action": ["ssm:GetParameters", "ssm:GetParameter"], "Resource": param_arns}));
+    }
+    if !statements.is_empty() {
+        let policy = json!({"Version": "2012-10-17", "Statement": statements});
+        iam.put_role_policy()
+            .role_name(name)
+            .policy_name("read")
+            .policy_document(policy.to_string())
+            .send()
+            .await
+            .expect("PutRolePolicy");
+    }
+    role_arn
 }
 
 impl Fixture {
@@ -29,48 +69,17 @@ impl Fixture {
         let kube = super::kube().await;
         let cfg = super::aws().await;
         let ns = super::unique(prefix);
+        let mut cleanup = super::cleanup::Cleanup::new(&env.cluster);
+        cleanup.namespaces.push(ns.clone());
+        cleanup.roles.push(ns.clone());
         super::namespace(&kube, &ns).await;
         let iam = aws_sdk_iam::Client::new(&cfg);
-        let role_arn = iam
-            .create_role()
-            .role_name(&ns)
-            .assume_role_policy_document(super::POD_IDENTITY_TRUST)
-            .send()
-            .await
-            .expect("CreateRole")
-            .role
-            .expect("role")
-            .arn;
-        let mut statements = vec![];
-        if !secret_arns.is_empty() {
-            statements.push(json!({"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": secret_arns}));
-        }
-        if !param_arns.is_empty() {
-            statements.push(json!({"Effect": "Allow", "Action": ["ssm:GetParameters", "ssm:GetParameter"], "Resource": param_arns}));
-        }
-        if !statements.is_empty() {
-            let policy = json!({"Version": "2012-10-17", "Statement": statements});
-            iam.put_role_policy()
-                .role_name(&ns)
-                .policy_name("read")
-                .policy_document(policy.to_string())
-                .send()
-                .await
-                .expect("PutRolePolicy");
-        }
+        let role_arn = reading_role(&iam, &ns, secret_arns, param_arns).await;
         let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app", "namespace": ns}});
         if irsa {
             sa["metadata"]["annotations"] = json!({"eks.amazonaws.com/role-arn": role_arn});
         } else {
-            aws_sdk_eks::Client::new(&cfg)
-                .create_pod_identity_association()
-                .cluster_name(&env.cluster)
-                .namespace(&ns)
-                .service_account("app")
-                .role_arn(&role_arn)
-                .send()
-                .await
-                .expect("CreatePodIdentityAssociation");
+            super::associate(&cfg, &env.cluster, &ns, "app", &role_arn).await;
         }
         let driver = bootstrap::render::csi_driver::render(
             &bootstrap::render::csi_driver::CsiDriverValues::default(),
@@ -85,6 +94,7 @@ impl Fixture {
             cfg,
             ns,
             role_arn,
+            cleanup,
         })
     }
 
@@ -164,27 +174,13 @@ impl Fixture {
 
     /// Waits for a FailedMount event on pod `name` and returns its message; checks nothing was mounted.
     pub async fn failed(&self, name: &str) -> String {
-        let events: Api<Event> = Api::namespaced(self.kube.clone(), &self.ns);
-        let msg = super::eventually(&format!("a FailedMount event on {name}"), 60, || {
-            let events = events.clone();
-            let name = name.to_string();
-            async move {
-                events
-                    .list(&ListParams::default())
-                    .await
-                    .ok()?
-                    .items
-                    .into_iter()
-                    .find_map(|e| {
-                        let m = e.message.unwrap_or_default();
-                        // Skip "driver socket not there yet": the provider's answer is wanted.
-                        (e.reason.as_deref() == Some("FailedMount")
-                            && e.involved_object.name.as_deref() == Some(name.as_str())
-                            && !m.contains("csi.sock"))
-                        .then_some(m)
-                    })
-            }
-        })
+        // Skip "driver socket not there yet": the provider's answer is wanted.
+        let msg = super::failed_mount(
+            &self.kube,
+            &self.ns,
+            &format!("a FailedMount event on {name}"),
+            |e, m| e.involved_object.name.as_deref() == Some(name) && !m.contains("csi.sock"),
+        )
         .await;
         let pod = Api::<Pod>::namespaced(self.kube.clone(), &self.ns)
             .get(name)

@@ -30,22 +30,7 @@ pub async fn owned_inventory(
         roles.extend(page.expect("list roles").roles().to_vec());
     }
     for role in &roles {
-        let got = iam
-            .get_role()
-            .role_name(role.role_name())
-            .send()
-            .await
-            .expect("get role");
-        let tags: Vec<(String, String)> = got
-            .role()
-            .map(|r| {
-                r.tags()
-                    .iter()
-                    .map(|t| (t.key().to_string(), t.value().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if ours(&tags) {
+        if ours(&role_tags(&iam, role.role_name()).await) {
             found.insert(format!("iam role {}", role.role_name()));
         }
     }
@@ -166,6 +151,37 @@ pub async fn owned_inventory(
         }
     }
     found
+}
+
+/// The tags of IAM role `name`, as (key, value) pairs.
+pub async fn role_tags(iam: &aws_sdk_iam::Client, name: &str) -> Vec<(String, String)> {
+    let got = iam
+        .get_role()
+        .role_name(name)
+        .send()
+        .await
+        .expect("get role");
+    got.role()
+        .map(|r| {
+            r.tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether an item of [`owned_inventory`] is the platform's (driver, CRDs, provider, add-ons),
+/// which `down --workloads-only` keeps: shared by every test of the environment, whose CSI
+/// driver keeps its CRDs for the tests that run after.
+pub fn platform_item(item: &str) -> bool {
+    item.starts_with("CustomResourceDefinition/")
+        || item.starts_with("CSIDriver/")
+        || item.starts_with("addon ")
+        || item.contains("kube-system/")
+        || item.contains("secretprovider")
+        || item.contains("aws-csi-provider")
+        || item.contains("secrets-store-csi-driver")
 }
 
 /// The agent add-on as someone else installed it (no bootstrap tags), ACTIVE.

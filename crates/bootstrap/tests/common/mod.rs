@@ -186,3 +186,104 @@ pub async fn sa_token(
         .expect("token status")
         .token
 }
+
+/// The Pod Identity associations of namespace `ns` on `cluster` (of `service_account` only,
+/// when given).
+pub async fn associations(
+    cfg: &aws_config::SdkConfig,
+    cluster: &str,
+    ns: &str,
+    service_account: Option<&str>,
+) -> Vec<aws_sdk_eks::types::PodIdentityAssociationSummary> {
+    aws_sdk_eks::Client::new(cfg)
+        .list_pod_identity_associations()
+        .cluster_name(cluster)
+        .namespace(ns)
+        .set_service_account(service_account.map(String::from))
+        .send()
+        .await
+        .expect("ListPodIdentityAssociations")
+        .associations
+        .unwrap_or_default()
+}
+
+/// Runs the future `work` makes to completion on a thread and runtime of its own: for a guard's
+/// `Drop`, which cannot await and may run inside the test's runtime. Returns whether it ended
+/// without a panic.
+pub fn block_on_own_thread<F, Fut>(work: F) -> bool
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(work())
+    })
+    .join()
+    .is_ok()
+}
+
+/// The SecretProviderClasses of namespace `ns`.
+pub fn spc_api(client: &Client, ns: &str) -> Api<DynamicObject> {
+    let gvk =
+        kube::api::GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass");
+    Api::namespaced_with(
+        client.clone(),
+        ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasses"),
+    )
+}
+
+/// Waits (at most 60 s) for a FailedMount event in namespace `ns` whose message `wanted`
+/// accepts, and returns that message; `what` names it in the timeout's failure.
+pub async fn failed_mount(
+    client: &Client,
+    ns: &str,
+    what: &str,
+    wanted: impl Fn(&k8s_openapi::api::core::v1::Event, &str) -> bool,
+) -> String {
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), ns);
+    let wanted = &wanted;
+    eventually(what, 60, || {
+        let events = events.clone();
+        async move {
+            events
+                .list(&kube::api::ListParams::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .find_map(|e| {
+                    let m = e.message.clone().unwrap_or_default();
+                    (e.reason.as_deref() == Some("FailedMount") && wanted(&e, &m)).then_some(m)
+                })
+        }
+    })
+    .await
+}
+
+/// Creates a Pod Identity association of `ns`/`service_account` with `role_arn`, by hand (no
+/// bootstrap tags); its id.
+pub async fn associate(
+    cfg: &aws_config::SdkConfig,
+    cluster: &str,
+    ns: &str,
+    service_account: &str,
+    role_arn: &str,
+) -> String {
+    aws_sdk_eks::Client::new(cfg)
+        .create_pod_identity_association()
+        .cluster_name(cluster)
+        .namespace(ns)
+        .service_account(service_account)
+        .role_arn(role_arn)
+        .send()
+        .await
+        .expect("CreatePodIdentityAssociation")
+        .association
+        .and_then(|a| a.association_id)
+        .unwrap_or_default()
+}

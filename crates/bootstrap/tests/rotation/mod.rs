@@ -229,24 +229,17 @@ pub struct Restore {
 impl Drop for Restore {
     fn drop(&mut self) {
         let state_dir = self.state_dir.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                let kube = common::kube().await;
-                let _ = reqwest::Client::new()
-                    .delete(common::cli::control("/faults"))
-                    .send()
-                    .await;
-                delete_provider(&kube, Provider::Upstream).await;
-                delete_provider(&kube, Provider::Ours).await;
-                apply_driver(&kube, &CsiDriverValues::default()).await;
-                provider_serves(&state_dir, Provider::Ours, |c| !from_daemonset(c)).await;
-            });
-        })
-        .join();
+        common::block_on_own_thread(move || async move {
+            let kube = common::kube().await;
+            let _ = reqwest::Client::new()
+                .delete(common::cli::control("/faults"))
+                .send()
+                .await;
+            delete_provider(&kube, Provider::Upstream).await;
+            delete_provider(&kube, Provider::Ours).await;
+            apply_driver(&kube, &CsiDriverValues::default()).await;
+            provider_serves(&state_dir, Provider::Ours, |c| !from_daemonset(c)).await;
+        });
     }
 }
 
@@ -262,13 +255,7 @@ pub async fn calls() -> std::collections::BTreeMap<String, u64> {
 
 /// Adds a fault rule to the stand-in.
 pub async fn fault(rule: Value) {
-    let r = reqwest::Client::new()
-        .post(common::cli::control("/faults"))
-        .json(&rule)
-        .send()
-        .await
-        .expect("POST /faults");
-    assert!(r.status().is_success(), "fault rule refused: {rule}");
+    common::cli::faults(&reqwest::Client::new(), Some(rule)).await;
 }
 
 /// How many times the driver logged a completed publish for `target` (the first mount and

@@ -13,7 +13,7 @@ use super::{
     from_daemonset, process_runs, provider_log_len, provider_log_since, provider_serves, publishes,
     republish,
 };
-use crate::common::{self, Env, fixture::Fixture};
+use crate::common::{self, Env, cleanup::Cleanup, fixture::Fixture};
 
 /// Scheduling and mount time on a loaded 2-core machine, on top of the rotation interval and
 /// one re-publish period.
@@ -197,6 +197,10 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     let pw = [common::unique("pw-v1"), common::unique("pw-v2")];
     let param = [common::unique("param-v1"), common::unique("param-v2")];
     let json_of = |pw: &str| json!({"user": "app", "password": pw}).to_string();
+    // Removed when the scenario ends, pass or fail (after the fixture's namespace and role).
+    let mut made = Cleanup::new(&env.cluster);
+    made.secrets = vec![format!("{tag}/plain"), format!("{tag}/json")];
+    made.parameters = vec![format!("/{tag}/param")];
     let mut arns = vec![];
     for (name, value) in [("plain", plain[0].clone()), ("json", json_of(&pw[0]))] {
         let out = sm
@@ -437,20 +441,6 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     )
     .await;
 
-    common::delete_namespace(&fx.kube, &fx.ns).await;
-    for name in ["plain", "json"] {
-        let _ = sm
-            .delete_secret()
-            .secret_id(format!("{tag}/{name}"))
-            .force_delete_without_recovery(true)
-            .send()
-            .await;
-    }
-    let _ = ssm
-        .delete_parameter()
-        .name(format!("/{tag}/param"))
-        .send()
-        .await;
     cost
 }
 
@@ -486,6 +476,8 @@ pub async fn failover(env: &Env, provider: Provider, irsa: bool) {
     };
     let tag = common::unique(&format!("fo-{}", provider.name()));
     let values = [common::unique("primary"), common::unique("failover")];
+    // By ARN: one secret in each region.
+    let mut made = Cleanup::new(&env.cluster);
     let mut arns = vec![];
     for (region, value) in [(primary.as_str(), &values[0]), (second, &values[1])] {
         let conf = aws_sdk_secretsmanager::config::Builder::from(&cfg)
@@ -500,7 +492,9 @@ pub async fn failover(env: &Env, provider: Provider, irsa: bool) {
             .secret_string(value)
             .send()
             .await;
-        arns.push(out.expect("CreateSecret").arn.expect("arn"));
+        let arn = out.expect("CreateSecret").arn.expect("arn");
+        made.secrets.push(arn.clone());
+        arns.push(arn);
     }
     let prefix = format!(
         "fo-{}-{}",
@@ -561,5 +555,4 @@ pub async fn failover(env: &Env, provider: Provider, irsa: bool) {
         .delete(common::cli::control("/faults"))
         .send()
         .await;
-    common::delete_namespace(&fx.kube, &fx.ns).await;
 }
