@@ -31,6 +31,9 @@ pub struct Transient {
     schedule: Backoff,
     /// Attempts made so far for this request (tower clones the policy per request).
     made: u32,
+    /// Time slept so far for this request: a server's `Retry-After` counts against the same
+    /// budget, so a persistent 429 fails within it too.
+    slept: Duration,
 }
 
 impl Default for Transient {
@@ -41,17 +44,22 @@ impl Default for Transient {
 
 impl Transient {
     pub fn new(schedule: Backoff) -> Self {
-        Self { schedule, made: 1 }
+        Self {
+            schedule,
+            made: 1,
+            slept: Duration::ZERO,
+        }
     }
 
     /// The delay before the next attempt: the schedule's, or the server's `Retry-After` when
     /// it gave one; `None` when the budget is spent.
     fn delay(&self, retry_after: Option<Duration>) -> Option<Duration> {
         let scheduled = self.schedule.next_delay(self.made)?;
-        Some(match retry_after {
+        let delay = match retry_after {
             Some(after) => after.min(MAX_RETRY_AFTER),
             None => scheduled,
-        })
+        };
+        (self.slept + delay <= self.schedule.budget).then_some(delay)
     }
 }
 
@@ -98,6 +106,7 @@ impl<Res> Policy<Request<Body>, Response<Res>, BoxError> for Transient {
             self.schedule.attempts()
         );
         self.made += 1;
+        self.slept += delay;
         Some(tokio::time::sleep(delay))
     }
 
@@ -198,6 +207,21 @@ mod tests {
         assert_eq!(
             sleep.deadline() - tokio::time::Instant::now(),
             MAX_RETRY_AFTER
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_persistent_retry_after_spends_the_same_budget() {
+        let mut req = request(Method::GET);
+        let mut policy = Transient::default();
+        let mut slept = Duration::ZERO;
+        while let Some(sleep) = policy.retry(&mut req, &mut answer(429, Some("10"))) {
+            slept += sleep.deadline() - tokio::time::Instant::now();
+        }
+        assert_eq!(
+            slept,
+            Duration::from_secs(20),
+            "two waits of 10 s, no third"
         );
     }
 
