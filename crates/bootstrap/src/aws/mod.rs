@@ -158,6 +158,19 @@ impl Clients {
     }
 }
 
+#[cfg(test)]
+impl Clients {
+    /// Clients of us-west-2 with no credentials and no mocks: tests replace the clients they
+    /// mock (`Clients { eks, iam, ..Clients::unmocked() }`).
+    pub fn unmocked() -> Self {
+        let config = SdkConfig::builder()
+            .region(Region::new("us-west-2"))
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        Self::from_config(config).expect("a region is set")
+    }
+}
+
 /// Loads the standard AWS configuration (env, profile, SSO, IMDS…) with optional overrides.
 pub async fn load_config(
     region: Option<&str>,
