@@ -158,6 +158,11 @@ where
     }
 }
 
+/// How errors name a role.
+fn iam_role(role: &str) -> String {
+    format!("IAM role {role}")
+}
+
 /// IAM tags from key/value pairs.
 fn iam_tags<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -223,27 +228,17 @@ impl Backends {
                     (TAG_SERVICE_ACCOUNT, service_account.as_str()),
                 ])?;
                 let call = aws.iam.tag_role().role_name(role).set_tags(Some(tags));
-                send("tag", format!("IAM role {role}"), call.send()).await?;
+                send("tag", iam_role(role), call.send()).await?;
             }
             Op::UpdateAssumeRolePolicy { role, trust } => {
                 let call = aws.iam.update_assume_role_policy().role_name(role);
                 let call = call.policy_document(trust.to_string()).send();
-                send(
-                    "update the trust policy of",
-                    format!("IAM role {role}"),
-                    call,
-                )
-                .await?;
+                send("update the trust policy of", iam_role(role), call).await?;
             }
             Op::UpdateRoleDescription { role, description } => {
                 let call = aws.iam.update_role_description().role_name(role);
                 let call = call.description(description).send();
-                send(
-                    "update the description of",
-                    format!("IAM role {role}"),
-                    call,
-                )
-                .await?;
+                send("update the description of", iam_role(role), call).await?;
             }
             Op::PutRolePolicy {
                 role,
@@ -256,31 +251,21 @@ impl Backends {
                     .role_name(role)
                     .policy_name(policy);
                 let call = call.policy_document(document.to_string()).send();
-                send("put the inline policy on", format!("IAM role {role}"), call).await?;
+                send("put the inline policy on", iam_role(role), call).await?;
             }
             Op::DeleteRolePolicy { role, policy } => {
                 let call = aws.iam.delete_role_policy().role_name(role);
                 let call = call.policy_name(policy).send();
-                delete(
-                    "delete the inline policy of",
-                    format!("IAM role {role}"),
-                    call,
-                )
-                .await?;
+                delete("delete the inline policy of", iam_role(role), call).await?;
             }
             Op::DetachRolePolicy { role, policy_arn } => {
                 let call = aws.iam.detach_role_policy().role_name(role);
                 let call = call.policy_arn(policy_arn).send();
-                delete(
-                    "detach a managed policy from",
-                    format!("IAM role {role}"),
-                    call,
-                )
-                .await?;
+                delete("detach a managed policy from", iam_role(role), call).await?;
             }
             Op::DeleteRole { role } => {
                 let call = aws.iam.delete_role().role_name(role).send();
-                delete("delete", format!("IAM role {role}"), call).await?;
+                delete("delete", iam_role(role), call).await?;
             }
             Op::CreateEcrRepository { .. } | Op::PushImage { .. } => {
                 return Err(StepError::problem(format!(
@@ -454,21 +439,14 @@ async fn wait_addon(
     let mut delay = Duration::from_millis(500);
     let started = Instant::now();
     loop {
-        let status = match aws
-            .eks
-            .describe_addon()
-            .cluster_name(cluster)
-            .addon_name(addon)
-            .send()
-            .await
-        {
-            Ok(out) => out.addon().and_then(|a| a.status()).cloned(),
-            Err(e) => {
-                let err = classify("describe", format!("EKS add-on {addon}"), e);
-                if err.is(ErrorKind::NotFound) && until == AddonGoal::Gone {
-                    return Ok(());
-                }
-                return Err(err.into());
+        let status = match crate::resources::addon::read(aws, cluster, addon).await? {
+            Some(found) => found.status().cloned(),
+            None if until == AddonGoal::Gone => return Ok(()),
+            None => {
+                return Err(StepError::problem(format!(
+                    "EKS add-on {addon} disappeared while bootstrap waited for it to be ACTIVE"
+                ))
+                .with_hint("something else deleted it: check the cluster's add-ons, then re-run"));
             }
         };
         if until == AddonGoal::Active {

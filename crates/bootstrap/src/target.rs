@@ -9,6 +9,7 @@ use crate::aws::{self, Clients, ConfigError, ErrorKind, classify, token};
 use crate::error::StepError;
 use crate::kube::client::{self, ClusterEndpoint, Source};
 use crate::plan::{Action, Change, StepOutcome};
+use crate::render::metadata_label;
 
 /// The oldest Kubernetes minor the Secrets Store CSI Driver v1.6.0 supports.
 pub const MIN_KUBERNETES_MINOR: u32 = 30;
@@ -47,12 +48,9 @@ impl NodePlatform {
     /// From a Node's labels.
     pub fn of(node: &Node) -> Self {
         let label = |k: &str| {
-            node.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(k))
-                .cloned()
+            metadata_label(&node.metadata, k)
                 .unwrap_or_default()
+                .to_string()
         };
         Self {
             name: node.metadata.name.clone().unwrap_or_default(),

@@ -511,21 +511,12 @@ pub fn text(report: &MigrateReport) -> String {
             w.status
         ));
         for ch in &w.changes {
-            out.push_str(&format!(
-                "  {:<13} {}\n",
-                if report.approve {
-                    ch.action.as_str()
-                } else {
-                    ch.action.would()
-                },
-                ch.resource
-            ));
-            for call in &ch.calls {
-                out.push_str(&format!("      → {call}\n"));
-            }
-            if let Some(note) = &ch.note {
-                out.push_str(&format!("      ({note})\n"));
-            }
+            let verb = if report.approve {
+                ch.action.as_str()
+            } else {
+                ch.action.would()
+            };
+            crate::ui::write_change(&mut out, verb, ch);
         }
         if !w.verified.is_empty() {
             out.push_str(&format!("  mounted {}\n", w.verified.join(", ")));
