@@ -112,6 +112,10 @@ impl Interpreter for Backends {
             }
         })
     }
+
+    fn progressed_since(&self, t: Instant) -> bool {
+        self.aws.progress.since(t)
+    }
 }
 
 fn left(deadline: Instant) -> Duration {
