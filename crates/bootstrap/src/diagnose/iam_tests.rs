@@ -2,6 +2,11 @@ use serde_json::json;
 
 use super::*;
 
+/// What one policy decides for `action` on `resource`.
+fn decision_of(policy: &NamedPolicy, action: &str, resource: &str) -> Decision {
+    evaluate(std::slice::from_ref(policy), action, resource).decision
+}
+
 fn policy(source: &str, document: Value) -> NamedPolicy {
     NamedPolicy {
         source: source.into(),
@@ -65,12 +70,7 @@ fn allow_minus_deny_with_wildcards() {
     // Another secret, another action: not allowed.
     let other = "arn:aws:secretsmanager:us-west-2:111122223333:secret:api-XyZ123";
     assert_eq!(
-        evaluate(
-            std::slice::from_ref(&allow),
-            "secretsmanager:GetSecretValue",
-            other
-        )
-        .decision,
+        decision_of(&allow, "secretsmanager:GetSecretValue", other),
         Decision::NotAllowed
     );
     assert_eq!(
@@ -124,12 +124,7 @@ fn not_action_not_resource_and_conditional_allows() {
     );
     let admin = "arn:aws:secretsmanager:us-west-2:1:secret:admin-AbCdEf";
     assert_eq!(
-        evaluate(
-            std::slice::from_ref(&p),
-            "secretsmanager:GetSecretValue",
-            admin
-        )
-        .decision,
+        decision_of(&p, "secretsmanager:GetSecretValue", admin),
         Decision::NotAllowed
     );
     assert_eq!(

@@ -211,6 +211,17 @@ async fn association_creation_is_retried_while_the_new_role_propagates() {
     );
 }
 
+/// The role spec of [`workload`] on cluster demo.
+fn demo_role() -> role::RoleSpec {
+    role::RoleSpec::for_workload(
+        "123456789012",
+        "us-west-2",
+        "demo",
+        "arn:aws:eks:us-west-2:123456789012:cluster/demo",
+        &workload(),
+    )
+}
+
 fn workload() -> Workload {
     Workload::reading(
         "bootstrap-demo",
@@ -246,13 +257,7 @@ fn role_rules(
     workload_tags: bool,
     only_name: Option<&'static str>,
 ) -> (Clients, Rule, Rule, Rule) {
-    let spec = role::RoleSpec::for_workload(
-        "123456789012",
-        "us-west-2",
-        "demo",
-        "arn:aws:eks:us-west-2:123456789012:cluster/demo",
-        &workload(),
-    );
+    let spec = demo_role();
     let policy = spec.inline.to_string();
     let trust = spec
         .trust
@@ -333,13 +338,7 @@ const DESCRIPTION: &str =
     "EKS Pod Identity role for bootstrap-demo/demo-app on cluster demo (managed by bootstrap)";
 
 async fn plan_and_apply(aws: Clients) -> crate::plan::Change {
-    let spec = role::RoleSpec::for_workload(
-        "123456789012",
-        "us-west-2",
-        "demo",
-        "arn:aws:eks:us-west-2:123456789012:cluster/demo",
-        &workload(),
-    );
+    let spec = demo_role();
     let live = role::observe(&aws, &spec.name, "demo", false)
         .await
         .expect("observed");
