@@ -29,12 +29,15 @@ pub struct Backends {
 impl Backends {
     /// The backends of a preflighted target (an offline one has none).
     pub fn of(t: &crate::target::Target) -> Result<Self, StepError> {
+        let Some(crate::target::Live { aws, kube }) = t.live() else {
+            return Err(StepError::problem(format!(
+                "no AWS access to run a plan for cluster {}",
+                t.name()
+            )));
+        };
         Ok(Self {
-            aws: t
-                .aws
-                .clone()
-                .ok_or_else(|| StepError::problem("no AWS access"))?,
-            kube: t.kube.clone(),
+            aws: aws.clone(),
+            kube: Some(kube.clone()),
             cluster: t.name().to_string(),
         })
     }

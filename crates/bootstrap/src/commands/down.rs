@@ -112,7 +112,7 @@ pub async fn run_on(
     confirm: &dyn Fn(&Teardown) -> bool,
 ) -> Result<(DownReport, Option<(&'static str, StepError)>), StepError> {
     let started = Instant::now();
-    let (Some(aws), Some(kube)) = (t.aws.as_ref(), t.kube.as_ref()) else {
+    let Some(crate::target::Live { aws, kube }) = t.live() else {
         return Err(StepError::problem("down needs AWS and cluster access"));
     };
     if let Some(team) = &s.team {

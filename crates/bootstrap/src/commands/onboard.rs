@@ -126,7 +126,7 @@ async fn team_workload(t: &Target, team: &Team, sample_image: &str) -> Result<Wo
             StepError::problem(format!("team {}: {} not validated", team.name, spec.name))
         })?;
         let found: ResolvedSecret = secrets::resolve(
-            t.aws.as_ref(),
+            t.aws(),
             &t.region,
             &t.account,
             t.region == target::OFFLINE_REGION,
@@ -184,7 +184,7 @@ fn team_graph<'a>(t: &'a Target, team: &Team, w: Workload, plan: WorkloadPlan) -
         Step::apply("association", &["iam-role"], association),
         Step::apply("workload", &["iam-role"], objects),
     ];
-    if team.verify && t.kube.is_some() {
+    if team.verify && !t.is_offline() {
         let (change, probe) = probe::sample_probe(
             t,
             sample,
@@ -287,7 +287,7 @@ async fn orphans(
 
 /// Every onboarded team on the cluster: (team, namespace, service account).
 pub async fn onboarded(t: &Target) -> Result<Vec<(String, String, String)>, StepError> {
-    let Some(kube) = t.kube.as_ref() else {
+    let Some(kube) = t.kube() else {
         return Ok(Vec::new());
     };
     let gvk = GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass");
@@ -340,7 +340,7 @@ pub async fn onboarded(t: &Target) -> Result<Vec<(String, String, String)>, Step
 /// bootstrap made it), its association and its role — owned things only.
 pub async fn plan_prune(t: &Target, ns: &str, sa: &str) -> Result<Vec<Change>, StepError> {
     let mut changes = Vec::new();
-    let (Some(aws), Some(kube)) = (t.aws.as_ref(), t.kube.as_ref()) else {
+    let Some(crate::target::Live { aws, kube }) = t.live() else {
         return Ok(changes);
     };
     let spc = crate::plan::ObjectRef::new(

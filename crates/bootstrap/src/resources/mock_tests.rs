@@ -211,6 +211,19 @@ async fn association_creation_is_retried_while_the_new_role_propagates() {
     );
 }
 
+/// A Kubernetes API server where nothing exists yet: every request is answered 404.
+fn kube_finds_nothing() -> kube::Client {
+    let service = tower::service_fn(|_: http::Request<kube::client::Body>| async {
+        let status = br#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#;
+        http::Response::builder()
+            .status(404)
+            .header("content-type", "application/json")
+            .body(kube::client::Body::from(status.to_vec()))
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    });
+    kube::Client::new(service, "default")
+}
+
 /// The role spec of [`workload`] on cluster demo.
 fn demo_role() -> role::RoleSpec {
     role::RoleSpec::for_workload(
@@ -405,7 +418,10 @@ async fn a_previous_release_role_is_adopted_without_churn() {
         let mut t = crate::target::Target::offline("demo", Some("us-west-2"));
         t.account = "123456789012".into();
         t.cluster.arn = "arn:aws:eks:us-west-2:123456789012:cluster/demo".into();
-        t.aws = Some(aws.clone());
+        t.access = crate::target::Access::Live(Box::new(crate::target::Live {
+            aws: aws.clone(),
+            kube: kube_finds_nothing(),
+        }));
         let plan = super::workload::plan(&workload(), &t, false)
             .await
             .unwrap_or_else(|(step, e)| panic!("{step}: {e}"));
