@@ -138,17 +138,18 @@ pub async fn run_on(
         return confirmed_run(s, t, &plan, interpreter, progress, confirm, started).await;
     }
     progress.started("discover");
-    let inventory: Inventory = match discover::discover(aws, kube, t.name()).await {
-        Ok(inv) => inv,
-        Err(e) => {
-            progress.finished(
-                "discover",
-                &StepStatus::Failed(e.to_string()),
-                started.elapsed(),
-            );
-            return Err(e);
-        }
-    };
+    let inventory: Inventory =
+        match discover::discover(aws, kube, t.name(), s.namespace.as_deref()).await {
+            Ok(inv) => inv,
+            Err(e) => {
+                progress.finished(
+                    "discover",
+                    &StepStatus::Failed(e.to_string()),
+                    started.elapsed(),
+                );
+                return Err(e);
+            }
+        };
     progress.finished(
         "discover",
         &StepStatus::Done(StepOutcome::default()),
