@@ -172,7 +172,12 @@ impl Mounter {
                     async move {
                         let spec = &specs[i];
                         let Expand::Prefix { recursive } = spec.expand else {
-                            return (i, Err(PrefixFailure::Call(fetch::over_budget())));
+                            return (
+                                i,
+                                Err(PrefixFailure::Call(FetchCause::Transient {
+                                    message: "not a prefix object".into(),
+                                })),
+                            );
                         };
                         let got = match (spec.kind, sm, ssm) {
                             (ObjectKind::SecretsManager, Some(c), _) => {
