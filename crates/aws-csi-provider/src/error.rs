@@ -54,6 +54,37 @@ pub enum MountError {
         cause: FetchCause,
     },
 
+    #[error(
+        "fetching {kind} prefix object {object:?} in {region}: nothing matches the prefix; hint: check the prefix and the region, or set optional: true to mount nothing then"
+    )]
+    NoMatch {
+        kind: &'static str,
+        object: String,
+        region: String,
+    },
+
+    #[error(
+        "object {object:?}: {count} {what} match the prefix, over the limit of {limit} per object; hint: split it into narrower prefixes"
+    )]
+    TooManyMatches {
+        object: String,
+        count: String,
+        what: &'static str,
+        limit: usize,
+    },
+
+    #[error("allKeys of object {object:?}: {reason}")]
+    AllKeys { object: String, reason: String },
+
+    #[error(
+        "file {file:?} of {first} collides with {second}; hint: set objectAlias (a prefix's directory) or rename a key or secret"
+    )]
+    FileCollision {
+        file: String,
+        first: String,
+        second: String,
+    },
+
     #[error("jmesPath {path:?} of object {object:?}: {reason}")]
     JmesPath {
         object: String,
@@ -128,6 +159,10 @@ impl MountError {
                 FetchCause::Transient { .. } => "fetch_failed",
             },
             MountError::JmesPath { .. } => "jmespath",
+            MountError::NoMatch { .. } => "not_found",
+            MountError::TooManyMatches { .. } => "too_many_matches",
+            MountError::AllKeys { .. } => "all_keys",
+            MountError::FileCollision { .. } => "file_collision",
             MountError::TooLarge { .. } => "too_large",
             MountError::UnsafePath { .. } => "unsafe_path",
             MountError::Deadline { .. } => "deadline",

@@ -6,11 +6,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_credential_types::Credentials;
 
+use futures::stream::{self, StreamExt};
+
 use super::error::{FetchCause, MountError};
-use super::fetch::{self, ByteBudget, Charge, Fetched, Outcome, Target};
+use super::fetch::prefix::{PrefixFailure, PrefixOutcome};
+use super::fetch::{self, ByteBudget, Charge, Got, Outcome, Target};
 use super::metrics::Metrics;
 use super::mount::Mounter;
-use super::objects::{ObjectKind, ObjectSpec};
+use super::objects::{Expand, ObjectKind, ObjectSpec};
+
+/// The result for one object: a value, or the matches of a prefix object.
+enum Slot {
+    One(Outcome),
+    Many(PrefixOutcome),
+}
+
+impl Slot {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Slot::One(Err(c)) => c.is_retryable(),
+            Slot::Many(Err(f)) => f.is_retryable(),
+            _ => false,
+        }
+    }
+}
 
 impl Mounter {
     /// Fetches every object in the primary region; objects that failed transiently are
@@ -23,7 +42,7 @@ impl Mounter {
         region: &str,
         failover: Option<&str>,
         creds: &Credentials,
-    ) -> Result<Vec<Fetched>, MountError> {
+    ) -> Result<Vec<Got>, MountError> {
         let budget = ByteBudget::new(self.config.max_response_bytes);
         let too_large = |b: &ByteBudget| MountError::TooLarge {
             size: b.used(),
@@ -39,7 +58,7 @@ impl Mounter {
         let mut regions: Vec<String> = specs.iter().map(|_| region.to_string()).collect();
         if let Some(second) = failover {
             let retry: Vec<usize> = (0..specs.len())
-                .filter(|&i| matches!(&outcomes[i], Some(Err(c)) if c.is_retryable()))
+                .filter(|&i| outcomes[i].as_ref().is_some_and(Slot::is_retryable))
                 .collect();
             if !retry.is_empty() {
                 tracing::warn!(objects = retry.len(), region = second, "failing over");
@@ -61,7 +80,7 @@ impl Mounter {
     }
 
     /// Fetches the objects at `indices` in `region`, each distinct (kind, name, version,
-    /// label) once; the result is indexed like `specs`.
+    /// label) once, prefix objects each by its listing; the result is indexed like `specs`.
     async fn fetch_in(
         &self,
         specs: &[ObjectSpec],
@@ -70,7 +89,7 @@ impl Mounter {
         use_failover: bool,
         creds: &Credentials,
         budget: &ByteBudget,
-    ) -> Vec<Option<Outcome>> {
+    ) -> Vec<Option<Slot>> {
         let distinct = distinct_targets(specs, indices, use_failover);
         let pick = |kind: ObjectKind| -> (Vec<usize>, Vec<Target<'_>>, Vec<usize>) {
             let mut picked = (Vec::new(), Vec::new(), Vec::new());
@@ -132,8 +151,62 @@ impl Mounter {
             };
             fetch::ssm::fetch_all(&client, &ssm_targets, conc, observer, &charge).await
         };
-        let (sm_out, ssm_out) = tokio::join!(sm, ssm);
-        let mut out: Vec<Option<Outcome>> = specs.iter().map(|_| None).collect();
+        // Empty (no allocation) when the SecretProviderClass has no prefix object.
+        let prefixed: Vec<usize> = indices
+            .iter()
+            .copied()
+            .filter(|&i| matches!(specs[i].expand, Expand::Prefix { .. }))
+            .collect();
+        let listings = async {
+            if prefixed.is_empty() {
+                return Vec::new();
+            }
+            let has = |k: ObjectKind| prefixed.iter().any(|&i| specs[i].kind == k);
+            let sm =
+                has(ObjectKind::SecretsManager).then(|| self.aws.secrets_manager(region, creds));
+            let ssm = has(ObjectKind::SsmParameter).then(|| self.aws.ssm(region, creds));
+            let calls: Vec<_> = prefixed
+                .iter()
+                .map(|&i| {
+                    let (sm, ssm) = (sm.as_ref(), ssm.as_ref());
+                    async move {
+                        let spec = &specs[i];
+                        let Expand::Prefix { recursive } = spec.expand else {
+                            return (
+                                i,
+                                Err(PrefixFailure::Call(FetchCause::Transient {
+                                    message: "not a prefix object".into(),
+                                })),
+                            );
+                        };
+                        let got = match (spec.kind, sm, ssm) {
+                            (ObjectKind::SecretsManager, Some(c), _) => {
+                                fetch::prefix::secrets_manager(
+                                    c, &spec.name, recursive, observer, budget,
+                                )
+                                .await
+                            }
+                            (ObjectKind::SsmParameter, _, Some(c)) => {
+                                fetch::prefix::ssm(c, &spec.name, recursive, observer, budget).await
+                            }
+                            _ => Err(PrefixFailure::Call(FetchCause::Transient {
+                                message: "no client".into(),
+                            })),
+                        };
+                        (i, got)
+                    }
+                })
+                .collect();
+            stream::iter(calls)
+                .buffered(conc.max(1))
+                .collect::<Vec<_>>()
+                .await
+        };
+        let (sm_out, ssm_out, listed) = tokio::join!(sm, ssm, listings);
+        let mut out: Vec<Option<Slot>> = specs.iter().map(|_| None).collect();
+        for (i, listing) in listed {
+            out[i] = Some(Slot::Many(listing));
+        }
         for (d, o) in sm_idx
             .into_iter()
             .zip(sm_out)
@@ -142,12 +215,12 @@ impl Mounter {
             let members = &distinct[d].2;
             if let Some((&last, others)) = members.split_last() {
                 for &i in others {
-                    out[i] = Some(match &o {
+                    out[i] = Some(Slot::One(match &o {
                         Ok(f) => Ok(f.copy()),
                         Err(c) => Err(c.clone()),
-                    });
+                    }));
                 }
-                out[last] = Some(o);
+                out[last] = Some(Slot::One(o));
             }
         }
         out
@@ -159,7 +232,7 @@ impl Mounter {
 }
 
 /// The distinct targets among `indices` (by kind, name, version and label), each with the
-/// indices of the objects it serves, in first-seen order.
+/// indices of the objects it serves, in first-seen order; prefix objects are listed instead.
 fn distinct_targets<'a>(
     specs: &'a [ObjectSpec],
     indices: &[usize],
@@ -168,6 +241,9 @@ fn distinct_targets<'a>(
     let mut distinct: Vec<(ObjectKind, Target<'a>, Vec<usize>)> = Vec::new();
     let mut seen: HashMap<(ObjectKind, Target<'a>), usize> = HashMap::with_capacity(indices.len());
     for &i in indices {
+        if matches!(specs[i].expand, Expand::Prefix { .. }) {
+            continue;
+        }
         let (name, version, label) = specs[i].target(use_failover);
         let target = Target {
             name,
@@ -185,30 +261,83 @@ fn distinct_targets<'a>(
     distinct
 }
 
-/// Turns per-object outcomes into values, or the first error (in object order).
+/// Turns per-object outcomes into values, or the first error (in object order). An optional
+/// object that does not exist is skipped with a warning; every other error fails the mount.
 fn collect(
     specs: &[ObjectSpec],
-    outcomes: Vec<Option<Outcome>>,
+    outcomes: Vec<Option<Slot>>,
     regions: &[String],
-) -> Result<Vec<Fetched>, MountError> {
+) -> Result<Vec<Got>, MountError> {
     let mut values = Vec::with_capacity(specs.len());
     for ((spec, outcome), region) in specs.iter().zip(outcomes).zip(regions) {
-        let cause = match outcome {
-            Some(Ok(v)) => {
-                values.push(v);
-                continue;
-            }
-            Some(Err(cause)) => cause,
-            None => FetchCause::Transient {
-                message: "no result".into(),
-            },
-        };
-        return Err(MountError::Fetch {
+        let fetch_error = |object: String, cause: FetchCause| MountError::Fetch {
             kind: spec.kind.as_str(),
-            object: spec.name.clone(),
+            object,
             region: region.clone(),
             cause,
-        });
+        };
+        let missing = match &outcome {
+            Some(Slot::One(Err(FetchCause::NotFound)))
+            | Some(Slot::Many(Err(PrefixFailure::Call(FetchCause::NotFound)))) => true,
+            Some(Slot::Many(Ok(v))) => v.is_empty(),
+            _ => false,
+        };
+        if missing && spec.optional {
+            tracing::warn!(
+                object = %spec.name,
+                kind = spec.kind.as_str(),
+                region = %region,
+                "optional object not found: skipped, the mount goes on without it"
+            );
+            values.push(Got::Skipped);
+            continue;
+        }
+        let got = match outcome {
+            Some(Slot::One(Ok(v))) => Got::One(v),
+            Some(Slot::Many(Ok(v))) if !v.is_empty() => Got::Many(v),
+            Some(Slot::Many(Ok(_))) => {
+                return Err(MountError::NoMatch {
+                    kind: spec.kind.as_str(),
+                    object: spec.name.clone(),
+                    region: region.clone(),
+                });
+            }
+            Some(Slot::One(Err(cause))) | Some(Slot::Many(Err(PrefixFailure::Call(cause)))) => {
+                return Err(fetch_error(spec.name.clone(), cause));
+            }
+            Some(Slot::Many(Err(PrefixFailure::Entry { name, cause }))) => {
+                return Err(MountError::Fetch {
+                    kind: spec.kind.as_str(),
+                    object: name,
+                    region: format!("{region} (listed under prefix {:?})", spec.name),
+                    cause,
+                });
+            }
+            Some(Slot::Many(Err(PrefixFailure::TooMany { count, capped }))) => {
+                return Err(MountError::TooManyMatches {
+                    object: spec.name.clone(),
+                    count: if capped {
+                        format!("{count} or more")
+                    } else {
+                        count.to_string()
+                    },
+                    what: match spec.kind {
+                        ObjectKind::SecretsManager => "secrets",
+                        ObjectKind::SsmParameter => "parameters",
+                    },
+                    limit: crate::objects::MAX_PREFIX_MATCHES,
+                });
+            }
+            None => {
+                return Err(fetch_error(
+                    spec.name.clone(),
+                    FetchCause::Transient {
+                        message: "no result".into(),
+                    },
+                ));
+            }
+        };
+        values.push(got);
     }
     Ok(values)
 }

@@ -5,6 +5,7 @@
 //! the Pod Identity agent, AWS and Kubernetes; [`mount`] composes one mount; [`server`] serves
 //! the driver's gRPC API on a unix socket; [`daemon`] wires the binary.
 
+pub mod all_keys;
 pub mod attributes;
 pub mod auth;
 pub mod authority;

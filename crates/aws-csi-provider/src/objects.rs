@@ -71,6 +71,25 @@ pub struct FailoverObject {
     pub label: Option<String>,
 }
 
+/// What one object mounts besides itself (features beyond upstream 3.1.1, which ignores their
+/// keys). A `Copy` value: an object without them costs nothing more than before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expand {
+    /// The object alone (and its jmesPath keys): upstream's behaviour.
+    #[default]
+    One,
+    /// `matchPrefix: true`: `name` is a prefix; every secret or parameter under it is a file,
+    /// named by the rest of its name (under the object's alias when set). `recursive: false`
+    /// keeps direct children only (no `/` after the prefix).
+    Prefix { recursive: bool },
+    /// `allKeys: true`: besides the whole secret, every top-level key of its JSON value is a
+    /// file at the mount root named by the key (translated like a jmesPath alias).
+    AllKeys { translation: PathTranslation },
+}
+
+/// Prefix objects: most matches one object may mount (more fails the mount).
+pub const MAX_PREFIX_MATCHES: usize = 100;
+
 /// A validated object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectSpec {
@@ -82,8 +101,13 @@ pub struct ObjectSpec {
     pub mode: Option<u32>,
     pub jmes: Vec<JmesEntry>,
     pub failover: Option<FailoverObject>,
-    /// The file the whole object is written to; also its id in the object versions.
+    /// The file the whole object is written to; also its id in the object versions. For a
+    /// prefix object, the directory its files go under (empty: the mount root).
     pub file_name: String,
+    /// Prefix or all keys (see [`Expand`]).
+    pub expand: Expand,
+    /// `optional: true`: skipped with a warning when it does not exist (not found only).
+    pub optional: bool,
 }
 
 impl ObjectSpec {
@@ -108,6 +132,10 @@ go_keys_struct! {
         file_permission: Scalar = "filePermission",
         jmes_path: Option<Capped<RawJmes>> = "jmesPath",
         failover_object: Option<RawFailover> = "failoverObject",
+        match_prefix: Scalar = "matchPrefix",
+        recursive: Scalar = "recursive",
+        all_keys: Scalar = "allKeys",
+        optional: Scalar = "optional",
     }
 }
 
@@ -176,7 +204,12 @@ pub fn parse_objects(
     let mut specs = Vec::with_capacity(raw.len());
     for (index, r) in raw.into_iter().enumerate() {
         let spec = validate(r, index, translation, region, failover_region)?;
-        let files = std::iter::once(&spec.file_name).chain(spec.jmes.iter().map(|j| &j.file_name));
+        // A prefix object without an alias writes at the mount root: its files are known only
+        // once fetched (the response checks them).
+        let own = Some(&spec.file_name).filter(|f| !f.is_empty());
+        let files = own
+            .into_iter()
+            .chain(spec.jmes.iter().map(|j| &j.file_name));
         for file in files {
             if !used.insert(file.clone()) {
                 return Err(ObjectsError::Duplicate {
@@ -202,6 +235,15 @@ fn validate(
         object: name.clone(),
         reason,
     };
+    let set = |v: &Scalar| v.0.as_deref().is_some_and(|s| !s.is_empty());
+    let others = OtherKeys {
+        jmes_path: r.jmes_path.as_ref().is_some_and(|j| j.total > 0),
+        object_version: set(&r.object_version),
+        object_version_label: set(&r.object_version_label),
+        failover_object: r.failover_object.is_some(),
+    };
+    let features = Features::parse(&r.match_prefix, &r.recursive, &r.all_keys, &r.optional)
+        .map_err(&invalid)?;
     let object_type = non_empty(r.object_type);
     let kind = resolve_kind(&name, object_type.as_deref(), region).map_err(invalid)?;
     let version = non_empty(r.object_version);
@@ -211,11 +253,19 @@ fn validate(
             "SSM parameters can't set both objectVersion and objectVersionLabel".into(),
         ));
     }
+    let expand = features
+        .check(others, kind, &name, translation)
+        .map_err(&invalid)?;
     let alias = non_empty(r.object_alias);
-    let file_name = translation.apply(alias.as_deref().unwrap_or(&name));
-    check_relative_path(&file_name).map_err(|why| {
-        invalid(format!("file name {file_name:?} is not allowed: {why}; hint: set objectAlias to a plain file name"))
-    })?;
+    let file_name = match (expand, alias.as_deref()) {
+        (Expand::Prefix { .. }, None) => String::new(),
+        (_, alias) => translation.apply(alias.unwrap_or(&name)),
+    };
+    if !(file_name.is_empty() && matches!(expand, Expand::Prefix { .. })) {
+        check_relative_path(&file_name).map_err(|why| {
+            invalid(format!("file name {file_name:?} is not allowed: {why}; hint: set objectAlias to a plain file name"))
+        })?;
+    }
     let mode = match non_empty(r.file_permission) {
         Some(p) => Some(parse_file_permission(&p).map_err(invalid)?),
         None => None,
@@ -295,7 +345,104 @@ fn validate(
         jmes,
         failover,
         file_name,
+        expand,
+        optional: features.optional,
     })
+}
+
+/// Which of the keys a prefix can't be combined with are set.
+#[derive(Clone, Copy)]
+struct OtherKeys {
+    jmes_path: bool,
+    object_version: bool,
+    object_version_label: bool,
+    failover_object: bool,
+}
+
+/// The beyond-upstream keys of one object, as booleans.
+struct Features {
+    match_prefix: bool,
+    recursive: Option<bool>,
+    all_keys: bool,
+    optional: bool,
+}
+
+impl Features {
+    fn parse(
+        match_prefix: &Scalar,
+        recursive: &Scalar,
+        all_keys: &Scalar,
+        optional: &Scalar,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            match_prefix: flag(match_prefix, "matchPrefix")?.unwrap_or(false),
+            recursive: flag(recursive, "recursive")?,
+            all_keys: flag(all_keys, "allKeys")?.unwrap_or(false),
+            optional: flag(optional, "optional")?.unwrap_or(false),
+        })
+    }
+
+    /// The combinations refused (each error names the key), then what the object expands to.
+    fn check(
+        &self,
+        others: OtherKeys,
+        kind: ObjectKind,
+        name: &str,
+        translation: PathTranslation,
+    ) -> Result<Expand, String> {
+        if !self.match_prefix {
+            if self.recursive.is_some() {
+                return Err("recursive applies only with matchPrefix: true".into());
+            }
+            if self.all_keys {
+                if others.jmes_path {
+                    return Err("allKeys can't be combined with jmesPath; hint: use one or the other (allKeys writes every key)".into());
+                }
+                return Ok(Expand::AllKeys { translation });
+            }
+            return Ok(Expand::One);
+        }
+        let refused = [
+            ("jmesPath", others.jmes_path),
+            ("allKeys", self.all_keys),
+            ("objectVersion", others.object_version),
+            ("objectVersionLabel", others.object_version_label),
+            ("failoverObject", others.failover_object),
+        ];
+        if let Some((key, _)) = refused.iter().find(|(_, on)| *on) {
+            return Err(format!(
+                "matchPrefix can't be combined with {key}; hint: a prefix mounts the current version of every secret under it, one file each"
+            ));
+        }
+        if name.starts_with("arn:") {
+            return Err(
+                "matchPrefix needs a name prefix (e.g. teams/payments/), not an ARN".into(),
+            );
+        }
+        if kind == ObjectKind::SsmParameter && !name.starts_with('/') {
+            return Err(
+                "an SSM prefix is a parameter path and must start with / (e.g. /teams/payments/)"
+                    .into(),
+            );
+        }
+        Ok(Expand::Prefix {
+            recursive: self.recursive.unwrap_or(true),
+        })
+    }
+}
+
+/// A boolean key: YAML true/false or the strings "true"/"false" in any case; absent or empty
+/// is `None`; anything else is an error naming the key and the value.
+fn flag(v: &Scalar, key: &str) -> Result<Option<bool>, String> {
+    match v.0.as_deref() {
+        None | Some("") => Ok(None),
+        Some(s) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(s) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(s) => Err(format!(
+            "{key} {:?} is not a boolean; accepted values: true, false",
+            truncated(s)
+        )),
+    }
 }
 
 /// At most 64 characters of a tenant's string, for an error message.

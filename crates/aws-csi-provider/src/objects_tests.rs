@@ -229,3 +229,106 @@ fn file_names_are_cleaned_like_upstream_and_reserved_names_refused() {
         assert!(e.contains("not allowed"), "{bad}: {e}");
     }
 }
+
+#[test]
+fn beyond_upstream_keys_parse_into_flags() {
+    let specs = parse(
+        r#"
+- {objectName: teams/p/, objectType: secretsmanager, matchPrefix: true}
+- {objectName: /t/q/, objectType: ssmparameter, MatchPrefix: "TRUE", recursive: "false", objectAlias: q}
+- {objectName: db, objectType: secretsmanager, allKeys: True, optional: "true"}
+- {objectName: plain, objectType: secretsmanager, optional: false, allKeys: "False"}
+"#,
+    )
+    .expect("valid");
+    assert_eq!(specs[0].expand, Expand::Prefix { recursive: true });
+    assert_eq!(
+        specs[0].file_name, "",
+        "a prefix without alias writes at the root"
+    );
+    assert!(!specs[0].optional);
+    assert_eq!(specs[1].expand, Expand::Prefix { recursive: false });
+    assert_eq!(specs[1].file_name, "q");
+    assert_eq!(
+        specs[2].expand,
+        Expand::AllKeys {
+            translation: PathTranslation::Replace('_')
+        }
+    );
+    assert!(specs[2].optional);
+    assert_eq!(specs[3].expand, Expand::One);
+    assert!(!specs[3].optional);
+    // Without the new keys nothing changes (upstream's objects parse as before).
+    let specs = parse("- {objectName: a, objectType: secretsmanager}").expect("valid");
+    assert_eq!((specs[0].expand, specs[0].optional), (Expand::One, false));
+}
+
+#[test]
+fn beyond_upstream_refusals_name_the_object_and_the_key() {
+    let cases = [
+        (
+            "matchPrefix: \"yes\"",
+            "matchPrefix \"yes\" is not a boolean; accepted values: true, false",
+        ),
+        ("optional: 1", "optional \"1\" is not a boolean"),
+        ("allKeys: all", "allKeys \"all\" is not a boolean"),
+        (
+            "recursive: false",
+            "recursive applies only with matchPrefix: true",
+        ),
+        (
+            "matchPrefix: true, recursive: maybe",
+            "recursive \"maybe\" is not a boolean",
+        ),
+        (
+            "matchPrefix: true, jmesPath: [{path: a, objectAlias: a}]",
+            "matchPrefix can't be combined with jmesPath",
+        ),
+        (
+            "matchPrefix: true, allKeys: true",
+            "matchPrefix can't be combined with allKeys",
+        ),
+        (
+            "matchPrefix: true, objectVersion: v1",
+            "matchPrefix can't be combined with objectVersion",
+        ),
+        (
+            "matchPrefix: true, objectVersionLabel: AWSPREVIOUS",
+            "matchPrefix can't be combined with objectVersionLabel",
+        ),
+        (
+            "allKeys: true, jmesPath: [{path: a, objectAlias: a}]",
+            "allKeys can't be combined with jmesPath",
+        ),
+    ];
+    for (keys, want) in cases {
+        let yaml = format!("- {{objectName: t/x, objectType: secretsmanager, {keys}}}");
+        let e = err(&yaml);
+        assert!(
+            e.starts_with("object \"t/x\": ") && e.contains(want),
+            "{keys}: {e}"
+        );
+    }
+    let failover = "- {objectName: t/, objectType: secretsmanager, objectAlias: t, matchPrefix: true, failoverObject: {objectName: u/}}";
+    let e = parse_objects(failover, None, "us-east-1", Some("us-west-2"))
+        .expect_err("failover")
+        .to_string();
+    assert!(e.contains("\"t/\"") && e.contains("failoverObject"), "{e}");
+    let arn = "- {objectName: 'arn:aws:secretsmanager:us-east-1:1:secret:t/', matchPrefix: true}";
+    assert!(err(arn).contains("not an ARN"));
+    let ssm = "- {objectName: t/, objectType: ssmparameter, matchPrefix: true}";
+    assert!(err(ssm).contains("must start with /"));
+    let alias =
+        "- {objectName: t/, objectType: secretsmanager, matchPrefix: true, objectAlias: ../x}";
+    assert!(err(alias).contains("not allowed"));
+}
+
+#[test]
+fn prefix_directories_and_files_share_one_namespace() {
+    // An alias used as a prefix's directory and as another object's file is refused early.
+    let yaml = "- {objectName: t/, objectType: secretsmanager, matchPrefix: true, objectAlias: p}\n- {objectName: x, objectType: secretsmanager, objectAlias: p}";
+    assert!(err(yaml).contains("already used"));
+    // Two prefixes at the mount root are fine: their matches are checked once fetched.
+    let yaml = "- {objectName: a/, objectType: secretsmanager, matchPrefix: true}\n- {objectName: b/, objectType: secretsmanager, matchPrefix: true}";
+    assert_eq!(parse(yaml).expect("valid").len(), 2);
+}

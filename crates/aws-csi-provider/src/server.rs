@@ -68,7 +68,8 @@ pub fn to_status(e: &MountError) -> Status {
         MountError::Fetch {
             cause: FetchCause::NotFound,
             ..
-        } => Status::not_found(msg),
+        }
+        | MountError::NoMatch { .. } => Status::not_found(msg),
         MountError::Fetch {
             cause: FetchCause::AccessDenied { .. },
             ..

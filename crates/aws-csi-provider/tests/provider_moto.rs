@@ -150,3 +150,145 @@ async fn secrets_manager_and_ssm_through_moto() {
         "secret in logs"
     );
 }
+
+/// The features beyond upstream on moto's real wire answers: a prefix of 23 secrets read in two
+/// BatchGetSecretValue pages (a name filter), an SSM path read by GetParametersByPath (recursive
+/// and not), all keys of a JSON secret, an optional missing secret skipped; then the next
+/// mount follows a secret added and one deleted under the prefix.
+#[tokio::test]
+async fn prefix_all_keys_and_optional_through_moto() {
+    let Some(moto) = moto().await else { return };
+    let sm = aws_sdk_secretsmanager::Client::new(&moto.admin);
+    let ssm = aws_sdk_ssm::Client::new(&moto.admin);
+    let run = run_id();
+    let prefix = format!("provider-feat-{run}/team/");
+    let mut made = moto.made();
+    made.secrets = (0..23).map(|i| format!("{prefix}s{i:02}")).collect();
+    made.secrets.push(format!("{prefix}deep/one"));
+    made.secrets.push(format!("{prefix}added"));
+    made.secrets.push(format!("provider-feat-{run}/json"));
+    made.parameters = vec![
+        format!("/provider-feat-{run}/cfg/a"),
+        format!("/provider-feat-{run}/cfg/sub/b"),
+    ];
+    let setup = async {
+        for name in made.secrets.iter().filter(|n| !n.ends_with("added")) {
+            let value = if name.ends_with("/json") {
+                r#"{"user":"app","pass":"s3cr3t-pass","port":5432}"#.to_string()
+            } else {
+                format!("s3cr3t-{name}")
+            };
+            sm.create_secret()
+                .name(name)
+                .secret_string(value)
+                .send()
+                .await
+                .map_err(|e| format!("create {name}: {e:?}"))?;
+        }
+        for name in &made.parameters {
+            ssm.put_parameter()
+                .name(name)
+                .value(format!("s3cr3t-{name}"))
+                .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+                .send()
+                .await
+                .map_err(|e| format!("put {name}: {e:?}"))?;
+        }
+        Ok::<_, String>(())
+    };
+    if let Err(e) = setup.await {
+        bootstrap_common::testenv::skip(&format!("moto setup failed: {e}"));
+        return;
+    }
+    let agent = start_agent_with(POD_TOKEN, &moto.key, &moto.secret, "").await;
+    let factory = SdkFactory::new(
+        aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(&moto.endpoint)
+            .region(Region::new(moto.region.clone()))
+            .no_credentials()
+            .load()
+            .await,
+    );
+    let mut h = start(
+        factory,
+        FakeCluster::default(),
+        &agent.url,
+        MountConfig::default(),
+    )
+    .await;
+    let objects = format!(
+        "- {{objectName: '{prefix}', objectType: secretsmanager, matchPrefix: true, objectAlias: team}}\n\
+         - {{objectName: '/provider-feat-{run}/cfg/', objectType: ssmparameter, matchPrefix: true, objectAlias: cfg}}\n\
+         - {{objectName: '/provider-feat-{run}/cfg', objectType: ssmparameter, matchPrefix: true, recursive: false, objectAlias: top}}\n\
+         - {{objectName: 'provider-feat-{run}/json', objectType: secretsmanager, allKeys: true, objectAlias: json}}\n\
+         - {{objectName: 'provider-feat-{run}/missing', objectType: secretsmanager, optional: true}}"
+    );
+    let attrs = || {
+        attributes(
+            &[
+                ("usePodIdentity", "true"),
+                ("region", &moto.region),
+                ("objects", &objects),
+            ],
+            Some(&both_tokens()),
+        )
+    };
+    let resp = mount(&mut h, attrs()).await.expect("mount through moto");
+    let files = files_of(&resp);
+    let names: Vec<&str> = files.iter().map(|f| f.0).collect();
+    let team: Vec<&&str> = names.iter().filter(|n| n.starts_with("team/")).collect();
+    assert_eq!(team.len(), 24, "23 + deep/one: {names:?}");
+    assert_eq!(*team[0], "team/deep/one");
+    let deep = files.iter().find(|f| f.0 == "team/deep/one").expect("deep");
+    assert_eq!(deep.1, format!("s3cr3t-{prefix}deep/one").as_bytes());
+    for want in [
+        "cfg/a",
+        "cfg/sub/b",
+        "top/a",
+        "json",
+        "pass",
+        "port",
+        "user",
+    ] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    assert!(!names.contains(&"top/sub/b"), "recursive: false");
+    let pass = files.iter().find(|f| f.0 == "pass").expect("pass");
+    assert_eq!(pass.1, b"s3cr3t-pass");
+    assert_eq!(resp.object_version.len(), resp.files.len());
+    let metrics = h.metrics.render();
+    assert!(
+        metrics.contains("operation=\"BatchGetSecretValue\",outcome=\"ok\"} 3"),
+        "24 matches in two pages of 20, and one batch of the two named secrets: {metrics}"
+    );
+    assert!(
+        metrics.contains("operation=\"GetParametersByPath\",outcome=\"ok\"} 2"),
+        "{metrics}"
+    );
+    assert!(h.logs.text().contains("optional object not found"));
+
+    // The next mount follows the account: one added, one deleted.
+    sm.create_secret()
+        .name(format!("{prefix}added"))
+        .secret_string("s3cr3t-added")
+        .send()
+        .await
+        .expect("create added");
+    sm.delete_secret()
+        .secret_id(format!("{prefix}s00"))
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .expect("delete s00");
+    let resp = mount(&mut h, attrs()).await.expect("remount");
+    let names: Vec<&str> = resp.files.iter().map(|f| f.path.as_str()).collect();
+    assert!(
+        names.contains(&"team/added") && !names.contains(&"team/s00"),
+        "{names:?}"
+    );
+    let logs = h.logs.text();
+    assert!(
+        !logs.contains("s3cr3t") && !logs.contains(moto.secret.as_str()),
+        "secret in logs"
+    );
+}

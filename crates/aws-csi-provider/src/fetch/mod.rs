@@ -1,5 +1,6 @@
 //! Fetching objects from Secrets Manager and SSM Parameter Store, with AWS error classification.
 
+pub mod prefix;
 pub mod secrets_manager;
 pub mod ssm;
 
@@ -28,6 +29,17 @@ impl Fetched {
             version: self.version.clone(),
         }
     }
+}
+
+/// What one object gave the mount.
+#[derive(Debug)]
+pub enum Got {
+    /// Its value (all objects but prefixes).
+    One(Fetched),
+    /// The matches of a prefix object.
+    Many(Vec<prefix::Match>),
+    /// Nothing: an optional object that does not exist.
+    Skipped,
 }
 
 /// The bytes one mount may hold, charged as each value arrives and shared by all its fetches:

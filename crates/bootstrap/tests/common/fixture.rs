@@ -28,6 +28,23 @@ pub async fn reading_role(
     secret_arns: &[String],
     param_arns: &[String],
 ) -> String {
+    role_with(iam, name, read_statements(secret_arns, param_arns)).await
+}
+
+/// The statements of [`reading_role`]'s policy.
+pub fn read_statements(secret_arns: &[String], param_arns: &[String]) -> Vec<Value> {
+    let mut statements = vec![];
+    if !secret_arns.is_empty() {
+        statements.push(json!({"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": secret_arns}));
+    }
+    if !param_arns.is_empty() {
+        statements.push(json!({"Effect": "Allow", "Action": ["ssm:GetParameters", "ssm:GetParameter"], "Resource": param_arns}));
+    }
+    statements
+}
+
+/// A Pod Identity role `name` with an inline policy of `statements` (none: no policy); its ARN.
+pub async fn role_with(iam: &aws_sdk_iam::Client, name: &str, statements: Vec<Value>) -> String {
     let role_arn = iam
         .create_role()
         .role_name(name)
@@ -38,13 +55,6 @@ pub async fn reading_role(
         .role
         .expect("role")
         .arn;
-    let mut statements = vec![];
-    if !secret_arns.is_empty() {
-        statements.push(json!({"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": secret_arns}));
-    }
-    if !param_arns.is_empty() {
-        statements.push(json!({"Effect": "Allow", "Action": ["ssm:GetParameters", "ssm:GetParameter"], "Resource": param_arns}));
-    }
     if !statements.is_empty() {
         let policy = json!({"Version": "2012-10-17", "Statement": statements});
         iam.put_role_policy()
@@ -65,6 +75,12 @@ impl Fixture {
         param_arns: &[String],
         irsa: bool,
     ) -> Option<Self> {
+        Self::with_policy(prefix, read_statements(secret_arns, param_arns), irsa).await
+    }
+
+    /// [`Fixture::new`] with a role whose policy is `statements` (e.g. ARN patterns and list
+    /// actions on `*`).
+    pub async fn with_policy(prefix: &str, statements: Vec<Value>, irsa: bool) -> Option<Self> {
         let env = super::env()?;
         let kube = super::kube().await;
         let cfg = super::aws().await;
@@ -74,7 +90,7 @@ impl Fixture {
         cleanup.roles.push(ns.clone());
         super::namespace(&kube, &ns).await;
         let iam = aws_sdk_iam::Client::new(&cfg);
-        let role_arn = reading_role(&iam, &ns, secret_arns, param_arns).await;
+        let role_arn = role_with(&iam, &ns, statements).await;
         let mut sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app", "namespace": ns}});
         if irsa {
             sa["metadata"]["annotations"] = json!({"eks.amazonaws.com/role-arn": role_arn});

@@ -1,0 +1,306 @@
+//! Prefix objects (`matchPrefix: true`): every secret or parameter whose name starts with a
+//! prefix, page by page — Secrets Manager `BatchGetSecretValue` with a `name` filter (20 values
+//! a call), SSM `GetParametersByPath` (10 a call) — at most
+//! [`MAX_PREFIX_MATCHES`](crate::objects::MAX_PREFIX_MATCHES) per object. Nothing is remembered
+//! between mounts: a secret added under the prefix is in the next mount, a deleted one is not.
+
+use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
+
+use super::{ByteBudget, CallObserver, Fetched, classify, classify_code, over_budget};
+use crate::error::FetchCause;
+use crate::objects::MAX_PREFIX_MATCHES;
+use bootstrap_common::secret::SecretBytes;
+
+/// Values one BatchGetSecretValue page holds at most (its MaxResults limit).
+pub const SM_PAGE: i32 = 20;
+/// Parameters one GetParametersByPath page holds at most (its MaxResults limit).
+pub const SSM_PAGE: i32 = 10;
+/// Pages read at most for one prefix (AWS may answer empty pages with a next token).
+pub const MAX_PAGES: usize = 200;
+/// Matches counted at most past the limit, so that the error can say how many there are
+/// without listing a whole account.
+pub const COUNT_CAP: usize = 500;
+
+/// One secret or parameter under a prefix.
+#[derive(Debug)]
+pub struct Match {
+    /// Its full name.
+    pub name: String,
+    /// Its name after the prefix, without leading `/`: its file under the object's directory.
+    pub file: String,
+    pub fetched: Fetched,
+}
+
+/// Why a prefix object could not be mounted.
+#[derive(Debug, Clone)]
+pub enum PrefixFailure {
+    /// A listing call failed as a whole.
+    Call(FetchCause),
+    /// One match could not be read (access denied, decryption, …): the mount fails naming it.
+    Entry { name: String, cause: FetchCause },
+    /// More matches than the limit; `capped` when counting stopped at [`COUNT_CAP`].
+    TooMany { count: usize, capped: bool },
+}
+
+impl PrefixFailure {
+    /// Whether the failover region should be tried.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PrefixFailure::Call(c) | PrefixFailure::Entry { cause: c, .. } => c.is_retryable(),
+            PrefixFailure::TooMany { .. } => false,
+        }
+    }
+}
+
+/// The matches of a prefix (sorted by file), or why there are none to mount.
+pub type PrefixOutcome = Result<Vec<Match>, PrefixFailure>;
+
+/// The part of `name` after `prefix` that names its file, if `name` is under the prefix and
+/// (unless `recursive`) a direct child of it.
+pub fn file_of<'n>(prefix: &str, recursive: bool, name: &'n str) -> Option<&'n str> {
+    let rest = name.strip_prefix(prefix)?.trim_start_matches('/');
+    (recursive || !rest.contains('/')).then_some(rest)
+}
+
+/// The matches kept so far and how many there were.
+struct Matches<'a> {
+    prefix: &'a str,
+    recursive: bool,
+    budget: &'a ByteBudget,
+    kept: Vec<Match>,
+    count: usize,
+}
+
+impl<'a> Matches<'a> {
+    fn new(prefix: &'a str, recursive: bool, budget: &'a ByteBudget) -> Self {
+        Self {
+            prefix,
+            recursive,
+            budget,
+            kept: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// Takes one listed value: ignored when not under the prefix (a filter broader than the
+    /// prefix) or seen already; counted; kept (and charged) while within the limit.
+    fn offer(&mut self, name: String, fetched: Fetched) -> Result<(), PrefixFailure> {
+        let Some(file) = file_of(self.prefix, self.recursive, &name) else {
+            return Ok(());
+        };
+        if self.kept.iter().any(|m| m.name == name) {
+            return Ok(());
+        }
+        self.count += 1;
+        if self.count > MAX_PREFIX_MATCHES {
+            // Counted only: the value is dropped (and wiped) here.
+            return if self.count >= COUNT_CAP {
+                Err(PrefixFailure::TooMany {
+                    count: self.count,
+                    capped: true,
+                })
+            } else {
+                Ok(())
+            };
+        }
+        if !self.budget.charge(fetched.value.len()) {
+            return Err(PrefixFailure::Call(over_budget()));
+        }
+        let file = file.to_string();
+        self.kept.push(Match {
+            name,
+            file,
+            fetched,
+        });
+        Ok(())
+    }
+
+    fn finish(mut self) -> PrefixOutcome {
+        if self.count > MAX_PREFIX_MATCHES {
+            return Err(PrefixFailure::TooMany {
+                count: self.count,
+                capped: false,
+            });
+        }
+        self.kept.sort_by(|a, b| a.file.cmp(&b.file));
+        Ok(self.kept)
+    }
+}
+
+fn endless() -> PrefixFailure {
+    PrefixFailure::Call(FetchCause::Transient {
+        message: format!("the listing did not end after {MAX_PAGES} pages"),
+    })
+}
+
+/// The secret name in a `SecretId` of a batch error: as given, or from an ARN (`…:secret:NAME-AbCdEf`).
+fn name_of_id(id: &str) -> &str {
+    let Some((_, tail)) = id.split_once(":secret:").filter(|_| id.starts_with("arn:")) else {
+        return id;
+    };
+    match tail.rsplit_once('-') {
+        Some((name, suffix))
+            if suffix.len() == 6 && suffix.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            name
+        }
+        _ => tail,
+    }
+}
+
+/// Every Secrets Manager secret whose name starts with `prefix` (BatchGetSecretValue with the
+/// `name` filter, paginated). Errors listed for secrets under the prefix fail the object
+/// (access denied never looks like absence), except not found (deleted while listed).
+pub async fn secrets_manager(
+    client: &aws_sdk_secretsmanager::Client,
+    prefix: &str,
+    recursive: bool,
+    observer: &dyn CallObserver,
+    budget: &ByteBudget,
+) -> PrefixOutcome {
+    const SERVICE: &str = "secretsmanager";
+    let mut matches = Matches::new(prefix, recursive, budget);
+    let mut token: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        if budget.exhausted() {
+            return Err(PrefixFailure::Call(over_budget()));
+        }
+        let filter = Filter::builder()
+            .key(FilterNameStringType::Name)
+            .values(prefix)
+            .build();
+        let result = client
+            .batch_get_secret_value()
+            .filters(filter)
+            .max_results(SM_PAGE)
+            .set_next_token(token.take())
+            .send()
+            .await;
+        let mut out = match result {
+            Ok(out) => {
+                observer.aws_call(SERVICE, "BatchGetSecretValue", "ok");
+                out
+            }
+            Err(e) => {
+                observer.aws_call(SERVICE, "BatchGetSecretValue", "error");
+                return Err(PrefixFailure::Call(classify(&e)));
+            }
+        };
+        for mut v in out.secret_values.take().unwrap_or_default() {
+            let Some(name) = v.name.take() else { continue };
+            let value = match (v.secret_string.take(), v.secret_binary.take()) {
+                (Some(s), _) => SecretBytes::from_string(s),
+                (None, Some(b)) => SecretBytes::new(b.into_inner()),
+                (None, None) => SecretBytes::new(Vec::new()),
+            };
+            let version = v.version_id.take().unwrap_or_default();
+            matches.offer(name, Fetched { value, version })?;
+        }
+        for e in out.errors.take().unwrap_or_default() {
+            let id = e.secret_id.as_deref().unwrap_or("");
+            if file_of(prefix, recursive, name_of_id(id)).is_none() {
+                continue;
+            }
+            let cause = classify_code(
+                e.error_code.as_deref().unwrap_or(""),
+                e.message.as_deref().unwrap_or(""),
+                None,
+            );
+            if !matches!(cause, FetchCause::NotFound) {
+                return Err(PrefixFailure::Entry {
+                    name: name_of_id(id).to_string(),
+                    cause,
+                });
+            }
+        }
+        token = out.next_token.take().filter(|t| !t.is_empty());
+        if token.is_none() {
+            return matches.finish();
+        }
+    }
+    Err(endless())
+}
+
+/// Every SSM parameter under the path `prefix` (GetParametersByPath with decryption,
+/// paginated; `recursive` as given).
+pub async fn ssm(
+    client: &aws_sdk_ssm::Client,
+    prefix: &str,
+    recursive: bool,
+    observer: &dyn CallObserver,
+    budget: &ByteBudget,
+) -> PrefixOutcome {
+    const SERVICE: &str = "ssm";
+    let mut matches = Matches::new(prefix, recursive, budget);
+    let mut token: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        if budget.exhausted() {
+            return Err(PrefixFailure::Call(over_budget()));
+        }
+        let result = client
+            .get_parameters_by_path()
+            .path(prefix)
+            .recursive(recursive)
+            .with_decryption(true)
+            .max_results(SSM_PAGE)
+            .set_next_token(token.take())
+            .send()
+            .await;
+        let mut out = match result {
+            Ok(out) => {
+                observer.aws_call(SERVICE, "GetParametersByPath", "ok");
+                out
+            }
+            Err(e) => {
+                observer.aws_call(SERVICE, "GetParametersByPath", "error");
+                return Err(PrefixFailure::Call(classify(&e)));
+            }
+        };
+        for mut p in out.parameters.take().unwrap_or_default() {
+            let Some(name) = p.name.take() else { continue };
+            let value = SecretBytes::from_string(p.value.take().unwrap_or_default());
+            let version = p.version.to_string();
+            matches.offer(name, Fetched { value, version })?;
+        }
+        token = out.next_token.take().filter(|t| !t.is_empty());
+        if token.is_none() {
+            return matches.finish();
+        }
+    }
+    Err(endless())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_under_a_prefix() {
+        assert_eq!(
+            file_of("teams/p/", true, "teams/p/db/main"),
+            Some("db/main")
+        );
+        assert_eq!(file_of("teams/p/", false, "teams/p/db/main"), None);
+        assert_eq!(file_of("teams/p/", false, "teams/p/db"), Some("db"));
+        assert_eq!(file_of("/teams/p", true, "/teams/p/db"), Some("db"));
+        assert_eq!(file_of("teams/p/", true, "teams/q/db"), None);
+        assert_eq!(
+            file_of("teams/p/", true, "Teams/p/db"),
+            None,
+            "case-sensitive"
+        );
+    }
+
+    #[test]
+    fn names_of_batch_error_ids() {
+        assert_eq!(
+            name_of_id("arn:aws:secretsmanager:us-east-1:1:secret:teams/p/db-AbCdEf"),
+            "teams/p/db"
+        );
+        assert_eq!(name_of_id("teams/p/db"), "teams/p/db");
+        assert_eq!(
+            name_of_id("arn:aws:secretsmanager:us-east-1:1:secret:x-y"),
+            "x-y"
+        );
+    }
+}
