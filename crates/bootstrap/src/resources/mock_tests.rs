@@ -254,12 +254,14 @@ fn workload() -> Workload {
             alias: None,
             file_permission: None,
             jmes_path: Vec::new(),
+            extras: Default::default(),
         }],
         force: false,
         sample_image: "pause".into(),
         existing_service_account: false,
         target_role_arn: None,
         abac: false,
+        failover_region: None,
         labels: Default::default(),
     }
 }
