@@ -792,8 +792,9 @@ fn access_denied<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(err
 /// that does not exist, and a failover region its secrets are replicated to — onboarded with
 /// IAM enforced: under the team's role it reads what it asked for (in both regions) and gets
 /// AccessDenied one name outside its prefix; the SPC carries the provider's keys; the JSON
-/// value is nowhere in the output or the journal; a key added to the secret reaches the SPC's
-/// secretObjects on the next run, which reports the SPC updated.
+/// value is nowhere in the output or the journal; a key added to the secret is planned by a dry
+/// run (which reads the key names and writes nothing) and reaches the SPC's secretObjects on the
+/// next run, which reports the SPC updated.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
     let Some(env) = common::env() else { return };
@@ -1037,6 +1038,23 @@ async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
         .send()
         .await
         .expect("add a key");
+    // A dry run reads the key names too (a read) and plans the update, writing nothing.
+    let mut dry = args(true);
+    dry.push("--dry-run".into());
+    let http = reqwest::Client::new();
+    reset_calls(&http).await;
+    let out = run(dry).await;
+    let planned = json_of(&out);
+    assert!(out.status.success(), "{planned:#}");
+    assert_eq!(planned["teams"][0]["updated"], 1, "{planned:#}");
+    let wrote = writes(&http).await;
+    assert!(wrote.is_empty(), "the dry run wrote {wrote:?}");
+    assert_eq!(
+        synced_keys(&spc(&kube, &ns, "bootstrap-app").await),
+        ["host", "password"]
+    );
+    printed.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    printed.push(String::from_utf8_lossy(&out.stderr).into_owned());
     let log2 = dir.path().join("second.ops");
     let out = common::cli::run_logged(args(false), Some(log2.clone())).await;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -1053,7 +1071,7 @@ async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
         common::cli::journal(&log2).join("\n"),
     ]);
     // The check looks at real output: the verbose run's log names the team.
-    assert!(printed[4].contains(&ns), "{}", printed[4]);
+    assert!(printed[6].contains(&ns), "{}", printed[6]);
     for text in &printed {
         for value in [&password, &host] {
             assert!(!text.contains(value.as_str()), "a secret value was printed");
