@@ -306,6 +306,38 @@ mod tests {
     }
 
     #[test]
+    fn an_abac_team_with_a_failover_region_reads_tagged_secrets_in_both_regions_only() {
+        let one = read_secrets_by_tag_policy(
+            &Grants {
+                region: "eu-west-1".into(),
+                ..Default::default()
+            },
+            "1",
+        );
+        assert_eq!(
+            one["Statement"][0]["Resource"], "arn:aws:secretsmanager:eu-west-1:1:secret:*",
+            "unchanged without a failover region"
+        );
+        let both = read_secrets_by_tag_policy(
+            &Grants {
+                region: "eu-west-1".into(),
+                failover_region: Some("eu-central-1".into()),
+                ..Default::default()
+            },
+            "1",
+        );
+        let st = &both["Statement"][0];
+        assert_eq!(
+            st["Resource"],
+            json!([
+                "arn:aws:secretsmanager:eu-west-1:1:secret:*",
+                "arn:aws:secretsmanager:eu-central-1:1:secret:*"
+            ])
+        );
+        assert_eq!(st["Condition"], one["Statement"][0]["Condition"]);
+    }
+
+    #[test]
     fn compares_policies_as_iam_returns_them() {
         let ours = pod_identity_trust(&SCOPE);
         let encoded = ours
