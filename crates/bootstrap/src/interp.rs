@@ -2,9 +2,13 @@
 //! the cluster client. Each operation maps to exactly one call (or one wait); deletes of what
 //! is already gone succeed, so re-running a plan converges.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
+use aws_sdk_eks::error::ProvideErrorMetadata;
 use aws_sdk_eks::types::AddonStatus;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
 use futures::future::BoxFuture;
 
 use crate::aws::{Clients, ErrorKind, classify};
@@ -25,12 +29,15 @@ pub struct Backends {
 impl Backends {
     /// The backends of a preflighted target (an offline one has none).
     pub fn of(t: &crate::target::Target) -> Result<Self, StepError> {
+        let Some(crate::target::Live { aws, kube }) = t.live() else {
+            return Err(StepError::problem(format!(
+                "no AWS access to run a plan for cluster {}",
+                t.name()
+            )));
+        };
         Ok(Self {
-            aws: t
-                .aws
-                .clone()
-                .ok_or_else(|| StepError::problem("no AWS access"))?,
-            kube: t.kube.clone(),
+            aws: aws.clone(),
+            kube: Some(kube.clone()),
             cluster: t.name().to_string(),
         })
     }
@@ -108,6 +115,10 @@ impl Interpreter for Backends {
             }
         })
     }
+
+    fn progressed_since(&self, t: Instant) -> bool {
+        self.aws.progress.since(t)
+    }
 }
 
 fn left(deadline: Instant) -> Duration {
@@ -125,6 +136,56 @@ fn gone_is_fine(err: crate::aws::AwsError) -> Result<(), StepError> {
     }
 }
 
+/// One SDK call; its error names the action and the resource.
+async fn send<T, E>(
+    action: &'static str,
+    resource: String,
+    sent: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+) -> Result<(), StepError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    sent.await
+        .map(drop)
+        .map_err(|e| classify(action, resource, e).into())
+}
+
+/// One delete call: what is already gone is fine.
+async fn delete<T, E>(
+    action: &'static str,
+    resource: String,
+    sent: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+) -> Result<(), StepError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match sent.await {
+        Ok(_) => Ok(()),
+        Err(e) => gone_is_fine(classify(action, resource, e)),
+    }
+}
+
+/// How errors name a role.
+fn iam_role(role: &str) -> String {
+    format!("IAM role {role}")
+}
+
+/// IAM tags from key/value pairs.
+fn iam_tags<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Vec<aws_sdk_iam::types::Tag>, StepError> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| {
+            aws_sdk_iam::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| StepError::caused_by("failed to build an IAM tag", e))
+        })
+        .collect()
+}
+
 impl Backends {
     async fn aws_call(&self, op: &Op, deadline: Instant) -> Result<(), StepError> {
         let aws = &self.aws;
@@ -136,25 +197,17 @@ impl Backends {
                 namespace,
                 service_account,
             } => {
-                let mut call = aws
-                    .iam
-                    .create_role()
-                    .role_name(name)
-                    .description(description)
-                    .assume_role_policy_document(trust.to_string());
                 let workload = [
                     (TAG_NAMESPACE, namespace.as_str()),
                     (TAG_SERVICE_ACCOUNT, service_account.as_str()),
                 ];
-                for (k, v) in self.tags().into_iter().chain(workload) {
-                    call = call.tags(
-                        aws_sdk_iam::types::Tag::builder()
-                            .key(k)
-                            .value(v)
-                            .build()
-                            .map_err(|e| StepError::caused_by("failed to build an IAM tag", e))?,
-                    );
-                }
+                let call = aws
+                    .iam
+                    .create_role()
+                    .role_name(name)
+                    .description(description)
+                    .assume_role_policy_document(trust.to_string())
+                    .set_tags(Some(iam_tags(self.tags().into_iter().chain(workload))?));
                 if let Err(e) = call.send().await {
                     let err = classify("create", format!("IAM role {name}"), e);
                     let ours = async {
@@ -177,97 +230,49 @@ impl Backends {
                 namespace,
                 service_account,
             } => {
-                let mut call = aws.iam.tag_role().role_name(role);
-                for (k, v) in [
+                let tags = iam_tags([
                     (TAG_NAMESPACE, namespace.as_str()),
                     (TAG_SERVICE_ACCOUNT, service_account.as_str()),
-                ] {
-                    call = call.tags(
-                        aws_sdk_iam::types::Tag::builder()
-                            .key(k)
-                            .value(v)
-                            .build()
-                            .map_err(|e| StepError::caused_by("failed to build an IAM tag", e))?,
-                    );
-                }
-                call.send()
-                    .await
-                    .map_err(|e| classify("tag", format!("IAM role {role}"), e))?;
+                ])?;
+                let call = aws.iam.tag_role().role_name(role).set_tags(Some(tags));
+                send("tag", iam_role(role), call.send()).await?;
             }
             Op::UpdateAssumeRolePolicy { role, trust } => {
-                aws.iam
-                    .update_assume_role_policy()
-                    .role_name(role)
-                    .policy_document(trust.to_string())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        classify("update the trust policy of", format!("IAM role {role}"), e)
-                    })?;
+                let call = aws.iam.update_assume_role_policy().role_name(role);
+                let call = call.policy_document(trust.to_string()).send();
+                send("update the trust policy of", iam_role(role), call).await?;
             }
             Op::UpdateRoleDescription { role, description } => {
-                aws.iam
-                    .update_role_description()
-                    .role_name(role)
-                    .description(description)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        classify("update the description of", format!("IAM role {role}"), e)
-                    })?;
+                let call = aws.iam.update_role_description().role_name(role);
+                let call = call.description(description).send();
+                send("update the description of", iam_role(role), call).await?;
             }
             Op::PutRolePolicy {
                 role,
                 policy,
                 document,
             } => {
-                aws.iam
+                let call = aws
+                    .iam
                     .put_role_policy()
                     .role_name(role)
-                    .policy_name(policy)
-                    .policy_document(document.to_string())
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        classify("put the inline policy on", format!("IAM role {role}"), e)
-                    })?;
+                    .policy_name(policy);
+                let call = call.policy_document(document.to_string()).send();
+                send("put the inline policy on", iam_role(role), call).await?;
             }
             Op::DeleteRolePolicy { role, policy } => {
-                if let Err(e) = aws
-                    .iam
-                    .delete_role_policy()
-                    .role_name(role)
-                    .policy_name(policy)
-                    .send()
-                    .await
-                {
-                    gone_is_fine(classify(
-                        "delete the inline policy of",
-                        format!("IAM role {role}"),
-                        e,
-                    ))?;
-                }
+                let call = aws.iam.delete_role_policy().role_name(role);
+                let call = call.policy_name(policy).send();
+                delete("delete the inline policy of", iam_role(role), call).await?;
             }
             Op::DetachRolePolicy { role, policy_arn } => {
-                if let Err(e) = aws
-                    .iam
-                    .detach_role_policy()
-                    .role_name(role)
-                    .policy_arn(policy_arn)
-                    .send()
-                    .await
-                {
-                    gone_is_fine(classify(
-                        "detach a managed policy from",
-                        format!("IAM role {role}"),
-                        e,
-                    ))?;
-                }
+                let call = aws.iam.detach_role_policy().role_name(role);
+                let call = call.policy_arn(policy_arn).send();
+                delete("detach a managed policy from", iam_role(role), call).await?;
             }
             Op::DeleteRole { role } => {
-                if let Err(e) = aws.iam.delete_role().role_name(role).send().await {
-                    gone_is_fine(classify("delete", format!("IAM role {role}"), e))?;
-                }
+                let call = aws.iam.delete_role().role_name(role).send();
+                delete("delete", iam_role(role), call).await?;
             }
             Op::CreateEcrRepository { .. } | Op::PushImage { .. } => {
                 return Err(StepError::problem(format!(
@@ -275,20 +280,9 @@ impl Backends {
                 )));
             }
             Op::DeleteEcrRepository { repository } => {
-                if let Err(e) = aws
-                    .ecr
-                    .delete_repository()
-                    .repository_name(repository)
-                    .force(true)
-                    .send()
-                    .await
-                {
-                    gone_is_fine(classify(
-                        "delete",
-                        format!("ECR repository {repository}"),
-                        e,
-                    ))?;
-                }
+                let call = aws.ecr.delete_repository().repository_name(repository);
+                let call = call.force(true).send();
+                delete("delete", format!("ECR repository {repository}"), call).await?;
             }
             Op::CreateAddon {
                 cluster,
@@ -321,16 +315,9 @@ impl Backends {
                 }
             }
             Op::DeleteAddon { cluster, addon } => {
-                if let Err(e) = aws
-                    .eks
-                    .delete_addon()
-                    .cluster_name(cluster)
-                    .addon_name(addon)
-                    .send()
-                    .await
-                {
-                    gone_is_fine(classify("delete", format!("EKS add-on {addon}"), e))?;
-                }
+                let call = aws.eks.delete_addon().cluster_name(cluster);
+                let call = call.addon_name(addon).send();
+                delete("delete", format!("EKS add-on {addon}"), call).await?;
             }
             Op::CreatePodIdentityAssociation {
                 cluster,
@@ -381,15 +368,13 @@ impl Backends {
                 role_arn,
                 target_role_arn,
             } => {
-                aws.eks
-                    .update_pod_identity_association()
+                let call = aws.eks.update_pod_identity_association();
+                let call = call
                     .cluster_name(cluster)
                     .association_id(id)
-                    .role_arn(role_arn)
-                    .set_target_role_arn(target_role_arn.clone())
-                    .send()
-                    .await
-                    .map_err(|e| classify("update", format!("Pod Identity association {id}"), e))?;
+                    .role_arn(role_arn);
+                let call = call.set_target_role_arn(target_role_arn.clone()).send();
+                send("update", format!("Pod Identity association {id}"), call).await?;
             }
             Op::DeletePodIdentityAssociation {
                 cluster,
@@ -397,36 +382,25 @@ impl Backends {
                 namespace,
                 service_account,
             } => {
-                if let Err(e) = aws
-                    .eks
-                    .delete_pod_identity_association()
-                    .cluster_name(cluster)
-                    .association_id(id)
-                    .send()
-                    .await
-                {
-                    gone_is_fine(classify(
-                        "delete",
-                        format!("Pod Identity association {namespace}/{service_account} ({id})"),
-                        e,
-                    ))?;
-                }
+                let call = aws.eks.delete_pod_identity_association();
+                let call = call.cluster_name(cluster).association_id(id).send();
+                let what = format!("Pod Identity association {namespace}/{service_account} ({id})");
+                delete("delete", what, call).await?;
             }
             Op::CreateDemoSecret { name } => {
-                let mut call = aws
+                let tags = self.tags().map(|(k, v)| {
+                    aws_sdk_secretsmanager::types::Tag::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                });
+                let call = aws
                     .secrets
                     .create_secret()
                     .name(name)
                     .description("Demo secret created by bootstrap up; safe to delete")
-                    .secret_string(demo_value());
-                for (k, v) in self.tags() {
-                    call = call.tags(
-                        aws_sdk_secretsmanager::types::Tag::builder()
-                            .key(k)
-                            .value(v)
-                            .build(),
-                    );
-                }
+                    .secret_string(demo_value())
+                    .set_tags(Some(tags.to_vec()));
                 if let Err(e) = call.send().await {
                     let err = classify("create", format!("secret {name}"), e);
                     let ours = async {
@@ -439,16 +413,9 @@ impl Backends {
                 }
             }
             Op::DeleteSecret { name } => {
-                if let Err(e) = aws
-                    .secrets
-                    .delete_secret()
-                    .secret_id(name)
-                    .force_delete_without_recovery(true)
-                    .send()
-                    .await
-                {
-                    gone_is_fine(classify("delete", format!("secret {name}"), e))?;
-                }
+                let call = aws.secrets.delete_secret().secret_id(name);
+                let call = call.force_delete_without_recovery(true).send();
+                delete("delete", format!("secret {name}"), call).await?;
             }
             Op::WaitAddon {
                 cluster,
@@ -479,21 +446,14 @@ async fn wait_addon(
     let mut delay = Duration::from_millis(500);
     let started = Instant::now();
     loop {
-        let status = match aws
-            .eks
-            .describe_addon()
-            .cluster_name(cluster)
-            .addon_name(addon)
-            .send()
-            .await
-        {
-            Ok(out) => out.addon().and_then(|a| a.status()).cloned(),
-            Err(e) => {
-                let err = classify("describe", format!("EKS add-on {addon}"), e);
-                if err.is(ErrorKind::NotFound) && until == AddonGoal::Gone {
-                    return Ok(());
-                }
-                return Err(err.into());
+        let status = match crate::resources::addon::read(aws, cluster, addon).await? {
+            Some(found) => found.status().cloned(),
+            None if until == AddonGoal::Gone => return Ok(()),
+            None => {
+                return Err(StepError::problem(format!(
+                    "EKS add-on {addon} disappeared while bootstrap waited for it to be ACTIVE"
+                ))
+                .with_hint("something else deleted it: check the cluster's add-ons, then re-run"));
             }
         };
         if until == AddonGoal::Active {

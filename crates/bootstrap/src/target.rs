@@ -9,6 +9,7 @@ use crate::aws::{self, Clients, ConfigError, ErrorKind, classify, token};
 use crate::error::StepError;
 use crate::kube::client::{self, ClusterEndpoint, Source};
 use crate::plan::{Action, Change, StepOutcome};
+use crate::render::metadata_label;
 
 /// The oldest Kubernetes minor the Secrets Store CSI Driver v1.6.0 supports.
 pub const MIN_KUBERNETES_MINOR: u32 = 30;
@@ -47,12 +48,9 @@ impl NodePlatform {
     /// From a Node's labels.
     pub fn of(node: &Node) -> Self {
         let label = |k: &str| {
-            node.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(k))
-                .cloned()
+            metadata_label(&node.metadata, k)
                 .unwrap_or_default()
+                .to_string()
         };
         Self {
             name: node.metadata.name.clone().unwrap_or_default(),
@@ -74,9 +72,24 @@ pub struct Target {
     pub account: String,
     pub region: String,
     pub cluster: ClusterFacts,
-    /// `None`: an offline plan (no region or no credentials), for an empty account.
-    pub aws: Option<Clients>,
-    pub kube: Option<kube::Client>,
+    pub access: Access,
+}
+
+/// How a command reaches the cluster's account and API.
+#[derive(Clone)]
+pub enum Access {
+    /// An offline plan (a dry run with no region or no credentials): nothing is read, an empty
+    /// account is assumed.
+    Offline,
+    /// Preflight passed: the AWS clients and the cluster's Kubernetes client.
+    Live(Box<Live>),
+}
+
+/// What a preflighted command reaches the cluster with.
+#[derive(Clone)]
+pub struct Live {
+    pub aws: Clients,
+    pub kube: kube::Client,
 }
 
 impl Target {
@@ -96,13 +109,36 @@ impl Target {
                 nodes: Vec::new(),
             },
             region,
-            aws: None,
-            kube: None,
+            access: Access::Offline,
+        }
+    }
+
+    /// The clients of a preflighted target, `None` offline.
+    pub fn live(&self) -> Option<&Live> {
+        match &self.access {
+            Access::Live(live) => Some(live),
+            Access::Offline => None,
         }
     }
 
     pub fn is_offline(&self) -> bool {
-        self.aws.is_none()
+        matches!(self.access, Access::Offline)
+    }
+
+    /// The AWS clients, `None` offline.
+    pub fn aws(&self) -> Option<&Clients> {
+        match &self.access {
+            Access::Live(live) => Some(&live.aws),
+            Access::Offline => None,
+        }
+    }
+
+    /// The Kubernetes client, `None` offline.
+    pub fn kube(&self) -> Option<&kube::Client> {
+        match &self.access {
+            Access::Live(live) => Some(&live.kube),
+            Access::Offline => None,
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -174,8 +210,7 @@ pub async fn preflight(aws: Clients, cluster: &str) -> Result<(Target, StepOutco
         account,
         region: aws.region.clone(),
         cluster: facts,
-        aws: Some(aws),
-        kube: Some(kube),
+        access: Access::Live(Box::new(Live { aws, kube })),
     };
     Ok((target, outcome))
 }

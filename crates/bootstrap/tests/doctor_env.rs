@@ -82,17 +82,8 @@ async fn secret(
     cfg: &aws_config::SdkConfig,
     name: &str,
 ) -> (String, String) {
-    cleanup.secrets.push(name.to_string());
     let value = common::unique("doctor-value");
-    let arn = aws_sdk_secretsmanager::Client::new(cfg)
-        .create_secret()
-        .name(name)
-        .secret_string(&value)
-        .send()
-        .await
-        .expect("CreateSecret")
-        .arn
-        .expect("arn");
+    let arn = cleanup.secret(cfg, name, &value).await;
     (arn, value)
 }
 

@@ -304,14 +304,7 @@ async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
         ),
     ];
     let secret = format!("{tag}/db");
-    cleanup.secrets = vec![secret.clone()];
-    aws_sdk_secretsmanager::Client::new(&cfg)
-        .create_secret()
-        .name(&secret)
-        .secret_string(common::unique("v"))
-        .send()
-        .await
-        .expect("secret");
+    cleanup.secret(&cfg, &secret, &common::unique("v")).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("teams.yaml");
     std::fs::write(

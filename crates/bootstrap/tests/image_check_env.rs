@@ -67,11 +67,7 @@ impl Drop for NodeGuard {
 #[tokio::test]
 async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push_passes() {
     let Some(env) = common::env() else { return };
-    let (Ok(registry), Ok(layout)) = (
-        std::env::var("BOOTSTRAP_ENV_REGISTRY"),
-        std::env::var("BOOTSTRAP_ENV_PROVIDER_LAYOUT"),
-    ) else {
-        bootstrap_common::testenv::skip("the environment has no registry");
+    let Some((registry, layout)) = common::registry() else {
         return;
     };
     let repo = common::unique("imgcheck/aws-csi-provider");

@@ -16,13 +16,7 @@ fn archs(list: &[&str]) -> BTreeSet<String> {
 #[tokio::test]
 async fn push_the_built_layout_then_check_it() {
     let Some(_env) = common::env() else { return };
-    let (Ok(registry), Ok(layout)) = (
-        std::env::var("BOOTSTRAP_ENV_REGISTRY"),
-        std::env::var("BOOTSTRAP_ENV_PROVIDER_LAYOUT"),
-    ) else {
-        bootstrap_common::testenv::skip(
-            "the environment has no registry (an older tests/env/up.sh)",
-        );
+    let Some((registry, layout)) = common::registry() else {
         return;
     };
     let digest = std::fs::read_to_string(format!("{layout}.digest"))
@@ -97,11 +91,7 @@ async fn push_the_built_layout_then_check_it() {
 #[tokio::test]
 async fn the_push_journals_what_its_dry_run_planned() {
     let Some(_env) = common::env() else { return };
-    let (Ok(registry), Ok(layout)) = (
-        std::env::var("BOOTSTRAP_ENV_REGISTRY"),
-        std::env::var("BOOTSTRAP_ENV_PROVIDER_LAYOUT"),
-    ) else {
-        bootstrap_common::testenv::skip("the environment has no registry");
+    let Some((registry, layout)) = common::registry() else {
         return;
     };
     let target = format!("{registry}/{}:1", common::unique("test/journal"));

@@ -66,14 +66,7 @@ async fn a_real_run_journals_exactly_what_its_dry_run_planned() {
     let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
     cleanup.namespaces = vec![up_ns.clone(), team_ns.clone()];
     let secret = format!("{tag}/db");
-    cleanup.secrets = vec![secret.clone()];
-    aws_sdk_secretsmanager::Client::new(&cfg)
-        .create_secret()
-        .name(&secret)
-        .secret_string(common::unique("v"))
-        .send()
-        .await
-        .expect("secret");
+    cleanup.secret(&cfg, &secret, &common::unique("v")).await;
     let dir = tempfile::tempdir().expect("tempdir");
 
     let up = args(&[

@@ -43,20 +43,10 @@ fn migrate(cluster: &str, ns: &str, approve: bool) -> Vec<String> {
 /// annotated service account, an SPC without usePodIdentity, and a pod mounting it.
 async fn irsa_workload(prefix: &str) -> Option<(common::fixture::Fixture, String, String)> {
     let cfg = common::aws().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let tag = common::unique(prefix);
     let value = common::unique("v");
     let mut secret = Cleanup::new(&common::env()?.cluster);
-    secret.secrets.push(format!("{tag}/token"));
-    let arn = sm
-        .create_secret()
-        .name(format!("{tag}/token"))
-        .secret_string(&value)
-        .send()
-        .await
-        .expect("secret")
-        .arn
-        .expect("arn");
+    let arn = secret.secret(&cfg, &format!("{tag}/token"), &value).await;
     let mut fx = common::fixture::Fixture::new(prefix, &[arn], &[], true).await?;
     // The fixture's guard removes the secret too (after its namespace and role).
     fx.cleanup.secrets.append(&mut secret.secrets);
@@ -284,16 +274,9 @@ async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters
     let cfg = common::aws().await;
     let tag = common::unique("shr");
     let mut made = Cleanup::new(&env.cluster);
-    made.secrets.push(format!("{tag}/token"));
-    let secret = aws_sdk_secretsmanager::Client::new(&cfg)
-        .create_secret()
-        .name(format!("{tag}/token"))
-        .secret_string(common::unique("v"))
-        .send()
-        .await
-        .expect("secret")
-        .arn
-        .expect("arn");
+    let secret = made
+        .secret(&cfg, &format!("{tag}/token"), &common::unique("v"))
+        .await;
     // Two namespaces whose service accounts share one IRSA role; no pod runs in either.
     let Some(fx) = common::fixture::Fixture::new("shr", &[secret], &[], true).await else {
         return;

@@ -406,11 +406,7 @@ async fn a_missing_association_is_named_as_the_cause() {
         .await
         .expect("preflight");
     let planned = up::plan_all(&settings, &t).await.expect("plans");
-    let backends = bootstrap::interp::Backends {
-        aws: t.aws.clone().expect("aws"),
-        kube: t.kube.clone(),
-        cluster: cluster.clone(),
-    };
+    let backends = bootstrap::interp::Backends::of(&t).expect("a live target");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     let exec = Executor::new(false, Some(&backends), deadline);
     // Everything but the association step.
@@ -424,7 +420,7 @@ async fn a_missing_association_is_named_as_the_cause() {
     exec.run(&planned.workload.sample.setup)
         .await
         .expect("sample pod");
-    let kube = t.kube.clone().expect("kube client");
+    let kube = t.kube().cloned().expect("kube client");
     let subject = bootstrap::diagnose::Subject {
         cluster: &cluster,
         namespace: &ns,
@@ -432,7 +428,7 @@ async fn a_missing_association_is_named_as_the_cause() {
         spc: &planned.workload.sample_spec.spc,
     };
     let result = sample::check(
-        t.aws.as_ref(),
+        t.aws(),
         &kube,
         &planned.workload.sample_spec,
         subject,

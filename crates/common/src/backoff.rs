@@ -64,11 +64,15 @@ impl Backoff {
 
     /// [`Backoff::delay`] with jitter from the clock's nanoseconds (no RNG needed).
     pub fn next_delay(&self, attempt: u32) -> Option<Duration> {
-        let jitter = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos() % 1001)
-            .unwrap_or(500);
-        self.delay(attempt, jitter)
+        self.delay(attempt, clock_jitter())
+    }
+
+    /// The wait before trying a call again that the service is pacing (throttled while other
+    /// calls of the run succeed): the capped step, jittered, outside the budget (the caller's
+    /// deadline bounds how long it goes on).
+    pub fn paced_delay(&self) -> Duration {
+        let step = self.max_delay;
+        step * 3 / 4 + step / 4 * clock_jitter() / 1000
     }
 
     /// The longest the schedule sleeps when every attempt fails (all jitter at its maximum).
@@ -80,6 +84,14 @@ impl Backoff {
     pub fn best_case(&self) -> Duration {
         (1..self.attempts()).filter_map(|a| self.delay(a, 0)).sum()
     }
+}
+
+/// Per mille, from the clock's nanoseconds.
+fn clock_jitter() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() % 1001)
+        .unwrap_or(500)
 }
 
 #[cfg(test)]
@@ -101,6 +113,11 @@ mod tests {
             b.worst_case()
         );
         assert_eq!(b.delay(9, 500), None, "no tenth attempt");
+        let paced = b.paced_delay();
+        assert!(
+            (Duration::from_secs(3)..=Duration::from_secs(4)).contains(&paced),
+            "{paced:?}"
+        );
     }
 
     #[test]

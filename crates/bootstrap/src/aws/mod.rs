@@ -1,7 +1,10 @@
 //! Thin typed wrappers over the AWS SDK clients, error classification and the EKS token.
 
 pub mod policy;
+mod progress;
 pub mod token;
+
+pub use progress::Progress;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::ProvideCredentials;
@@ -128,6 +131,8 @@ pub struct Clients {
     pub ecr: aws_sdk_ecr::Client,
     /// Key metadata only (`DescribeKey`, to resolve a secret's key alias to its key ARN).
     pub kms: aws_sdk_kms::Client,
+    /// When a call of these clients last succeeded (see [`Progress`]).
+    pub progress: Progress,
 }
 
 impl Clients {
@@ -135,11 +140,13 @@ impl Clients {
     pub fn from_config(config: SdkConfig) -> Result<Self, ConfigError> {
         let region = config.region().ok_or(ConfigError::NoRegion)?.to_string();
         let p = retry_partition();
+        let progress = Progress::default();
         macro_rules! client {
             ($sdk:ident) => {
                 $sdk::Client::from_conf(
                     $sdk::config::Builder::from(&config)
                         .retry_partition(p.clone())
+                        .interceptor(progress.interceptor())
                         .build(),
                 )
             };
@@ -153,8 +160,22 @@ impl Clients {
             ssm: client!(aws_sdk_ssm),
             ecr: client!(aws_sdk_ecr),
             kms: client!(aws_sdk_kms),
+            progress,
             config,
         })
+    }
+}
+
+#[cfg(test)]
+impl Clients {
+    /// Clients of us-west-2 with no credentials and no mocks: tests replace the clients they
+    /// mock (`Clients { eks, iam, ..Clients::unmocked() }`).
+    pub fn unmocked() -> Self {
+        let config = SdkConfig::builder()
+            .region(Region::new("us-west-2"))
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        Self::from_config(config).expect("a region is set")
     }
 }
 

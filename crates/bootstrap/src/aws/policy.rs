@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 pub use bootstrap_common::names::POD_IDENTITY_PRINCIPAL;
 
 /// Who a workload's role is for: only its own cluster, namespace and service account.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TrustScope<'a> {
     pub account: &'a str,
     pub cluster: &'a str,

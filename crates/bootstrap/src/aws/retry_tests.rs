@@ -91,3 +91,29 @@ async fn hundreds_of_throttled_calls_never_run_the_retry_quota_dry() {
         assert_eq!(rule.num_calls(), 9);
     }
 }
+
+#[tokio::test]
+async fn only_a_successful_answer_marks_the_runs_progress() {
+    let progress = super::Progress::default();
+    let started = std::time::Instant::now();
+    let ok = || {
+        aws_smithy_runtime_api::http::Response::new(
+            StatusCode::try_from(200).expect("status"),
+            SdkBody::from(r#"{"cluster":{"name":"demo"}}"#),
+        )
+    };
+    let rule = mock!(aws_sdk_eks::Client::describe_cluster)
+        .sequence()
+        .http_response(internal_error)
+        .http_response(ok)
+        .build();
+    let eks = mock_client!(aws_sdk_eks, RuleMode::Sequential, [&rule], |c| {
+        c.retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+            .interceptor(progress.interceptor())
+    });
+    assert!(eks.describe_cluster().name("demo").send().await.is_err());
+    assert!(!progress.since(started), "a 500 is no progress");
+    let out = eks.describe_cluster().name("demo").send().await;
+    assert!(out.is_ok(), "{out:?}");
+    assert!(progress.since(started), "a 200 is");
+}

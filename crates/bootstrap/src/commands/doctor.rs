@@ -32,7 +32,7 @@ pub async fn run(
         "doctor",
     )
     .await?;
-    let (Some(aws), Some(kube)) = (t.aws.as_ref(), t.kube.as_ref()) else {
+    let Some(crate::target::Live { aws, kube }) = t.live() else {
         return Err(StepError::problem(format!(
             "doctor has no AWS or Kubernetes access to cluster {}",
             s.cluster

@@ -112,7 +112,7 @@ pub async fn run_on(
     confirm: &dyn Fn(&Teardown) -> bool,
 ) -> Result<(DownReport, Option<(&'static str, StepError)>), StepError> {
     let started = Instant::now();
-    let (Some(aws), Some(kube)) = (t.aws.as_ref(), t.kube.as_ref()) else {
+    let Some(crate::target::Live { aws, kube }) = t.live() else {
         return Err(StepError::problem("down needs AWS and cluster access"));
     };
     if let Some(team) = &s.team {
@@ -138,17 +138,18 @@ pub async fn run_on(
         return confirmed_run(s, t, &plan, interpreter, progress, confirm, started).await;
     }
     progress.started("discover");
-    let inventory: Inventory = match discover::discover(aws, kube, t.name()).await {
-        Ok(inv) => inv,
-        Err(e) => {
-            progress.finished(
-                "discover",
-                &StepStatus::Failed(e.to_string()),
-                started.elapsed(),
-            );
-            return Err(e);
-        }
-    };
+    let inventory: Inventory =
+        match discover::discover(aws, kube, t.name(), s.namespace.as_deref()).await {
+            Ok(inv) => inv,
+            Err(e) => {
+                progress.finished(
+                    "discover",
+                    &StepStatus::Failed(e.to_string()),
+                    started.elapsed(),
+                );
+                return Err(e);
+            }
+        };
     progress.finished(
         "discover",
         &StepStatus::Done(StepOutcome::default()),

@@ -170,7 +170,7 @@ async fn workload_graph<'a>(
     spcs: &[FoundSpc],
 ) -> Result<Vec<Step<'a>>, StepError> {
     let mut steps = vec![Step::apply("migrate", &[], StepOutcome::with(changes))];
-    let Some(kube) = t.kube.as_ref() else {
+    let Some(kube) = t.kube() else {
         return Ok(steps);
     };
     let (mut shown, mut probes) = (Vec::new(), Vec::new());
@@ -242,7 +242,7 @@ async fn migrate_one(
     match applied {
         Ok(verified) => {
             if let Some(r) = removal
-                && let Some(aws) = t.aws.as_ref()
+                && let Some(aws) = t.aws()
             {
                 let removal = async {
                     let trust = trust_of(aws, &c.role_arn).await?;
@@ -275,7 +275,7 @@ async fn migrate_one(
             // Back to the IRSA state: trust and SPCs as they were, our association gone.
             let mut rollback = m.rollback.clone();
             if created_association
-                && let Some(aws) = t.aws.as_ref()
+                && let Some(aws) = t.aws()
                 && let Ok(Some(live)) =
                     association::observe(aws, t.name(), &c.namespace, &c.service_account).await
             {
@@ -322,7 +322,7 @@ async fn plan_one(
     let trust_after =
         trust_written(&migration, &c.role_arn).or_else(|| trusts.get(&c.role_arn).cloned());
     let mut more = Vec::new();
-    if let (Some(r), Some(aws), Some(trust)) = (removal, t.aws.as_ref(), &trust_after) {
+    if let (Some(r), Some(aws), Some(trust)) = (removal, t.aws(), &trust_after) {
         let decided = removal_for(aws, t, r, c, trust).await?;
         more = irsa::plan_remove_irsa(c, trust, &decided);
         r.released
@@ -354,7 +354,7 @@ pub async fn run_on(
     interpreter: &dyn Interpreter,
 ) -> Result<MigrateReport, StepError> {
     let started = Instant::now();
-    let (Some(aws), Some(kube)) = (t.aws.as_ref(), t.kube.as_ref()) else {
+    let Some(crate::target::Live { aws, kube }) = t.live() else {
         return Err(StepError::problem("migrate needs AWS and cluster access"));
     };
     let found = irsa::scan::scan(kube).await?;
@@ -511,21 +511,12 @@ pub fn text(report: &MigrateReport) -> String {
             w.status
         ));
         for ch in &w.changes {
-            out.push_str(&format!(
-                "  {:<13} {}\n",
-                if report.approve {
-                    ch.action.as_str()
-                } else {
-                    ch.action.would()
-                },
-                ch.resource
-            ));
-            for call in &ch.calls {
-                out.push_str(&format!("      → {call}\n"));
-            }
-            if let Some(note) = &ch.note {
-                out.push_str(&format!("      ({note})\n"));
-            }
+            let verb = if report.approve {
+                ch.action.as_str()
+            } else {
+                ch.action.would()
+            };
+            crate::ui::write_change(&mut out, verb, ch);
         }
         if !w.verified.is_empty() {
             out.push_str(&format!("  mounted {}\n", w.verified.join(", ")));

@@ -135,7 +135,7 @@ async fn team_workload(
         return Err(StepError::problem(format!("team {}: {p}", team.name)));
     }
     // The failover region's clients: the replicas' ARNs and keys are read there.
-    let failover_clients = match (&team.failover_region, t.aws.as_ref()) {
+    let failover_clients = match (&team.failover_region, t.aws()) {
         (Some(region), Some(aws)) => Some(
             crate::aws::Clients::from_config(
                 aws.config
@@ -167,7 +167,7 @@ async fn team_workload(
             )
         } else {
             secrets::resolve_maybe(
-                t.aws.as_ref(),
+                t.aws(),
                 &t.region,
                 &t.account,
                 offline,
@@ -198,14 +198,14 @@ async fn team_workload(
         }
         if prefix {
             let recursive = !extras.direct_children_only;
-            for aws in t.aws.iter().chain(&failover_clients) {
+            for aws in t.aws().into_iter().chain(&failover_clients) {
                 extras
                     .prefix_kms_key_arns
                     .extend(secrets::prefix_kms_keys(aws, &t.account, &secret, recursive).await?);
             }
         }
         if spec.all_keys && spec.sync.is_some() {
-            match t.aws.as_ref() {
+            match t.aws() {
                 Some(aws) => extras.keys = key_names(aws, spec, &found).await?,
                 None => notes.push(format!(
                     "no credentials: the key names of {} were not read, so the planned Secret {} lists none of them",
@@ -365,7 +365,7 @@ fn team_graph<'a>(t: &'a Target, team: &Team, w: Workload, plan: WorkloadPlan) -
         Step::apply("association", &["iam-role"], association),
         Step::apply("workload", &["iam-role"], objects),
     ];
-    if team.verify && t.kube.is_some() {
+    if team.verify && !t.is_offline() {
         let (change, probe) = probe::sample_probe(
             t,
             sample,
@@ -469,7 +469,7 @@ async fn orphans(
 
 /// Every onboarded team on the cluster: (team, namespace, service account).
 pub async fn onboarded(t: &Target) -> Result<Vec<(String, String, String)>, StepError> {
-    let Some(kube) = t.kube.as_ref() else {
+    let Some(kube) = t.kube() else {
         return Ok(Vec::new());
     };
     let gvk = GroupVersionKind::gvk("secrets-store.csi.x-k8s.io", "v1", "SecretProviderClass");
@@ -522,7 +522,7 @@ pub async fn onboarded(t: &Target) -> Result<Vec<(String, String, String)>, Step
 /// bootstrap made it), its association and its role — owned things only.
 pub async fn plan_prune(t: &Target, ns: &str, sa: &str) -> Result<Vec<Change>, StepError> {
     let mut changes = Vec::new();
-    let (Some(aws), Some(kube)) = (t.aws.as_ref(), t.kube.as_ref()) else {
+    let Some(crate::target::Live { aws, kube }) = t.live() else {
         return Ok(changes);
     };
     let spc = crate::plan::ObjectRef::new(

@@ -38,7 +38,7 @@ pub fn sample_probe<'a>(
     } = planned;
     let check: CheckFn<'a> = Box::new(move |mut outcome: StepOutcome, remaining| {
         Box::pin(async move {
-            let Some(kube) = t.kube.as_ref() else {
+            let Some(kube) = t.kube() else {
                 return Err(StepError::problem(
                     "the sample pod's check needs cluster access",
                 ));
@@ -50,7 +50,7 @@ pub fn sample_probe<'a>(
                 spc: &spec.spc,
             };
             let timeout = cap.map_or(remaining, |cap| remaining.min(cap));
-            let versions = sample::check(t.aws.as_ref(), kube, &spec, subject, timeout).await?;
+            let versions = sample::check(t.aws(), kube, &spec, subject, timeout).await?;
             mark(&spec, versions, &mut outcome);
             Ok(outcome)
         })

@@ -70,7 +70,7 @@ pub struct Planned {
 
 /// Resolves the secrets and observes every resource (read-only), then plans each one.
 pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, PlanError> {
-    let aws = t.aws.as_ref();
+    let aws = t.aws();
     let cluster = t.name();
     // Secrets first: a missing one fails before anything else is even read.
     let mut secret_changes = Vec::new();

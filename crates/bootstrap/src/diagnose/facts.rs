@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::iam::NamedPolicy;
 use super::spc::ObjectKind;
 use crate::render::csi_driver::DRIVER_NAME;
+use crate::render::metadata_label;
 use crate::render::provider::PROVIDER_NAME;
 use crate::render::provider_upstream::{DEFAULT_PROVIDERS_DIR, UPSTREAM_NAME};
 
@@ -41,13 +42,7 @@ pub struct NodeFacts {
 
 impl NodeFacts {
     pub fn from_k8s(node: &Node) -> Self {
-        let label = |k: &str| {
-            node.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(k))
-                .cloned()
-        };
+        let label = |k: &str| metadata_label(&node.metadata, k).map(str::to_string);
         Self {
             name: node.metadata.name.clone().unwrap_or_default(),
             os: label("kubernetes.io/os").unwrap_or_else(|| "linux".into()),

@@ -5,6 +5,8 @@
 
 use serde_json::Value;
 
+use crate::aws::policy::TrustScope;
+
 /// A policy document and where it came from ("inline policy X", "attached policy ARN").
 #[derive(Debug, Clone, PartialEq)]
 pub struct NamedPolicy {
@@ -162,15 +164,11 @@ pub fn evaluate(policies: &[NamedPolicy], action: &str, resource: &str) -> Evalu
     }
 }
 
-/// Who is assuming the role, for trust-policy conditions.
+/// Who is assuming the role, for trust-policy conditions: the workload bootstrap's trust is
+/// scoped to, and the cluster's OIDC issuer URL when known (IRSA).
 #[derive(Debug, Clone, Copy)]
 pub struct Assumer<'a> {
-    pub account: &'a str,
-    pub cluster: &'a str,
-    pub cluster_arn: &'a str,
-    pub namespace: &'a str,
-    pub service_account: &'a str,
-    /// The cluster's OIDC issuer URL, when known (IRSA).
+    pub scope: TrustScope<'a>,
     pub oidc_issuer: Option<&'a str>,
 }
 
@@ -178,14 +176,14 @@ pub struct Assumer<'a> {
 fn known_value(key: &str, who: &Assumer<'_>) -> Option<String> {
     let key = key.to_ascii_lowercase();
     Some(match key.as_str() {
-        "aws:sourceaccount" => who.account.to_string(),
-        "aws:sourcearn" | "aws:requesttag/eks-cluster-arn" => who.cluster_arn.to_string(),
-        "aws:requesttag/eks-cluster-name" => who.cluster.to_string(),
-        "aws:requesttag/kubernetes-namespace" => who.namespace.to_string(),
-        "aws:requesttag/kubernetes-service-account" => who.service_account.to_string(),
+        "aws:sourceaccount" => who.scope.account.to_string(),
+        "aws:sourcearn" | "aws:requesttag/eks-cluster-arn" => who.scope.cluster_arn.to_string(),
+        "aws:requesttag/eks-cluster-name" => who.scope.cluster.to_string(),
+        "aws:requesttag/kubernetes-namespace" => who.scope.namespace.to_string(),
+        "aws:requesttag/kubernetes-service-account" => who.scope.service_account.to_string(),
         k if k.ends_with(":sub") => format!(
             "system:serviceaccount:{}:{}",
-            who.namespace, who.service_account
+            who.scope.namespace, who.scope.service_account
         ),
         k if k.ends_with(":aud") => bootstrap_common::names::IRSA_AUDIENCE.to_string(),
         _ => return None,

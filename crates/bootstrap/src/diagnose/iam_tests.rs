@@ -2,6 +2,11 @@ use serde_json::json;
 
 use super::*;
 
+/// What one policy decides for `action` on `resource`.
+fn decision_of(policy: &NamedPolicy, action: &str, resource: &str) -> Decision {
+    evaluate(std::slice::from_ref(policy), action, resource).decision
+}
+
 fn policy(source: &str, document: Value) -> NamedPolicy {
     NamedPolicy {
         source: source.into(),
@@ -65,12 +70,7 @@ fn allow_minus_deny_with_wildcards() {
     // Another secret, another action: not allowed.
     let other = "arn:aws:secretsmanager:us-west-2:111122223333:secret:api-XyZ123";
     assert_eq!(
-        evaluate(
-            std::slice::from_ref(&allow),
-            "secretsmanager:GetSecretValue",
-            other
-        )
-        .decision,
+        decision_of(&allow, "secretsmanager:GetSecretValue", other),
         Decision::NotAllowed
     );
     assert_eq!(
@@ -124,12 +124,7 @@ fn not_action_not_resource_and_conditional_allows() {
     );
     let admin = "arn:aws:secretsmanager:us-west-2:1:secret:admin-AbCdEf";
     assert_eq!(
-        evaluate(
-            std::slice::from_ref(&p),
-            "secretsmanager:GetSecretValue",
-            admin
-        )
-        .decision,
+        decision_of(&p, "secretsmanager:GetSecretValue", admin),
         Decision::NotAllowed
     );
     assert_eq!(
@@ -138,24 +133,22 @@ fn not_action_not_resource_and_conditional_allows() {
     );
 }
 
-const WHO: Assumer<'static> = Assumer {
+const SCOPE: TrustScope<'static> = TrustScope {
     account: "111122223333",
     cluster: "demo",
     cluster_arn: "arn:aws:eks:us-west-2:111122223333:cluster/demo",
     namespace: "team-a",
     service_account: "app",
+};
+
+const WHO: Assumer<'static> = Assumer {
+    scope: SCOPE,
     oidc_issuer: Some("https://oidc.eks.us-west-2.amazonaws.com/id/ABC"),
 };
 
 #[test]
 fn pod_identity_trust_needs_the_service_tag_session_and_matching_tags() {
-    let scoped = crate::aws::policy::pod_identity_trust(&crate::aws::policy::TrustScope {
-        account: "111122223333",
-        cluster: "demo",
-        cluster_arn: "arn:aws:eks:us-west-2:111122223333:cluster/demo",
-        namespace: "team-a",
-        service_account: "app",
-    });
+    let scoped = crate::aws::policy::pod_identity_trust(&SCOPE);
     let saw = pod_identity_trust(&scoped, &WHO).expect("bootstrap's trust passes");
     assert!(saw.contains("conditions match"), "{saw}");
     assert!(
@@ -166,22 +159,16 @@ fn pod_identity_trust_needs_the_service_tag_session_and_matching_tags() {
     );
 
     // A same-named cluster in another region has another ARN: its trust does not apply here.
-    let twin = crate::aws::policy::pod_identity_trust(&crate::aws::policy::TrustScope {
-        account: "111122223333",
-        cluster: "demo",
+    let twin = crate::aws::policy::pod_identity_trust(&TrustScope {
         cluster_arn: "arn:aws:eks:eu-west-1:111122223333:cluster/demo",
-        namespace: "team-a",
-        service_account: "app",
+        ..SCOPE
     });
     let err = pod_identity_trust(&twin, &WHO).expect_err("pinned to the twin's ARN");
     assert!(err.contains("eks-cluster-arn"), "{err}");
 
-    let other_ns = crate::aws::policy::pod_identity_trust(&crate::aws::policy::TrustScope {
-        account: "111122223333",
-        cluster: "demo",
-        cluster_arn: "arn:aws:eks:us-west-2:111122223333:cluster/demo",
+    let other_ns = crate::aws::policy::pod_identity_trust(&TrustScope {
         namespace: "team-b",
-        service_account: "app",
+        ..SCOPE
     });
     let err = pod_identity_trust(&other_ns, &WHO).expect_err("scoped to team-b");
     assert!(

@@ -14,7 +14,7 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use base64::Engine;
 use oci_client::secrets::RegistryAuth;
 
-use super::push::ensure_ecr_repository;
+use super::push::{create_ecr_repository, ecr_repository_missing};
 use super::*;
 
 const REGISTRY: &str = "123456789012.dkr.ecr.us-west-2.amazonaws.com";
@@ -84,10 +84,15 @@ async fn a_missing_repository_is_created_owned_and_scanned_on_push() {
     let ecr = mock_client!(aws_sdk_ecr, RuleMode::Sequential, [&describe, &create]);
     let creds = Credentials::default().with_ecr_client(ecr);
     let target = ImageRef::parse(&format!("{REGISTRY}/team/provider")).unwrap();
-    let created = ensure_ecr_repository(&creds, &target, "123456789012", "us-west-2", Some("demo"))
+    // The read `image push` plans with, then the write its interpreter runs.
+    assert!(
+        ecr_repository_missing(&creds, &target, "123456789012", "us-west-2")
+            .await
+            .unwrap()
+    );
+    create_ecr_repository(&creds, &target, "123456789012", "us-west-2", Some("demo"))
         .await
         .unwrap();
-    assert_eq!(created.as_deref(), Some("team/provider"));
     assert_eq!(create.num_calls(), 1);
 }
 
@@ -107,22 +112,21 @@ async fn an_existing_repository_is_left_alone() {
     let ecr = mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&describe, &create]);
     let creds = Credentials::default().with_ecr_client(ecr);
     let target = ImageRef::parse(&format!("{REGISTRY}/team/provider:1")).unwrap();
-    let created = ensure_ecr_repository(&creds, &target, "123456789012", "us-west-2", None)
+    let missing = ecr_repository_missing(&creds, &target, "123456789012", "us-west-2")
         .await
         .unwrap();
-    assert_eq!(created, None);
+    assert!(!missing, "found: nothing to create");
     assert_eq!(create.num_calls(), 0);
 }
 
 #[tokio::test]
 async fn pushing_to_ecr_without_aws_is_a_clear_error() {
     let target = ImageRef::parse(&format!("{REGISTRY}/team/provider:1")).unwrap();
-    let err = ensure_ecr_repository(
+    let err = ecr_repository_missing(
         &Credentials::default(),
         &target,
         "123456789012",
         "us-west-2",
-        None,
     )
     .await
     .unwrap_err();

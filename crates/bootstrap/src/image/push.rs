@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::auth::{AuthSource, Credentials};
 use super::error::{ImageError, Operation};
-use super::reference::{ImageRef, RegistryKind};
+use super::reference::ImageRef;
 use super::registry::{AnyManifest, Platform, PlatformJson, classify, client_for, pinned};
 
 /// What a push did.
@@ -39,14 +39,17 @@ impl PushReport {
 }
 
 /// Pushes the image tagged `tag` in the layout at `layout` (or its only image when `tag` is
-/// `None`) to `target`. The target's tag, when written, wins; else the layout's tag is used.
+/// `None`) to `target`, whose repository must exist (an ECR repository is made by `image
+/// push`'s plan, `resources::image_push`). The target's tag, when written, wins; else the
+/// layout's tag is used.
 pub async fn push(
     layout: &Path,
     tag: Option<&str>,
     target: &ImageRef,
     credentials: &Credentials,
 ) -> Result<PushReport, ImageError> {
-    push_for(layout, tag, target, credentials, None).await
+    let target = resolve_target(layout, tag, target)?;
+    push_resolved(layout, tag, &target, credentials).await
 }
 
 /// The reference an image is pushed to: `target` as given when it names a tag, else with the
@@ -69,27 +72,6 @@ pub fn resolve_target(
     } else {
         target.with_tag(layout_tag.as_deref().unwrap_or("latest"))
     })
-}
-
-/// [`push`], and an ECR repository it creates is also tagged with `cluster`, so that
-/// cluster's `bootstrap down` deletes it (a repository without the tag is never deleted).
-pub async fn push_for(
-    layout: &Path,
-    tag: Option<&str>,
-    target: &ImageRef,
-    credentials: &Credentials,
-    cluster: Option<&str>,
-) -> Result<PushReport, ImageError> {
-    let target = resolve_target(layout, tag, target)?;
-    let ecr_repository_created = match target.kind() {
-        RegistryKind::Ecr { account, region } => {
-            ensure_ecr_repository(credentials, &target, &account, &region, cluster).await?
-        }
-        _ => None,
-    };
-    let mut report = push_resolved(layout, tag, &target, credentials).await?;
-    report.ecr_repository_created = ecr_repository_created;
-    Ok(report)
 }
 
 /// Pushes to a resolved target whose repository exists (or needs none made).
@@ -213,21 +195,6 @@ impl Pusher<'_> {
         self.uploaded += 1;
         Ok(())
     }
-}
-
-/// Creates the ECR repository unless it exists; returns its name when it was created.
-pub(super) async fn ensure_ecr_repository(
-    credentials: &Credentials,
-    target: &ImageRef,
-    account: &str,
-    region: &str,
-    cluster: Option<&str>,
-) -> Result<Option<String>, ImageError> {
-    if !ecr_repository_missing(credentials, target, account, region).await? {
-        return Ok(None);
-    }
-    create_ecr_repository(credentials, target, account, region, cluster).await?;
-    Ok(Some(target.repository().to_string()))
 }
 
 fn ecr_error(

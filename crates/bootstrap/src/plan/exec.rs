@@ -19,6 +19,11 @@ use crate::error::StepError;
 pub trait Interpreter: Send + Sync {
     fn execute<'a>(&'a self, op: &'a Op, deadline: Instant)
     -> BoxFuture<'a, Result<(), StepError>>;
+
+    /// Whether a call of these backends succeeded at or after `t` (see [`paced`]).
+    fn progressed_since(&self, _t: Instant) -> bool {
+        false
+    }
 }
 
 /// Runs plans: records them in a dry run, executes them otherwise.
@@ -85,20 +90,28 @@ impl<'a> Executor<'a> {
         };
         let mut attempt = 1;
         loop {
-            match interpreter.execute(op, self.deadline).await {
+            let started = Instant::now();
+            let err = match interpreter.execute(op, self.deadline).await {
                 Ok(()) => {
                     self.record(op);
                     return Ok(());
                 }
-                Err(err) if retryable(op, &err) => match self.retry.next_delay(attempt) {
-                    Some(delay) if Instant::now() + delay < self.deadline => {
-                        tracing::info!("retrying in {delay:?} ({attempt}): {op}: {err}");
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                    }
-                    _ => return Err(err),
-                },
-                Err(err) => return Err(err),
+                Err(err) => err,
+            };
+            let delay = if retryable(op, &err) {
+                self.retry.next_delay(attempt)
+            } else if paced(&err) && interpreter.progressed_since(started) {
+                Some(self.retry.paced_delay())
+            } else {
+                None
+            };
+            match delay {
+                Some(delay) if Instant::now() + delay < self.deadline => {
+                    tracing::info!("retrying in {delay:?} ({attempt}): {op}: {err}");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                _ => return Err(err),
             }
         }
     }
@@ -122,10 +135,19 @@ impl<'a> Executor<'a> {
     }
 }
 
+/// Whether a failure is AWS pacing the run: still throttled when the SDK's retries ran out.
+/// It is tried again, on the capped step, only while other calls of the run succeed (the
+/// service is up and serving the run at its rate; many teams share one IAM rate limit). When
+/// nothing succeeded during the failed attempt, throttling is a fault like any other and the
+/// step fails within the SDK's budget.
+pub fn paced(err: &StepError) -> bool {
+    matches!(err, StepError::Aws(aws) if aws.kind == ErrorKind::Throttled)
+}
+
 /// Whether trying again may help: IAM's eventual consistency (a new role not yet visible to
 /// EKS, or not yet deletable) for the calls that meet it. Throttling, 5xx and dropped
 /// connections are retried once, below, by the SDK and the Kubernetes client on the same
-/// schedule; trying them again here would multiply the two budgets.
+/// schedule; trying them again here would multiply the two budgets (except [`paced`] calls).
 pub fn retryable(op: &Op, err: &StepError) -> bool {
     let StepError::Aws(aws) = err else {
         return false;
@@ -149,11 +171,24 @@ mod tests {
     use crate::aws::{AwsError, ServiceMessage};
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    /// Fails the first `failures` calls with `kind`, then succeeds; counts calls.
+    /// Fails the first `failures` calls with `kind`, then succeeds; counts calls. `others_succeed`:
+    /// other calls of the run succeed meanwhile.
     struct Flaky {
         failures: u32,
         kind: ErrorKind,
         calls: AtomicU32,
+        others_succeed: bool,
+    }
+
+    impl Default for Flaky {
+        fn default() -> Self {
+            Self {
+                failures: 0,
+                kind: ErrorKind::Client,
+                calls: AtomicU32::new(0),
+                others_succeed: false,
+            }
+        }
     }
 
     impl Interpreter for Flaky {
@@ -171,6 +206,10 @@ mod tests {
                 }
                 Ok(())
             })
+        }
+
+        fn progressed_since(&self, _: Instant) -> bool {
+            self.others_succeed
         }
     }
 
@@ -191,7 +230,7 @@ mod tests {
         let flaky = Flaky {
             failures: 0,
             kind: ErrorKind::Client,
-            calls: AtomicU32::new(0),
+            ..Flaky::default()
         };
         let deadline = Instant::now() + Duration::from_secs(5);
         let exec = Executor::new(true, Some(&flaky), deadline);
@@ -221,7 +260,7 @@ mod tests {
         let not_yet = Flaky {
             failures: 3,
             kind: ErrorKind::NotFound,
-            calls: AtomicU32::new(0),
+            ..Flaky::default()
         };
         let exec = Executor::new(false, Some(&not_yet), deadline).with_retry(fast());
         exec.run(&[policy_op()]).await.expect("fourth try works");
@@ -230,7 +269,7 @@ mod tests {
         let too_long = Flaky {
             failures: 4,
             kind: ErrorKind::NotFound,
-            calls: AtomicU32::new(0),
+            ..Flaky::default()
         };
         let exec = Executor::new(false, Some(&too_long), deadline).with_retry(fast());
         assert!(exec.run(&[policy_op()]).await.is_err(), "past the budget");
@@ -246,11 +285,69 @@ mod tests {
             let failing = Flaky {
                 failures: 1,
                 kind,
-                calls: AtomicU32::new(0),
+                ..Flaky::default()
             };
             let exec = Executor::new(false, Some(&failing), deadline).with_retry(fast());
             assert!(exec.run(&[policy_op()]).await.is_err(), "{kind:?}");
             assert_eq!(failing.calls.load(Ordering::SeqCst), 1, "{kind:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn throttling_waits_its_turn_while_other_calls_succeed_and_fails_when_none_do() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let paced = Flaky {
+            failures: 12,
+            kind: ErrorKind::Throttled,
+            others_succeed: true,
+            ..Flaky::default()
+        };
+        let exec = Executor::new(false, Some(&paced), deadline).with_retry(fast());
+        exec.run(&[policy_op()])
+            .await
+            .expect("a rate limit the run shares is waited out, past the fault budget");
+        assert_eq!(paced.calls.load(Ordering::SeqCst), 13);
+        assert_eq!(exec.journal().len(), 1);
+
+        let stuck = Flaky {
+            failures: 12,
+            kind: ErrorKind::Throttled,
+            others_succeed: false,
+            ..Flaky::default()
+        };
+        let exec = Executor::new(false, Some(&stuck), deadline).with_retry(fast());
+        assert!(exec.run(&[policy_op()]).await.is_err());
+        assert_eq!(
+            stuck.calls.load(Ordering::SeqCst),
+            1,
+            "throttled while nothing succeeds: a fault, failed after the SDK's budget"
+        );
+
+        let broken = Flaky {
+            failures: 12,
+            kind: ErrorKind::Transient,
+            others_succeed: true,
+            ..Flaky::default()
+        };
+        let exec = Executor::new(false, Some(&broken), deadline).with_retry(fast());
+        assert!(exec.run(&[policy_op()]).await.is_err());
+        assert_eq!(
+            broken.calls.load(Ordering::SeqCst),
+            1,
+            "a 5xx is a fault whatever other calls do"
+        );
+
+        let late = Instant::now() + Duration::from_millis(50);
+        let endless = Flaky {
+            failures: u32::MAX,
+            kind: ErrorKind::Throttled,
+            others_succeed: true,
+            ..Flaky::default()
+        };
+        let exec = Executor::new(false, Some(&endless), late).with_retry(fast());
+        assert!(
+            exec.run(&[policy_op()]).await.is_err(),
+            "the deadline bounds the wait"
+        );
     }
 }

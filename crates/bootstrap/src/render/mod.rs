@@ -13,7 +13,7 @@ pub mod provider_upstream;
 pub mod workload;
 
 pub use engine::{RenderError, object_ref};
-pub use object_ref::ObjectRef;
+pub use object_ref::{ObjectRef, metadata_label};
 
 /// The label every object bootstrap renders carries (DESIGN "The cloud is the state").
 pub use bootstrap_common::names::LABEL_MANAGED_BY as MANAGED_BY_LABEL;

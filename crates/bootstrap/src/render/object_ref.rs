@@ -6,6 +6,14 @@ use std::fmt;
 use serde::Serialize;
 use serde_json::Value;
 
+/// The value of label `key` in an object's metadata.
+pub fn metadata_label<'a>(
+    meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    key: &str,
+) -> Option<&'a str> {
+    meta.labels.as_ref()?.get(key).map(String::as_str)
+}
+
 /// A Kubernetes object named without its body (what a delete or a wait needs).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -198,42 +198,20 @@ mod tests {
         }
     }
 
+    /// The plan of ns/sa's association with role `arn:r` against `live`.
+    fn plan_against(force: bool, live: &LiveAssociation) -> Result<Change, StepError> {
+        plan("c", "ns", "sa", "arn:r", None, force, Some(live))
+    }
+
     #[test]
     fn same_role_is_unchanged_another_is_a_conflict_unless_forced() {
-        let same = plan(
-            "c",
-            "ns",
-            "sa",
-            "arn:r",
-            None,
-            false,
-            Some(&live("arn:r", true)),
-        )
-        .expect("ok");
+        let same = plan_against(false, &live("arn:r", true)).expect("ok");
         assert_eq!(same.action, Action::Unchanged);
         assert!(same.ops.is_empty());
-        let err = plan(
-            "c",
-            "ns",
-            "sa",
-            "arn:r",
-            None,
-            false,
-            Some(&live("arn:other", false)),
-        )
-        .expect_err("conflict");
+        let err = plan_against(false, &live("arn:other", false)).expect_err("conflict");
         assert!(err.to_string().contains("arn:other"));
         assert!(err.hint().is_some_and(|h| h.contains("--force")));
-        let forced = plan(
-            "c",
-            "ns",
-            "sa",
-            "arn:r",
-            None,
-            true,
-            Some(&live("arn:other", false)),
-        )
-        .expect("forced");
+        let forced = plan_against(true, &live("arn:other", false)).expect("forced");
         assert_eq!(forced.action, Action::Replace);
         assert!(forced.calls[0].contains("associationId=a-1"));
     }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures::{StreamExt, stream};
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 
 use super::addon::{self, AddonState};
@@ -100,12 +101,19 @@ pub struct Inventory {
     pub ecr_repositories: Vec<String>,
 }
 
-/// Reads the inventory. With `namespace`, only that namespace's workload objects are listed
-/// (the platform and AWS side are still read: the plan filters).
+/// How many reads discovery runs at once (a cluster with a thousand teams has a thousand
+/// associations and roles to read; one at a time, that took minutes).
+const READS_AT_ONCE: usize = 16;
+
+/// Reads the inventory, [`READS_AT_ONCE`] reads at a time. With `only_namespace` (`down
+/// --namespace`), only that namespace's contents are scanned for what bootstrap did not make
+/// (no other namespace is deleted); the platform and the AWS side are still read, the plan
+/// filters.
 pub async fn discover(
     aws: &Clients,
     kube: &kube::Client,
     cluster: &str,
+    only_namespace: Option<&str>,
 ) -> Result<Inventory, StepError> {
     let (roles, associations, addons, demo, objects, ecr_repositories) = tokio::try_join!(
         role_candidates(aws),
@@ -131,6 +139,7 @@ pub async fn discover(
         .iter()
         .filter(|o| o.reference.kind == "Namespace")
         .map(|o| o.reference.name.clone())
+        .filter(|ns| only_namespace.is_none_or(|only| only == ns))
         .collect();
     if !namespaces.is_empty() {
         let owned: BTreeSet<namespace_scan::Key> = inventory
@@ -139,8 +148,16 @@ pub async fn discover(
             .map(|o| namespace_scan::key_of(&o.reference))
             .collect();
         let (kinds, kinds_unknown) = namespace_scan::namespaced_kinds(kube).await;
-        for ns in namespaces {
-            let contents = namespace_scan::scan(kube, &kinds, &kinds_unknown, &ns, &owned).await;
+        let (kinds, kinds_unknown, owned) = (&kinds, &kinds_unknown, &owned);
+        let scanned: Vec<_> = stream::iter(namespaces)
+            .map(|ns| async move {
+                let contents = namespace_scan::scan(kube, kinds, kinds_unknown, &ns, owned).await;
+                (ns, contents)
+            })
+            .buffered(READS_AT_ONCE)
+            .collect()
+            .await;
+        for (ns, contents) in scanned {
             if !contents.unknown.is_empty() {
                 inventory
                     .unknown_in_namespace
@@ -226,12 +243,18 @@ async fn owned_roles(
     candidates: Vec<(String, String, bool)>,
     associations: &[LiveAssociation],
 ) -> Result<Vec<LiveRole>, StepError> {
+    let named: BTreeSet<&str> = associations.iter().map(|a| a.role_arn.as_str()).collect();
+    let observed: Vec<_> = stream::iter(candidates)
+        .filter(|(_, arn, pod_identity)| {
+            std::future::ready(*pod_identity || named.contains(arn.as_str()))
+        })
+        .map(|(name, _, _)| async move { role::observe(aws, &name, cluster, true).await })
+        .buffered(READS_AT_ONCE)
+        .collect()
+        .await;
     let mut roles = Vec::new();
-    for (name, arn, pod_identity) in candidates {
-        if !pod_identity && !associations.iter().any(|a| a.role_arn == arn) {
-            continue;
-        }
-        if let Some(live) = role::observe(aws, &name, cluster, true).await?
+    for live in observed {
+        if let Some(live) = live?
             && live.owned
         {
             roles.push(live);
@@ -262,9 +285,14 @@ async fn associations(aws: &Clients, cluster: &str) -> Result<Vec<LiveAssociatio
                 .filter_map(|a| a.association_id().map(str::to_string)),
         );
     }
+    let described: Vec<_> = stream::iter(ids)
+        .map(|id| async move { association::describe(aws, cluster, &id).await })
+        .buffered(READS_AT_ONCE)
+        .collect()
+        .await;
     let mut found = Vec::new();
-    for id in ids {
-        if let Some(live) = association::describe(aws, cluster, &id).await? {
+    for live in described {
+        if let Some(live) = live? {
             found.push(live);
         }
     }

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_eks::types::{
     Cluster, ClusterStatus, PodIdentityAssociation, PodIdentityAssociationSummary,
 };
@@ -13,7 +12,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 
-use super::{ResolvedSecret, Workload, association, role};
+use super::{Workload, association, role};
 use crate::aws::Clients;
 use crate::interp::Backends;
 use crate::plan::{Action, Executor};
@@ -22,20 +21,10 @@ use bootstrap_common::names::{TAG_CLUSTER, TAG_MANAGED_BY, TAG_NAMESPACE, TAG_SE
 const ROLE: &str = "arn:aws:iam::123456789012:role/bootstrap-demo-bootstrap-demo-demo-app";
 
 pub(super) fn clients(eks: aws_sdk_eks::Client, iam: aws_sdk_iam::Client) -> Clients {
-    let config = SdkConfig::builder()
-        .region(Region::new("us-west-2"))
-        .behavior_version(BehaviorVersion::latest())
-        .build();
     Clients {
-        region: "us-west-2".into(),
-        sts: aws_sdk_sts::Client::new(&config),
         eks,
         iam,
-        secrets: aws_sdk_secretsmanager::Client::new(&config),
-        ssm: aws_sdk_ssm::Client::new(&config),
-        ecr: aws_sdk_ecr::Client::new(&config),
-        kms: aws_sdk_kms::Client::new(&config),
-        config,
+        ..Clients::unmocked()
     }
 }
 
@@ -146,6 +135,22 @@ fn association_rules(current_role: &'static str) -> (Rule, Rule) {
     (list, describe)
 }
 
+/// The plan of demo-app's association with [`ROLE`] (forced or not) against `live`.
+fn plan_demo_association(
+    force: bool,
+    live: Option<&association::LiveAssociation>,
+) -> Result<crate::plan::Change, crate::error::StepError> {
+    association::plan(
+        "demo",
+        "bootstrap-demo",
+        "demo-app",
+        ROLE,
+        None,
+        force,
+        live,
+    )
+}
+
 #[tokio::test]
 async fn another_roles_association_is_a_conflict_until_forced_then_updated() {
     let (list, describe) = association_rules("arn:aws:iam::123456789012:role/other");
@@ -156,32 +161,14 @@ async fn another_roles_association_is_a_conflict_until_forced_then_updated() {
     let live = association::observe(&aws, "demo", "bootstrap-demo", "demo-app")
         .await
         .expect("observed");
-    let err = association::plan(
-        "demo",
-        "bootstrap-demo",
-        "demo-app",
-        ROLE,
-        None,
-        false,
-        live.as_ref(),
-    )
-    .expect_err("conflict");
+    let err = plan_demo_association(false, live.as_ref()).expect_err("conflict");
     assert!(
         err.to_string()
             .contains("already associated with another role: arn:aws:iam::123456789012:role/other"),
         "{err}"
     );
     assert!(err.hint().is_some_and(|h| h.contains("--force")));
-    let forced = association::plan(
-        "demo",
-        "bootstrap-demo",
-        "demo-app",
-        ROLE,
-        None,
-        true,
-        live.as_ref(),
-    )
-    .expect("forced");
+    let forced = plan_demo_association(true, live.as_ref()).expect("forced");
     assert_eq!(forced.action, Action::Replace);
     let b = backends(aws);
     Executor::new(false, Some(&b), soon())
@@ -199,16 +186,7 @@ async fn the_same_association_is_unchanged_and_nothing_is_sent() {
     let live = association::observe(&aws, "demo", "bootstrap-demo", "demo-app")
         .await
         .expect("observed");
-    let change = association::plan(
-        "demo",
-        "bootstrap-demo",
-        "demo-app",
-        ROLE,
-        None,
-        false,
-        live.as_ref(),
-    )
-    .expect("ok");
+    let change = plan_demo_association(false, live.as_ref()).expect("ok");
     assert_eq!(change.action, Action::Unchanged);
     assert!(change.ops.is_empty());
 }
@@ -221,16 +199,7 @@ async fn association_creation_is_retried_while_the_new_role_propagates() {
         .output(|| aws_sdk_eks::operation::create_pod_identity_association::CreatePodIdentityAssociationOutput::builder().build())
         .build();
     let eks = mock_client!(aws_sdk_eks, RuleMode::MatchAny, [&create]);
-    let change = association::plan(
-        "demo",
-        "bootstrap-demo",
-        "demo-app",
-        ROLE,
-        None,
-        false,
-        None,
-    )
-    .expect("create");
+    let change = plan_demo_association(false, None).expect("create");
     let b = backends(clients(eks, no_iam()));
     let exec = Executor::new(false, Some(&b), soon()).with_retry(fast());
     exec.run(&change.ops).await.expect("created after a retry");
@@ -242,28 +211,36 @@ async fn association_creation_is_retried_while_the_new_role_propagates() {
     );
 }
 
+/// A Kubernetes API server where nothing exists yet: every request is answered 404.
+fn kube_finds_nothing() -> kube::Client {
+    let service = tower::service_fn(|_: http::Request<kube::client::Body>| async {
+        let status = br#"{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}"#;
+        http::Response::builder()
+            .status(404)
+            .header("content-type", "application/json")
+            .body(kube::client::Body::from(status.to_vec()))
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    });
+    kube::Client::new(service, "default")
+}
+
+/// The role spec of [`workload`] on cluster demo.
+fn demo_role() -> role::RoleSpec {
+    role::RoleSpec::for_workload(
+        "123456789012",
+        "us-west-2",
+        "demo",
+        "arn:aws:eks:us-west-2:123456789012:cluster/demo",
+        &workload(),
+    )
+}
+
 fn workload() -> Workload {
-    Workload {
-        namespace: "bootstrap-demo".into(),
-        service_account: "demo-app".into(),
-        secrets: vec![ResolvedSecret {
-            kind: crate::resources::secrets::SecretKind::SecretsManager,
-            object_name: "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf".into(),
-            arn: "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf".into(),
-            kms_key_arn: None,
-            alias: None,
-            file_permission: None,
-            jmes_path: Vec::new(),
-            extras: Default::default(),
-        }],
-        force: false,
-        sample_image: "pause".into(),
-        existing_service_account: false,
-        target_role_arn: None,
-        abac: false,
-        failover_region: None,
-        labels: Default::default(),
-    }
+    Workload::reading(
+        "bootstrap-demo",
+        "demo-app",
+        "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-AbCdEf",
+    )
 }
 
 /// An owned role with the right trust and inline policy, described as `description`; returns
@@ -293,13 +270,7 @@ fn role_rules(
     workload_tags: bool,
     only_name: Option<&'static str>,
 ) -> (Clients, Rule, Rule, Rule) {
-    let spec = role::RoleSpec::for_workload(
-        "123456789012",
-        "us-west-2",
-        "demo",
-        "arn:aws:eks:us-west-2:123456789012:cluster/demo",
-        &workload(),
-    );
+    let spec = demo_role();
     let policy = spec.inline.to_string();
     let trust = spec
         .trust
@@ -380,13 +351,7 @@ const DESCRIPTION: &str =
     "EKS Pod Identity role for bootstrap-demo/demo-app on cluster demo (managed by bootstrap)";
 
 async fn plan_and_apply(aws: Clients) -> crate::plan::Change {
-    let spec = role::RoleSpec::for_workload(
-        "123456789012",
-        "us-west-2",
-        "demo",
-        "arn:aws:eks:us-west-2:123456789012:cluster/demo",
-        &workload(),
-    );
+    let spec = demo_role();
     let live = role::observe(&aws, &spec.name, "demo", false)
         .await
         .expect("observed");
@@ -453,7 +418,10 @@ async fn a_previous_release_role_is_adopted_without_churn() {
         let mut t = crate::target::Target::offline("demo", Some("us-west-2"));
         t.account = "123456789012".into();
         t.cluster.arn = "arn:aws:eks:us-west-2:123456789012:cluster/demo".into();
-        t.aws = Some(aws.clone());
+        t.access = crate::target::Access::Live(Box::new(crate::target::Live {
+            aws: aws.clone(),
+            kube: kube_finds_nothing(),
+        }));
         let plan = super::workload::plan(&workload(), &t, false)
             .await
             .unwrap_or_else(|(step, e)| panic!("{step}: {e}"));

@@ -91,6 +91,34 @@ pub struct Workload {
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
+#[cfg(test)]
+impl Workload {
+    /// A workload of `namespace`/`service_account` reading one Secrets Manager secret by ARN.
+    pub fn reading(namespace: &str, service_account: &str, arn: &str) -> Self {
+        Self {
+            namespace: namespace.into(),
+            service_account: service_account.into(),
+            secrets: vec![ResolvedSecret {
+                kind: secrets::SecretKind::SecretsManager,
+                object_name: arn.into(),
+                arn: arn.into(),
+                kms_key_arn: None,
+                alias: None,
+                file_permission: None,
+                jmes_path: Vec::new(),
+                extras: Default::default(),
+            }],
+            force: false,
+            sample_image: "pause".into(),
+            existing_service_account: false,
+            target_role_arn: None,
+            abac: false,
+            failover_region: None,
+            labels: Default::default(),
+        }
+    }
+}
+
 /// Whether AWS tags mark a resource as made by bootstrap for this cluster.
 pub fn owned<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>, cluster: &str) -> bool {
     let (mut ours, mut this_cluster) = (false, false);

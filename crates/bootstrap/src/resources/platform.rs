@@ -263,8 +263,8 @@ pub async fn plan_all(
     t: &Target,
     dry_run: bool,
 ) -> Result<PlatformPlan, PlanError> {
-    let aws = t.aws.as_ref();
-    let kube = t.kube.as_ref();
+    let aws = t.aws();
+    let kube = t.kube();
     let cluster = t.name();
     let mut rendered_provider = platform.render_provider().map_err(at("provider"))?;
     let k8s_version = t.cluster.version.clone();

@@ -83,7 +83,7 @@ pub async fn check(
             "not checked (--skip-image-check): every node must already have it or pull it",
         )));
     }
-    if t.kube.is_none() {
+    if t.is_offline() {
         return Ok(Checked::unpinned(Change::new(Action::Check, line).note(
             "not checked: planning offline, no cluster nodes to check against",
         )));
@@ -96,7 +96,7 @@ pub async fn check(
     }
     let archs: BTreeSet<String> = by_arch.keys().cloned().collect();
     let mut credentials = Credentials::default();
-    if let Some(aws) = &t.aws {
+    if let Some(aws) = t.aws() {
         credentials = credentials.with_aws(aws.config.clone());
     }
     match image::check(&reference, &archs, &credentials).await {

@@ -462,27 +462,7 @@ mod tests {
     }
 
     fn spec() -> RoleSpec {
-        let w = Workload {
-            namespace: "ns".into(),
-            service_account: "sa".into(),
-            secrets: vec![ResolvedSecret {
-                kind: SecretKind::SecretsManager,
-                object_name: "arn:aws:secretsmanager:r:1:secret:x-abcdef".into(),
-                arn: "arn:aws:secretsmanager:r:1:secret:x-abcdef".into(),
-                kms_key_arn: None,
-                alias: None,
-                file_permission: None,
-                jmes_path: Vec::new(),
-                extras: Default::default(),
-            }],
-            force: false,
-            sample_image: "pause".into(),
-            existing_service_account: false,
-            target_role_arn: None,
-            abac: false,
-            failover_region: None,
-            labels: Default::default(),
-        };
+        let w = Workload::reading("ns", "sa", "arn:aws:secretsmanager:r:1:secret:x-abcdef");
         RoleSpec::for_workload("1", "r", "demo", "arn:aws:eks:r:1:cluster/demo", &w)
     }
 

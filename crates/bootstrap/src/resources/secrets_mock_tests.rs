@@ -2,10 +2,9 @@
 //! alias ARNs in a policy's `Resource`), and an SSM parameter is found from its metadata,
 //! never by reading its value.
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_kms::types::KeyMetadata;
 use aws_sdk_ssm::types::ParameterMetadata;
-use aws_smithy_mocks::{RuleMode, mock, mock_client};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 
 use super::resolve;
 use crate::aws::Clients;
@@ -13,29 +12,27 @@ use crate::resources::secrets::SecretRef;
 
 const KEY_ARN: &str = "arn:aws:kms:us-west-2:123456789012:key/0f1e2d3c-aaaa-bbbb-cccc-0123456789ab";
 
-fn clients(
-    secrets: aws_sdk_secretsmanager::Client,
-    ssm: aws_sdk_ssm::Client,
-    kms: aws_sdk_kms::Client,
-) -> Clients {
-    let config = SdkConfig::builder()
-        .region(Region::new("us-west-2"))
-        .behavior_version(BehaviorVersion::latest())
-        .build();
+/// Clients whose Secrets Manager, SSM and KMS answer only by these rules.
+fn clients(secrets: &[&Rule], ssm: &[&Rule], kms: &[&Rule]) -> Clients {
     Clients {
-        region: "us-west-2".into(),
-        sts: aws_sdk_sts::Client::new(&config),
-        eks: aws_sdk_eks::Client::new(&config),
-        iam: aws_sdk_iam::Client::new(&config),
-        secrets,
-        ssm,
-        ecr: aws_sdk_ecr::Client::new(&config),
-        kms,
-        config,
+        secrets: mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, secrets),
+        ssm: mock_client!(aws_sdk_ssm, RuleMode::MatchAny, ssm),
+        kms: mock_client!(aws_sdk_kms, RuleMode::MatchAny, kms),
+        ..Clients::unmocked()
     }
 }
 
-fn describe_key() -> aws_smithy_mocks::Rule {
+/// DescribeSecret of `prod/db`, encrypted under the key alias `alias/payments`.
+fn secret_under_alias() -> Rule {
+    mock!(aws_sdk_secretsmanager::Client::describe_secret).then_output(|| {
+        aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput::builder()
+            .arn("arn:aws:secretsmanager:us-west-2:123456789012:secret:prod/db-AbCdEf")
+            .kms_key_id("alias/payments")
+            .build()
+    })
+}
+
+fn describe_key() -> Rule {
     mock!(aws_sdk_kms::Client::describe_key)
         .match_requests(|r| r.key_id() == Some("alias/payments"))
         .then_output(|| {
@@ -53,22 +50,9 @@ fn describe_key() -> aws_smithy_mocks::Rule {
 
 #[tokio::test]
 async fn a_secret_encrypted_under_an_alias_grants_decrypt_on_the_key_arn() {
-    let describe = mock!(aws_sdk_secretsmanager::Client::describe_secret).then_output(|| {
-        aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput::builder()
-            .arn("arn:aws:secretsmanager:us-west-2:123456789012:secret:prod/db-AbCdEf")
-            .kms_key_id("alias/payments")
-            .build()
-    });
+    let describe = secret_under_alias();
     let key = describe_key();
-    let aws = clients(
-        mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [&describe]),
-        mock_client!(
-            aws_sdk_ssm,
-            RuleMode::MatchAny,
-            &[] as &[&aws_smithy_mocks::Rule]
-        ),
-        mock_client!(aws_sdk_kms, RuleMode::MatchAny, [&key]),
-    );
+    let aws = clients(&[&describe], &[], &[&key]);
     let secret = SecretRef::parse("prod/db").expect("ref");
     let resolved = resolve(Some(&aws), "us-west-2", "123456789012", false, &secret)
         .await
@@ -79,12 +63,7 @@ async fn a_secret_encrypted_under_an_alias_grants_decrypt_on_the_key_arn() {
 
 #[tokio::test]
 async fn an_alias_kms_cannot_describe_fails_naming_the_key() {
-    let describe = mock!(aws_sdk_secretsmanager::Client::describe_secret).then_output(|| {
-        aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput::builder()
-            .arn("arn:aws:secretsmanager:us-west-2:123456789012:secret:prod/db-AbCdEf")
-            .kms_key_id("alias/payments")
-            .build()
-    });
+    let describe = secret_under_alias();
     let denied = mock!(aws_sdk_kms::Client::describe_key).then_error(|| {
         aws_sdk_kms::operation::describe_key::DescribeKeyError::NotFoundException(
             aws_sdk_kms::types::error::NotFoundException::builder()
@@ -92,15 +71,7 @@ async fn an_alias_kms_cannot_describe_fails_naming_the_key() {
                 .build(),
         )
     });
-    let aws = clients(
-        mock_client!(aws_sdk_secretsmanager, RuleMode::MatchAny, [&describe]),
-        mock_client!(
-            aws_sdk_ssm,
-            RuleMode::MatchAny,
-            &[] as &[&aws_smithy_mocks::Rule]
-        ),
-        mock_client!(aws_sdk_kms, RuleMode::MatchAny, [&denied]),
-    );
+    let aws = clients(&[&describe], &[], &[&denied]);
     let secret = SecretRef::parse("prod/db").expect("ref");
     let err = resolve(Some(&aws), "us-west-2", "123456789012", false, &secret)
         .await
@@ -124,15 +95,7 @@ async fn an_ssm_parameter_is_found_by_its_metadata_with_its_customer_key() {
         aws_sdk_ssm::operation::get_parameter::GetParameterOutput::builder().build()
     });
     let key = describe_key();
-    let aws = clients(
-        mock_client!(
-            aws_sdk_secretsmanager,
-            RuleMode::MatchAny,
-            &[] as &[&aws_smithy_mocks::Rule]
-        ),
-        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&described, &read]),
-        mock_client!(aws_sdk_kms, RuleMode::MatchAny, [&key]),
-    );
+    let aws = clients(&[], &[&described, &read], &[&key]);
     let secret = SecretRef::parse("ssm:/app/token").expect("ref");
     let resolved = resolve(Some(&aws), "us-west-2", "123456789012", false, &secret)
         .await
@@ -155,19 +118,7 @@ async fn a_missing_ssm_parameter_is_not_found() {
     let described = mock!(aws_sdk_ssm::Client::describe_parameters).then_output(|| {
         aws_sdk_ssm::operation::describe_parameters::DescribeParametersOutput::builder().build()
     });
-    let aws = clients(
-        mock_client!(
-            aws_sdk_secretsmanager,
-            RuleMode::MatchAny,
-            &[] as &[&aws_smithy_mocks::Rule]
-        ),
-        mock_client!(aws_sdk_ssm, RuleMode::MatchAny, [&described]),
-        mock_client!(
-            aws_sdk_kms,
-            RuleMode::MatchAny,
-            &[] as &[&aws_smithy_mocks::Rule]
-        ),
-    );
+    let aws = clients(&[], &[&described], &[]);
     let secret = SecretRef::parse("ssm:/app/missing").expect("ref");
     let err = resolve(Some(&aws), "us-west-2", "123456789012", false, &secret)
         .await

@@ -121,8 +121,8 @@ pub struct WorkloadPlan {
 
 /// Observes (read-only) and plans a workload on a target.
 pub async fn plan(w: &Workload, t: &Target, keep_sample: bool) -> Result<WorkloadPlan, PlanError> {
-    let aws = t.aws.as_ref();
-    let kube = t.kube.as_ref();
+    let aws = t.aws();
+    let kube = t.kube();
     let cluster = t.name();
     let mut values = values(w, &t.region);
     values

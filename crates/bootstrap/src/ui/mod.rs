@@ -13,6 +13,7 @@ use std::io::{IsTerminal, Write};
 pub use errors::render_error;
 pub use files::write_manifests;
 pub use progress::StepProgress;
+pub use table::write_change;
 
 use crate::plan::Report;
 

@@ -2,8 +2,19 @@
 
 use std::fmt::Write;
 
-use crate::plan::{Report, StepStatus};
+use crate::plan::{Change, Report, StepStatus};
 use crate::render::object_ref;
+
+/// One change as a plan prints it: the verb and the resource, then its calls and its note.
+pub fn write_change(out: &mut String, verb: &str, change: &Change) {
+    let _ = writeln!(out, "  {verb:<13} {}", change.resource);
+    for call in &change.calls {
+        let _ = writeln!(out, "      → {call}");
+    }
+    if let Some(note) = &change.note {
+        let _ = writeln!(out, "      ({note})");
+    }
+}
 
 /// The plan as a tree: step → resource → calls, then every document.
 pub fn plan_tree(report: &Report, show_documents: bool) -> String {
@@ -28,13 +39,7 @@ pub fn plan_tree(report: &Report, show_documents: bool) -> String {
                     let _ = writeln!(out, "  · {note}");
                 }
                 for change in &outcome.changes {
-                    let _ = writeln!(out, "  {:<13} {}", change.action.would(), change.resource);
-                    for call in &change.calls {
-                        let _ = writeln!(out, "      → {call}");
-                    }
-                    if let Some(note) = &change.note {
-                        let _ = writeln!(out, "      ({note})");
-                    }
+                    write_change(&mut out, change.action.would(), change);
                     if change.action.writes() {
                         documents.extend(
                             change

@@ -21,6 +21,21 @@ pub struct Env {
     pub nodes: Vec<String>,
 }
 
+/// The environment's image registry (`HOST:PORT`) and the provider image's OCI layout, or
+/// `None` (with the reason printed; a failure under `BOOTSTRAP_REQUIRE_ENV`) without them.
+pub fn registry() -> Option<(String, String)> {
+    match (
+        std::env::var("BOOTSTRAP_ENV_REGISTRY"),
+        std::env::var("BOOTSTRAP_ENV_PROVIDER_LAYOUT"),
+    ) {
+        (Ok(registry), Ok(layout)) => Some((registry, layout)),
+        _ => {
+            bootstrap_common::testenv::skip("the environment has no registry");
+            None
+        }
+    }
+}
+
 /// The environment, or `None` (with the reason printed) when tests run without it.
 /// With `BOOTSTRAP_REQUIRE_ENV` set (as `tests/run.sh` does) a missing environment fails.
 pub fn env() -> Option<Env> {

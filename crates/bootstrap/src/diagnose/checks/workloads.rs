@@ -413,11 +413,13 @@ fn role_checks(
     let mut checks = Vec::new();
     let w = id.served;
     let who = Assumer {
-        account: &s.account,
-        cluster: &s.cluster,
-        cluster_arn: &s.cluster_arn,
-        namespace: &w.namespace,
-        service_account: &w.service_account,
+        scope: TrustScope {
+            account: &s.account,
+            cluster: &s.cluster,
+            cluster_arn: &s.cluster_arn,
+            namespace: &w.namespace,
+            service_account: &w.service_account,
+        },
         oidc_issuer: s.oidc_issuer.as_deref(),
     };
     let role = match lookup_role(s, subject, &id.role_arn) {
@@ -436,13 +438,7 @@ fn role_checks(
         (Some(trust), true) => match iam::pod_identity_trust(trust, &who) {
             Ok(saw) => Check::pass("sa.trust", subject, format!("role {} {saw}", role.name)),
             Err(problem) => {
-                let statement = pod_identity_statement(&TrustScope {
-                    account: &s.account,
-                    cluster: &s.cluster,
-                    cluster_arn: &s.cluster_arn,
-                    namespace: &w.namespace,
-                    service_account: &w.service_account,
-                });
+                let statement = pod_identity_statement(&who.scope);
                 Check::fail(
                     "sa.trust",
                     subject,
