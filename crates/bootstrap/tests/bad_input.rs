@@ -221,6 +221,22 @@ const CORPUS: &[Bad] = &[
         "cluster: demo\nteams:\n  - name: a\n    namespace: a\n    serviceAccount: app\n    secrets: [{name: s, filePermission: \"0999\"}]\n",
         &["team \"a\"", "0999"],
     ),
+    bad_file(
+        "teams file: allKeys on a prefix",
+        &["onboard", "-f", "{file}", "--dry-run"],
+        "cluster: demo\nteams:\n  - namespace: a\n    serviceAccount: app\n    secrets:\n      - s\n      - {prefix: teams/a/, allKeys: true}\n",
+        &[
+            "input.yaml:7:9",
+            "team \"a\"",
+            "`allKeys` applies to one secret",
+        ],
+    ),
+    bad_file(
+        "teams file: failoverRegion is the cluster's region",
+        &["onboard", "-f", "{file}", "--dry-run"],
+        "cluster: demo\nregion: eu-west-1\nteams:\n  - namespace: a\n    serviceAccount: app\n    failoverRegion: eu-west-1\n    secrets: [s]\n",
+        &["input.yaml:4:5", "team \"a\"", "is the cluster's region"],
+    ),
     bad(
         "image push to a reference with a space",
         &["image", "push", "--to", "a b"],

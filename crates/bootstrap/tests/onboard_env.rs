@@ -41,7 +41,14 @@ fn example_for(tag: &str) -> String {
     ))
     .expect("examples/teams.yaml");
     let mut text = text.replace("teams/", &format!("{tag}/"));
-    for ns in ["payments", "search", "billing", "analytics", "partners"] {
+    for ns in [
+        "payments",
+        "search",
+        "billing",
+        "analytics",
+        "partners",
+        "orders",
+    ] {
         text = text.replace(
             &format!("namespace: {ns}"),
             &format!("namespace: {tag}-{ns}"),
@@ -121,6 +128,7 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
         "billing",
         "analytics",
         "partners",
+        "orders",
         "intruder",
     ]
     .iter()
@@ -171,6 +179,35 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
         .send()
         .await
         .expect("create the ABAC secret");
+    // The orders team (no verification: its prefix and optional objects are our provider's):
+    // its named secrets replicated to its failoverRegion, one a JSON object it syncs by key.
+    for (name, value) in [
+        ("orders/db", common::unique("db")),
+        (
+            "orders/config",
+            json!({"region": "x", "mode": "y"}).to_string(),
+        ),
+    ] {
+        let arn = sm
+            .create_secret()
+            .name(format!("{tag}/{name}"))
+            .secret_string(value)
+            .add_replica_regions(
+                aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
+                    .region("us-east-2")
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("create a replicated secret")
+            .arn()
+            .unwrap_or_default()
+            .to_string();
+        cleanup.secrets.push(arn.clone());
+        cleanup
+            .secrets
+            .push(bootstrap::resources::secrets::in_region(&arn, "us-east-2"));
+    }
     ssm.put_parameter()
         .name(format!("/{tag}/billing/token"))
         .value(common::unique("tok"))
@@ -199,9 +236,10 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(report["totals"]["failed"], 0, "{report:#}");
-    assert_eq!(report["totals"]["succeeded"], 5);
+    assert_eq!(report["totals"]["succeeded"], 6);
     for team in report["teams"].as_array().expect("teams") {
-        let verify = !team["name"].as_str().unwrap_or("").ends_with("partners");
+        let name = team["name"].as_str().unwrap_or("");
+        let verify = !name.ends_with("partners") && !name.ends_with("orders");
         if verify {
             assert!(
                 team["verified"].as_array().is_some_and(|v| !v.is_empty()),
@@ -742,4 +780,301 @@ async fn a_previous_release_role_is_adopted_without_churn() {
         "{:?}",
         common::cli::journal(&second_log)
     );
+}
+
+/// Whether an AWS call failed with AccessDenied (not NotFound or anything else).
+fn access_denied<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(err: &E) -> bool {
+    err.code().is_some_and(|c| c.contains("AccessDenied"))
+}
+
+/// A team using what issue 19 adds — unnamed (named after its namespace), a Secrets Manager
+/// prefix, an SSM path, a JSON secret with every key synced to a Secret, an optional secret
+/// that does not exist, and a failover region its secrets are replicated to — onboarded with
+/// IAM enforced: under the team's role it reads what it asked for (in both regions) and gets
+/// AccessDenied one name outside its prefix; the SPC carries the provider's keys; the JSON
+/// value is nowhere in the output or the journal; a key added to the secret is planned by a dry
+/// run (which reads the key names and writes nothing) and reaches the SPC's secretObjects on the
+/// next run, which reports the SPC updated.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
+    let Some(env) = common::env() else { return };
+    let _serial = SERIAL.lock().await;
+    assert_eq!(
+        std::env::var("BOOTSTRAP_ENV_IAM_ENFORCED").as_deref(),
+        Ok("true"),
+        "this test proves a policy: start the environment with IAM enforced (tests/env/up.sh's default)"
+    );
+    let cluster = env.cluster.clone();
+    let cfg = common::aws().await;
+    let region = cfg.region().map(ToString::to_string).unwrap_or_default();
+    let failover = if region == "us-east-2" {
+        "us-east-1"
+    } else {
+        "us-east-2"
+    };
+    let tag = common::unique("pfx");
+    let ns = tag.clone();
+    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
+    cleanup.namespaces = vec![ns.clone()];
+    let inside = [format!("{tag}/payments/a"), format!("{tag}/payments/sub/b")];
+    let outside = [
+        format!("{tag}/payments-other/x"),
+        format!("{tag}/payment/x"),
+        format!("{tag}/paymentsx"),
+    ];
+    let cfg_name = format!("{tag}/cfg");
+    let (params_in, param_out) = (format!("/{tag}/params/p1"), format!("/{tag}/other/p2"));
+    cleanup.parameters = vec![params_in.clone(), param_out.clone()];
+    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
+    let ssm = aws_sdk_ssm::Client::new(&cfg);
+    for name in inside.iter().chain(&outside) {
+        cleanup.secrets.push(name.clone());
+        sm.create_secret()
+            .name(name)
+            .secret_string(common::unique("v"))
+            .send()
+            .await
+            .expect("create secret");
+    }
+    // The JSON secret, replicated to the failover region; its values must never be printed.
+    let password = common::unique("never-printed");
+    let host = common::unique("never-printed-host");
+    let created = sm
+        .create_secret()
+        .name(&cfg_name)
+        .secret_string(json!({"host": host, "password": password}).to_string())
+        .add_replica_regions(
+            aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
+                .region(failover)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create the replicated JSON secret");
+    let cfg_arn = created.arn().unwrap_or_default().to_string();
+    let replica_arn = bootstrap::resources::secrets::in_region(&cfg_arn, failover);
+    cleanup.secrets.push(cfg_arn.clone());
+    cleanup.secrets.push(replica_arn.clone());
+    for p in [&params_in, &param_out] {
+        ssm.put_parameter()
+            .name(p)
+            .value(common::unique("p"))
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .expect("put parameter");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("teams.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "teams:\n  - namespace: {ns}\n    serviceAccount: app\n    failoverRegion: {failover}\n    secrets:\n      - prefix: {tag}/payments/\n      - prefix: \"ssm:/{tag}/params/\"\n      - name: {cfg_name}\n        allKeys: true\n        sync: cfg\n      - name: {tag}/later\n        optional: true\n"
+        ),
+    )
+    .expect("write teams file");
+    // Verbose, so that anything the SDK or bootstrap logs is in stderr for the check below.
+    let args = |json: bool| -> Vec<String> {
+        let mut a = common::cli::args(&[
+            "onboard",
+            "-f",
+            file.to_str().expect("utf8"),
+            "--cluster",
+            &cluster,
+            "--timeout",
+            "10m",
+            // The image is not what this test is about (the environment may run without one).
+            "--skip-image-check",
+        ]);
+        if json {
+            a.extend(["--output".into(), "json".into(), "-q".into()]);
+        } else {
+            a.push("-vv".into());
+        }
+        a
+    };
+    let log1 = dir.path().join("first.ops");
+    let out = common::cli::run_logged(args(true), Some(log1.clone())).await;
+    let report = json_of(&out);
+    assert!(
+        out.status.success(),
+        "{report:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let team = &report["teams"][0];
+    assert_eq!(team["name"], ns.as_str(), "named after its namespace");
+    assert!(
+        team["hints"].to_string().contains(&format!("{tag}/later")),
+        "the missing optional secret is noted: {team:#}"
+    );
+    let mut printed = vec![
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        common::cli::journal(&log1).join("\n"),
+    ];
+
+    // The SecretProviderClass: the provider's keys, the failover region, secretObjects.
+    let kube = common::kube().await;
+    let live = spc(&kube, &ns, "bootstrap-app").await;
+    let params = &live.data["spec"]["parameters"];
+    assert_eq!(params["failoverRegion"], failover);
+    let objects: Vec<Value> =
+        serde_saphyr::from_str(params["objects"].as_str().expect("objects")).expect("YAML");
+    let find = |name: &str| {
+        objects
+            .iter()
+            .find(|o| o["objectName"].as_str().is_some_and(|n| n.contains(name)))
+            .cloned()
+            .unwrap_or_else(|| panic!("no object {name}: {objects:?}"))
+    };
+    assert_eq!(find(&format!("{tag}/payments/"))["matchPrefix"], "true");
+    let params_object = find(&format!("/{tag}/params/"));
+    assert_eq!(params_object["matchPrefix"], "true");
+    assert_eq!(params_object["objectType"], "ssmparameter");
+    assert_eq!(find(&cfg_name)["allKeys"], "true");
+    assert_eq!(find(&format!("{tag}/later"))["optional"], "true");
+    let synced_keys = |spc: &kube::api::DynamicObject| -> Vec<String> {
+        spc.data["spec"]["secretObjects"][0]["data"]
+            .as_array()
+            .map(|d| {
+                d.iter()
+                    .filter_map(|k| k["key"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(live.data["spec"]["secretObjects"][0]["secretName"], "cfg");
+    assert_eq!(synced_keys(&live), ["host", "password"]);
+
+    // The policy, under enforcement: the team's credentials read what it asked for...
+    let creds = agent_credentials(&env, &ns, "app")
+        .await
+        .expect("the team's credentials");
+    for name in inside.iter().chain([&cfg_name]) {
+        assert!(can_read(&creds, name).await, "the team reads {name}");
+    }
+    let team_sm = aws_sdk_secretsmanager::Client::new(&creds);
+    let batch = team_sm
+        .batch_get_secret_value()
+        .filters(
+            aws_sdk_secretsmanager::types::Filter::builder()
+                .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
+                .values(format!("{tag}/payments/"))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("a batch read filtered by the prefix (ListSecrets + BatchGetSecretValue)");
+    let mut names: Vec<&str> = batch
+        .secret_values()
+        .iter()
+        .filter_map(|v| v.name())
+        .collect();
+    names.sort();
+    assert_eq!(names, [inside[0].as_str(), inside[1].as_str()], "{batch:?}");
+    let in_failover = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new(failover))
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .endpoint_url(std::env::var("AWS_ENDPOINT_URL").unwrap_or_default())
+        .credentials_provider(creds.credentials_provider().expect("credentials"))
+        .build();
+    aws_sdk_secretsmanager::Client::new(&in_failover)
+        .describe_secret()
+        .secret_id(&replica_arn)
+        .send()
+        .await
+        .expect("the team describes the replica in the failover region");
+    let team_ssm = aws_sdk_ssm::Client::new(&creds);
+    let by_path = team_ssm
+        .get_parameters_by_path()
+        .path(format!("/{tag}/params/"))
+        .with_decryption(true)
+        .send()
+        .await
+        .expect("the team reads its SSM path");
+    assert_eq!(by_path.parameters().len(), 1);
+    // ... and is denied one name outside its prefix.
+    for name in &outside {
+        let err = team_sm
+            .get_secret_value()
+            .secret_id(name)
+            .send()
+            .await
+            .expect_err("outside the prefix");
+        assert!(
+            err.as_service_error().is_some_and(access_denied),
+            "{name}: AccessDenied, got {err:?}"
+        );
+    }
+    let err = team_ssm
+        .get_parameter()
+        .name(&param_out)
+        .with_decryption(true)
+        .send()
+        .await
+        .expect_err("outside the path");
+    assert!(
+        err.as_service_error().is_some_and(access_denied),
+        "{param_out}: AccessDenied, got {err:?}"
+    );
+    let policy = aws_sdk_iam::Client::new(&cfg)
+        .get_role_policy()
+        .role_name(bootstrap::resources::role::role_name(&cluster, &ns, "app"))
+        .policy_name(bootstrap::resources::role::POLICY_NAME)
+        .send()
+        .await
+        .expect("inline policy");
+    let doc = urlencoding_decode(policy.policy_document());
+    assert!(
+        doc.contains(&format!("secret:{tag}/payments/*"))
+            && !doc.contains(&format!("{tag}/payments*")),
+        "{doc}"
+    );
+
+    // A key added to the secret: the next run (verbose, text) updates the SPC.
+    sm.put_secret_value()
+        .secret_id(&cfg_name)
+        .secret_string(json!({"host": host, "password": password, "user": "app"}).to_string())
+        .send()
+        .await
+        .expect("add a key");
+    // A dry run reads the key names too (a read) and plans the update, writing nothing.
+    let mut dry = args(true);
+    dry.push("--dry-run".into());
+    let http = reqwest::Client::new();
+    reset_calls(&http).await;
+    let out = run(dry).await;
+    let planned = json_of(&out);
+    assert!(out.status.success(), "{planned:#}");
+    assert_eq!(planned["teams"][0]["updated"], 1, "{planned:#}");
+    let wrote = writes(&http).await;
+    assert!(wrote.is_empty(), "the dry run wrote {wrote:?}");
+    assert_eq!(
+        synced_keys(&spc(&kube, &ns, "bootstrap-app").await),
+        ["host", "password"]
+    );
+    printed.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    printed.push(String::from_utf8_lossy(&out.stderr).into_owned());
+    let log2 = dir.path().join("second.ops");
+    let out = common::cli::run_logged(args(false), Some(log2.clone())).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("team {ns}")) && stderr.contains("1 updated"),
+        "the re-run reports the SPC updated: {stderr}"
+    );
+    let live = spc(&kube, &ns, "bootstrap-app").await;
+    assert_eq!(synced_keys(&live), ["host", "password", "user"]);
+    printed.extend([
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+        common::cli::journal(&log2).join("\n"),
+    ]);
+    // The check looks at real output: the verbose run's log names the team.
+    assert!(printed[6].contains(&ns), "{}", printed[6]);
+    for text in &printed {
+        for value in [&password, &host] {
+            assert!(!text.contains(value.as_str()), "a secret value was printed");
+        }
+    }
 }

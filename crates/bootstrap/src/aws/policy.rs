@@ -46,19 +46,29 @@ pub fn pod_identity_statement(scope: &TrustScope<'_>) -> Value {
     })
 }
 
-/// What a workload's role may read: exact ARNs only.
+/// What a workload's role may read: exact ARNs, and the ARN patterns of prefixes the teams
+/// file names (never wider than the prefix).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
     pub secret_arns: Vec<String>,
     pub parameter_arns: Vec<String>,
-    /// Customer-managed KMS keys protecting any of them.
+    /// Customer-managed KMS keys protecting any of them (in either region).
     pub kms_key_arns: Vec<String>,
     /// The region, for the `kms:ViaService` condition.
     pub region: String,
+    /// Secrets Manager prefixes as ARN patterns (`...:secret:teams/payments/*`).
+    pub secret_prefixes: Vec<String>,
+    /// SSM paths: each path's parameter ARN and `path/*`.
+    pub parameter_paths: Vec<String>,
+    /// The failover region: its services may decrypt too.
+    pub failover_region: Option<String>,
 }
 
 /// The inline policy: GetSecretValue/DescribeSecret on the secrets, GetParameters on the
-/// parameters, and kms:Decrypt through those services when a customer key is used.
+/// parameters, and kms:Decrypt through those services when a customer key is used. A prefix
+/// adds GetSecretValue/DescribeSecret on its ARN pattern and ListSecrets (filters need it;
+/// AWS authorizes it only on "*"); an SSM path adds GetParametersByPath/GetParameters/
+/// GetParameter on the path and `path/*`.
 pub fn read_secrets_policy(grants: &Grants) -> Value {
     let mut statements = Vec::new();
     if !grants.secret_arns.is_empty() {
@@ -68,6 +78,24 @@ pub fn read_secrets_policy(grants: &Grants) -> Value {
             "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
             "Resource": sorted(&grants.secret_arns),
         }));
+    }
+    if !grants.secret_prefixes.is_empty() {
+        statements.push(json!({
+            "Sid": "ReadSecretsUnderPrefixes",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+            "Resource": sorted(&grants.secret_prefixes),
+        }));
+        // A list action: IAM authorizes it only on "*". It returns names and metadata, never
+        // a value (each value still needs GetSecretValue on the pattern above).
+        statements.push(json!({
+            "Sid": "ListSecretsForPrefixes",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:ListSecrets"],
+            "Resource": "*",
+        }));
+    }
+    if !grants.secret_arns.is_empty() || !grants.secret_prefixes.is_empty() {
         // AWS authorizes BatchGetSecretValue only on "*"; it reads nothing by itself (each
         // returned secret still needs GetSecretValue above), and lets the provider fetch up to
         // 20 secrets per call.
@@ -86,13 +114,24 @@ pub fn read_secrets_policy(grants: &Grants) -> Value {
             "Resource": sorted(&grants.parameter_arns),
         }));
     }
+    if !grants.parameter_paths.is_empty() {
+        statements.push(json!({
+            "Sid": "ReadParametersUnderPaths",
+            "Effect": "Allow",
+            "Action": ["ssm:GetParametersByPath", "ssm:GetParameters", "ssm:GetParameter"],
+            "Resource": sorted(&grants.parameter_paths),
+        }));
+    }
     if !grants.kms_key_arns.is_empty() {
+        let regions = std::iter::once(&grants.region).chain(&grants.failover_region);
         let mut services = Vec::new();
-        if !grants.secret_arns.is_empty() {
-            services.push(format!("secretsmanager.{}.amazonaws.com", grants.region));
-        }
-        if !grants.parameter_arns.is_empty() {
-            services.push(format!("ssm.{}.amazonaws.com", grants.region));
+        for region in regions {
+            if !grants.secret_arns.is_empty() || !grants.secret_prefixes.is_empty() {
+                services.push(format!("secretsmanager.{region}.amazonaws.com"));
+            }
+            if !grants.parameter_arns.is_empty() || !grants.parameter_paths.is_empty() {
+                services.push(format!("ssm.{region}.amazonaws.com"));
+            }
         }
         statements.push(json!({
             "Sid": "DecryptViaService",
@@ -113,11 +152,16 @@ pub fn read_secrets_by_tag_policy(grants: &Grants, account: &str) -> Value {
         secret_arns: Vec::new(),
         ..grants.clone()
     });
+    let resource = |region: &str| format!("arn:aws:secretsmanager:{region}:{account}:secret:*");
+    let resources = match &grants.failover_region {
+        None => json!(resource(&grants.region)),
+        Some(other) => json!([resource(&grants.region), resource(other)]),
+    };
     let abac = json!({
         "Sid": "ReadSecretsTaggedForThisWorkload",
         "Effect": "Allow",
         "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-        "Resource": format!("arn:aws:secretsmanager:{}:{account}:secret:*", grants.region),
+        "Resource": resources,
         "Condition": {"StringEquals": {
             "secretsmanager:ResourceTag/kubernetes-namespace": "${aws:PrincipalTag/kubernetes-namespace}",
             "secretsmanager:ResourceTag/eks-cluster-name": "${aws:PrincipalTag/eks-cluster-name}",
@@ -236,6 +280,7 @@ mod tests {
             parameter_arns: vec![],
             kms_key_arns: vec!["arn:key".into()],
             region: "eu-west-1".into(),
+            ..Default::default()
         };
         let p = read_secrets_policy(&grants);
         let st = p["Statement"].as_array().expect("statements");
@@ -258,6 +303,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn an_abac_team_with_a_failover_region_reads_tagged_secrets_in_both_regions_only() {
+        let one = read_secrets_by_tag_policy(
+            &Grants {
+                region: "eu-west-1".into(),
+                ..Default::default()
+            },
+            "1",
+        );
+        assert_eq!(
+            one["Statement"][0]["Resource"], "arn:aws:secretsmanager:eu-west-1:1:secret:*",
+            "unchanged without a failover region"
+        );
+        let both = read_secrets_by_tag_policy(
+            &Grants {
+                region: "eu-west-1".into(),
+                failover_region: Some("eu-central-1".into()),
+                ..Default::default()
+            },
+            "1",
+        );
+        let st = &both["Statement"][0];
+        assert_eq!(
+            st["Resource"],
+            json!([
+                "arn:aws:secretsmanager:eu-west-1:1:secret:*",
+                "arn:aws:secretsmanager:eu-central-1:1:secret:*"
+            ])
+        );
+        assert_eq!(st["Condition"], one["Statement"][0]["Condition"]);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::config::OnboardSettings;
 use crate::error::StepError;
 use crate::plan::{self, Change, Changes, Executor, Interpreter, Progress, Step, StepOutcome};
 use crate::resources::platform::{self, Platform, PlatformPlan, ProviderChoice};
+use crate::resources::secrets::{SecretExtras, SecretRef};
 use crate::resources::workload::WorkloadPlan;
 use crate::resources::{
     ResolvedSecret, Workload, association, objects, role, role_identity, secrets, workload,
@@ -118,41 +119,221 @@ pub fn target_trust_hint(t: &Target, team: &Team, role_arn: &str) -> String {
     )
 }
 
-/// A team's workload value, its secrets resolved (read-only).
-async fn team_workload(t: &Target, team: &Team, sample_image: &str) -> Result<Workload, StepError> {
+/// A team's workload value, its secrets resolved (read-only), and notes for the report. A
+/// synced `allKeys` secret's key names are read here (GetSecretValue; names kept, the value
+/// dropped at once), in a dry run too; without credentials they cannot be, and a note says so.
+async fn team_workload(
+    t: &Target,
+    team: &Team,
+    sample_image: &str,
+) -> Result<(Workload, Vec<String>), StepError> {
+    let offline = t.region == target::OFFLINE_REGION;
+    let mut notes = Vec::new();
+    if let Some(failover) = &team.failover_region
+        && let Some(p) = crate::teams::failover_problem(failover, Some(&t.region))
+    {
+        return Err(StepError::problem(format!("team {}: {p}", team.name)));
+    }
+    // The failover region's clients: the replicas' ARNs and keys are read there.
+    let failover_clients = match (&team.failover_region, t.aws()) {
+        (Some(region), Some(aws)) => Some(
+            crate::aws::Clients::from_config(
+                aws.config
+                    .to_builder()
+                    .region(aws_config::Region::new(region.clone()))
+                    .build(),
+            )
+            .map_err(|e| StepError::problem(format!("AWS clients for {region}: {e}")))?,
+        ),
+        _ => None,
+    };
     let mut resolved = Vec::new();
-    for spec in &team.secrets {
+    for spec in team.secret_specs() {
         let secret = spec.secret().cloned().ok_or_else(|| {
-            StepError::problem(format!("team {}: {} not validated", team.name, spec.name))
+            StepError::problem(format!(
+                "team {}: {} not validated",
+                team.name,
+                spec.label()
+            ))
         })?;
-        let found: ResolvedSecret = secrets::resolve(
-            t.aws(),
-            &t.region,
-            &t.account,
-            t.region == target::OFFLINE_REGION,
-            &secret,
-        )
-        .await?;
+        let prefix = spec.prefix.is_some();
+        let found: ResolvedSecret = if prefix {
+            // Nothing to look up: the provider lists what matches at each mount.
+            ResolvedSecret::plain(
+                secret.kind.clone(),
+                secret.id.clone(),
+                secrets::prefix_arn(&t.region, &t.account, &secret),
+                None,
+            )
+        } else {
+            secrets::resolve_maybe(
+                t.aws(),
+                &t.region,
+                &t.account,
+                offline,
+                &secret,
+                spec.optional,
+            )
+            .await?
+        };
+        let mut extras = SecretExtras {
+            prefix,
+            direct_children_only: spec.recursive == Some(false),
+            all_keys: spec.all_keys,
+            optional: spec.optional,
+            missing: found.extras.missing,
+            sync: spec.sync.clone(),
+            ..SecretExtras::default()
+        };
+        if let Some(failover) = &team.failover_region {
+            (extras.replica_arn, extras.replica_kms_key_arn) = replica(
+                &failover_clients,
+                failover,
+                &t.account,
+                spec,
+                &secret,
+                &found,
+            )
+            .await?;
+        }
+        if prefix {
+            let recursive = !extras.direct_children_only;
+            for aws in t.aws().into_iter().chain(&failover_clients) {
+                extras
+                    .prefix_kms_key_arns
+                    .extend(secrets::prefix_kms_keys(aws, &t.account, &secret, recursive).await?);
+            }
+        }
+        if spec.all_keys && spec.sync.is_some() {
+            match t.aws() {
+                Some(aws) => extras.keys = key_names(aws, spec, &found).await?,
+                None => notes.push(format!(
+                    "no credentials: the key names of {} were not read, so the planned Secret {} lists none of them",
+                    spec.label(),
+                    spec.sync.as_deref().unwrap_or_default()
+                )),
+            }
+        }
+        if extras.missing {
+            notes.push(format!(
+                "optional secret {} does not exist in {} yet: the mount skips it until it does",
+                spec.label(),
+                t.region
+            ));
+        }
         resolved.push(ResolvedSecret {
             alias: spec.alias.clone(),
             file_permission: spec.file_permission.clone(),
             jmes_path: spec.jmes_path.clone(),
+            extras,
             ..found
         });
     }
-    Ok(Workload {
-        namespace: team.namespace.clone(),
-        service_account: team.service_account.name().to_string(),
-        secrets: resolved,
-        force: false,
-        sample_image: sample_image.to_string(),
-        existing_service_account: team.service_account.existing(),
-        target_role_arn: team.target_role_arn.clone(),
-        abac: team.abac,
-        labels: [(LABEL_TEAM.to_string(), team.name.clone())]
-            .into_iter()
-            .collect(),
-    })
+    sync_conflicts(&resolved)?;
+    Ok((
+        Workload {
+            namespace: team.namespace.clone(),
+            service_account: team.service_account.name().to_string(),
+            secrets: resolved,
+            force: false,
+            sample_image: sample_image.to_string(),
+            existing_service_account: team.service_account.existing(),
+            target_role_arn: team.target_role_arn.clone(),
+            abac: team.abac,
+            failover_region: team.failover_region.clone(),
+            labels: [(LABEL_TEAM.to_string(), team.name.clone())]
+                .into_iter()
+                .collect(),
+        },
+        notes,
+    ))
+}
+
+/// The replica of a secret in the failover region: its ARN (a prefix's pattern there) and its
+/// customer key. Offline, the ARN is the primary's in that region.
+async fn replica(
+    clients: &Option<crate::aws::Clients>,
+    failover: &str,
+    account: &str,
+    spec: &crate::teams::SecretSpec,
+    secret: &SecretRef,
+    found: &ResolvedSecret,
+) -> Result<(Option<String>, Option<String>), StepError> {
+    if spec.prefix.is_some() {
+        return Ok((Some(secrets::prefix_arn(failover, account, secret)), None));
+    }
+    let Some(clients) = clients else {
+        return Ok((Some(secrets::in_region(&found.arn, failover)), None));
+    };
+    let there = SecretRef {
+        kind: secret.kind.clone(),
+        id: secrets::in_region(&secret.id, failover),
+    };
+    let r = secrets::resolve_maybe(Some(clients), failover, account, false, &there, true).await?;
+    if r.extras.missing && !spec.optional {
+        let e = StepError::problem(format!(
+            "{} has no copy in failoverRegion {failover}",
+            spec.label()
+        ));
+        return Err(match secret.kind {
+            secrets::SecretKind::SecretsManager => e.with_hint(format!(
+                "replicate it: aws secretsmanager replicate-secret-to-regions --secret-id {} --add-replica-regions Region={failover}",
+                secret.id
+            )),
+            secrets::SecretKind::SsmParameter => e.with_hint(format!(
+                "SSM does not replicate: put the parameter in {failover} too (aws ssm put-parameter --region {failover} ...)"
+            )),
+        });
+    }
+    Ok((Some(r.arn), r.kms_key_arn))
+}
+
+/// A synced `allKeys` secret's top-level key names, each checked as a file and a Secret key.
+async fn key_names(
+    aws: &crate::aws::Clients,
+    spec: &crate::teams::SecretSpec,
+    found: &ResolvedSecret,
+) -> Result<Vec<String>, StepError> {
+    if found.extras.missing {
+        return Ok(Vec::new());
+    }
+    let keys = secrets::json_key_names(aws, &found.object_name).await?;
+    for key in &keys {
+        if !crate::render::workload::is_secret_key(key) {
+            return Err(StepError::problem(format!(
+                "secret {}: JSON key {key:?} cannot be a Secret's key (letters, digits, '-', '.', '_')",
+                spec.label()
+            ))
+            .with_hint("rename the key, or sync named files (jmesPath) instead of allKeys"));
+        }
+    }
+    Ok(keys)
+}
+
+/// Two secrets syncing one key into one Secret: refused, naming both.
+fn sync_conflicts(secrets: &[ResolvedSecret]) -> Result<(), StepError> {
+    let objects = workload::spc_objects(secrets);
+    let mut seen: std::collections::BTreeMap<(&str, String), &str> = Default::default();
+    for (s, o) in secrets.iter().zip(&objects) {
+        let Some(sync) = s.extras.sync.as_deref() else {
+            continue;
+        };
+        let keys: Vec<String> = if s.extras.all_keys {
+            s.extras.keys.clone()
+        } else {
+            o.object_alias.iter().cloned().collect()
+        };
+        for key in keys {
+            if let Some(other) = seen.insert((sync, key.clone()), &s.object_name) {
+                return Err(StepError::problem(format!(
+                    "secrets {other} and {} both sync key {key:?} into Secret {sync}",
+                    s.object_name
+                ))
+                .with_hint("sync one of them into another Secret, or rename the key"));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn count(changes: &[Change]) -> (usize, usize, usize) {
@@ -222,7 +403,8 @@ async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &str)
         seconds: 0.0,
     };
     let outcome = async {
-        let w = team_workload(t, team, image).await?;
+        let (w, notes) = team_workload(t, team, image).await?;
+        result.hints.extend(notes);
         let plan = workload::plan(&w, t, false).await.map_err(|(_, e)| e)?;
         let role_name = plan.role_name.clone();
         for o in [&plan.role, &plan.association, &plan.objects] {

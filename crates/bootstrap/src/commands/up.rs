@@ -107,6 +107,7 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, PlanError> 
         existing_service_account: false,
         target_role_arn: None,
         abac: false,
+        failover_region: None,
         labels: Default::default(),
     };
     let wanted = platform(s);

@@ -27,20 +27,71 @@ const SAMPLE_POD: (&str, &str) = (
     include_str!("../../templates/workload/sample-pod.yaml.tera"),
 );
 
-/// One entry of the SecretProviderClass `objects` parameter.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One entry of the SecretProviderClass `objects` parameter. The keys after `jmesPath` are
+/// our provider's (upstream ignores them); each is written only when it is not the default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SpcObject {
-    /// The exact ARN.
+    /// The exact ARN, or (with `matchPrefix`) the name prefix.
     pub object_name: String,
     /// `secretsmanager` or `ssmparameter`.
     pub object_type: String,
-    /// The file name in the mount.
-    pub object_alias: String,
+    /// The file name in the mount (with `matchPrefix`: the directory of the files; none puts
+    /// them at the mount's root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_alias: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_permission: Option<String>,
     #[serde(rename = "jmesPath", skip_serializing_if = "Vec::is_empty")]
     pub jmes_path: Vec<JmesEntry>,
+    /// `"true"`: every secret whose name starts with `objectName`, one file each.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub match_prefix: Option<String>,
+    /// `"false"`: only a prefix's direct children.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recursive: Option<String>,
+    /// `"true"`: every top-level key of the JSON secret as a file of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub all_keys: Option<String>,
+    /// `"true"`: a missing secret is skipped (any other error still fails the mount).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optional: Option<String>,
+}
+
+/// A flag as the provider's object keys spell it: `Some("true")` when set, else absent.
+pub fn flag(on: bool) -> Option<String> {
+    on.then(|| "true".to_string())
+}
+
+/// One `secretObjects` entry: a Kubernetes Secret the driver keeps in sync with mounted files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncedSecret {
+    pub secret_name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub data: Vec<SyncedKey>,
+}
+
+/// One key of a synced Secret: the mounted file it comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncedKey {
+    /// The file's name in the mount (an alias, a jmesPath or allKeys file).
+    pub object_name: String,
+    /// The key in the Secret.
+    pub key: String,
+}
+
+/// Whether `key` may be a Secret's data key (`[-._a-zA-Z0-9]+`, at most 253).
+pub fn is_secret_key(key: &str) -> bool {
+    !key.is_empty()
+        && key.len() <= 253
+        && key != "."
+        && key != ".."
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
 }
 
 /// One `jmesPath` entry: a JSON key of the secret written as its own file.
@@ -63,6 +114,10 @@ pub struct WorkloadValues {
     pub service_account: String,
     pub region: String,
     pub objects: Vec<SpcObject>,
+    /// The SecretProviderClass's `failoverRegion` parameter.
+    pub failover_region: Option<String>,
+    /// `secretObjects`: Kubernetes Secrets synced from mounted files.
+    pub secret_objects: Vec<SyncedSecret>,
     pub sample_image: String,
     pub labels: BTreeMap<String, String>,
 }
@@ -90,7 +145,8 @@ impl WorkloadValues {
                 self.objects
                     .is_empty()
                     .then(|| "the SecretProviderClass needs at least one object".into())
-            });
+            })
+            .or_else(|| self.secret_objects_problem());
         match problem {
             Some(problem) => Err(RenderError::InvalidValues {
                 renderer: "workload",
@@ -98,6 +154,31 @@ impl WorkloadValues {
             }),
             None => Ok(()),
         }
+    }
+
+    fn secret_objects_problem(&self) -> Option<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for s in &self.secret_objects {
+            if let Some(p) = names::subdomain_problem("synced Secret", &s.secret_name) {
+                return Some(p);
+            }
+            if !names.insert(&s.secret_name) {
+                return Some(format!("Secret {} is listed twice", s.secret_name));
+            }
+            let mut keys = std::collections::BTreeSet::new();
+            for d in &s.data {
+                if !is_secret_key(&d.key) {
+                    return Some(format!(
+                        "Secret {}: {:?} is not a valid key (letters, digits, '-', '.', '_')",
+                        s.secret_name, d.key
+                    ));
+                }
+                if !keys.insert(&d.key) {
+                    return Some(format!("Secret {}: key {:?} twice", s.secret_name, d.key));
+                }
+            }
+        }
+        None
     }
 
     fn context(&self) -> Result<tera::Context, RenderError> {
@@ -116,6 +197,8 @@ impl WorkloadValues {
         ctx.insert("pod_name", &self.sample_pod_name());
         ctx.insert("region", &self.region);
         ctx.insert("objects_yaml", &objects_yaml);
+        ctx.insert("failover_region", &self.failover_region);
+        ctx.insert("secret_objects", &self.secret_objects);
         ctx.insert("image", &self.sample_image);
         ctx.insert("labels", &labels);
         ctx.insert("pod_labels", &pod_labels);

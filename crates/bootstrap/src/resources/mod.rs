@@ -43,6 +43,9 @@ pub struct ResolvedSecret {
     pub file_permission: Option<String>,
     /// JSON keys written as files of their own.
     pub jmes_path: Vec<crate::render::workload::JmesEntry>,
+    /// The teams file's options beyond one exact secret (prefix, allKeys, optional, sync,
+    /// failover replica).
+    pub extras: secrets::SecretExtras,
 }
 
 impl ResolvedSecret {
@@ -61,6 +64,7 @@ impl ResolvedSecret {
             alias: None,
             file_permission: None,
             jmes_path: Vec::new(),
+            extras: Default::default(),
         }
     }
 }
@@ -81,6 +85,8 @@ pub struct Workload {
     pub target_role_arn: Option<String>,
     /// Read secrets by tag (ABAC on the session tags) instead of by listed ARNs.
     pub abac: bool,
+    /// The SecretProviderClass's `failoverRegion`; the role also reads the replicas there.
+    pub failover_region: Option<String>,
     /// Extra labels on the workload's objects (e.g. the team).
     pub labels: std::collections::BTreeMap<String, String>,
 }
@@ -100,12 +106,14 @@ impl Workload {
                 alias: None,
                 file_permission: None,
                 jmes_path: Vec::new(),
+                extras: Default::default(),
             }],
             force: false,
             sample_image: "pause".into(),
             existing_service_account: false,
             target_role_arn: None,
             abac: false,
+            failover_region: None,
             labels: Default::default(),
         }
     }

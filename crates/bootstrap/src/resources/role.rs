@@ -64,33 +64,49 @@ impl RoleSpec {
             service_account: w.service_account.clone(),
             description: role_description(cluster, &w.namespace, &w.service_account),
             trust: policy::pod_identity_trust(&scope),
-            inline: if w.abac {
-                policy::read_secrets_by_tag_policy(&grants(&w.secrets, region), account)
-            } else {
-                policy::read_secrets_policy(&grants(&w.secrets, region))
+            inline: {
+                let mut grants = grants(&w.secrets, region);
+                grants.failover_region = w.failover_region.clone();
+                if w.abac {
+                    policy::read_secrets_by_tag_policy(&grants, account)
+                } else {
+                    policy::read_secrets_policy(&grants)
+                }
             },
         }
     }
 }
 
-/// The grants for a workload's secrets.
+/// The grants for a workload's secrets: each exact ARN, each prefix's pattern (SSM: the path
+/// and `path/*`), and each replica's ARN and customer key (the caller sets the failover region).
 pub fn grants(secrets: &[ResolvedSecret], region: &str) -> Grants {
-    let arns = |kind: SecretKind| {
-        secrets
-            .iter()
-            .filter(|s| s.kind == kind)
-            .map(|s| s.arn.clone())
-            .collect()
-    };
-    Grants {
-        secret_arns: arns(SecretKind::SecretsManager),
-        parameter_arns: arns(SecretKind::SsmParameter),
-        kms_key_arns: secrets
-            .iter()
-            .filter_map(|s| s.kms_key_arn.clone())
-            .collect(),
+    let mut g = Grants {
         region: region.to_string(),
+        ..Grants::default()
+    };
+    for s in secrets {
+        let x = &s.extras;
+        let arns = std::iter::once(&s.arn).chain(&x.replica_arn);
+        for arn in arns {
+            match (&s.kind, x.prefix) {
+                (SecretKind::SecretsManager, false) => g.secret_arns.push(arn.clone()),
+                (SecretKind::SsmParameter, false) => g.parameter_arns.push(arn.clone()),
+                (SecretKind::SecretsManager, true) => g.secret_prefixes.push(arn.clone()),
+                (SecretKind::SsmParameter, true) => {
+                    g.parameter_paths.push(arn.clone());
+                    g.parameter_paths.push(format!("{arn}/*"));
+                }
+            }
+        }
+        g.kms_key_arns.extend(
+            s.kms_key_arn
+                .iter()
+                .chain(&x.replica_kms_key_arn)
+                .chain(&x.prefix_kms_key_arns)
+                .cloned(),
+        );
     }
+    g
 }
 
 /// A role as it is in IAM.
@@ -448,6 +464,149 @@ mod tests {
     fn spec() -> RoleSpec {
         let w = Workload::reading("ns", "sa", "arn:aws:secretsmanager:r:1:secret:x-abcdef");
         RoleSpec::for_workload("1", "r", "demo", "arn:aws:eks:r:1:cluster/demo", &w)
+    }
+
+    fn resolved(
+        kind: SecretKind,
+        arn: &str,
+        extras: super::super::secrets::SecretExtras,
+    ) -> ResolvedSecret {
+        ResolvedSecret {
+            extras,
+            ..ResolvedSecret::plain(kind, arn.into(), arn.into(), None)
+        }
+    }
+
+    fn statement<'a>(policy: &'a Value, sid: &str) -> &'a Value {
+        policy["Statement"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["Sid"] == sid))
+            .unwrap_or_else(|| panic!("no {sid} in {policy:#}"))
+    }
+
+    /// Prefixes, replicas and keys: the team reads exactly its prefix's pattern (both regions
+    /// with a failover region), lists and batches on "*" (no value by themselves), and decrypts
+    /// with each customer key through each region's service.
+    #[test]
+    fn a_prefix_grants_its_pattern_and_a_failover_region_its_replicas_and_keys() {
+        use super::super::secrets::{self, SecretExtras, SecretRef};
+        let account = "123456789012";
+        let sm = SecretRef::parse_prefix("teams/payments/").expect("prefix");
+        let ssm = SecretRef::parse_prefix("ssm:/teams/payments/").expect("path");
+        let prefix = |r: &SecretRef, region: &str| secrets::prefix_arn(region, account, r);
+        let exact = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:teams/payments/db-AbCdEf";
+        let secrets = vec![
+            resolved(
+                SecretKind::SecretsManager,
+                &prefix(&sm, "eu-west-1"),
+                SecretExtras {
+                    prefix: true,
+                    replica_arn: Some(prefix(&sm, "us-west-2")),
+                    ..Default::default()
+                },
+            ),
+            resolved(
+                SecretKind::SsmParameter,
+                &prefix(&ssm, "eu-west-1"),
+                SecretExtras {
+                    prefix: true,
+                    replica_arn: Some(prefix(&ssm, "us-west-2")),
+                    ..Default::default()
+                },
+            ),
+            ResolvedSecret {
+                kms_key_arn: Some("arn:aws:kms:eu-west-1:123456789012:key/k1".into()),
+                ..resolved(
+                    SecretKind::SecretsManager,
+                    exact,
+                    SecretExtras {
+                        replica_arn: Some(secrets::in_region(exact, "us-west-2")),
+                        replica_kms_key_arn: Some(
+                            "arn:aws:kms:us-west-2:123456789012:key/k2".into(),
+                        ),
+                        ..Default::default()
+                    },
+                )
+            },
+        ];
+        let mut g = grants(&secrets, "eu-west-1");
+        g.failover_region = Some("us-west-2".into());
+        let p = policy::read_secrets_policy(&g);
+        assert_eq!(
+            statement(&p, "ReadSecretsUnderPrefixes")["Resource"],
+            serde_json::json!([
+                "arn:aws:secretsmanager:eu-west-1:123456789012:secret:teams/payments/*",
+                "arn:aws:secretsmanager:us-west-2:123456789012:secret:teams/payments/*"
+            ])
+        );
+        assert_eq!(
+            statement(&p, "ReadSecrets")["Resource"],
+            serde_json::json!([
+                exact,
+                "arn:aws:secretsmanager:us-west-2:123456789012:secret:teams/payments/db-AbCdEf"
+            ])
+        );
+        let paths = statement(&p, "ReadParametersUnderPaths");
+        assert_eq!(
+            paths["Action"],
+            serde_json::json!([
+                "ssm:GetParametersByPath",
+                "ssm:GetParameters",
+                "ssm:GetParameter"
+            ])
+        );
+        assert_eq!(
+            paths["Resource"],
+            serde_json::json!([
+                "arn:aws:ssm:eu-west-1:123456789012:parameter/teams/payments",
+                "arn:aws:ssm:eu-west-1:123456789012:parameter/teams/payments/*",
+                "arn:aws:ssm:us-west-2:123456789012:parameter/teams/payments",
+                "arn:aws:ssm:us-west-2:123456789012:parameter/teams/payments/*"
+            ])
+        );
+        let kms = statement(&p, "DecryptViaService");
+        assert_eq!(
+            kms["Resource"],
+            serde_json::json!([
+                "arn:aws:kms:eu-west-1:123456789012:key/k1",
+                "arn:aws:kms:us-west-2:123456789012:key/k2"
+            ])
+        );
+        assert_eq!(
+            kms["Condition"]["StringEquals"]["kms:ViaService"],
+            serde_json::json!([
+                "secretsmanager.eu-west-1.amazonaws.com",
+                "ssm.eu-west-1.amazonaws.com",
+                "secretsmanager.us-west-2.amazonaws.com",
+                "ssm.us-west-2.amazonaws.com"
+            ])
+        );
+        // "*" only for the list and batch actions, which return no value by themselves.
+        for st in p["Statement"].as_array().expect("statements") {
+            let resources = st["Resource"].to_string();
+            if resources.contains("\"*\"") {
+                assert!(
+                    st["Action"] == serde_json::json!(["secretsmanager:ListSecrets"])
+                        || st["Action"]
+                            == serde_json::json!(["secretsmanager:BatchGetSecretValue"]),
+                    "{st}"
+                );
+            }
+        }
+        // Nothing wider than the prefix: a sibling's name is outside every pattern.
+        assert!(!p.to_string().contains("teams/payments*"), "{p}");
+    }
+
+    #[test]
+    fn a_workload_without_the_new_options_gets_the_same_policy() {
+        // The document as this release wrote it before prefixes and failover regions.
+        let expected = serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "ReadSecrets", "Effect": "Allow",
+             "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+             "Resource": ["arn:aws:secretsmanager:r:1:secret:x-abcdef"]},
+            {"Sid": "BatchReadSecrets", "Effect": "Allow",
+             "Action": ["secretsmanager:BatchGetSecretValue"], "Resource": "*"}]});
+        assert_eq!(spec().inline, expected);
     }
 
     #[test]

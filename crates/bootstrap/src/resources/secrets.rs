@@ -1,7 +1,8 @@
 //! A workload's secrets: as the user names them ([`SecretRef`], parsed once, from a flag or the
 //! teams file), each resolved to its exact ARN (and KMS key), read-only; the demo secret,
 //! created (and owned) when asked; and the objects a SecretProviderClass names, for doctor.
-//! Values are never read or printed.
+//! Values are never printed or kept: the one read of a value ([`json_key_names`], for a synced
+//! `allKeys` secret) keeps the top-level key names of the JSON and drops the rest at once.
 
 use super::facts::problem;
 use super::{ResolvedSecret, owned};
@@ -75,6 +76,212 @@ impl SecretRef {
     }
 }
 
+impl SecretRef {
+    /// Parses a prefix: `NAME-PREFIX` (Secrets Manager) or `ssm:/PATH` (SSM). A prefix is a
+    /// name, never an ARN, and never holds `*` or `?` (they would widen the IAM pattern).
+    pub fn parse_prefix(input: &str) -> Result<Self, String> {
+        let raw = input.trim();
+        let (kind, id) = match raw.strip_prefix("ssm:") {
+            Some(path) => (SecretKind::SsmParameter, path),
+            None => (SecretKind::SecretsManager, raw),
+        };
+        if id.is_empty() {
+            return Err("a prefix must not be empty".into());
+        }
+        if id.starts_with("arn:") {
+            return Err(format!(
+                "prefix {raw:?} is an ARN; a prefix is a name (\"teams/payments/\" or \"ssm:/teams/payments/\")"
+            ));
+        }
+        if id.chars().all(|c| c == '/') {
+            return Err(format!(
+                "prefix {raw:?} would match every secret of the account; name a path under it"
+            ));
+        }
+        if id.contains(['*', '?']) {
+            return Err(format!(
+                "prefix {raw:?} holds a wildcard ('*' or '?'); a prefix matches by itself"
+            ));
+        }
+        if id.contains("..") || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{raw:?} is not a valid prefix"));
+        }
+        if kind == SecretKind::SsmParameter && !id.starts_with('/') {
+            return Err(format!(
+                "SSM prefix {raw:?} must be a path starting with '/' (GetParametersByPath)"
+            ));
+        }
+        Ok(Self {
+            kind,
+            id: id.into(),
+        })
+    }
+}
+
+/// What the teams file asks of a secret beyond reading one exact name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecretExtras {
+    /// The object is a prefix: `object_name` is the prefix, `arn` its ARN pattern (SSM: the
+    /// path's ARN; the policy adds `path/*`).
+    pub prefix: bool,
+    /// A prefix's direct children only (`recursive: false`).
+    pub direct_children_only: bool,
+    /// Every top-level key of the JSON secret as a file.
+    pub all_keys: bool,
+    /// Missing is not an error.
+    pub optional: bool,
+    /// An optional secret that did not exist when resolved (its ARN is derived).
+    pub missing: bool,
+    /// The Kubernetes Secret its files are synced into.
+    pub sync: Option<String>,
+    /// `allKeys` + `sync`: the JSON's top-level key names, read once (never a value).
+    pub keys: Vec<String>,
+    /// The same secret in the failover region: its ARN (or ARN pattern) and customer key.
+    pub replica_arn: Option<String>,
+    pub replica_kms_key_arn: Option<String>,
+    /// A prefix: the customer keys of what it matches now (either region).
+    pub prefix_kms_key_arns: Vec<String>,
+}
+
+/// The customer keys of what a prefix matches now, in `aws`'s region (metadata only:
+/// ListSecrets with a name filter, DescribeParameters under the path). A secret added later
+/// under another key is covered by the next run.
+pub async fn prefix_kms_keys(
+    aws: &Clients,
+    account: &str,
+    prefix: &SecretRef,
+    recursive: bool,
+) -> Result<Vec<String>, StepError> {
+    let region = aws.region.as_str();
+    let mut keys = Vec::new();
+    match prefix.kind {
+        SecretKind::SecretsManager => {
+            let filter = aws_sdk_secretsmanager::types::Filter::builder()
+                .key(aws_sdk_secretsmanager::types::FilterNameStringType::Name)
+                .values(&prefix.id)
+                .build();
+            let mut pages = aws
+                .secrets
+                .list_secrets()
+                .filters(filter)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    classify(
+                        "list",
+                        format!("secrets under {} in {region}", prefix.id),
+                        e,
+                    )
+                })?;
+                for s in page.secret_list() {
+                    // AWS's name filter ignores case; the IAM pattern does not.
+                    if let (Some(name), Some(key)) = (s.name(), s.kms_key_id())
+                        && name.starts_with(&prefix.id)
+                        && let Some(arn) = kms_key_arn(aws, region, account, name, key).await?
+                    {
+                        keys.push(arn);
+                    }
+                }
+            }
+        }
+        SecretKind::SsmParameter => {
+            let path = format!("/{}", prefix.id.trim_matches('/'));
+            let filter = aws_sdk_ssm::types::ParameterStringFilter::builder()
+                .key("Path")
+                .option(if recursive { "Recursive" } else { "OneLevel" })
+                .values(&path)
+                .build()
+                .map_err(|e| {
+                    StepError::problem(format!(
+                        "failed to build the DescribeParameters filter for SSM path {path}: {e}"
+                    ))
+                })?;
+            let mut pages = aws
+                .ssm
+                .describe_parameters()
+                .parameter_filters(filter)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| {
+                    classify(
+                        "describe",
+                        format!("SSM parameters under {path} in {region}"),
+                        e,
+                    )
+                })?;
+                for p in page.parameters() {
+                    if let (Some(name), Some(key)) = (p.name(), p.key_id())
+                        && let Some(arn) = kms_key_arn(aws, region, account, name, key).await?
+                    {
+                        keys.push(arn);
+                    }
+                }
+            }
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
+}
+
+/// The ARN a prefix grants: Secrets Manager `secret:PREFIX*`; SSM the path's parameter ARN
+/// (without a trailing `/`; the policy adds `path/*`).
+pub fn prefix_arn(region: &str, account: &str, prefix: &SecretRef) -> String {
+    match prefix.kind {
+        SecretKind::SecretsManager => {
+            format!(
+                "arn:aws:secretsmanager:{region}:{account}:secret:{}*",
+                prefix.id
+            )
+        }
+        SecretKind::SsmParameter => format!(
+            "arn:aws:ssm:{region}:{account}:parameter/{}",
+            prefix.id.trim_matches('/')
+        ),
+    }
+}
+
+/// An ARN moved to another region (a replica's ARN keeps its name and suffix).
+pub fn in_region(arn: &str, region: &str) -> String {
+    let mut parts: Vec<&str> = arn.splitn(6, ':').collect();
+    if parts.len() == 6 && parts[0] == "arn" {
+        parts[3] = region;
+        parts.join(":")
+    } else {
+        arn.to_string()
+    }
+}
+
+/// The top-level key names of a JSON secret (`GetSecretValue`, read-only). The value is parsed
+/// without keeping any value of it and dropped before this returns; no error carries it.
+pub async fn json_key_names(aws: &Clients, id: &str) -> Result<Vec<String>, StepError> {
+    let out = aws
+        .secrets
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| classify("read the key names of", format!("secret {id}"), e))?;
+    let keys = out.secret_string().map(key_names);
+    drop(out);
+    match keys {
+        Some(Some(keys)) => Ok(keys),
+        _ => Err(StepError::problem(format!(
+            "secret {id} is not a JSON object (allKeys with sync needs one to name its keys)"
+        ))
+        .with_hint("store the secret as a JSON object, or sync named files instead of allKeys")),
+    }
+}
+
+/// The top-level keys of a JSON object, its values skipped unread; `None` if it is not one.
+fn key_names(text: &str) -> Option<Vec<String>> {
+    let map: std::collections::BTreeMap<String, serde::de::IgnoredAny> =
+        serde_json::from_str(text).ok()?;
+    Some(map.into_keys().collect())
+}
+
 /// The demo secret's name for a cluster.
 pub fn demo_secret_name(cluster: &str) -> String {
     format!("bootstrap/{cluster}/demo")
@@ -93,6 +300,7 @@ pub fn demo_secret(region: &str, account: &str, cluster: &str) -> ResolvedSecret
         alias: None,
         file_permission: None,
         jmes_path: Vec::new(),
+        extras: Default::default(),
     }
 }
 
@@ -248,6 +456,19 @@ pub async fn resolve(
     offline_region: bool,
     secret: &SecretRef,
 ) -> Result<ResolvedSecret, StepError> {
+    resolve_maybe(aws, region, account, offline_region, secret, false).await
+}
+
+/// As [`resolve`]; an `optional` secret that does not exist resolves to its derived ARN (the
+/// name with AWS's `-??????` suffix as a wildcard), so the policy is ready when it appears.
+pub async fn resolve_maybe(
+    aws: Option<&Clients>,
+    region: &str,
+    account: &str,
+    offline_region: bool,
+    secret: &SecretRef,
+    optional: bool,
+) -> Result<ResolvedSecret, StepError> {
     if let Some(arn_region) = secret
         .id
         .split(':')
@@ -272,16 +493,28 @@ pub async fn resolve(
             alias: None,
             file_permission: None,
             jmes_path: Vec::new(),
+            extras: Default::default(),
         });
     };
     let not_found = |what: &str| {
-        StepError::problem(format!(
+        if optional {
+            // The provider looks it up by name (an ARN would need its random suffix).
+            let mut missing = ResolvedSecret::plain(
+                secret.kind.clone(),
+                secret.id.clone(),
+                offline_arn(region, account, secret),
+                None,
+            );
+            missing.extras.missing = true;
+            return Ok(missing);
+        }
+        Err(StepError::problem(format!(
             "{what} {} was not found in region {region}",
             secret.id
         ))
         .with_hint(
             "check the name and --region; pass --create-demo-secret to let bootstrap create one",
-        )
+        ))
     };
     match secret.kind {
         SecretKind::SecretsManager => {
@@ -295,11 +528,11 @@ pub async fn resolve(
                 Ok(out) => out,
                 Err(e) => {
                     let err = classify("describe", format!("secret {}", secret.id), e);
-                    return Err(if err.is(ErrorKind::NotFound) {
+                    return if err.is(ErrorKind::NotFound) {
                         not_found("Secrets Manager secret")
                     } else {
-                        err.into()
-                    });
+                        Err(err.into())
+                    };
                 }
             };
             let arn = out.arn().unwrap_or(&secret.id).to_string();
@@ -315,6 +548,7 @@ pub async fn resolve(
                 alias: None,
                 file_permission: None,
                 jmes_path: Vec::new(),
+                extras: Default::default(),
             })
         }
         SecretKind::SsmParameter => {
@@ -342,7 +576,7 @@ pub async fn resolve(
                 .iter()
                 .find(|p| p.name() == Some(name.as_str()))
             else {
-                return Err(not_found("SSM parameter"));
+                return not_found("SSM parameter");
             };
             let arn = found
                 .arn()
@@ -360,6 +594,7 @@ pub async fn resolve(
                 alias: None,
                 file_permission: None,
                 jmes_path: Vec::new(),
+                extras: Default::default(),
             })
         }
     }

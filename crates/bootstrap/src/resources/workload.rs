@@ -7,7 +7,7 @@ use super::secrets::SecretKind;
 use super::{ResolvedSecret, Workload, association, objects, role, role_identity};
 use crate::error::StepError;
 use crate::plan::StepOutcome;
-use crate::render::workload::{self as render, SpcObject, WorkloadValues};
+use crate::render::workload::{self as render, SpcObject, SyncedKey, SyncedSecret, WorkloadValues};
 use crate::target::Target;
 use bootstrap_common::names::LABEL_CLUSTER;
 
@@ -19,22 +19,29 @@ pub fn at<E: Into<StepError>>(step: &'static str) -> impl Fn(E) -> PlanError {
     move |e| (step, e.into())
 }
 
-/// The SecretProviderClass objects of a workload: one per secret, aliases made unique.
+/// The SecretProviderClass objects of a workload: one per secret, aliases made unique (a
+/// prefix has no alias unless asked: its files go to the mount's root).
 pub fn spc_objects(secrets: &[ResolvedSecret]) -> Vec<SpcObject> {
     let mut seen = std::collections::BTreeSet::new();
     secrets
         .iter()
         .map(|s| {
-            let mut alias = s
-                .alias
-                .clone()
-                .unwrap_or_else(|| render::alias_for(&s.object_name));
-            let base = alias.clone();
-            let mut n = 2;
-            while !seen.insert(alias.clone()) {
-                alias = format!("{base}-{n}");
-                n += 1;
-            }
+            let x = &s.extras;
+            let alias = if x.prefix {
+                s.alias.clone()
+            } else {
+                let mut alias = s
+                    .alias
+                    .clone()
+                    .unwrap_or_else(|| render::alias_for(&s.object_name));
+                let base = alias.clone();
+                let mut n = 2;
+                while !seen.insert(alias.clone()) {
+                    alias = format!("{base}-{n}");
+                    n += 1;
+                }
+                Some(alias)
+            };
             SpcObject {
                 object_name: s.object_name.clone(),
                 object_type: match s.kind {
@@ -44,18 +51,58 @@ pub fn spc_objects(secrets: &[ResolvedSecret]) -> Vec<SpcObject> {
                 object_alias: alias,
                 file_permission: s.file_permission.clone(),
                 jmes_path: s.jmes_path.clone(),
+                match_prefix: render::flag(x.prefix),
+                recursive: (x.prefix && x.direct_children_only).then(|| "false".into()),
+                all_keys: render::flag(x.all_keys),
+                optional: render::flag(x.optional),
             }
         })
         .collect()
 }
 
+/// `secretObjects`: for each secret with `sync`, one key named by its file, or (allKeys) one
+/// per JSON key read; Secrets in the order first named. Keys are unique per Secret (the
+/// render refuses a duplicate).
+pub fn synced_secrets(secrets: &[ResolvedSecret], objects: &[SpcObject]) -> Vec<SyncedSecret> {
+    let mut synced: Vec<SyncedSecret> = Vec::new();
+    for (s, o) in secrets.iter().zip(objects) {
+        let Some(name) = &s.extras.sync else { continue };
+        let files: Vec<String> = if s.extras.all_keys {
+            s.extras.keys.clone()
+        } else {
+            o.object_alias.iter().cloned().collect()
+        };
+        let index = match synced.iter().position(|x| &x.secret_name == name) {
+            Some(i) => i,
+            None => {
+                synced.push(SyncedSecret {
+                    secret_name: name.clone(),
+                    kind: "Opaque".into(),
+                    data: Vec::new(),
+                });
+                synced.len() - 1
+            }
+        };
+        synced[index]
+            .data
+            .extend(files.into_iter().map(|f| SyncedKey {
+                object_name: f.clone(),
+                key: f,
+            }));
+    }
+    synced
+}
+
 /// The render values of a workload in a region.
 pub fn values(w: &Workload, region: &str) -> WorkloadValues {
+    let objects = spc_objects(&w.secrets);
     WorkloadValues {
         namespace: w.namespace.clone(),
         service_account: w.service_account.clone(),
         region: region.to_string(),
-        objects: spc_objects(&w.secrets),
+        secret_objects: synced_secrets(&w.secrets, &objects),
+        objects,
+        failover_region: w.failover_region.clone(),
         sample_image: w.sample_image.clone(),
         labels: w.labels.clone(),
     }
@@ -190,7 +237,11 @@ pub fn associated_role_name<'a>(arn: &'a str, account: &str) -> Option<&'a str> 
         .filter(|n| !n.is_empty())
 }
 
-/// The files the mount status lists: one per object, by its alias (jmesPath files ride on it).
+/// The files the mount status lists: one per object, by its alias (jmesPath and allKeys files
+/// ride on it); none for a prefix (its files vary) or an optional object (it may be missing).
 fn expected_files(o: &SpcObject) -> Option<String> {
-    Some(o.object_alias.clone())
+    if o.match_prefix.is_some() || o.optional.is_some() {
+        return None;
+    }
+    o.object_alias.clone()
 }
