@@ -56,7 +56,7 @@ async fn not_found_and_forbidden_are_told_apart() {
     })
     .await;
     let lookup = lookup(&server.url);
-    let e = lookup.role_arn("demo", "gone").await.err().expect("404");
+    let e = lookup.role_arn("demo", "gone").await.expect_err("404");
     assert_eq!(
         e,
         format!(
@@ -64,7 +64,7 @@ async fn not_found_and_forbidden_are_told_apart() {
             server.url
         )
     );
-    let e = lookup.node_region("demo", "p").await.err().expect("403");
+    let e = lookup.node_region("demo", "p").await.expect_err("403");
     assert!(e.starts_with("get pod demo/p: GET "), "{e}");
     assert!(
         e.ends_with(
@@ -84,7 +84,7 @@ async fn refuses_names_that_would_change_the_path() {
         ("demo", "a?b"),
         ("demo", ""),
     ] {
-        let e = lookup.role_arn(ns, name).await.err().expect("refused");
+        let e = lookup.role_arn(ns, name).await.expect_err("refused");
         assert!(e.contains("not a valid Kubernetes name"), "{e}");
     }
     assert!(server.seen.lock().expect("seen").is_empty());

@@ -13,17 +13,19 @@ use tokio::net::TcpListener;
 /// (status, body) for a request path.
 pub type Handler = Arc<dyn Fn(&str) -> (u16, Vec<u8>) + Send + Sync>;
 
+/// (path, Authorization header) of every request, in order.
+pub type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 pub struct TestServer {
     pub url: String,
-    /// (path, Authorization header) of every request, in order.
-    pub seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    pub seen: Seen,
 }
 
 pub async fn serve(handler: impl Fn(&str) -> (u16, Vec<u8>) + Send + Sync + 'static) -> TestServer {
     let handler: Handler = Arc::new(handler);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
