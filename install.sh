@@ -12,7 +12,9 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 cargo install --path crates/bootstrap --locked "$@"
-cargo install --path crates/aws-csi-provider --locked "$@"
+# The provider runs on every node: built with the workspace's `provider` profile (fat LTO,
+# opt-level "s", stripped), the build its memory figures are measured for (bench/RESULTS.md).
+cargo install --path crates/aws-csi-provider --profile provider --locked "$@"
 
 bin_dir="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin"
 echo "installed bootstrap and aws-csi-provider into $bin_dir"

@@ -10,7 +10,7 @@ unix sockets; neither is given an endpoint override for the agent. Measured:
   - resident memory idle, at peak (VmHWM) and after --long mounts; threads;
   - AWS calls per mount, counted by the stand-in.
 Needs root, tests/env up (source tests/env/state/env.sh) and both binaries:
-    $BOOTSTRAP_ENV_PYTHON bench/provider_bench.py --ours target/release/aws-csi-provider \\
+    $BOOTSTRAP_ENV_PYTHON bench/provider_bench.py --ours target/provider/aws-csi-provider \\
         --upstream ~/.cache/bootstrap-env/upstream-aws-provider-3.1.1/secrets-store-csi-driver-provider-aws
 --smoke runs tiny sizes (seconds). Prints markdown tables; --json FILE keeps the raw figures.
 No secret value is printed: files are checked against canaries, then dropped.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the aws-csi-provider OCI image layout without a container engine: the release binary
+# Builds the aws-csi-provider OCI image layout without a container engine: the provider binary
 # plus a distroless-like runtime taken from Debian's own packages (the C library's loader and
 # the libraries the binary links, libgcc, the CA bundle, os-release), assembled with umoci.
 # Reproducible: every timestamp is SOURCE_DATE_EPOCH (default: the last commit's time), files
@@ -8,7 +8,8 @@
 #
 #   image/build.sh [--binary PATH] [--out DIR] [--tag TAG]
 #       one image for the binary's architecture; prints the manifest digest on stdout.
-#       Without --binary: cargo build -p aws-csi-provider --release, then that binary.
+#       Without --binary: cargo build -p aws-csi-provider --profile provider (the build
+#       bench/RESULTS.md measures), then that binary.
 #   image/build.sh index --out DIR --tag TAG LAYOUT[:TAG]...
 #       a multi-architecture image index over per-architecture layouts built as above.
 #
@@ -175,11 +176,12 @@ build_one() {
   done
   need_tools umoci readelf strip jq dpkg-deb
   if [[ -z $binary ]]; then
-    log "cargo build -p $NAME --release"
-    (cd "$repo" && cargo build -q -p "$NAME" --release --locked) || die "cargo build -p $NAME --release failed"
-    binary=$repo/target/release/$NAME
+    log "cargo build -p $NAME --profile provider"
+    (cd "$repo" && cargo build -q -p "$NAME" --profile provider --locked) \
+      || die "cargo build -p $NAME --profile provider failed"
+    binary=${CARGO_TARGET_DIR:-$repo/target}/provider/$NAME
   fi
-  [[ -f $binary ]] || die "no binary at $binary" "cargo build -p $NAME --release, or pass --binary"
+  [[ -f $binary ]] || die "no binary at $binary" "cargo build -p $NAME --profile provider, or pass --binary"
   local version; version=$(workspace_version)
   tag=${tag:-$version}
   local arch; arch=$(elf_arch "$binary")

@@ -18,12 +18,12 @@ die() { say "error: $*"; exit 1; }
 "$repo/image/tools.sh" registry
 # The image holds the dev build by default: the test suite builds it anyway, and a cold release
 # build would add minutes to every CI run on a fresh machine (image/build.sh's own default, and
-# the release workflow, use the release build). BOOTSTRAP_ENV_IMAGE_RELEASE=1 puts the release
-# build in; BOOTSTRAP_ENV_IMAGE_BINARY any other binary.
+# the release workflow, use the `provider` profile). BOOTSTRAP_ENV_IMAGE_RELEASE=1 puts the
+# shipped build in (`--profile provider`); BOOTSTRAP_ENV_IMAGE_BINARY any other binary.
 bin=${BOOTSTRAP_ENV_IMAGE_BINARY:-}
 if [[ -z $bin ]]; then
   profile=(--bin aws-csi-provider) out=debug
-  [[ -n ${BOOTSTRAP_ENV_IMAGE_RELEASE:-} ]] && profile=(-p aws-csi-provider --release) out=release
+  [[ -n ${BOOTSTRAP_ENV_IMAGE_RELEASE:-} ]] && profile=(-p aws-csi-provider --profile provider) out=provider
   say "cargo build ${profile[*]}"
   (cd "$repo" && cargo build -q "${profile[@]}" --locked) >"$LOGS/aws-csi-provider-$out-build.log" 2>&1 \
     || die "cargo build ${profile[*]} failed (see $LOGS/aws-csi-provider-$out-build.log)"

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use aws_config::Region;
 use aws_config::SdkConfig;
@@ -27,11 +28,40 @@ pub struct SdkFactory {
 /// Cached clients per service before the cache is emptied (credentials rotate; keys pile up).
 const MAX_CLIENTS: usize = 512;
 
+/// Idle connections kept per host (hyper's default is unbounded): a burst of concurrent mounts
+/// opens one connection per call in flight, and each idle one keeps its TLS state and read
+/// buffer (grown to the largest response it carried) until the idle timeout.
+pub const POOL_MAX_IDLE_PER_HOST: usize = 8;
+/// How long an idle connection is kept (hyper's default: 90 s).
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The SDK's default HTTPS client (hyper 1, rustls with aws-lc, the proxy from the
+/// environment), with a bounded idle pool.
+fn http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
+    use aws_smithy_http_client::{Builder, ConnectorBuilder, tls};
+    Builder::new()
+        .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build_with_connector_fn(|settings, components| {
+            let mut builder = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ));
+            builder.set_connector_settings(settings.cloned());
+            if let Some(components) = components {
+                builder.set_sleep_impl(components.sleep_impl());
+            }
+            builder.set_proxy_config(Some(ProxyConfig::from_env()));
+            builder.build()
+        })
+}
+
 impl SdkFactory {
     /// Loads the base configuration from the environment (endpoints, retry, timeouts).
     pub async fn from_env() -> Self {
         let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
+            .http_client(http_client())
             .no_credentials()
             .load()
             .await;

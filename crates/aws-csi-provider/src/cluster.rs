@@ -1,12 +1,21 @@
-//! Kubernetes look-ups the provider needs (IRSA role annotation, node region), behind a trait.
+//! Kubernetes look-ups the provider needs (IRSA role annotation, node region), behind a trait,
+//! and the small client that makes them ([`client`], configured by [`config`]).
 
 use std::collections::BTreeMap;
 
 use futures::future::BoxFuture;
-use kube::api::GetParams;
-use kube::core::Request;
+use http::StatusCode;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
+
+pub mod client;
+pub mod config;
+
+#[cfg(test)]
+mod test_server;
+
+pub use client::{KubeClient, KubeError};
+pub use config::Config;
 
 use super::auth::irsa::ROLE_ANNOTATION;
 
@@ -30,9 +39,8 @@ pub trait ClusterLookup: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<String>, String>>;
 }
 
-/// The few fields read of a service account, pod or node. The same GETs as `kube::Api` of the
-/// k8s-openapi types, but without their deserializers (a `Pod`'s is large code, resident on
-/// every node, for one field).
+/// The few fields read of a service account, pod or node (not k8s-openapi's types: a `Pod`'s
+/// deserializer is large code, resident on every node, for one field).
 #[derive(Deserialize)]
 struct Object {
     #[serde(default)]
@@ -56,19 +64,10 @@ struct Spec {
     node_name: Option<String>,
 }
 
-/// GET `{collection}/{name}` (a path like `/api/v1/namespaces/demo/pods`), as `Api::get` does.
-async fn get(client: kube::Client, collection: String, name: &str) -> Result<Object, kube::Error> {
-    let mut request = Request::new(collection)
-        .get(name, &GetParams::default())
-        .map_err(kube::Error::BuildRequest)?;
-    request.extensions_mut().insert("get");
-    client.request::<Object>(request).await
-}
-
 /// The real cluster, through a client created on first use (KUBECONFIG or in-cluster).
 #[derive(Default)]
 pub struct KubeLookup {
-    client: OnceCell<kube::Client>,
+    client: OnceCell<KubeClient>,
 }
 
 impl KubeLookup {
@@ -77,21 +76,49 @@ impl KubeLookup {
     }
 
     /// Uses `client` instead of creating one (tests, or a client the caller already has).
-    pub fn with_client(client: kube::Client) -> Self {
+    pub fn with_client(client: KubeClient) -> Self {
         Self {
             client: OnceCell::new_with(Some(client)),
         }
     }
 
-    async fn client(&self) -> Result<kube::Client, String> {
+    async fn client(&self) -> Result<&KubeClient, String> {
         self.client
             .get_or_try_init(|| async {
-                kube::Client::try_default().await.map_err(|e| {
+                Config::infer().and_then(KubeClient::new).map_err(|e| {
                     format!("no Kubernetes client (KUBECONFIG or in-cluster config): {e}")
                 })
             })
             .await
-            .cloned()
+    }
+}
+
+/// `name` as one path segment: names come from the mount request, so one that would change the
+/// path (`/`, `..`, `?`, `%`, …) is refused rather than sent.
+fn segment<'n>(name: &'n str, what: &str) -> Result<&'n str, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'));
+    if ok {
+        Ok(name)
+    } else {
+        Err(format!("{what} {name:?} is not a valid Kubernetes name"))
+    }
+}
+
+/// A failed GET of `what`, with the RBAC hint when it can be the cause (403) and "not found"
+/// said plainly for a 404.
+fn failed(what: &str, e: &KubeError, needs: &str) -> String {
+    match e.status() {
+        Some(StatusCode::NOT_FOUND) => format!("{what} not found ({e})"),
+        Some(StatusCode::FORBIDDEN) | Some(StatusCode::UNAUTHORIZED) => {
+            format!("get {what}: {e}; hint: the provider's ClusterRole needs {needs}")
+        }
+        _ => format!("get {what}: {e}"),
     }
 }
 
@@ -102,9 +129,17 @@ impl ClusterLookup for KubeLookup {
         service_account: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, String>> {
         Box::pin(async move {
-            let collection = format!("/api/v1/namespaces/{namespace}/serviceaccounts");
-            let sa = get(self.client().await?, collection, service_account).await.map_err(|e| {
-                format!("get serviceaccount {namespace}/{service_account}: {e}; hint: the provider's ClusterRole needs serviceaccounts get")
+            let path = format!(
+                "/api/v1/namespaces/{}/serviceaccounts/{}",
+                segment(namespace, "namespace")?,
+                segment(service_account, "service account")?
+            );
+            let sa: Object = self.client().await?.get(&path).await.map_err(|e| {
+                failed(
+                    &format!("serviceaccount {namespace}/{service_account}"),
+                    &e,
+                    "serviceaccounts get",
+                )
             })?;
             Ok(sa
                 .metadata
@@ -120,16 +155,29 @@ impl ClusterLookup for KubeLookup {
         pod: &'a str,
     ) -> BoxFuture<'a, Result<Option<String>, String>> {
         Box::pin(async move {
+            let path = format!(
+                "/api/v1/namespaces/{}/pods/{}",
+                segment(namespace, "namespace")?,
+                segment(pod, "pod")?
+            );
             let client = self.client().await?;
-            let collection = format!("/api/v1/namespaces/{namespace}/pods");
-            let p = get(client.clone(), collection, pod).await.map_err(|e| {
-                format!("get pod {namespace}/{pod}: {e}; hint: the provider's ClusterRole needs pods get when the region comes from the node")
+            let p: Object = client.get(&path).await.map_err(|e| {
+                failed(
+                    &format!("pod {namespace}/{pod}"),
+                    &e,
+                    "pods get when the region comes from the node",
+                )
             })?;
             let Some(node_name) = p.spec.and_then(|s| s.node_name) else {
                 return Ok(None);
             };
-            let node = get(client, "/api/v1/nodes".to_string(), &node_name).await.map_err(|e| {
-                format!("get node {node_name}: {e}; hint: the provider's ClusterRole needs nodes get when the region comes from the node")
+            let path = format!("/api/v1/nodes/{}", segment(&node_name, "node")?);
+            let node: Object = client.get(&path).await.map_err(|e| {
+                failed(
+                    &format!("node {node_name}"),
+                    &e,
+                    "nodes get when the region comes from the node",
+                )
             })?;
             Ok(node
                 .metadata
@@ -141,56 +189,5 @@ impl ClusterLookup for KubeLookup {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use hyper::{Request, Response};
-    use kube::client::Body;
-    use tower_test::mock;
-
-    type Handle = mock::Handle<Request<Body>, Response<Body>>;
-
-    async fn answer(handle: &mut Handle, path: &str, body: serde_json::Value) {
-        let (request, send) = handle.next_request().await.expect("a request");
-        assert_eq!(request.uri().path(), path);
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        send.send_response(Response::new(Body::from(bytes)));
-    }
-
-    #[tokio::test]
-    async fn reads_role_annotation_and_node_region() {
-        let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-        let server = tokio::spawn(async move {
-            let mut handle = Box::pin(handle);
-            answer(
-                &mut handle,
-                "/api/v1/namespaces/demo/serviceaccounts/web",
-                serde_json::json!({"apiVersion": "v1", "kind": "ServiceAccount",
-                    "metadata": {"name": "web", "annotations": {ROLE_ANNOTATION: "arn:aws:iam::1:role/web"}}}),
-            )
-            .await;
-            answer(
-                &mut handle,
-                "/api/v1/namespaces/demo/pods/web-0",
-                serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0"},
-                    "spec": {"nodeName": "node-a", "containers": [{"name": "c"}]}}),
-            )
-            .await;
-            answer(
-                &mut handle,
-                "/api/v1/nodes/node-a",
-                serde_json::json!({"apiVersion": "v1", "kind": "Node",
-                    "metadata": {"name": "node-a", "labels": {REGION_LABEL: "eu-central-1"}}}),
-            )
-            .await;
-        });
-        let lookup = KubeLookup::with_client(kube::Client::new(service, "default"));
-        let role = lookup.role_arn("demo", "web").await.expect("role lookup");
-        assert_eq!(role.as_deref(), Some("arn:aws:iam::1:role/web"));
-        let region = lookup
-            .node_region("demo", "web-0")
-            .await
-            .expect("region lookup");
-        assert_eq!(region.as_deref(), Some("eu-central-1"));
-        server.await.expect("mock server");
-    }
-}
+#[path = "cluster_tests.rs"]
+mod tests;

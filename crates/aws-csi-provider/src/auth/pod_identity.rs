@@ -52,7 +52,13 @@ impl PodIdentityAgent {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));
         // No proxy: the agent is on the node (link-local or loopback).
-        let http = Client::builder(TokioExecutor::new()).build(connector);
+        // One agent per node, one connection per exchange in flight: a few idle ones are
+        // enough after a burst (hyper keeps every one otherwise, for 90 s).
+        let http = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(4)
+            .pool_idle_timeout(Duration::from_secs(20))
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .build(connector);
         Ok(Self {
             http,
             timeout,
