@@ -132,6 +132,18 @@ pub trait CallObserver: Send + Sync {
     fn aws_call(&self, service: &'static str, operation: &'static str, outcome: &'static str);
 }
 
+/// Records the outcome of one call of `operation` and hands its result back.
+pub fn counted<T, E>(
+    observer: &dyn CallObserver,
+    service: &'static str,
+    operation: &'static str,
+    result: Result<T, E>,
+) -> Result<T, E> {
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    observer.aws_call(service, operation, outcome);
+    result
+}
+
 /// A no-op observer.
 pub struct NoObserver;
 

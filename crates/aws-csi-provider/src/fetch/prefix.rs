@@ -6,7 +6,8 @@
 
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 
-use super::{ByteBudget, CallObserver, Fetched, classify, classify_code, over_budget};
+use super::secrets_manager::secret_value;
+use super::{ByteBudget, CallObserver, Fetched, classify, classify_code, counted, over_budget};
 use crate::error::FetchCause;
 use crate::objects::MAX_PREFIX_MATCHES;
 use bootstrap_common::secret::SecretBytes;
@@ -176,23 +177,15 @@ pub async fn secrets_manager(
             .set_next_token(token.take())
             .send()
             .await;
-        let mut out = match result {
-            Ok(out) => {
-                observer.aws_call(SERVICE, "BatchGetSecretValue", "ok");
-                out
-            }
+        let mut out = match counted(observer, SERVICE, "BatchGetSecretValue", result) {
+            Ok(out) => out,
             Err(e) => {
-                observer.aws_call(SERVICE, "BatchGetSecretValue", "error");
                 return Err(PrefixFailure::Call(classify(&e)));
             }
         };
         for mut v in out.secret_values.take().unwrap_or_default() {
             let Some(name) = v.name.take() else { continue };
-            let value = match (v.secret_string.take(), v.secret_binary.take()) {
-                (Some(s), _) => SecretBytes::from_string(s),
-                (None, Some(b)) => SecretBytes::new(b.into_inner()),
-                (None, None) => SecretBytes::new(Vec::new()),
-            };
+            let value = secret_value(v.secret_string.take(), v.secret_binary.take());
             let version = v.version_id.take().unwrap_or_default();
             matches.offer(name, Fetched { value, version })?;
         }
@@ -246,13 +239,9 @@ pub async fn ssm(
             .set_next_token(token.take())
             .send()
             .await;
-        let mut out = match result {
-            Ok(out) => {
-                observer.aws_call(SERVICE, "GetParametersByPath", "ok");
-                out
-            }
+        let mut out = match counted(observer, SERVICE, "GetParametersByPath", result) {
+            Ok(out) => out,
             Err(e) => {
-                observer.aws_call(SERVICE, "GetParametersByPath", "error");
                 return Err(PrefixFailure::Call(classify(&e)));
             }
         };

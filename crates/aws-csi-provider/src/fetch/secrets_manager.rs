@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use aws_sdk_secretsmanager::Client;
 use futures::stream::{self, StreamExt};
 
-use super::{CallObserver, Charge, Fetched, Outcome, Target, classify, classify_code, over_budget};
+use super::{
+    CallObserver, Charge, Fetched, Outcome, Target, classify, classify_code, counted, over_budget,
+};
 use crate::error::FetchCause;
 use bootstrap_common::secret::SecretBytes;
 
@@ -98,23 +100,27 @@ pub async fn get_one(client: &Client, target: &Target<'_>, observer: &dyn CallOb
         .set_version_stage(target.label.map(str::to_string))
         .send()
         .await;
-    match result {
+    match counted(observer, SERVICE, "GetSecretValue", result) {
         Ok(mut out) => {
-            observer.aws_call(SERVICE, "GetSecretValue", "ok");
-            let value = match (out.secret_string.take(), out.secret_binary.take()) {
-                (Some(s), _) => SecretBytes::from_string(s),
-                (None, Some(b)) => SecretBytes::new(b.into_inner()),
-                (None, None) => SecretBytes::new(Vec::new()),
-            };
+            let value = secret_value(out.secret_string.take(), out.secret_binary.take());
             Ok(Fetched {
                 value,
                 version: out.version_id.take().unwrap_or_default(),
             })
         }
-        Err(e) => {
-            observer.aws_call(SERVICE, "GetSecretValue", "error");
-            Err(classify(&e))
-        }
+        Err(e) => Err(classify(&e)),
+    }
+}
+
+/// A secret's value as Secrets Manager returns it: the string, else the binary, else empty.
+pub(super) fn secret_value(
+    string: Option<String>,
+    binary: Option<aws_smithy_types::Blob>,
+) -> SecretBytes {
+    match (string, binary) {
+        (Some(s), _) => SecretBytes::from_string(s),
+        (None, Some(b)) => SecretBytes::new(b.into_inner()),
+        (None, None) => SecretBytes::new(Vec::new()),
     }
 }
 
@@ -136,13 +142,9 @@ async fn batch(
         .set_secret_id_list(Some(ids))
         .send()
         .await;
-    let mut out = match result {
-        Ok(out) => {
-            observer.aws_call(SERVICE, "BatchGetSecretValue", "ok");
-            out
-        }
+    let mut out = match counted(observer, SERVICE, "BatchGetSecretValue", result) {
+        Ok(out) => out,
         Err(e) => {
-            observer.aws_call(SERVICE, "BatchGetSecretValue", "error");
             let cause = classify(&e);
             if matches!(cause, FetchCause::AccessDenied { .. }) {
                 batch_denied.store(true, Ordering::Relaxed);
@@ -165,11 +167,7 @@ async fn batch(
                 .position(|v| v.name.as_deref() == Some(name) || v.arn.as_deref() == Some(name));
             if let Some(pos) = found {
                 let mut v = values.swap_remove(pos);
-                let value = match (v.secret_string.take(), v.secret_binary.take()) {
-                    (Some(s), _) => SecretBytes::from_string(s),
-                    (None, Some(b)) => SecretBytes::new(b.into_inner()),
-                    (None, None) => SecretBytes::new(Vec::new()),
-                };
+                let value = secret_value(v.secret_string.take(), v.secret_binary.take());
                 let version = v.version_id.take().unwrap_or_default();
                 return (i, Some(Ok(Fetched { value, version })));
             }

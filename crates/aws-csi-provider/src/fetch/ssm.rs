@@ -4,7 +4,7 @@ use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::Parameter;
 use futures::stream::{self, StreamExt};
 
-use super::{CallObserver, Charge, Fetched, Outcome, Target, classify, over_budget};
+use super::{CallObserver, Charge, Fetched, Outcome, Target, classify, counted, over_budget};
 use crate::error::FetchCause;
 use bootstrap_common::secret::SecretBytes;
 
@@ -71,13 +71,9 @@ async fn get_batch(
         .with_decryption(true)
         .send()
         .await;
-    let mut out = match result {
-        Ok(out) => {
-            observer.aws_call(SERVICE, "GetParameters", "ok");
-            out
-        }
+    let mut out = match counted(observer, SERVICE, "GetParameters", result) {
+        Ok(out) => out,
         Err(e) => {
-            observer.aws_call(SERVICE, "GetParameters", "error");
             let cause = classify(&e);
             return targets.iter().map(|_| Err(clone_cause(&cause))).collect();
         }
