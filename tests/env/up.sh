@@ -27,6 +27,11 @@ NODES=(ip-10-0-1-11.${REGION}.compute.internal ip-10-0-2-12.${REGION}.compute.in
 # BOOTSTRAP_ENV_PORT_OFFSET shifts every port, so that a second environment (say, a fresh
 # clone's test run) can run beside a developer's.
 o=${BOOTSTRAP_ENV_PORT_OFFSET:-0}
+# The ports of one environment span 15000–24000 with gaps down to 7 (15043 vs 15050): offsets
+# that are not multiples of 100 make two environments' ports collide (etcd's client port at
+# offset N is its peer port at N-10).
+[[ $o =~ ^[0-9]+$ ]] && (( o % 100 == 0 )) \
+  || { echo "[env] error: BOOTSTRAP_ENV_PORT_OFFSET=$o: use a multiple of 100 (0, 100, 700, ...), so that two environments' ports never collide" >&2; exit 2; }
 ETCD_PORT=$((23790 + o)) ETCD_PEER_PORT=$((23800 + o)) APISERVER_PORT=$((16443 + o))
 KCM_PORT=$((20257 + o)) SCHED_PORT=$((20259 + o)) AWS_PORT=$((15000 + o)) AGENT_PORT=$((15023 + o))
 KUBE_PROXY_PORT=$((15043 + o)) PROVIDER_METRICS_PORT=$((18081 + o)) DRIVER_METRICS_BASE=$((18095 + o)) REGISTRY_PORT=$((15050 + o))
