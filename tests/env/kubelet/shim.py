@@ -6,7 +6,8 @@ with the pod's volume attributes, pod info when the CSIDriver object asks for it
 (`podInfoOnMount`), and service-account tokens for each audience in the CSIDriver's
 `tokenRequests` (obtained through TokenRequest). It marks the pod mounted with an annotation
 that the environment's kwok stages wait for before making the pod Ready, reports failures as
-pod events (reason FailedMount), retries with backoff, and calls NodeUnpublishVolume when
+pod events (reason FailedMount), removes the target dir after a publish that failed for good
+(kubelet's removeMountDir), retries with backoff, and calls NodeUnpublishVolume when
 the pod is gone.
 
 Like kubelet's volume manager, it re-publishes the mounted volumes of a CSIDriver with
@@ -37,6 +38,15 @@ from protos import load  # noqa: E402
 DRIVER = "secrets-store.csi.k8s.io"
 MOUNTED_ANNOTATION = "csi.bootstrap.test/mounted"
 log = logging.getLogger("kubelet-shim")
+
+
+# gRPC codes after which kubelet knows the operation is not in progress (isFinalError).
+NOT_FINAL = {grpc.StatusCode.CANCELLED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE,
+             grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.ABORTED}
+
+
+def final_error(err):
+    return err.code() not in NOT_FINAL
 
 
 def volume_id(pod_uid, volume):
@@ -116,6 +126,23 @@ class Shim:
             json.dump(record, f)
         return record
 
+    def _remove_mount_dir(self, uid, volume):
+        """kubelet's removeMountDir after a NodePublishVolume that failed for good: the target
+        dir the driver created goes (unless something is mounted on it), with the volume's dir.
+        Kept, it would read to a driver with rotation on as content written just now (its
+        minimum cache age is the target's mtime), and the retry would be skipped as a success
+        with nothing mounted and no SecretProviderClassPodStatus."""
+        target = self._target(uid, volume)
+        if os.path.ismount(target):
+            return
+        for path in (target, os.path.join(os.path.dirname(target), "vol_data.json"), os.path.dirname(target)):
+            try:
+                os.rmdir(path) if os.path.isdir(path) else os.remove(path)
+            except FileNotFoundError:
+                pass
+            except OSError as e:
+                log.warning("could not remove %s after a failed publish: %s", path, e)
+
     def unpublish(self, key, record):
         stub = self.stubs.get(record["node"])
         if stub is not None:
@@ -175,6 +202,8 @@ class Shim:
                         log.info("published %s/%s volume %s on %s", meta["namespace"], meta["name"], vol["name"], node)
                     except (grpc.RpcError, KubeError) as e:
                         detail = f"rpc error: code = {e.code().name} desc = {e.details()}" if isinstance(e, grpc.RpcError) else str(e)
+                        if isinstance(e, grpc.RpcError) and final_error(e):
+                            self._remove_mount_dir(meta["uid"], vol["name"])
                         self._failed(pod, vol, key, attempts, detail)
                 if vols and all(((meta["uid"], v["name"]) in self.mounted) for v in vols):
                     if (meta.get("annotations") or {}).get(MOUNTED_ANNOTATION) != "true":

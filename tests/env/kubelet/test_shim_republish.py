@@ -120,3 +120,43 @@ def test_no_republish_without_requires_republish_and_unpublish_when_the_pod_goes
     kube.pods = []
     s.sync()
     assert len(node.unpublished) == 1 and not s.mounted
+
+
+class DriverLikeNode(FakeNode):
+    """Creates the target dir before failing, as the driver does (MkdirAll, then the
+    SecretProviderClass lookup)."""
+
+    def __init__(self, code):
+        super().__init__()
+        self.code = code
+
+    def NodePublishVolume(self, req, timeout=None):
+        import os
+        os.makedirs(req.target_path, exist_ok=True)
+        if self.fail:
+            err = FakeError()
+            err.code = lambda: self.code
+            raise err
+        self.published.append(dict(req.volume_context))
+
+
+@pytest.mark.parametrize("code,removed", [(grpc.StatusCode.UNKNOWN, True), (grpc.StatusCode.INTERNAL, True),
+                                          (grpc.StatusCode.UNAVAILABLE, False),
+                                          (grpc.StatusCode.DEADLINE_EXCEEDED, False)])
+def test_a_first_publish_that_failed_for_good_removes_the_target_dir_like_kubelet(tmp_path, clock, code, removed):
+    import os
+    kube = FakeKube()
+    kube.pods = [pod()]
+    s, _ = make(tmp_path, kube)
+    node = DriverLikeNode(code)
+    node.fail = True
+    s.stubs = {"n0": node}
+    s.sync()
+    target = s._target("u1", "secrets")
+    assert os.path.isdir(target) is not removed
+    assert os.path.isdir(os.path.dirname(target)) is not removed
+    assert [e["reason"] for e in kube.events] == ["FailedMount"]
+    node.fail = False
+    clock[0] += 5
+    s.sync()
+    assert ("u1", "secrets") in s.mounted and len(node.published) == 1
