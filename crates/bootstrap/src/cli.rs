@@ -80,6 +80,16 @@ pub enum Command {
     /// scan-on-push) and prints the `--provider-image` to pass to `up`. `bootstrap image
     /// inspect REF` prints the digest and platforms a registry serves for REF.
     Image(Box<ImageArgs>),
+    /// Run the controller: teams onboard themselves with a TeamSecrets object in their namespace.
+    ///
+    /// Watches TeamSecrets objects (namespaced: a service account and the secrets it reads, the
+    /// entries of a team in teams.yaml) and reconciles each as `onboard` does a team, within
+    /// what SecretAllowance objects (cluster-scoped, written by administrators) allow its
+    /// namespace; without any allowance nothing is created. Status conditions say what is
+    /// ready and why not; a finalizer deletes what an object made when it is deleted; a resync
+    /// repairs drift. One replica leads (a coordination.k8s.io Lease). `--print-crds` prints
+    /// the two CustomResourceDefinitions.
+    Controller(Box<ControllerArgs>),
     /// Print shell completions.
     Completions {
         /// The shell to generate completions for.
@@ -224,6 +234,10 @@ pub struct OnboardArgs {
     /// Print the JSON Schema of the teams file and exit.
     #[arg(long)]
     pub print_schema: bool,
+    /// Print the file's teams as TeamSecrets objects (for `bootstrap controller` and GitOps)
+    /// and exit: a v1 List for `kubectl apply -f -`. Needs no cluster or credentials.
+    #[arg(long)]
+    pub emit_manifests: bool,
     /// The EKS cluster's name (wins over the file's `cluster`).
     #[arg(long, env = "BOOTSTRAP_CLUSTER")]
     pub cluster: Option<String>,
@@ -252,6 +266,47 @@ pub struct OnboardArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// The EKS cluster's name.
+    #[arg(
+        long,
+        env = "BOOTSTRAP_CLUSTER",
+        required_unless_present = "print_crds"
+    )]
+    pub cluster: Option<String>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+    /// Print the TeamSecrets and SecretAllowance CustomResourceDefinitions and exit.
+    #[arg(long)]
+    pub print_crds: bool,
+    /// Objects reconciled at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// How often every object is reconciled again, repairing drift (e.g. 5m).
+    #[arg(long, default_value = "5m")]
+    pub resync: String,
+    /// Time limit of one object's reconcile (e.g. 5m).
+    #[arg(long, default_value = "5m")]
+    pub timeout: String,
+    /// The namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kube-system")]
+    pub lease_namespace: String,
+    /// The Lease's name (replicas of one controller share it).
+    #[arg(long, default_value = "bootstrap-controller")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (default: the host name and process id).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Reconcile without leader election (one replica only).
+    #[arg(long)]
+    pub no_leader_election: bool,
+    /// Serve Prometheus metrics (reconciles, errors, refusals, in flight, AWS calls) here,
+    /// e.g. 0.0.0.0:9090.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

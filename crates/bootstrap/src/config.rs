@@ -271,6 +271,58 @@ pub fn resolve_down(args: &DownArgs) -> Result<DownSettings, ConfigError> {
     })
 }
 
+/// Everything `controller` needs.
+#[derive(Debug, Clone)]
+pub struct ControllerSettings {
+    pub cluster: String,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub concurrency: usize,
+    pub resync: Duration,
+    pub timeout: Duration,
+    pub lease_namespace: String,
+    pub lease_name: String,
+    pub identity: String,
+    pub leader_election: bool,
+    pub metrics_addr: Option<std::net::SocketAddr>,
+}
+
+pub fn resolve_controller(
+    args: &crate::cli::ControllerArgs,
+) -> Result<ControllerSettings, ConfigError> {
+    let target = ClusterSettings::resolve(&crate::cli::ClusterArgs {
+        cluster: args.cluster.clone().unwrap_or_default(),
+        aws: crate::cli::AwsArgs {
+            region: args.aws.region.clone(),
+            profile: args.aws.profile.clone(),
+        },
+    })?;
+    let resync = parse_duration(&args.resync).map_err(|p| invalid("--resync", p))?;
+    let timeout = parse_duration(&args.timeout).map_err(|p| invalid("--timeout", p))?;
+    if let Some(problem) = names::label_problem("namespace", &args.lease_namespace) {
+        return Err(invalid("--lease-namespace", problem));
+    }
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "bootstrap".into());
+        format!("{host}-{}", std::process::id())
+    });
+    Ok(ControllerSettings {
+        cluster: target.cluster,
+        region: target.region,
+        profile: target.profile,
+        concurrency: usize::from(args.concurrency),
+        resync,
+        timeout,
+        lease_namespace: args.lease_namespace.clone(),
+        lease_name: args.lease_name.clone(),
+        identity,
+        leader_election: !args.no_leader_election,
+        metrics_addr: args.metrics_addr,
+    })
+}
+
 /// Everything `onboard` needs: the validated teams and the flags.
 #[derive(Debug, Clone)]
 pub struct OnboardSettings {

@@ -41,6 +41,22 @@ fn main() -> ExitCode {
             if args.print_schema {
                 p.json_value(&bootstrap::teams::schema());
                 ExitStatus::Success
+            } else if args.emit_manifests {
+                let path = args.file.clone().unwrap_or_default();
+                match bootstrap::teams::load(&path) {
+                    Ok(file) => {
+                        let items: Vec<_> = file
+                            .teams
+                            .iter()
+                            .map(|t| commands::controller::crd::from_team(&t.value))
+                            .collect();
+                        p.json_value(&serde_json::json!({
+                            "apiVersion": "v1", "kind": "List", "items": items,
+                        }));
+                        ExitStatus::Success
+                    }
+                    Err(e) => commands::user_error(&p, &e),
+                }
             } else {
                 block_on(&p, onboard(args, &p))
             }
@@ -63,6 +79,23 @@ fn main() -> ExitCode {
                 block_on(&p, commands::image::inspect(a, &p))
             }
         },
+        Command::Controller(args) => {
+            let p = printer(false);
+            if args.print_crds {
+                // One List: `kubectl apply -f -` takes it as it is.
+                p.json_value(&serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "List",
+                    "items": commands::controller::crd::crds(),
+                }));
+                ExitStatus::Success
+            } else {
+                match bootstrap::config::resolve_controller(args) {
+                    Ok(s) => block_on(&p, commands::controller::run(s, p)),
+                    Err(e) => commands::user_error(&p, &e),
+                }
+            }
+        }
         Command::Doctor(args) => {
             let p = printer(args.output == OutputFormat::Json);
             block_on(&p, doctor(args, &p))

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
 
 use crate::render::names;
@@ -64,6 +64,10 @@ pub struct Team {
     /// Prove the mount with a sample pod of this team.
     #[serde(default)]
     pub verify: bool,
+    /// The TeamSecrets object this team comes from (the controller's), labelled on its objects.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub owner: Option<String>,
 }
 
 impl Team {
@@ -104,38 +108,38 @@ impl ServiceAccountSpec {
 }
 
 /// A secret: a Secrets Manager name or ARN, `ssm:NAME`, or an SSM parameter ARN; or a prefix.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecretSpec {
     /// One secret: a Secrets Manager name or ARN, `ssm:NAME`, or an SSM parameter ARN.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Instead of `name`: every secret whose name starts with this (`teams/payments/`), or
     /// every SSM parameter under a path (`ssm:/teams/payments/`), one file each named by the
     /// rest of its name. The role reads exactly this prefix's ARN pattern.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
     /// With `prefix`: `false` keeps only direct children (no further `/`). Default true.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recursive: Option<bool>,
     /// With `name`: every top-level key of the JSON secret as a file of its own.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub all_keys: bool,
     /// A missing secret is skipped with a warning (access denied still fails the mount).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub optional: bool,
     /// Sync into this Kubernetes Secret (of the team's namespace): the secret's file as one
     /// key named by the file, or with `allKeys` one key per JSON key.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sync: Option<String>,
     /// The file name in the mount (with `prefix`: the directory of its files).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
     /// Four octal digits, e.g. "0400".
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_permission: Option<String>,
     /// JSON keys of the secret written as files of their own.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jmes_path: Vec<JmesEntry>,
     /// `name` or `prefix` as [`parse`] validated it (parsed once, here).
     #[serde(skip)]

@@ -556,7 +556,7 @@ async fn colliding_namespace_and_service_account_joins_get_their_own_roles() {
             .send()
             .await
             .expect("inline policy");
-        let doc = urlencoding_decode(policy.policy_document());
+        let doc = common::url_decode(policy.policy_document());
         let other = if secret == &s1 { &s2 } else { &s1 };
         assert!(
             doc.contains(secret.as_str()) && !doc.contains(other.as_str()),
@@ -621,25 +621,6 @@ async fn spc(kube: &kube::Client, ns: &str, name: &str) -> kube::api::DynamicObj
         .get(name)
         .await
         .unwrap_or_else(|e| panic!("SecretProviderClass {ns}/{name}: {e}"))
-}
-
-fn urlencoding_decode(raw: &str) -> String {
-    let mut out = Vec::new();
-    let bytes = raw.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&raw[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A role the previous release made — its name `bootstrap-<cluster>-<ns>-<sa>`, tagged
@@ -1024,7 +1005,7 @@ async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
         .send()
         .await
         .expect("inline policy");
-    let doc = urlencoding_decode(policy.policy_document());
+    let doc = common::url_decode(policy.policy_document());
     assert!(
         doc.contains(&format!("secret:{tag}/payments/*"))
             && !doc.contains(&format!("{tag}/payments*")),

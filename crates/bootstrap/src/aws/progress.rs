@@ -19,6 +19,8 @@ pub struct Progress {
     base: Instant,
     /// Milliseconds after `base`, plus one; 0 until the first success.
     last_ok: Arc<AtomicU64>,
+    /// Every attempt answered (any status): the controller's `aws_calls_total`.
+    calls: Arc<AtomicU64>,
 }
 
 impl Default for Progress {
@@ -26,6 +28,7 @@ impl Default for Progress {
         Self {
             base: Instant::now(),
             last_ok: Arc::new(AtomicU64::new(0)),
+            calls: Arc::new(AtomicU64::new(0)),
         }
     }
 }
@@ -43,6 +46,11 @@ impl Progress {
             0 => false,
             ms => self.base + Duration::from_millis(ms) > t,
         }
+    }
+
+    /// The attempts answered so far.
+    pub fn calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// The SDK interceptor that marks every 2xx answer of the clients it is given to.
@@ -66,8 +74,11 @@ impl Intercept for MarkSuccess {
         _runtime_components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if context.response().is_some_and(|r| r.status().is_success()) {
-            self.0.mark();
+        if let Some(r) = context.response() {
+            self.0.calls.fetch_add(1, Ordering::Relaxed);
+            if r.status().is_success() {
+                self.0.mark();
+            }
         }
         Ok(())
     }

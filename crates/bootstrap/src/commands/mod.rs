@@ -1,6 +1,7 @@
 //! The commands: each takes its own resolved settings and one printer, composes the target,
 //! the resources and the executor, and returns how the process should exit.
 
+pub mod controller;
 pub mod doctor;
 pub mod down;
 pub mod image;

@@ -26,6 +26,9 @@ use bootstrap_common::names::LABEL_MANAGED_BY;
 
 /// The label naming the team a workload's objects belong to.
 pub const LABEL_TEAM: &str = "bootstrap.podid/team";
+/// The label naming the TeamSecrets object (of the same namespace) that made a team's objects:
+/// the controller's teams, which `onboard` neither reports as orphans nor prunes.
+pub const LABEL_OWNER: &str = "bootstrap.podid/teamsecrets";
 
 /// One team's result.
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +53,9 @@ pub struct TeamResult {
     /// Every change, for `--output json` and the dry-run plan.
     pub changes: Vec<Change>,
     pub seconds: f64,
+    /// The step that failed (`plan`, `iam-role`, `association`, `workload`, `verify`).
+    #[serde(skip)]
+    pub failed_step: Option<&'static str>,
 }
 
 /// A team in the cluster but not in the file.
@@ -243,6 +249,11 @@ async fn team_workload(
             failover_region: team.failover_region.clone(),
             labels: [(LABEL_TEAM.to_string(), team.name.clone())]
                 .into_iter()
+                .chain(
+                    team.owner
+                        .as_ref()
+                        .map(|o| (LABEL_OWNER.to_string(), o.clone())),
+                )
                 .collect(),
         },
         notes,
@@ -385,8 +396,9 @@ fn team_graph<'a>(t: &'a Target, team: &Team, w: Workload, plan: WorkloadPlan) -
     steps
 }
 
-/// Plans and applies one team (reads and writes retried on the one schedule, below).
-async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &str) -> TeamResult {
+/// Plans and applies one team (reads and writes retried on the one schedule, below); the
+/// controller reconciles a TeamSecrets object with it too.
+pub async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &str) -> TeamResult {
     let started = Instant::now();
     let mut result = TeamResult {
         name: team.name.clone(),
@@ -401,7 +413,9 @@ async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &str)
         hints: Vec::new(),
         changes: Vec::new(),
         seconds: 0.0,
+        failed_step: None,
     };
+    let mut failed_step = "plan";
     let outcome = async {
         let (w, notes) = team_workload(t, team, image).await?;
         result.hints.extend(notes);
@@ -412,7 +426,8 @@ async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &str)
         }
         let (target, abac, namespace) = (w.target_role_arn.clone(), w.abac, w.namespace.clone());
         let (reports, error) = exec.run_graph(team_graph(t, team, w, plan), &()).await;
-        if let Some((_, e)) = error {
+        if let Some((step, e)) = error {
+            failed_step = step;
             return Err(e);
         }
         result.verified = reports
@@ -447,6 +462,7 @@ async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &str)
                 text.push_str(&format!(" (hint: {hint})"));
             }
             result.error = Some(text);
+            result.failed_step = Some(failed_step);
         }
     }
     let (c, u, n) = count(&result.changes);
@@ -495,6 +511,15 @@ pub async fn onboarded(t: &Target) -> Result<Vec<(String, String, String)>, Step
     for spc in list.items {
         // Labelled for another cluster (manifests carried here by GitOps): not this one's.
         if !crate::resources::discover::labelled_ours(spc.metadata.labels.as_ref(), t.name()) {
+            continue;
+        }
+        // A TeamSecrets object's team: the controller owns it (its finalizer deletes it).
+        if spc
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(LABEL_OWNER))
+        {
             continue;
         }
         let team = spc

@@ -302,3 +302,23 @@ pub async fn associate(
         .and_then(|a| a.association_id)
         .unwrap_or_default()
 }
+
+/// An IAM policy document as IAM returns it (URL-encoded) decoded to its JSON text.
+pub fn url_decode(raw: &str) -> String {
+    let mut out = Vec::new();
+    let bytes = raw.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&raw[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

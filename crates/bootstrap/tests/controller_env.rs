@@ -1,0 +1,378 @@
+//! `bootstrap controller` against the local EKS stand-in, as host processes with the
+//! environment's credentials: two replicas, one leader; a TeamSecrets object converges (role,
+//! association, SecretProviderClass, status Ready, its pod mounts); an alias edit is one
+//! SecretProviderClass update; a policy widened behind its back is repaired on resync; a
+//! request outside the SecretAllowance is refused in its status with nothing created; a second
+//! object claiming the same service account is refused and its deletion deletes nothing; the
+//! leader SIGKILLed → the other replica takes the Lease and carries on; the object deleted →
+//! everything it made is gone.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
+};
+use serde_json::{Value, json};
+
+/// The replicas; killed, and the test's objects stripped of the finalizer, when the test ends
+/// (passed or not) — before the cleanup guard removes the namespace and the CRDs.
+struct Replicas {
+    children: Vec<Child>,
+    namespace: String,
+}
+
+impl Drop for Replicas {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let ns = self.namespace.clone();
+        common::block_on_own_thread(move || async move {
+            let api = teamsecrets(&common::kube().await, &ns);
+            if let Ok(list) = api.list(&Default::default()).await {
+                for o in list.items {
+                    let name = o.metadata.name.unwrap_or_default();
+                    let none = json!({"metadata": {"finalizers": null}});
+                    let _ = api
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&none))
+                        .await;
+                    let _ = api.delete(&name, &DeleteParams::default()).await;
+                }
+            }
+        });
+    }
+}
+
+fn teamsecrets(kube: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("bootstrap.podid", "v1alpha1", "TeamSecrets");
+    Api::namespaced_with(
+        kube.clone(),
+        ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "teamsecrets"),
+    )
+}
+
+fn replica(cluster: &str, lease: &str, identity: &str, log: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args([
+            "controller",
+            "--cluster",
+            cluster,
+            "--lease-namespace",
+            "default",
+            "--lease-name",
+            lease,
+            "--identity",
+            identity,
+            "--resync",
+            "15s",
+            "--timeout",
+            "4m",
+        ])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("log file"))
+        .spawn()
+        .expect("bootstrap controller starts")
+}
+
+async fn holder(kube: &kube::Client, lease: &str) -> Option<String> {
+    let api: Api<Lease> = Api::namespaced(kube.clone(), "default");
+    api.get_opt(lease)
+        .await
+        .ok()
+        .flatten()?
+        .spec?
+        .holder_identity
+}
+
+fn condition<'a>(obj: &'a Value, kind: &str) -> Option<&'a Value> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
+}
+
+/// Waits until the object's status describes its current generation with `Ready` = `ready`.
+async fn settled(api: &Api<DynamicObject>, name: &str, ready: &str, secs: u64) -> Value {
+    common::eventually(
+        &format!("TeamSecrets {name} Ready={ready}"),
+        secs,
+        || async {
+            let obj = serde_json::to_value(api.get(name).await.ok()?).ok()?;
+            let current = obj["status"]["observedGeneration"] == obj["metadata"]["generation"];
+            (current && condition(&obj, "Ready")?["status"] == ready).then_some(obj)
+        },
+    )
+    .await
+}
+
+async fn role_policy(iam: &aws_sdk_iam::Client, role: &str) -> Option<(String, String)> {
+    let names = iam
+        .list_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .ok()?
+        .policy_names;
+    let name = names.first()?.clone();
+    let doc = iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name(&name)
+        .send()
+        .await
+        .ok()?
+        .policy_document;
+    Some((name, common::url_decode(&doc)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn teams_onboard_themselves_within_their_allowance() {
+    let Some(env) = common::env() else { return };
+    let kube = common::kube().await;
+    let cfg = common::aws().await;
+    let iam = aws_sdk_iam::Client::new(&cfg);
+    let eks = aws_sdk_eks::Client::new(&cfg);
+    let ns = common::unique("ctl");
+    let lease = format!("{ns}-lease");
+    let allowance = format!("{ns}-allow");
+    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
+    cleanup.namespaces.push(ns.clone());
+    for plural in ["teamsecrets", "secretallowances"] {
+        cleanup.cluster_objects.push((
+            "apiextensions.k8s.io/v1".into(),
+            "CustomResourceDefinition".into(),
+            "customresourcedefinitions".into(),
+            format!("{plural}.bootstrap.podid"),
+        ));
+    }
+    cleanup.cluster_objects.push((
+        "bootstrap.podid/v1alpha1".into(),
+        "SecretAllowance".into(),
+        "secretallowances".into(),
+        allowance.clone(),
+    ));
+
+    // The platform (agent, driver, provider) as `up` makes it; the CRDs as --print-crds prints them.
+    common::cli::ensure_up(&env.cluster).await;
+    let out = common::cli::run(common::cli::args(&["controller", "--print-crds"])).await;
+    common::cli::ok(&out, "controller --print-crds");
+    let crds = common::cli::json_of(&out)["items"]
+        .as_array()
+        .expect("a List")
+        .clone();
+    common::apply_all(&kube, "controller-env-test", &crds).await;
+    common::namespace(&kube, &ns).await;
+    let db = cleanup
+        .secret(&cfg, &format!("{ns}/db"), "controller-test-value")
+        .await;
+    let outside = cleanup
+        .secret(&cfg, &format!("{ns}-other/db"), "not for them")
+        .await;
+    assert!(db.contains(":secret:") && outside.contains(":secret:"));
+    common::apply_all(
+        &kube,
+        "controller-env-test",
+        &[json!({
+            "apiVersion": "bootstrap.podid/v1alpha1", "kind": "SecretAllowance",
+            "metadata": {"name": allowance},
+            "spec": {"namespaces": [ns], "secrets": ["{namespace}/*"]},
+        })],
+    )
+    .await;
+
+    // Two replicas, one Lease: one leads.
+    let logs = tempfile::tempdir().expect("tempdir");
+    let mut replicas = Replicas {
+        children: Vec::new(),
+        namespace: ns.clone(),
+    };
+    for id in ["ctl-a", "ctl-b"] {
+        replicas
+            .children
+            .push(replica(&env.cluster, &lease, id, &logs.path().join(id)));
+    }
+    let leader = common::eventually("a leader", 60, || holder(&kube, &lease)).await;
+    assert!(leader == "ctl-a" || leader == "ctl-b", "{leader}");
+
+    // A team's object converges, and its pod mounts.
+    let api = teamsecrets(&kube, &ns);
+    let team = |sa: &str, secrets: Value, verify: bool| {
+        json!({"apiVersion": "bootstrap.podid/v1alpha1", "kind": "TeamSecrets",
+               "metadata": {"name": sa, "namespace": ns},
+               "spec": {"serviceAccount": sa, "secrets": secrets, "verify": verify}})
+    };
+    common::apply_all(
+        &kube,
+        "team",
+        &[team(
+            "app",
+            json!([{"name": format!("{ns}/db"), "alias": "db"}]),
+            true,
+        )],
+    )
+    .await;
+    let obj = settled(&api, "app", "True", 300).await;
+    let verified = condition(&obj, "Verified").expect("Verified");
+    assert_eq!(verified["status"], "True", "{obj:#}");
+    assert!(
+        verified["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("db@")),
+        "{obj:#}"
+    );
+    assert!(
+        !obj.to_string().contains("controller-test-value"),
+        "no secret value in status"
+    );
+    let role_arn = obj["status"]["roleArn"]
+        .as_str()
+        .expect("roleArn")
+        .to_string();
+    let role = role_arn.rsplit('/').next().expect("role name").to_string();
+    iam.get_role()
+        .role_name(&role)
+        .send()
+        .await
+        .expect("the team's role exists");
+    let associations = eks
+        .list_pod_identity_associations()
+        .cluster_name(&env.cluster)
+        .namespace(&ns)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(associations.associations().len(), 1);
+    let spcs = common::spc_api(&kube, &ns);
+    let spc = spcs
+        .get("bootstrap-app")
+        .await
+        .expect("the team's SecretProviderClass");
+    assert_eq!(
+        spc.metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("bootstrap.podid/teamsecrets"))
+            .map(String::as_str),
+        Some("app")
+    );
+
+    // An alias edit: one SecretProviderClass update, nothing created.
+    let edit = json!({"spec": {"secrets": [{"name": format!("{ns}/db"), "alias": "database"}], "verify": false}});
+    api.patch("app", &PatchParams::default(), &Patch::Merge(&edit))
+        .await
+        .expect("edit");
+    let obj = settled(&api, "app", "True", 120).await;
+    assert_eq!(
+        (
+            obj["status"]["created"].as_u64(),
+            obj["status"]["updated"].as_u64()
+        ),
+        (Some(0), Some(1)),
+        "{obj:#}"
+    );
+    let spc = serde_json::to_value(spcs.get("bootstrap-app").await.expect("spc")).expect("json");
+    assert!(spc.to_string().contains("database"), "{spc:#}");
+
+    // Outside the allowance: refused, nothing made.
+    common::apply_all(
+        &kube,
+        "team",
+        &[team("nosy", json!([format!("{ns}-other/db")]), false)],
+    )
+    .await;
+    let refused = settled(&api, "nosy", "False", 60).await;
+    assert_eq!(
+        condition(&refused, "Ready").expect("Ready")["reason"],
+        "NotAllowed",
+        "{refused:#}"
+    );
+    assert!(
+        refused["status"]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains(&format!("{ns}-other/db")))
+    );
+    assert!(spcs.get_opt("bootstrap-nosy").await.expect("get").is_none());
+    let nosy_role = role.replace("app", "nosy");
+    assert!(
+        iam.get_role().role_name(&nosy_role).send().await.is_err(),
+        "no role for a refused request"
+    );
+
+    // A second object claiming app's service account: refused; deleting it deletes nothing.
+    let mut thief = team("app", json!([format!("{ns}/db")]), false);
+    thief["metadata"]["name"] = json!("thief");
+    common::apply_all(&kube, "team", &[thief]).await;
+    let conflict = settled(&api, "thief", "False", 60).await;
+    assert_eq!(
+        condition(&conflict, "Ready").expect("Ready")["reason"],
+        "Conflict",
+        "{conflict:#}"
+    );
+    api.delete("thief", &DeleteParams::default())
+        .await
+        .expect("delete thief");
+    common::eventually("thief gone", 60, || async {
+        api.get_opt("thief").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    iam.get_role()
+        .role_name(&role)
+        .send()
+        .await
+        .expect("app's role survives the thief's deletion");
+
+    // The leader SIGKILLed: the other replica takes the Lease and repairs drift on resync.
+    let index = if leader == "ctl-a" { 0 } else { 1 };
+    replicas.children[index].kill().expect("SIGKILL the leader");
+    let _ = replicas.children[index].wait();
+    let other = if index == 0 { "ctl-b" } else { "ctl-a" };
+    common::eventually("the other replica leads", 60, || async {
+        (holder(&kube, &lease).await.as_deref() == Some(other)).then_some(())
+    })
+    .await;
+    let (policy, good) = role_policy(&iam, &role).await.expect("the role's policy");
+    let wide = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]});
+    iam.put_role_policy()
+        .role_name(&role)
+        .policy_name(&policy)
+        .policy_document(wide.to_string())
+        .send()
+        .await
+        .expect("widen");
+    common::eventually("the policy repaired", 90, || async {
+        let (_, now) = role_policy(&iam, &role).await?;
+        (!now.contains("\"*\"") && now.contains(&format!("{ns}/db"))).then_some(())
+    })
+    .await;
+    assert!(!good.contains("\"Resource\":\"*\""));
+
+    // Deleted: everything it made goes.
+    api.delete("app", &DeleteParams::default())
+        .await
+        .expect("delete app");
+    common::eventually("app's object gone", 120, || async {
+        api.get_opt("app").await.ok()?.is_none().then_some(())
+    })
+    .await;
+    assert!(
+        iam.get_role().role_name(&role).send().await.is_err(),
+        "the role is deleted"
+    );
+    assert!(spcs.get_opt("bootstrap-app").await.expect("get").is_none());
+    let associations = eks
+        .list_pod_identity_associations()
+        .cluster_name(&env.cluster)
+        .namespace(&ns)
+        .send()
+        .await
+        .expect("list");
+    assert!(associations.associations().is_empty());
+    drop(replicas);
+}
