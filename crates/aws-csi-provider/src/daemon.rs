@@ -255,7 +255,7 @@ pub async fn run(args: Args) -> Result<(), String> {
             credential_max_age: args.credential_max_age,
             max_concurrent_mounts: args.max_concurrent_mounts,
         },
-        Arc::new(SdkFactory::from_env().await),
+        Arc::new(SdkFactory::from_env()?),
         Arc::new(KubeLookup::new()),
         agent,
         metrics.clone(),
