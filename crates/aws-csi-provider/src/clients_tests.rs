@@ -96,7 +96,11 @@ async fn endpoint_urls_per_service_and_global() {
         .await;
     assert!(sts_call.is_err());
     assert_eq!(sm_hits.load(Ordering::SeqCst), 1, "Secrets Manager");
-    assert_eq!(global_hits.load(Ordering::SeqCst), 1, "SSM, at the global URL");
+    assert_eq!(
+        global_hits.load(Ordering::SeqCst),
+        1,
+        "SSM, at the global URL"
+    );
     assert_eq!(sts_hits.load(Ordering::SeqCst), 1, "STS");
 }
 
@@ -134,7 +138,10 @@ fn ignore_configured_endpoint_urls_drops_them() {
 fn retries_timeouts_and_flags_as_aws_config_set_them() {
     let base = base_config(env_of(&[])).unwrap();
     let retry = base.retry_config().unwrap();
-    assert_eq!((retry.mode(), retry.max_attempts()), (RetryMode::Standard, 3));
+    assert_eq!(
+        (retry.mode(), retry.max_attempts()),
+        (RetryMode::Standard, 3)
+    );
     assert_eq!(
         base.timeout_config().unwrap().connect_timeout(),
         Some(CONNECT_TIMEOUT)
@@ -150,8 +157,14 @@ fn retries_timeouts_and_flags_as_aws_config_set_them() {
     ]))
     .unwrap();
     let retry = base.retry_config().unwrap();
-    assert_eq!((retry.mode(), retry.max_attempts()), (RetryMode::Adaptive, 5));
-    assert_eq!((base.use_fips(), base.use_dual_stack()), (Some(true), Some(false)));
+    assert_eq!(
+        (retry.mode(), retry.max_attempts()),
+        (RetryMode::Adaptive, 5)
+    );
+    assert_eq!(
+        (base.use_fips(), base.use_dual_stack()),
+        (Some(true), Some(false))
+    );
 
     for bad in [
         ("AWS_MAX_ATTEMPTS", "0"),

@@ -110,8 +110,8 @@ async fn calls_at_trace(format: LogFormat) -> String {
     ));
     tracing::trace!(target: "probe", "trace is on");
     let (url, token_seen) = stand_in().await;
-    let base = base_config(|name| (name == "AWS_ENDPOINT_URL").then(|| url.clone()))
-        .expect("base config");
+    let base =
+        base_config(|name| (name == "AWS_ENDPOINT_URL").then(|| url.clone())).expect("base config");
     let factory = SdkFactory::new(base);
     let token = SecretString::new(WEB_IDENTITY_TOKEN.to_string());
     let creds = irsa::assume_role(
