@@ -255,7 +255,7 @@ pub async fn run(args: Args) -> Result<(), String> {
             credential_max_age: args.credential_max_age,
             max_concurrent_mounts: args.max_concurrent_mounts,
         },
-        Arc::new(SdkFactory::from_env().await),
+        Arc::new(SdkFactory::from_env()?),
         Arc::new(KubeLookup::new()),
         agent,
         metrics.clone(),
@@ -291,6 +291,8 @@ pub async fn run(args: Args) -> Result<(), String> {
         pod_identity_endpoint = args.pod_identity_endpoint.as_deref().unwrap_or("link-local agent"),
         "starting aws-csi-provider"
     );
+    // Start-up is over: give its code back before the socket appears.
+    crate::runtime::release_startup_code();
     let ready = metrics.clone();
     let result = server::serve_unix(
         &args.provider_volume,

@@ -12,10 +12,9 @@ mod provider_support;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use aws_csi_provider::auth::irsa;
-use aws_csi_provider::clients::{AwsFactory, SdkFactory};
+use aws_csi_provider::clients::{AwsFactory, SdkFactory, base_config};
 use aws_csi_provider::daemon::{LogFormat, subscriber};
 use aws_csi_provider::fetch::{NoObserver, Target, secrets_manager};
 use aws_csi_provider::secret::SecretString;
@@ -111,12 +110,8 @@ async fn calls_at_trace(format: LogFormat) -> String {
     ));
     tracing::trace!(target: "probe", "trace is on");
     let (url, token_seen) = stand_in().await;
-    let base = aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(&url)
-        .region(Region::new("us-east-1"))
-        .no_credentials()
-        .load()
-        .await;
+    let base =
+        base_config(|name| (name == "AWS_ENDPOINT_URL").then(|| url.clone())).expect("base config");
     let factory = SdkFactory::new(base);
     let token = SecretString::new(WEB_IDENTITY_TOKEN.to_string());
     let creds = irsa::assume_role(

@@ -4,8 +4,7 @@
 
 mod provider_support;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_csi_provider::clients::SdkFactory;
+use aws_csi_provider::clients::{SdkFactory, base_config};
 use aws_csi_provider::mount::MountConfig;
 use provider_support::moto::{moto, run_id};
 use provider_support::*;
@@ -71,12 +70,9 @@ async fn secrets_manager_and_ssm_through_moto() {
 
     let agent = start_agent_with(POD_TOKEN, &moto.key, &moto.secret, "").await;
     let factory = SdkFactory::new(
-        aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(&moto.endpoint)
-            .region(Region::new(moto.region.clone()))
-            .no_credentials()
-            .load()
-            .await,
+        // The provider's own configuration, from an environment of AWS_ENDPOINT_URL alone.
+        base_config(|name| (name == "AWS_ENDPOINT_URL").then(|| moto.endpoint.clone()))
+            .expect("base config"),
     );
     let mut h = start(
         factory,
@@ -202,12 +198,9 @@ async fn prefix_all_keys_and_optional_through_moto() {
     }
     let agent = start_agent_with(POD_TOKEN, &moto.key, &moto.secret, "").await;
     let factory = SdkFactory::new(
-        aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(&moto.endpoint)
-            .region(Region::new(moto.region.clone()))
-            .no_credentials()
-            .load()
-            .await,
+        // The provider's own configuration, from an environment of AWS_ENDPOINT_URL alone.
+        base_config(|name| (name == "AWS_ENDPOINT_URL").then(|| moto.endpoint.clone()))
+            .expect("base config"),
     );
     let mut h = start(
         factory,

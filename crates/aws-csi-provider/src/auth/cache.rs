@@ -6,6 +6,10 @@
 //! remembers the SHA-256 digests of the service-account tokens the agent (or STS) accepted
 //! for it, and a request whose token's digest is not among them is a miss — its token goes to
 //! the agent, which refuses a forged one. The tokens themselves are never stored.
+//!
+//! Memory: one entry per pod (identity) mounted within `max_age`, at most [`MAX_SLOTS`]. An
+//! entry is the credentials (their session token is most of it), the SHA-256 digests of the
+//! tokens, and the SHA-256 of the identity as its key (not the identity's strings).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -40,10 +44,22 @@ struct Session {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Session>>>;
 
+/// SHA-256 of an [`Identity`]'s fields: the cache key (32 bytes instead of its four or five
+/// strings; a collision would need a SHA-256 collision, and a session is still bound to its
+/// tokens).
+type IdentityKey = [u8; 32];
+
+/// The entries and when stale ones were last dropped.
+struct Slots {
+    map: HashMap<IdentityKey, Slot>,
+    swept: Instant,
+}
+
 /// Caches credentials per [`Identity`]. Credentials without an expiry are never cached.
 pub struct CredentialCache {
-    slots: Mutex<HashMap<Identity, Slot>>,
+    slots: Mutex<Slots>,
     max_age: Duration,
+    bound: usize,
 }
 
 impl Default for CredentialCache {
@@ -61,6 +77,45 @@ pub enum CacheOutcome {
 
 fn digest(token: &SecretString) -> TokenDigest {
     Sha256::digest(token.expose().as_bytes()).into()
+}
+
+fn key(identity: &Identity) -> IdentityKey {
+    fn field(h: &mut Sha256, s: &str) {
+        h.update((s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    }
+    let mut h = Sha256::new();
+    let (namespace, service_account, pod) = match identity {
+        Identity::PodIdentity {
+            namespace,
+            service_account,
+            pod,
+        } => {
+            h.update([0]);
+            (namespace, service_account, pod)
+        }
+        Identity::Irsa {
+            namespace,
+            service_account,
+            role_arn,
+            pod,
+        } => {
+            h.update([1]);
+            field(&mut h, role_arn);
+            (namespace, service_account, pod)
+        }
+    };
+    field(&mut h, namespace);
+    field(&mut h, service_account);
+    match pod {
+        None => h.update([0]),
+        Some(p) => {
+            h.update([1]);
+            field(&mut h, &p.name);
+            field(&mut h, &p.uid);
+        }
+    }
+    h.finalize().into()
 }
 
 impl Session {
@@ -81,12 +136,36 @@ impl Session {
 }
 
 impl CredentialCache {
-    /// A cache whose sessions are reused for at most `max_age`.
+    /// A cache whose sessions are reused for at most `max_age`, of at most [`MAX_SLOTS`]
+    /// identities.
     pub fn new(max_age: Duration) -> Self {
+        Self::with_bound(max_age, MAX_SLOTS)
+    }
+
+    /// The same with at most `bound` identities.
+    pub fn with_bound(max_age: Duration, bound: usize) -> Self {
         Self {
-            slots: Mutex::default(),
+            slots: Mutex::new(Slots {
+                map: HashMap::new(),
+                swept: Instant::now(),
+            }),
             max_age,
+            bound: bound.max(1),
         }
+    }
+
+    /// Identities cached now.
+    pub fn len(&self) -> usize {
+        self.slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Returns the cached credentials of `identity` if they are fresh and were made from (or
@@ -104,11 +183,16 @@ impl CredentialCache {
         Fut: Future<Output = Result<Credentials, String>>,
     {
         let slot = {
+            let key = key(identity);
             let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            if slots.len() >= MAX_SLOTS && !slots.contains_key(identity) {
-                evict(&mut slots, self.max_age);
+            if !slots.map.contains_key(&key) {
+                if slots.map.len() >= self.bound {
+                    slots.evict(self.max_age, self.bound);
+                } else if slots.swept.elapsed() >= self.max_age {
+                    slots.drop_stale(self.max_age);
+                }
             }
-            slots.entry(identity.clone()).or_default().clone()
+            slots.map.entry(key).or_default().clone()
         };
         let token = digest(token);
         let mut guard = slot.lock().await;
@@ -142,6 +226,7 @@ impl CredentialCache {
             tokens.remove(0);
         }
         tokens.push((token, now));
+        tokens.shrink_to_fit();
         *guard = Some(Session {
             creds: creds.clone(),
             made: now,
@@ -153,26 +238,59 @@ impl CredentialCache {
     /// Drops the cached credentials of `identity` (e.g. after AWS rejected them).
     pub fn invalidate(&self, identity: &Identity) {
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        slots.remove(identity);
+        slots.map.remove(&key(identity));
     }
 }
 
-/// Identities cached at most; past it stale and idle entries go first, then all.
-pub const MAX_SLOTS: usize = 4096;
+/// Identities cached at most. A node runs at most a few hundred pods (EKS's largest
+/// `maxPods` is 737; 110 by default), so this holds every pod of a node; past it, entries
+/// that are stale go first, then the oldest, each costing its pod one more credential
+/// exchange at its next mount. Under `--credential-cache-scope service-account` an entry
+/// is a service account.
+pub const MAX_SLOTS: usize = 1024;
 
-/// Makes room: drops the slots nobody is using whose credentials are missing or stale; if
-/// that is not enough (every pod still fresh), starts over.
-fn evict(slots: &mut HashMap<Identity, Slot>, max_age: Duration) {
-    let now = SystemTime::now();
-    slots.retain(|_, slot| {
-        Arc::strong_count(slot) > 1
-            || slot
-                .try_lock()
-                .map(|c| c.as_ref().is_some_and(|s| s.fresh(now, max_age)))
-                .unwrap_or(true)
-    });
-    if slots.len() >= MAX_SLOTS {
-        slots.clear();
+impl Slots {
+    /// Drops the slots nobody is using whose credentials are missing or stale (they are
+    /// never handed out again).
+    fn drop_stale(&mut self, max_age: Duration) {
+        let now = SystemTime::now();
+        self.map.retain(|_, slot| {
+            Arc::strong_count(slot) > 1
+                || slot
+                    .try_lock()
+                    .map(|c| c.as_ref().is_some_and(|s| s.fresh(now, max_age)))
+                    .unwrap_or(true)
+        });
+        self.swept = Instant::now();
+    }
+
+    /// Makes room under `bound`: the stale first; if every pod is still fresh, the oldest
+    /// sessions nobody is using, down to three quarters of the bound (so the next new pods
+    /// do not each pay for a sweep).
+    fn evict(&mut self, max_age: Duration, bound: usize) {
+        self.drop_stale(max_age);
+        if self.map.len() < bound {
+            return;
+        }
+        let mut idle: Vec<(Instant, IdentityKey)> = self
+            .map
+            .iter()
+            .filter(|(_, slot)| Arc::strong_count(slot) == 1)
+            .filter_map(|(k, slot)| {
+                let made = slot.try_lock().ok()?.as_ref().map(|s| s.made)?;
+                Some((made, *k))
+            })
+            .collect();
+        idle.sort_unstable();
+        let target = bound - bound / 4;
+        let excess = self.map.len().saturating_sub(target);
+        for (_, k) in idle.into_iter().take(excess) {
+            self.map.remove(&k);
+        }
+        if self.map.len() >= bound {
+            // Every entry is in use (more mounts in flight than the bound): start over.
+            self.map.clear();
+        }
     }
 }
 

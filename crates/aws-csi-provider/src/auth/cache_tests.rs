@@ -174,3 +174,102 @@ fn digests_are_of_the_token_and_never_the_token() {
     assert_eq!(d[..4], [0xba, 0x78, 0x16, 0xbf]);
     assert_ne!(digest(&tok("abd")), d);
 }
+
+fn pod(n: usize) -> Identity {
+    Identity::PodIdentity {
+        namespace: "ns".into(),
+        service_account: "sa".into(),
+        pod: Some(super::super::PodKey {
+            name: format!("web-{n}"),
+            uid: format!("uid-{n}"),
+        }),
+    }
+}
+
+async fn mount(cache: &CredentialCache, n: usize, ttl: Duration) -> CacheOutcome {
+    cache
+        .get_or_fetch(&pod(n), &tok(&format!("t{n}")), || async { Ok(creds(ttl)) })
+        .await
+        .expect("creds")
+        .1
+}
+
+#[tokio::test]
+async fn the_cache_never_holds_more_than_its_bound() {
+    let cache = CredentialCache::with_bound(HOUR, 8);
+    for n in 0..100 {
+        assert_eq!(mount(&cache, n, HOUR).await, CacheOutcome::Miss);
+        assert!(cache.len() <= 8, "{} entries after pod {n}", cache.len());
+        // The pod just mounted is cached: its remount is a hit.
+        assert_eq!(mount(&cache, n, HOUR).await, CacheOutcome::Hit);
+    }
+    assert_eq!(CredentialCache::default().bound, MAX_SLOTS);
+}
+
+#[tokio::test]
+async fn past_the_bound_the_oldest_sessions_go_first() {
+    let cache = CredentialCache::with_bound(HOUR, 8);
+    for n in 0..8 {
+        mount(&cache, n, HOUR).await;
+    }
+    assert_eq!(cache.len(), 8);
+    // A ninth pod: the two oldest go (down to 6), then it is added.
+    mount(&cache, 8, HOUR).await;
+    assert_eq!(cache.len(), 7);
+    for n in 2..9 {
+        assert_eq!(mount(&cache, n, HOUR).await, CacheOutcome::Hit, "pod {n}");
+    }
+    assert_eq!(
+        mount(&cache, 0, HOUR).await,
+        CacheOutcome::Miss,
+        "the oldest"
+    );
+}
+
+#[tokio::test]
+async fn stale_sessions_are_dropped_before_the_bound_is_reached() {
+    let max_age = Duration::from_millis(50);
+    let cache = CredentialCache::with_bound(max_age, 1024);
+    for n in 0..5 {
+        mount(&cache, n, HOUR).await;
+    }
+    assert_eq!(cache.len(), 5);
+    tokio::time::sleep(max_age * 2).await;
+    // A new pod after max_age: the five sessions it outlived are gone.
+    mount(&cache, 5, HOUR).await;
+    assert_eq!(cache.len(), 1);
+}
+
+#[test]
+fn identities_are_keyed_by_every_field() {
+    let irsa = |role: &str, name: &str| Identity::Irsa {
+        namespace: "ns".into(),
+        service_account: "sa".into(),
+        role_arn: role.into(),
+        pod: Some(super::super::PodKey {
+            name: name.into(),
+            uid: "u".into(),
+        }),
+    };
+    let keys = [
+        key(&pod(1)),
+        key(&pod(2)),
+        key(&irsa("arn:r", "web-1")),
+        key(&irsa("arn:r2", "web-1")),
+        key(&irsa("arn:r", "web-2")),
+        key(&id()),
+    ];
+    for (i, a) in keys.iter().enumerate() {
+        for b in &keys[i + 1..] {
+            assert_ne!(a, b);
+        }
+    }
+    assert_eq!(key(&pod(1)), key(&pod(1)));
+    // Length-prefixed: moving a character between fields changes the key.
+    let split = |ns: &str, sa: &str| Identity::PodIdentity {
+        namespace: ns.into(),
+        service_account: sa.into(),
+        pod: None,
+    };
+    assert_ne!(key(&split("ab", "c")), key(&split("a", "bc")));
+}
