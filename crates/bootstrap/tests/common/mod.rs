@@ -5,6 +5,10 @@ pub mod cleanup;
 pub mod cli;
 pub mod fixture;
 pub mod inventory;
+pub mod session;
+
+#[allow(unused_imports)]
+pub use session::Session;
 
 use std::time::Duration;
 
