@@ -115,9 +115,7 @@ fn bad_input_exits_2_before_any_call() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_passes_on_a_cluster_fresh_from_up() {
-    let Some(mut s) = common::Session::serial("t").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "t");
     let common::Session { env, .. } = &mut s;
     ensure_up(&env.cluster).await;
 
@@ -182,9 +180,7 @@ async fn doctor_passes_on_a_cluster_fresh_from_up() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
-    let Some(mut s) = common::Session::serial("t").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "t");
     let common::Session {
         env, cfg, cleanup, ..
     } = &mut s;
@@ -228,9 +224,7 @@ async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pod_identity_without_an_association_is_flagged_with_the_create_command() {
-    let Some(mut s) = common::Session::serial("t").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "t");
     let common::Session {
         env, cfg, cleanup, ..
     } = &mut s;
@@ -273,9 +267,7 @@ async fn pod_identity_without_an_association_is_flagged_with_the_create_command(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
-    let Some(mut s) = common::Session::serial("doctor/pol").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "doctor/pol");
     let common::Session {
         env,
         tag,
@@ -337,9 +329,7 @@ async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_csidriver_without_the_pod_identity_audience_is_flagged() {
-    let Some(mut s) = common::Session::serial("t").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "t");
     let common::Session { env, kube, .. } = &mut s;
     ensure_up(&env.cluster).await;
     let drivers: Api<CSIDriver> = Api::all(kube.clone());
@@ -408,9 +398,7 @@ async fn ready_pod_on(kube: &kube::Client, ns: &str, prefix: &str, node: &str) -
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_where_the_driver_runs_without_a_provider_pod_is_flagged() {
-    let Some(mut s) = common::Session::serial("t").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "t");
     let common::Session {
         env, kube, cleanup, ..
     } = &mut s;

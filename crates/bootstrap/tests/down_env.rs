@@ -37,9 +37,7 @@ fn planned_writes(report: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn up_then_down_leaves_nothing_owned_and_everything_else() {
-    let Some(mut s) = common::Session::serial("dn").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "dn");
     let common::Session {
         env,
         tag,
@@ -242,9 +240,7 @@ async fn killed_up(cluster: &str, ns: &str, after: usize, log: &std::path::Path)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn up_killed_at_three_points_then_down_leaves_nothing_owned() {
-    let Some(mut s) = common::Session::serial("t").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "t");
     let common::Session {
         env,
         cfg,
@@ -284,9 +280,7 @@ async fn up_killed_at_three_points_then_down_leaves_nothing_owned() {
 /// in a namespace) and a SecretProviderClass labelled for another cluster.
 #[tokio::test(flavor = "multi_thread")]
 async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
-    let Some(mut s) = common::Session::serial("fc").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "fc");
     let common::Session {
         env,
         tag,

@@ -18,9 +18,7 @@ fn objects(yaml: &str) -> String {
 #[tokio::test]
 async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespath_labels_and_modes()
  {
-    let Some(mut s) = common::Session::start("pi").await else {
-        return;
-    };
+    let mut s = common::session!("pi");
     let common::Session {
         env: _,
         tag,
@@ -216,9 +214,7 @@ async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespa
 
 #[tokio::test]
 async fn irsa_mounts_a_secret_with_the_service_account_role() {
-    let Some(mut s) = common::Session::start("irsa").await else {
-        return;
-    };
+    let mut s = common::session!("irsa");
     let common::Session { tag, cleanup, .. } = &mut s;
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
@@ -250,9 +246,7 @@ async fn irsa_mounts_a_secret_with_the_service_account_role() {
 
 #[tokio::test]
 async fn bad_input_fails_the_mount_with_a_clear_error_and_writes_nothing() {
-    let Some(mut s) = common::Session::start("bad").await else {
-        return;
-    };
+    let mut s = common::session!("bad");
     let common::Session { tag, cleanup, .. } = &mut s;
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);

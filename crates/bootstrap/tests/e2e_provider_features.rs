@@ -119,9 +119,7 @@ fn assert_not_logged(fx: &Fixture, values: &[&String]) {
 #[tokio::test]
 async fn a_prefix_mounts_every_secret_under_it_and_follows_additions_and_deletions_between_republishes()
  {
-    let Some(mut s) = common::Session::serial("pfx").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "pfx");
     let common::Session {
         env,
         tag,
@@ -255,9 +253,7 @@ async fn a_prefix_mounts_every_secret_under_it_and_follows_additions_and_deletio
 
 #[tokio::test]
 async fn all_keys_of_a_json_secret_are_files_with_a_version_each() {
-    let Some(mut s) = common::Session::serial("keys").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "keys");
     let common::Session {
         tag, cleanup: made, ..
     } = &mut s;
@@ -321,9 +317,7 @@ async fn all_keys_of_a_json_secret_are_files_with_a_version_each() {
 
 #[tokio::test]
 async fn an_optional_missing_secret_is_skipped_and_a_denied_one_still_fails() {
-    let Some(mut s) = common::Session::serial("opt").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "opt");
     let common::Session {
         tag, cleanup: made, ..
     } = &mut s;

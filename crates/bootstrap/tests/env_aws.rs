@@ -14,9 +14,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
-    let Some(mut s) = common::Session::start("t").await else {
-        return;
-    };
+    let mut s = common::session!("t");
     let common::Session { env, cleanup, .. } = &mut s;
     let cfg = common::aws().await;
     let eks = aws_sdk_eks::Client::new(&cfg);
@@ -116,9 +114,7 @@ struct AgentCredentials {
 
 #[tokio::test]
 async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_read_the_secret() {
-    let Some(mut s) = common::Session::start("t").await else {
-        return;
-    };
+    let mut s = common::session!("t");
     let common::Session {
         env,
         kube: client,
@@ -239,9 +235,7 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
 /// throttles are absorbed by the SDK's standard retries, and the counter shows three calls.
 #[tokio::test]
 async fn injected_throttling_is_retried_by_the_sdk_and_every_call_is_counted() {
-    let Some(mut s) = common::Session::start("t").await else {
-        return;
-    };
+    let mut s = common::session!("t");
     let common::Session { env, cfg, .. } = &mut s;
     let http = reqwest::Client::new();
     let eks = aws_sdk_eks::Client::new(cfg);
@@ -279,9 +273,7 @@ async fn injected_throttling_is_retried_by_the_sdk_and_every_call_is_counted() {
 /// the Rust SDK encodes a space in a form body as %20 (moto alone re-encoded it and refused).
 #[tokio::test]
 async fn signed_form_bodies_with_spaces_and_punctuation_are_accepted() {
-    let Some(mut s) = common::Session::start("t").await else {
-        return;
-    };
+    let mut s = common::session!("t");
     let common::Session { cleanup, .. } = &mut s;
     let iam = aws_sdk_iam::Client::new(&common::aws().await);
     for description in ["with spaces", "bootstrap: role (cluster x/y) — a+b~c*"] {

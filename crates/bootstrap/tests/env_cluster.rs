@@ -18,9 +18,7 @@ const MANAGER: &str = "bootstrap-env-test";
 
 #[tokio::test]
 async fn crd_and_custom_resource_are_server_side_applied_and_established() {
-    let Some(mut s) = common::Session::start("t").await else {
-        return;
-    };
+    let mut s = common::session!("t");
     let common::Session {
         env: _, cleanup, ..
     } = &mut s;
@@ -134,9 +132,7 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
 
 #[tokio::test]
 async fn fake_eks_nodes_are_ready_and_labelled() {
-    let Some(mut s) = common::Session::start("t").await else {
-        return;
-    };
+    let mut s = common::session!("t");
     let common::Session { env, .. } = &mut s;
     let client = common::kube().await;
     let nodes: Api<Node> = Api::all(client);
@@ -177,9 +173,7 @@ async fn fake_eks_nodes_are_ready_and_labelled() {
 
 #[tokio::test]
 async fn daemonset_rolls_out_on_every_fake_node() {
-    let Some(mut s) = common::Session::start("t").await else {
-        return;
-    };
+    let mut s = common::session!("t");
     let common::Session { env, cleanup, .. } = &mut s;
     let client = common::kube().await;
     let ns = common::unique("env-b");

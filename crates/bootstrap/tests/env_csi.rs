@@ -15,9 +15,7 @@ fn mounts() -> String {
 
 #[tokio::test]
 async fn pod_with_csi_volume_gets_a_real_mount_and_a_pod_status() {
-    let Some(mut s) = common::Session::start("t").await else {
-        return;
-    };
+    let mut s = common::session!("t");
     let common::Session { env, cleanup, .. } = &mut s;
     let client = common::kube().await;
     let driver = bootstrap::render::csi_driver::render(
@@ -142,9 +140,7 @@ async fn pod_with_csi_volume_gets_a_real_mount_and_a_pod_status() {
 
 #[tokio::test]
 async fn a_failed_mount_becomes_a_pod_event_and_the_pod_stays_pending() {
-    let Some(mut s) = common::Session::start("t").await else {
-        return;
-    };
+    let mut s = common::session!("t");
     let common::Session {
         env: _, cleanup, ..
     } = &mut s;

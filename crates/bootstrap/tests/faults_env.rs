@@ -89,9 +89,7 @@ async fn nothing_left(cluster: &str, what: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_ups_at_once_both_end_with_one_role_and_one_association() {
-    let Some(mut s) = common::Session::serial("t").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "t");
     let common::Session { env, cleanup, .. } = &mut s;
     let cluster = env.cluster.clone();
     let ns = common::unique("twice");
@@ -606,9 +604,7 @@ async fn run_case(
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "the fault matrix takes about 40 minutes: `BOOTSTRAP_FAULTS=1 tests/run.sh`, or `cargo test -p bootstrap --test faults_env -- --ignored` with the environment up"]
 async fn every_fault_of_up_and_down_converges() {
-    let Some(mut s) = common::Session::serial("t").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "t");
     let common::Session { env, cleanup, .. } = &mut s;
     let cluster = env.cluster.clone();
     // The matrix's own namespaces, removed when it ends, pass or fail.

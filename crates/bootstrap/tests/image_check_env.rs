@@ -66,9 +66,7 @@ impl Drop for NodeGuard {
 
 #[tokio::test]
 async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push_passes() {
-    let Some(mut s) = common::Session::start("t").await else {
-        return;
-    };
+    let mut s = common::session!("t");
     let common::Session { env, kube, .. } = &mut s;
     let Some((registry, layout)) = common::registry() else {
         return;
@@ -300,9 +298,7 @@ async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push
 
 #[tokio::test]
 async fn down_plans_to_delete_only_the_ecr_repositories_bootstrap_created_for_its_cluster() {
-    let Some(mut s) = common::Session::start("t").await else {
-        return;
-    };
+    let mut s = common::session!("t");
     let common::Session { env, cleanup, .. } = &mut s;
     use aws_sdk_ecr::types::Tag;
     let ecr = aws_sdk_ecr::Client::new(&common::aws().await);

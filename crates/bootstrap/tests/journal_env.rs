@@ -56,9 +56,7 @@ async fn dry_then_real(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_run_journals_exactly_what_its_dry_run_planned() {
-    let Some(mut s) = common::Session::serial("jr").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "jr");
     let common::Session {
         env, tag, cleanup, ..
     } = &mut s;

@@ -80,9 +80,7 @@ async fn irsa_workload(prefix: &str) -> Option<(common::fixture::Fixture, String
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
-    let Some(mut s) = common::Session::serial("t").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "t");
     let common::Session { env, cfg, .. } = &mut s;
     let Some((fx, _tag, _)) = irsa_workload("mig").await else {
         return;
@@ -160,9 +158,7 @@ async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_workload_whose_pod_identity_mount_fails_is_rolled_back_to_irsa() {
-    let Some(mut s) = common::Session::serial("t").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "t");
     let common::Session { env, cfg, .. } = &mut s;
     let Some((fx, _tag, _)) = irsa_workload("rb").await else {
         return;
@@ -269,9 +265,7 @@ fn annotation(sa: &ServiceAccount) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters_last_trust() {
-    let Some(mut s) = common::Session::serial("shr").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "shr");
     let common::Session {
         env,
         tag,
@@ -476,9 +470,7 @@ async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_annotated_account_whose_class_no_workload_mounts_is_listed_with_the_reason() {
-    let Some(mut s) = common::Session::serial("t").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "t");
     let common::Session { env, .. } = &mut s;
     let Some(fx) = common::fixture::Fixture::new("unt", &[], &[], true).await else {
         return;

@@ -109,9 +109,7 @@ async fn can_read(cfg: &aws_config::SdkConfig, secret: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_teams_converge_rerun_edit_and_prune() {
-    let Some(mut s) = common::Session::serial("ob").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "ob");
     let common::Session {
         env,
         tag,
@@ -400,9 +398,7 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_file_names_line_column_and_field_and_writes_nothing() {
-    let Some(mut s) = common::Session::serial("t").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "t");
     let common::Session { env, .. } = &mut s;
     let http = reqwest::Client::new();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -427,9 +423,7 @@ async fn a_malformed_file_names_line_column_and_field_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_teams_with_throttling_finish_without_failures() {
-    let Some(mut s) = common::Session::serial("many").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "many");
     let common::Session {
         env, tag, cleanup, ..
     } = &mut s;
@@ -522,9 +516,7 @@ async fn create_secret(cfg: &aws_config::SdkConfig, name: &str) -> String {
 /// its own secret (IAM enforced by the stand-in), and `down --namespace T` leaves `T-a` whole.
 #[tokio::test(flavor = "multi_thread")]
 async fn colliding_namespace_and_service_account_joins_get_their_own_roles() {
-    let Some(mut s) = common::Session::serial("col").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "col");
     let common::Session {
         env,
         tag,
@@ -659,9 +651,7 @@ fn urlencoding_decode(raw: &str) -> String {
 /// association created or updated), and a second run writes nothing at all.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_previous_release_role_is_adopted_without_churn() {
-    let Some(mut s) = common::Session::serial("legacy").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "legacy");
     let common::Session {
         env,
         tag,
@@ -813,9 +803,7 @@ fn access_denied<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(err
 /// next run, which reports the SPC updated.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
-    let Some(mut s) = common::Session::serial("pfx").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "pfx");
     let common::Session {
         env,
         tag,

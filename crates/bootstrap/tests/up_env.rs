@@ -15,9 +15,7 @@ fn cluster() -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn up_verifies_then_a_second_run_writes_nothing() {
-    let Some(s) = common::Session::serial("up").await else {
-        return;
-    };
+    let s = common::session!(serial, "up");
     let cluster = s.cluster().to_string();
     let out = run(up_args(&cluster, None, &["--output", "json"])).await;
     let first = json_of(&out);
@@ -50,9 +48,7 @@ async fn up_verifies_then_a_second_run_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_role_association_and_spc_are_exactly_as_specified() {
-    let Some(s) = common::Session::serial("up").await else {
-        return;
-    };
+    let s = common::session!(serial, "up");
     let cluster = s.cluster().to_string();
     let out = run(up_args(&cluster, None, &["--output", "json"])).await;
     assert!(
@@ -165,9 +161,7 @@ fn bad_input_gets_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn another_roles_association_is_a_conflict_until_forced() {
-    let Some(mut s) = common::Session::serial("up").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "up");
     let cluster = s.cluster().to_string();
     let ns = format!("conflict-{}", std::process::id());
     // `--force` points the hand-made association at bootstrap's role; that association is not
@@ -206,9 +200,7 @@ async fn another_roles_association_is_a_conflict_until_forced() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_kubeconfig_up_signs_its_own_eks_token() {
-    let Some(s) = common::Session::serial("up").await else {
-        return;
-    };
+    let s = common::session!(serial, "up");
     let cluster = s.cluster().to_string();
     let home = tempfile::tempdir().expect("tempdir");
     let home_dir = home.path().to_path_buf();
@@ -249,9 +241,7 @@ async fn without_a_kubeconfig_up_signs_its_own_eks_token() {
 /// it and leaves it as is): the sample pod cannot mount, and `up` says why.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_verification_names_its_cause() {
-    let Some(mut s) = common::Session::serial("up").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "up");
     let cluster = s.cluster().to_string();
     ensure_up(&cluster).await;
     let ns = format!("no-podid-{}", std::process::id());
@@ -330,9 +320,7 @@ async fn a_failed_verification_names_its_cause() {
 /// counters are shared with other suites, so "no write" is not asserted here: it is a dry run.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_aws_provider_is_refused_with_a_hint() {
-    let Some(s) = common::Session::serial("up").await else {
-        return;
-    };
+    let s = common::session!(serial, "up");
     let cluster = s.cluster().to_string();
     // Our provider runs (whatever ran before this test).
     ensure_up(&cluster).await;
@@ -381,9 +369,7 @@ async fn a_missing_association_is_named_as_the_cause() {
     use bootstrap::plan::Executor;
     use bootstrap::resources::sample;
     use bootstrap::target;
-    let Some(mut s) = common::Session::serial("up").await else {
-        return;
-    };
+    let mut s = common::session!(serial, "up");
     let cluster = s.cluster().to_string();
     ensure_up(&cluster).await;
     let ns = format!("no-assoc-{}", std::process::id());

@@ -8,7 +8,7 @@ pub mod inventory;
 pub mod session;
 
 #[allow(unused_imports)]
-pub use session::Session;
+pub(crate) use session::{Session, session};
 
 use std::time::Duration;
 

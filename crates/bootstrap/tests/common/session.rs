@@ -56,3 +56,22 @@ impl Session {
         &self.env.cluster
     }
 }
+
+/// `let mut s = common::session!("tag");` (`session!(serial, "tag")` to hold [`SERIAL`]):
+/// the test's [`Session`], or a return from the test when the environment is not up.
+#[allow(unused_macros)]
+macro_rules! session {
+    (serial, $prefix:literal) => {
+        match $crate::common::Session::serial($prefix).await {
+            Some(session) => session,
+            None => return,
+        }
+    };
+    ($prefix:literal) => {
+        match $crate::common::Session::start($prefix).await {
+            Some(session) => session,
+            None => return,
+        }
+    };
+}
+pub(crate) use session;
