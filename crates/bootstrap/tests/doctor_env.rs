@@ -116,7 +116,7 @@ fn bad_input_exits_2_before_any_call() {
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_passes_on_a_cluster_fresh_from_up() {
     let mut s = common::session!(serial, "t");
-    let common::Session { env, .. } = &mut s;
+    let (env, ..) = s.parts();
     ensure_up(&env.cluster).await;
 
     let (code, report, out) = doctor(&env.cluster, &["--namespace", DEMO_NS]).await;
@@ -181,9 +181,7 @@ async fn doctor_passes_on_a_cluster_fresh_from_up() {
 #[tokio::test(flavor = "multi_thread")]
 async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
     let mut s = common::session!(serial, "t");
-    let common::Session {
-        env, cfg, cleanup, ..
-    } = &mut s;
+    let (env, _, cfg, _, cleanup) = s.parts();
     ensure_up(&env.cluster).await;
     let (arn, value) = secret(cleanup, cfg, &common::unique("doctor/yes")).await;
     let Some(fx) = Fixture::new("dr-yes", std::slice::from_ref(&arn), &[], false).await else {
@@ -225,9 +223,7 @@ async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
 #[tokio::test(flavor = "multi_thread")]
 async fn pod_identity_without_an_association_is_flagged_with_the_create_command() {
     let mut s = common::session!(serial, "t");
-    let common::Session {
-        env, cfg, cleanup, ..
-    } = &mut s;
+    let (env, _, cfg, _, cleanup) = s.parts();
     ensure_up(&env.cluster).await;
     let (arn, value) = secret(cleanup, cfg, &common::unique("doctor/noassoc")).await;
     // IRSA-annotated service account, no association; its class says Pod Identity.
@@ -268,13 +264,7 @@ async fn pod_identity_without_an_association_is_flagged_with_the_create_command(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
     let mut s = common::session!(serial, "doctor/pol");
-    let common::Session {
-        env,
-        tag,
-        cfg,
-        cleanup,
-        ..
-    } = &mut s;
+    let (env, tag, cfg, _, cleanup) = s.parts();
     ensure_up(&env.cluster).await;
     let (allowed, v1) = secret(cleanup, cfg, &format!("{tag}/allowed")).await;
     let (missed, v2) = secret(cleanup, cfg, &format!("{tag}/missed")).await;
@@ -330,7 +320,7 @@ async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_csidriver_without_the_pod_identity_audience_is_flagged() {
     let mut s = common::session!(serial, "t");
-    let common::Session { env, kube, .. } = &mut s;
+    let (env, _, _, kube, ..) = s.parts();
     ensure_up(&env.cluster).await;
     let drivers: Api<CSIDriver> = Api::all(kube.clone());
     let name = "secrets-store.csi.k8s.io";
@@ -399,9 +389,7 @@ async fn ready_pod_on(kube: &kube::Client, ns: &str, prefix: &str, node: &str) -
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_where_the_driver_runs_without_a_provider_pod_is_flagged() {
     let mut s = common::session!(serial, "t");
-    let common::Session {
-        env, kube, cleanup, ..
-    } = &mut s;
+    let (env, _, _, kube, cleanup) = s.parts();
     ensure_up(&env.cluster).await;
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-west-2".into());
     let (node_name, node) = third_node(&region);

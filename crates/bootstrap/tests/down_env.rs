@@ -38,14 +38,7 @@ fn planned_writes(report: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn up_then_down_leaves_nothing_owned_and_everything_else() {
     let mut s = common::session!(serial, "dn");
-    let common::Session {
-        env,
-        tag,
-        cfg,
-        kube,
-        cleanup,
-        ..
-    } = &mut s;
+    let (env, tag, cfg, kube, cleanup) = s.parts();
     let cluster = env.cluster.clone();
     let eks = aws_sdk_eks::Client::new(cfg);
     let iam = aws_sdk_iam::Client::new(cfg);
@@ -241,13 +234,7 @@ async fn killed_up(cluster: &str, ns: &str, after: usize, log: &std::path::Path)
 #[tokio::test(flavor = "multi_thread")]
 async fn up_killed_at_three_points_then_down_leaves_nothing_owned() {
     let mut s = common::session!(serial, "t");
-    let common::Session {
-        env,
-        cfg,
-        kube,
-        cleanup,
-        ..
-    } = &mut s;
+    let (env, _, cfg, kube, cleanup) = s.parts();
     let cluster = env.cluster.clone();
     let dir = tempfile::tempdir().expect("tempdir");
     // After the first write (the demo secret), midway (roles, add-ons, manifests), and late
@@ -281,14 +268,7 @@ async fn up_killed_at_three_points_then_down_leaves_nothing_owned() {
 #[tokio::test(flavor = "multi_thread")]
 async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
     let mut s = common::session!(serial, "fc");
-    let common::Session {
-        env,
-        tag,
-        cfg,
-        kube,
-        cleanup,
-        ..
-    } = &mut s;
+    let (env, tag, cfg, kube, cleanup) = s.parts();
     let cluster = env.cluster.clone();
     let ns = tag.clone();
     let group = format!("{tag}.bootstrap.test");

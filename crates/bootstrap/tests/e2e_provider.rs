@@ -19,12 +19,7 @@ fn objects(yaml: &str) -> String {
 async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespath_labels_and_modes()
  {
     let mut s = common::session!("pi");
-    let common::Session {
-        env: _,
-        tag,
-        cleanup,
-        ..
-    } = &mut s;
+    let (_, tag, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let ssm = aws_sdk_ssm::Client::new(&cfg);
@@ -215,7 +210,7 @@ async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespa
 #[tokio::test]
 async fn irsa_mounts_a_secret_with_the_service_account_role() {
     let mut s = common::session!("irsa");
-    let common::Session { tag, cleanup, .. } = &mut s;
+    let (_, tag, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     cleanup.secrets = vec![format!("{tag}/token")];
@@ -247,7 +242,7 @@ async fn irsa_mounts_a_secret_with_the_service_account_role() {
 #[tokio::test]
 async fn bad_input_fails_the_mount_with_a_clear_error_and_writes_nothing() {
     let mut s = common::session!("bad");
-    let common::Session { tag, cleanup, .. } = &mut s;
+    let (_, tag, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     cleanup.secrets = vec![format!("{tag}/ok"), format!("{tag}/big")];

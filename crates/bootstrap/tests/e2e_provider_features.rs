@@ -120,12 +120,7 @@ fn assert_not_logged(fx: &Fixture, values: &[&String]) {
 async fn a_prefix_mounts_every_secret_under_it_and_follows_additions_and_deletions_between_republishes()
  {
     let mut s = common::session!(serial, "pfx");
-    let common::Session {
-        env,
-        tag,
-        cleanup: made,
-        ..
-    } = &mut s;
+    let (env, tag, _, _, made) = s.parts();
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let ssm = aws_sdk_ssm::Client::new(&cfg);
@@ -254,9 +249,7 @@ async fn a_prefix_mounts_every_secret_under_it_and_follows_additions_and_deletio
 #[tokio::test]
 async fn all_keys_of_a_json_secret_are_files_with_a_version_each() {
     let mut s = common::session!(serial, "keys");
-    let common::Session {
-        tag, cleanup: made, ..
-    } = &mut s;
+    let (_, tag, _, _, made) = s.parts();
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     made.secrets = vec![format!("{tag}/db")];
@@ -318,9 +311,7 @@ async fn all_keys_of_a_json_secret_are_files_with_a_version_each() {
 #[tokio::test]
 async fn an_optional_missing_secret_is_skipped_and_a_denied_one_still_fails() {
     let mut s = common::session!(serial, "opt");
-    let common::Session {
-        tag, cleanup: made, ..
-    } = &mut s;
+    let (_, tag, _, _, made) = s.parts();
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     made.secrets = vec![format!("{tag}/ok/here"), format!("{tag}/other/denied")];

@@ -25,7 +25,7 @@ async fn set_audiences(kube: &kube::Client, audiences: &[&str]) {
 #[tokio::test]
 async fn a_missing_pod_identity_token_fails_with_a_hint_to_add_the_audience() {
     let mut s = common::session!("tok");
-    let common::Session { tag, cleanup, .. } = &mut s;
+    let (_, tag, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     cleanup.secrets = vec![format!("{tag}/s")];

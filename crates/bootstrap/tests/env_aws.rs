@@ -15,7 +15,7 @@ use serde_json::json;
 #[tokio::test]
 async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
     let mut s = common::session!("t");
-    let common::Session { env, cleanup, .. } = &mut s;
+    let (env, _, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
     let eks = aws_sdk_eks::Client::new(&cfg);
     let iam = aws_sdk_iam::Client::new(&cfg);
@@ -115,12 +115,7 @@ struct AgentCredentials {
 #[tokio::test]
 async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_read_the_secret() {
     let mut s = common::session!("t");
-    let common::Session {
-        env,
-        kube: client,
-        cleanup,
-        ..
-    } = &mut s;
+    let (env, _, _, client, cleanup) = s.parts();
     let cfg = common::aws().await;
     let ns = common::unique("env-d");
     cleanup.namespaces = vec![ns.clone()];
@@ -236,7 +231,7 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
 #[tokio::test]
 async fn injected_throttling_is_retried_by_the_sdk_and_every_call_is_counted() {
     let mut s = common::session!("t");
-    let common::Session { env, cfg, .. } = &mut s;
+    let (env, _, cfg, ..) = s.parts();
     let http = reqwest::Client::new();
     let eks = aws_sdk_eks::Client::new(cfg);
     let count = |calls: &serde_json::Value| calls["eks:ListAddons"].as_u64().unwrap_or(0);
@@ -274,7 +269,7 @@ async fn injected_throttling_is_retried_by_the_sdk_and_every_call_is_counted() {
 #[tokio::test]
 async fn signed_form_bodies_with_spaces_and_punctuation_are_accepted() {
     let mut s = common::session!("t");
-    let common::Session { cleanup, .. } = &mut s;
+    let (_, _, _, _, cleanup) = s.parts();
     let iam = aws_sdk_iam::Client::new(&common::aws().await);
     for description in ["with spaces", "bootstrap: role (cluster x/y) — a+b~c*"] {
         let name = common::unique("desc");

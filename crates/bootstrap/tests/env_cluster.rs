@@ -19,9 +19,7 @@ const MANAGER: &str = "bootstrap-env-test";
 #[tokio::test]
 async fn crd_and_custom_resource_are_server_side_applied_and_established() {
     let mut s = common::session!("t");
-    let common::Session {
-        env: _, cleanup, ..
-    } = &mut s;
+    let (_, _, _, _, cleanup) = s.parts();
     let client = common::kube().await;
     let crd = json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -133,7 +131,7 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
 #[tokio::test]
 async fn fake_eks_nodes_are_ready_and_labelled() {
     let mut s = common::session!("t");
-    let common::Session { env, .. } = &mut s;
+    let (env, ..) = s.parts();
     let client = common::kube().await;
     let nodes: Api<Node> = Api::all(client);
     let ready = common::eventually("both fake nodes Ready", 60, || {
@@ -174,7 +172,7 @@ async fn fake_eks_nodes_are_ready_and_labelled() {
 #[tokio::test]
 async fn daemonset_rolls_out_on_every_fake_node() {
     let mut s = common::session!("t");
-    let common::Session { env, cleanup, .. } = &mut s;
+    let (env, _, _, _, cleanup) = s.parts();
     let client = common::kube().await;
     let ns = common::unique("env-b");
     // Removed when the test ends, pass or fail.

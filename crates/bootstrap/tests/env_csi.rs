@@ -16,7 +16,7 @@ fn mounts() -> String {
 #[tokio::test]
 async fn pod_with_csi_volume_gets_a_real_mount_and_a_pod_status() {
     let mut s = common::session!("t");
-    let common::Session { env, cleanup, .. } = &mut s;
+    let (env, _, _, _, cleanup) = s.parts();
     let client = common::kube().await;
     let driver = bootstrap::render::csi_driver::render(
         &bootstrap::render::csi_driver::CsiDriverValues::default(),
@@ -141,9 +141,7 @@ async fn pod_with_csi_volume_gets_a_real_mount_and_a_pod_status() {
 #[tokio::test]
 async fn a_failed_mount_becomes_a_pod_event_and_the_pod_stays_pending() {
     let mut s = common::session!("t");
-    let common::Session {
-        env: _, cleanup, ..
-    } = &mut s;
+    let (_, _, _, _, cleanup) = s.parts();
     let client = common::kube().await;
     let driver = bootstrap::render::csi_driver::render(
         &bootstrap::render::csi_driver::CsiDriverValues::default(),

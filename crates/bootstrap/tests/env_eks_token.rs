@@ -38,7 +38,7 @@ fn status_of(err: kube::Error) -> u16 {
 #[tokio::test]
 async fn describe_cluster_and_a_self_signed_eks_token_reach_the_apiserver() {
     let mut s = common::session!("t");
-    let common::Session { env, .. } = &mut s;
+    let (env, ..) = s.parts();
     let cfg = common::aws().await;
     let region = std::env::var("AWS_REGION").expect("AWS_REGION");
     let ep = endpoint(&cfg, &env.cluster).await;
@@ -79,7 +79,7 @@ async fn describe_cluster_and_a_self_signed_eks_token_reach_the_apiserver() {
 #[tokio::test]
 async fn a_user_without_access_is_authenticated_but_forbidden() {
     let mut s = common::session!("t");
-    let common::Session { env, cleanup, .. } = &mut s;
+    let (env, _, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
     let region = std::env::var("AWS_REGION").expect("AWS_REGION");
     let iam = aws_sdk_iam::Client::new(&cfg);

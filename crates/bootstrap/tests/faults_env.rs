@@ -90,7 +90,7 @@ async fn nothing_left(cluster: &str, what: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_ups_at_once_both_end_with_one_role_and_one_association() {
     let mut s = common::session!(serial, "t");
-    let common::Session { env, cleanup, .. } = &mut s;
+    let (env, _, _, _, cleanup) = s.parts();
     let cluster = env.cluster.clone();
     let ns = common::unique("twice");
     // Removed when the test ends, pass or fail (the test's own `down` removes it on success).
@@ -605,7 +605,7 @@ async fn run_case(
 #[ignore = "the fault matrix takes about 40 minutes: `BOOTSTRAP_FAULTS=1 tests/run.sh`, or `cargo test -p bootstrap --test faults_env -- --ignored` with the environment up"]
 async fn every_fault_of_up_and_down_converges() {
     let mut s = common::session!(serial, "t");
-    let common::Session { env, cleanup, .. } = &mut s;
+    let (env, _, _, _, cleanup) = s.parts();
     let cluster = env.cluster.clone();
     // The matrix's own namespaces, removed when it ends, pass or fail.
     let http = reqwest::Client::new();

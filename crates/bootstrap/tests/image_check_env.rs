@@ -67,7 +67,7 @@ impl Drop for NodeGuard {
 #[tokio::test]
 async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push_passes() {
     let mut s = common::session!("t");
-    let common::Session { env, kube, .. } = &mut s;
+    let (env, _, _, kube, ..) = s.parts();
     let Some((registry, layout)) = common::registry() else {
         return;
     };
@@ -299,7 +299,7 @@ async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push
 #[tokio::test]
 async fn down_plans_to_delete_only_the_ecr_repositories_bootstrap_created_for_its_cluster() {
     let mut s = common::session!("t");
-    let common::Session { env, cleanup, .. } = &mut s;
+    let (env, _, _, _, cleanup) = s.parts();
     use aws_sdk_ecr::types::Tag;
     let ecr = aws_sdk_ecr::Client::new(&common::aws().await);
     let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().expect("tag");

@@ -57,9 +57,7 @@ async fn dry_then_real(
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_run_journals_exactly_what_its_dry_run_planned() {
     let mut s = common::session!(serial, "jr");
-    let common::Session {
-        env, tag, cleanup, ..
-    } = &mut s;
+    let (env, tag, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
     let (up_ns, team_ns) = (format!("{tag}-up"), format!("{tag}-team"));
     cleanup.namespaces = vec![up_ns.clone(), team_ns.clone()];

@@ -81,7 +81,7 @@ async fn irsa_workload(prefix: &str) -> Option<(common::fixture::Fixture, String
 #[tokio::test(flavor = "multi_thread")]
 async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
     let mut s = common::session!(serial, "t");
-    let common::Session { env, cfg, .. } = &mut s;
+    let (env, _, cfg, ..) = s.parts();
     let Some((fx, _tag, _)) = irsa_workload("mig").await else {
         return;
     };
@@ -159,7 +159,7 @@ async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_workload_whose_pod_identity_mount_fails_is_rolled_back_to_irsa() {
     let mut s = common::session!(serial, "t");
-    let common::Session { env, cfg, .. } = &mut s;
+    let (env, _, cfg, ..) = s.parts();
     let Some((fx, _tag, _)) = irsa_workload("rb").await else {
         return;
     };
@@ -266,12 +266,7 @@ fn annotation(sa: &ServiceAccount) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters_last_trust() {
     let mut s = common::session!(serial, "shr");
-    let common::Session {
-        env,
-        tag,
-        cleanup: made,
-        ..
-    } = &mut s;
+    let (env, tag, _, _, made) = s.parts();
     let cfg = common::aws().await;
     let secret = made
         .secret(&cfg, &format!("{tag}/token"), &common::unique("v"))
@@ -471,7 +466,7 @@ async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters
 #[tokio::test(flavor = "multi_thread")]
 async fn an_annotated_account_whose_class_no_workload_mounts_is_listed_with_the_reason() {
     let mut s = common::session!(serial, "t");
-    let common::Session { env, .. } = &mut s;
+    let (env, ..) = s.parts();
     let Some(fx) = common::fixture::Fixture::new("unt", &[], &[], true).await else {
         return;
     };

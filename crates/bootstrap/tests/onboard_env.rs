@@ -110,14 +110,7 @@ async fn can_read(cfg: &aws_config::SdkConfig, secret: &str) -> bool {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_teams_converge_rerun_edit_and_prune() {
     let mut s = common::session!(serial, "ob");
-    let common::Session {
-        env,
-        tag,
-        cfg,
-        kube,
-        cleanup,
-        ..
-    } = &mut s;
+    let (env, tag, cfg, kube, cleanup) = s.parts();
     let cluster = env.cluster.clone();
     let http = reqwest::Client::new();
     // The teams' namespaces, and the intruder's below: its association names the payments
@@ -399,7 +392,7 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_file_names_line_column_and_field_and_writes_nothing() {
     let mut s = common::session!(serial, "t");
-    let common::Session { env, .. } = &mut s;
+    let (env, ..) = s.parts();
     let http = reqwest::Client::new();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("teams.yaml");
@@ -424,9 +417,7 @@ async fn a_malformed_file_names_line_column_and_field_and_writes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_teams_with_throttling_finish_without_failures() {
     let mut s = common::session!(serial, "many");
-    let common::Session {
-        env, tag, cleanup, ..
-    } = &mut s;
+    let (env, tag, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
     let http = reqwest::Client::new();
     // 200 teams: too many to remove one namespace at a time, so every workload bootstrap owns
@@ -517,14 +508,7 @@ async fn create_secret(cfg: &aws_config::SdkConfig, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn colliding_namespace_and_service_account_joins_get_their_own_roles() {
     let mut s = common::session!(serial, "col");
-    let common::Session {
-        env,
-        tag,
-        cfg,
-        kube,
-        cleanup,
-        ..
-    } = &mut s;
+    let (env, tag, cfg, kube, cleanup) = s.parts();
     let cluster = env.cluster.clone();
     let (ns1, ns2) = (tag.clone(), format!("{tag}-a"));
     cleanup.namespaces = vec![ns1.clone(), ns2.clone()];
@@ -652,13 +636,7 @@ fn urlencoding_decode(raw: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_previous_release_role_is_adopted_without_churn() {
     let mut s = common::session!(serial, "legacy");
-    let common::Session {
-        env,
-        tag,
-        cfg,
-        cleanup,
-        ..
-    } = &mut s;
+    let (env, tag, cfg, _, cleanup) = s.parts();
     let cluster = env.cluster.clone();
     let http = reqwest::Client::new();
     let (ns, sa) = (tag.clone(), "app");
@@ -804,14 +782,7 @@ fn access_denied<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(err
 #[tokio::test(flavor = "multi_thread")]
 async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
     let mut s = common::session!(serial, "pfx");
-    let common::Session {
-        env,
-        tag,
-        cfg,
-        kube,
-        cleanup,
-        ..
-    } = &mut s;
+    let (env, tag, cfg, kube, cleanup) = s.parts();
     assert_eq!(
         std::env::var("BOOTSTRAP_ENV_IAM_ENFORCED").as_deref(),
         Ok("true"),

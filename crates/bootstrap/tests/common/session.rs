@@ -52,6 +52,25 @@ impl Session {
         })
     }
 
+    /// The fixtures, for one `let (env, tag, cfg, kube, cleanup) = s.parts();`.
+    pub fn parts(
+        &mut self,
+    ) -> (
+        &Env,
+        &String,
+        &aws_config::SdkConfig,
+        &kube::Client,
+        &mut Cleanup,
+    ) {
+        (
+            &self.env,
+            &self.tag,
+            &self.cfg,
+            &self.kube,
+            &mut self.cleanup,
+        )
+    }
+
     pub fn cluster(&self) -> &str {
         &self.env.cluster
     }
