@@ -22,21 +22,16 @@ use super::auth::irsa::ROLE_ANNOTATION;
 /// The node label carrying the region.
 pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
 
+/// What a look-up answers: the value if the object has it, or a readable error.
+pub type Lookup<'a> = BoxFuture<'a, Result<Option<String>, String>>;
+
 /// Read-only cluster look-ups. Errors are human-readable and name the object.
 pub trait ClusterLookup: Send + Sync {
     /// The `eks.amazonaws.com/role-arn` annotation of a service account, if any.
-    fn role_arn<'a>(
-        &'a self,
-        namespace: &'a str,
-        service_account: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, String>>;
+    fn role_arn<'a>(&'a self, namespace: &'a str, service_account: &'a str) -> Lookup<'a>;
 
     /// The region label of the node the pod runs on, if any.
-    fn node_region<'a>(
-        &'a self,
-        namespace: &'a str,
-        pod: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, String>>;
+    fn node_region<'a>(&'a self, namespace: &'a str, pod: &'a str) -> Lookup<'a>;
 }
 
 /// The few fields read of a service account, pod or node (not k8s-openapi's types: a `Pod`'s
@@ -122,25 +117,56 @@ fn failed(what: &str, e: &KubeError, needs: &str) -> String {
     }
 }
 
+/// A namespaced kind the provider reads: its path segment, its name in a name check and in
+/// an error, and the RBAC rule a 403 points at.
+struct Kind {
+    plural: &'static str,
+    noun: &'static str,
+    label: &'static str,
+    needs: &'static str,
+}
+
+const SERVICE_ACCOUNTS: Kind = Kind {
+    plural: "serviceaccounts",
+    noun: "service account",
+    label: "serviceaccount",
+    needs: "serviceaccounts get",
+};
+
+const PODS: Kind = Kind {
+    plural: "pods",
+    noun: "pod",
+    label: "pod",
+    needs: "pods get when the region comes from the node",
+};
+
+impl KubeLookup {
+    /// GETs object `name` of `kind` in `namespace`, both checked as names first.
+    async fn get_namespaced(
+        &self,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Object, String> {
+        let path = format!(
+            "/api/v1/namespaces/{}/{}/{}",
+            segment(namespace, "namespace")?,
+            kind.plural,
+            segment(name, kind.noun)?
+        );
+        self.client().await?.get(&path).await.map_err(|e| {
+            let what = format!("{} {namespace}/{name}", kind.label);
+            failed(&what, &e, kind.needs)
+        })
+    }
+}
+
 impl ClusterLookup for KubeLookup {
-    fn role_arn<'a>(
-        &'a self,
-        namespace: &'a str,
-        service_account: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+    fn role_arn<'a>(&'a self, namespace: &'a str, service_account: &'a str) -> Lookup<'a> {
         Box::pin(async move {
-            let path = format!(
-                "/api/v1/namespaces/{}/serviceaccounts/{}",
-                segment(namespace, "namespace")?,
-                segment(service_account, "service account")?
-            );
-            let sa: Object = self.client().await?.get(&path).await.map_err(|e| {
-                failed(
-                    &format!("serviceaccount {namespace}/{service_account}"),
-                    &e,
-                    "serviceaccounts get",
-                )
-            })?;
+            let sa = self
+                .get_namespaced(SERVICE_ACCOUNTS, namespace, service_account)
+                .await?;
             Ok(sa
                 .metadata
                 .and_then(|m| m.annotations)
@@ -149,25 +175,10 @@ impl ClusterLookup for KubeLookup {
         })
     }
 
-    fn node_region<'a>(
-        &'a self,
-        namespace: &'a str,
-        pod: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+    fn node_region<'a>(&'a self, namespace: &'a str, pod: &'a str) -> Lookup<'a> {
         Box::pin(async move {
-            let path = format!(
-                "/api/v1/namespaces/{}/pods/{}",
-                segment(namespace, "namespace")?,
-                segment(pod, "pod")?
-            );
+            let p = self.get_namespaced(PODS, namespace, pod).await?;
             let client = self.client().await?;
-            let p: Object = client.get(&path).await.map_err(|e| {
-                failed(
-                    &format!("pod {namespace}/{pod}"),
-                    &e,
-                    "pods get when the region comes from the node",
-                )
-            })?;
             let Some(node_name) = p.spec.and_then(|s| s.node_name) else {
                 return Ok(None);
             };

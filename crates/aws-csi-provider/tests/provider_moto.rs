@@ -4,8 +4,6 @@
 
 mod provider_support;
 
-use aws_csi_provider::clients::{SdkFactory, base_config};
-use aws_csi_provider::mount::MountConfig;
 use provider_support::moto::{moto, run_id};
 use provider_support::*;
 
@@ -68,19 +66,7 @@ async fn secrets_manager_and_ssm_through_moto() {
         }
     };
 
-    let agent = start_agent_with(POD_TOKEN, &moto.key, &moto.secret, "").await;
-    let factory = SdkFactory::new(
-        // The provider's own configuration, from an environment of AWS_ENDPOINT_URL alone.
-        base_config(|name| (name == "AWS_ENDPOINT_URL").then(|| moto.endpoint.clone()))
-            .expect("base config"),
-    );
-    let mut h = start(
-        factory,
-        FakeCluster::default(),
-        &agent.url,
-        MountConfig::default(),
-    )
-    .await;
+    let (_agent, mut h) = moto.provider().await;
     let objects = format!(
         "- {{objectName: '{db}', objectType: secretsmanager, objectAlias: db, jmesPath: [{{path: pass, objectAlias: db-pass}}]}}\n\
          - {{objectName: '{db}', objectType: secretsmanager, objectAlias: db-previous, objectVersionLabel: AWSPREVIOUS}}\n\
@@ -196,19 +182,7 @@ async fn prefix_all_keys_and_optional_through_moto() {
         bootstrap_common::testenv::skip(&format!("moto setup failed: {e}"));
         return;
     }
-    let agent = start_agent_with(POD_TOKEN, &moto.key, &moto.secret, "").await;
-    let factory = SdkFactory::new(
-        // The provider's own configuration, from an environment of AWS_ENDPOINT_URL alone.
-        base_config(|name| (name == "AWS_ENDPOINT_URL").then(|| moto.endpoint.clone()))
-            .expect("base config"),
-    );
-    let mut h = start(
-        factory,
-        FakeCluster::default(),
-        &agent.url,
-        MountConfig::default(),
-    )
-    .await;
+    let (_agent, mut h) = moto.provider().await;
     let objects = format!(
         "- {{objectName: '{prefix}', objectType: secretsmanager, matchPrefix: true, objectAlias: team}}\n\
          - {{objectName: '/provider-feat-{run}/cfg/', objectType: ssmparameter, matchPrefix: true, objectAlias: cfg}}\n\

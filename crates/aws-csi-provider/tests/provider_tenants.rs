@@ -11,10 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use aws_csi_provider::cluster::ClusterLookup;
+use aws_csi_provider::cluster::{ClusterLookup, Lookup};
 use aws_csi_provider::mount::MountConfig;
 use aws_csi_provider::server::SOCKET_NAME;
-use futures::future::BoxFuture;
 use provider_support::fixtures::*;
 use provider_support::*;
 use tonic::Code;
@@ -235,18 +234,10 @@ struct StuckNode {
 }
 
 impl ClusterLookup for StuckNode {
-    fn role_arn<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+    fn role_arn<'a>(&'a self, _: &'a str, _: &'a str) -> Lookup<'a> {
         Box::pin(async { Ok(None) })
     }
-    fn node_region<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+    fn node_region<'a>(&'a self, _: &'a str, _: &'a str) -> Lookup<'a> {
         Box::pin(async move {
             self.entered.notify_one();
             self.release.notified().await;

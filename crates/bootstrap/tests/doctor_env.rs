@@ -18,9 +18,6 @@ use k8s_openapi::api::storage::v1::CSIDriver;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
-/// The tests change the same cluster: one at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 const DEMO_NS: &str = "bootstrap-demo";
 
 /// Runs `doctor --output json` with `extra` flags: the exit code and the report.
@@ -118,8 +115,8 @@ fn bad_input_exits_2_before_any_call() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn doctor_passes_on_a_cluster_fresh_from_up() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "t");
+    let (env, ..) = s.parts();
     ensure_up(&env.cluster).await;
 
     let (code, report, out) = doctor(&env.cluster, &["--namespace", DEMO_NS]).await;
@@ -183,12 +180,10 @@ async fn doctor_passes_on_a_cluster_fresh_from_up() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "t");
+    let (env, _, cfg, _, cleanup) = s.parts();
     ensure_up(&env.cluster).await;
-    let cfg = common::aws().await;
-    let mut cleanup = Cleanup::new(&env.cluster);
-    let (arn, value) = secret(&mut cleanup, &cfg, &common::unique("doctor/yes")).await;
+    let (arn, value) = secret(cleanup, cfg, &common::unique("doctor/yes")).await;
     let Some(fx) = Fixture::new("dr-yes", std::slice::from_ref(&arn), &[], false).await else {
         return;
     };
@@ -227,12 +222,10 @@ async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pod_identity_without_an_association_is_flagged_with_the_create_command() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "t");
+    let (env, _, cfg, _, cleanup) = s.parts();
     ensure_up(&env.cluster).await;
-    let cfg = common::aws().await;
-    let mut cleanup = Cleanup::new(&env.cluster);
-    let (arn, value) = secret(&mut cleanup, &cfg, &common::unique("doctor/noassoc")).await;
+    let (arn, value) = secret(cleanup, cfg, &common::unique("doctor/noassoc")).await;
     // IRSA-annotated service account, no association; its class says Pod Identity.
     let Some(fx) = Fixture::new("dr-noassoc", std::slice::from_ref(&arn), &[], true).await else {
         return;
@@ -270,14 +263,11 @@ async fn pod_identity_without_an_association_is_flagged_with_the_create_command(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "doctor/pol");
+    let (env, tag, cfg, _, cleanup) = s.parts();
     ensure_up(&env.cluster).await;
-    let cfg = common::aws().await;
-    let tag = common::unique("doctor/pol");
-    let mut cleanup = Cleanup::new(&env.cluster);
-    let (allowed, v1) = secret(&mut cleanup, &cfg, &format!("{tag}/allowed")).await;
-    let (missed, v2) = secret(&mut cleanup, &cfg, &format!("{tag}/missed")).await;
+    let (allowed, v1) = secret(cleanup, cfg, &format!("{tag}/allowed")).await;
+    let (missed, v2) = secret(cleanup, cfg, &format!("{tag}/missed")).await;
     let Some(fx) = Fixture::new("dr-policy", std::slice::from_ref(&allowed), &[], false).await
     else {
         return;
@@ -329,10 +319,9 @@ async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_csidriver_without_the_pod_identity_audience_is_flagged() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "t");
+    let (env, _, _, kube, ..) = s.parts();
     ensure_up(&env.cluster).await;
-    let kube = common::kube().await;
     let drivers: Api<CSIDriver> = Api::all(kube.clone());
     let name = "secrets-store.csi.k8s.io";
     // tokenRequests is mutable (Kubernetes >= 1.21): a merge patch replaces the list.
@@ -399,14 +388,12 @@ async fn ready_pod_on(kube: &kube::Client, ns: &str, prefix: &str, node: &str) -
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_where_the_driver_runs_without_a_provider_pod_is_flagged() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "t");
+    let (env, _, _, kube, cleanup) = s.parts();
     ensure_up(&env.cluster).await;
-    let kube = common::kube().await;
     let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-west-2".into());
     let (node_name, node) = third_node(&region);
     // The node goes when the test ends, pass or fail.
-    let mut cleanup = Cleanup::new(&env.cluster);
     cleanup.cluster_objects.push((
         "v1".into(),
         "Node".into(),

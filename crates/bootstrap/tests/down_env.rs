@@ -15,9 +15,6 @@ use common::inventory::{foreign_agent_addon, owned_inventory, platform_item};
 
 const AGENT: &str = "eks-pod-identity-agent";
 
-/// The tests change the same cluster: one at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// The write operations a dry run's JSON report plans (every `calls` line but waits).
 fn planned_writes(report: &Value) -> Vec<String> {
     let mut lines: Vec<String> = report["steps"]
@@ -40,20 +37,16 @@ fn planned_writes(report: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn up_then_down_leaves_nothing_owned_and_everything_else() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "dn");
+    let (env, tag, cfg, kube, cleanup) = s.parts();
     let cluster = env.cluster.clone();
-    let cfg = common::aws().await;
-    let kube = common::kube().await;
-    let eks = aws_sdk_eks::Client::new(&cfg);
-    let iam = aws_sdk_iam::Client::new(&cfg);
-    let tag = common::unique("dn");
+    let eks = aws_sdk_eks::Client::new(cfg);
+    let iam = aws_sdk_iam::Client::new(cfg);
     let ns = format!("{tag}-app");
     let foreign_ns = format!("{tag}-theirs");
     let unrelated = format!("{tag}-unrelated");
     let lookalike = format!("bootstrap-{cluster}-{tag}-lookalike");
     // Removed when the test ends, pass or fail.
-    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
     cleanup.namespaces = vec![ns.clone(), foreign_ns.clone()];
     cleanup.roles = vec![unrelated.clone(), lookalike.clone()];
 
@@ -101,11 +94,11 @@ async fn up_then_down_leaves_nothing_owned_and_everything_else() {
     assert_eq!(agent["detail"]["changes"][0]["action"], "adopt", "{agent}");
 
     // Created after up: a foreign SPC in another namespace, a foreign object in ours.
-    common::namespace(&kube, &foreign_ns).await;
+    common::namespace(kube, &foreign_ns).await;
     let spc = json!({"apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
         "metadata": {"name": "theirs", "namespace": foreign_ns},
         "spec": {"provider": "aws", "parameters": {"objects": "- objectName: x\n  objectType: secretsmanager\n"}}});
-    common::spc_api(&kube, &foreign_ns)
+    common::spc_api(kube, &foreign_ns)
         .create(
             &PostParams::default(),
             &serde_json::from_value(spc).expect("spc"),
@@ -165,7 +158,7 @@ async fn up_then_down_leaves_nothing_owned_and_everything_else() {
 
     // Nothing owned is left but what the foreign objects keep: our namespace (with their
     // ConfigMap) and the driver whose CRDs their SPC needs.
-    let left = owned_inventory(&cfg, &kube, &cluster).await;
+    let left = owned_inventory(cfg, kube, &cluster).await;
     let expected_left = |item: &String| {
         item == &format!("Namespace/{ns}")
             || item.starts_with("CustomResourceDefinition/")
@@ -192,7 +185,7 @@ async fn up_then_down_leaves_nothing_owned_and_everything_else() {
         .send()
         .await;
     assert!(agent.is_ok(), "the adopted agent add-on survives");
-    common::spc_api(&kube, &foreign_ns)
+    common::spc_api(kube, &foreign_ns)
         .get("theirs")
         .await
         .expect("the foreign SPC survives");
@@ -211,17 +204,17 @@ async fn up_then_down_leaves_nothing_owned_and_everything_else() {
     );
 
     // Cleanup: without the foreign SPC, --force removes the namespace and the driver too.
-    common::spc_api(&kube, &foreign_ns)
+    common::spc_api(kube, &foreign_ns)
         .delete("theirs", &Default::default())
         .await
         .expect("delete SPC");
-    common::delete_namespace(&kube, &foreign_ns).await;
+    common::delete_namespace(kube, &foreign_ns).await;
     let mut a = down(false);
     a.push("--force".into());
     a.push("--workloads-only".into());
     let out = run(a, None).await;
     ok(&out, "down --force --workloads-only");
-    let left = owned_inventory(&cfg, &kube, &cluster).await;
+    let left = owned_inventory(cfg, kube, &cluster).await;
     let workloads: Vec<&String> = left.iter().filter(|i| !platform_item(i)).collect();
     assert!(
         workloads.is_empty(),
@@ -240,13 +233,10 @@ async fn killed_up(cluster: &str, ns: &str, after: usize, log: &std::path::Path)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn up_killed_at_three_points_then_down_leaves_nothing_owned() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "t");
+    let (env, _, cfg, kube, cleanup) = s.parts();
     let cluster = env.cluster.clone();
-    let cfg = common::aws().await;
-    let kube = common::kube().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
     // After the first write (the demo secret), midway (roles, add-ons, manifests), and late
     // (workload objects applied, the sample pod on its way).
     for (i, after) in [1usize, 6, 22].into_iter().enumerate() {
@@ -261,7 +251,7 @@ async fn up_killed_at_three_points_then_down_leaves_nothing_owned() {
         );
         let out = run(common::cli::down_workloads_args(&cluster), None).await;
         ok(&out, "down after a killed up");
-        let left = owned_inventory(&cfg, &kube, &cluster).await;
+        let left = owned_inventory(cfg, kube, &cluster).await;
         let left: Vec<&String> = left.iter().filter(|i| !platform_item(i)).collect();
         assert!(
             left.is_empty(),
@@ -277,17 +267,13 @@ async fn up_killed_at_three_points_then_down_leaves_nothing_owned() {
 /// in a namespace) and a SecretProviderClass labelled for another cluster.
 #[tokio::test(flavor = "multi_thread")]
 async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "fc");
+    let (env, tag, cfg, kube, cleanup) = s.parts();
     let cluster = env.cluster.clone();
-    let cfg = common::aws().await;
-    let kube = common::kube().await;
-    let tag = common::unique("fc");
     let ns = tag.clone();
     let group = format!("{tag}.bootstrap.test");
     let agg_group = format!("{tag}-agg.bootstrap.test");
     let crd_name = format!("widgets.{group}");
-    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
     cleanup.namespaces = vec![ns.clone()];
     cleanup.cluster_objects = vec![
         (
@@ -304,7 +290,7 @@ async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
         ),
     ];
     let secret = format!("{tag}/db");
-    cleanup.secret(&cfg, &secret, &common::unique("v")).await;
+    cleanup.secret(cfg, &secret, &common::unique("v")).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("teams.yaml");
     std::fs::write(
@@ -348,14 +334,14 @@ async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
                 {"name": "v2", "served": true, "storage": false,
                  "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
     common::apply_all(
-        &kube,
+        kube,
         "bootstrap-env-test",
         &[lookalike_spc, lookalike_cm, crd],
     )
     .await;
     let widget = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
         "metadata": {"name": "theirs", "namespace": ns}});
-    common::apply_all(&kube, "bootstrap-env-test", &[widget]).await;
+    common::apply_all(kube, "bootstrap-env-test", &[widget]).await;
     let widgets = |version: &str| -> Api<DynamicObject> {
         let gvk = GroupVersionKind::gvk(&group, version, "Widget");
         Api::namespaced_with(
@@ -407,12 +393,12 @@ async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
         .get("theirs")
         .await
         .expect("the unlistable Widget survives");
-    common::spc_api(&kube, &ns)
+    common::spc_api(kube, &ns)
         .get("elsewhere")
         .await
         .expect("another cluster's SecretProviderClass survives");
     assert!(
-        common::spc_api(&kube, &ns)
+        common::spc_api(kube, &ns)
             .get("bootstrap-app")
             .await
             .is_err(),
@@ -424,7 +410,7 @@ async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
         "metadata": {"name": format!("v1.{agg_group}")},
         "spec": {"group": agg_group, "version": "v1", "groupPriorityMinimum": 1000, "versionPriority": 15,
             "insecureSkipTLSVerify": true, "service": {"namespace": "default", "name": "nowhere", "port": 443}}});
-    common::apply_all(&kube, "bootstrap-env-test", &[apiservice]).await;
+    common::apply_all(kube, "bootstrap-env-test", &[apiservice]).await;
     let out = run(down(&["--dry-run"]), None).await;
     ok(&out, "down --namespace with a broken aggregated API");
     let report = json_of(&out);
@@ -433,7 +419,7 @@ async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
         "{report:#}"
     );
     // Cleanup happens in the guard (the APIService and CRD first, then down --force).
-    drop(cleanup);
+    drop(std::mem::take(cleanup));
     assert!(
         namespaces
             .get_opt(&ns)

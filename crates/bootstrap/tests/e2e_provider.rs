@@ -5,7 +5,6 @@
 
 mod common;
 
-use common::cleanup::Cleanup;
 use common::fixture::Fixture;
 
 use std::collections::BTreeMap;
@@ -19,12 +18,11 @@ fn objects(yaml: &str) -> String {
 #[tokio::test]
 async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespath_labels_and_modes()
  {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("pi");
+    let (_, tag, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let ssm = aws_sdk_ssm::Client::new(&cfg);
-    let tag = common::unique("pi");
-    let mut cleanup = Cleanup::new(&env.cluster);
     cleanup.secrets = vec![format!("{tag}/db"), format!("{tag}/api")];
     cleanup.parameters = vec![format!("/{tag}/param")];
     let password = common::unique("pw");
@@ -211,11 +209,10 @@ async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespa
 
 #[tokio::test]
 async fn irsa_mounts_a_secret_with_the_service_account_role() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("irsa");
+    let (_, tag, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    let tag = common::unique("irsa");
-    let mut cleanup = Cleanup::new(&env.cluster);
     cleanup.secrets = vec![format!("{tag}/token")];
     let value = common::unique("irsa-value");
     let s = sm
@@ -244,11 +241,10 @@ async fn irsa_mounts_a_secret_with_the_service_account_role() {
 
 #[tokio::test]
 async fn bad_input_fails_the_mount_with_a_clear_error_and_writes_nothing() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("bad");
+    let (_, tag, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    let tag = common::unique("bad");
-    let mut cleanup = Cleanup::new(&env.cluster);
     cleanup.secrets = vec![format!("{tag}/ok"), format!("{tag}/big")];
     let ok = sm
         .create_secret()

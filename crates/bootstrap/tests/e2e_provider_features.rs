@@ -14,15 +14,11 @@ mod rotation;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::cleanup::Cleanup;
 use common::fixture::Fixture;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
 
-/// One scenario at a time: the prefix one changes the cluster's driver.
-static SERIAL: Mutex<()> = Mutex::const_new(());
 const ACCOUNT: &str = "123456789012";
 
 fn region() -> String {
@@ -123,13 +119,11 @@ fn assert_not_logged(fx: &Fixture, values: &[&String]) {
 #[tokio::test]
 async fn a_prefix_mounts_every_secret_under_it_and_follows_additions_and_deletions_between_republishes()
  {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "pfx");
+    let (env, tag, _, _, made) = s.parts();
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let ssm = aws_sdk_ssm::Client::new(&cfg);
-    let tag = common::unique("pfx");
-    let mut made = Cleanup::new(&env.cluster);
     made.secrets = ["a", "b/nested", "c"]
         .iter()
         .map(|n| format!("{tag}/team/{n}"))
@@ -186,7 +180,7 @@ async fn a_prefix_mounts_every_secret_under_it_and_follows_additions_and_deletio
         )
         .await;
     }
-    rotation::drivers_listen(&env).await;
+    rotation::drivers_listen(env).await;
 
     let objects = format!(
         "- objectName: \"{tag}/team/\"\n  objectType: secretsmanager\n  matchPrefix: true\n  objectAlias: team\n\
@@ -254,12 +248,10 @@ async fn a_prefix_mounts_every_secret_under_it_and_follows_additions_and_deletio
 
 #[tokio::test]
 async fn all_keys_of_a_json_secret_are_files_with_a_version_each() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "keys");
+    let (_, tag, _, _, made) = s.parts();
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    let tag = common::unique("keys");
-    let mut made = Cleanup::new(&env.cluster);
     made.secrets = vec![format!("{tag}/db")];
     let password = common::unique("pw");
     let db = sm
@@ -318,12 +310,10 @@ async fn all_keys_of_a_json_secret_are_files_with_a_version_each() {
 
 #[tokio::test]
 async fn an_optional_missing_secret_is_skipped_and_a_denied_one_still_fails() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "opt");
+    let (_, tag, _, _, made) = s.parts();
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    let tag = common::unique("opt");
-    let mut made = Cleanup::new(&env.cluster);
     made.secrets = vec![format!("{tag}/ok/here"), format!("{tag}/other/denied")];
     let here = common::unique("here");
     let denied = common::unique("denied");

@@ -4,7 +4,6 @@
 
 mod common;
 
-use common::cleanup::Cleanup;
 use common::fixture::Fixture;
 use k8s_openapi::api::storage::v1::CSIDriver;
 use kube::api::{Api, Patch, PatchParams};
@@ -25,11 +24,10 @@ async fn set_audiences(kube: &kube::Client, audiences: &[&str]) {
 
 #[tokio::test]
 async fn a_missing_pod_identity_token_fails_with_a_hint_to_add_the_audience() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("tok");
+    let (_, tag, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    let tag = common::unique("tok");
-    let mut cleanup = Cleanup::new(&env.cluster);
     cleanup.secrets = vec![format!("{tag}/s")];
     let secret = sm
         .create_secret()

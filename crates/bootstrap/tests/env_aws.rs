@@ -6,7 +6,6 @@
 mod common;
 
 use aws_sdk_eks::operation::create_pod_identity_association::CreatePodIdentityAssociationError;
-use common::cleanup::Cleanup;
 use common::cli::{calls, faults};
 use common::fixture::reading_role;
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -15,13 +14,13 @@ use serde_json::json;
 
 #[tokio::test]
 async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("t");
+    let (env, _, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
     let eks = aws_sdk_eks::Client::new(&cfg);
     let iam = aws_sdk_iam::Client::new(&cfg);
     let ns = common::unique("env-c");
     // The role, and the association if the test stops before deleting it.
-    let mut cleanup = Cleanup::new(&env.cluster);
     cleanup.namespaces = vec![ns.clone()];
     cleanup.roles = vec![ns.clone()];
     let role_arn = reading_role(&iam, &ns, &[], &[]).await;
@@ -115,15 +114,14 @@ struct AgentCredentials {
 
 #[tokio::test]
 async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_read_the_secret() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("t");
+    let (env, _, _, client, cleanup) = s.parts();
     let cfg = common::aws().await;
-    let client = common::kube().await;
     let ns = common::unique("env-d");
-    let mut cleanup = Cleanup::new(&env.cluster);
     cleanup.namespaces = vec![ns.clone()];
     cleanup.roles = vec![ns.clone()];
     cleanup.secrets = vec![format!("{ns}/mine"), format!("{ns}/other")];
-    common::namespace(&client, &ns).await;
+    common::namespace(client, &ns).await;
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app"}});
     sas.patch(
@@ -232,10 +230,10 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
 /// throttles are absorbed by the SDK's standard retries, and the counter shows three calls.
 #[tokio::test]
 async fn injected_throttling_is_retried_by_the_sdk_and_every_call_is_counted() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("t");
+    let (env, _, cfg, ..) = s.parts();
     let http = reqwest::Client::new();
-    let cfg = common::aws().await;
-    let eks = aws_sdk_eks::Client::new(&cfg);
+    let eks = aws_sdk_eks::Client::new(cfg);
     let count = |calls: &serde_json::Value| calls["eks:ListAddons"].as_u64().unwrap_or(0);
     let before = calls(&http).await;
     faults(&http, None).await;
@@ -270,9 +268,9 @@ async fn injected_throttling_is_retried_by_the_sdk_and_every_call_is_counted() {
 /// the Rust SDK encodes a space in a form body as %20 (moto alone re-encoded it and refused).
 #[tokio::test]
 async fn signed_form_bodies_with_spaces_and_punctuation_are_accepted() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("t");
+    let (_, _, _, _, cleanup) = s.parts();
     let iam = aws_sdk_iam::Client::new(&common::aws().await);
-    let mut cleanup = Cleanup::new(&env.cluster);
     for description in ["with spaces", "bootstrap: role (cluster x/y) — a+b~c*"] {
         let name = common::unique("desc");
         cleanup.roles.push(name.clone());

@@ -18,7 +18,8 @@ const MANAGER: &str = "bootstrap-env-test";
 
 #[tokio::test]
 async fn crd_and_custom_resource_are_server_side_applied_and_established() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("t");
+    let (_, _, _, _, cleanup) = s.parts();
     let client = common::kube().await;
     let crd = json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -54,7 +55,6 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
 
     let ns = common::unique("env-a");
     // Removed when the test ends, pass or fail.
-    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
     cleanup.namespaces = vec![ns.clone()];
     common::namespace(&client, &ns).await;
     let gvk = GroupVersionKind::gvk("envtest.bootstrap.test", "v1", "Widget");
@@ -130,7 +130,8 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
 
 #[tokio::test]
 async fn fake_eks_nodes_are_ready_and_labelled() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("t");
+    let (env, ..) = s.parts();
     let client = common::kube().await;
     let nodes: Api<Node> = Api::all(client);
     let ready = common::eventually("both fake nodes Ready", 60, || {
@@ -170,11 +171,11 @@ async fn fake_eks_nodes_are_ready_and_labelled() {
 
 #[tokio::test]
 async fn daemonset_rolls_out_on_every_fake_node() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("t");
+    let (env, _, _, _, cleanup) = s.parts();
     let client = common::kube().await;
     let ns = common::unique("env-b");
     // Removed when the test ends, pass or fail.
-    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
     cleanup.namespaces = vec![ns.clone()];
     common::namespace(&client, &ns).await;
     let ds = json!({

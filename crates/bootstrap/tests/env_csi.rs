@@ -15,18 +15,18 @@ fn mounts() -> String {
 
 #[tokio::test]
 async fn pod_with_csi_volume_gets_a_real_mount_and_a_pod_status() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("t");
+    let (env, _, _, _, cleanup) = s.parts();
     let client = common::kube().await;
     let driver = bootstrap::render::csi_driver::render(
         &bootstrap::render::csi_driver::CsiDriverValues::default(),
     )
     .expect("render the CSI driver manifests");
     common::apply_all(&client, "bootstrap-env-test", &driver).await;
-    common::drivers_ready(&env).await;
+    common::drivers_ready(env).await;
 
     let ns = common::unique("env-e");
     // Removed when the test ends, pass or fail.
-    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
     cleanup.namespaces = vec![ns.clone()];
     common::namespace(&client, &ns).await;
     let files = json!({"greeting.txt": "hello from the test provider"}).to_string();
@@ -140,7 +140,8 @@ async fn pod_with_csi_volume_gets_a_real_mount_and_a_pod_status() {
 
 #[tokio::test]
 async fn a_failed_mount_becomes_a_pod_event_and_the_pod_stays_pending() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("t");
+    let (_, _, _, _, cleanup) = s.parts();
     let client = common::kube().await;
     let driver = bootstrap::render::csi_driver::render(
         &bootstrap::render::csi_driver::CsiDriverValues::default(),
@@ -149,7 +150,6 @@ async fn a_failed_mount_becomes_a_pod_event_and_the_pod_stays_pending() {
     common::apply_all(&client, "bootstrap-env-test", &driver).await;
     let ns = common::unique("env-e-fail");
     // Removed when the test ends, pass or fail.
-    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
     cleanup.namespaces = vec![ns.clone()];
     common::namespace(&client, &ns).await;
     let objs = vec![

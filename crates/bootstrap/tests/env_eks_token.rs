@@ -37,7 +37,8 @@ fn status_of(err: kube::Error) -> u16 {
 
 #[tokio::test]
 async fn describe_cluster_and_a_self_signed_eks_token_reach_the_apiserver() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("t");
+    let (env, ..) = s.parts();
     let cfg = common::aws().await;
     let region = std::env::var("AWS_REGION").expect("AWS_REGION");
     let ep = endpoint(&cfg, &env.cluster).await;
@@ -77,12 +78,12 @@ async fn describe_cluster_and_a_self_signed_eks_token_reach_the_apiserver() {
 
 #[tokio::test]
 async fn a_user_without_access_is_authenticated_but_forbidden() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("t");
+    let (env, _, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
     let region = std::env::var("AWS_REGION").expect("AWS_REGION");
     let iam = aws_sdk_iam::Client::new(&cfg);
     let name = common::unique("stranger");
-    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
     cleanup.users = vec![name.clone()];
     iam.create_user()
         .user_name(&name)

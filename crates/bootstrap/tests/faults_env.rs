@@ -26,9 +26,6 @@ use serde_json::{Value, json};
 use common::cli::{control, faults, journal_in_order, killed_when, ok, run, run_via};
 use common::inventory::{foreign_agent_addon, no_agent_addon, owned_inventory, platform_item};
 
-/// The tests change the same cluster: one at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 fn up_args(cluster: &str, ns: &str) -> Vec<String> {
     common::cli::up_args(cluster, Some(ns), &["--no-progress"])
 }
@@ -92,12 +89,11 @@ async fn nothing_left(cluster: &str, what: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_ups_at_once_both_end_with_one_role_and_one_association() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "t");
+    let (env, _, _, _, cleanup) = s.parts();
     let cluster = env.cluster.clone();
     let ns = common::unique("twice");
     // Removed when the test ends, pass or fail (the test's own `down` removes it on success).
-    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
     cleanup.namespaces = vec![ns.clone()];
     // No agent add-on either: both runs create it (and the demo secret, role, association).
     let eks = aws_sdk_eks::Client::new(&common::aws().await);
@@ -608,11 +604,10 @@ async fn run_case(
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "the fault matrix takes about 40 minutes: `BOOTSTRAP_FAULTS=1 tests/run.sh`, or `cargo test -p bootstrap --test faults_env -- --ignored` with the environment up"]
 async fn every_fault_of_up_and_down_converges() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "t");
+    let (env, _, _, _, cleanup) = s.parts();
     let cluster = env.cluster.clone();
     // The matrix's own namespaces, removed when it ends, pass or fail.
-    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
     let http = reqwest::Client::new();
     faults(&http, None).await;
     // The clean end state every case must reach.

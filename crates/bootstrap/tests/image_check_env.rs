@@ -66,7 +66,8 @@ impl Drop for NodeGuard {
 
 #[tokio::test]
 async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push_passes() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("t");
+    let (env, _, _, kube, ..) = s.parts();
     let Some((registry, layout)) = common::registry() else {
         return;
     };
@@ -99,7 +100,6 @@ async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push
     assert_eq!(out["platforms"], json!(["linux/amd64"]));
 
     // An arm64 node joins: the amd64-only image cannot run there.
-    let kube = common::kube().await;
     let nodes: Api<Node> = Api::all(kube.clone());
     let node_name = common::unique("graviton");
     let node: Node = serde_json::from_value(json!({
@@ -298,14 +298,14 @@ async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push
 
 #[tokio::test]
 async fn down_plans_to_delete_only_the_ecr_repositories_bootstrap_created_for_its_cluster() {
-    let Some(env) = common::env() else { return };
+    let mut s = common::session!("t");
+    let (env, _, _, _, cleanup) = s.parts();
     use aws_sdk_ecr::types::Tag;
     let ecr = aws_sdk_ecr::Client::new(&common::aws().await);
     let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().expect("tag");
     let ours = common::unique("owned/aws-csi-provider");
     let other_cluster = common::unique("elsewhere/aws-csi-provider");
     let untagged = common::unique("theirs/aws-csi-provider");
-    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
     cleanup.repositories = vec![ours.clone(), other_cluster.clone(), untagged.clone()];
     for (name, tags) in [
         (

@@ -12,8 +12,6 @@ use serde_json::Value;
 use common::cli::{args, journal, json_of, ok, run_logged};
 
 /// The tests share the cluster's platform: one at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// The one parser: every writing command's report has `changes` with these four counts.
 fn changes_of(report: &Value) -> [u64; 4] {
     ["created", "updated", "deleted", "unchanged"].map(|k| {
@@ -58,12 +56,10 @@ async fn dry_then_real(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_real_run_journals_exactly_what_its_dry_run_planned() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "jr");
+    let (env, tag, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
-    let tag = common::unique("jr");
     let (up_ns, team_ns) = (format!("{tag}-up"), format!("{tag}-team"));
-    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
     cleanup.namespaces = vec![up_ns.clone(), team_ns.clone()];
     let secret = format!("{tag}/db");
     cleanup.secret(&cfg, &secret, &common::unique("v")).await;

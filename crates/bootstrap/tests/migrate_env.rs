@@ -17,8 +17,6 @@ use serde_json::{Value, json};
 use common::cleanup::Cleanup;
 use common::cli::{faults, json_of, reset_calls, run, writes};
 
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 fn migrate(cluster: &str, ns: &str, approve: bool) -> Vec<String> {
     let mut a: Vec<String> = [
         "migrate",
@@ -82,8 +80,8 @@ async fn irsa_workload(prefix: &str) -> Option<(common::fixture::Fixture, String
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "t");
+    let (env, _, cfg, ..) = s.parts();
     let Some((fx, _tag, _)) = irsa_workload("mig").await else {
         return;
     };
@@ -113,8 +111,7 @@ async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
     );
 
     // The old trust statement is kept, the Pod Identity one added.
-    let cfg = common::aws().await;
-    let role = aws_sdk_iam::Client::new(&cfg)
+    let role = aws_sdk_iam::Client::new(cfg)
         .get_role()
         .role_name(&fx.ns)
         .send()
@@ -161,14 +158,13 @@ async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_workload_whose_pod_identity_mount_fails_is_rolled_back_to_irsa() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "t");
+    let (env, _, cfg, ..) = s.parts();
     let Some((fx, _tag, _)) = irsa_workload("rb").await else {
         return;
     };
     let http = reqwest::Client::new();
-    let cfg = common::aws().await;
-    let iam = aws_sdk_iam::Client::new(&cfg);
+    let iam = aws_sdk_iam::Client::new(cfg);
     let before = iam.get_role().role_name(&fx.ns).send().await.expect("role");
     let before = bootstrap::aws::policy::decode_document(
         before
@@ -211,7 +207,7 @@ async fn a_workload_whose_pod_identity_mount_fails_is_rolled_back_to_irsa() {
         "SPC restored: {}",
         spc.data
     );
-    let left = common::associations(&cfg, &env.cluster, &fx.ns, None).await;
+    let left = common::associations(cfg, &env.cluster, &fx.ns, None).await;
     assert!(left.is_empty(), "the association was removed");
 }
 
@@ -269,11 +265,9 @@ fn annotation(sa: &ServiceAccount) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters_last_trust() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "shr");
+    let (env, tag, _, _, made) = s.parts();
     let cfg = common::aws().await;
-    let tag = common::unique("shr");
-    let mut made = Cleanup::new(&env.cluster);
     let secret = made
         .secret(&cfg, &format!("{tag}/token"), &common::unique("v"))
         .await;
@@ -471,8 +465,8 @@ async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_annotated_account_whose_class_no_workload_mounts_is_listed_with_the_reason() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "t");
+    let (env, ..) = s.parts();
     let Some(fx) = common::fixture::Fixture::new("unt", &[], &[], true).await else {
         return;
     };

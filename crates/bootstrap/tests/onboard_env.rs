@@ -14,9 +14,6 @@ use serde_json::{Value, json};
 
 use common::cli::{faults, json_of, reset_calls, run, writes};
 
-/// The tests change the same cluster: one at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 fn onboard(file: &std::path::Path, cluster: &str, extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> = [
         "onboard",
@@ -112,16 +109,12 @@ async fn can_read(cfg: &aws_config::SdkConfig, secret: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_teams_converge_rerun_edit_and_prune() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "ob");
+    let (env, tag, cfg, kube, cleanup) = s.parts();
     let cluster = env.cluster.clone();
-    let cfg = common::aws().await;
-    let kube = common::kube().await;
     let http = reqwest::Client::new();
-    let tag = common::unique("ob");
     // The teams' namespaces, and the intruder's below: its association names the payments
     // role, so a later full `down` would (rightly) keep that role.
-    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
     cleanup.namespaces = [
         "payments",
         "search",
@@ -144,8 +137,8 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
     .map(|s| format!("{tag}/{s}"))
     .collect();
     cleanup.parameters = vec![format!("/{tag}/billing/token")];
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    let ssm = aws_sdk_ssm::Client::new(&cfg);
+    let sm = aws_sdk_secretsmanager::Client::new(cfg);
+    let ssm = aws_sdk_ssm::Client::new(cfg);
     for (name, value) in [
         (
             "payments/db",
@@ -216,7 +209,7 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
         .await
         .expect("put parameter");
     // The search team's service account is Helm's, made before onboarding.
-    common::namespace(&kube, &format!("{tag}-search")).await;
+    common::namespace(kube, &format!("{tag}-search")).await;
     let sas: Api<ServiceAccount> = Api::namespaced(kube.clone(), &format!("{tag}-search"));
     sas.create(
         &PostParams::default(),
@@ -227,7 +220,7 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("teams.yaml");
-    std::fs::write(&file, example_for(&tag)).expect("write teams file");
+    std::fs::write(&file, example_for(tag)).expect("write teams file");
     let out = run(onboard(&file, &cluster, &[])).await;
     let report = json_of(&out);
     assert!(
@@ -266,7 +259,7 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
         "an existing SA must not be labelled"
     );
     // Each team reads its own secret, and not another team's.
-    let pay = agent_credentials(&env, &format!("{tag}-payments"), "api")
+    let pay = agent_credentials(env, &format!("{tag}-payments"), "api")
         .await
         .expect("payments creds");
     assert!(can_read(&pay, &format!("{tag}/payments/db")).await);
@@ -274,12 +267,12 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
         !can_read(&pay, &format!("{tag}/search/api-key")).await,
         "payments read search's secret"
     );
-    let search = agent_credentials(&env, &format!("{tag}-search"), "indexer")
+    let search = agent_credentials(env, &format!("{tag}-search"), "indexer")
         .await
         .expect("search creds");
     assert!(can_read(&search, &format!("{tag}/search/api-key")).await);
     assert!(!can_read(&search, &format!("{tag}/payments/db")).await);
-    let etl = agent_credentials(&env, &format!("{tag}-analytics"), "etl")
+    let etl = agent_credentials(env, &format!("{tag}-analytics"), "etl")
         .await
         .expect("abac creds");
     assert!(
@@ -303,7 +296,7 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
 
     // An edited file converges: a changed alias updates the SPC; a dropped team is orphaned
     // until --prune deletes it.
-    let edited = example_for(&tag)
+    let edited = example_for(tag)
         .replace("alias: token", "alias: billing-token")
         .split("  # Cross-account")
         .next()
@@ -330,9 +323,9 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
         pruned["orphaned"].to_string().contains("\"pruned\":true"),
         "{pruned:#}"
     );
-    let left = common::associations(&cfg, &cluster, &format!("{tag}-partners"), None).await;
+    let left = common::associations(cfg, &cluster, &format!("{tag}-partners"), None).await;
     assert!(left.is_empty(), "the pruned team's association is gone");
-    let iam = aws_sdk_iam::Client::new(&cfg);
+    let iam = aws_sdk_iam::Client::new(cfg);
     let role = bootstrap::resources::role::role_name(&cluster, &format!("{tag}-partners"), "sync");
     assert!(
         iam.get_role().role_name(&role).send().await.is_err(),
@@ -358,17 +351,17 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
         "down --team: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let billing = common::associations(&cfg, &cluster, &format!("{tag}-billing"), None).await;
+    let billing = common::associations(cfg, &cluster, &format!("{tag}-billing"), None).await;
     assert!(
         billing.is_empty(),
         "down --team removed the team's association"
     );
-    let payments = common::associations(&cfg, &cluster, &format!("{tag}-payments"), None).await;
+    let payments = common::associations(cfg, &cluster, &format!("{tag}-payments"), None).await;
     assert_eq!(payments.len(), 1, "other teams stay");
 
     // An association of another namespace pointing at a team's role gets no credentials.
     let intruder = format!("{tag}-intruder");
-    common::namespace(&kube, &intruder).await;
+    common::namespace(kube, &intruder).await;
     let isas: Api<ServiceAccount> = Api::namespaced(kube.clone(), &intruder);
     isas.create(
         &PostParams::default(),
@@ -376,7 +369,7 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
     )
     .await
     .expect("create SA");
-    let account = aws_sdk_sts::Client::new(&cfg)
+    let account = aws_sdk_sts::Client::new(cfg)
         .get_caller_identity()
         .send()
         .await
@@ -388,8 +381,8 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
         &account,
         &bootstrap::resources::role::role_name(&cluster, &format!("{tag}-payments"), "api"),
     );
-    common::associate(&cfg, &cluster, &intruder, "x", &pay_role).await;
-    let denied = agent_credentials(&env, &intruder, "x").await;
+    common::associate(cfg, &cluster, &intruder, "x", &pay_role).await;
+    let denied = agent_credentials(env, &intruder, "x").await;
     assert!(
         denied.is_err(),
         "a pod of another namespace got the payments role's credentials"
@@ -398,8 +391,8 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_malformed_file_names_line_column_and_field_and_writes_nothing() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "t");
+    let (env, ..) = s.parts();
     let http = reqwest::Client::new();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("teams.yaml");
@@ -423,15 +416,13 @@ async fn a_malformed_file_names_line_column_and_field_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_teams_with_throttling_finish_without_failures() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "many");
+    let (env, tag, _, _, cleanup) = s.parts();
     let cfg = common::aws().await;
     let http = reqwest::Client::new();
-    let tag = common::unique("many");
     // 200 teams: too many to remove one namespace at a time, so every workload bootstrap owns
     // goes (as faults_env's `down --workloads-only` does); the platform stays. The tests of
     // this file run one at a time.
-    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
     cleanup.all_workloads = true;
     cleanup.secrets = vec![format!("{tag}/shared")];
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
@@ -516,18 +507,15 @@ async fn create_secret(cfg: &aws_config::SdkConfig, name: &str) -> String {
 /// its own secret (IAM enforced by the stand-in), and `down --namespace T` leaves `T-a` whole.
 #[tokio::test(flavor = "multi_thread")]
 async fn colliding_namespace_and_service_account_joins_get_their_own_roles() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "col");
+    let (env, tag, cfg, kube, cleanup) = s.parts();
     let cluster = env.cluster.clone();
-    let cfg = common::aws().await;
-    let tag = common::unique("col");
     let (ns1, ns2) = (tag.clone(), format!("{tag}-a"));
-    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
     cleanup.namespaces = vec![ns1.clone(), ns2.clone()];
     let (s1, s2) = (format!("{tag}/one"), format!("{tag}/two"));
     cleanup.secrets = vec![s1.clone(), s2.clone()];
-    create_secret(&cfg, &s1).await;
-    create_secret(&cfg, &s2).await;
+    create_secret(cfg, &s1).await;
+    create_secret(cfg, &s2).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let file = teams_file(
         dir.path(),
@@ -541,7 +529,7 @@ async fn colliding_namespace_and_service_account_joins_get_their_own_roles() {
     let role1 = bootstrap::resources::role::role_name(&cluster, &ns1, "a-app");
     let role2 = bootstrap::resources::role::role_name(&cluster, &ns2, "app");
     assert_ne!(role1, role2);
-    let iam = aws_sdk_iam::Client::new(&cfg);
+    let iam = aws_sdk_iam::Client::new(cfg);
     for (role, ns, sa, secret) in [(&role1, &ns1, "a-app", &s1), (&role2, &ns2, "app", &s2)] {
         let tags = common::inventory::role_tags(&iam, role).await;
         assert!(
@@ -564,10 +552,10 @@ async fn colliding_namespace_and_service_account_joins_get_their_own_roles() {
         );
     }
     // IAM enforced: each team's pod credentials read its own secret and not the other's.
-    let one = agent_credentials(&env, &ns1, "a-app")
+    let one = agent_credentials(env, &ns1, "a-app")
         .await
         .expect("team one's credentials");
-    let two = agent_credentials(&env, &ns2, "app")
+    let two = agent_credentials(env, &ns2, "app")
         .await
         .expect("team two's credentials");
     assert!(can_read(&one, &s1).await, "team one reads its secret");
@@ -608,12 +596,11 @@ async fn colliding_namespace_and_service_account_joins_get_their_own_roles() {
         .send()
         .await
         .expect("team two's role stays");
-    let two = agent_credentials(&env, &ns2, "app")
+    let two = agent_credentials(env, &ns2, "app")
         .await
         .expect("team two still gets credentials");
     assert!(can_read(&two, &s2).await, "team two still reads its secret");
-    let kube = common::kube().await;
-    spc(&kube, &ns2, "bootstrap-app").await;
+    spc(kube, &ns2, "bootstrap-app").await;
 }
 
 async fn spc(kube: &kube::Client, ns: &str, name: &str) -> kube::api::DynamicObject {
@@ -629,23 +616,20 @@ async fn spc(kube: &kube::Client, ns: &str, name: &str) -> kube::api::DynamicObj
 /// association created or updated), and a second run writes nothing at all.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_previous_release_role_is_adopted_without_churn() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "legacy");
+    let (env, tag, cfg, _, cleanup) = s.parts();
     let cluster = env.cluster.clone();
-    let cfg = common::aws().await;
     let http = reqwest::Client::new();
-    let tag = common::unique("legacy");
     let (ns, sa) = (tag.clone(), "app");
     let legacy = bootstrap::resources::role_identity::legacy_role_name(&cluster, &ns, sa);
     let new_name = bootstrap::resources::role::role_name(&cluster, &ns, sa);
     assert_ne!(legacy, new_name);
-    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
     cleanup.namespaces = vec![ns.clone()];
     cleanup.roles = vec![legacy.clone(), new_name.clone()];
     let secret = format!("{tag}/db");
     cleanup.secrets = vec![secret.clone()];
-    let secret_arn = create_secret(&cfg, &secret).await;
-    let account = aws_sdk_sts::Client::new(&cfg)
+    let secret_arn = create_secret(cfg, &secret).await;
+    let account = aws_sdk_sts::Client::new(cfg)
         .get_caller_identity()
         .send()
         .await
@@ -665,7 +649,7 @@ async fn a_previous_release_role_is_adopted_without_churn() {
             "aws:RequestTag/eks-cluster-name": cluster,
             "aws:RequestTag/kubernetes-namespace": ns,
             "aws:RequestTag/kubernetes-service-account": sa}}}]});
-    let iam = aws_sdk_iam::Client::new(&cfg);
+    let iam = aws_sdk_iam::Client::new(cfg);
     let iam_tag = |k: &str, v: &str| {
         aws_sdk_iam::types::Tag::builder()
             .key(k)
@@ -700,7 +684,7 @@ async fn a_previous_release_role_is_adopted_without_churn() {
         .send()
         .await
         .expect("its inline policy");
-    let eks = aws_sdk_eks::Client::new(&cfg);
+    let eks = aws_sdk_eks::Client::new(cfg);
     eks.create_pod_identity_association()
         .cluster_name(&cluster)
         .namespace(&ns)
@@ -742,7 +726,7 @@ async fn a_previous_release_role_is_adopted_without_churn() {
         "no second role was made"
     );
     // The same role still serves the pod.
-    let creds = agent_credentials(&env, &ns, sa)
+    let creds = agent_credentials(env, &ns, sa)
         .await
         .expect("credentials through the previous release's role");
     assert!(can_read(&creds, &secret).await);
@@ -778,24 +762,21 @@ fn access_denied<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(err
 /// next run, which reports the SPC updated.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
-    let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "pfx");
+    let (env, tag, cfg, kube, cleanup) = s.parts();
     assert_eq!(
         std::env::var("BOOTSTRAP_ENV_IAM_ENFORCED").as_deref(),
         Ok("true"),
         "this test proves a policy: start the environment with IAM enforced (tests/env/up.sh's default)"
     );
     let cluster = env.cluster.clone();
-    let cfg = common::aws().await;
     let region = cfg.region().map(ToString::to_string).unwrap_or_default();
     let failover = if region == "us-east-2" {
         "us-east-1"
     } else {
         "us-east-2"
     };
-    let tag = common::unique("pfx");
     let ns = tag.clone();
-    let mut cleanup = common::cleanup::Cleanup::new(&cluster);
     cleanup.namespaces = vec![ns.clone()];
     let inside = [format!("{tag}/payments/a"), format!("{tag}/payments/sub/b")];
     let outside = [
@@ -806,8 +787,8 @@ async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
     let cfg_name = format!("{tag}/cfg");
     let (params_in, param_out) = (format!("/{tag}/params/p1"), format!("/{tag}/other/p2"));
     cleanup.parameters = vec![params_in.clone(), param_out.clone()];
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    let ssm = aws_sdk_ssm::Client::new(&cfg);
+    let sm = aws_sdk_secretsmanager::Client::new(cfg);
+    let ssm = aws_sdk_ssm::Client::new(cfg);
     for name in inside.iter().chain(&outside) {
         cleanup.secrets.push(name.clone());
         sm.create_secret()
@@ -895,8 +876,7 @@ async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
     ];
 
     // The SecretProviderClass: the provider's keys, the failover region, secretObjects.
-    let kube = common::kube().await;
-    let live = spc(&kube, &ns, "bootstrap-app").await;
+    let live = spc(kube, &ns, "bootstrap-app").await;
     let params = &live.data["spec"]["parameters"];
     assert_eq!(params["failoverRegion"], failover);
     let objects: Vec<Value> =
@@ -928,7 +908,7 @@ async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
     assert_eq!(synced_keys(&live), ["host", "password"]);
 
     // The policy, under enforcement: the team's credentials read what it asked for...
-    let creds = agent_credentials(&env, &ns, "app")
+    let creds = agent_credentials(env, &ns, "app")
         .await
         .expect("the team's credentials");
     for name in inside.iter().chain([&cfg_name]) {
@@ -998,7 +978,7 @@ async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
         err.as_service_error().is_some_and(access_denied),
         "{param_out}: AccessDenied, got {err:?}"
     );
-    let policy = aws_sdk_iam::Client::new(&cfg)
+    let policy = aws_sdk_iam::Client::new(cfg)
         .get_role_policy()
         .role_name(bootstrap::resources::role::role_name(&cluster, &ns, "app"))
         .policy_name(bootstrap::resources::role::POLICY_NAME)
@@ -1031,7 +1011,7 @@ async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
     let wrote = writes(&http).await;
     assert!(wrote.is_empty(), "the dry run wrote {wrote:?}");
     assert_eq!(
-        synced_keys(&spc(&kube, &ns, "bootstrap-app").await),
+        synced_keys(&spc(kube, &ns, "bootstrap-app").await),
         ["host", "password"]
     );
     printed.push(String::from_utf8_lossy(&out.stdout).into_owned());
@@ -1044,7 +1024,7 @@ async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
         stderr.contains(&format!("team {ns}")) && stderr.contains("1 updated"),
         "the re-run reports the SPC updated: {stderr}"
     );
-    let live = spc(&kube, &ns, "bootstrap-app").await;
+    let live = spc(kube, &ns, "bootstrap-app").await;
     assert_eq!(synced_keys(&live), ["host", "password", "user"]);
     printed.extend([
         String::from_utf8_lossy(&out.stdout).into_owned(),

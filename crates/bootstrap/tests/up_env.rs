@@ -6,11 +6,7 @@ mod common;
 
 use std::process::Command;
 
-use common::cleanup::Cleanup;
 use common::cli::{bootstrap, calls, ensure_up, json_of, reset_calls, run, up_args, writes};
-
-/// The tests change the same cluster: one at a time.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The environment's cluster, or `None` (the reason printed) when it is not up.
 fn cluster() -> Option<String> {
@@ -19,8 +15,8 @@ fn cluster() -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn up_verifies_then_a_second_run_writes_nothing() {
-    let Some(cluster) = cluster() else { return };
-    let _serial = SERIAL.lock().await;
+    let s = common::session!(serial, "up");
+    let cluster = s.cluster().to_string();
     let out = run(up_args(&cluster, None, &["--output", "json"])).await;
     let first = json_of(&out);
     assert!(
@@ -52,8 +48,8 @@ async fn up_verifies_then_a_second_run_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_role_association_and_spc_are_exactly_as_specified() {
-    let Some(cluster) = cluster() else { return };
-    let _serial = SERIAL.lock().await;
+    let s = common::session!(serial, "up");
+    let cluster = s.cluster().to_string();
     let out = run(up_args(&cluster, None, &["--output", "json"])).await;
     assert!(
         out.status.success(),
@@ -165,12 +161,12 @@ fn bad_input_gets_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn another_roles_association_is_a_conflict_until_forced() {
-    let Some(cluster) = cluster() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "up");
+    let cluster = s.cluster().to_string();
     let ns = format!("conflict-{}", std::process::id());
     // `--force` points the hand-made association at bootstrap's role; that association is not
     // bootstrap's, so a later full `down` keeps the role it names. Removed here, pass or fail.
-    let mut cleanup = Cleanup::new(&cluster);
+    let cleanup = &mut s.cleanup;
     cleanup.namespaces = vec![ns.clone()];
     let other = "arn:aws:iam::123456789012:role/someone-else";
     common::associate(&common::aws().await, &cluster, &ns, "app", other).await;
@@ -204,8 +200,8 @@ async fn another_roles_association_is_a_conflict_until_forced() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_a_kubeconfig_up_signs_its_own_eks_token() {
-    let Some(cluster) = cluster() else { return };
-    let _serial = SERIAL.lock().await;
+    let s = common::session!(serial, "up");
+    let cluster = s.cluster().to_string();
     let home = tempfile::tempdir().expect("tempdir");
     let home_dir = home.path().to_path_buf();
     let out = tokio::task::spawn_blocking(move || {
@@ -245,12 +241,12 @@ async fn without_a_kubeconfig_up_signs_its_own_eks_token() {
 /// it and leaves it as is): the sample pod cannot mount, and `up` says why.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_verification_names_its_cause() {
-    let Some(cluster) = cluster() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "up");
+    let cluster = s.cluster().to_string();
     ensure_up(&cluster).await;
     let ns = format!("no-podid-{}", std::process::id());
     // `up` makes a role and an association there: removed when the test ends, pass or fail.
-    let mut cleanup = Cleanup::new(&cluster);
+    let cleanup = &mut s.cleanup;
     cleanup.namespaces = vec![ns.clone()];
     let kube = kube::Client::try_default().await.expect("kubeconfig");
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(kube.clone());
@@ -324,8 +320,8 @@ async fn a_failed_verification_names_its_cause() {
 /// counters are shared with other suites, so "no write" is not asserted here: it is a dry run.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_second_aws_provider_is_refused_with_a_hint() {
-    let Some(cluster) = cluster() else { return };
-    let _serial = SERIAL.lock().await;
+    let s = common::session!(serial, "up");
+    let cluster = s.cluster().to_string();
     // Our provider runs (whatever ran before this test).
     ensure_up(&cluster).await;
     let out = run(up_args(
@@ -373,12 +369,12 @@ async fn a_missing_association_is_named_as_the_cause() {
     use bootstrap::plan::Executor;
     use bootstrap::resources::sample;
     use bootstrap::target;
-    let Some(cluster) = cluster() else { return };
-    let _serial = SERIAL.lock().await;
+    let mut s = common::session!(serial, "up");
+    let cluster = s.cluster().to_string();
     ensure_up(&cluster).await;
     let ns = format!("no-assoc-{}", std::process::id());
     // The steps make a role, a secret and objects there: removed at the end, pass or fail.
-    let mut cleanup = Cleanup::new(&cluster);
+    let cleanup = &mut s.cleanup;
     cleanup.namespaces = vec![ns.clone()];
     let argv = [
         "bootstrap",

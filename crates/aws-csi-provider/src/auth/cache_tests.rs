@@ -27,6 +27,17 @@ fn tok(s: &str) -> SecretString {
 
 const HOUR: Duration = Duration::from_secs(3600);
 
+/// What a look-up of `token` in `cache` makes of a fetcher that answers `answer`.
+async fn look_up(
+    cache: &CredentialCache,
+    token: &str,
+    answer: Result<Credentials, String>,
+) -> Result<CacheOutcome, String> {
+    let (id, token) = (id(), tok(token));
+    let fetched = cache.get_or_fetch(&id, &token, || async { answer }).await;
+    fetched.map(|(_, outcome)| outcome)
+}
+
 #[tokio::test]
 async fn caches_until_near_expiry() {
     let cache = CredentialCache::default();
@@ -42,33 +53,20 @@ async fn caches_until_near_expiry() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     cache.invalidate(&id());
-    let (_, outcome) = cache
-        .get_or_fetch(&id(), &tok("t"), || async {
-            Ok(creds(Duration::from_secs(60)))
-        })
-        .await
-        .expect("creds");
-    assert_eq!(outcome, CacheOutcome::Miss);
+    let first = look_up(&cache, "t", Ok(creds(Duration::from_secs(60)))).await;
+    assert_eq!(first, Ok(CacheOutcome::Miss));
     // 60 s left is inside the refresh margin: fetched again.
-    let (_, outcome) = cache
-        .get_or_fetch(&id(), &tok("t"), || async { Ok(creds(HOUR)) })
-        .await
-        .expect("creds");
-    assert_eq!(outcome, CacheOutcome::Miss);
+    let again = look_up(&cache, "t", Ok(creds(HOUR))).await;
+    assert_eq!(again, Ok(CacheOutcome::Miss));
 }
 
 #[tokio::test]
 async fn errors_are_not_cached() {
     let cache = CredentialCache::default();
-    let r = cache
-        .get_or_fetch(&id(), &tok("t"), || async { Err("boom".to_string()) })
-        .await;
-    assert!(r.is_err());
-    let (_, outcome) = cache
-        .get_or_fetch(&id(), &tok("t"), || async { Ok(creds(HOUR)) })
-        .await
-        .expect("creds");
-    assert_eq!(outcome, CacheOutcome::Miss);
+    let failed = look_up(&cache, "t", Err("boom".to_string())).await;
+    assert_eq!(failed, Err("boom".to_string()));
+    let after = look_up(&cache, "t", Ok(creds(HOUR))).await;
+    assert_eq!(after, Ok(CacheOutcome::Miss));
 }
 
 #[tokio::test]
@@ -98,17 +96,11 @@ async fn a_session_is_bound_to_the_token_it_was_made_from() {
         .expect("remount");
     assert_eq!(outcome, CacheOutcome::Hit);
     // A token the agent accepts (kubelet refreshed it) joins the session; both hit after.
-    let (_, outcome) = cache
-        .get_or_fetch(&id(), &tok("refreshed"), || async { Ok(creds(HOUR)) })
-        .await
-        .expect("refreshed token");
-    assert_eq!(outcome, CacheOutcome::Miss);
+    let refreshed = look_up(&cache, "refreshed", Ok(creds(HOUR))).await;
+    assert_eq!(refreshed, Ok(CacheOutcome::Miss));
     for t in ["kubelet-token", "refreshed"] {
-        let (_, outcome) = cache
-            .get_or_fetch(&id(), &tok(t), || async { Err("not asked".to_string()) })
-            .await
-            .expect("hit");
-        assert_eq!(outcome, CacheOutcome::Hit, "{t}");
+        let hit = look_up(&cache, t, Err("not asked".to_string())).await;
+        assert_eq!(hit, Ok(CacheOutcome::Hit), "{t}");
     }
 }
 
@@ -122,16 +114,11 @@ async fn token_digests_per_session_are_bounded() {
             .expect("fetch");
     }
     // The oldest were forgotten (a miss), the newest are remembered (a hit).
-    let miss = cache
-        .get_or_fetch(&id(), &tok("t0"), || async { Err("asked".to_string()) })
-        .await;
-    assert!(miss.is_err());
+    let miss = look_up(&cache, "t0", Err("asked".to_string())).await;
+    assert_eq!(miss, Err("asked".to_string()));
     let last = format!("t{}", MAX_TOKENS + 3);
-    let (_, outcome) = cache
-        .get_or_fetch(&id(), &tok(&last), || async { Err("asked".to_string()) })
-        .await
-        .expect("hit");
-    assert_eq!(outcome, CacheOutcome::Hit);
+    let hit = look_up(&cache, &last, Err("asked".to_string())).await;
+    assert_eq!(hit, Ok(CacheOutcome::Hit));
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use aws_csi_provider::auth::PodIdentityAgent;
 use aws_csi_provider::clients::AwsFactory;
-use aws_csi_provider::cluster::ClusterLookup;
+use aws_csi_provider::cluster::{ClusterLookup, Lookup};
 use aws_csi_provider::metrics::Metrics;
 use aws_csi_provider::mount::{MountConfig, Mounter};
 use aws_csi_provider::proto::csi_driver_provider_client::CsiDriverProviderClient;
@@ -92,19 +92,11 @@ pub struct FakeCluster {
 }
 
 impl ClusterLookup for FakeCluster {
-    fn role_arn<'a>(
-        &'a self,
-        ns: &'a str,
-        sa: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+    fn role_arn<'a>(&'a self, ns: &'a str, sa: &'a str) -> Lookup<'a> {
         let r = self.roles.get(&(ns.to_string(), sa.to_string())).cloned();
         Box::pin(async move { Ok(r) })
     }
-    fn node_region<'a>(
-        &'a self,
-        _: &'a str,
-        _: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, String>> {
+    fn node_region<'a>(&'a self, _: &'a str, _: &'a str) -> Lookup<'a> {
         let r = self.node_region.clone();
         Box::pin(async move { Ok(r) })
     }

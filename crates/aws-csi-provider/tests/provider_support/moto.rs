@@ -90,6 +90,24 @@ pub struct Made {
 }
 
 impl Moto {
+    /// The provider over gRPC with AWS clients pointed at moto, and a fake Pod Identity
+    /// agent handing out moto's keys for [`super::POD_TOKEN`]; keep the agent alive.
+    pub async fn provider(&self) -> (super::FakeAgent, super::Harness) {
+        let agent = super::start_agent_with(super::POD_TOKEN, &self.key, &self.secret, "").await;
+        let endpoint = self.endpoint.clone();
+        let factory = aws_csi_provider::clients::SdkFactory::new(
+            // The provider's own configuration, from an environment of AWS_ENDPOINT_URL alone.
+            aws_csi_provider::clients::base_config(|name| {
+                (name == "AWS_ENDPOINT_URL").then(|| endpoint.clone())
+            })
+            .expect("base config"),
+        );
+        let config = aws_csi_provider::mount::MountConfig::default();
+        let cluster = super::FakeCluster::default();
+        let h = super::start(factory, cluster, &agent.url, config).await;
+        (agent, h)
+    }
+
     /// A guard for the secrets and parameters the test is about to make.
     pub fn made(&self) -> Made {
         Made {

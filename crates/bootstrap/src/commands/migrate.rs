@@ -522,25 +522,27 @@ pub fn text(report: &MigrateReport) -> String {
             out.push_str(&format!("  mounted {}\n", w.verified.join(", ")));
         }
         if let Some(e) = &w.error {
-            out.push_str(&format!(
-                "  {}: {e}\n",
-                if w.status == "skipped" {
-                    "cannot migrate"
-                } else {
-                    "error"
-                }
-            ));
+            let label = if w.status == "skipped" {
+                "cannot migrate"
+            } else {
+                "error"
+            };
+            out.push_str(&format!("  {label}: {e}\n"));
         }
     }
     for u in &report.untied {
+        let Untied {
+            namespace: ns,
+            service_account: sa,
+            role_arn,
+            reason,
+            ..
+        } = u;
+        let spcs = u.spcs.join(", ");
         out.push_str(&format!(
-            "{}/{} (role {}; {}): not tied to a workload\n  cannot migrate: {}\n",
-            u.namespace,
-            u.service_account,
-            u.role_arn,
-            u.spcs.join(", "),
-            u.reason
+            "{ns}/{sa} (role {role_arn}; {spcs}): not tied to a workload\n"
         ));
+        out.push_str(&format!("  cannot migrate: {reason}\n"));
     }
     if !report.approve && report.workloads.iter().any(|w| w.status == "planned") {
         out.push_str(

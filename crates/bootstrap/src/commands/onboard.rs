@@ -805,17 +805,13 @@ pub fn table(report: &OnboardReport) -> String {
         }
     }
     for o in &report.orphaned {
-        out.push_str(&format!(
-            "orphaned team {} ({}/{}): {}\n",
-            o.team,
-            o.namespace,
-            o.service_account,
-            if o.pruned {
-                "deleted (--prune)"
-            } else {
-                "not in the file; pass --prune to delete it"
-            }
-        ));
+        let what = if o.pruned {
+            "deleted (--prune)"
+        } else {
+            "not in the file; pass --prune to delete it"
+        };
+        let (team, ns, sa) = (&o.team, &o.namespace, &o.service_account);
+        out.push_str(&format!("orphaned team {team} ({ns}/{sa}): {what}\n"));
     }
     let t = &report.totals;
     let (created, updated, unchanged) = report.teams.iter().fold((0, 0, 0), |(c, u, n), r| {

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::engine::{RenderError, render_all};
+use super::engine::{RenderError, render_all, templates};
 
 /// The driver version these templates render.
 pub const DRIVER_VERSION: &str = "v1.6.0";
@@ -24,24 +24,8 @@ pub const CRD_NAMES: [&str; 2] = [
     "secretproviderclasspodstatuses.secrets-store.csi.x-k8s.io",
 ];
 
-const TEMPLATES: [(&str, &str); 4] = [
-    (
-        "csi-driver/crds.yaml.tera",
-        include_str!("../../templates/csi-driver/crds.yaml.tera"),
-    ),
-    (
-        "csi-driver/csidriver.yaml.tera",
-        include_str!("../../templates/csi-driver/csidriver.yaml.tera"),
-    ),
-    (
-        "csi-driver/rbac.yaml.tera",
-        include_str!("../../templates/csi-driver/rbac.yaml.tera"),
-    ),
-    (
-        "csi-driver/daemonset.yaml.tera",
-        include_str!("../../templates/csi-driver/daemonset.yaml.tera"),
-    ),
-];
+const TEMPLATES: [(&str, &str); 4] =
+    templates!("csi-driver": "crds", "csidriver", "rbac", "daemonset");
 
 /// A container image, split so that a private registry can replace only the registry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -168,13 +168,16 @@ fn daemonset_runs_the_three_containers_with_the_upstream_flags() {
             .map(|l| json!({"app": l["app"]}))
             .expect("pod labels")
     );
+    let sidecars = [
+        &pod["containers"][0]["image"],
+        &pod["containers"][2]["image"],
+    ];
     assert_eq!(
-        pod["containers"][0]["image"],
-        "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.16.0"
-    );
-    assert_eq!(
-        pod["containers"][2]["image"],
-        "registry.k8s.io/sig-storage/livenessprobe:v2.18.0"
+        sidecars,
+        [
+            "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.16.0",
+            "registry.k8s.io/sig-storage/livenessprobe:v2.18.0"
+        ]
     );
 }
 

@@ -33,6 +33,26 @@ pub enum RenderError {
     },
 }
 
+/// The embedded templates of one folder of `templates/`, as the `(name, source)` pairs
+/// [`render_all`] takes: `templates!("provider": "serviceaccount", "rbac")` names
+/// `provider/serviceaccount.yaml.tera` and embeds `templates/provider/serviceaccount.yaml.tera`.
+macro_rules! templates {
+    ($dir:literal: $($file:literal),+ $(,)?) => {
+        [$((
+            concat!($dir, "/", $file, ".yaml.tera"),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/templates/",
+                $dir,
+                "/",
+                $file,
+                ".yaml.tera"
+            )),
+        )),+]
+    };
+}
+pub(crate) use templates;
+
 /// Renders each `(name, source)` template with `context` and returns every object, in order.
 pub(crate) fn render_all(
     templates: &[(&str, &str)],

@@ -10,6 +10,7 @@ pub mod names;
 mod object_ref;
 pub mod provider;
 pub mod provider_upstream;
+mod provider_values;
 pub mod workload;
 
 pub use engine::{RenderError, object_ref};

@@ -5,23 +5,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::engine::{RenderError, render_all};
+use super::engine::{RenderError, render_all, templates};
 use super::names;
 
-const TEMPLATES: [(&str, &str); 3] = [
-    (
-        "workload/namespace.yaml.tera",
-        include_str!("../../templates/workload/namespace.yaml.tera"),
-    ),
-    (
-        "workload/serviceaccount.yaml.tera",
-        include_str!("../../templates/workload/serviceaccount.yaml.tera"),
-    ),
-    (
-        "workload/secretproviderclass.yaml.tera",
-        include_str!("../../templates/workload/secretproviderclass.yaml.tera"),
-    ),
-];
+const TEMPLATES: [(&str, &str); 3] =
+    templates!("workload": "namespace", "serviceaccount", "secretproviderclass");
 const SAMPLE_POD: (&str, &str) = (
     "workload/sample-pod.yaml.tera",
     include_str!("../../templates/workload/sample-pod.yaml.tera"),

@@ -485,16 +485,12 @@ pub async fn resolve_maybe(
     }
     let Some(aws) = aws else {
         let arn = offline_arn(region, account, secret);
-        return Ok(ResolvedSecret {
-            kind: secret.kind.clone(),
-            object_name: arn.clone(),
+        return Ok(ResolvedSecret::plain(
+            secret.kind.clone(),
+            arn.clone(),
             arn,
-            kms_key_arn: None,
-            alias: None,
-            file_permission: None,
-            jmes_path: Vec::new(),
-            extras: Default::default(),
-        });
+            None,
+        ));
     };
     let not_found = |what: &str| {
         if optional {
@@ -516,7 +512,7 @@ pub async fn resolve_maybe(
             "check the name and --region; pass --create-demo-secret to let bootstrap create one",
         ))
     };
-    match secret.kind {
+    let (arn, key_id) = match secret.kind {
         SecretKind::SecretsManager => {
             let out = match aws
                 .secrets
@@ -536,20 +532,7 @@ pub async fn resolve_maybe(
                 }
             };
             let arn = out.arn().unwrap_or(&secret.id).to_string();
-            let kms_key_arn = match out.kms_key_id() {
-                Some(key) => kms_key_arn(aws, region, account, &secret.id, key).await?,
-                None => None,
-            };
-            Ok(ResolvedSecret {
-                kind: SecretKind::SecretsManager,
-                object_name: arn.clone(),
-                arn,
-                kms_key_arn,
-                alias: None,
-                file_permission: None,
-                jmes_path: Vec::new(),
-                extras: Default::default(),
-            })
+            (arn, out.kms_key_id().map(str::to_string))
         }
         SecretKind::SsmParameter => {
             // Metadata only: GetParameter would read (and decrypt) the value.
@@ -582,22 +565,19 @@ pub async fn resolve_maybe(
                 .arn()
                 .map(str::to_string)
                 .unwrap_or_else(|| offline_arn(region, account, secret));
-            let kms_key_arn = match found.key_id() {
-                Some(key) => kms_key_arn(aws, region, account, &secret.id, key).await?,
-                None => None,
-            };
-            Ok(ResolvedSecret {
-                kind: SecretKind::SsmParameter,
-                object_name: arn.clone(),
-                arn,
-                kms_key_arn,
-                alias: None,
-                file_permission: None,
-                jmes_path: Vec::new(),
-                extras: Default::default(),
-            })
+            (arn, found.key_id().map(str::to_string))
         }
-    }
+    };
+    let kms_key_arn = match key_id {
+        Some(key) => kms_key_arn(aws, region, account, &secret.id, &key).await?,
+        None => None,
+    };
+    Ok(ResolvedSecret::plain(
+        secret.kind.clone(),
+        arn.clone(),
+        arn,
+        kms_key_arn,
+    ))
 }
 
 /// The ARN of an object a SecretProviderClass names, in the class's region (metadata only:

@@ -5,6 +5,10 @@ pub mod cleanup;
 pub mod cli;
 pub mod fixture;
 pub mod inventory;
+pub mod session;
+
+#[allow(unused_imports)]
+pub(crate) use session::{Session, session};
 
 use std::time::Duration;
 
