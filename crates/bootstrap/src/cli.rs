@@ -282,6 +282,27 @@ pub struct ControllerArgs {
     /// Print the TeamSecrets and SecretAllowance CustomResourceDefinitions and exit.
     #[arg(long)]
     pub print_crds: bool,
+    /// The managed policy every role the controller makes is bounded by (its ARN). The
+    /// controller's own policy (--print-iam-policy) lets it create roles only with this
+    /// boundary and under --role-path, so a compromised controller cannot mint a wider role.
+    #[arg(
+        long,
+        env = "BOOTSTRAP_PERMISSIONS_BOUNDARY",
+        value_name = "ARN",
+        required_unless_present_any = ["unconfined", "print_crds"]
+    )]
+    pub permissions_boundary: Option<String>,
+    /// The IAM path of the roles the controller makes.
+    #[arg(long, default_value = "/bootstrap-controller/", value_name = "PATH")]
+    pub role_path: String,
+    /// Make roles without a permissions boundary, at path `/` (trying the controller out
+    /// with an administrator's credentials; never in production).
+    #[arg(long, conflicts_with = "permissions_boundary")]
+    pub unconfined: bool,
+    /// Print the IAM policy the controller's own role needs (confined to --role-path and
+    /// --permissions-boundary) and exit.
+    #[arg(long, requires = "permissions_boundary", conflicts_with = "print_crds")]
+    pub print_iam_policy: bool,
     /// Objects reconciled at once.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,

@@ -285,6 +285,8 @@ pub struct ControllerSettings {
     pub identity: String,
     pub leader_election: bool,
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The path and boundary of the roles it makes; `None` only with `--unconfined`.
+    pub confinement: Option<crate::resources::role::Confinement>,
 }
 
 pub fn resolve_controller(
@@ -302,6 +304,13 @@ pub fn resolve_controller(
     if let Some(problem) = names::label_problem("namespace", &args.lease_namespace) {
         return Err(invalid("--lease-namespace", problem));
     }
+    let confinement = match &args.permissions_boundary {
+        Some(boundary) => Some(
+            crate::resources::role::Confinement::new(&args.role_path, boundary)
+                .map_err(|p| invalid("--permissions-boundary/--role-path", p))?,
+        ),
+        None => None,
+    };
     let identity = args.identity.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
@@ -320,6 +329,7 @@ pub fn resolve_controller(
         identity,
         leader_election: !args.no_leader_election,
         metrics_addr: args.metrics_addr,
+        confinement,
     })
 }
 

@@ -196,6 +196,7 @@ impl Backends {
                 trust,
                 namespace,
                 service_account,
+                confinement,
             } => {
                 let workload = [
                     (TAG_NAMESPACE, namespace.as_str()),
@@ -207,7 +208,9 @@ impl Backends {
                     .role_name(name)
                     .description(description)
                     .assume_role_policy_document(trust.to_string())
-                    .set_tags(Some(iam_tags(self.tags().into_iter().chain(workload))?));
+                    .set_tags(Some(iam_tags(self.tags().into_iter().chain(workload))?))
+                    .set_path(confinement.as_ref().map(|c| c.path.clone()))
+                    .set_permissions_boundary(confinement.as_ref().map(|c| c.boundary.clone()));
                 if let Err(e) = call.send().await {
                     let err = classify("create", format!("IAM role {name}"), e);
                     let ours = async {
@@ -236,6 +239,11 @@ impl Backends {
                 ])?;
                 let call = aws.iam.tag_role().role_name(role).set_tags(Some(tags));
                 send("tag", iam_role(role), call.send()).await?;
+            }
+            Op::PutRolePermissionsBoundary { role, boundary } => {
+                let call = aws.iam.put_role_permissions_boundary().role_name(role);
+                let call = call.permissions_boundary(boundary).send();
+                send("set the permissions boundary of", iam_role(role), call).await?;
             }
             Op::UpdateAssumeRolePolicy { role, trust } => {
                 let call = aws.iam.update_assume_role_policy().role_name(role);

@@ -17,7 +17,12 @@ use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    bootstrap::ui::logging::init(cli.verbose);
+    // A controller is a service: what it reconciles is its output (info by default).
+    let log_level = match &cli.command {
+        Command::Controller(_) => cli.verbose.max(1),
+        _ => cli.verbose,
+    };
+    bootstrap::ui::logging::init(log_level);
     let printer = |json: bool| {
         Printer::new(cli.quiet, cli.verbose, cli.no_progress, json)
             .with_show_manifests(cli.show_manifests)
@@ -89,6 +94,28 @@ fn main() -> ExitCode {
                     "items": commands::controller::crd::crds(),
                 }));
                 ExitStatus::Success
+            } else if args.print_iam_policy {
+                match bootstrap::config::resolve_controller(args) {
+                    Err(e) => commands::user_error(&p, &e),
+                    Ok(s) => match s
+                        .confinement
+                        .as_ref()
+                        .map(|c| commands::controller::iam::controller_policy(&s.cluster, c))
+                    {
+                        Some(Ok(doc)) => {
+                            p.json_value(&doc);
+                            ExitStatus::Success
+                        }
+                        Some(Err(e)) => {
+                            p.error(&format!("error: {e}"));
+                            ExitStatus::UserError
+                        }
+                        None => {
+                            p.error("error: --print-iam-policy needs --permissions-boundary");
+                            ExitStatus::UserError
+                        }
+                    },
+                }
             } else {
                 match bootstrap::config::resolve_controller(args) {
                     Ok(s) => block_on(&p, commands::controller::run(s, p)),

@@ -68,6 +68,10 @@ pub struct Team {
     #[serde(skip)]
     #[schemars(skip)]
     pub owner: Option<String>,
+    /// The path and permissions boundary its role is made with (the controller's).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub confinement: Option<crate::resources::role::Confinement>,
 }
 
 impl Team {

@@ -22,6 +22,8 @@ use serde_json::{Value, json};
 struct Replicas {
     children: Vec<Child>,
     namespace: String,
+    /// Each replica's stderr, shown when the test fails.
+    logs: Vec<std::path::PathBuf>,
 }
 
 impl Drop for Replicas {
@@ -29,6 +31,16 @@ impl Drop for Replicas {
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            for log in &self.logs {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                eprintln!("--- {} (last 60 lines) ---", log.display());
+                for line in &lines[lines.len().saturating_sub(60)..] {
+                    eprintln!("{line}");
+                }
+            }
         }
         let ns = self.namespace.clone();
         common::block_on_own_thread(move || async move {
@@ -56,12 +68,31 @@ fn teamsecrets(kube: &kube::Client, ns: &str) -> Api<DynamicObject> {
     )
 }
 
-fn replica(cluster: &str, lease: &str, identity: &str, log: &std::path::Path) -> Child {
+/// The controller's own AWS identity: an IAM user holding exactly the policy
+/// `controller --print-iam-policy` prints, and the boundary and path it is confined to.
+struct Identity {
+    key: String,
+    secret: String,
+    boundary: String,
+    path: String,
+}
+
+fn replica(
+    cluster: &str,
+    me: &Identity,
+    lease: &str,
+    identity: &str,
+    log: &std::path::Path,
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_bootstrap"))
         .args([
             "controller",
             "--cluster",
             cluster,
+            "--permissions-boundary",
+            &me.boundary,
+            "--role-path",
+            &me.path,
             "--lease-namespace",
             "default",
             "--lease-name",
@@ -74,6 +105,10 @@ fn replica(cluster: &str, lease: &str, identity: &str, log: &std::path::Path) ->
             "4m",
         ])
         .env("RUST_LOG", "info")
+        .env("AWS_ACCESS_KEY_ID", &me.key)
+        .env("AWS_SECRET_ACCESS_KEY", &me.secret)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("log file"))
@@ -98,18 +133,30 @@ fn condition<'a>(obj: &'a Value, kind: &str) -> Option<&'a Value> {
         .find(|c| c["type"] == kind)
 }
 
-/// Waits until the object's status describes its current generation with `Ready` = `ready`.
+/// Waits until the object's status describes its current generation with `Ready` = `ready`;
+/// on timeout, fails showing the status it has.
 async fn settled(api: &Api<DynamicObject>, name: &str, ready: &str, secs: u64) -> Value {
-    common::eventually(
-        &format!("TeamSecrets {name} Ready={ready}"),
-        secs,
-        || async {
-            let obj = serde_json::to_value(api.get(name).await.ok()?).ok()?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut last = Value::Null;
+    while std::time::Instant::now() < deadline {
+        if let Some(obj) = api
+            .get(name)
+            .await
+            .ok()
+            .and_then(|o| serde_json::to_value(o).ok())
+        {
             let current = obj["status"]["observedGeneration"] == obj["metadata"]["generation"];
-            (current && condition(&obj, "Ready")?["status"] == ready).then_some(obj)
-        },
-    )
-    .await
+            if current && condition(&obj, "Ready").is_some_and(|c| c["status"] == ready) {
+                return obj;
+            }
+            last = obj;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    panic!(
+        "timed out after {secs}s waiting for TeamSecrets {name} Ready={ready}; status: {:#}",
+        last["status"]
+    );
 }
 
 async fn role_policy(iam: &aws_sdk_iam::Client, role: &str) -> Option<(String, String)> {
@@ -134,15 +181,13 @@ async fn role_policy(iam: &aws_sdk_iam::Client, role: &str) -> Option<(String, S
 
 #[tokio::test(flavor = "multi_thread")]
 async fn teams_onboard_themselves_within_their_allowance() {
-    let Some(env) = common::env() else { return };
-    let kube = common::kube().await;
-    let cfg = common::aws().await;
-    let iam = aws_sdk_iam::Client::new(&cfg);
-    let eks = aws_sdk_eks::Client::new(&cfg);
-    let ns = common::unique("ctl");
+    let mut s = common::session!("ctl");
+    let (env, ns, cfg, kube, cleanup) = s.parts();
+    let ns = ns.clone();
+    let iam = aws_sdk_iam::Client::new(cfg);
+    let eks = aws_sdk_eks::Client::new(cfg);
     let lease = format!("{ns}-lease");
     let allowance = format!("{ns}-allow");
-    let mut cleanup = common::cleanup::Cleanup::new(&env.cluster);
     cleanup.namespaces.push(ns.clone());
     for plural in ["teamsecrets", "secretallowances"] {
         cleanup.cluster_objects.push((
@@ -167,17 +212,17 @@ async fn teams_onboard_themselves_within_their_allowance() {
         .as_array()
         .expect("a List")
         .clone();
-    common::apply_all(&kube, "controller-env-test", &crds).await;
-    common::namespace(&kube, &ns).await;
+    common::apply_all(kube, "controller-env-test", &crds).await;
+    common::namespace(kube, &ns).await;
     let db = cleanup
-        .secret(&cfg, &format!("{ns}/db"), "controller-test-value")
+        .secret(cfg, &format!("{ns}/db"), "controller-test-value")
         .await;
     let outside = cleanup
-        .secret(&cfg, &format!("{ns}-other/db"), "not for them")
+        .secret(cfg, &format!("{ns}-other/db"), "not for them")
         .await;
     assert!(db.contains(":secret:") && outside.contains(":secret:"));
     common::apply_all(
-        &kube,
+        kube,
         "controller-env-test",
         &[json!({
             "apiVersion": "bootstrap.podid/v1alpha1", "kind": "SecretAllowance",
@@ -187,29 +232,100 @@ async fn teams_onboard_themselves_within_their_allowance() {
     )
     .await;
 
+    // The controller's identity: a boundary (what any role it makes can ever do) and a user
+    // with exactly the policy --print-iam-policy prints for it.
+    let path = format!("/bootstrap-{ns}/");
+    let boundary = iam
+        .create_policy()
+        .policy_name(format!("{ns}-boundary"))
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret",
+                           "secretsmanager:BatchGetSecretValue", "secretsmanager:ListSecrets",
+                           "ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath",
+                           "kms:Decrypt"],
+                "Resource": "*"}]})
+            .to_string(),
+        )
+        .send()
+        .await
+        .expect("boundary policy")
+        .policy
+        .and_then(|p| p.arn)
+        .expect("boundary ARN");
+    cleanup.policies.push(boundary.clone());
+    let out = common::cli::run(common::cli::args(&[
+        "controller",
+        "--cluster",
+        &env.cluster,
+        "--permissions-boundary",
+        &boundary,
+        "--role-path",
+        &path,
+        "--print-iam-policy",
+    ]))
+    .await;
+    common::cli::ok(&out, "controller --print-iam-policy");
+    let own_policy = common::cli::json_of(&out);
+    let user = format!("{ns}-controller");
+    cleanup.users.push(user.clone());
+    iam.create_user()
+        .user_name(&user)
+        .send()
+        .await
+        .expect("controller user");
+    iam.put_user_policy()
+        .user_name(&user)
+        .policy_name("bootstrap-controller")
+        .policy_document(own_policy.to_string())
+        .send()
+        .await
+        .expect("controller policy");
+    let key = iam
+        .create_access_key()
+        .user_name(&user)
+        .send()
+        .await
+        .expect("controller key")
+        .access_key
+        .expect("access key");
+    let me = Identity {
+        key: key.access_key_id().to_string(),
+        secret: key.secret_access_key().to_string(),
+        boundary: boundary.clone(),
+        path: path.clone(),
+    };
+
     // Two replicas, one Lease: one leads.
     let logs = tempfile::tempdir().expect("tempdir");
     let mut replicas = Replicas {
         children: Vec::new(),
         namespace: ns.clone(),
+        logs: Vec::new(),
     };
     for id in ["ctl-a", "ctl-b"] {
-        replicas
-            .children
-            .push(replica(&env.cluster, &lease, id, &logs.path().join(id)));
+        replicas.logs.push(logs.path().join(id));
+        replicas.children.push(replica(
+            &env.cluster,
+            &me,
+            &lease,
+            id,
+            &logs.path().join(id),
+        ));
     }
-    let leader = common::eventually("a leader", 60, || holder(&kube, &lease)).await;
+    let leader = common::eventually("a leader", 60, || holder(kube, &lease)).await;
     assert!(leader == "ctl-a" || leader == "ctl-b", "{leader}");
 
     // A team's object converges, and its pod mounts.
-    let api = teamsecrets(&kube, &ns);
+    let api = teamsecrets(kube, &ns);
     let team = |sa: &str, secrets: Value, verify: bool| {
         json!({"apiVersion": "bootstrap.podid/v1alpha1", "kind": "TeamSecrets",
                "metadata": {"name": sa, "namespace": ns},
                "spec": {"serviceAccount": sa, "secrets": secrets, "verify": verify}})
     };
     common::apply_all(
-        &kube,
+        kube,
         "team",
         &[team(
             "app",
@@ -236,11 +352,24 @@ async fn teams_onboard_themselves_within_their_allowance() {
         .expect("roleArn")
         .to_string();
     let role = role_arn.rsplit('/').next().expect("role name").to_string();
-    iam.get_role()
+    let account = boundary.split(':').nth(4).expect("account").to_string();
+    assert_eq!(role_arn, format!("arn:aws:iam::{account}:role{path}{role}"));
+    let made = iam
+        .get_role()
         .role_name(&role)
         .send()
         .await
-        .expect("the team's role exists");
+        .expect("the team's role exists")
+        .role
+        .expect("role");
+    assert_eq!(made.path(), path);
+    assert_eq!(
+        made.permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn()),
+        Some(boundary.as_str()),
+        "the role the controller made is bounded"
+    );
+    confinement_holds(&me, &role, &account).await;
     let associations = eks
         .list_pod_identity_associations()
         .cluster_name(&env.cluster)
@@ -249,7 +378,7 @@ async fn teams_onboard_themselves_within_their_allowance() {
         .await
         .expect("list");
     assert_eq!(associations.associations().len(), 1);
-    let spcs = common::spc_api(&kube, &ns);
+    let spcs = common::spc_api(kube, &ns);
     let spc = spcs
         .get("bootstrap-app")
         .await
@@ -282,9 +411,13 @@ async fn teams_onboard_themselves_within_their_allowance() {
 
     // Outside the allowance: refused, nothing made.
     common::apply_all(
-        &kube,
+        kube,
         "team",
-        &[team("nosy", json!([format!("{ns}-other/db")]), false)],
+        &[team(
+            "nosy",
+            json!([{"name": format!("{ns}-other/db")}]),
+            false,
+        )],
     )
     .await;
     let refused = settled(&api, "nosy", "False", 60).await;
@@ -306,9 +439,9 @@ async fn teams_onboard_themselves_within_their_allowance() {
     );
 
     // A second object claiming app's service account: refused; deleting it deletes nothing.
-    let mut thief = team("app", json!([format!("{ns}/db")]), false);
+    let mut thief = team("app", json!([{"name": format!("{ns}/db")}]), false);
     thief["metadata"]["name"] = json!("thief");
-    common::apply_all(&kube, "team", &[thief]).await;
+    common::apply_all(kube, "team", &[thief]).await;
     let conflict = settled(&api, "thief", "False", 60).await;
     assert_eq!(
         condition(&conflict, "Ready").expect("Ready")["reason"],
@@ -334,7 +467,7 @@ async fn teams_onboard_themselves_within_their_allowance() {
     let _ = replicas.children[index].wait();
     let other = if index == 0 { "ctl-b" } else { "ctl-a" };
     common::eventually("the other replica leads", 60, || async {
-        (holder(&kube, &lease).await.as_deref() == Some(other)).then_some(())
+        (holder(kube, &lease).await.as_deref() == Some(other)).then_some(())
     })
     .await;
     let (policy, good) = role_policy(&iam, &role).await.expect("the role's policy");
@@ -346,12 +479,15 @@ async fn teams_onboard_themselves_within_their_allowance() {
         .send()
         .await
         .expect("widen");
+    // Repaired: the document is the one the controller wrote (GetSecretValue on the team's
+    // secret only; BatchGetSecretValue and nothing else on "*").
+    let good: Value = serde_json::from_str(&good).expect("policy JSON");
+    assert!(good.to_string().contains(&format!("{ns}/db")), "{good:#}");
     common::eventually("the policy repaired", 90, || async {
         let (_, now) = role_policy(&iam, &role).await?;
-        (!now.contains("\"*\"") && now.contains(&format!("{ns}/db"))).then_some(())
+        (serde_json::from_str::<Value>(&now).ok()? == good).then_some(())
     })
     .await;
-    assert!(!good.contains("\"Resource\":\"*\""));
 
     // Deleted: everything it made goes.
     api.delete("app", &DeleteParams::default())
@@ -375,4 +511,85 @@ async fn teams_onboard_themselves_within_their_allowance() {
         .expect("list");
     assert!(associations.associations().is_empty());
     drop(replicas);
+}
+
+/// With the controller's own credentials, the stand-in's IAM enforcement refuses what a
+/// compromised controller would try: a role without the boundary, a role outside its path, a
+/// role bounded by another policy, dropping a role's boundary, and editing the boundary.
+async fn confinement_holds(me: &Identity, made: &str, account: &str) {
+    let creds = aws_sdk_iam::config::Credentials::new(&me.key, &me.secret, None, None, "test");
+    let cfg = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .credentials_provider(creds)
+        .load()
+        .await;
+    let iam = aws_sdk_iam::Client::new(&cfg);
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "pods.eks.amazonaws.com"},
+        "Action": ["sts:AssumeRole", "sts:TagSession"]}]})
+    .to_string();
+    let admin = format!("arn:aws:iam::{account}:policy/AdministratorAccess");
+    let attempts: Vec<(&str, Result<(), String>)> = vec![
+        (
+            "CreateRole without the boundary",
+            iam.create_role()
+                .role_name(format!("{made}-nb"))
+                .path(&me.path)
+                .assume_role_policy_document(&trust)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| format!("{:?}", e.into_service_error())),
+        ),
+        (
+            "CreateRole outside the path",
+            iam.create_role()
+                .role_name(format!("{made}-root"))
+                .permissions_boundary(&me.boundary)
+                .assume_role_policy_document(&trust)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| format!("{:?}", e.into_service_error())),
+        ),
+        (
+            "CreateRole bounded by another policy",
+            iam.create_role()
+                .role_name(format!("{made}-ob"))
+                .path(&me.path)
+                .permissions_boundary(&admin)
+                .assume_role_policy_document(&trust)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| format!("{:?}", e.into_service_error())),
+        ),
+        (
+            "DeleteRolePermissionsBoundary",
+            iam.delete_role_permissions_boundary()
+                .role_name(made)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| format!("{:?}", e.into_service_error())),
+        ),
+        (
+            "CreatePolicyVersion of the boundary",
+            iam.create_policy_version()
+                .policy_arn(&me.boundary)
+                .policy_document(
+                    json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                        "Action": "*", "Resource": "*"}]})
+                    .to_string(),
+                )
+                .set_as_default(true)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| format!("{:?}", e.into_service_error())),
+        ),
+    ];
+    for (what, outcome) in attempts {
+        let err = outcome.expect_err(what);
+        assert!(err.contains("AccessDenied"), "{what}: {err}");
+    }
 }

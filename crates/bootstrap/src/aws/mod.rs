@@ -1,5 +1,6 @@
 //! Thin typed wrappers over the AWS SDK clients, error classification and the EKS token.
 
+pub mod confinement;
 pub mod policy;
 mod progress;
 pub mod token;

@@ -247,6 +247,7 @@ async fn team_workload(
             target_role_arn: team.target_role_arn.clone(),
             abac: team.abac,
             failover_region: team.failover_region.clone(),
+            confinement: team.confinement.clone(),
             labels: [(LABEL_TEAM.to_string(), team.name.clone())]
                 .into_iter()
                 .chain(

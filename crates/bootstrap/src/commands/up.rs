@@ -109,6 +109,7 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, PlanError> 
         abac: false,
         failover_region: None,
         labels: Default::default(),
+        confinement: None,
     };
     let wanted = platform(s);
     let (platform, planned) = tokio::try_join!(

@@ -27,6 +27,15 @@ pub enum Op {
         trust: Value,
         namespace: String,
         service_account: String,
+        /// The role's path and permissions boundary (the controller's confinement); absent:
+        /// `/` and none, as `onboard` makes roles.
+        #[serde(flatten)]
+        confinement: Option<crate::aws::confinement::Confinement>,
+    },
+    /// Sets the permissions boundary of a confined role made without it (or with another).
+    PutRolePermissionsBoundary {
+        role: String,
+        boundary: String,
     },
     /// Tags a role of an earlier release with the workload it serves.
     TagRole {
@@ -203,10 +212,21 @@ impl fmt::Display for Op {
                 description,
                 namespace,
                 service_account,
+                confinement,
                 ..
-            } => write!(
+            } => {
+                write!(
+                    f,
+                    "iam:CreateRole RoleName={name} Description=\"{description}\" {TAGS},{TAG_NAMESPACE}={namespace},{TAG_SERVICE_ACCOUNT}={service_account}"
+                )?;
+                match confinement {
+                    Some(c) => write!(f, " Path={} PermissionsBoundary={}", c.path, c.boundary),
+                    None => Ok(()),
+                }
+            }
+            Op::PutRolePermissionsBoundary { role, boundary } => write!(
                 f,
-                "iam:CreateRole RoleName={name} Description=\"{description}\" {TAGS},{TAG_NAMESPACE}={namespace},{TAG_SERVICE_ACCOUNT}={service_account}"
+                "iam:PutRolePermissionsBoundary RoleName={role} PermissionsBoundary={boundary}"
             ),
             Op::TagRole {
                 role,

@@ -89,6 +89,8 @@ pub struct Workload {
     pub failover_region: Option<String>,
     /// Extra labels on the workload's objects (e.g. the team).
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The role's path and permissions boundary (the controller's roles); `None` for `onboard`.
+    pub confinement: Option<role::Confinement>,
 }
 
 #[cfg(test)]
@@ -115,6 +117,7 @@ impl Workload {
             abac: false,
             failover_region: None,
             labels: Default::default(),
+            confinement: None,
         }
     }
 }

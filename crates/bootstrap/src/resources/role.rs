@@ -30,6 +30,14 @@ pub fn role_description(cluster: &str, namespace: &str, service_account: &str) -
     )
 }
 
+pub use crate::aws::confinement::Confinement;
+
+/// A role's ARN under a path (`/` when unconfined).
+pub fn role_arn_in(account: &str, confinement: Option<&Confinement>, name: &str) -> String {
+    let path = confinement.map_or("/", |c| c.path.as_str());
+    format!("arn:aws:iam::{account}:role{path}{name}")
+}
+
 /// What the role must be.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RoleSpec {
@@ -40,6 +48,8 @@ pub struct RoleSpec {
     pub description: String,
     pub trust: Value,
     pub inline: Value,
+    /// Path and permissions boundary (the controller's roles); `None`: `/`, no boundary.
+    pub confinement: Option<Confinement>,
 }
 
 impl RoleSpec {
@@ -73,6 +83,7 @@ impl RoleSpec {
                     policy::read_secrets_policy(&grants)
                 }
             },
+            confinement: w.confinement.clone(),
         }
     }
 }
@@ -121,6 +132,10 @@ pub struct LiveRole {
     /// Its `bootstrap.podid/service-account` tag.
     pub service_account_tag: Option<String>,
     pub description: Option<String>,
+    /// Its path (`/` unless made confined).
+    pub path: String,
+    /// Its permissions boundary's ARN, if any.
+    pub boundary: Option<String>,
     pub trust: Option<Value>,
     /// Our inline policy's document, if present.
     pub inline: Option<Value>,
@@ -198,6 +213,11 @@ pub async fn read(
         namespace_tag: tag(TAG_NAMESPACE),
         service_account_tag: tag(TAG_SERVICE_ACCOUNT),
         description: role.description().map(str::to_string),
+        path: role.path().to_string(),
+        boundary: role
+            .permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn())
+            .map(str::to_string),
         trust: role
             .assume_role_policy_document()
             .and_then(policy::decode_document),
@@ -359,6 +379,7 @@ pub fn plan(desired: &RoleSpec, observed: Option<&LiveRole>) -> Change {
                 trust: desired.trust.clone(),
                 namespace: desired.namespace.clone(),
                 service_account: desired.service_account.clone(),
+                confinement: desired.confinement.clone(),
             })
             .op(put_policy(desired));
     };
@@ -368,6 +389,15 @@ pub fn plan(desired: &RoleSpec, observed: Option<&LiveRole>) -> Change {
         );
     }
     let mut ops = Vec::new();
+    if let Some(c) = &desired.confinement
+        && live.boundary.as_deref() != Some(c.boundary.as_str())
+    {
+        // First, so that no write below widens a role the boundary does not yet bound.
+        ops.push(Op::PutRolePermissionsBoundary {
+            role: name.clone(),
+            boundary: c.boundary.clone(),
+        });
+    }
     if !live
         .trust
         .as_ref()

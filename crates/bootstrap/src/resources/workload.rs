@@ -199,7 +199,20 @@ pub async fn plan(w: &Workload, t: &Target, keep_sample: bool) -> Result<Workloa
     )
     .map_err(at("iam-role"))?;
     spec.name = chosen.name;
-    let role_arn = role::role_arn(&t.account, &spec.name);
+    if let (Some(c), Some(live)) = (&spec.confinement, chosen.live.as_ref())
+        && live.owned
+        && live.path != c.path
+    {
+        // IAM cannot move a role to another path; the controller's policy only reaches its own.
+        return Err(at("iam-role")(StepError::problem(format!(
+            "IAM role {} exists under path {} (made by `bootstrap onboard`?), not under the controller's {}: the controller cannot manage it; remove the team from teams.yaml and `bootstrap down --team` it (or delete the role), then the controller makes its own",
+            live.name, live.path, c.path
+        ))));
+    }
+    let role_arn = match &chosen.live {
+        Some(live) if !live.arn.is_empty() => live.arn.clone(),
+        _ => role::role_arn_in(&t.account, spec.confinement.as_ref(), &spec.name),
+    };
     let association = association::plan(
         cluster,
         &w.namespace,

@@ -22,8 +22,10 @@ pub struct Cleanup {
     pub parameters: Vec<String>,
     /// ECR repositories (deleted with their images).
     pub repositories: Vec<String>,
-    /// IAM users (their access keys deleted first).
+    /// IAM users (their access keys and inline policies deleted first).
     pub users: Vec<String>,
+    /// IAM managed policies made by hand, by ARN (after the roles and users).
+    pub policies: Vec<String>,
     /// Runs `bootstrap down --workloads-only --force` first: every workload bootstrap owns on
     /// the cluster, for a test that makes too many namespaces to remove one by one (only where
     /// no other test of the binary runs at the same time).
@@ -81,6 +83,7 @@ impl Cleanup {
         self.parameters.clear();
         self.repositories.clear();
         self.users.clear();
+        self.policies.clear();
         self.cluster_objects.clear();
         self.all_workloads = false;
     }
@@ -92,6 +95,7 @@ impl Cleanup {
             && self.parameters.is_empty()
             && self.repositories.is_empty()
             && self.users.is_empty()
+            && self.policies.is_empty()
             && self.cluster_objects.is_empty()
             && !self.all_workloads
     }
@@ -178,7 +182,20 @@ impl Cleanup {
                     }
                 }
             }
+            if let Ok(listed) = iam.list_user_policies().user_name(user).send().await {
+                for p in listed.policy_names() {
+                    let _ = iam
+                        .delete_user_policy()
+                        .user_name(user)
+                        .policy_name(p)
+                        .send()
+                        .await;
+                }
+            }
             let _ = iam.delete_user().user_name(user).send().await;
+        }
+        for arn in &self.policies {
+            let _ = iam.delete_policy().policy_arn(arn).send().await;
         }
         for secret in &self.secrets {
             // A secret given by ARN is deleted in its own region.

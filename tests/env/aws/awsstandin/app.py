@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import time
+import uuid
 from urllib.parse import parse_qs
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -159,6 +160,13 @@ class StandIn:
             resp = self._json_error_from_xml(op, code, body_out)
             log.info("%s -> %s (moto, error converted to JSON, %.0f ms)", op.name, code, (time.time() - started) * 1000)
             return self._send(start_response, resp)
+        if code >= 400 and op.protocol == "query" and b"<ErrorResponse><Errors><Error>" in body_out:
+            # moto's access-control errors wrap <Error> in <Errors> (EC2's shape); IAM and STS
+            # answer <ErrorResponse><Error>…</Error><RequestId/></ErrorResponse>, the only shape
+            # the Rust SDK reads a code from.
+            body_out = (body_out.replace(b"<ErrorResponse><Errors><Error>", b"<ErrorResponse><Error>")
+                        .replace(b"</Error></Errors></ErrorResponse>",
+                                 b"</Error><RequestId>" + uuid.uuid4().hex.encode() + b"</RequestId></ErrorResponse>"))
         log.info("%s -> %s (moto, %.0f ms)", op.name, code, (time.time() - started) * 1000)
         headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(body_out))))

@@ -12,6 +12,13 @@ none in moto 5.2.5, so an ARN-scoped policy would deny even the allowed secret. 
   signature (a KeyError and an empty 500): they skip the check here.
 - IAMPolicyStatement._check_principal: moto raises TypeError on trust policies whose Principal
   has no "AWS" key (e.g. {"Service": "pods.eks.amazonaws.com"}); treat that as "not this principal".
+- IamResponse._determine_resource: a role's ARN (with its path; CreateRole: the Path and
+  RoleName asked for) for the actions on a role, a policy's ARN for those on a policy, so
+  that a policy scoped to `role/PATH/*` means what it does in AWS (moto: existing roles' only,
+  "*" for CreateRole and the rest). The context
+  key iam:PermissionsBoundary is the boundary asked for (CreateRole,
+  PutRolePermissionsBoundary) or the role's current one (other role writes), as in AWS.
+- EKSResponse._determine_resource: the cluster's ARN for /clusters/NAME... (moto: "*").
 - IAMRequestBase.check_action_permitted: moto's condition support is a stub (StringEquals only,
   other operators and missing keys pass, no variables, no tags). Identity policies (and a role
   session's session policy) are evaluated by policy.py instead, with the context of
@@ -166,6 +173,9 @@ def request_context(req, resource: str) -> "policy.Context":
                 pass
     for k, v in principal_tags.items():
         ctx.set(f"aws:PrincipalTag/{k}", v)
+    boundary = _permissions_boundary(req)
+    if boundary:
+        ctx.set("iam:PermissionsBoundary", boundary)
     service, rtags = resource_tags(req.account_id, resource)
     prefix = {"secretsmanager": "secretsmanager:ResourceTag", "ssm": "ssm:resourceTag"}.get(service or "")
     for k, v in rtags.items():
@@ -173,6 +183,33 @@ def request_context(req, resource: str) -> "policy.Context":
         if prefix:
             ctx.set(f"{prefix}/{k}", v)
     return ctx
+
+
+def _param(req, name: str) -> str | None:
+    """A query-protocol parameter of moto's IAMRequest (its data: name -> [values])."""
+    v = (getattr(req, "_data", None) or {}).get(name)
+    if isinstance(v, list):
+        v = v[0] if v else None
+    return v if isinstance(v, str) and v else None
+
+
+def _permissions_boundary(req) -> str | None:
+    """iam:PermissionsBoundary for an IAM request on a role: the one asked for, else the role's."""
+    if not req._action.startswith("iam:"):
+        return None
+    if req._action in ("iam:CreateRole", "iam:PutRolePermissionsBoundary"):
+        return _param(req, "PermissionsBoundary")
+    name = _param(req, "RoleName")
+    if not name:
+        return None
+    from moto.iam.models import iam_backends
+    from moto.utilities.utils import get_partition
+
+    try:
+        backend = iam_backends[req.account_id][get_partition(req._region)]
+        return backend.get_role(name).permissions_boundary_arn or None
+    except Exception:
+        return None
 
 
 def check_action_permitted(self, resource: str) -> None:
@@ -293,6 +330,44 @@ def patch_all() -> None:
         return json.dumps(result)
 
     SecretsManagerResponse.batch_get_secret_value = batch_get_secret_value
+
+    # --- IAM ----------------------------------------------------------------------------------
+    from moto.iam.responses import IamResponse
+
+    def iam_determine_resource(self):
+        try:
+            account = self.current_account
+            name = self._get_param("RoleName")
+            if name:
+                if self._get_action() == "CreateRole":
+                    return f"arn:aws:iam::{account}:role{self._get_param('Path') or '/'}{name}"
+                try:
+                    return self.backend.get_role(name).arn
+                except Exception:
+                    return f"arn:aws:iam::{account}:role/{name}"
+            policy_arn = self._get_param("PolicyArn")
+            if policy_arn and not self._get_param("UserName"):
+                return policy_arn
+        except Exception as e:
+            log.debug("iam resource: %s", e)
+        return "*"
+
+    IamResponse._determine_resource = iam_determine_resource
+
+    # --- EKS (moto's own routes: DescribeCluster, ListClusters, ...) ---------------------------
+    # moto authorizes them on "*"; AWS on the cluster's ARN (as app.py does for our routes).
+    import re
+    from urllib.parse import urlparse
+
+    from moto.eks.responses import EKSResponse
+
+    def eks_determine_resource(self):
+        m = re.match(r"^/clusters/([^/]+)", urlparse(self.uri).path or "")
+        if m:
+            return f"arn:aws:eks:{self.region}:{self.current_account}:cluster/{m.group(1)}"
+        return "*"
+
+    EKSResponse._determine_resource = eks_determine_resource
 
     # --- SSM ----------------------------------------------------------------------------------
     def ssm_determine_resource(self):

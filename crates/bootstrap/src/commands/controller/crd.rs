@@ -74,13 +74,17 @@ pub struct TeamSecretsStatus {
     pub last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
-    /// What the last reconcile changed.
+    /// What the last reconcile that wrote anything wrote (a resync that finds nothing to do
+    /// leaves these and `lastChangeTime` as they were).
     #[serde(default)]
     pub created: u32,
     #[serde(default)]
     pub updated: u32,
     #[serde(default)]
     pub unchanged: u32,
+    /// When that reconcile ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change_time: Option<String>,
 }
 
 /// A condition as Kubernetes conventions have it.

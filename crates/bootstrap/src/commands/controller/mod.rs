@@ -5,6 +5,7 @@
 
 pub mod allowance;
 pub mod crd;
+pub mod iam;
 pub mod lease;
 pub mod status;
 
@@ -20,7 +21,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::utils::Predicate;
+use kube::runtime::{WatchStreamExt, predicates, reflector, watcher};
 use kube::{Resource, ResourceExt};
 
 use crate::commands::onboard::{self, LABEL_OWNER, LABEL_TEAM};
@@ -144,6 +146,16 @@ async fn serve(s: ControllerSettings, printer: &Printer) -> Result<(), StepError
         &s.identity,
         Duration::from_secs(15),
     );
+    match &s.confinement {
+        Some(c) => printer.status(&format!(
+            "controller {}: roles under {} bounded by {}",
+            s.identity, c.path, c.boundary
+        )),
+        None => printer.status(&format!(
+            "warning: controller {}: --unconfined: roles are made without a permissions boundary; a compromised controller could make any role its own credentials allow",
+            s.identity
+        )),
+    }
     if s.leader_election {
         printer.status(&format!(
             "controller {}: waiting to lead (Lease {}/{})",
@@ -185,19 +197,31 @@ async fn serve(s: ControllerSettings, printer: &Printer) -> Result<(), StepError
         watcher::Config::default(),
     )
     .filter_map(|e| async move { e.ok().map(|_| ()) });
-    let work = Controller::new(
+    // Reconciled when the spec (generation) or the finalizers change, never because of the
+    // status it wrote itself (that would observe AWS again for nothing); drift is found by the
+    // resync each reconcile requeues.
+    let (reader, writer) = reflector::store();
+    let triggers = watcher::watcher(
         Api::<TeamSecrets>::all(kube.clone()),
         watcher::Config::default(),
     )
-    .with_config(controller::Config::default().concurrency(concurrency))
-    .reconcile_all_on(allowances)
-    .shutdown_on_signal()
-    .run(reconcile, error_policy, ctx.clone())
-    .for_each(|result| async move {
-        if let Err(e) = result {
-            tracing::debug!("controller: {e}");
-        }
-    });
+    .default_backoff()
+    .reflect(writer)
+    .applied_objects()
+    .predicate_filter(
+        predicates::generation.combine(predicates::finalizers),
+        Default::default(),
+    );
+    let work = Controller::for_stream(triggers, reader)
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .reconcile_all_on(allowances)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!("controller: {e}");
+            }
+        });
     if leading {
         tokio::select! {
             () = work => Ok(()),
@@ -249,10 +273,11 @@ async fn reconcile(obj: Arc<TeamSecrets>, ctx: Arc<Context>) -> Result<Action, R
         other => ReconcileError::Finalizer(other.to_string()),
     });
     ctx.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-    if result.is_ok()
-        && let Ok(mut failures) = ctx.failures.lock()
-    {
-        failures.remove(&key(&obj));
+    if let Ok(action) = &result {
+        tracing::info!("TeamSecrets {}: reconciled; next: {action:?}", key(&obj));
+        if let Ok(mut failures) = ctx.failures.lock() {
+            failures.remove(&key(&obj));
+        }
     }
     result
 }
@@ -295,19 +320,15 @@ async fn apply(obj: &TeamSecrets, ctx: &Context) -> Result<Action, ReconcileErro
     let resync = Action::requeue(ctx.settings.resync);
     let refusal = match crd::team_of(obj) {
         Err(e) => Err(Refusal::Invalid(e)),
-        Ok(team) => match allowances(ctx).await? {
-            list if allowance::check(&list, &ns, &team).is_err() => Err(Refusal::NotAllowed(
-                allowance::check(&list, &ns, &team)
-                    .err()
-                    .unwrap_or_default(),
-            )),
-            _ => match claimant(ctx, &ns, team.service_account.name(), &name).await? {
+        Ok(team) => match allowance::check(&allowances(ctx).await?, &ns, &team) {
+            Err(why) => Err(Refusal::NotAllowed(why)),
+            Ok(()) => match claimant(ctx, &ns, team.service_account.name(), &name).await? {
                 Some(other) => Err(Refusal::Conflict(other)),
                 None => Ok(team),
             },
         },
     };
-    let team = match refusal {
+    let mut team = match refusal {
         Ok(team) => team,
         Err(refusal) => {
             ctx.metrics.refused.fetch_add(1, Ordering::Relaxed);
@@ -328,13 +349,29 @@ async fn apply(obj: &TeamSecrets, ctx: &Context) -> Result<Action, ReconcileErro
             return Ok(resync);
         }
     };
+    team.confinement = ctx.settings.confinement.clone();
     let deadline = Instant::now() + ctx.settings.timeout;
     let exec = Executor::new(false, Some(&ctx.backends), deadline);
     let result =
         onboard::onboard_team(&exec, &ctx.target, &team, crate::commands::up::SAMPLE_IMAGE).await;
+    tracing::info!(
+        "TeamSecrets {ns}/{name}: {} created, {} updated, {} unchanged{}",
+        result.created,
+        result.updated,
+        result.unchanged,
+        result
+            .error
+            .as_deref()
+            .map(|e| format!("; failed: {e}"))
+            .unwrap_or_default()
+    );
     let role_name =
         crate::resources::role::role_name(ctx.target.name(), &ns, team.service_account.name());
-    let role_arn = crate::resources::role::role_arn(&ctx.target.account, &role_name);
+    let role_arn = crate::resources::role::role_arn_in(
+        &ctx.target.account,
+        ctx.settings.confinement.as_ref(),
+        &role_name,
+    );
     let spc = format!("bootstrap-{}", team.service_account.name());
     let status = status::from_result(
         &result,

@@ -86,9 +86,27 @@ pub fn from_result(
         secret_provider_class: Some(spc.to_string()),
         last_error,
         hint: hint.or_else(|| result.hints.first().cloned()),
+        ..counts(result, previous, now)
+    }
+}
+
+/// The counts of this reconcile if it wrote anything, else the last ones that did.
+fn counts(result: &TeamResult, previous: &TeamSecretsStatus, now: &str) -> TeamSecretsStatus {
+    if result.created + result.updated == 0 && previous.last_change_time.is_some() {
+        return TeamSecretsStatus {
+            created: previous.created,
+            updated: previous.updated,
+            unchanged: previous.unchanged,
+            last_change_time: previous.last_change_time.clone(),
+            ..TeamSecretsStatus::default()
+        };
+    }
+    TeamSecretsStatus {
         created: result.created as u32,
         updated: result.updated as u32,
         unchanged: result.unchanged as u32,
+        last_change_time: Some(now.to_string()),
+        ..TeamSecretsStatus::default()
     }
 }
 
@@ -263,6 +281,39 @@ mod tests {
             "T1",
         );
         assert_eq!(get(&unverified, "Verified").reason, "NotRequested");
+    }
+
+    #[test]
+    fn a_resync_that_writes_nothing_keeps_the_last_change() {
+        let changed = from_result(
+            &result(None, None),
+            false,
+            "r",
+            "s",
+            Some(2),
+            &Default::default(),
+            "T1",
+        );
+        assert_eq!(changed.last_change_time.as_deref(), Some("T1"));
+        let mut quiet = result(None, None);
+        (quiet.created, quiet.updated, quiet.unchanged) = (0, 0, 6);
+        let resynced = from_result(&quiet, false, "r", "s", Some(2), &changed, "T2");
+        assert_eq!(
+            (resynced.created, resynced.updated, resynced.unchanged),
+            (3, 1, 2)
+        );
+        assert_eq!(resynced.last_change_time.as_deref(), Some("T1"));
+        // A first reconcile that finds everything in place says so.
+        let first = from_result(&quiet, false, "r", "s", Some(1), &Default::default(), "T3");
+        assert_eq!((first.created, first.updated, first.unchanged), (0, 0, 6));
+        assert_eq!(first.last_change_time.as_deref(), Some("T3"));
+        let mut repair = result(None, None);
+        (repair.created, repair.updated, repair.unchanged) = (0, 1, 5);
+        let repaired = from_result(&repair, false, "r", "s", Some(2), &resynced, "T4");
+        assert_eq!(
+            (repaired.updated, repaired.last_change_time.as_deref()),
+            (1, Some("T4"))
+        );
     }
 
     #[test]
