@@ -82,8 +82,10 @@ fn replica(
     me: &Identity,
     lease: &str,
     identity: &str,
+    metrics: u16,
     log: &std::path::Path,
 ) -> Child {
+    let metrics = format!("127.0.0.1:{metrics}");
     Command::new(env!("CARGO_BIN_EXE_bootstrap"))
         .args([
             "controller",
@@ -93,6 +95,8 @@ fn replica(
             &me.boundary,
             "--role-path",
             &me.path,
+            "--metrics-addr",
+            &metrics,
             "--lease-namespace",
             "default",
             "--lease-name",
@@ -114,6 +118,35 @@ fn replica(
         .stderr(std::fs::File::create(log).expect("log file"))
         .spawn()
         .expect("bootstrap controller starts")
+}
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `GET /metrics` of a replica, as Prometheus would scrape it: metric name → value.
+fn scrape(port: u16) -> std::collections::HashMap<String, f64> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics port");
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .expect("request");
+    let mut text = String::new();
+    conn.read_to_string(&mut text).expect("response");
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    text.split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
 }
 
 async fn holder(kube: &kube::Client, lease: &str) -> Option<String> {
@@ -214,6 +247,7 @@ async fn teams_onboard_themselves_within_their_allowance() {
         .clone();
     common::apply_all(kube, "controller-env-test", &crds).await;
     common::namespace(kube, &ns).await;
+    gitops_examples_are_valid(kube, &ns).await;
     let db = cleanup
         .secret(cfg, &format!("{ns}/db"), "controller-test-value")
         .await;
@@ -304,13 +338,17 @@ async fn teams_onboard_themselves_within_their_allowance() {
         namespace: ns.clone(),
         logs: Vec::new(),
     };
+    let mut ports = Vec::new();
     for id in ["ctl-a", "ctl-b"] {
         replicas.logs.push(logs.path().join(id));
+        let port = free_port();
+        ports.push(port);
         replicas.children.push(replica(
             &env.cluster,
             &me,
             &lease,
             id,
+            port,
             &logs.path().join(id),
         ));
     }
@@ -370,6 +408,18 @@ async fn teams_onboard_themselves_within_their_allowance() {
         "the role the controller made is bounded"
     );
     confinement_holds(&me, &role, &account).await;
+    // The leader's metrics count what it did.
+    let metrics = scrape(ports[usize::from(leader == "ctl-b")]);
+    assert!(
+        metrics["bootstrap_controller_reconciles_total"] >= 1.0,
+        "{metrics:?}"
+    );
+    assert!(
+        metrics["bootstrap_controller_aws_calls_total"] >= 3.0,
+        "{metrics:?}"
+    );
+    assert!(metrics.contains_key("bootstrap_controller_reconcile_errors_total"));
+    assert!(metrics.contains_key("bootstrap_controller_reconciles_in_flight"));
     let associations = eks
         .list_pod_identity_associations()
         .cluster_name(&env.cluster)
@@ -461,13 +511,60 @@ async fn teams_onboard_themselves_within_their_allowance() {
         .await
         .expect("app's role survives the thief's deletion");
 
-    // The leader SIGKILLed: the other replica takes the Lease and repairs drift on resync.
+    // The leader SIGKILLed in the middle of a reconcile (a new team's role made, its mount not
+    // yet proven): the other replica takes the Lease, finishes it with no duplicate and no
+    // leftover, and repairs drift on resync.
+    assert_eq!(role, format!("bootstrap-{}.{ns}.app", env.cluster));
+    let late_role = format!("bootstrap-{}.{ns}.late", env.cluster);
+    common::apply_all(
+        kube,
+        "team",
+        &[team("late", json!([{"name": format!("{ns}/db")}]), true)],
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while iam.get_role().role_name(&late_role).send().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "late's role never made"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let index = if leader == "ctl-a" { 0 } else { 1 };
     replicas.children[index].kill().expect("SIGKILL the leader");
+    let at_kill = serde_json::to_value(api.get("late").await.expect("late")).expect("json");
+    assert!(
+        condition(&at_kill, "Ready").is_none_or(|c| c["status"] != "True"),
+        "killed after the reconcile ended, not in it: {at_kill:#}"
+    );
     let _ = replicas.children[index].wait();
     let other = if index == 0 { "ctl-b" } else { "ctl-a" };
     common::eventually("the other replica leads", 60, || async {
         (holder(kube, &lease).await.as_deref() == Some(other)).then_some(())
+    })
+    .await;
+    let late = settled(&api, "late", "True", 300).await;
+    assert_eq!(
+        condition(&late, "Verified").expect("Verified")["status"],
+        "True"
+    );
+    let late_associations = eks
+        .list_pod_identity_associations()
+        .cluster_name(&env.cluster)
+        .namespace(&ns)
+        .service_account("late")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(late_associations.associations().len(), 1, "no duplicate");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(kube.clone(), &ns);
+    common::eventually("no verification pod left", 60, || async {
+        pods.list(&Default::default())
+            .await
+            .ok()?
+            .items
+            .is_empty()
+            .then_some(())
     })
     .await;
     let (policy, good) = role_policy(&iam, &role).await.expect("the role's policy");
@@ -489,18 +586,23 @@ async fn teams_onboard_themselves_within_their_allowance() {
     })
     .await;
 
-    // Deleted: everything it made goes.
-    api.delete("app", &DeleteParams::default())
-        .await
-        .expect("delete app");
-    common::eventually("app's object gone", 120, || async {
-        api.get_opt("app").await.ok()?.is_none().then_some(())
+    // Deleted: everything they made goes.
+    for name in ["app", "late"] {
+        api.delete(name, &DeleteParams::default())
+            .await
+            .expect("delete");
+    }
+    common::eventually("the objects gone", 120, || async {
+        (api.get_opt("app").await.ok()?.is_none() && api.get_opt("late").await.ok()?.is_none())
+            .then_some(())
     })
     .await;
-    assert!(
-        iam.get_role().role_name(&role).send().await.is_err(),
-        "the role is deleted"
-    );
+    for r in [&role, &late_role] {
+        assert!(
+            iam.get_role().role_name(r).send().await.is_err(),
+            "role {r} is deleted"
+        );
+    }
     assert!(spcs.get_opt("bootstrap-app").await.expect("get").is_none());
     let associations = eks
         .list_pod_identity_associations()
@@ -592,4 +694,48 @@ async fn confinement_holds(me: &Identity, made: &str, account: &str) {
         let err = outcome.expect_err(what);
         assert!(err.contains("AccessDenied"), "{what}: {err}");
     }
+}
+
+/// The GitOps examples' objects pass the apiserver's validation against the CRDs (server-side
+/// dry run: nothing is stored). The team's object is tried in the test's namespace.
+async fn gitops_examples_are_valid(kube: &kube::Client, ns: &str) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/gitops/teams");
+    let mut tried = 0;
+    for entry in std::fs::read_dir(dir).expect("examples/gitops/teams") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("example");
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for mut doc in docs {
+            let (group, version) = doc["apiVersion"]
+                .as_str()
+                .and_then(|v| v.split_once('/'))
+                .expect("apiVersion group/version");
+            let kind = doc["kind"].as_str().expect("kind").to_string();
+            // TeamSecrets -> teamsecrets, SecretAllowance -> secretallowances.
+            let lower = kind.to_lowercase();
+            let plural = if lower.ends_with('s') {
+                lower
+            } else {
+                format!("{lower}s")
+            };
+            let gvk = GroupVersionKind::gvk(group, version, &kind);
+            let ar = ApiResource::from_gvk_with_plural(&gvk, &plural);
+            let name = doc["metadata"]["name"].as_str().expect("name").to_string();
+            let api: Api<DynamicObject> = if doc["metadata"]["namespace"].is_string() {
+                doc["metadata"]["namespace"] = json!(ns);
+                Api::namespaced_with(kube.clone(), ns, &ar)
+            } else {
+                Api::all_with(kube.clone(), &ar)
+            };
+            let params = PatchParams::apply("gitops-example-check")
+                .dry_run()
+                .validation_strict();
+            api.patch(&name, &params, &Patch::Apply(&doc))
+                .await
+                .unwrap_or_else(|e| panic!("{}: {kind} {name} refused: {e}", path.display()));
+            tried += 1;
+        }
+    }
+    assert!(tried >= 2, "both examples tried");
 }
