@@ -104,12 +104,7 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, PlanError> 
             .sample_image
             .clone()
             .unwrap_or_else(|| SAMPLE_IMAGE.into()),
-        existing_service_account: false,
-        target_role_arn: None,
-        abac: false,
-        failover_region: None,
-        labels: Default::default(),
-        confinement: None,
+        ..Workload::default()
     };
     let wanted = platform(s);
     let (platform, planned) = tokio::try_join!(

@@ -70,7 +70,7 @@ impl ResolvedSecret {
 }
 
 /// One application's access: a service account in a namespace that reads some secrets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Workload {
     pub namespace: String,
     pub service_account: String,
@@ -110,14 +110,8 @@ impl Workload {
                 jmes_path: Vec::new(),
                 extras: Default::default(),
             }],
-            force: false,
             sample_image: "pause".into(),
-            existing_service_account: false,
-            target_role_arn: None,
-            abac: false,
-            failover_region: None,
-            labels: Default::default(),
-            confinement: None,
+            ..Self::default()
         }
     }
 }
