@@ -274,7 +274,7 @@ pub struct ControllerArgs {
     #[arg(
         long,
         env = "BOOTSTRAP_CLUSTER",
-        required_unless_present = "print_crds"
+        required_unless_present_any = ["print_crds", "print_rbac"]
     )]
     pub cluster: Option<String>,
     #[command(flatten)]
@@ -282,6 +282,10 @@ pub struct ControllerArgs {
     /// Print the TeamSecrets and SecretAllowance CustomResourceDefinitions and exit.
     #[arg(long)]
     pub print_crds: bool,
+    /// Print the controller's service account (in --lease-namespace), its ClusterRole and
+    /// binding, and its Role on the Lease, and exit (`kubectl apply -f -`).
+    #[arg(long, conflicts_with = "print_crds")]
+    pub print_rbac: bool,
     /// The managed policy every role the controller makes is bounded by (its ARN). The
     /// controller's own policy (--print-iam-policy) lets it create roles only with this
     /// boundary and under --role-path, so a compromised controller cannot mint a wider role.
@@ -289,7 +293,7 @@ pub struct ControllerArgs {
         long,
         env = "BOOTSTRAP_PERMISSIONS_BOUNDARY",
         value_name = "ARN",
-        required_unless_present_any = ["unconfined", "print_crds"]
+        required_unless_present_any = ["unconfined", "print_crds", "print_rbac"]
     )]
     pub permissions_boundary: Option<String>,
     /// The IAM path of the roles the controller makes.

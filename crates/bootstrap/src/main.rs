@@ -94,6 +94,14 @@ fn main() -> ExitCode {
                     "items": commands::controller::crd::crds(),
                 }));
                 ExitStatus::Success
+            } else if args.print_rbac {
+                let ns = &args.lease_namespace;
+                p.json_value(&serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "List",
+                    "items": commands::controller::rbac::objects(ns, ns, &args.lease_name),
+                }));
+                ExitStatus::Success
             } else if args.print_iam_policy {
                 match bootstrap::config::resolve_controller(args) {
                     Err(e) => commands::user_error(&p, &e),

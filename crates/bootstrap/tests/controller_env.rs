@@ -75,6 +75,10 @@ struct Identity {
     secret: String,
     boundary: String,
     path: String,
+    /// Its namespace (service account, Lease) and a kubeconfig with that service account's
+    /// token: the Kubernetes side of its identity, bound by `controller --print-rbac`.
+    namespace: String,
+    kubeconfig: std::path::PathBuf,
 }
 
 fn replica(
@@ -98,7 +102,7 @@ fn replica(
             "--metrics-addr",
             &metrics,
             "--lease-namespace",
-            "default",
+            &me.namespace,
             "--lease-name",
             lease,
             "--identity",
@@ -109,6 +113,7 @@ fn replica(
             "4m",
         ])
         .env("RUST_LOG", "info")
+        .env("KUBECONFIG", &me.kubeconfig)
         .env("AWS_ACCESS_KEY_ID", &me.key)
         .env("AWS_SECRET_ACCESS_KEY", &me.secret)
         .env_remove("AWS_SESSION_TOKEN")
@@ -149,8 +154,8 @@ fn scrape(port: u16) -> std::collections::HashMap<String, f64> {
         .collect()
 }
 
-async fn holder(kube: &kube::Client, lease: &str) -> Option<String> {
-    let api: Api<Lease> = Api::namespaced(kube.clone(), "default");
+async fn holder(kube: &kube::Client, ns: &str, lease: &str) -> Option<String> {
+    let api: Api<Lease> = Api::namespaced(kube.clone(), ns);
     api.get_opt(lease)
         .await
         .ok()
@@ -246,6 +251,19 @@ async fn teams_onboard_themselves_within_their_allowance() {
         .expect("a List")
         .clone();
     common::apply_all(kube, "controller-env-test", &crds).await;
+    common::eventually("the CRDs served", 60, || async {
+        let allowances = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("bootstrap.podid", "v1alpha1", "SecretAllowance"),
+            "secretallowances",
+        );
+        let all: Api<DynamicObject> = Api::all_with(kube.clone(), &allowances);
+        teamsecrets(kube, &ns)
+            .list(&Default::default())
+            .await
+            .ok()?;
+        all.list(&Default::default()).await.ok().map(drop)
+    })
+    .await;
     common::namespace(kube, &ns).await;
     gitops_examples_are_valid(kube, &ns).await;
     let db = cleanup
@@ -324,15 +342,17 @@ async fn teams_onboard_themselves_within_their_allowance() {
         .expect("controller key")
         .access_key
         .expect("access key");
+    let logs = tempfile::tempdir().expect("tempdir");
     let me = Identity {
         key: key.access_key_id().to_string(),
         secret: key.secret_access_key().to_string(),
         boundary: boundary.clone(),
         path: path.clone(),
+        namespace: ns.clone(),
+        kubeconfig: controller_kubeconfig(kube, cleanup, &ns, &lease, logs.path()).await,
     };
 
     // Two replicas, one Lease: one leads.
-    let logs = tempfile::tempdir().expect("tempdir");
     let mut replicas = Replicas {
         children: Vec::new(),
         namespace: ns.clone(),
@@ -352,7 +372,7 @@ async fn teams_onboard_themselves_within_their_allowance() {
             &logs.path().join(id),
         ));
     }
-    let leader = common::eventually("a leader", 60, || holder(kube, &lease)).await;
+    let leader = common::eventually("a leader", 60, || holder(kube, &ns, &lease)).await;
     assert!(leader == "ctl-a" || leader == "ctl-b", "{leader}");
 
     // A team's object converges, and its pod mounts.
@@ -540,7 +560,7 @@ async fn teams_onboard_themselves_within_their_allowance() {
     let _ = replicas.children[index].wait();
     let other = if index == 0 { "ctl-b" } else { "ctl-a" };
     common::eventually("the other replica leads", 60, || async {
-        (holder(kube, &lease).await.as_deref() == Some(other)).then_some(())
+        (holder(kube, &ns, &lease).await.as_deref() == Some(other)).then_some(())
     })
     .await;
     let late = settled(&api, "late", "True", 300).await;
@@ -738,4 +758,67 @@ async fn gitops_examples_are_valid(kube: &kube::Client, ns: &str) {
         }
     }
     assert!(tried >= 2, "both examples tried");
+}
+
+/// The controller's Kubernetes identity as `controller --print-rbac` makes it (its service
+/// account in `ns`, its ClusterRole, its Role on the Lease), and a kubeconfig that is exactly
+/// that service account: the environment's server and CA, a token from the TokenRequest API.
+async fn controller_kubeconfig(
+    kube: &kube::Client,
+    cleanup: &mut common::cleanup::Cleanup,
+    ns: &str,
+    lease: &str,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let out = common::cli::run(common::cli::args(&[
+        "controller",
+        "--print-rbac",
+        "--lease-namespace",
+        ns,
+        "--lease-name",
+        lease,
+    ]))
+    .await;
+    common::cli::ok(&out, "controller --print-rbac");
+    let items = common::cli::json_of(&out)["items"]
+        .as_array()
+        .expect("a List")
+        .clone();
+    for (kind, plural) in [
+        ("ClusterRole", "clusterroles"),
+        ("ClusterRoleBinding", "clusterrolebindings"),
+    ] {
+        cleanup.cluster_objects.push((
+            "rbac.authorization.k8s.io/v1".into(),
+            kind.into(),
+            plural.into(),
+            "bootstrap-controller".into(),
+        ));
+    }
+    common::apply_all(kube, "controller-env-test", &items).await;
+    let sas: Api<ServiceAccount> = Api::namespaced(kube.clone(), ns);
+    let token = sas
+        .create_token_request(
+            "bootstrap-controller",
+            &Default::default(),
+            &TokenRequest::default(),
+        )
+        .await
+        .expect("TokenRequest")
+        .status
+        .expect("token")
+        .token;
+    let admin = std::env::var("KUBECONFIG").expect("KUBECONFIG (env.sh)");
+    let mut config: Value = serde_saphyr::from_str(
+        &std::fs::read_to_string(&admin).expect("the environment's kubeconfig"),
+    )
+    .expect("kubeconfig YAML");
+    let user = &mut config["users"][0]["user"];
+    assert!(user.is_object(), "a user in {admin}");
+    *user = json!({ "token": token });
+    let path = dir.join("controller.kubeconfig");
+    std::fs::write(&path, config.to_string()).expect("write kubeconfig");
+    path
 }

@@ -7,6 +7,7 @@ pub mod allowance;
 pub mod crd;
 pub mod iam;
 pub mod lease;
+pub mod rbac;
 pub mod status;
 
 use std::collections::HashMap;
