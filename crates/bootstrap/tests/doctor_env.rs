@@ -438,12 +438,16 @@ async fn a_node_where_the_driver_runs_without_a_provider_pod_is_flagged() {
     )
     .await
     .expect("make the provider skip the node");
+    // The affinity patch rolls the provider's pods on the other nodes too: wait until each of
+    // them runs a ready one again, or doctor sees those nodes without a provider as well.
+    let others = env.nodes.clone();
     common::eventually(
-        "the driver and the agent to run on the third node",
+        "the driver and the agent to run on the third node, the provider on the others",
         90,
         || {
             let kube = kube.clone();
             let node_name = node_name.clone();
+            let others = others.clone();
             async move {
                 let driver =
                     ready_pod_on(&kube, "kube-system", "secrets-store-csi-driver", &node_name)
@@ -452,7 +456,20 @@ async fn a_node_where_the_driver_runs_without_a_provider_pod_is_flagged() {
                     ready_pod_on(&kube, "kube-system", "eks-pod-identity-agent", &node_name).await;
                 let provider =
                     ready_pod_on(&kube, "kube-system", "aws-csi-provider", &node_name).await;
-                (driver && agent && !provider).then_some(())
+                for other in &others {
+                    if !ready_pod_on(&kube, "kube-system", "aws-csi-provider", other).await {
+                        return None;
+                    }
+                }
+                // Rolled out: every scheduled pod is of the new template and ready (an old
+                // pod still ready on another node would be replaced while doctor looks).
+                let ds: Api<DaemonSet> = Api::namespaced(kube.clone(), "kube-system");
+                let d = ds.get("aws-csi-provider").await.ok()?;
+                let st = d.status?;
+                let rolled = st.observed_generation >= d.metadata.generation
+                    && st.updated_number_scheduled == Some(st.desired_number_scheduled)
+                    && st.number_ready == st.desired_number_scheduled;
+                (driver && agent && !provider && rolled).then_some(())
             }
         },
     )
