@@ -56,6 +56,9 @@ pub struct TeamResult {
     /// The step that failed (`plan`, `iam-role`, `association`, `workload`, `verify`).
     #[serde(skip)]
     pub failed_step: Option<&'static str>,
+    /// The team's role ARN as planned (empty when the plan failed).
+    #[serde(skip)]
+    pub role_arn: String,
 }
 
 /// A team in the cluster but not in the file.
@@ -415,13 +418,14 @@ pub async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &
         changes: Vec::new(),
         seconds: 0.0,
         failed_step: None,
+        role_arn: String::new(),
     };
     let mut failed_step = "plan";
     let outcome = async {
         let (w, notes) = team_workload(t, team, image).await?;
         result.hints.extend(notes);
         let plan = workload::plan(&w, t, false).await.map_err(|(_, e)| e)?;
-        let role_name = plan.role_name.clone();
+        result.role_arn = plan.role_arn.clone();
         for o in [&plan.role, &plan.association, &plan.objects] {
             result.changes.extend(o.changes.iter().cloned());
         }
@@ -437,18 +441,16 @@ pub async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &
             .filter_map(|r| r.outcome())
             .flat_map(|o| o.notes.clone())
             .collect();
-        Ok::<_, StepError>((target, abac, namespace, role_name))
+        Ok::<_, StepError>((target, abac, namespace))
     }
     .await;
     match outcome {
-        Ok((target, abac, namespace, role_name)) => {
+        Ok((target, abac, namespace)) => {
             result.status = if exec.dry_run() { "planned" } else { "done" };
             if target.is_some() {
-                result.hints.push(target_trust_hint(
-                    t,
-                    team,
-                    &role::role_arn(&t.account, &role_name),
-                ));
+                result
+                    .hints
+                    .push(target_trust_hint(t, team, &result.role_arn));
             }
             if abac {
                 result.hints.push(format!(

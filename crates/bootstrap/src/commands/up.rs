@@ -160,6 +160,7 @@ fn graph(t: &Target, p: Planned) -> Vec<Step<'_>> {
         workload:
             WorkloadPlan {
                 role_name: _,
+                role_arn: _,
                 role,
                 association,
                 objects: workload,

@@ -112,6 +112,8 @@ pub fn values(w: &Workload, region: &str) -> WorkloadValues {
 pub struct WorkloadPlan {
     /// The workload's role: the one named for it, or an earlier release's its association names.
     pub role_name: String,
+    /// Its ARN: IAM's when it exists, else made from its path (a confined role's is not `/`).
+    pub role_arn: String,
     pub role: StepOutcome,
     pub association: StepOutcome,
     pub objects: StepOutcome,
@@ -225,6 +227,7 @@ pub async fn plan(w: &Workload, t: &Target, keep_sample: bool) -> Result<Workloa
     .map_err(at("association"))?;
     Ok(WorkloadPlan {
         role_name: spec.name.clone(),
+        role_arn: role_arn.clone(),
         role: StepOutcome::with(vec![role::plan(&spec, chosen.live.as_ref())]),
         association: StepOutcome::with(vec![association]),
         objects: StepOutcome::with(objects::plan(&workload_objects)),

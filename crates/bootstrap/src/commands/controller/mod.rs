@@ -366,13 +366,16 @@ async fn apply(obj: &TeamSecrets, ctx: &Context) -> Result<Action, ReconcileErro
             .map(|e| format!("; failed: {e}"))
             .unwrap_or_default()
     );
-    let role_name =
-        crate::resources::role::role_name(ctx.target.name(), &ns, team.service_account.name());
-    let role_arn = crate::resources::role::role_arn_in(
-        &ctx.target.account,
-        ctx.settings.confinement.as_ref(),
-        &role_name,
-    );
+    // The planned role's ARN; when planning itself failed, the one it would make.
+    let role_arn = if result.role_arn.is_empty() {
+        crate::resources::role::role_arn_in(
+            &ctx.target.account,
+            ctx.settings.confinement.as_ref(),
+            &crate::resources::role::role_name(ctx.target.name(), &ns, team.service_account.name()),
+        )
+    } else {
+        result.role_arn.clone()
+    };
     let spc = format!("bootstrap-{}", team.service_account.name());
     let status = status::from_result(
         &result,

@@ -241,6 +241,7 @@ mod tests {
             changes: vec![],
             seconds: 1.0,
             failed_step: failed,
+            role_arn: "arn:r".into(),
         }
     }
 
