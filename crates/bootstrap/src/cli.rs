@@ -186,6 +186,23 @@ pub struct UpArgs {
     /// With --dry-run: write the rendered manifests to DIR (for GitOps).
     #[arg(long, value_name = "DIR", requires = "dry_run")]
     pub output_dir: Option<PathBuf>,
+    /// Also install the controller (`bootstrap controller`): its CRDs (TeamSecrets,
+    /// SecretAllowance), RBAC, a two-replica Deployment in kube-system, its own Pod Identity
+    /// role, and the permissions boundary every role it makes carries.
+    #[arg(long)]
+    pub controller: bool,
+    /// The controller's image: the `bootstrap` binary (`image/build.sh --controller`, then
+    /// `bootstrap image push`). Default: BOOTSTRAP_CONTROLLER_IMAGE.
+    #[arg(long, value_name = "REF", requires = "controller")]
+    pub controller_image: Option<String>,
+    /// The IAM path of the roles the controller makes (its policy allows no other).
+    #[arg(
+        long,
+        default_value = "/bootstrap-controller/",
+        value_name = "PATH",
+        requires = "controller"
+    )]
+    pub controller_role_path: String,
 }
 
 #[derive(Debug, Args)]

@@ -85,6 +85,8 @@ pub struct UpSettings {
     pub dry_run: bool,
     pub output: OutputFormat,
     pub output_dir: Option<PathBuf>,
+    /// `--controller`: what to install of it.
+    pub controller: Option<crate::resources::controller::InstallSettings>,
 }
 
 pub use bootstrap_common::parse_duration;
@@ -228,7 +230,42 @@ pub fn resolve_up(args: &UpArgs) -> Result<UpSettings, ConfigError> {
         dry_run: args.dry_run,
         output: args.output,
         output_dir: args.output_dir.clone(),
+        controller: controller_install(args)?,
     })
+}
+
+/// `--controller`'s settings: an image reference (flag or BOOTSTRAP_CONTROLLER_IMAGE) and a
+/// valid IAM path, both checked before any call.
+fn controller_install(
+    args: &UpArgs,
+) -> Result<Option<crate::resources::controller::InstallSettings>, ConfigError> {
+    if !args.controller {
+        return Ok(None);
+    }
+    let from_env = std::env::var("BOOTSTRAP_CONTROLLER_IMAGE")
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty());
+    let Some(image) = args.controller_image.clone().or(from_env) else {
+        return Err(invalid(
+            "--controller-image",
+            "--controller needs the controller's image: pass --controller-image REGISTRY/REPO:TAG \
+             (build it with image/build.sh --controller, copy it with `bootstrap image push`) or set BOOTSTRAP_CONTROLLER_IMAGE",
+        ));
+    };
+    if let Err(e) = crate::image::ImageRef::parse(&image) {
+        return Err(invalid("--controller-image", e.to_string()));
+    }
+    // The path alone is checked here; the boundary's ARN needs the account (preflight).
+    crate::resources::role::Confinement::new(
+        &args.controller_role_path,
+        "arn:aws:iam::000000000000:policy/check",
+    )
+    .map_err(|e| invalid("--controller-role-path", e))?;
+    Ok(Some(crate::resources::controller::InstallSettings {
+        image,
+        role_path: args.controller_role_path.clone(),
+    }))
 }
 
 /// Everything `down` needs, resolved and validated.

@@ -111,6 +111,16 @@ impl Interpreter for Backends {
                     .await?;
                     Ok(())
                 }
+                Op::WaitDeployment { namespace, name } => {
+                    crate::kube::wait::deployment_ready(
+                        self.kube(op)?,
+                        namespace,
+                        name,
+                        left(deadline),
+                    )
+                    .await?;
+                    Ok(())
+                }
                 _ => self.aws_call(op, deadline).await,
             }
         })
@@ -282,6 +292,62 @@ impl Backends {
                 let call = aws.iam.delete_role().role_name(role).send();
                 delete("delete", iam_role(role), call).await?;
             }
+            Op::CreatePolicy {
+                name,
+                arn,
+                description,
+                document,
+            } => {
+                let call = aws
+                    .iam
+                    .create_policy()
+                    .policy_name(name)
+                    .description(description)
+                    .policy_document(document.to_string())
+                    .set_tags(Some(iam_tags(self.tags())?));
+                if let Err(e) = call.send().await {
+                    let err = classify("create", format!("IAM policy {name}"), e);
+                    let ours = async {
+                        matches!(
+                            crate::resources::boundary::observe(aws, arn, &self.cluster).await,
+                            Ok(Some(live)) if live.owned
+                        )
+                    };
+                    self.created_meanwhile(err, ours).await?;
+                }
+            }
+            Op::CreatePolicyVersion {
+                policy_arn,
+                document,
+            } => {
+                let call = aws.iam.create_policy_version().policy_arn(policy_arn);
+                let call = call
+                    .policy_document(document.to_string())
+                    .set_as_default(true);
+                send(
+                    "add a version to",
+                    format!("IAM policy {policy_arn}"),
+                    call.send(),
+                )
+                .await?;
+            }
+            Op::DeletePolicyVersion {
+                policy_arn,
+                version,
+            } => {
+                let call = aws.iam.delete_policy_version().policy_arn(policy_arn);
+                let call = call.version_id(version).send();
+                delete(
+                    "delete an old version of",
+                    format!("IAM policy {policy_arn}"),
+                    call,
+                )
+                .await?;
+            }
+            Op::DeletePolicy { policy_arn } => {
+                let call = aws.iam.delete_policy().policy_arn(policy_arn).send();
+                delete("delete", format!("IAM policy {policy_arn}"), call).await?;
+            }
             Op::CreateEcrRepository { .. } | Op::PushImage { .. } => {
                 return Err(StepError::problem(format!(
                     "{op}: an image registry operation, run by `bootstrap image push`"
@@ -435,7 +501,8 @@ impl Backends {
             | Op::MergePatch { .. }
             | Op::WaitGone { .. }
             | Op::WaitCrdEstablished { .. }
-            | Op::WaitDaemonSet { .. } => {
+            | Op::WaitDaemonSet { .. }
+            | Op::WaitDeployment { .. } => {
                 return Err(StepError::problem(format!("not an AWS operation: {op}")));
             }
         }

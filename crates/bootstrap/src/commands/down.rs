@@ -139,7 +139,7 @@ pub async fn run_on(
     }
     progress.started("discover");
     let inventory: Inventory =
-        match discover::discover(aws, kube, t.name(), s.namespace.as_deref()).await {
+        match discover::discover(aws, kube, t.name(), &t.account, s.namespace.as_deref()).await {
             Ok(inv) => inv,
             Err(e) => {
                 progress.finished(
@@ -155,8 +155,40 @@ pub async fn run_on(
         &StepStatus::Done(StepOutcome::default()),
         started.elapsed(),
     );
+    refuse_with_team_requests(&inventory, s, t.name())?;
     let plan = teardown::plan(&inventory, t.name(), &scope(s));
     confirmed_run(s, t, &plan, interpreter, progress, confirm, started).await
+}
+
+/// TeamSecrets objects are teams' requests: the controller's finalizer on each deletes what it
+/// made. While one exists in scope, `down` deletes nothing: the controller would remake what
+/// `down` deletes, or (gone) leave the objects stuck with their finalizer; and the CRD's
+/// deletion would delete the requests themselves, which bootstrap did not create.
+fn refuse_with_team_requests(
+    inventory: &Inventory,
+    s: &DownSettings,
+    cluster: &str,
+) -> Result<(), StepError> {
+    let in_scope: Vec<String> = inventory
+        .team_requests
+        .iter()
+        .filter(|(ns, _)| s.namespace.as_deref().is_none_or(|want| want == ns))
+        .map(|(ns, name)| format!("{ns}/{name}"))
+        .collect();
+    if in_scope.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = in_scope.iter().take(10).map(String::as_str).collect();
+    let more = in_scope.len().saturating_sub(shown.len());
+    Err(StepError::problem(format!(
+        "down deleted nothing: {} TeamSecrets object(s) on cluster {cluster} still ask the controller for their secrets: {}{}",
+        in_scope.len(),
+        shown.join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() }
+    ))
+    .with_hint(
+        "delete them first (`kubectl delete teamsecrets --all -n NAMESPACE`; the controller removes what each made), then run down again",
+    ))
 }
 
 /// Asks (unless dry, or nothing is to be deleted), then runs the teardown and reports it.

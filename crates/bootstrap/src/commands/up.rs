@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::commands::controller::install;
 use crate::commands::probe;
 use crate::config::{ProviderKind, UpSettings};
 use crate::error::StepError;
@@ -30,6 +31,20 @@ pub const STEPS: [&str; 9] = [
     "workload",
     "verify",
 ];
+
+/// The steps `--controller` adds, before `verify`.
+pub const CONTROLLER_STEPS: [&str; 3] = ["controller-iam", "controller-association", "controller"];
+
+/// The step names of a run with these settings, in report order.
+pub fn steps_of(s: &UpSettings) -> Vec<&'static str> {
+    let (before, verify) = STEPS.split_at(STEPS.len() - 1);
+    let mut names = before.to_vec();
+    if s.controller.is_some() {
+        names.extend(CONTROLLER_STEPS);
+    }
+    names.extend(verify);
+    names
+}
 
 /// The image of the verification pod (it only has to start; it never reads the files).
 pub const SAMPLE_IMAGE: &str = "registry.k8s.io/pause:3.10";
@@ -66,6 +81,8 @@ pub struct Planned {
     pub platform: PlatformPlan,
     pub workload: WorkloadPlan,
     pub workload_value: Workload,
+    /// `--controller`'s install.
+    pub controller: Option<install::InstallPlan>,
 }
 
 /// Resolves the secrets and observes every resource (read-only), then plans each one.
@@ -107,15 +124,23 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, PlanError> 
         ..Workload::default()
     };
     let wanted = platform(s);
-    let (platform, planned) = tokio::try_join!(
+    let controller = async {
+        match &s.controller {
+            Some(settings) => install::plan(t, settings).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (platform, planned, controller) = tokio::try_join!(
         platform::plan_all(&wanted, t, s.dry_run),
-        workload::plan(&workload, t, s.keep_sample)
+        workload::plan(&workload, t, s.keep_sample),
+        controller,
     )?;
     Ok(Planned {
         secrets: StepOutcome::with(secret_changes),
         platform,
         workload: planned,
         workload_value: workload,
+        controller,
     })
 }
 
@@ -168,8 +193,9 @@ fn graph(t: &Target, p: Planned) -> Vec<Step<'_>> {
                 sample_spec,
             },
         workload_value,
+        controller,
     } = p;
-    vec![
+    let mut steps = vec![
         Step::apply("secrets", &[], secrets),
         Step::apply("agent-addon", &["secrets"], agent),
         Step::apply("csi-driver", &["secrets"], driver),
@@ -177,8 +203,24 @@ fn graph(t: &Target, p: Planned) -> Vec<Step<'_>> {
         Step::apply("iam-role", &["secrets"], role),
         Step::apply("association", &["iam-role"], association),
         Step::apply("workload", &["csi-driver", "secrets"], workload),
-        verify(t, sample, sample_spec, workload_value),
-    ]
+    ];
+    if let Some(c) = controller {
+        // Its role and association before its pods start (they would start without
+        // credentials); the add-on before them too (the agent serves those credentials).
+        steps.push(Step::apply("controller-iam", &["secrets"], c.iam));
+        steps.push(Step::apply(
+            "controller-association",
+            &["controller-iam"],
+            c.association,
+        ));
+        steps.push(Step::apply(
+            "controller",
+            &["agent-addon", "csi-driver", "controller-association"],
+            c.objects,
+        ));
+    }
+    steps.push(verify(t, sample, sample_spec, workload_value));
+    steps
 }
 
 /// The result of `up`: its report, the error that stopped it, and the executed journal.
@@ -204,7 +246,7 @@ pub async fn run_on(
         Ok(planned) => exec.run_graph(graph(t, planned), progress).await,
         Err((step, e)) => {
             // Planning failed: that step failed, the others never ran; nothing was written.
-            let reports = STEPS[1..]
+            let reports = steps_of(s)[1..]
                 .iter()
                 .map(|name| {
                     let status = if *name == step {

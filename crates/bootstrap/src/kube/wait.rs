@@ -1,8 +1,8 @@
-//! Waits with timeouts: CRDs Established, DaemonSets rolled out, pods running.
+//! Waits with timeouts: CRDs Established, DaemonSets and Deployments rolled out, pods running.
 
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
@@ -83,6 +83,39 @@ pub async fn daemonset_ready(
         .map_or(0, |s| s.desired_number_scheduled))
 }
 
+/// Whether a Deployment has rolled out: the controller saw the latest spec, every replica is
+/// updated, and as many are available as it asks for.
+pub fn deployment_rolled_out(d: &Deployment) -> bool {
+    let generation = d.metadata.generation.unwrap_or(0);
+    let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let Some(status) = &d.status else {
+        return false;
+    };
+    status.observed_generation.unwrap_or(0) >= generation
+        && status.updated_replicas.unwrap_or(0) >= wanted
+        && status.available_replicas.unwrap_or(0) >= wanted
+}
+
+/// Waits until the Deployment rolled out.
+pub async fn deployment_ready(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), KubeError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let cond = |d: Option<&Deployment>| d.is_some_and(deployment_rolled_out);
+    wait_for(
+        api,
+        name,
+        cond,
+        format!("Deployment {namespace}/{name} to roll out"),
+        timeout,
+    )
+    .await?;
+    Ok(())
+}
+
 /// Waits until the pod runs (or has finished successfully).
 pub async fn pod_running(
     client: &kube::Client,
@@ -111,6 +144,31 @@ pub async fn pod_running(
 mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::DaemonSetStatus;
+
+    #[test]
+    fn a_deployment_rolls_out_when_every_replica_is_updated_and_available() {
+        use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
+        let mut d = Deployment {
+            spec: Some(DeploymentSpec {
+                replicas: Some(2),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        d.metadata.generation = Some(3);
+        assert!(!deployment_rolled_out(&d), "no status yet");
+        d.status = Some(DeploymentStatus {
+            observed_generation: Some(3),
+            updated_replicas: Some(2),
+            available_replicas: Some(1),
+            ..Default::default()
+        });
+        assert!(!deployment_rolled_out(&d), "one of two available");
+        d.status.as_mut().unwrap().available_replicas = Some(2);
+        assert!(deployment_rolled_out(&d));
+        d.metadata.generation = Some(4);
+        assert!(!deployment_rolled_out(&d), "an older generation's status");
+    }
 
     #[test]
     fn rollout_needs_the_latest_generation_and_available_pods() {

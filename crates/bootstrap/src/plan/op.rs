@@ -67,6 +67,28 @@ pub enum Op {
     DeleteRole {
         role: String,
     },
+    /// A customer managed policy (the controller's permissions boundary), tagged as
+    /// bootstrap's for the cluster.
+    CreatePolicy {
+        name: String,
+        /// Its ARN (computed: account and name), to recognise it when a concurrent run made it.
+        arn: String,
+        description: String,
+        document: Value,
+    },
+    /// A new default version of a managed policy bootstrap made.
+    CreatePolicyVersion {
+        policy_arn: String,
+        document: Value,
+    },
+    /// A version that is no longer the default (IAM keeps at most five).
+    DeletePolicyVersion {
+        policy_arn: String,
+        version: String,
+    },
+    DeletePolicy {
+        policy_arn: String,
+    },
     /// An ECR repository `bootstrap image push` created, with the images in it.
     DeleteEcrRepository {
         repository: String,
@@ -147,6 +169,10 @@ pub enum Op {
         namespace: String,
         name: String,
     },
+    WaitDeployment {
+        namespace: String,
+        name: String,
+    },
     WaitGone {
         object: ObjectRef,
     },
@@ -169,6 +195,7 @@ impl Op {
             Op::WaitAddon { .. }
                 | Op::WaitCrdEstablished { .. }
                 | Op::WaitDaemonSet { .. }
+                | Op::WaitDeployment { .. }
                 | Op::WaitGone { .. }
         )
     }
@@ -180,6 +207,7 @@ impl Op {
             | Op::MergePatch { .. }
             | Op::WaitCrdEstablished { .. }
             | Op::WaitDaemonSet { .. }
+            | Op::WaitDeployment { .. }
             | Op::WaitGone { .. } => Backend::Kubernetes,
             Op::CreateEcrRepository { .. } | Op::PushImage { .. } => Backend::Registry,
             _ => Backend::Aws,
@@ -193,7 +221,9 @@ impl Op {
                 Some(serde_json::json!({"AssumeRolePolicyDocument": trust}))
             }
             Op::UpdateAssumeRolePolicy { trust, .. } => Some(trust.clone()),
-            Op::PutRolePolicy { document, .. } => {
+            Op::PutRolePolicy { document, .. }
+            | Op::CreatePolicy { document, .. }
+            | Op::CreatePolicyVersion { document, .. } => {
                 Some(serde_json::json!({"PolicyDocument": document}))
             }
             Op::Apply { object } => Some(object.clone()),
@@ -257,6 +287,26 @@ impl fmt::Display for Op {
                 "iam:DetachRolePolicy RoleName={role} PolicyArn={policy_arn}"
             ),
             Op::DeleteRole { role } => write!(f, "iam:DeleteRole RoleName={role}"),
+            Op::CreatePolicy {
+                name, description, ..
+            } => write!(
+                f,
+                "iam:CreatePolicy PolicyName={name} Description=\"{description}\" {TAGS}"
+            ),
+            Op::CreatePolicyVersion { policy_arn, .. } => write!(
+                f,
+                "iam:CreatePolicyVersion PolicyArn={policy_arn} SetAsDefault=true"
+            ),
+            Op::DeletePolicyVersion {
+                policy_arn,
+                version,
+            } => write!(
+                f,
+                "iam:DeletePolicyVersion PolicyArn={policy_arn} VersionId={version}"
+            ),
+            Op::DeletePolicy { policy_arn } => {
+                write!(f, "iam:DeletePolicy PolicyArn={policy_arn}")
+            }
             Op::CreateEcrRepository {
                 account,
                 region,
@@ -365,6 +415,9 @@ impl fmt::Display for Op {
             }
             Op::WaitDaemonSet { namespace, name } => {
                 write!(f, "wait: DaemonSet/{namespace}/{name} rolled out")
+            }
+            Op::WaitDeployment { namespace, name } => {
+                write!(f, "wait: Deployment/{namespace}/{name} rolled out")
             }
             Op::WaitGone { object } => write!(f, "wait: {object} gone"),
         }

@@ -24,14 +24,15 @@ use bootstrap_common::names::{
 
 /// The `app.kubernetes.io/name` of the platform's objects (driver and providers); anything
 /// else bootstrap labels belongs to a workload.
-pub const PLATFORM_COMPONENTS: [&str; 3] = [
+pub const PLATFORM_COMPONENTS: [&str; 4] = [
     crate::render::csi_driver::DAEMONSET_NAME,
     crate::render::provider::PROVIDER_NAME,
     crate::render::provider_upstream::UPSTREAM_NAME,
+    super::controller::NAME,
 ];
 
 /// The kinds bootstrap creates, in the order `down` removes them.
-pub const OWNED_KINDS: [(&str, &str, &str); 9] = [
+pub const OWNED_KINDS: [(&str, &str, &str); 13] = [
     ("v1", "Pod", "pods"),
     (
         "secrets-store.csi.x-k8s.io/v1",
@@ -41,6 +42,14 @@ pub const OWNED_KINDS: [(&str, &str, &str); 9] = [
     ("v1", "ServiceAccount", "serviceaccounts"),
     ("v1", "Namespace", "namespaces"),
     ("apps/v1", "DaemonSet", "daemonsets"),
+    ("apps/v1", "Deployment", "deployments"),
+    ("coordination.k8s.io/v1", "Lease", "leases"),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "RoleBinding",
+        "rolebindings",
+    ),
+    ("rbac.authorization.k8s.io/v1", "Role", "roles"),
     (
         "rbac.authorization.k8s.io/v1",
         "ClusterRoleBinding",
@@ -77,6 +86,11 @@ impl OwnedObject {
     pub fn driver(&self) -> bool {
         self.component == crate::render::csi_driver::DAEMONSET_NAME
     }
+
+    /// Part of the controller `up --controller` installed.
+    pub fn controller(&self) -> bool {
+        self.component == super::controller::NAME
+    }
 }
 
 /// Everything found on (and for) one cluster.
@@ -99,6 +113,13 @@ pub struct Inventory {
     pub foreign_spcs: Vec<(String, String)>,
     /// ECR repositories `bootstrap image push --cluster` created for this cluster.
     pub ecr_repositories: Vec<String>,
+    /// The controller's permissions boundary (bootstrap's or not), when it exists.
+    pub boundary: Option<super::boundary::LivePolicy>,
+    /// TeamSecrets objects (`namespace/name`): teams' requests, which hold the controller's
+    /// finalizer; `down` removes nothing they made while one exists.
+    pub team_requests: Vec<(String, String)>,
+    /// SecretAllowance objects: administrators' policy, which the CRD's deletion would delete.
+    pub allowances: Vec<String>,
 }
 
 /// How many reads discovery runs at once (a cluster with a thousand teams has a thousand
@@ -113,8 +134,10 @@ pub async fn discover(
     aws: &Clients,
     kube: &kube::Client,
     cluster: &str,
+    account: &str,
     only_namespace: Option<&str>,
 ) -> Result<Inventory, StepError> {
+    let boundary_arn = super::boundary::arn_of(account, &super::boundary::name(cluster));
     let (roles, associations, addons, demo, objects, ecr_repositories) = tokio::try_join!(
         role_candidates(aws),
         associations(aws, cluster),
@@ -122,6 +145,11 @@ pub async fn discover(
         secrets::observe_demo(Some(aws), cluster),
         owned_objects(kube, cluster),
         owned_ecr_repositories(aws, cluster),
+    )?;
+    let (boundary, team_requests, allowances) = tokio::try_join!(
+        super::boundary::observe(aws, &boundary_arn, cluster),
+        controller_objects(kube, "TeamSecrets", "teamsecrets"),
+        controller_objects(kube, "SecretAllowance", "secretallowances"),
     )?;
     let roles = owned_roles(aws, cluster, roles, &associations).await?;
     let mut inventory = Inventory {
@@ -132,6 +160,9 @@ pub async fn discover(
         demo_secret: matches!(demo, DemoState::Present { owned: true })
             .then(|| secrets::demo_secret_name(cluster)),
         objects,
+        boundary,
+        team_requests,
+        allowances: allowances.into_iter().map(|(_, name)| name).collect(),
         ..Inventory::default()
     };
     let namespaces: Vec<String> = inventory
@@ -370,6 +401,40 @@ async fn owned_objects(kube: &kube::Client, cluster: &str) -> Result<Vec<OwnedOb
         }
     }
     Ok(found)
+}
+
+/// Every object of one of the controller's kinds (`namespace/name`; cluster-scoped: `""`),
+/// whoever made it. No CRD: none.
+async fn controller_objects(
+    kube: &kube::Client,
+    kind: &str,
+    plural: &str,
+) -> Result<Vec<(String, String)>, StepError> {
+    let list = match api(kube, "bootstrap.podid/v1alpha1", kind, plural)
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(list) => list,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(KubeError::Api {
+                action: "list",
+                resource: format!("{kind} objects"),
+                source,
+            }
+            .into());
+        }
+    };
+    Ok(list
+        .items
+        .into_iter()
+        .map(|item| {
+            (
+                item.metadata.namespace.unwrap_or_default(),
+                item.metadata.name.unwrap_or_default(),
+            )
+        })
+        .collect())
 }
 
 async fn foreign_spcs(

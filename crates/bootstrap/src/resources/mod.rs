@@ -7,6 +7,8 @@
 
 pub mod addon;
 pub mod association;
+pub mod boundary;
+pub mod controller;
 pub mod discover;
 pub mod facts;
 pub mod image_push;
@@ -20,6 +22,7 @@ pub mod role_identity;
 pub mod sample;
 pub mod secrets;
 pub mod teardown;
+pub mod teardown_controller;
 pub mod teardown_roles;
 pub mod workload;
 

@@ -2,6 +2,7 @@
 //! dependency order, keeping (with the reason) a namespace that holds someone else's objects
 //! and the driver's CRDs while a SecretProviderClass bootstrap does not own needs them.
 
+use super::controller::is_controller;
 use super::discover::{Inventory, OwnedObject};
 use super::{addon, association, objects, secrets};
 use crate::plan::{Action, Change};
@@ -25,13 +26,15 @@ pub struct Teardown {
 }
 
 /// The step names of `down`, in order.
-pub const STEPS: [&str; 10] = [
+pub const STEPS: [&str; 12] = [
+    "controller",
     "sample-pods",
     "secretproviderclasses",
     "serviceaccounts",
     "namespaces",
     "associations",
     "iam-roles",
+    "controller-boundary",
     "provider",
     "csi-driver",
     "addons",
@@ -49,6 +52,11 @@ pub fn plan(inv: &Inventory, cluster: &str, scope: &Scope) -> Teardown {
         (Some(_), None) => false,
     };
     let mut t = Teardown::default();
+    let scoped = scope.workloads_only || scope.namespace.is_some();
+    // The controller first, so that it does not act while its teams' things go.
+    let controller = super::teardown_controller::plan(inv, scoped);
+    t.steps.push(("controller", controller.objects));
+    t.kept.extend(controller.kept);
     let workload = |kind: &str| -> Vec<&OwnedObject> {
         inv.objects
             .iter()
@@ -137,6 +145,16 @@ pub fn plan(inv: &Inventory, cluster: &str, scope: &Scope) -> Teardown {
         .iter()
         .filter(|a| in_scope(Some(&a.namespace)))
     {
+        if scoped && is_controller(&a.namespace, &a.service_account) {
+            t.kept.push(keep(
+                format!(
+                    "Pod Identity association {}/{}",
+                    a.namespace, a.service_account
+                ),
+                "the controller's own (platform kept: --workloads-only or --namespace)",
+            ));
+            continue;
+        }
         match association::plan_delete(cluster, a) {
             Some(change) => assocs.push(change),
             None => t.kept.push(keep(
@@ -151,8 +169,17 @@ pub fn plan(inv: &Inventory, cluster: &str, scope: &Scope) -> Teardown {
     t.steps.push(("associations", assocs));
 
     let (roles, kept_roles) = super::teardown_roles::plan(inv, scope);
+    let deleted_roles: Vec<String> = roles
+        .iter()
+        .map(|c| c.resource.trim_start_matches("IAM role ").to_string())
+        .collect();
     t.steps.push(("iam-roles", roles));
     t.kept.extend(kept_roles);
+    if !scoped {
+        let (boundary, kept) = super::teardown_controller::plan_boundary(inv, &deleted_roles);
+        t.steps.push(("controller-boundary", boundary));
+        t.kept.extend(kept);
+    }
 
     if scope.workloads_only || scope.namespace.is_some() {
         for (name, _) in &inv.addons {
@@ -198,7 +225,7 @@ pub fn plan(inv: &Inventory, cluster: &str, scope: &Scope) -> Teardown {
         let mut list: Vec<&OwnedObject> = inv
             .objects
             .iter()
-            .filter(|o| o.platform() && (component == "driver") == o.driver())
+            .filter(|o| o.platform() && !o.controller() && (component == "driver") == o.driver())
             .collect();
         // DaemonSets first (their pods go), CRDs last.
         let rank = |o: &OwnedObject| match o.reference.kind.as_str() {
@@ -348,6 +375,7 @@ mod tests {
             unknown_in_namespace: Default::default(),
             foreign_spcs: vec![("elsewhere".into(), "theirs".into())],
             ecr_repositories: vec!["mirror/aws-csi-provider".into()],
+            ..Inventory::default()
         }
     }
 

@@ -16,7 +16,23 @@ fn keep(r: &LiveRole, why: String) -> Change {
 pub fn plan(inv: &Inventory, scope: &Scope) -> (Vec<Change>, Vec<Change>) {
     let in_scope = |ns: &str| scope.namespace.as_deref().is_none_or(|want| want == ns);
     let (mut deletes, mut kept) = (Vec::new(), Vec::new());
+    let scoped = scope.workloads_only || scope.namespace.is_some();
     for r in inv.roles.iter().filter(|r| r.owned) {
+        let serves_controller = r
+            .namespace_tag
+            .as_deref()
+            .zip(r.service_account_tag.as_deref())
+            .is_some_and(|(ns, sa)| super::controller::is_controller(ns, sa));
+        if scoped && serves_controller {
+            if in_scope(super::controller::NAMESPACE) {
+                kept.push(keep(
+                    r,
+                    "the controller's own role (platform kept: --workloads-only or --namespace)"
+                        .into(),
+                ));
+            }
+            continue;
+        }
         let named_by: Vec<_> = inv
             .associations
             .iter()

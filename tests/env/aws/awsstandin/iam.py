@@ -24,7 +24,17 @@ none in moto 5.2.5, so an ARN-scoped policy would deny even the allowed secret. 
   session's session policy) are evaluated by policy.py instead, with the context of
   request_context(): aws:PrincipalTag/<k> (role tags + the session tags eks-auth set), principal
   keys, and for secrets/parameters aws:ResourceTag/<k> and secretsmanager:/ssm: ResourceTag keys.
+  Permissions boundaries are honoured (moto ignores them): when the caller's IAM role (for a role
+  session: sts AssumeRole or eks-auth AssumeRoleForPodIdentity, the role found from the session)
+  or IAM user has one, the effective permissions are the intersection of its identity policies
+  and the boundary's default policy version, evaluated with the same context: an explicit Deny
+  in the boundary denies, an action it does not Allow is denied (logged as "not allowed by the
+  permissions boundary <arn>"), and a boundary whose policy cannot be found or read denies
+  everything (fail closed; the reason is logged). Principals without a boundary are unchanged.
   moto's trust check for sts:AssumeRole on a role is kept as it was.
+- Users' permissions boundaries, which moto 5.2.5 lacks: CreateUser's PermissionsBoundary,
+  PutUserPermissionsBoundary, DeleteUserPermissionsBoundary (the ARN checked as moto checks a
+  role's), and PermissionsBoundary in CreateUser/GetUser (not ListUsers), as in AWS.
 """
 
 from __future__ import annotations
@@ -212,10 +222,79 @@ def _permissions_boundary(req) -> str | None:
         return None
 
 
+class BoundaryUnavailable(Exception):
+    """The caller's permissions boundary cannot be established (the request is denied)."""
+
+
+def _caller_boundary_arn(req) -> str | None:
+    """The permissions boundary ARN of the caller of moto's IAMRequest `req`: a role session's
+    role's (the role found from the session's record), or an IAM user's; None when it has none.
+    Raises BoundaryUnavailable when the role or user cannot be found."""
+    from moto.iam.access_control import AssumedRoleAccessKey
+    from moto.iam.models import iam_backends
+    from moto.utilities.utils import get_partition
+
+    key = req._access_key
+    partition = get_partition(req._region)
+    if isinstance(key, AssumedRoleAccessKey):
+        assumed = _assumed_role(req.account_id, partition, key._access_key_id)
+        role_arn = getattr(assumed, "role_arn", None)
+        role = None
+        if role_arn:
+            account = role_arn.split(":")[4] if role_arn.count(":") >= 5 else req.account_id
+            try:
+                role = iam_backends[account or req.account_id][partition].get_role_by_arn(role_arn)
+            except Exception:
+                role = None
+        if role is None:
+            try:
+                role = req.backend.get_role(key._owner_role_name)
+            except Exception:
+                raise BoundaryUnavailable(f"the session's role {role_arn or key._owner_role_name} "
+                                          "was not found") from None
+        return getattr(role, "permissions_boundary_arn", None) or None
+    name = getattr(key, "_owner_user_name", None)
+    if not name:
+        return None
+    try:
+        user = req.backend.get_user(name)
+    except Exception:
+        raise BoundaryUnavailable(f"the user {name} was not found") from None
+    return getattr(user, "permissions_boundary_arn", None) or None
+
+
+def boundary_document(account_id: str, partition: str, arn: str):
+    """The default version's document of the managed policy `arn` (a permissions boundary).
+    Raises BoundaryUnavailable when there is no such policy or no readable default version."""
+    from moto.iam.models import iam_backends
+
+    parts = arn.split(":") if isinstance(arn, str) else []
+    if len(parts) < 6 or parts[2] != "iam" or not parts[5].startswith("policy/"):
+        raise BoundaryUnavailable(f"{arn!r} is not a managed policy ARN")
+    try:
+        managed = iam_backends[account_id][partition].get_policy(arn)
+    except Exception:
+        raise BoundaryUnavailable(f"the policy {arn} does not exist") from None
+    default_id = getattr(managed, "default_version_id", None)
+    version = next((v for v in getattr(managed, "versions", None) or [] if v.version_id == default_id), None)
+    if version is None or not getattr(version, "document", None):
+        raise BoundaryUnavailable(f"the policy {arn} has no default version ({default_id}) with a document")
+    try:
+        from . import policy
+
+        return policy.load(version.document)
+    except Exception as e:
+        raise BoundaryUnavailable(f"the default version {default_id} of {arn} is unreadable "
+                                  f"({type(e).__name__})") from None
+
+
 def check_action_permitted(self, resource: str) -> None:
     """IAMRequestBase.check_action_permitted with our evaluator (policy.py) for the caller's
-    identity policies (and a role session's session policy), then moto's own trust check for
-    sts:AssumeRole on a role, as before."""
+    identity policies, intersected with the caller's permissions boundary (a role session's
+    role's or a user's: the default version of that managed policy; an explicit Deny in it
+    denies, an action it does not allow is denied, a boundary that cannot be found or read
+    denies) and a role session's session policy, then moto's own trust check for sts:AssumeRole
+    on a role, as before."""
     from moto.iam.access_control import AssumedRoleAccessKey, IAMPolicy
     from moto.utilities.utils import get_partition
 
@@ -234,6 +313,28 @@ def check_action_permitted(self, resource: str) -> None:
     if decision == policy.DENY:
         self._raise_access_denied()
     permitted = decision == policy.ALLOW
+    if permitted:
+        boundary, doc = None, None
+        try:
+            boundary = _caller_boundary_arn(self)
+            if boundary:
+                doc = boundary_document(self.account_id, get_partition(self._region), boundary)
+        except BoundaryUnavailable as e:
+            log.warning("IAM: %s on %s denied: the permissions boundary of %s cannot be evaluated: %s",
+                        self._action, resource, self._access_key.arn, e)
+            self._raise_access_denied()
+        if boundary:
+            try:
+                bdecision = policy.evaluate([doc], self._action, resource, ctx)
+            except (ValueError, AttributeError, TypeError) as e:  # a malformed document: fail closed
+                log.warning("IAM: %s on %s denied: the permissions boundary %s cannot be evaluated (%s)",
+                            self._action, resource, boundary, type(e).__name__)
+                bdecision = policy.DENY
+            if bdecision != policy.ALLOW:
+                log.info("IAM: %s on %s by %s not allowed by the permissions boundary %s (%s; context keys %s)",
+                         self._action, resource, self._access_key.arn, boundary,
+                         "explicit deny" if bdecision == policy.DENY else "no Allow", ctx.keys())
+                self._raise_access_denied()
     if permitted and isinstance(self._access_key, AssumedRoleAccessKey):
         assumed = _assumed_role(self.account_id, get_partition(self._region), self._access_key._access_key_id)
         session_policy = getattr(assumed, "policy", None) if assumed is not None else None
@@ -353,6 +454,57 @@ def patch_all() -> None:
         return "*"
 
     IamResponse._determine_resource = iam_determine_resource
+
+    # Users' permissions boundaries (moto 5.2.5 has none: CreateUser ignores PermissionsBoundary,
+    # Put/DeleteUserPermissionsBoundary are missing, GetUser shows none): kept on the user as
+    # permissions_boundary_arn, like moto's roles, and shown by CreateUser/GetUser as in AWS.
+    from moto.iam.exceptions import IAMException
+    from moto.core.responses import EmptyResult
+    from moto.core.serialize import never_return, return_if_not_empty
+    from moto.iam.models import User
+
+    def _user_boundary(self):
+        arn = getattr(self, "permissions_boundary_arn", None)
+        if arn:
+            return {"PermissionsBoundaryType": "PermissionsBoundaryPolicy", "PermissionsBoundaryArn": arn}
+        return None
+
+    User.permissions_boundary_arn = None
+    User.permissions_boundary = property(_user_boundary)
+    IamResponse.RESPONSE_KEY_PATH_TO_TRANSFORMER.update({
+        "CreateUserResponse.User.PermissionsBoundary": return_if_not_empty,
+        "GetUserResponse.User.PermissionsBoundary": return_if_not_empty,
+        "ListUsersResponse.Users.User.PermissionsBoundary": never_return,
+    })
+
+    def _valid_boundary(backend, arn):
+        if not backend.policy_arn_regex.match(arn):
+            raise IAMException("InvalidParameterValue", f"Value ({arn}) for parameter PermissionsBoundary is invalid.")
+        return arn
+
+    orig_create_user = IamResponse.create_user
+
+    def create_user(self):
+        arn = self._get_param("PermissionsBoundary")
+        if arn:
+            _valid_boundary(self.backend, arn)
+        result = orig_create_user(self)
+        if arn:
+            self.backend.get_user(self._get_param("UserName")).permissions_boundary_arn = arn
+        return result
+
+    def put_user_permissions_boundary(self):
+        user = self.backend.get_user(self._get_param("UserName"))
+        user.permissions_boundary_arn = _valid_boundary(self.backend, self._get_param("PermissionsBoundary") or "")
+        return EmptyResult()
+
+    def delete_user_permissions_boundary(self):
+        self.backend.get_user(self._get_param("UserName")).permissions_boundary_arn = None
+        return EmptyResult()
+
+    IamResponse.create_user = create_user
+    IamResponse.put_user_permissions_boundary = put_user_permissions_boundary
+    IamResponse.delete_user_permissions_boundary = delete_user_permissions_boundary
 
     # --- EKS (moto's own routes: DescribeCluster, ListClusters, ...) ---------------------------
     # moto authorizes them on "*"; AWS on the cluster's ARN (as app.py does for our routes).

@@ -55,6 +55,8 @@ pub struct Elector {
     name: String,
     identity: String,
     duration: Duration,
+    /// The labels a Lease it creates carries: bootstrap's, for the cluster (so `down` finds it).
+    labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Elector {
@@ -64,12 +66,19 @@ impl Elector {
         name: &str,
         identity: &str,
         duration: Duration,
+        cluster: &str,
     ) -> Self {
+        let mut extra = std::collections::BTreeMap::new();
+        extra.insert(
+            bootstrap_common::names::LABEL_CLUSTER.to_string(),
+            cluster.to_string(),
+        );
         Self {
             api: Api::namespaced(client, namespace),
             name: name.to_string(),
             identity: identity.to_string(),
             duration,
+            labels: crate::render::base_labels(crate::resources::controller::NAME, &extra),
         }
     }
 
@@ -120,13 +129,7 @@ impl Elector {
                 let lease = Lease {
                     metadata: ObjectMeta {
                         name: Some(self.name.clone()),
-                        labels: Some(
-                            [(
-                                bootstrap_common::names::LABEL_MANAGED_BY.to_string(),
-                                "bootstrap".to_string(),
-                            )]
-                            .into(),
-                        ),
+                        labels: Some(self.labels.clone()),
                         ..ObjectMeta::default()
                     },
                     spec: Some(spec),

@@ -6,6 +6,7 @@
 pub mod allowance;
 pub mod crd;
 pub mod iam;
+pub mod install;
 pub mod lease;
 pub mod rbac;
 pub mod status;
@@ -146,6 +147,7 @@ async fn serve(s: ControllerSettings, printer: &Printer) -> Result<(), StepError
         &s.lease_name,
         &s.identity,
         Duration::from_secs(15),
+        target.name(),
     );
     match &s.confinement {
         Some(c) => printer.status(&format!(

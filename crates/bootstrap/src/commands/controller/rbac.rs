@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 /// The name of the service account, ClusterRole and bindings.
-pub const NAME: &str = "bootstrap-controller";
+pub use crate::resources::controller::NAME;
 
 /// The rules of the controller's ClusterRole.
 fn cluster_rules() -> Value {
