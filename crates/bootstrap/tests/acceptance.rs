@@ -202,7 +202,7 @@ async fn life_of_a_platform_team() {
         "up (rotation and sync on), then up again: nothing to change",
     );
     let demo = s.name("demo");
-    let up = args(&[
+    let mut up = args(&[
         "up",
         "--cluster",
         &s.cluster,
@@ -217,6 +217,9 @@ async fn life_of_a_platform_team() {
         "--timeout",
         "15m",
     ]);
+    if let Some(image) = &s.controller_image {
+        up.extend(args(&["--controller", "--controller-image", image]));
+    }
     let first = bootstrap_json(up.clone()).await;
     assert_eq!(first["verified"], true, "{first:#}");
     let second = bootstrap_json(up).await;
@@ -283,6 +286,14 @@ async fn life_of_a_platform_team() {
         "the team's pod mounts its password"
     );
 
+    if s.controller_image.is_some() {
+        step(
+            start,
+            "the controller up installed: a team onboards itself with one object",
+        );
+        team_onboards_itself(&s, &kube, &cfg).await;
+    }
+
     step(
         start,
         "an IRSA workload, mounting, migrated to Pod Identity",
@@ -296,8 +307,9 @@ async fn life_of_a_platform_team() {
     platform_as_up_left_it(&kube, "migrate").await;
 
     step(start, "doctor is clean for every namespace of the suite");
-    for ns in s.namespaces() {
-        doctor_clean(&s, &ns).await;
+    // (The self-onboarded team's namespace is empty by now.)
+    for ns in s.namespaces().iter().take(3) {
+        doctor_clean(&s, ns).await;
     }
 
     step(start, "a rotation: the secret changes, the mount follows");
@@ -380,6 +392,103 @@ async fn life_of_a_platform_team() {
 
 /// The driver still rotates (CSIDriver `requiresRepublish`, `--enable-secret-rotation`) and
 /// may sync Secrets (`secretprovidersyncing-role`), as `up --rotation --sync-secrets` left it.
+/// A SecretAllowance for one namespace, a TeamSecrets object in it: the controller makes a
+/// role under its path with its boundary, the object turns Ready with its mount verified (the
+/// team's role reads the secret through the provider, within the boundary the stand-in
+/// enforces); `down` refuses to run meanwhile; the object deleted, the role is gone.
+async fn team_onboards_itself(s: &Settings, kube: &kube::Client, cfg: &aws_config::SdkConfig) {
+    use acceptance_support::controller;
+    let ns = s.name("self");
+    let sts = aws_sdk_sts::Client::new(cfg);
+    let account = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity")
+        .account
+        .expect("account");
+    let boundary = format!(
+        "arn:aws:iam::{account}:policy/bootstrap-{}-controller-boundary",
+        s.cluster
+    );
+    let iam = aws_sdk_iam::Client::new(cfg);
+    assert!(
+        iam.get_policy().policy_arn(&boundary).send().await.is_ok(),
+        "up --controller made the boundary {boundary}"
+    );
+    let host = if s.real {
+        None
+    } else {
+        Some(controller::start_on_host(s, kube, &boundary).await)
+    };
+    let sm = aws_sdk_secretsmanager::Client::new(cfg);
+    sm.create_secret()
+        .name(s.secret("self/db"))
+        .secret_string(random_value())
+        .send()
+        .await
+        .expect("CreateSecret self/db");
+    common::namespace(kube, &ns).await;
+    common::apply_all(
+        kube,
+        "bootstrap-acceptance",
+        &[
+            json!({"apiVersion": "bootstrap.podid/v1alpha1", "kind": "SecretAllowance",
+                   "metadata": {"name": s.name("allow")},
+                   "spec": {"namespaces": [ns], "secrets": [s.secret("self/*")]}}),
+            json!({"apiVersion": "bootstrap.podid/v1alpha1", "kind": "TeamSecrets",
+                   "metadata": {"name": "app", "namespace": ns},
+                   "spec": {"serviceAccount": "app", "verify": true,
+                            "secrets": [{"name": s.secret("self/db"), "alias": "db"}]}}),
+        ],
+    )
+    .await;
+    let api = controller::teamsecrets(kube, &ns);
+    let obj = controller::wait_ready(&api, "app", 300, host.as_ref()).await;
+    let verified = obj["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Verified"))
+        .expect("Verified condition");
+    assert_eq!(verified["status"], "True", "{obj:#}");
+    let role_arn = obj["status"]["roleArn"].as_str().expect("roleArn");
+    assert!(
+        role_arn.contains(":role/bootstrap-controller/"),
+        "{role_arn}"
+    );
+    let role_name = role_arn.rsplit('/').next().expect("role name");
+    let role = iam
+        .get_role()
+        .role_name(role_name)
+        .send()
+        .await
+        .expect("the team's role")
+        .role
+        .expect("role");
+    assert_eq!(
+        role.permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn()),
+        Some(boundary.as_str()),
+        "the role the controller made carries the boundary"
+    );
+    controller::down_refuses(s, &ns, "app");
+    api.delete("app", &Default::default())
+        .await
+        .expect("delete TeamSecrets");
+    assert!(
+        controller::wait_gone(&api, "app", 120).await,
+        "the finalizer ran; controller log:\n{}",
+        host.as_ref().map(|h| h.tail()).unwrap_or_default()
+    );
+    assert!(
+        iam.get_role().role_name(role_name).send().await.is_err(),
+        "the team's role went with its object"
+    );
+    controller::allowances(kube)
+        .delete(&s.name("allow"), &Default::default())
+        .await
+        .expect("delete the allowance");
+}
+
 async fn platform_as_up_left_it(kube: &kube::Client, after: &str) {
     use k8s_openapi::api::apps::v1::DaemonSet;
     use k8s_openapi::api::rbac::v1::ClusterRole;

@@ -1,6 +1,8 @@
 //! The acceptance suite's settings (stand-in or real account, the prefix guard), the names it
 //! creates under its prefix, and the cleanup of everything it made outside bootstrap.
 
+pub mod controller;
+
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,6 +21,10 @@ pub struct Settings {
     pub image: String,
     /// The stand-in's state directory (the kubelet shim's view of mounts); `None` when real.
     pub state_dir: Option<String>,
+    /// `up --controller`'s image: BOOTSTRAP_CONTROLLER_IMAGE; on the stand-in a reference
+    /// nobody pulls (kwok runs no container) when unset; on a real account, unset skips the
+    /// controller part.
+    pub controller_image: Option<String>,
 }
 
 /// The longest prefix: `<prefix>-acc-irsa` must stay a valid namespace and IAM role name.
@@ -76,6 +82,9 @@ impl Settings {
             rotation_timeout: Duration::from_secs(secs),
             image: var("BOOTSTRAP_ACCEPTANCE_IMAGE")
                 .unwrap_or_else(|| "public.ecr.aws/docker/library/busybox:1.37".into()),
+            controller_image: var("BOOTSTRAP_CONTROLLER_IMAGE").or_else(|| {
+                (!real).then(|| "localhost/bootstrap-controller:acceptance-not-pulled".into())
+            }),
             state_dir: if real {
                 None
             } else {
@@ -97,8 +106,13 @@ impl Settings {
     }
 
     /// The namespaces the suite makes or has bootstrap make.
-    pub fn namespaces(&self) -> [String; 3] {
-        [self.name("demo"), self.name("team"), self.name("irsa")]
+    pub fn namespaces(&self) -> [String; 4] {
+        [
+            self.name("demo"),
+            self.name("team"),
+            self.name("irsa"),
+            self.name("self"),
+        ]
     }
 }
 
@@ -152,7 +166,8 @@ pub async fn cleanup(
     kube: &kube::Client,
     cfg: &aws_config::SdkConfig,
 ) -> Vec<String> {
-    let mut problems = Vec::new();
+    // Teams' requests first: while one exists, `down` refuses to run.
+    let mut problems = controller::cleanup(s, kube).await;
     for ns in s.namespaces() {
         let pods: Api<Pod> = Api::namespaced(kube.clone(), &ns);
         if let Err(e) = pods.delete("app", &DeleteParams::default()).await
@@ -190,10 +205,13 @@ pub async fn cleanup(
         }
     }
     let namespaces: Api<Namespace> = Api::all(kube.clone());
-    if let Err(e) = namespaces.delete(&irsa_ns, &DeleteParams::default()).await
-        && !is_not_found(&e)
-    {
-        problems.push(format!("delete namespace {irsa_ns}: {e}"));
+    // The IRSA workload's and the self-onboarded team's namespaces: the suite made them.
+    for ns in [&irsa_ns, &s.name("self")] {
+        if let Err(e) = namespaces.delete(ns, &DeleteParams::default()).await
+            && !is_not_found(&e)
+        {
+            problems.push(format!("delete namespace {ns}: {e}"));
+        }
     }
     // The IRSA workload's SecretProviderClass is not bootstrap's: while it exists, `down`
     // rightly keeps the driver it needs. So it goes first.
@@ -244,7 +262,11 @@ pub async fn cleanup(
         }
     }
     let sm = aws_sdk_secretsmanager::Client::new(cfg);
-    for name in [s.secret("team/db"), s.secret("irsa/token")] {
+    for name in [
+        s.secret("team/db"),
+        s.secret("irsa/token"),
+        s.secret("self/db"),
+    ] {
         if sm.describe_secret().secret_id(&name).send().await.is_ok()
             && let Err(e) = sm
                 .delete_secret()

@@ -34,6 +34,32 @@ pub async fn owned_inventory(
             found.insert(format!("iam role {}", role.role_name()));
         }
     }
+    // Customer managed policies (the controller's permissions boundary).
+    let mut pages = iam
+        .list_policies()
+        .scope(aws_sdk_iam::types::PolicyScopeType::Local)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for p in page.expect("list policies").policies() {
+            let arn = p.arn().unwrap_or_default();
+            let tags: Vec<(String, String)> = iam
+                .list_policy_tags()
+                .policy_arn(arn)
+                .send()
+                .await
+                .map(|t| {
+                    t.tags()
+                        .iter()
+                        .map(|t| (t.key().to_string(), t.value().to_string()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if ours(&tags) {
+                found.insert(format!("iam policy {arn}"));
+            }
+        }
+    }
     let eks = aws_sdk_eks::Client::new(cfg);
     let listed = eks
         .list_pod_identity_associations()
@@ -109,6 +135,15 @@ pub async fn owned_inventory(
             "secretproviderclasses",
         ),
         ("apps", "v1", "DaemonSet", "daemonsets"),
+        ("apps", "v1", "Deployment", "deployments"),
+        ("coordination.k8s.io", "v1", "Lease", "leases"),
+        ("rbac.authorization.k8s.io", "v1", "Role", "roles"),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+        ),
         (
             "rbac.authorization.k8s.io",
             "v1",
