@@ -440,6 +440,11 @@ async fn teams_onboard_themselves_within_their_allowance() {
     );
     assert!(metrics.contains_key("bootstrap_controller_reconcile_errors_total"));
     assert!(metrics.contains_key("bootstrap_controller_reconciles_in_flight"));
+    // The one object is Ready for its generation: nothing waits.
+    assert_eq!(
+        metrics["bootstrap_controller_queue_depth"], 0.0,
+        "{metrics:?}"
+    );
     let associations = eks
         .list_pod_identity_associations()
         .cluster_name(&env.cluster)

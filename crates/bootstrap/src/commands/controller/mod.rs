@@ -50,8 +50,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The exposition text.
-    pub fn render(&self, aws_calls: u64) -> String {
+    /// The exposition text; `queued`: objects waiting for a reconcile ([`queue_depth`]).
+    pub fn render(&self, aws_calls: u64, queued: u64) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
             "# TYPE bootstrap_controller_reconciles_total counter\n\
@@ -63,14 +63,44 @@ impl Metrics {
              # TYPE bootstrap_controller_reconciles_in_flight gauge\n\
              bootstrap_controller_reconciles_in_flight {}\n\
              # TYPE bootstrap_controller_aws_calls_total counter\n\
-             bootstrap_controller_aws_calls_total {}\n",
+             bootstrap_controller_aws_calls_total {}\n\
+             # HELP bootstrap_controller_queue_depth TeamSecrets objects waiting for a reconcile: a spec or deletion not handled yet, or a retry after a failure (in flight not counted).\n\
+             # TYPE bootstrap_controller_queue_depth gauge\n\
+             bootstrap_controller_queue_depth {}\n",
             get(&self.reconciles),
             get(&self.errors),
             get(&self.refused),
             get(&self.in_flight),
             aws_calls,
+            queued,
         )
     }
+}
+
+/// Whether an object waits for a reconcile: its current spec not reconciled yet (no status for
+/// its generation), its deletion not handled (our finalizer still on it), or never seen (no
+/// finalizer yet).
+pub fn waiting(obj: &TeamSecrets) -> bool {
+    let finalized = obj.finalizers().iter().any(|f| f == FINALIZER);
+    if obj.meta().deletion_timestamp.is_some() {
+        return finalized;
+    }
+    let observed = obj.status.as_ref().and_then(|s| s.observed_generation);
+    !finalized || observed != obj.meta().generation
+}
+
+/// The queue depth: objects that wait ([`waiting`]) or are backing off after failures, less
+/// those being reconciled now.
+pub fn queue_depth<'a>(
+    objects: impl IntoIterator<Item = &'a TeamSecrets>,
+    backing_off: &HashMap<String, u32>,
+    in_flight: u64,
+) -> u64 {
+    let waiting = objects
+        .into_iter()
+        .filter(|o| waiting(o) || backing_off.contains_key(&key(o)))
+        .count() as u64;
+    waiting.saturating_sub(in_flight)
 }
 
 /// Serves `GET /metrics` (any path) on `addr` until the process ends.
@@ -86,7 +116,15 @@ async fn serve_metrics(addr: std::net::SocketAddr, ctx: Arc<Context>) -> Result<
             tokio::spawn(async move {
                 let mut buf = [0u8; 1024];
                 let _ = conn.read(&mut buf).await;
-                let body = ctx.metrics.render(ctx.backends.aws.progress.calls());
+                let queued = {
+                    let objects = ctx.store.state();
+                    let failures = ctx.failures.lock().map(|f| f.clone()).unwrap_or_default();
+                    let in_flight = ctx.metrics.in_flight.load(Ordering::Relaxed);
+                    queue_depth(objects.iter().map(|o| o.as_ref()), &failures, in_flight)
+                };
+                let body = ctx
+                    .metrics
+                    .render(ctx.backends.aws.progress.calls(), queued);
                 let reply = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
@@ -108,6 +146,8 @@ pub struct Context {
     metrics: Metrics,
     /// Failures in a row per object (its backoff).
     failures: Mutex<HashMap<String, u32>>,
+    /// The watched objects (the controller's cache), for the queue depth.
+    store: reflector::Store<TeamSecrets>,
 }
 
 /// Why a reconcile failed (the controller retries it with backoff).
@@ -182,6 +222,7 @@ async fn serve(s: ControllerSettings, printer: &Printer) -> Result<(), StepError
     );
     let concurrency = s.concurrency as u16;
     let leading = s.leader_election;
+    let (reader, writer) = reflector::store();
     let ctx = Arc::new(Context {
         target,
         backends,
@@ -190,6 +231,7 @@ async fn serve(s: ControllerSettings, printer: &Printer) -> Result<(), StepError
         recorder,
         metrics: Metrics::default(),
         failures: Mutex::new(HashMap::new()),
+        store: reader.clone(),
     });
     if let Some(addr) = ctx.settings.metrics_addr {
         serve_metrics(addr, ctx.clone()).await?;
@@ -203,7 +245,6 @@ async fn serve(s: ControllerSettings, printer: &Printer) -> Result<(), StepError
     // Reconciled when the spec (generation) or the finalizers change, never because of the
     // status it wrote itself (that would observe AWS again for nothing); drift is found by the
     // resync each reconcile requeues.
-    let (reader, writer) = reflector::store();
     let triggers = watcher::watcher(
         Api::<TeamSecrets>::all(kube.clone()),
         watcher::Config::default(),
@@ -550,6 +591,58 @@ async fn event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn object(name: &str, generation: i64, observed: Option<i64>, finalized: bool) -> TeamSecrets {
+        let mut o: TeamSecrets = serde_json::from_value(serde_json::json!({
+            "apiVersion": "bootstrap.podid/v1alpha1", "kind": "TeamSecrets",
+            "metadata": {"name": name, "namespace": "team", "generation": generation},
+            "spec": {"serviceAccount": "app", "secrets": []},
+        }))
+        .expect("a TeamSecrets");
+        if finalized {
+            o.metadata.finalizers = Some(vec![FINALIZER.into()]);
+        }
+        o.status = observed.map(|g| TeamSecretsStatus {
+            observed_generation: Some(g),
+            ..TeamSecretsStatus::default()
+        });
+        o
+    }
+
+    #[test]
+    fn the_queue_holds_unseen_edited_deleted_and_failing_objects_less_those_in_flight() {
+        let settled = object("settled", 2, Some(2), true);
+        let edited = object("edited", 3, Some(2), true);
+        let unseen = object("unseen", 1, None, false);
+        let failing = object("failing", 1, Some(1), true);
+        let mut deleted = object("deleted", 1, Some(1), true);
+        deleted.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(Timestamp::now()),
+        );
+        let mut released = deleted.clone();
+        released.metadata.finalizers = None;
+        let all = [&settled, &edited, &unseen, &failing, &deleted, &released];
+        let none = HashMap::new();
+        assert_eq!(queue_depth(all, &none, 0), 3, "edited, unseen, deleted");
+        let backing_off = HashMap::from([("team/failing".to_string(), 2)]);
+        assert_eq!(queue_depth(all, &backing_off, 0), 4);
+        assert_eq!(queue_depth(all, &backing_off, 1), 3, "one in flight");
+        assert_eq!(queue_depth([&settled], &none, 5), 0, "never below zero");
+    }
+
+    #[test]
+    fn metrics_name_every_series_once() {
+        let m = Metrics::default();
+        m.reconciles.fetch_add(3, Ordering::Relaxed);
+        let text = m.render(7, 2);
+        for line in [
+            "bootstrap_controller_reconciles_total 3",
+            "bootstrap_controller_aws_calls_total 7",
+            "bootstrap_controller_queue_depth 2",
+        ] {
+            assert_eq!(text.lines().filter(|l| *l == line).count(), 1, "{text}");
+        }
+    }
 
     #[test]
     fn backoff_doubles_from_five_seconds_to_five_minutes() {
