@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Builds the aws-csi-provider OCI image layout without a container engine: the provider binary
+# Builds an OCI image layout without a container engine: the aws-csi-provider binary (default)
+# or, with --controller, the bootstrap binary as the controller `up --controller` deploys;
 # plus a distroless-like runtime taken from Debian's own packages (the C library's loader and
 # the libraries the binary links, libgcc, the CA bundle, os-release), assembled with umoci.
 # Reproducible: every timestamp is SOURCE_DATE_EPOCH (default: the last commit's time), files
 # are owned by 0:0 and the tar is written in sorted order, so the same inputs (binary, .deb
 # files, version, revision, epoch) give the same manifest digest.
 #
-#   image/build.sh [--binary PATH] [--out DIR] [--tag TAG]
+#   image/build.sh [--controller] [--binary PATH] [--out DIR] [--tag TAG]
 #       one image for the binary's architecture; prints the manifest digest on stdout.
 #       Without --binary: cargo build -p aws-csi-provider --profile provider (the build
-#       bench/RESULTS.md measures), then that binary.
+#       bench/RESULTS.md measures), then that binary; with --controller, the same for
+#       bootstrap (entrypoint `bootstrap`, command `controller`, user nonroot 65532, port 9090;
+#       default --out target/image/controller-oci). A second image, not the provider's with two
+#       binaries: the provider's image is pulled on every node, the controller's by two pods.
 #   image/build.sh index --out DIR --tag TAG LAYOUT[:TAG]...
 #       a multi-architecture image index over per-architecture layouts built as above.
 #
@@ -27,8 +31,23 @@ trap '[[ -z $work ]] || rm -rf "$work"' EXIT
 export LC_ALL=C TZ=UTC
 
 PACKAGES=(libc6 libgcc-s1 gcc-12-base ca-certificates base-files)
+# What differs between the two images (select_image sets them).
 NAME=aws-csi-provider
 BIN_PATH=/usr/local/bin/$NAME
+DESCRIPTION="Secrets Store CSI Driver provider for AWS Secrets Manager and SSM Parameter Store"
+DEFAULT_OUT=$repo/target/image/oci
+select_image() { # provider | controller
+  case $1 in
+    provider) ;;
+    controller)
+      NAME=bootstrap
+      BIN_PATH=/usr/local/bin/$NAME
+      DESCRIPTION="bootstrap controller: teams onboard themselves to EKS Pod Identity and the Secrets Store CSI Driver"
+      DEFAULT_OUT=$repo/target/image/controller-oci ;;
+  esac
+  KIND=$1
+}
+KIND=provider
 
 need_tools() {
   local missing=()
@@ -165,15 +184,17 @@ stage_rootfs() { # binary debs_dir root arch
 }
 
 build_one() {
-  local binary="" out="$repo/target/image/oci" tag=""
+  local binary="" out="" tag=""
   while (($#)); do
     case $1 in
+      --controller) select_image controller; shift ;;
       --binary) binary=$2; shift 2 ;;
       --out) out=$2; shift 2 ;;
       --tag) tag=$2; shift 2 ;;
       *) die "unknown argument $1" "see the usage at the top of image/build.sh" ;;
     esac
   done
+  out=${out:-$DEFAULT_OUT}
   need_tools umoci readelf strip jq dpkg-deb
   if [[ -z $binary ]]; then
     log "cargo build -p $NAME --profile provider"
@@ -194,7 +215,7 @@ build_one() {
 
   local labels=(
     "org.opencontainers.image.title=$NAME"
-    "org.opencontainers.image.description=Secrets Store CSI Driver provider for AWS Secrets Manager and SSM Parameter Store"
+    "org.opencontainers.image.description=$DESCRIPTION"
     "org.opencontainers.image.version=$version"
     "org.opencontainers.image.created=$created"
     "org.opencontainers.image.licenses=Apache-2.0"
@@ -216,13 +237,22 @@ build_one() {
   umoci repack --image "$layout:$tag" \
     --history.created "$created" --history.created_by "image/build.sh: $NAME $version + ${pkgs% }" \
     "$work/bundle"
-  # The DaemonSet runs the provider as root (runAsUser 0, all capabilities dropped, read-only
-  # root filesystem): it creates its socket in the root-owned host directory it mounts.
+  local run_args
+  if [[ $KIND == controller ]]; then
+    # The controller needs no host path and no privilege: the image's nonroot user, its
+    # metrics port; the Deployment passes `controller --cluster ...`.
+    run_args=(--config.user 65532:65532 --config.cmd controller --config.exposedports 9090/tcp)
+  else
+    # The DaemonSet runs the provider as root (runAsUser 0, all capabilities dropped, read-only
+    # root filesystem): it creates its socket in the root-owned host directory it mounts.
+    run_args=(--config.user 0:0
+      --config.cmd --provider-volume=/var/run/secrets-store-csi-providers --config.cmd --metrics-addr=0.0.0.0:8081
+      --config.exposedports 8081/tcp)
+  fi
   umoci config --image "$layout:$tag" --no-history --created "$created" --os linux --architecture "$arch" \
-    --config.user 0:0 --config.workingdir / \
+    --config.workingdir / \
     --config.entrypoint "$BIN_PATH" \
-    --config.cmd --provider-volume=/var/run/secrets-store-csi-providers --config.cmd --metrics-addr=0.0.0.0:8081 \
-    --config.exposedports 8081/tcp \
+    "${run_args[@]}" \
     --config.env PATH=/usr/local/bin:/usr/bin:/bin --config.env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \
     "${config_args[@]}"
   umoci gc --layout "$layout"

@@ -1,8 +1,9 @@
-"""The provider's OCI image, checked with real tools: image/build.sh gives the same digest
+"""The provider's OCI image (and the controller's), checked with real tools: image/build.sh gives the same digest
 twice; the environment's registry serves it as linux/amd64 with our labels (skopeo inspect);
 pulled back (skopeo) and unpacked (umoci), it runs with no host library; the environment's
 aws-csi-provider is the binary inside that image; and build.sh's multi-arch index is served
-as an index. Needs the local environment (tests/env/up.sh); skipped without it unless
+as an index; image/build.sh --controller makes the controller's image (bootstrap, command
+`controller`, nonroot, port 9090) that runs with no host library. Needs the local environment (tests/env/up.sh); skipped without it unless
 BOOTSTRAP_REQUIRE_ENV is set, then failed."""
 
 import json
@@ -138,3 +139,36 @@ def test_multi_arch_index_is_served_as_an_index(env, tmp_path):
     assert raw["mediaType"] == "application/vnd.oci.image.index.v1+json"
     assert [(m["platform"]["os"], m["platform"]["architecture"]) for m in raw["manifests"]] == [("linux", "amd64")]
     assert skopeo_inspect(ref)["Digest"] == digest
+
+
+def bootstrap_binary():
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+    path = os.path.join(target, "debug", "bootstrap")
+    assert os.path.isfile(path), f"{path} is missing: cargo build --bins (tests/run.sh does)"
+    return path
+
+
+def test_controller_image_runs_unprivileged_with_no_host_library(env, tmp_path):
+    layout, bundle = tmp_path / "controller-oci", tmp_path / "bundle"
+    e = dict(os.environ, SOURCE_DATE_EPOCH="1767225600", IMAGE_REVISION="0123456789abcdef")
+    digest = run(BUILD, "--controller", "--binary", bootstrap_binary(), "--out", str(layout), "--tag", "t", env=e).stdout.strip()
+    assert digest.startswith("sha256:"), digest
+    config = config_of(layout, "t")
+    c = config["config"]
+    # What `up --controller`'s Deployment relies on: bootstrap as the entrypoint (its args
+    # start with `controller`), the nonroot user its securityContext asks for, the metrics port.
+    assert c["Entrypoint"] == ["/usr/local/bin/bootstrap"], c
+    assert c["Cmd"] == ["controller"], c
+    assert c["User"] == "65532:65532", c
+    assert list(c["ExposedPorts"]) == ["9090/tcp"], c
+    assert c["Labels"]["org.opencontainers.image.title"] == "bootstrap", c["Labels"]
+    run("umoci", "unpack", "--image", f"{layout}:t", str(bundle))
+    rootfs = bundle / "rootfs"
+    assert not os.path.exists(rootfs / "bin" / "sh"), "the image must have no shell"
+    assert not os.path.exists(rootfs / "usr" / "local" / "bin" / "aws-csi-provider"), "one binary per image"
+    out = run("env", "-i", "unshare", "--mount", "--pid", "--fork", f"--root={rootfs}",
+              "/usr/local/bin/bootstrap", "--version").stdout
+    assert out.startswith("bootstrap "), out
+    out = run("env", "-i", "unshare", "--mount", "--pid", "--fork", f"--root={rootfs}",
+              "/usr/local/bin/bootstrap", "controller", "--help").stdout
+    assert "--permissions-boundary" in out, out
