@@ -182,15 +182,25 @@ fn summary(r: &TeamResult) -> String {
     )
 }
 
-/// `message (hint: …)` as onboard writes it → (message, hint).
+/// `message (hint: …)` as onboard writes it → (message, hint), the hint said for the
+/// controller where the command's would mislead.
 fn split_hint(text: &str) -> (Option<String>, Option<String>) {
     match text.rsplit_once(" (hint: ") {
         Some((m, h)) => (
             Some(m.to_string()),
-            Some(h.trim_end_matches(')').to_string()),
+            Some(for_the_controller(h.trim_end_matches(')'))),
         ),
         None => (Some(text.to_string()), None),
     }
+}
+
+/// A command's hint for a person's kubeconfig (an EKS access entry, another context) names
+/// the controller's own RBAC instead: that is what lacks the permission.
+fn for_the_controller(hint: &str) -> String {
+    if hint.starts_with("the Kubernetes identity lacks access") {
+        return "the controller's service account lacks this permission: its RBAC is what `bootstrap controller --print-rbac` prints (`up --controller` applies it; run it again to restore edited RBAC)".to_string();
+    }
+    hint.to_string()
 }
 
 fn condition(
@@ -333,6 +343,14 @@ mod tests {
             Some("AccessDenied on iam:CreateRole")
         );
         assert_eq!(s.hint.as_deref(), Some("give it iam:CreateRole"));
+        let (_, kube) = split_hint(
+            "forbidden: create pods in team (hint: the Kubernetes identity lacks access: grant it an EKS access entry with cluster admin rights, or use a kubeconfig context that has them)",
+        );
+        let kube = kube.unwrap();
+        assert!(
+            kube.contains("--print-rbac") && !kube.contains("access entry"),
+            "{kube}"
+        );
         let v = from_result(
             &result(Some("not mounted"), Some("verify")),
             true,
