@@ -247,6 +247,9 @@ pub fn load(path: &Path) -> Result<TeamsFile, TeamsError> {
     parse(path, &text)
 }
 
+/// The most secret entries one team (one role, one SecretProviderClass) may list.
+pub const MAX_SECRETS: usize = 100;
+
 pub fn parse(path: &Path, text: &str) -> Result<TeamsFile, TeamsError> {
     let mut file: TeamsFile = serde_saphyr::from_str(text).map_err(|e| TeamsError::Parse {
         path: path.to_path_buf(),
@@ -437,6 +440,12 @@ fn validate(path: &Path, file: &TeamsFile) -> Result<Vec<Vec<SecretRef>>, TeamsE
         }
         if team.secrets.is_empty() {
             return Err(invalid("secrets must list at least one secret".into()));
+        }
+        if team.secrets.len() > MAX_SECRETS {
+            return Err(invalid(format!(
+                "secrets lists {} entries, more than {MAX_SECRETS}: one role's read policy would not fit IAM's inline-policy limit; split the team over service accounts, or read many with a prefix",
+                team.secrets.len()
+            )));
         }
         if let Some(failover) = &team.failover_region
             && let Some(p) = failover_problem(failover, file.region.as_deref())

@@ -187,6 +187,20 @@ fn sorted(items: &[String]) -> Vec<String> {
     items
 }
 
+/// IAM's limit on the inline policies of one role, in characters (whitespace not counted).
+pub const MAX_INLINE_CHARS: usize = 10_240;
+
+/// Why an inline policy cannot be put on a role (IAM would answer LimitExceeded after the
+/// role was made), or `None`.
+pub fn inline_size_problem(document: &Value) -> Option<String> {
+    let size = document.to_string().len();
+    (size > MAX_INLINE_CHARS).then(|| {
+        format!(
+            "its read policy would be {size} characters, over IAM's limit of {MAX_INLINE_CHARS} for a role's inline policies"
+        )
+    })
+}
+
 /// Whether two policy documents mean the same (IAM returns them URL-encoded and reformatted;
 /// callers decode first). Compares parsed JSON, treating a one-item list as its item.
 pub fn same_policy(a: &Value, b: &Value) -> bool {
@@ -241,6 +255,30 @@ fn percent_decode(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_policy_over_iams_inline_limit_is_refused_before_any_call() {
+        let arns: Vec<String> = (0..200)
+            .map(|i| {
+                format!(
+                    "arn:aws:secretsmanager:us-west-2:123456789012:secret:team/secret-{i}-AbCdEf"
+                )
+            })
+            .collect();
+        let big = read_secrets_policy(&Grants {
+            region: "us-west-2".into(),
+            secret_arns: arns[..].to_vec(),
+            ..Grants::default()
+        });
+        let why = inline_size_problem(&big).expect("too big");
+        assert!(why.contains("10240"), "{why}");
+        let small = read_secrets_policy(&Grants {
+            region: "us-west-2".into(),
+            secret_arns: arns[..20].to_vec(),
+            ..Grants::default()
+        });
+        assert_eq!(inline_size_problem(&small), None);
+    }
 
     const SCOPE: TrustScope<'static> = TrustScope {
         account: "123456789012",

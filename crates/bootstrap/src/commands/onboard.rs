@@ -169,7 +169,7 @@ async fn team_workload(
         let found: ResolvedSecret = if prefix {
             // Nothing to look up: the provider lists what matches at each mount.
             ResolvedSecret::plain(
-                secret.kind.clone(),
+                secret.kind,
                 secret.id.clone(),
                 secrets::prefix_arn(&t.region, &t.account, &secret),
                 None,
@@ -281,7 +281,7 @@ async fn replica(
         return Ok((Some(secrets::in_region(&found.arn, failover)), None));
     };
     let there = SecretRef {
-        kind: secret.kind.clone(),
+        kind: secret.kind,
         id: secrets::in_region(&secret.id, failover),
     };
     let r = secrets::resolve_maybe(Some(clients), failover, account, false, &there, true).await?;

@@ -13,7 +13,7 @@ use crate::error::StepError;
 use crate::plan::{Action, Change, Op};
 
 /// Where a secret lives.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum SecretKind {
     SecretsManager,
@@ -28,6 +28,49 @@ pub struct SecretRef {
     pub id: String,
 }
 
+/// AWS's longest Secrets Manager secret name.
+pub const MAX_SECRET_NAME: usize = 512;
+/// AWS's longest SSM parameter name (with its path).
+pub const MAX_PARAMETER_NAME: usize = 1011;
+/// The longest ARN IAM takes.
+pub const MAX_ARN: usize = 2048;
+
+/// An input as an error quotes it: whole when short, else its start and its length (a
+/// megabyte of input is never echoed back).
+pub fn quoted(input: &str) -> String {
+    if input.len() <= 100 {
+        return format!("{input:?}");
+    }
+    let cut = (0..=80)
+        .rev()
+        .find(|i| input.is_char_boundary(*i))
+        .unwrap_or(0);
+    format!("{:?}… ({} characters)", &input[..cut], input.len())
+}
+
+/// Why `name` is no name of that kind (too long, or a character AWS does not allow: Secrets
+/// Manager `A-Za-z0-9/_+=.@-`, SSM `A-Za-z0-9/_.-`), or `None`.
+fn name_problem(kind: SecretKind, name: &str) -> Option<String> {
+    let (max, extra, what) = match kind {
+        SecretKind::SecretsManager => (MAX_SECRET_NAME, "/_+=.@-", "a Secrets Manager secret name"),
+        SecretKind::SsmParameter => (MAX_PARAMETER_NAME, "/_.-", "an SSM parameter name"),
+    };
+    if name.len() > max {
+        return Some(format!(
+            "{} is not {what}: longer than AWS's {max} characters",
+            quoted(name)
+        ));
+    }
+    name.chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || extra.contains(*c)))
+        .map(|c| {
+            format!(
+                "{} is not {what}: {c:?} is not allowed in one",
+                quoted(name)
+            )
+        })
+}
+
 impl SecretRef {
     /// Parses `NAME`, `ssm:NAME`, or a Secrets Manager / SSM parameter ARN.
     pub fn parse(input: &str) -> Result<Self, String> {
@@ -39,12 +82,21 @@ impl SecretRef {
             if name.is_empty() {
                 return Err("ssm: needs a parameter name".into());
             }
+            if let Some(problem) = name_problem(SecretKind::SsmParameter, name) {
+                return Err(problem);
+            }
             return Ok(Self {
                 kind: SecretKind::SsmParameter,
                 id: name.into(),
             });
         }
         if input.starts_with("arn:") {
+            if input.len() > MAX_ARN {
+                return Err(format!(
+                    "{} is no ARN: longer than {MAX_ARN} characters",
+                    quoted(input)
+                ));
+            }
             let parts: Vec<&str> = input.splitn(6, ':').collect();
             let kind = match parts.get(2) {
                 Some(&"secretsmanager")
@@ -57,7 +109,8 @@ impl SecretRef {
                 }
                 _ => {
                     return Err(format!(
-                        "{input:?} is not a Secrets Manager secret or SSM parameter ARN"
+                        "{} is not a Secrets Manager secret or SSM parameter ARN",
+                        quoted(input)
                     ));
                 }
             };
@@ -66,8 +119,11 @@ impl SecretRef {
                 id: input.into(),
             });
         }
-        if input.contains("..") || input.chars().any(char::is_whitespace) {
-            return Err(format!("{input:?} is not a valid secret name"));
+        if input.contains("..") {
+            return Err(format!("{} is not a valid secret name", quoted(input)));
+        }
+        if let Some(problem) = name_problem(SecretKind::SecretsManager, input) {
+            return Err(problem);
         }
         Ok(Self {
             kind: SecretKind::SecretsManager,
@@ -104,7 +160,10 @@ impl SecretRef {
             ));
         }
         if id.contains("..") || id.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("{raw:?} is not a valid prefix"));
+            return Err(format!("{} is not a valid prefix", quoted(raw)));
+        }
+        if let Some(problem) = name_problem(kind, id) {
+            return Err(format!("prefix: {problem}"));
         }
         if kind == SecretKind::SsmParameter && !id.starts_with('/') {
             return Err(format!(
@@ -485,18 +544,13 @@ pub async fn resolve_maybe(
     }
     let Some(aws) = aws else {
         let arn = offline_arn(region, account, secret);
-        return Ok(ResolvedSecret::plain(
-            secret.kind.clone(),
-            arn.clone(),
-            arn,
-            None,
-        ));
+        return Ok(ResolvedSecret::plain(secret.kind, arn.clone(), arn, None));
     };
     let not_found = |what: &str| {
         if optional {
             // The provider looks it up by name (an ARN would need its random suffix).
             let mut missing = ResolvedSecret::plain(
-                secret.kind.clone(),
+                secret.kind,
                 secret.id.clone(),
                 offline_arn(region, account, secret),
                 None,
@@ -573,7 +627,7 @@ pub async fn resolve_maybe(
         None => None,
     };
     Ok(ResolvedSecret::plain(
-        secret.kind.clone(),
+        secret.kind,
         arn.clone(),
         arn,
         kms_key_arn,
@@ -650,6 +704,31 @@ pub async fn object_arn(aws: &Clients, account: &str, key: &ObjectKey) -> Seen<O
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_aws_cannot_hold_are_refused_and_never_echoed_whole() {
+        let long = "a".repeat(MAX_SECRET_NAME + 1);
+        let e = SecretRef::parse(&long).unwrap_err();
+        assert!(e.contains("513 characters") && e.len() < 300, "{e}");
+        assert!(SecretRef::parse(&"a".repeat(MAX_SECRET_NAME)).is_ok());
+        let e = SecretRef::parse(&format!("ssm:/{}", "p".repeat(MAX_PARAMETER_NAME))).unwrap_err();
+        assert!(e.contains("SSM parameter name"), "{e}");
+        let huge = format!(
+            "arn:aws:secretsmanager:us-west-2:1:secret:{}",
+            "x".repeat(1 << 20)
+        );
+        let e = SecretRef::parse(&huge).unwrap_err();
+        assert!(e.len() < 300, "{} bytes", e.len());
+        // Characters AWS allows in no name: a wildcard would widen the IAM pattern.
+        for bad in ["team/*", "team/db?", "a;b", "tab\there", "ssm:/a*"] {
+            assert!(SecretRef::parse(bad).is_err(), "{bad}");
+        }
+        for good in ["team-a/db_password+v2=x@y.z", "ssm:/team-a/db.url_v2"] {
+            assert!(SecretRef::parse(good).is_ok(), "{good}");
+        }
+        let e = SecretRef::parse_prefix(&"a/".repeat(400)).unwrap_err();
+        assert!(e.starts_with("prefix:") && e.len() < 300, "{e}");
+    }
 
     #[test]
     fn secret_refs() {

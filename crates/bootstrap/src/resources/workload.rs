@@ -131,6 +131,14 @@ pub async fn plan(w: &Workload, t: &Target, keep_sample: bool) -> Result<Workloa
         .labels
         .insert(LABEL_CLUSTER.to_string(), cluster.to_string());
     let mut spec = role::RoleSpec::for_workload(&t.account, &t.region, cluster, &t.cluster.arn, w);
+    if let Some(problem) = crate::aws::policy::inline_size_problem(&spec.inline) {
+        return Err((
+            "iam-role",
+            StepError::problem(format!("role {}: {problem}", spec.name)).with_hint(
+                "split the secrets over two service accounts, or read many with a prefix",
+            ),
+        ));
+    }
     let live_role = async {
         match aws {
             Some(aws) => role::observe(aws, &spec.name, cluster, false)

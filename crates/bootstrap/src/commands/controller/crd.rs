@@ -37,7 +37,8 @@ pub struct TeamSecretsSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub existing_service_account: bool,
     /// What the pods mount: the entries of a team in `teams.yaml` (`name`, `prefix`,
-    /// `allKeys`, `optional`, `sync`, `alias`, `jmesPath`, …).
+    /// `allKeys`, `optional`, `sync`, `alias`, `jmesPath`, …); at most 100.
+    #[schemars(length(min = 1, max = 100))]
     pub secrets: Vec<SecretSpec>,
     /// Cross-account: the role the association chains to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -221,6 +222,46 @@ mod tests {
             "metadata": {"name": name, "namespace": ns}, "spec": spec,
         }))
         .expect("a TeamSecrets object")
+    }
+
+    #[test]
+    fn huge_long_and_nested_requests_are_refused_with_a_reason() {
+        // More entries than one role's policy can hold (the apiserver's maxItems refuses them
+        // too; the controller does not rely on it).
+        let many: Vec<_> = (0..101)
+            .map(|i| serde_json::json!({"name": format!("teams/payments/s{i}")}))
+            .collect();
+        let obj = object(
+            "payments",
+            "api",
+            serde_json::json!({"serviceAccount": "api", "secrets": many}),
+        );
+        let e = team_of(&obj).unwrap_err();
+        assert!(e.contains("more than 100"), "{e}");
+        // A megabyte-long name: refused as no secret name, and not echoed back whole.
+        let long = "a".repeat(1 << 20);
+        let obj = object(
+            "payments",
+            "api",
+            serde_json::json!({"serviceAccount": "api", "secrets": [{"name": long}]}),
+        );
+        let e = team_of(&obj).unwrap_err();
+        assert!(e.len() < 4096, "the error quotes {} bytes", e.len());
+        // Deep nesting where the schema has none: not a TeamSecrets at all.
+        let mut nested = serde_json::json!("x");
+        for _ in 0..64 {
+            nested = serde_json::json!({ "a": nested });
+        }
+        let parsed: Result<TeamSecrets, _> = serde_json::from_value(serde_json::json!({
+            "apiVersion": "bootstrap.podid/v1alpha1", "kind": "TeamSecrets",
+            "metadata": {"name": "api", "namespace": "payments"},
+            "spec": {"serviceAccount": "api", "secrets": [{"name": "x", "jmesPath": nested}]},
+        }));
+        assert!(parsed.is_err(), "nested input must not parse");
+        let max = crds()[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]
+            ["spec"]["properties"]["secrets"]["maxItems"]
+            .clone();
+        assert_eq!(max, 100);
     }
 
     #[test]
