@@ -470,6 +470,9 @@ async fn team_onboards_itself(s: &Settings, kube: &kube::Client, cfg: &aws_confi
         Some(boundary.as_str()),
         "the role the controller made carries the boundary"
     );
+    if let Some(host) = &host {
+        controller::foreign_pod_refused(host, &ns).await;
+    }
     controller::down_refuses(s, &ns, "app");
     api.delete("app", &Default::default())
         .await

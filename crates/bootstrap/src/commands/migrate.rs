@@ -84,7 +84,7 @@ fn check_pod(c: &Candidate, spc: &FoundSpc, image: &str) -> Sample {
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "namespace": c.namespace,
             "labels": {"app.kubernetes.io/managed-by": "bootstrap", "app.kubernetes.io/component": "verify"}},
-        "spec": {"serviceAccountName": c.service_account,
+        "spec": {"serviceAccountName": c.service_account, "automountServiceAccountToken": false,
             "containers": [{"name": "check", "image": image,
                 "volumeMounts": [{"name": "secrets", "mountPath": "/mnt/secrets", "readOnly": true}]}],
             "volumes": [{"name": "secrets", "csi": {"driver": crate::render::csi_driver::DRIVER_NAME, "readOnly": true,

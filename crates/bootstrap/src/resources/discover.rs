@@ -32,7 +32,7 @@ pub const PLATFORM_COMPONENTS: [&str; 4] = [
 ];
 
 /// The kinds bootstrap creates, in the order `down` removes them.
-pub const OWNED_KINDS: [(&str, &str, &str); 13] = [
+pub const OWNED_KINDS: [(&str, &str, &str); 15] = [
     ("v1", "Pod", "pods"),
     (
         "secrets-store.csi.x-k8s.io/v1",
@@ -50,6 +50,16 @@ pub const OWNED_KINDS: [(&str, &str, &str); 13] = [
         "rolebindings",
     ),
     ("rbac.authorization.k8s.io/v1", "Role", "roles"),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingAdmissionPolicyBinding",
+        "validatingadmissionpolicybindings",
+    ),
+    (
+        "admissionregistration.k8s.io/v1",
+        "ValidatingAdmissionPolicy",
+        "validatingadmissionpolicies",
+    ),
     (
         "rbac.authorization.k8s.io/v1",
         "ClusterRoleBinding",

@@ -42,6 +42,8 @@ pub fn allowances(kube: &kube::Client) -> Api<DynamicObject> {
 pub struct HostController {
     child: Child,
     log: tempfile::NamedTempFile,
+    /// Its kubeconfig: a token of its service account.
+    pub kubeconfig: std::path::PathBuf,
 }
 
 impl HostController {
@@ -125,7 +127,11 @@ pub async fn start_on_host(s: &Settings, kube: &kube::Client, boundary: &str) ->
         .stderr(log.reopen().expect("log file"))
         .spawn()
         .expect("bootstrap controller starts");
-    HostController { child, log }
+    HostController {
+        child,
+        log,
+        kubeconfig,
+    }
 }
 
 fn ready(obj: &Value) -> Option<&str> {
@@ -178,6 +184,38 @@ pub async fn wait_gone(api: &Api<DynamicObject>, name: &str, secs: u64) -> bool 
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     false
+}
+
+/// With the controller's own credentials, a pod that is not a verification pod (another image,
+/// an API token) is refused by the admission policy `up --controller` installed, though its
+/// RBAC allows creating pods there.
+pub async fn foreign_pod_refused(host: &HostController, ns: &str) {
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&host.kubeconfig).expect("kubeconfig"),
+        &Default::default(),
+    )
+    .await
+    .expect("the controller's kubeconfig");
+    let client = kube::Client::try_from(config).expect("client");
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client, ns);
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "not-a-verification-pod",
+                     "labels": {"app.kubernetes.io/managed-by": "bootstrap"}},
+        "spec": {"serviceAccountName": "app",
+                 "containers": [{"name": "x", "image": "public.ecr.aws/docker/library/busybox:1.37",
+                                 "command": ["sh", "-c", "cat /var/run/secrets/kubernetes.io/serviceaccount/token"]}]},
+    }))
+    .expect("pod");
+    match pods.create(&Default::default(), &pod).await {
+        Err(kube::Error::Api(e)) => assert!(
+            (e.code == 403 || e.code == 422) && e.message.contains("verification image"),
+            "refused for another reason: {} {}",
+            e.code,
+            e.message
+        ),
+        other => panic!("the controller's credentials created an arbitrary pod: {other:?}"),
+    }
 }
 
 /// `down --dry-run` while a TeamSecrets object exists: refused, naming it, nothing planned.

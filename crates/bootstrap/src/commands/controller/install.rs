@@ -108,6 +108,71 @@ pub fn deployment(t_cluster: &str, region: &str, image: &str, confinement: &Conf
     })
 }
 
+/// The name of the admission policy (and its binding) on the controller's pods.
+pub const POD_POLICY: &str = "bootstrap-controller-pods";
+
+/// What the apiserver lets the controller's service account do with pods, whatever its RBAC
+/// (which must grant pod creation in every team's namespace, for the verification pod): only
+/// the verification pod — the sample image with its own command, no API token, no host
+/// namespaces, no privilege, no volume but the Secrets Store CSI driver's. A compromised
+/// controller can then run no code as another namespace's service account, and read no mount
+/// (it may not exec or read logs).
+pub fn pod_policy(sample_image: &str) -> Vec<Value> {
+    let user = format!("system:serviceaccount:{NAMESPACE}:{NAME}");
+    let rule =
+        |expression: String, message: &str| json!({"expression": expression, "message": message});
+    vec![
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": POD_POLICY},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {"resourceRules": [{
+                    "apiGroups": [""], "apiVersions": ["v1"],
+                    "operations": ["CREATE", "UPDATE"], "resources": ["pods"],
+                }]},
+                "matchConditions": [{
+                    "name": "made-by-the-controller",
+                    "expression": format!("request.userInfo.username == '{user}'"),
+                }],
+                "validations": [
+                    rule(
+                        format!("object.spec.containers.all(c, c.image == '{sample_image}' && !has(c.command) && !has(c.args))"),
+                        "the controller may only run the verification image, with its own command",
+                    ),
+                    rule(
+                        "!has(object.spec.initContainers) && !has(object.spec.ephemeralContainers)".into(),
+                        "the controller may add no init or ephemeral container",
+                    ),
+                    rule(
+                        "has(object.spec.automountServiceAccountToken) && object.spec.automountServiceAccountToken == false".into(),
+                        "the controller's pods carry no API token (automountServiceAccountToken: false)",
+                    ),
+                    rule(
+                        "!has(object.spec.volumes) || object.spec.volumes.all(v, has(v.csi) && v.csi.driver == 'secrets-store.csi.k8s.io')".into(),
+                        "the controller's pods mount only Secrets Store CSI volumes",
+                    ),
+                    rule(
+                        "!(has(object.spec.hostNetwork) && object.spec.hostNetwork) && !(has(object.spec.hostPID) && object.spec.hostPID) && !(has(object.spec.hostIPC) && object.spec.hostIPC)".into(),
+                        "the controller's pods share no host namespace",
+                    ),
+                    rule(
+                        "object.spec.containers.all(c, !has(c.securityContext) || ((!has(c.securityContext.privileged) || !c.securityContext.privileged) && (!has(c.securityContext.allowPrivilegeEscalation) || !c.securityContext.allowPrivilegeEscalation) && !has(c.securityContext.capabilities)))".into(),
+                        "the controller's pods are not privileged",
+                    ),
+                ],
+            },
+        }),
+        json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": POD_POLICY},
+            "spec": {"policyName": POD_POLICY, "validationActions": ["Deny"]},
+        }),
+    ]
+}
+
 /// Every Kubernetes object of the install, in apply order, labelled as bootstrap's.
 pub fn kube_objects(
     cluster: &str,
@@ -118,6 +183,7 @@ pub fn kube_objects(
     crd::crds()
         .into_iter()
         .chain(rbac::objects(NAMESPACE, NAMESPACE, NAME))
+        .chain(pod_policy(crate::commands::up::SAMPLE_IMAGE))
         .chain([deployment(cluster, region, image, confinement)])
         .map(|o| labelled(o, cluster))
         .collect()
@@ -247,6 +313,8 @@ mod tests {
                 "ClusterRoleBinding",
                 "Role",
                 "RoleBinding",
+                "ValidatingAdmissionPolicy",
+                "ValidatingAdmissionPolicyBinding",
                 "Deployment"
             ]
         );
