@@ -102,24 +102,18 @@ impl Interpreter for Backends {
                     )
                 }
                 Op::WaitDaemonSet { namespace, name } => {
-                    crate::kube::wait::daemonset_ready(
-                        self.kube(op)?,
-                        namespace,
-                        name,
-                        left(deadline),
-                    )
-                    .await?;
-                    Ok(())
+                    let kube = self.kube(op)?;
+                    crate::kube::wait::daemonset_ready(kube, namespace, name, left(deadline))
+                        .await
+                        .map(drop)
+                        .map_err(Into::into)
                 }
                 Op::WaitDeployment { namespace, name } => {
-                    crate::kube::wait::deployment_ready(
-                        self.kube(op)?,
-                        namespace,
-                        name,
-                        left(deadline),
+                    let kube = self.kube(op)?;
+                    Ok(
+                        crate::kube::wait::deployment_ready(kube, namespace, name, left(deadline))
+                            .await?,
                     )
-                    .await?;
-                    Ok(())
                 }
                 _ => self.aws_call(op, deadline).await,
             }

@@ -656,64 +656,55 @@ async fn confinement_holds(me: &Identity, made: &str, account: &str) {
         "Action": ["sts:AssumeRole", "sts:TagSession"]}]})
     .to_string();
     let admin = format!("arn:aws:iam::{account}:policy/AdministratorAccess");
+    // An attempt's outcome: its error code, or Ok if it was let through.
+    fn code<T, E: ProvideErrorMetadata>(
+        sent: Result<T, aws_sdk_iam::error::SdkError<E>>,
+    ) -> Result<(), String> {
+        sent.map(drop)
+            .map_err(|e| e.code().unwrap_or("(no code)").to_string())
+    }
+    let create = |suffix: &str, path: Option<&str>, boundary: Option<&str>| {
+        iam.create_role()
+            .role_name(format!("{made}-{suffix}"))
+            .set_path(path.map(str::to_string))
+            .set_permissions_boundary(boundary.map(str::to_string))
+            .assume_role_policy_document(&trust)
+            .send()
+    };
+    let widened = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "*", "Resource": "*"}]});
     let attempts: Vec<(&str, Result<(), String>)> = vec![
         (
             "CreateRole without the boundary",
-            iam.create_role()
-                .role_name(format!("{made}-nb"))
-                .path(&me.path)
-                .assume_role_policy_document(&trust)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| e.code().unwrap_or("(no code)").to_string()),
+            code(create("nb", Some(&me.path), None).await),
         ),
         (
             "CreateRole outside the path",
-            iam.create_role()
-                .role_name(format!("{made}-root"))
-                .permissions_boundary(&me.boundary)
-                .assume_role_policy_document(&trust)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| e.code().unwrap_or("(no code)").to_string()),
+            code(create("root", None, Some(&me.boundary)).await),
         ),
         (
             "CreateRole bounded by another policy",
-            iam.create_role()
-                .role_name(format!("{made}-ob"))
-                .path(&me.path)
-                .permissions_boundary(&admin)
-                .assume_role_policy_document(&trust)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| e.code().unwrap_or("(no code)").to_string()),
+            code(create("ob", Some(&me.path), Some(&admin)).await),
         ),
         (
             "DeleteRolePermissionsBoundary",
-            iam.delete_role_permissions_boundary()
-                .role_name(made)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| e.code().unwrap_or("(no code)").to_string()),
+            code(
+                iam.delete_role_permissions_boundary()
+                    .role_name(made)
+                    .send()
+                    .await,
+            ),
         ),
         (
             "CreatePolicyVersion of the boundary",
-            iam.create_policy_version()
-                .policy_arn(&me.boundary)
-                .policy_document(
-                    json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
-                        "Action": "*", "Resource": "*"}]})
-                    .to_string(),
-                )
-                .set_as_default(true)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| e.code().unwrap_or("(no code)").to_string()),
+            code(
+                iam.create_policy_version()
+                    .policy_arn(&me.boundary)
+                    .policy_document(widened.to_string())
+                    .set_as_default(true)
+                    .send()
+                    .await,
+            ),
         ),
     ];
     for (what, outcome) in attempts {

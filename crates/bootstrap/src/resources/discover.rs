@@ -413,14 +413,14 @@ async fn owned_objects(kube: &kube::Client, cluster: &str) -> Result<Vec<OwnedOb
     Ok(found)
 }
 
-/// Every object of one of the controller's kinds (`namespace/name`; cluster-scoped: `""`),
-/// whoever made it. No CRD: none.
-async fn controller_objects(
+/// Every object of a kind (`namespace/name`; cluster-scoped: `""`) whose labels pass `keep`,
+/// whoever made it. No CRD for the kind: none.
+async fn every_object(
     kube: &kube::Client,
-    kind: &str,
-    plural: &str,
+    (api_version, kind, plural): (&str, &str, &str),
+    keep: impl Fn(Option<&BTreeMap<String, String>>) -> bool,
 ) -> Result<Vec<(String, String)>, StepError> {
-    let list = match api(kube, "bootstrap.podid/v1alpha1", kind, plural)
+    let list = match api(kube, api_version, kind, plural)
         .list(&ListParams::default())
         .await
     {
@@ -438,6 +438,7 @@ async fn controller_objects(
     Ok(list
         .items
         .into_iter()
+        .filter(|item| keep(item.metadata.labels.as_ref()))
         .map(|item| {
             (
                 item.metadata.namespace.unwrap_or_default(),
@@ -447,35 +448,22 @@ async fn controller_objects(
         .collect())
 }
 
+/// Every object of one of the controller's kinds, whoever made it.
+async fn controller_objects(
+    kube: &kube::Client,
+    kind: &str,
+    plural: &str,
+) -> Result<Vec<(String, String)>, StepError> {
+    every_object(kube, ("bootstrap.podid/v1alpha1", kind, plural), |_| true).await
+}
+
+/// The SecretProviderClasses bootstrap did not make.
 async fn foreign_spcs(
     kube: &kube::Client,
     cluster: &str,
 ) -> Result<Vec<(String, String)>, StepError> {
-    let (api_version, kind, plural) = OWNED_KINDS[1];
-    let list = match api(kube, api_version, kind, plural)
-        .list(&ListParams::default())
-        .await
-    {
-        Ok(list) => list,
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(KubeError::Api {
-                action: "list",
-                resource: "SecretProviderClasses".into(),
-                source,
-            }
-            .into());
-        }
-    };
-    Ok(list
-        .items
-        .into_iter()
-        .filter(|item| !labelled_ours(item.metadata.labels.as_ref(), cluster))
-        .map(|item| {
-            (
-                item.metadata.namespace.unwrap_or_default(),
-                item.metadata.name.unwrap_or_default(),
-            )
-        })
-        .collect())
+    every_object(kube, OWNED_KINDS[1], |labels| {
+        !labelled_ours(labels, cluster)
+    })
+    .await
 }
