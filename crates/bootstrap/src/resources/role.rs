@@ -48,6 +48,8 @@ pub struct RoleSpec {
     pub description: String,
     pub trust: Value,
     pub inline: Value,
+    /// The inline policy's name: [`POLICY_NAME`] for a workload's read policy.
+    pub policy_name: &'static str,
     /// Path and permissions boundary (the controller's roles); `None`: `/`, no boundary.
     pub confinement: Option<Confinement>,
 }
@@ -83,6 +85,7 @@ impl RoleSpec {
                     policy::read_secrets_policy(&grants)
                 }
             },
+            policy_name: POLICY_NAME,
             confinement: w.confinement.clone(),
         }
     }
@@ -177,6 +180,15 @@ pub async fn observe(
     Ok(read(aws, name, cluster, depth).await?)
 }
 
+/// Reads the role `spec` describes, with its inline policy of `spec.policy_name`, for a plan.
+pub async fn observe_spec(
+    aws: &Clients,
+    spec: &RoleSpec,
+    cluster: &str,
+) -> Result<Option<LiveRole>, StepError> {
+    Ok(read_named(aws, &spec.name, cluster, Depth::Plan, spec.policy_name).await?)
+}
+
 /// The one reader of IAM roles: the role, then as much of its policies as `depth` asks.
 /// `None`: absent.
 pub async fn read(
@@ -184,6 +196,17 @@ pub async fn read(
     name: &str,
     cluster: &str,
     depth: Depth,
+) -> Result<Option<LiveRole>, AwsError> {
+    read_named(aws, name, cluster, depth, POLICY_NAME).await
+}
+
+/// [`read`], its inline policy being `policy_name`.
+async fn read_named(
+    aws: &Clients,
+    name: &str,
+    cluster: &str,
+    depth: Depth,
+    policy_name: &str,
 ) -> Result<Option<LiveRole>, AwsError> {
     let resource = format!("IAM role {name}");
     let role = match aws.iam.get_role().role_name(name).send().await {
@@ -234,7 +257,7 @@ pub async fn read(
         .iam
         .get_role_policy()
         .role_name(name)
-        .policy_name(POLICY_NAME)
+        .policy_name(policy_name)
         .send()
         .await
     {
@@ -442,7 +465,7 @@ pub fn plan(desired: &RoleSpec, observed: Option<&LiveRole>) -> Change {
 fn put_policy(desired: &RoleSpec) -> Op {
     Op::PutRolePolicy {
         role: desired.name.clone(),
-        policy: POLICY_NAME.into(),
+        policy: desired.policy_name.into(),
         document: desired.inline.clone(),
     }
 }

@@ -211,6 +211,7 @@ pub fn role_spec(t: &Target, c: &Confinement) -> Result<RoleSpec, StepError> {
         c.boundary
     );
     spec.inline = iam::controller_policy(t.name(), c).map_err(StepError::problem)?;
+    spec.policy_name = NAME;
     Ok(spec)
 }
 
@@ -229,7 +230,7 @@ pub async fn plan(t: &Target, s: &InstallSettings) -> Result<InstallPlan, PlanEr
                     .map_err(at("controller-iam"))
             },
             async {
-                role::observe(aws, &spec.name, cluster, false)
+                role::observe_spec(aws, &spec, cluster)
                     .await
                     .map_err(at("controller-iam"))
             },
@@ -297,6 +298,39 @@ mod tests {
             "arn:aws:iam::123456789012:policy/bootstrap-prod-controller-boundary",
         )
         .unwrap()
+    }
+
+    #[test]
+    fn the_controllers_role_is_its_service_accounts_with_its_own_policy() {
+        let t = Target::offline("prod", None);
+        let s = InstallSettings {
+            image: "r.example/bootstrap:1".into(),
+            role_path: "/bootstrap-controller/".into(),
+        };
+        let c = confinement(&t, &s).unwrap();
+        assert!(
+            c.boundary
+                .ends_with(":policy/bootstrap-prod-controller-boundary")
+        );
+        let spec = role_spec(&t, &c).unwrap();
+        let lines: Vec<String> = role::plan(&spec, None)
+            .ops
+            .iter()
+            .map(|o| o.to_string())
+            .collect();
+        assert!(
+            lines.contains(&format!(
+                "iam:PutRolePolicy RoleName={} PolicyName=bootstrap-controller",
+                spec.name
+            )),
+            "{lines:?}"
+        );
+        let trust = spec.trust.to_string();
+        assert!(
+            trust.contains("kube-system") && trust.contains(NAME),
+            "{trust}"
+        );
+        assert!(spec.inline.to_string().contains("iam:PermissionsBoundary"));
     }
 
     #[test]
