@@ -50,10 +50,12 @@ pub enum Command {
     /// Remove what bootstrap created on a cluster, and nothing else (safe to re-run).
     ///
     /// Discovers bootstrap's resources from their tags and labels (no state file) and deletes
-    /// them in reverse order: sample pods, SecretProviderClasses, service accounts and
-    /// namespaces it created, Pod Identity associations, IAM roles, the provider, the driver,
-    /// the add-ons it created, the demo secret. What it adopted or did not create stays, and
-    /// is listed with the reason.
+    /// them in reverse order: the controller (`up --controller`), sample pods,
+    /// SecretProviderClasses, service accounts and namespaces it created, Pod Identity
+    /// associations, IAM roles, the controller's permissions boundary, the provider, the
+    /// driver, the add-ons it created, the demo secret. What it adopted or did not create
+    /// stays, and is listed with the reason. While a TeamSecrets object (a team's request to
+    /// the controller) exists, it deletes nothing and names them.
     Down(Box<DownArgs>),
     /// Onboard many teams onto Pod Identity from one file (safe to re-run).
     ///
