@@ -215,6 +215,19 @@ pub fn role_spec(t: &Target, c: &Confinement) -> Result<RoleSpec, StepError> {
     Ok(spec)
 }
 
+/// Adopting another's RBAC, admission policy or Deployment would run the controller with
+/// permissions, or an image, nobody here reviewed: any such object stops the install.
+pub fn refuse_foreign(changes: &[crate::plan::Change]) -> Result<(), StepError> {
+    match changes.iter().find(|c| c.action == Action::Adopt) {
+        None => Ok(()),
+        Some(foreign) => Err(StepError::problem(format!(
+            "{} exists and was not made by bootstrap: the controller will not be installed beside it",
+            foreign.resource
+        ))
+        .with_hint("delete it (it may be an earlier hand-made install: `bootstrap controller --print-rbac` objects), then run up --controller again")),
+    }
+}
+
 /// Observes (read-only) and plans the install.
 pub async fn plan(t: &Target, s: &InstallSettings) -> Result<InstallPlan, PlanError> {
     let cluster = t.name();
@@ -269,6 +282,7 @@ pub async fn plan(t: &Target, s: &InstallSettings) -> Result<InstallPlan, PlanEr
     )
     .map_err(at("controller-association"))?;
     let mut changes = objects::plan(&observed);
+    refuse_foreign(&changes).map_err(at("controller"))?;
     let waits = CRD_NAMES
         .iter()
         .map(|name| Op::WaitCrdEstablished {
@@ -331,6 +345,32 @@ mod tests {
             "{trust}"
         );
         assert!(spec.inline.to_string().contains("iam:PermissionsBoundary"));
+    }
+
+    #[test]
+    fn an_object_of_the_install_someone_else_made_stops_it() {
+        use crate::kube::apply::ObjectState;
+        let objs = kube_objects("prod", "eu-west-1", "r.example/bootstrap:1", &c());
+        let observed = |theirs: bool| -> Vec<objects::Observed> {
+            objs.iter()
+                .map(|o| objects::Observed {
+                    object: o.clone(),
+                    state: if theirs && o["kind"] == "ClusterRole" {
+                        ObjectState::Differs { ours: false }
+                    } else {
+                        ObjectState::Absent
+                    },
+                    live: None,
+                })
+                .collect()
+        };
+        assert!(refuse_foreign(&objects::plan(&observed(false))).is_ok());
+        let e = refuse_foreign(&objects::plan(&observed(true))).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("ClusterRole/bootstrap-controller exists"),
+            "{e}"
+        );
     }
 
     #[test]
