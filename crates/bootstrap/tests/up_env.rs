@@ -285,10 +285,16 @@ async fn a_failed_verification_names_its_cause() {
         .as_array()
         .and_then(|s| s.iter().find(|s| s["name"] == "workload"))
         .expect("workload step");
+    // Read as JSON, not as text: key order is serde_json's (sorted unless a dependency turns
+    // on preserve_order, which differs between `cargo build` and `cargo test` builds).
+    let spc_ref = format!("SecretProviderClass/{ns}/bootstrap-app");
+    let adopted = workload["detail"]["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["resource"] == spc_ref.as_str() && c["action"] == "adopt");
     assert!(
-        workload.to_string().contains(&format!(
-            "\"action\":\"adopt\",\"resource\":\"SecretProviderClass/{ns}/bootstrap-app\""
-        )),
+        adopted,
         "the SPC must be adopted, not overwritten: {workload}"
     );
     let error = report["error"].as_str().unwrap_or_default();
