@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the genuine upstream programs the local environment runs, from their Go modules,
 # into a cache keyed by version outside the repository. A warm cache makes this a no-op.
-#   tests/env/build.sh [etcd|k8s|kwok|csi|actionlint|upstream-provider|all]
+#   tests/env/build.sh [etcd|k8s|kwok|csi|actionlint|upstream-provider|gitops-crds|all]
+# gitops-crds builds nothing: it copies upstream's CRD files out of their Go modules and prints
+# the directory holding them (the only target that writes to stdout).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.sh"
@@ -110,6 +112,38 @@ build_upstream_provider() {
   log "upstream AWS provider $AWS_PROVIDER_VERSION: built into $out"
 }
 
+gitops_crds() {
+  # The CRDs of the Argo CD and Flux objects in examples/gitops, as each project ships them in
+  # its own module (Argo CD's zip is about 56 MB: a cold fetch takes seconds). A throwaway
+  # module cache keeps only these files, not the modules' sources.
+  local out="$BOOTSTRAP_ENV_CACHE/gitops-crds-argocd-$ARGOCD_VERSION-kustomize-$FLUX_KUSTOMIZE_VERSION-source-$FLUX_SOURCE_VERSION"
+  local files=(applicationset-crd.yaml kustomize.toolkit.fluxcd.io_kustomizations.yaml
+    source.toolkit.fluxcd.io_gitrepositories.yaml)
+  local f warm=1
+  for f in "${files[@]}"; do [[ -s $out/$f ]] || warm=; done
+  if [[ -n $warm ]]; then log "gitops CRDs: cached in $out"; echo "$out"; return; fi
+  log "gitops CRDs: fetching argo-cd $ARGOCD_VERSION, kustomize-controller $FLUX_KUSTOMIZE_VERSION, source-controller $FLUX_SOURCE_VERSION from the module proxy"
+  local work; work=$(mktemp -d)
+  (
+    cd "$work"
+    export GOMODCACHE="$work/modcache" GOFLAGS=-mod=mod
+    module_dir() { go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'; }
+    local argo kustomize src
+    argo=$(module_dir "github.com/argoproj/argo-cd/v3@$ARGOCD_VERSION")
+    kustomize=$(module_dir "github.com/fluxcd/kustomize-controller@$FLUX_KUSTOMIZE_VERSION")
+    src=$(module_dir "github.com/fluxcd/source-controller@$FLUX_SOURCE_VERSION")
+    mkdir -p "$work/out"
+    cp "$argo/manifests/crds/applicationset-crd.yaml" \
+      "$kustomize/config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml" \
+      "$src/config/crd/bases/source.toolkit.fluxcd.io_gitrepositories.yaml" "$work/out/"
+    chmod u+w "$work/out"/*
+    go clean -modcache
+  )
+  rm -rf "$out"; mv "$work/out" "$out"; rm -rf "$work"
+  log "gitops CRDs: copied into $out"
+  echo "$out"
+}
+
 what=${1:-all}
 mkdir -p "$BOOTSTRAP_ENV_CACHE"
 case $what in
@@ -119,6 +153,7 @@ case $what in
   csi) build_csi ;;
   actionlint) build_actionlint ;;
   upstream-provider) build_upstream_provider ;;
-  all) build_etcd; build_k8s; build_kwok; build_csi; build_actionlint; build_upstream_provider ;;
-  *) echo "usage: $0 [etcd|k8s|kwok|csi|actionlint|upstream-provider|all]" >&2; exit 2 ;;
+  gitops-crds) gitops_crds ;;
+  all) build_etcd; build_k8s; build_kwok; build_csi; build_actionlint; build_upstream_provider; gitops_crds >/dev/null ;;
+  *) echo "usage: $0 [etcd|k8s|kwok|csi|actionlint|upstream-provider|gitops-crds|all]" >&2; exit 2 ;;
 esac

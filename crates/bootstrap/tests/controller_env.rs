@@ -8,6 +8,7 @@
 //! everything it made is gone.
 
 mod common;
+mod gitops_examples;
 
 use std::process::{Child, Command, Stdio};
 
@@ -265,7 +266,12 @@ async fn teams_onboard_themselves_within_their_allowance() {
     })
     .await;
     common::namespace(kube, &ns).await;
-    gitops_examples_are_valid(kube, &ns).await;
+    // The GitOps examples, against our CRDs and Argo CD's and Flux's own.
+    let upstream = gitops_examples::upstream_crds();
+    gitops_examples::install(kube, cleanup, &upstream).await;
+    let all_crds: Vec<Value> = crds.iter().chain(&upstream).cloned().collect();
+    let tried = gitops_examples::are_valid(kube, &ns, &all_crds).await;
+    assert!(tried >= 7, "every example object tried: {tried}");
     let db = cleanup
         .secret(cfg, &format!("{ns}/db"), "controller-test-value")
         .await;
@@ -710,50 +716,6 @@ async fn confinement_holds(me: &Identity, made: &str, account: &str) {
     for (what, outcome) in attempts {
         assert_eq!(outcome.expect_err(what), "AccessDenied", "{what}");
     }
-}
-
-/// The GitOps examples' objects pass the apiserver's validation against the CRDs (server-side
-/// dry run: nothing is stored). The team's object is tried in the test's namespace.
-async fn gitops_examples_are_valid(kube: &kube::Client, ns: &str) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/gitops/teams");
-    let mut tried = 0;
-    for entry in std::fs::read_dir(dir).expect("examples/gitops/teams") {
-        let path = entry.expect("entry").path();
-        let text = std::fs::read_to_string(&path).expect("example");
-        let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        for mut doc in docs {
-            let (group, version) = doc["apiVersion"]
-                .as_str()
-                .and_then(|v| v.split_once('/'))
-                .expect("apiVersion group/version");
-            let kind = doc["kind"].as_str().expect("kind").to_string();
-            // TeamSecrets -> teamsecrets, SecretAllowance -> secretallowances.
-            let lower = kind.to_lowercase();
-            let plural = if lower.ends_with('s') {
-                lower
-            } else {
-                format!("{lower}s")
-            };
-            let gvk = GroupVersionKind::gvk(group, version, &kind);
-            let ar = ApiResource::from_gvk_with_plural(&gvk, &plural);
-            let name = doc["metadata"]["name"].as_str().expect("name").to_string();
-            let api: Api<DynamicObject> = if doc["metadata"]["namespace"].is_string() {
-                doc["metadata"]["namespace"] = json!(ns);
-                Api::namespaced_with(kube.clone(), ns, &ar)
-            } else {
-                Api::all_with(kube.clone(), &ar)
-            };
-            let params = PatchParams::apply("gitops-example-check")
-                .dry_run()
-                .validation_strict();
-            api.patch(&name, &params, &Patch::Apply(&doc))
-                .await
-                .unwrap_or_else(|e| panic!("{}: {kind} {name} refused: {e}", path.display()));
-            tried += 1;
-        }
-    }
-    assert!(tried >= 2, "both examples tried");
 }
 
 /// The controller's Kubernetes identity as `controller --print-rbac` makes it (its service
