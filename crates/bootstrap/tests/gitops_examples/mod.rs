@@ -193,7 +193,7 @@ fn misspell(obj: &mut Value) -> Option<(String, String)> {
     let mut path = String::from("spec");
     let mut at = obj.get_mut("spec")?.as_object_mut()?;
     loop {
-        let key = at.keys().last()?.clone();
+        let key = at.keys().next_back()?.clone();
         if at[&key].as_object().is_some_and(|o| !o.is_empty()) {
             path = format!("{path}.{key}");
             at = at.get_mut(&key)?.as_object_mut()?;
