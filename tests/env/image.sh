@@ -27,7 +27,7 @@ if [[ -z $bin ]]; then
   say "cargo build ${profile[*]}"
   (cd "$repo" && cargo build -q "${profile[@]}" --locked) >"$LOGS/aws-csi-provider-$out-build.log" 2>&1 \
     || die "cargo build ${profile[*]} failed (see $LOGS/aws-csi-provider-$out-build.log)"
-  bin=$repo/target/$out/aws-csi-provider
+  bin=${CARGO_TARGET_DIR:-$repo/target}/$out/aws-csi-provider
 fi
 [[ -f $bin ]] || die "no provider binary at $bin"
 mkdir -p "$STATE/image" && echo "$bin" >"$STATE/image/binary"
