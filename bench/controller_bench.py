@@ -52,21 +52,8 @@ LABEL = "bench.bootstrap.podid/run"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def env_sh() -> dict[str, str]:
-    """What tests/env/state/env.sh exports (sourced by bash, so any shell syntax works)."""
-    path = os.path.join(REPO, "tests", "env", "state", "env.sh")
-    out = subprocess.run(["bash", "-c", f"set -a; . '{path}'; env -0"], capture_output=True, check=True).stdout
-    return dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
-
-
-def control(env: dict, path: str, method: str = "GET", body=None):
-    base = env["BOOTSTRAP_ENV_CONTROL"]
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(base + path, data=data, method=method,
-                                 headers={"content-type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        text = r.read()
-    return json.loads(text) if text else {}
+# The environment's exports and the stand-in's control API, as up_bench reads them.
+from up_bench import control, env_sh  # noqa: E402  (bench/ is the script's directory)
 
 
 def boto(env: dict, service: str):
