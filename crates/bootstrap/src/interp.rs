@@ -48,13 +48,32 @@ impl Backends {
     async fn created_meanwhile(
         &self,
         err: crate::aws::AwsError,
-        ours: impl std::future::Future<Output = bool>,
+        ours: impl Future<Output = bool>,
     ) -> Result<(), StepError> {
         if err.is(ErrorKind::Conflict) && ours.await {
             tracing::info!("{err}: created meanwhile by another run, as planned; continuing");
             return Ok(());
         }
         Err(err.into())
+    }
+
+    /// One create call: a conflict with what another run made meanwhile (`ours`) is done.
+    async fn create<T, E>(
+        &self,
+        resource: String,
+        sent: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        ours: impl Future<Output = bool>,
+    ) -> Result<(), StepError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match sent.await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = classify("create", resource, e);
+                self.created_meanwhile(err, ours).await
+            }
+        }
     }
 
     fn tags(&self) -> [(&'static str, &str); 2] {
@@ -215,22 +234,19 @@ impl Backends {
                     .set_tags(Some(iam_tags(self.tags().into_iter().chain(workload))?))
                     .set_path(confinement.as_ref().map(|c| c.path.clone()))
                     .set_permissions_boundary(confinement.as_ref().map(|c| c.boundary.clone()));
-                if let Err(e) = call.send().await {
-                    let err = classify("create", format!("IAM role {name}"), e);
-                    let ours = async {
-                        crate::resources::role::observe(aws, name, &self.cluster, false)
-                            .await
-                            .ok()
-                            .flatten()
-                            .is_some_and(|r| {
-                                r.owned
-                                    && r.namespace_tag.as_deref() == Some(namespace.as_str())
-                                    && r.service_account_tag.as_deref()
-                                        == Some(service_account.as_str())
-                            })
-                    };
-                    self.created_meanwhile(err, ours).await?;
-                }
+                let ours = async {
+                    crate::resources::role::observe(aws, name, &self.cluster, false)
+                        .await
+                        .ok()
+                        .flatten()
+                        .is_some_and(|r| {
+                            r.owned
+                                && r.namespace_tag.as_deref() == Some(namespace.as_str())
+                                && r.service_account_tag.as_deref()
+                                    == Some(service_account.as_str())
+                        })
+                };
+                self.create(iam_role(name), call.send(), ours).await?;
             }
             Op::TagRole {
                 role,
@@ -299,16 +315,14 @@ impl Backends {
                     .description(description)
                     .policy_document(document.to_string())
                     .set_tags(Some(iam_tags(self.tags())?));
-                if let Err(e) = call.send().await {
-                    let err = classify("create", format!("IAM policy {name}"), e);
-                    let ours = async {
-                        matches!(
-                            crate::resources::boundary::observe(aws, arn, &self.cluster).await,
-                            Ok(Some(live)) if live.owned
-                        )
-                    };
-                    self.created_meanwhile(err, ours).await?;
-                }
+                let ours = async {
+                    matches!(
+                        crate::resources::boundary::observe(aws, arn, &self.cluster).await,
+                        Ok(Some(live)) if live.owned
+                    )
+                };
+                self.create(format!("IAM policy {name}"), call.send(), ours)
+                    .await?;
             }
             Op::CreatePolicyVersion {
                 policy_arn,
@@ -368,19 +382,17 @@ impl Backends {
                 for (k, v) in self.tags() {
                     call = call.tags(k, v);
                 }
-                if let Err(e) = call.send().await {
-                    let err = classify("create", format!("EKS add-on {addon}"), e);
-                    let ours = async {
-                        matches!(
-                            crate::resources::addon::describe(aws, cluster, addon).await,
-                            Ok(Some(crate::resources::addon::AddonState::Present {
-                                owned: true,
-                                ..
-                            }))
-                        )
-                    };
-                    self.created_meanwhile(err, ours).await?;
-                }
+                let ours = async {
+                    matches!(
+                        crate::resources::addon::describe(aws, cluster, addon).await,
+                        Ok(Some(crate::resources::addon::AddonState::Present {
+                            owned: true,
+                            ..
+                        }))
+                    )
+                };
+                self.create(format!("EKS add-on {addon}"), call.send(), ours)
+                    .await?;
             }
             Op::DeleteAddon { cluster, addon } => {
                 let call = aws.eks.delete_addon().cluster_name(cluster);
@@ -405,19 +417,8 @@ impl Backends {
                 for (k, v) in self.tags() {
                     call = call.tags(k, v);
                 }
-                if let Err(e) = call.send().await {
-                    let err = classify(
-                        "create",
-                        format!("Pod Identity association {namespace}/{service_account}"),
-                        e,
-                    );
-                    let ours = async {
-                        crate::resources::association::observe(
-                            aws,
-                            cluster,
-                            namespace,
-                            service_account,
-                        )
+                let ours = async {
+                    crate::resources::association::observe(aws, cluster, namespace, service_account)
                         .await
                         .ok()
                         .flatten()
@@ -426,9 +427,9 @@ impl Backends {
                                 && &a.role_arn == role_arn
                                 && &a.target_role_arn == target_role_arn
                         })
-                    };
-                    self.created_meanwhile(err, ours).await?;
-                }
+                };
+                let what = format!("Pod Identity association {namespace}/{service_account}");
+                self.create(what, call.send(), ours).await?;
             }
             Op::UpdatePodIdentityAssociation {
                 cluster,
@@ -469,16 +470,14 @@ impl Backends {
                     .description("Demo secret created by bootstrap up; safe to delete")
                     .secret_string(demo_value())
                     .set_tags(Some(tags.to_vec()));
-                if let Err(e) = call.send().await {
-                    let err = classify("create", format!("secret {name}"), e);
-                    let ours = async {
-                        matches!(
-                            crate::resources::secrets::observe_demo(Some(aws), &self.cluster).await,
-                            Ok(crate::resources::secrets::DemoState::Present { owned: true })
-                        )
-                    };
-                    self.created_meanwhile(err, ours).await?;
-                }
+                let ours = async {
+                    matches!(
+                        crate::resources::secrets::observe_demo(Some(aws), &self.cluster).await,
+                        Ok(crate::resources::secrets::DemoState::Present { owned: true })
+                    )
+                };
+                self.create(format!("secret {name}"), call.send(), ours)
+                    .await?;
             }
             Op::DeleteSecret { name } => {
                 let call = aws.secrets.delete_secret().secret_id(name);

@@ -208,61 +208,72 @@ async fn down(args: &DownArgs, printer: &Printer) -> ExitStatus {
     }
 }
 
-async fn onboard(args: &OnboardArgs, printer: &Printer) -> ExitStatus {
-    let settings = match resolve_onboard(args) {
-        Ok(s) => s,
-        Err(e) => return commands::user_error(printer, &e),
-    };
-    let report = match commands::onboard::run(&settings, printer).await {
-        Ok(report) => report,
-        Err(e) => return commands::fail(printer, &e),
-    };
+/// Prints a command's report: as JSON, or as its text rendering.
+fn print<R: serde::Serialize>(printer: &Printer, report: &R, text: fn(&R) -> String) {
     if printer.json {
-        printer.json_value(&report);
+        printer.json_value(report);
     } else {
-        printer.text(&commands::onboard::table(&report));
+        printer.text(&text(report));
     }
-    if report.succeeded() {
+}
+
+fn success_if(ok: bool) -> ExitStatus {
+    if ok {
         ExitStatus::Success
     } else {
         ExitStatus::Failure
     }
+}
+
+/// A reporting command: its settings (refused: exit 2), its run (failed: exit 1), then its
+/// report printed and the exit status the report says.
+async fn reporting<S, E, R>(
+    printer: &Printer,
+    settings: Result<S, E>,
+    run: impl AsyncFnOnce(&S) -> Result<R, StepError>,
+    text: fn(&R) -> String,
+    status: fn(&R) -> ExitStatus,
+) -> ExitStatus
+where
+    E: std::error::Error + 'static,
+    R: serde::Serialize,
+{
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => return commands::user_error(printer, &e),
+    };
+    match run(&settings).await {
+        Ok(report) => {
+            print(printer, &report, text);
+            status(&report)
+        }
+        Err(e) => commands::fail(printer, &e),
+    }
+}
+
+async fn onboard(args: &OnboardArgs, printer: &Printer) -> ExitStatus {
+    let run = async |s: &_| commands::onboard::run(s, printer).await;
+    let ok = |r: &commands::onboard::OnboardReport| success_if(r.succeeded());
+    let text = commands::onboard::table;
+    reporting(printer, resolve_onboard(args), run, text, ok).await
 }
 
 async fn migrate(args: &MigrateArgs, printer: &Printer) -> ExitStatus {
-    let settings = match resolve_migrate(args) {
-        Ok(s) => s,
-        Err(e) => return commands::user_error(printer, &e),
-    };
-    let report = match commands::migrate::run(&settings).await {
-        Ok(report) => report,
-        Err(e) => return commands::fail(printer, &e),
-    };
-    if printer.json {
-        printer.json_value(&report);
-    } else {
-        printer.text(&commands::migrate::text(&report));
-    }
-    if report.succeeded() {
-        ExitStatus::Success
-    } else {
-        ExitStatus::Failure
-    }
+    let run = async |s: &_| commands::migrate::run(s).await;
+    let ok = |r: &commands::migrate::MigrateReport| success_if(r.succeeded());
+    let text = commands::migrate::text;
+    reporting(printer, resolve_migrate(args), run, text, ok).await
 }
 
 async fn doctor(args: &DoctorArgs, printer: &Printer) -> ExitStatus {
-    let settings = match resolve_doctor(args) {
-        Ok(s) => s,
-        Err(e) => return commands::user_error(printer, &e),
-    };
-    let report = match commands::doctor::run(&settings, printer).await {
-        Ok(report) => report,
-        Err(e) => return commands::fail(printer, &e),
-    };
-    if printer.json {
-        printer.json_value(&report);
-    } else {
-        printer.text(&commands::doctor::text(&report));
-    }
-    commands::doctor::exit_status(&report)
+    let run = async |s: &_| commands::doctor::run(s, printer).await;
+    let text = commands::doctor::text;
+    reporting(
+        printer,
+        resolve_doctor(args),
+        run,
+        text,
+        commands::doctor::exit_status,
+    )
+    .await
 }

@@ -95,6 +95,23 @@ fn template_problem(spec: &PodSpec) -> Option<String> {
         .then(|| "Windows nodes (its nodeSelector)".to_string())
 }
 
+/// Every object of one workload controller kind across namespaces, as its metadata and pod
+/// template; a failed list names the kind (`plural`).
+async fn templates<K>(
+    kube: &kube::Client,
+    lp: &ListParams,
+    plural: &'static str,
+    template: impl Fn(K) -> Option<PodSpec>,
+) -> Result<Vec<(kube::api::ObjectMeta, Option<PodSpec>)>, StepError>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let api: Api<K> = Api::all(kube.clone());
+    let items = api.list(lp).await.map_err(list_error(plural))?.items;
+    let split = |mut o: K| (std::mem::take(o.meta_mut()), template(o));
+    Ok(items.into_iter().map(split).collect())
+}
+
 /// Reads what migration needs: annotated service accounts, `aws` SPCs, and the pods and
 /// workload controllers that mount SecretProviderClasses, with their nodes. Read-only.
 pub async fn scan(kube: &kube::Client) -> Result<Scan, StepError> {
@@ -168,59 +185,45 @@ pub async fn scan(kube: &kube::Client) -> Result<Scan, StepError> {
             node_problem,
         ));
     }
-    let deployments: Api<Deployment> = Api::all(kube.clone());
-    for d in deployments
-        .list(&lp)
-        .await
-        .map_err(list_error("Deployments"))?
-        .items
-    {
-        let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-        out.workloads
-            .extend(workload("Deployment", &d.metadata, spec, template_problem));
-    }
-    let statefulsets: Api<StatefulSet> = Api::all(kube.clone());
-    for s in statefulsets
-        .list(&lp)
-        .await
-        .map_err(list_error("StatefulSets"))?
-        .items
-    {
-        let spec = s.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-        out.workloads
-            .extend(workload("StatefulSet", &s.metadata, spec, template_problem));
-    }
-    let daemonsets: Api<DaemonSet> = Api::all(kube.clone());
-    for d in daemonsets
-        .list(&lp)
-        .await
-        .map_err(list_error("DaemonSets"))?
-        .items
-    {
-        let spec = d.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-        out.workloads
-            .extend(workload("DaemonSet", &d.metadata, spec, template_problem));
-    }
-    let jobs: Api<Job> = Api::all(kube.clone());
-    for j in jobs.list(&lp).await.map_err(list_error("Jobs"))?.items {
-        let spec = j.spec.as_ref().and_then(|s| s.template.spec.as_ref());
-        out.workloads
-            .extend(workload("Job", &j.metadata, spec, template_problem));
-    }
-    let cronjobs: Api<CronJob> = Api::all(kube.clone());
-    for c in cronjobs
-        .list(&lp)
-        .await
-        .map_err(list_error("CronJobs"))?
-        .items
-    {
-        let spec = c
-            .spec
-            .as_ref()
-            .and_then(|s| s.job_template.spec.as_ref())
-            .and_then(|j| j.template.spec.as_ref());
-        out.workloads
-            .extend(workload("CronJob", &c.metadata, spec, template_problem));
+    let controllers = [
+        (
+            "Deployment",
+            templates(kube, &lp, "Deployments", |d: Deployment| {
+                d.spec?.template.spec
+            })
+            .await?,
+        ),
+        (
+            "StatefulSet",
+            templates(kube, &lp, "StatefulSets", |s: StatefulSet| {
+                s.spec?.template.spec
+            })
+            .await?,
+        ),
+        (
+            "DaemonSet",
+            templates(kube, &lp, "DaemonSets", |d: DaemonSet| {
+                d.spec?.template.spec
+            })
+            .await?,
+        ),
+        (
+            "Job",
+            templates(kube, &lp, "Jobs", |j: Job| j.spec?.template.spec).await?,
+        ),
+        (
+            "CronJob",
+            templates(kube, &lp, "CronJobs", |c: CronJob| {
+                c.spec?.job_template.spec?.template.spec
+            })
+            .await?,
+        ),
+    ];
+    for (kind, found) in controllers {
+        for (meta, spec) in &found {
+            out.workloads
+                .extend(workload(kind, meta, spec.as_ref(), template_problem));
+        }
     }
     Ok(out)
 }
