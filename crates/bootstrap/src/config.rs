@@ -64,10 +64,9 @@ pub struct ValuesFile {
 /// Everything `up` needs, resolved and validated.
 #[derive(Debug, Clone)]
 pub struct UpSettings {
-    pub cluster: String,
-    /// From `--region` or the environment; the AWS config may still supply one later.
-    pub region: Option<String>,
-    pub profile: Option<String>,
+    /// The cluster; its region from `--region` or the environment (the AWS config may still
+    /// supply one later).
+    pub target: ClusterSettings,
     pub namespace: String,
     pub service_account: String,
     pub secrets: Vec<SecretRef>,
@@ -147,6 +146,7 @@ pub fn region_from_env() -> Option<String> {
 
 /// The cluster and AWS settings every cluster command resolves the same way: the name checked,
 /// the region from the flag or the environment (and checked), the profile.
+#[derive(Debug, Clone)]
 pub struct ClusterSettings {
     pub cluster: String,
     pub region: Option<String>,
@@ -206,9 +206,7 @@ pub fn resolve_up(args: &UpArgs) -> Result<UpSettings, ConfigError> {
     }
     csi_driver.sync_secrets |= args.sync_secrets;
     Ok(UpSettings {
-        cluster: target.cluster,
-        region: target.region,
-        profile: target.profile,
+        target,
         namespace: args.namespace.clone(),
         service_account: args.service_account.clone(),
         create_demo_secret: args.create_demo_secret || secrets.is_empty(),
@@ -271,9 +269,7 @@ fn controller_install(
 /// Everything `down` needs, resolved and validated.
 #[derive(Debug, Clone)]
 pub struct DownSettings {
-    pub cluster: String,
-    pub region: Option<String>,
-    pub profile: Option<String>,
+    pub target: ClusterSettings,
     pub namespace: Option<String>,
     pub team: Option<String>,
     pub workloads_only: bool,
@@ -287,17 +283,11 @@ pub struct DownSettings {
 /// Validates `down`'s flags.
 pub fn resolve_down(args: &DownArgs) -> Result<DownSettings, ConfigError> {
     let target = ClusterSettings::resolve(&args.target)?;
-    if let Some(ns) = &args.namespace
-        && let Some(problem) = names::label_problem("namespace", ns)
-    {
-        return Err(invalid("--namespace", problem));
-    }
+    let namespace = namespace_flag(&args.namespace)?;
     let timeout = parse_duration(&args.timeout).map_err(|p| invalid("--timeout", p))?;
     Ok(DownSettings {
-        cluster: target.cluster,
-        region: target.region,
-        profile: target.profile,
-        namespace: args.namespace.clone(),
+        target,
+        namespace,
         team: args.team.clone(),
         workloads_only: args.workloads_only,
         force: args.force,
@@ -311,9 +301,7 @@ pub fn resolve_down(args: &DownArgs) -> Result<DownSettings, ConfigError> {
 /// Everything `controller` needs.
 #[derive(Debug, Clone)]
 pub struct ControllerSettings {
-    pub cluster: String,
-    pub region: Option<String>,
-    pub profile: Option<String>,
+    pub target: ClusterSettings,
     pub concurrency: usize,
     pub resync: Duration,
     pub timeout: Duration,
@@ -355,9 +343,7 @@ pub fn resolve_controller(
         format!("{host}-{}", std::process::id())
     });
     Ok(ControllerSettings {
-        cluster: target.cluster,
-        region: target.region,
-        profile: target.profile,
+        target,
         concurrency: usize::from(args.concurrency),
         resync,
         timeout,
@@ -373,9 +359,7 @@ pub fn resolve_controller(
 /// Everything `onboard` needs: the validated teams and the flags.
 #[derive(Debug, Clone)]
 pub struct OnboardSettings {
-    pub cluster: String,
-    pub region: Option<String>,
-    pub profile: Option<String>,
+    pub target: ClusterSettings,
     pub teams: Vec<crate::teams::Team>,
     pub concurrency: usize,
     pub prune: bool,
@@ -410,15 +394,15 @@ pub fn resolve_onboard(args: &OnboardArgs) -> Result<OnboardSettings, OnboardInp
         return Err(invalid("--cluster", problem).into());
     }
     let timeout = parse_duration(&args.timeout).map_err(|p| invalid("--timeout", p))?;
-    Ok(OnboardSettings {
+    let target = ClusterSettings {
         cluster,
-        region: args
-            .aws
-            .region
-            .clone()
+        region: (args.aws.region.clone())
             .or(file.region.clone())
             .or_else(region_from_env),
         profile: args.aws.profile.clone(),
+    };
+    Ok(OnboardSettings {
+        target,
         teams: file.teams.into_iter().map(|t| t.value).collect(),
         concurrency: usize::from(args.concurrency),
         prune: args.prune,
@@ -433,9 +417,7 @@ pub fn resolve_onboard(args: &OnboardArgs) -> Result<OnboardSettings, OnboardInp
 /// Everything `migrate` needs.
 #[derive(Debug, Clone)]
 pub struct MigrateSettings {
-    pub cluster: String,
-    pub region: Option<String>,
-    pub profile: Option<String>,
+    pub target: ClusterSettings,
     pub namespace: Option<String>,
     pub approve: bool,
     pub remove_irsa: bool,
@@ -446,21 +428,25 @@ pub struct MigrateSettings {
 /// Validates `migrate`'s flags.
 pub fn resolve_migrate(args: &MigrateArgs) -> Result<MigrateSettings, ConfigError> {
     let target = ClusterSettings::resolve(&args.target)?;
-    if let Some(ns) = &args.namespace
-        && let Some(problem) = names::label_problem("namespace", ns)
-    {
-        return Err(invalid("--namespace", problem));
-    }
+    let namespace = namespace_flag(&args.namespace)?;
     Ok(MigrateSettings {
-        cluster: target.cluster,
-        region: target.region,
-        profile: target.profile,
-        namespace: args.namespace.clone(),
+        target,
+        namespace,
         approve: args.approve,
         remove_irsa: args.remove_irsa,
         timeout: parse_duration(&args.timeout).map_err(|p| invalid("--timeout", p))?,
         output: args.output,
     })
+}
+
+/// An optional `--namespace`, checked as a namespace name.
+fn namespace_flag(namespace: &Option<String>) -> Result<Option<String>, ConfigError> {
+    if let Some(ns) = namespace
+        && let Some(problem) = names::label_problem("namespace", ns)
+    {
+        return Err(invalid("--namespace", problem));
+    }
+    Ok(namespace.clone())
 }
 
 fn read_values(path: &PathBuf) -> Result<ValuesFile, ConfigError> {
@@ -477,9 +463,7 @@ fn read_values(path: &PathBuf) -> Result<ValuesFile, ConfigError> {
 /// Everything `doctor` needs, resolved and validated.
 #[derive(Debug, Clone)]
 pub struct DoctorSettings {
-    pub cluster: String,
-    pub region: Option<String>,
-    pub profile: Option<String>,
+    pub target: ClusterSettings,
     pub namespace: Option<String>,
     pub pod: Option<String>,
     pub output: OutputFormat,
@@ -488,11 +472,7 @@ pub struct DoctorSettings {
 /// Validates `doctor`'s flags.
 pub fn resolve_doctor(args: &DoctorArgs) -> Result<DoctorSettings, ConfigError> {
     let target = ClusterSettings::resolve(&args.target)?;
-    if let Some(ns) = &args.namespace
-        && let Some(problem) = names::label_problem("namespace", ns)
-    {
-        return Err(invalid("--namespace", problem));
-    }
+    let namespace = namespace_flag(&args.namespace)?;
     if let Some(pod) = &args.pod
         && let Some(problem) = names::subdomain_problem("pod", pod)
     {
@@ -505,10 +485,8 @@ pub fn resolve_doctor(args: &DoctorArgs) -> Result<DoctorSettings, ConfigError> 
         ));
     }
     Ok(DoctorSettings {
-        cluster: target.cluster,
-        region: target.region,
-        profile: target.profile,
-        namespace: args.namespace.clone(),
+        target,
+        namespace,
         pod: args.pod.clone(),
         output: args.output,
     })

@@ -27,115 +27,114 @@ fn main() -> ExitCode {
         Printer::new(cli.quiet, cli.verbose, cli.no_progress, json)
             .with_show_manifests(cli.show_manifests)
     };
-    let status = match &cli.command {
-        Command::Completions { shell } => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "bootstrap",
-                &mut std::io::stdout(),
-            );
-            ExitStatus::Success
-        }
-        Command::Up(args) => {
-            let p = printer(args.output == OutputFormat::Json).with_dry_run(args.dry_run);
-            block_on(&p, up(args, &p))
-        }
-        Command::Onboard(args) => {
-            let p = printer(args.output == OutputFormat::Json).with_dry_run(args.dry_run);
-            if args.print_schema {
-                p.json_value(&bootstrap::teams::schema());
+    let status =
+        match &cli.command {
+            Command::Completions { shell } => {
+                clap_complete::generate(
+                    *shell,
+                    &mut Cli::command(),
+                    "bootstrap",
+                    &mut std::io::stdout(),
+                );
                 ExitStatus::Success
-            } else if args.emit_manifests {
-                let path = args.file.clone().unwrap_or_default();
-                match bootstrap::teams::load(&path) {
-                    Ok(file) => {
-                        let items: Vec<_> = file
-                            .teams
-                            .iter()
-                            .map(|t| commands::controller::crd::from_team(&t.value))
-                            .collect();
-                        p.json_value(&serde_json::json!({
-                            "apiVersion": "v1", "kind": "List", "items": items,
-                        }));
-                        ExitStatus::Success
-                    }
-                    Err(e) => commands::user_error(&p, &e),
-                }
-            } else {
-                block_on(&p, onboard(args, &p))
             }
-        }
-        Command::Migrate(args) => {
-            let p = printer(args.output == OutputFormat::Json).with_dry_run(!args.approve);
-            block_on(&p, migrate(args, &p))
-        }
-        Command::Down(args) => {
-            let p = printer(args.output == OutputFormat::Json).with_dry_run(args.dry_run);
-            block_on(&p, down(args, &p))
-        }
-        Command::Image(args) => match &args.command {
-            ImageCommand::Push(a) => {
-                let p = printer(a.output == OutputFormat::Json);
-                block_on(&p, commands::image::push(a, &p))
+            Command::Up(args) => {
+                let p = printer(args.output == OutputFormat::Json).with_dry_run(args.dry_run);
+                block_on(&p, up(args, &p))
             }
-            ImageCommand::Inspect(a) => {
-                let p = printer(a.output == OutputFormat::Json);
-                block_on(&p, commands::image::inspect(a, &p))
-            }
-        },
-        Command::Controller(args) => {
-            let p = printer(false);
-            if args.print_crds {
-                // One List: `kubectl apply -f -` takes it as it is.
-                p.json_value(&serde_json::json!({
-                    "apiVersion": "v1",
-                    "kind": "List",
-                    "items": commands::controller::crd::crds(),
-                }));
-                ExitStatus::Success
-            } else if args.print_rbac {
-                let ns = &args.lease_namespace;
-                p.json_value(&serde_json::json!({
-                    "apiVersion": "v1",
-                    "kind": "List",
-                    "items": commands::controller::rbac::objects(ns, ns, &args.lease_name),
-                }));
-                ExitStatus::Success
-            } else if args.print_iam_policy {
-                match bootstrap::config::resolve_controller(args) {
-                    Err(e) => commands::user_error(&p, &e),
-                    Ok(s) => match s
-                        .confinement
-                        .as_ref()
-                        .map(|c| commands::controller::iam::controller_policy(&s.cluster, c))
-                    {
-                        Some(Ok(doc)) => {
-                            p.json_value(&doc);
+            Command::Onboard(args) => {
+                let p = printer(args.output == OutputFormat::Json).with_dry_run(args.dry_run);
+                if args.print_schema {
+                    p.json_value(&bootstrap::teams::schema());
+                    ExitStatus::Success
+                } else if args.emit_manifests {
+                    let path = args.file.clone().unwrap_or_default();
+                    match bootstrap::teams::load(&path) {
+                        Ok(file) => {
+                            let items: Vec<_> = file
+                                .teams
+                                .iter()
+                                .map(|t| commands::controller::crd::from_team(&t.value))
+                                .collect();
+                            p.json_value(&serde_json::json!({
+                                "apiVersion": "v1", "kind": "List", "items": items,
+                            }));
                             ExitStatus::Success
                         }
-                        Some(Err(e)) => {
-                            p.error(&format!("error: {e}"));
-                            ExitStatus::UserError
-                        }
-                        None => {
-                            p.error("error: --print-iam-policy needs --permissions-boundary");
-                            ExitStatus::UserError
-                        }
-                    },
-                }
-            } else {
-                match bootstrap::config::resolve_controller(args) {
-                    Ok(s) => block_on(&p, commands::controller::run(s, p)),
-                    Err(e) => commands::user_error(&p, &e),
+                        Err(e) => commands::user_error(&p, &e),
+                    }
+                } else {
+                    block_on(&p, onboard(args, &p))
                 }
             }
-        }
-        Command::Doctor(args) => {
-            let p = printer(args.output == OutputFormat::Json);
-            block_on(&p, doctor(args, &p))
-        }
-    };
+            Command::Migrate(args) => {
+                let p = printer(args.output == OutputFormat::Json).with_dry_run(!args.approve);
+                block_on(&p, migrate(args, &p))
+            }
+            Command::Down(args) => {
+                let p = printer(args.output == OutputFormat::Json).with_dry_run(args.dry_run);
+                block_on(&p, down(args, &p))
+            }
+            Command::Image(args) => match &args.command {
+                ImageCommand::Push(a) => {
+                    let p = printer(a.output == OutputFormat::Json);
+                    block_on(&p, commands::image::push(a, &p))
+                }
+                ImageCommand::Inspect(a) => {
+                    let p = printer(a.output == OutputFormat::Json);
+                    block_on(&p, commands::image::inspect(a, &p))
+                }
+            },
+            Command::Controller(args) => {
+                let p = printer(false);
+                if args.print_crds {
+                    // One List: `kubectl apply -f -` takes it as it is.
+                    p.json_value(&serde_json::json!({
+                        "apiVersion": "v1",
+                        "kind": "List",
+                        "items": commands::controller::crd::crds(),
+                    }));
+                    ExitStatus::Success
+                } else if args.print_rbac {
+                    let ns = &args.lease_namespace;
+                    p.json_value(&serde_json::json!({
+                        "apiVersion": "v1",
+                        "kind": "List",
+                        "items": commands::controller::rbac::objects(ns, ns, &args.lease_name),
+                    }));
+                    ExitStatus::Success
+                } else if args.print_iam_policy {
+                    match bootstrap::config::resolve_controller(args) {
+                        Err(e) => commands::user_error(&p, &e),
+                        Ok(s) => match s.confinement.as_ref().map(|c| {
+                            commands::controller::iam::controller_policy(&s.target.cluster, c)
+                        }) {
+                            Some(Ok(doc)) => {
+                                p.json_value(&doc);
+                                ExitStatus::Success
+                            }
+                            Some(Err(e)) => {
+                                p.error(&format!("error: {e}"));
+                                ExitStatus::UserError
+                            }
+                            None => {
+                                p.error("error: --print-iam-policy needs --permissions-boundary");
+                                ExitStatus::UserError
+                            }
+                        },
+                    }
+                } else {
+                    match bootstrap::config::resolve_controller(args) {
+                        Ok(s) => block_on(&p, commands::controller::run(s, p)),
+                        Err(e) => commands::user_error(&p, &e),
+                    }
+                }
+            }
+            Command::Doctor(args) => {
+                let p = printer(args.output == OutputFormat::Json);
+                block_on(&p, doctor(args, &p))
+            }
+        };
     status.into()
 }
 

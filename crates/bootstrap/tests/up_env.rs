@@ -400,7 +400,7 @@ async fn a_missing_association_is_named_as_the_cause() {
         panic!("up")
     };
     let settings = bootstrap::config::resolve_up(&args).expect("settings");
-    let (aws, offline) = target::connect(settings.region.as_deref(), None, false)
+    let (aws, offline) = target::connect(settings.target.region.as_deref(), None, false)
         .await
         .expect("connects");
     assert!(offline.is_none());

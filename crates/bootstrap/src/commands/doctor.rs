@@ -25,17 +25,11 @@ pub async fn run(
     s: &DoctorSettings,
     printer: &crate::ui::Printer,
 ) -> Result<DoctorReport, StepError> {
-    let (t, _) = super::connect_cluster(
-        s.region.as_deref(),
-        s.profile.as_deref(),
-        &s.cluster,
-        "doctor",
-    )
-    .await?;
+    let (t, _) = super::connect_cluster(&s.target, "doctor").await?;
     let Some(crate::target::Live { aws, kube }) = t.live() else {
         return Err(StepError::problem(format!(
             "doctor has no AWS or Kubernetes access to cluster {}",
-            s.cluster
+            s.target.cluster
         )));
     };
     printer.status(&format!(

@@ -244,13 +244,7 @@ pub async fn run(
     s: &DownSettings,
     printer: &crate::ui::Printer,
 ) -> Result<(DownReport, Option<(&'static str, StepError)>), StepError> {
-    let (t, backends) = super::connect_cluster(
-        s.region.as_deref(),
-        s.profile.as_deref(),
-        &s.cluster,
-        "down",
-    )
-    .await?;
+    let (t, backends) = super::connect_cluster(&s.target, "down").await?;
     let progress = printer.progress();
     let yes = s.yes;
     run_on(s, &t, &backends, &progress, &|plan| {

@@ -481,13 +481,7 @@ pub async fn run_on(
 
 /// Connects, preflights and runs `migrate`.
 pub async fn run(s: &MigrateSettings) -> Result<MigrateReport, StepError> {
-    let (t, backends) = super::connect_cluster(
-        s.region.as_deref(),
-        s.profile.as_deref(),
-        &s.cluster,
-        "migrate",
-    )
-    .await?;
+    let (t, backends) = super::connect_cluster(&s.target, "migrate").await?;
     run_on(s, &t, &backends).await
 }
 

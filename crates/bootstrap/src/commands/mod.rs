@@ -50,18 +50,26 @@ pub fn user_error(printer: &Printer, err: &(dyn std::error::Error + 'static)) ->
 
 /// A command that needs AWS and the cluster (`down`, `migrate`, `doctor`): credentials,
 /// preflight, and the backends its operations run on.
+/// The AWS clients of a cluster's settings (`None` offline, for a dry run), and a note on how
+/// they were found.
+pub async fn connect(
+    target: &crate::config::ClusterSettings,
+    dry_run: bool,
+) -> Result<(Option<crate::aws::Clients>, Option<String>), StepError> {
+    let (region, profile) = (target.region.as_deref(), target.profile.as_deref());
+    crate::target::connect(region, profile, dry_run).await
+}
+
 pub async fn connect_cluster(
-    region: Option<&str>,
-    profile: Option<&str>,
-    cluster: &str,
+    target: &crate::config::ClusterSettings,
     command: &str,
 ) -> Result<(crate::target::Target, crate::interp::Backends), StepError> {
-    let (aws, _) = crate::target::connect(region, profile, false).await?;
+    let (aws, _) = connect(target, false).await?;
     let aws = aws.ok_or_else(|| {
         StepError::problem(format!("{command} needs AWS access"))
             .with_hint("pass --region and --profile, or set AWS_REGION and AWS credentials")
     })?;
-    let (t, _) = crate::target::preflight(aws, cluster).await?;
+    let (t, _) = crate::target::preflight(aws, &target.cluster).await?;
     let backends = crate::interp::Backends::of(&t)?;
     Ok((t, backends))
 }

@@ -745,7 +745,7 @@ pub async fn run(
     s: &OnboardSettings,
     printer: &crate::ui::Printer,
 ) -> Result<OnboardReport, StepError> {
-    let (aws, note) = target::connect(s.region.as_deref(), s.profile.as_deref(), s.dry_run).await?;
+    let (aws, note) = super::connect(&s.target, s.dry_run).await?;
     if let Some(note) = note {
         printer.status(&format!("note: {note}"));
     }
@@ -775,10 +775,10 @@ pub async fn run(
         });
     };
     let Some(aws) = aws else {
-        let t = Target::offline(&s.cluster, s.region.as_deref());
+        let t = Target::offline(&s.target.cluster, s.target.region.as_deref());
         return Ok(run_on(s, &t, None, &progress, &status).await);
     };
-    let (t, _) = target::preflight(aws, &s.cluster).await?;
+    let (t, _) = target::preflight(aws, &s.target.cluster).await?;
     let backends = crate::interp::Backends::of(&t)?;
     Ok(run_on(s, &t, Some(&backends), &progress, &status).await)
 }

@@ -290,23 +290,23 @@ fn round(d: Duration) -> f64 {
 
 /// Connects (or plans offline), preflights, and runs `up`.
 pub async fn run(s: &UpSettings, printer: &crate::ui::Printer) -> Result<UpRun, StepError> {
-    let (aws, note) = target::connect(s.region.as_deref(), s.profile.as_deref(), s.dry_run).await?;
+    let (aws, note) = super::connect(&s.target, s.dry_run).await?;
     if let Some(note) = note {
         printer.status(&format!("note: {note}"));
     }
     let progress = printer.progress();
     let started = Instant::now();
     let Some(aws) = aws else {
-        let t = Target::offline(&s.cluster, s.region.as_deref());
+        let t = Target::offline(&s.target.cluster, s.target.region.as_deref());
         let pre = StepReport::new(
             "preflight",
-            StepStatus::Done(target::offline_outcome(&s.cluster)),
+            StepStatus::Done(target::offline_outcome(&s.target.cluster)),
             Duration::ZERO,
         );
         return Ok(run_on(s, &t, pre, None, &progress).await);
     };
     progress.started("preflight");
-    let (t, outcome) = match target::preflight(aws, &s.cluster).await {
+    let (t, outcome) = match target::preflight(aws, &s.target.cluster).await {
         Ok(found) => found,
         Err(e) => {
             progress.finished(
@@ -341,10 +341,10 @@ mod tests {
 
     async fn offline(extra: &[&str]) -> UpRun {
         let s = settings(extra);
-        let t = Target::offline(&s.cluster, None);
+        let t = Target::offline(&s.target.cluster, None);
         let pre = StepReport::new(
             "preflight",
-            StepStatus::Done(target::offline_outcome(&s.cluster)),
+            StepStatus::Done(target::offline_outcome(&s.target.cluster)),
             Duration::ZERO,
         );
         run_on(&s, &t, pre, None, &()).await
@@ -406,7 +406,7 @@ mod tests {
     #[tokio::test]
     async fn the_graph_overlaps_the_addon_with_iam_and_manifests() {
         let s = settings(&[]);
-        let t = Target::offline(&s.cluster, None);
+        let t = Target::offline(&s.target.cluster, None);
         let planned = plan_all(&s, &t).await.expect("plans");
         let nodes = graph(&t, planned);
         let deps = |n: &str| {

@@ -169,13 +169,7 @@ pub async fn run(s: ControllerSettings, printer: Printer) -> crate::commands::Ex
 }
 
 async fn serve(s: ControllerSettings, printer: &Printer) -> Result<(), StepError> {
-    let (target, backends) = crate::commands::connect_cluster(
-        s.region.as_deref(),
-        s.profile.as_deref(),
-        &s.cluster,
-        "controller",
-    )
-    .await?;
+    let (target, backends) = crate::commands::connect_cluster(&s.target, "controller").await?;
     let kube = target
         .kube()
         .cloned()
