@@ -514,6 +514,20 @@ mod tests {
         assert!(long.len() <= 1000);
     }
 
+    /// The live role `up` made from `desired`: owned, tagged, its policies as planned.
+    fn as_planned(desired: &RoleSpec) -> LiveRole {
+        LiveRole {
+            name: desired.name.clone(),
+            owned: true,
+            description: Some(desired.description.clone()),
+            trust: Some(desired.trust.clone()),
+            inline: Some(desired.inline.clone()),
+            namespace_tag: Some("ns".into()),
+            service_account_tag: Some("sa".into()),
+            ..LiveRole::default()
+        }
+    }
+
     fn spec() -> RoleSpec {
         let w = Workload::reading("ns", "sa", "arn:aws:secretsmanager:r:1:secret:x-abcdef");
         RoleSpec::for_workload("1", "r", "demo", "arn:aws:eks:r:1:cluster/demo", &w)
@@ -669,16 +683,7 @@ mod tests {
         assert_eq!(create.action, Action::Create);
         assert!(matches!(create.ops[0], Op::CreateRole { .. }));
         assert!(matches!(create.ops[1], Op::PutRolePolicy { .. }));
-        let live = LiveRole {
-            name: desired.name.clone(),
-            owned: true,
-            description: Some(desired.description.clone()),
-            trust: Some(desired.trust.clone()),
-            inline: Some(desired.inline.clone()),
-            namespace_tag: Some("ns".into()),
-            service_account_tag: Some("sa".into()),
-            ..LiveRole::default()
-        };
+        let live = as_planned(&desired);
         let same = plan(&desired, Some(&live));
         assert_eq!(same.action, Action::Unchanged);
         assert!(same.ops.is_empty());
@@ -721,14 +726,8 @@ mod tests {
         let old_trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
             "Principal": {"Service": "pods.eks.amazonaws.com"}, "Action": ["sts:AssumeRole", "sts:TagSession"]}]});
         let live = LiveRole {
-            name: desired.name.clone(),
-            owned: true,
-            description: Some(desired.description.clone()),
             trust: Some(old_trust),
-            inline: Some(desired.inline.clone()),
-            namespace_tag: Some("ns".into()),
-            service_account_tag: Some("sa".into()),
-            ..LiveRole::default()
+            ..as_planned(&desired)
         };
         let change = plan(&desired, Some(&live));
         assert_eq!(change.action, Action::Update);
@@ -745,14 +744,8 @@ mod tests {
             .expect("conditions")
             .remove("aws:RequestTag/eks-cluster-arn");
         let mut live = LiveRole {
-            name: desired.name.clone(),
-            owned: true,
-            description: Some(desired.description.clone()),
             trust: Some(before),
-            inline: Some(desired.inline.clone()),
-            namespace_tag: Some("ns".into()),
-            service_account_tag: Some("sa".into()),
-            ..LiveRole::default()
+            ..as_planned(&desired)
         };
         let change = plan(&desired, Some(&live));
         let [Op::UpdateAssumeRolePolicy { trust, .. }] = change.ops.as_slice() else {
