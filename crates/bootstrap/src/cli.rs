@@ -451,18 +451,25 @@ pub struct ImagePushArgs {
     /// down` deletes the repository (never one bootstrap did not create).
     #[arg(long, env = "BOOTSTRAP_CLUSTER")]
     pub cluster: Option<String>,
-    /// AWS region for ECR (default: the registry's own region).
-    #[arg(long)]
-    pub region: Option<String>,
-    /// AWS profile from the shared config files (ECR only).
-    #[arg(long)]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub aws: RegistryAwsArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Print the calls the push would make (the repository it would create), push nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// The AWS settings of an ECR registry (a registry that is not ECR needs none).
+#[derive(Debug, Args)]
+pub struct RegistryAwsArgs {
+    /// AWS region for ECR (default: the registry's own region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// AWS profile from the shared config files (ECR only).
+    #[arg(long)]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -472,12 +479,8 @@ pub struct ImageInspectArgs {
     /// Fail unless the image offers linux/ARCH (repeatable), as `up` checks it.
     #[arg(long = "arch", value_name = "ARCH")]
     pub archs: Vec<String>,
-    /// AWS region for ECR (default: the registry's own region).
-    #[arg(long)]
-    pub region: Option<String>,
-    /// AWS profile from the shared config files (ECR only).
-    #[arg(long)]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub aws: RegistryAwsArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

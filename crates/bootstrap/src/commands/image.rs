@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::ExitStatus;
-use crate::cli::{ImageInspectArgs, ImagePushArgs, OutputFormat};
+use crate::cli::{ImageInspectArgs, ImagePushArgs, OutputFormat, RegistryAwsArgs};
 use crate::error::StepError;
 use crate::image::{self, Credentials, ImageError, ImageRef, RegistryKind};
 use crate::plan::Executor;
@@ -35,6 +35,17 @@ pub struct InspectOutput {
 }
 
 /// AWS configuration only for ECR references (nothing is loaded for other registries).
+/// An image reference parsed, and the credentials its registry wants.
+async fn reference_and_credentials(
+    raw: &str,
+    aws: &RegistryAwsArgs,
+) -> Result<(ImageRef, Credentials), ImageError> {
+    let reference = ImageRef::parse(raw)?;
+    let (region, profile) = (aws.region.as_deref(), aws.profile.as_deref());
+    let credentials = credentials_for(&reference, region, profile).await?;
+    Ok((reference, credentials))
+}
+
 async fn credentials_for(
     reference: &ImageRef,
     region: Option<&str>,
@@ -69,15 +80,10 @@ fn image_failure(printer: &Printer, e: &ImageError) -> ExitStatus {
 
 /// Pushes the layout and prints the `--provider-image` to use.
 pub async fn push(args: &ImagePushArgs, printer: &Printer) -> ExitStatus {
-    let target = match ImageRef::parse(&args.to) {
-        Ok(t) => t,
+    let (target, credentials) = match reference_and_credentials(&args.to, &args.aws).await {
+        Ok(found) => found,
         Err(e) => return image_failure(printer, &e),
     };
-    let credentials =
-        match credentials_for(&target, args.region.as_deref(), args.profile.as_deref()).await {
-            Ok(c) => c,
-            Err(e) => return image_failure(printer, &e),
-        };
     let plan = match crate::resources::image_push::plan_push(
         &args.from,
         args.tag.as_deref(),
@@ -155,15 +161,10 @@ pub async fn push(args: &ImagePushArgs, printer: &Printer) -> ExitStatus {
 
 /// Resolves the reference, lists its platforms, and checks `--arch` like `up` does.
 pub async fn inspect(args: &ImageInspectArgs, printer: &Printer) -> ExitStatus {
-    let reference = match ImageRef::parse(&args.image) {
-        Ok(r) => r,
+    let (reference, credentials) = match reference_and_credentials(&args.image, &args.aws).await {
+        Ok(found) => found,
         Err(e) => return image_failure(printer, &e),
     };
-    let credentials =
-        match credentials_for(&reference, args.region.as_deref(), args.profile.as_deref()).await {
-            Ok(c) => c,
-            Err(e) => return image_failure(printer, &e),
-        };
     let archs = args.archs.iter().cloned().collect();
     let report = match image::check(&reference, &archs, &credentials).await {
         Ok(r) => r,
