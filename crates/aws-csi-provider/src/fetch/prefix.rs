@@ -7,7 +7,7 @@
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 
 use super::secrets_manager::secret_value;
-use super::{ByteBudget, CallObserver, Fetched, classify, classify_code, counted, over_budget};
+use super::{ByteBudget, CallObserver, Fetched, classify_code, counted, over_budget};
 use crate::error::FetchCause;
 use crate::objects::MAX_PREFIX_MATCHES;
 use bootstrap_common::secret::SecretBytes;
@@ -177,12 +177,8 @@ pub async fn secrets_manager(
             .set_next_token(token.take())
             .send()
             .await;
-        let mut out = match counted(observer, SERVICE, "BatchGetSecretValue", result) {
-            Ok(out) => out,
-            Err(e) => {
-                return Err(PrefixFailure::Call(classify(&e)));
-            }
-        };
+        let mut out = counted(observer, SERVICE, "BatchGetSecretValue", result)
+            .map_err(PrefixFailure::Call)?;
         for mut v in out.secret_values.take().unwrap_or_default() {
             let Some(name) = v.name.take() else { continue };
             let value = secret_value(v.secret_string.take(), v.secret_binary.take());
@@ -239,12 +235,8 @@ pub async fn ssm(
             .set_next_token(token.take())
             .send()
             .await;
-        let mut out = match counted(observer, SERVICE, "GetParametersByPath", result) {
-            Ok(out) => out,
-            Err(e) => {
-                return Err(PrefixFailure::Call(classify(&e)));
-            }
-        };
+        let mut out = counted(observer, SERVICE, "GetParametersByPath", result)
+            .map_err(PrefixFailure::Call)?;
         for mut p in out.parameters.take().unwrap_or_default() {
             let Some(name) = p.name.take() else { continue };
             let value = SecretBytes::from_string(p.value.take().unwrap_or_default());

@@ -4,7 +4,7 @@ use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::Parameter;
 use futures::stream::{self, StreamExt};
 
-use super::{CallObserver, Charge, Fetched, Outcome, Target, classify, counted, over_budget};
+use super::{CallObserver, Charge, Fetched, Outcome, Target, counted, over_budget};
 use crate::error::FetchCause;
 use bootstrap_common::secret::SecretBytes;
 
@@ -73,8 +73,7 @@ async fn get_batch(
         .await;
     let mut out = match counted(observer, SERVICE, "GetParameters", result) {
         Ok(out) => out,
-        Err(e) => {
-            let cause = classify(&e);
+        Err(cause) => {
             return targets.iter().map(|_| Err(clone_cause(&cause))).collect();
         }
     };
