@@ -12,9 +12,7 @@ use aws_csi_provider::mount::MountConfig;
 use aws_sdk_secretsmanager::operation::batch_get_secret_value::{
     BatchGetSecretValueInput, BatchGetSecretValueOutput,
 };
-use aws_sdk_secretsmanager::operation::get_secret_value::{
-    GetSecretValueError, GetSecretValueOutput,
-};
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use aws_sdk_secretsmanager::types::{ApiErrorType, FilterNameStringType};
 use aws_sdk_ssm::operation::get_parameters::{GetParametersError, GetParametersOutput};
 use aws_sdk_ssm::operation::get_parameters_by_path::{
@@ -104,18 +102,6 @@ fn ssm_listing(names: Vec<String>) -> Rule {
             out.build()
         },
     )
-}
-
-fn calls(h: &Harness, op: &str) -> u64 {
-    let needle = format!("operation=\"{op}\",outcome=\"ok\"}} ");
-    h.metrics
-        .render()
-        .lines()
-        .find_map(|l| {
-            l.split_once(&needle)
-                .map(|(_, n)| n.trim().parse().unwrap_or(0))
-        })
-        .unwrap_or(0)
 }
 
 fn paths(resp: &aws_csi_provider::proto::MountResponse) -> Vec<&str> {
@@ -244,43 +230,21 @@ async fn more_matches_than_the_bound_fail_the_mount_and_say_how_many() {
     aws.ssm.insert("us-east-1".into(), vec![ssm_listing(huge)]);
     let (_agent, mut h) = with_agent(aws, MountConfig::default()).await;
     let objects = "- {objectName: teams/payments/, objectType: secretsmanager, matchPrefix: true}";
-    let e = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect_err("over the bound");
+    let e = mount_err(&mut h, objects, "over the bound").await;
     assert_eq!(
         e.message(),
         "object \"teams/payments/\": 143 secrets match the prefix, over the limit of 100 per object; hint: split it into narrower prefixes"
     );
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     let objects = "- {objectName: /t/, objectType: ssmparameter, matchPrefix: true}";
-    let e2 = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect_err("capped count");
-    assert!(
-        e2.message()
-            .contains("500 or more parameters match the prefix"),
-        "{}",
-        e2.message()
-    );
+    let e2 = mount_err(&mut h, objects, "capped count").await;
+    assert_says(&e2, &["500 or more parameters match the prefix"]);
     assert!(
         h.metrics.render().contains("cause=\"too_many_matches\"} 2"),
         "{}",
         h.metrics.render()
     );
     assert_no_secret_leak(&h, &[e.message().to_string(), e2.message().to_string()]);
-}
-
-fn not_found() -> GetSecretValueError {
-    GetSecretValueError::ResourceNotFoundException(
-        aws_sdk_secretsmanager::types::error::ResourceNotFoundException::builder()
-            .message("Secrets Manager can't find the specified secret.")
-            .meta(
-                ErrorMetadata::builder()
-                    .code("ResourceNotFoundException")
-                    .build(),
-            )
-            .build(),
-    )
 }
 
 fn batch_error(id: &str, code: &str) -> ApiErrorType {
@@ -394,24 +358,17 @@ async fn optional_objects_are_skipped_only_when_missing() {
     }
 
     // Without optional, missing still fails; and a prefix without match too.
-    let e = mount(&mut h, pod_identity_attrs("- {objectName: here, objectType: secretsmanager}\n- {objectName: gone, objectType: secretsmanager}"))
-        .await
-        .expect_err("not optional");
+    let e = mount_err(&mut h, "- {objectName: here, objectType: secretsmanager}\n- {objectName: gone, objectType: secretsmanager}", "not optional").await;
     assert_eq!(e.code(), tonic::Code::NotFound, "{}", e.message());
     errors.push(e.message().to_string());
-    let e = mount(
+    let e = mount_err(
         &mut h,
-        pod_identity_attrs("- {objectName: /empty/, objectType: ssmparameter, matchPrefix: true}"),
+        "- {objectName: /empty/, objectType: ssmparameter, matchPrefix: true}",
+        "no match",
     )
-    .await
-    .expect_err("no match");
+    .await;
     assert_eq!(e.code(), tonic::Code::NotFound);
-    assert!(
-        e.message().contains("nothing matches the prefix")
-            && e.message().contains("optional: true"),
-        "{}",
-        e.message()
-    );
+    assert_says(&e, &["nothing matches the prefix", "optional: true"]);
     errors.push(e.message().to_string());
 
     // Denied, throttled: the mount fails although the object is optional.
@@ -437,9 +394,7 @@ async fn optional_objects_are_skipped_only_when_missing() {
             "\"with-denied/no\"",
         ),
     ] {
-        let e = mount(&mut h, pod_identity_attrs(objects))
-            .await
-            .expect_err(needle);
+        let e = mount_err(&mut h, objects, needle).await;
         assert_eq!(e.code(), code, "{needle}: {}", e.message());
         assert!(
             e.message().contains(needle),
@@ -490,42 +445,28 @@ async fn all_keys_of_a_json_secret_are_files_and_collisions_fail_naming_both() {
 
     let mut errors = Vec::new();
     let clash = "- {objectName: prod/db, objectType: secretsmanager, allKeys: true}\n- {objectName: api, objectType: secretsmanager, objectAlias: password}";
-    let e = mount(&mut h, pod_identity_attrs(clash))
-        .await
-        .expect_err("collision");
+    let e = mount_err(&mut h, clash, "collision").await;
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    assert!(
-        e.message().contains("file \"password\"")
-            && e.message()
-                .contains("key \"password\" of object \"prod/db\"")
-            && e.message().contains("object \"api\""),
-        "{}",
-        e.message()
+    assert_says(
+        &e,
+        &[
+            "file \"password\"",
+            "key \"password\" of object \"prod/db\"",
+            "object \"api\"",
+        ],
     );
     errors.push(e.message().to_string());
     let plain = "- {objectName: plain, objectType: secretsmanager, allKeys: true}";
-    let e = mount(&mut h, pod_identity_attrs(plain))
-        .await
-        .expect_err("not JSON");
-    assert!(
-        e.message().contains("allKeys of object \"plain\"")
-            && e.message().contains("not valid JSON"),
-        "{}",
-        e.message()
-    );
+    let e = mount_err(&mut h, plain, "not JSON").await;
+    assert_says(&e, &["allKeys of object \"plain\"", "not valid JSON"]);
     errors.push(e.message().to_string());
-    let e = mount(
+    let e = mount_err(
         &mut h,
-        pod_identity_attrs("- {objectName: api, objectType: secretsmanager, allKeys: maybe}"),
+        "- {objectName: api, objectType: secretsmanager, allKeys: maybe}",
+        "bad flag",
     )
-    .await
-    .expect_err("bad flag");
-    assert!(
-        e.message()
-            .contains("object \"api\": allKeys \"maybe\" is not a boolean"),
-        "{}",
-        e.message()
-    );
+    .await;
+    assert_says(&e, &["object \"api\": allKeys \"maybe\" is not a boolean"]);
     errors.push(e.message().to_string());
     assert_no_secret_leak(&h, &errors);
 }

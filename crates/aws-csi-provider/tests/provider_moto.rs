@@ -124,7 +124,7 @@ async fn secrets_manager_and_ssm_through_moto() {
         );
         let e = mount(&mut h, attrs).await.expect_err("missing object");
         assert_eq!(e.code(), tonic::Code::NotFound, "{kind}: {}", e.message());
-        assert!(e.message().contains(&name), "{}", e.message());
+        assert_says(&e, &[&name]);
     }
     let logs = h.logs.text();
     assert!(

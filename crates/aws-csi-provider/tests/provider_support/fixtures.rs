@@ -62,19 +62,22 @@ pub fn sm_rules() -> Vec<aws_smithy_mocks::Rule> {
                     .version_id("v1")
                     .build()
             }),
-        mock!(aws_sdk_secretsmanager::Client::get_secret_value).then_error(|| {
-            GetSecretValueError::ResourceNotFoundException(
-                aws_sdk_secretsmanager::types::error::ResourceNotFoundException::builder()
-                    .message("Secrets Manager can't find the specified secret.")
-                    .meta(
-                        ErrorMetadata::builder()
-                            .code("ResourceNotFoundException")
-                            .build(),
-                    )
+        mock!(aws_sdk_secretsmanager::Client::get_secret_value).then_error(not_found),
+    ]
+}
+
+/// GetSecretValue's answer for a secret that does not exist.
+pub fn not_found() -> GetSecretValueError {
+    GetSecretValueError::ResourceNotFoundException(
+        aws_sdk_secretsmanager::types::error::ResourceNotFoundException::builder()
+            .message("Secrets Manager can't find the specified secret.")
+            .meta(
+                ErrorMetadata::builder()
+                    .code("ResourceNotFoundException")
                     .build(),
             )
-        }),
-    ]
+            .build(),
+    )
 }
 
 pub fn fake_aws() -> FakeAws {
@@ -108,6 +111,11 @@ pub fn pod_identity_attrs(objects: &str) -> String {
         ],
         Some(&both_tokens()),
     )
+}
+
+/// Mounts `objects` as [`pod_identity_attrs`] does and expects the mount to fail (`why`).
+pub async fn mount_err(h: &mut Harness, objects: &str, why: &str) -> tonic::Status {
+    mount(h, pod_identity_attrs(objects)).await.expect_err(why)
 }
 
 pub fn assert_no_secret_leak(h: &Harness, errors: &[String]) {

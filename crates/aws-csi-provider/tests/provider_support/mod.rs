@@ -375,6 +375,30 @@ pub fn files_of(resp: &MountResponse) -> Vec<(&str, &[u8])> {
         .collect()
 }
 
+/// Asserts that the error's message says each of `texts`.
+pub fn assert_says(e: &tonic::Status, texts: &[&str]) {
+    for text in texts {
+        assert!(
+            e.message().contains(text),
+            "{:?} does not say {text:?}",
+            e.message()
+        );
+    }
+}
+
+/// Successful AWS calls of `operation`, from the metrics.
+pub fn calls(h: &Harness, operation: &str) -> u64 {
+    let needle = format!("operation=\"{operation}\",outcome=\"ok\"}} ");
+    h.metrics
+        .render()
+        .lines()
+        .find_map(|l| {
+            l.split_once(&needle)
+                .map(|(_, n)| n.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0)
+}
+
 /// A gRPC client of the provider socket at `socket`.
 pub async fn connect(socket: std::path::PathBuf) -> CsiDriverProviderClient<Channel> {
     let channel = Endpoint::try_from("http://[::1]:1")
