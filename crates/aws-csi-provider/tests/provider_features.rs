@@ -12,7 +12,6 @@ use aws_csi_provider::mount::MountConfig;
 use aws_sdk_secretsmanager::operation::batch_get_secret_value::{
     BatchGetSecretValueInput, BatchGetSecretValueOutput,
 };
-use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use aws_sdk_secretsmanager::types::{ApiErrorType, FilterNameStringType};
 use aws_sdk_ssm::operation::get_parameters::{GetParametersError, GetParametersOutput};
 use aws_sdk_ssm::operation::get_parameters_by_path::{
@@ -287,15 +286,7 @@ fn optional_rules() -> Vec<Rule> {
                 }
                 out.build()
             }),
-        mock!(aws_sdk_secretsmanager::Client::get_secret_value)
-            .match_requests(|r| r.secret_id() == Some("here"))
-            .then_output(|| {
-                GetSecretValueOutput::builder()
-                    .name("here")
-                    .secret_string("s3cr3t-here")
-                    .version_id("v1")
-                    .build()
-            }),
+        get_secret("here", None, "s3cr3t-here", "v1"),
         mock!(aws_sdk_secretsmanager::Client::get_secret_value).then_error(not_found),
     ]
 }

@@ -180,16 +180,7 @@ async fn batch_entry_errors_name_the_object_and_failover_recovers() {
     );
     aws.sm.insert(
         "us-west-2".into(),
-        vec![
-            mock!(aws_sdk_secretsmanager::Client::get_secret_value)
-                .match_requests(|r| r.secret_id() == Some("b-replica"))
-                .then_output(|| {
-                    GetSecretValueOutput::builder()
-                        .secret_string("s3cr3t-b")
-                        .version_id("vb")
-                        .build()
-                }),
-        ],
+        vec![get_secret("b-replica", None, "s3cr3t-b", "vb")],
     );
     let (_agent, mut h) = with_agent(aws, MountConfig::default()).await;
     let objects = "- {objectName: a, objectType: secretsmanager}\n- {objectName: b, objectType: secretsmanager, objectAlias: b, failoverObject: {objectName: b-replica}}";

@@ -35,35 +35,33 @@ pub fn sm_rules() -> Vec<aws_smithy_mocks::Rule> {
                 .secret_values(entry("api", API_KEY, "v-api-2"))
                 .build()
         }),
-        mock!(aws_sdk_secretsmanager::Client::get_secret_value)
-            .match_requests(|r| {
-                r.secret_id() == Some("api") && r.version_stage() == Some("AWSPREVIOUS")
-            })
-            .then_output(|| {
-                GetSecretValueOutput::builder()
-                    .name("api")
-                    .secret_string(OLD_KEY)
-                    .version_id("v-api-1")
-                    .build()
-            }),
-        mock!(aws_sdk_secretsmanager::Client::get_secret_value)
-            .match_requests(|r| r.secret_id() == Some("plain"))
-            .then_output(|| {
-                GetSecretValueOutput::builder()
-                    .secret_string("s3cr3t-not-json")
-                    .version_id("v1")
-                    .build()
-            }),
-        mock!(aws_sdk_secretsmanager::Client::get_secret_value)
-            .match_requests(|r| r.secret_id() == Some("huge"))
-            .then_output(|| {
-                GetSecretValueOutput::builder()
-                    .secret_string("x".repeat(5000))
-                    .version_id("v1")
-                    .build()
-            }),
+        get_secret("api", Some("AWSPREVIOUS"), OLD_KEY, "v-api-1"),
+        get_secret("plain", None, "s3cr3t-not-json", "v1"),
+        get_secret("huge", None, "x".repeat(5000), "v1"),
         mock!(aws_sdk_secretsmanager::Client::get_secret_value).then_error(not_found),
     ]
+}
+
+/// GetSecretValue of the secret `id` (at the version stage `stage`, when given): `value` at
+/// `version`.
+pub fn get_secret(
+    id: &'static str,
+    stage: Option<&'static str>,
+    value: impl Into<String>,
+    version: &'static str,
+) -> aws_smithy_mocks::Rule {
+    let value = value.into();
+    mock!(aws_sdk_secretsmanager::Client::get_secret_value)
+        .match_requests(move |r| {
+            r.secret_id() == Some(id) && stage.is_none_or(|s| r.version_stage() == Some(s))
+        })
+        .then_output(move || {
+            GetSecretValueOutput::builder()
+                .name(id)
+                .secret_string(value.clone())
+                .version_id(version)
+                .build()
+        })
 }
 
 /// GetSecretValue's answer for a secret that does not exist.
