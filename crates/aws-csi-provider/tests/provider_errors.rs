@@ -24,14 +24,7 @@ async fn user_errors_are_clear_and_write_nothing() {
     let mut errors = Vec::new();
 
     // Invalid usePodIdentity: quotes the value, lists the accepted ones.
-    let attrs = attributes(
-        &[
-            ("usePodIdentity", "yes"),
-            ("region", "us-east-1"),
-            ("objects", OBJECTS),
-        ],
-        Some(&both_tokens()),
-    );
+    let attrs = attrs_with(&[("usePodIdentity", "yes")], OBJECTS, &both_tokens());
     let e = mount(&mut h, attrs).await.expect_err("bad bool");
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert_says(&e, &["\"yes\"", "TRUE", "0"]);
@@ -50,14 +43,7 @@ async fn user_errors_are_clear_and_write_nothing() {
     // Missing token for the audience.
     let tokens =
         format!(r#"{{"sts.amazonaws.com":{{"token":"{STS_TOKEN}","expirationTimestamp":"x"}}}}"#);
-    let attrs = attributes(
-        &[
-            ("usePodIdentity", "true"),
-            ("region", "us-east-1"),
-            ("objects", OBJECTS),
-        ],
-        Some(&tokens),
-    );
+    let attrs = attrs_with(&[], OBJECTS, &tokens);
     let e = mount(&mut h, attrs).await.expect_err("no token");
     assert_says(&e, &["tokenRequests", "pods.eks.amazonaws.com"]);
     errors.push(e.message().to_string());

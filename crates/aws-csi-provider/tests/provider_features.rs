@@ -121,9 +121,7 @@ async fn a_prefix_pages_through_batch_get_secret_value_and_follows_the_account()
     let (_agent, mut h) = with_agent(aws, MountConfig::default()).await;
     let objects = "- {objectName: teams/payments/, objectType: secretsmanager, matchPrefix: true, objectAlias: payments}";
 
-    let resp = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect("mount");
+    let resp = mount_ok(&mut h, objects, "mount").await;
     let files = paths(&resp);
     assert_eq!(
         files.len(),
@@ -165,9 +163,7 @@ async fn a_prefix_pages_through_batch_get_secret_value_and_follows_the_account()
             ("s3cr3t-new".into(), "v-new".into()),
         );
     }
-    let resp = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect("remount");
+    let resp = mount_ok(&mut h, objects, "remount").await;
     let files = paths(&resp);
     assert!(
         files.contains(&"payments/new") && !files.contains(&"payments/s00"),
@@ -177,9 +173,7 @@ async fn a_prefix_pages_through_batch_get_secret_value_and_follows_the_account()
 
     // recursive: false keeps direct children only.
     let direct = "- {objectName: teams/payments/, objectType: secretsmanager, matchPrefix: true, recursive: false}";
-    let resp = mount(&mut h, pod_identity_attrs(direct))
-        .await
-        .expect("direct");
+    let resp = mount_ok(&mut h, direct, "direct").await;
     let files = paths(&resp);
     assert_eq!(files.len(), 24, "{files:?}");
     assert!(!files.contains(&"db/main") && files.contains(&"new"));
@@ -195,18 +189,14 @@ async fn an_ssm_prefix_pages_through_get_parameters_by_path_recursive_or_not() {
     aws.ssm.insert("us-east-1".into(), vec![rule.clone()]);
     let (_agent, mut h) = with_agent(aws, MountConfig::default()).await;
     let objects = "- {objectName: /teams/p/, objectType: ssmparameter, matchPrefix: true}";
-    let resp = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect("mount");
+    let resp = mount_ok(&mut h, objects, "mount").await;
     let files = paths(&resp);
     assert_eq!(files.len(), 13);
     assert_eq!(files[0], "deep/er");
     assert_eq!(resp.files[1].contents, b"s3cr3t-/teams/p/k00");
     assert_eq!(rule.num_calls(), 2, "two pages of ten");
     let objects = "- {objectName: /teams/p, objectType: ssmparameter, matchPrefix: true, recursive: false, objectAlias: p}";
-    let resp = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect("direct");
+    let resp = mount_ok(&mut h, objects, "direct").await;
     let files = paths(&resp);
     assert_eq!(files.len(), 12, "{files:?}");
     assert_eq!(
@@ -327,15 +317,11 @@ async fn optional_objects_are_skipped_only_when_missing() {
               - {objectName: /here, objectType: ssmparameter}\n\
               - {objectName: /gone, objectType: ssmparameter, optional: \"TRUE\"}\n\
               - {objectName: /empty/, objectType: ssmparameter, matchPrefix: true, optional: true}";
-    let resp = mount(&mut h, pod_identity_attrs(ok))
-        .await
-        .expect("optional skipped");
+    let resp = mount_ok(&mut h, ok, "optional skipped").await;
     assert_eq!(paths(&resp), vec!["here", "_here"]);
     assert_eq!(resp.object_version.len(), 2);
     let alone = "- {objectName: gone-alone, objectType: secretsmanager, optional: true}";
-    let resp = mount(&mut h, pod_identity_attrs(alone))
-        .await
-        .expect("alone");
+    let resp = mount_ok(&mut h, alone, "alone").await;
     assert!(resp.files.is_empty());
     let logs = h.logs.text();
     for name in ["gone", "/gone", "/empty/", "gone-alone"] {
@@ -406,9 +392,7 @@ async fn optional_objects_are_skipped_only_when_missing() {
 async fn all_keys_of_a_json_secret_are_files_and_collisions_fail_naming_both() {
     let (_agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     let objects = "- {objectName: prod/db, objectType: secretsmanager, allKeys: true, objectAlias: db.json, filePermission: '0600'}\n- {objectName: api, objectType: secretsmanager}";
-    let resp = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect("mount");
+    let resp = mount_ok(&mut h, objects, "mount").await;
     assert_eq!(
         files_of(&resp),
         vec![
@@ -419,13 +403,8 @@ async fn all_keys_of_a_json_secret_are_files_and_collisions_fail_naming_both() {
         ]
     );
     assert!(resp.files[..3].iter().all(|f| f.mode == 0o600));
-    let ids: Vec<(&str, &str)> = resp
-        .object_version
-        .iter()
-        .map(|v| (v.id.as_str(), v.version.as_str()))
-        .collect();
     assert_eq!(
-        ids,
+        versions_of(&resp),
         vec![
             ("db.json", "v-db-1"),
             ("password", "v-db-1"),
@@ -474,9 +453,7 @@ async fn an_objects_list_without_the_new_keys_makes_the_same_calls() {
     let mut aws = FakeAws::default();
     aws.sm.insert("us-east-1".into(), rules);
     let (_agent, mut h) = with_agent(aws, MountConfig::default()).await;
-    let resp = mount(&mut h, pod_identity_attrs(OBJECTS))
-        .await
-        .expect("mount");
+    let resp = mount_ok(&mut h, OBJECTS, "mount").await;
     assert_eq!(resp.files.len(), 5);
     assert_eq!(listing.num_calls(), 0, "no listing without matchPrefix");
     assert_eq!(calls(&h, "BatchGetSecretValue"), 1);

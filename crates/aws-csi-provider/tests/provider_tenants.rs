@@ -8,7 +8,6 @@ mod provider_support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use aws_csi_provider::cluster::{ClusterLookup, Lookup};
@@ -27,14 +26,7 @@ fn tokens(pod_identity_token: &str) -> String {
 const API: &str = "- {objectName: api, objectType: secretsmanager, objectAlias: a, objectVersionLabel: AWSPREVIOUS}";
 
 fn attrs_with_token(objects: &str, token: &str) -> String {
-    attributes(
-        &[
-            ("usePodIdentity", "true"),
-            ("region", "us-east-1"),
-            ("objects", objects),
-        ],
-        Some(&tokens(token)),
-    )
+    attrs_with(&[], objects, &tokens(token))
 }
 
 #[tokio::test]
@@ -44,7 +36,7 @@ async fn a_forged_token_for_a_cached_pod_gets_nothing() {
     mount(&mut h, attrs_with_token(API, POD_TOKEN))
         .await
         .expect("the pod's mount");
-    assert_eq!(agent.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(agent.requests(), 1);
     // Another client of the socket names the same pod (namespace, name, uid) with a made-up
     // token: it goes to the agent, which refuses it, and nothing is fetched.
     let e = mount(&mut h, attrs_with_token(API, "forged-token"))
@@ -52,14 +44,14 @@ async fn a_forged_token_for_a_cached_pod_gets_nothing() {
         .expect_err("a forged token is refused");
     assert_says(&e, &["403"]);
     assert!(!e.message().contains("forged-token"), "{}", e.message());
-    assert_eq!(agent.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(agent.requests(), 2);
     assert_eq!(calls(&h, "GetSecretValue"), 1);
     // The pod's own remount still hits its cached session.
     let again = mount(&mut h, attrs_with_token(API, POD_TOKEN))
         .await
         .expect("the pod's remount");
     assert_eq!(again.files[0].contents, OLD_KEY.as_bytes());
-    assert_eq!(agent.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(agent.requests(), 2);
     assert_no_secret_leak(&h, &[e.message().to_string()]);
 }
 
@@ -79,7 +71,7 @@ async fn cached_sessions_are_reused_for_at_most_the_max_age() {
         .expect("second");
     // Older than the max age: the token was exchanged again (a deleted association would
     // have failed here), although the credentials themselves had an hour left.
-    assert_eq!(agent.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(agent.requests(), 2);
 }
 
 #[tokio::test]
@@ -99,11 +91,7 @@ async fn a_deep_jmespath_is_refused_before_any_call_and_the_provider_keeps_servi
     let e = mount_err(&mut h, &deep, "refused").await;
     assert_eq!(e.code(), Code::InvalidArgument);
     assert_says(&e, &["100001 bytes", "1024"]);
-    assert_eq!(
-        agent.hits.load(Ordering::SeqCst),
-        0,
-        "no credentials fetched"
-    );
+    assert_eq!(agent.requests(), 0, "no credentials fetched");
     assert_eq!(
         calls(&h, "BatchGetSecretValue") + calls(&h, "GetSecretValue"),
         0
@@ -115,9 +103,7 @@ async fn a_deep_jmespath_is_refused_before_any_call_and_the_provider_keeps_servi
     let e = mount_err(&mut h, &within_length, "refused").await;
     assert_says(&e, &["33 operators"]);
     // The next normal mount on the node works.
-    let ok = mount(&mut h, pod_identity_attrs(OBJECTS))
-        .await
-        .expect("next mount");
+    let ok = mount_ok(&mut h, OBJECTS, "next mount").await;
     assert_eq!(ok.files.len(), 5);
 }
 
@@ -131,11 +117,7 @@ async fn a_20000_object_spc_is_refused_before_any_call() {
     let e = mount_err(&mut h, &many, "refused").await;
     assert_eq!(e.code(), Code::InvalidArgument);
     assert_says(&e, &["20000 files", "1000"]);
-    assert_eq!(
-        agent.hits.load(Ordering::SeqCst),
-        0,
-        "no credentials fetched"
-    );
+    assert_eq!(agent.requests(), 0, "no credentials fetched");
     // jmesPath entries count as files too.
     let keys: String = (0..1000)
         .map(|i| format!("{{path: username, objectAlias: k{i}}},"))
@@ -147,9 +129,7 @@ async fn a_20000_object_spc_is_refused_before_any_call() {
     )
     .await;
     assert_says(&e, &["1001 files"]);
-    mount(&mut h, pod_identity_attrs(OBJECTS))
-        .await
-        .expect("next mount");
+    mount_ok(&mut h, OBJECTS, "next mount").await;
 }
 
 #[tokio::test]
@@ -160,9 +140,7 @@ async fn a_secret_under_several_aliases_is_fetched_once() {
             format!("- {{objectName: api, objectType: secretsmanager, objectAlias: k{i}, objectVersionLabel: AWSPREVIOUS}}\n")
         })
         .collect();
-    let resp = mount(&mut h, pod_identity_attrs(&aliases))
-        .await
-        .expect("mount");
+    let resp = mount_ok(&mut h, &aliases, "mount").await;
     assert_eq!(resp.files.len(), 5);
     assert!(resp.files.iter().all(|f| f.contents == OLD_KEY.as_bytes()));
     assert_eq!(resp.object_version.len(), 5);
@@ -251,8 +229,6 @@ async fn mounts_in_flight_are_bounded_and_the_excess_fails_clearly() {
     // A finishes; its slot is free again and the next mount works.
     release.notify_one();
     let _ = a.await;
-    mount(&mut h, pod_identity_attrs(API))
-        .await
-        .expect("next mount");
+    mount_ok(&mut h, API, "next mount").await;
     assert!(h.metrics.render().contains("cause=\"busy\""));
 }

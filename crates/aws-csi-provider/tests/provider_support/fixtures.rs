@@ -101,14 +101,12 @@ pub const OBJECTS: &str = r#"
 "#;
 
 pub fn pod_identity_attrs(objects: &str) -> String {
-    attributes(
-        &[
-            ("usePodIdentity", "true"),
-            ("region", "us-east-1"),
-            ("objects", objects),
-        ],
-        Some(&both_tokens()),
-    )
+    attrs_with(&[], objects, &both_tokens())
+}
+
+/// Mounts `objects` as [`pod_identity_attrs`] does; the mount must succeed (`why`).
+pub async fn mount_ok(h: &mut Harness, objects: &str, why: &str) -> MountResponse {
+    mount(h, pod_identity_attrs(objects)).await.expect(why)
 }
 
 /// Mounts `objects` as [`pod_identity_attrs`] does and expects the mount to fail (`why`).

@@ -108,6 +108,13 @@ pub struct FakeAgent {
     pub hits: Arc<AtomicUsize>,
 }
 
+impl FakeAgent {
+    /// Requests the agent has answered so far.
+    pub fn requests(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
 pub const AGENT_SECRET_KEY: &str = "agent-secret-key-DO-NOT-LOG";
 
 pub async fn start_agent(expected_token: &'static str) -> FakeAgent {
@@ -347,6 +354,18 @@ pub fn attributes(params: &[(&str, &str)], tokens: Option<&str>) -> String {
     serde_json::Value::Object(m).to_string()
 }
 
+/// Attributes of a Pod Identity mount of `objects` in us-east-1, with `params` added to the
+/// parameters (or replacing one of them) and the tokens JSON `tokens`.
+pub fn attrs_with(params: &[(&str, &str)], objects: &str, tokens: &str) -> String {
+    let mut all = vec![
+        ("usePodIdentity", "true"),
+        ("region", "us-east-1"),
+        ("objects", objects),
+    ];
+    all.extend_from_slice(params);
+    attributes(&all, Some(tokens))
+}
+
 pub const POD_TOKEN: &str = "pod-identity-token-DO-NOT-LOG";
 pub const STS_TOKEN: &str = "sts-token-DO-NOT-LOG";
 
@@ -397,6 +416,14 @@ pub fn calls(h: &Harness, operation: &str) -> u64 {
                 .map(|(_, n)| n.trim().parse().unwrap_or(0))
         })
         .unwrap_or(0)
+}
+
+/// The object versions of a mount response: (id, version), in the order the provider listed them.
+pub fn versions_of(resp: &MountResponse) -> Vec<(&str, &str)> {
+    resp.object_version
+        .iter()
+        .map(|v| (v.id.as_str(), v.version.as_str()))
+        .collect()
 }
 
 /// A gRPC client of the provider socket at `socket`.
