@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_csi_provider::auth::PodIdentityAgent;
 use aws_csi_provider::clients::AwsFactory;
 use aws_csi_provider::cluster::{ClusterLookup, Lookup};
@@ -22,7 +23,10 @@ use aws_csi_provider::proto::csi_driver_provider_client::CsiDriverProviderClient
 use aws_csi_provider::proto::{MountRequest, MountResponse};
 use aws_csi_provider::server::{SOCKET_NAME, serve_unix};
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client};
+use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
 use aws_smithy_types::retry::RetryConfig;
+use aws_types::SdkConfig;
+use aws_types::region::Region;
 use futures::future::BoxFuture;
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -43,41 +47,42 @@ fn interceptor(rules: &[Rule]) -> MockResponseInterceptor {
     )
 }
 
+/// What every mocked client shares: its region, its credentials (when it signs), no retries,
+/// and the mock HTTP client.
+fn mock_config(region: &str, creds: Option<&Credentials>) -> SdkConfig {
+    let mut builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .retry_config(RetryConfig::disabled())
+        .http_client(create_mock_http_client());
+    if let Some(creds) = creds {
+        builder = builder.credentials_provider(SharedCredentialsProvider::new(creds.clone()));
+    }
+    builder.build()
+}
+
+/// The rules of `region` in `rules` (none: every call fails as unmatched).
+fn rules_of(rules: &HashMap<String, Vec<Rule>>, region: &str) -> MockResponseInterceptor {
+    interceptor(&rules.get(region).cloned().unwrap_or_default())
+}
+
 impl AwsFactory for FakeAws {
     fn secrets_manager(&self, region: &str, creds: &Credentials) -> aws_sdk_secretsmanager::Client {
-        let rules = self.sm.get(region).cloned().unwrap_or_default();
-        let conf = aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .region(aws_sdk_secretsmanager::config::Region::new(
-                region.to_string(),
-            ))
-            .credentials_provider(creds.clone())
-            .retry_config(RetryConfig::disabled())
-            .http_client(create_mock_http_client())
-            .interceptor(interceptor(&rules))
+        let conf = aws_sdk_secretsmanager::config::Builder::from(&mock_config(region, Some(creds)))
+            .interceptor(rules_of(&self.sm, region))
             .build();
         aws_sdk_secretsmanager::Client::from_conf(conf)
     }
 
     fn ssm(&self, region: &str, creds: &Credentials) -> aws_sdk_ssm::Client {
-        let rules = self.ssm.get(region).cloned().unwrap_or_default();
-        let conf = aws_sdk_ssm::Config::builder()
-            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
-            .region(aws_sdk_ssm::config::Region::new(region.to_string()))
-            .credentials_provider(creds.clone())
-            .retry_config(RetryConfig::disabled())
-            .http_client(create_mock_http_client())
-            .interceptor(interceptor(&rules))
+        let conf = aws_sdk_ssm::config::Builder::from(&mock_config(region, Some(creds)))
+            .interceptor(rules_of(&self.ssm, region))
             .build();
         aws_sdk_ssm::Client::from_conf(conf)
     }
 
     fn sts(&self, region: &str) -> aws_sdk_sts::Client {
-        let conf = aws_sdk_sts::Config::builder()
-            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
-            .region(aws_sdk_sts::config::Region::new(region.to_string()))
-            .retry_config(RetryConfig::disabled())
-            .http_client(create_mock_http_client())
+        let conf = aws_sdk_sts::config::Builder::from(&mock_config(region, None))
             .interceptor(interceptor(&self.sts))
             .build();
         aws_sdk_sts::Client::from_conf(conf)
