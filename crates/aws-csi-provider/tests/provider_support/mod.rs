@@ -138,10 +138,7 @@ pub async fn start_agent_with(
         secret_key.to_string(),
         session_token.to_string(),
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind agent");
-    let addr = listener.local_addr().expect("addr");
+    let (listener, url) = agent_listener().await;
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
     tokio::spawn(async move {
@@ -193,10 +190,16 @@ pub async fn start_agent_with(
             });
         }
     });
-    FakeAgent {
-        url: format!("http://{addr}/v1/credentials"),
-        hits,
-    }
+    FakeAgent { url, hits }
+}
+
+/// A listener on a free local port, and the Pod Identity agent URL it would serve.
+pub async fn agent_listener() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind agent");
+    let addr = listener.local_addr().expect("agent address");
+    (listener, format!("http://{addr}/v1/credentials"))
 }
 
 /// Captured log output of the test (all levels of this crate).
