@@ -6,6 +6,7 @@ mod provider_support;
 use aws_csi_provider::mount::MountConfig;
 use provider_support::fixtures::*;
 use provider_support::*;
+use tonic::Code;
 
 #[tokio::test]
 async fn irsa_without_role_annotation_says_so() {
@@ -21,53 +22,57 @@ async fn irsa_without_role_annotation_says_so() {
 #[tokio::test]
 async fn user_errors_are_clear_and_write_nothing() {
     let (_agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
-    let mut errors = Vec::new();
-
-    // Invalid usePodIdentity: quotes the value, lists the accepted ones.
-    let attrs = attrs_with(&[("usePodIdentity", "yes")], OBJECTS, &both_tokens());
-    let e = mount(&mut h, attrs).await.expect_err("bad bool");
-    assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    assert_says(&e, &["\"yes\"", "TRUE", "0"]);
-    errors.push(e.message().to_string());
-
-    // Traversal alias.
-    let e = mount_err(
-        &mut h,
-        "- {objectName: api, objectType: secretsmanager, objectAlias: ../../etc/passwd}",
-        "traversal",
-    )
-    .await;
-    assert_says(&e, &["not allowed"]);
-    errors.push(e.message().to_string());
-
-    // Missing token for the audience.
-    let tokens =
+    let sts_token_only =
         format!(r#"{{"sts.amazonaws.com":{{"token":"{STS_TOKEN}","expirationTimestamp":"x"}}}}"#);
-    let attrs = attrs_with(&[], OBJECTS, &tokens);
-    let e = mount(&mut h, attrs).await.expect_err("no token");
-    assert_says(&e, &["tokenRequests", "pods.eks.amazonaws.com"]);
-    errors.push(e.message().to_string());
-
-    // Unknown secret: names the object, says not found.
-    let e = mount_err(
-        &mut h,
-        "- {objectName: nope, objectType: secretsmanager}",
-        "unknown",
-    )
-    .await;
-    assert_eq!(e.code(), tonic::Code::NotFound);
-    assert_says(&e, &["\"nope\"", "not found"]);
-    errors.push(e.message().to_string());
-
-    // jmesPath on a non-JSON secret says so (not "failed to fetch").
-    let e = mount_err(
-        &mut h,
-        "- {objectName: plain, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: a}]}",
-        "not json",
-    )
-    .await;
-    assert_says(&e, &["not valid JSON", "jmesPath"]);
-    errors.push(e.message().to_string());
+    // (what is wrong, the attributes, the code where it is checked, what the error says)
+    let cases: [(&str, String, Option<Code>, &[&str]); 5] = [
+        // Invalid usePodIdentity: quotes the value, lists the accepted ones.
+        (
+            "bad bool",
+            attrs_with(&[("usePodIdentity", "yes")], OBJECTS, &both_tokens()),
+            Some(Code::InvalidArgument),
+            &["\"yes\"", "TRUE", "0"],
+        ),
+        (
+            "traversal alias",
+            pod_identity_attrs(
+                "- {objectName: api, objectType: secretsmanager, objectAlias: ../../etc/passwd}",
+            ),
+            None,
+            &["not allowed"],
+        ),
+        (
+            "no token for the Pod Identity audience",
+            attrs_with(&[], OBJECTS, &sts_token_only),
+            None,
+            &["tokenRequests", "pods.eks.amazonaws.com"],
+        ),
+        // Unknown secret: names the object, says not found.
+        (
+            "unknown secret",
+            pod_identity_attrs("- {objectName: nope, objectType: secretsmanager}"),
+            Some(Code::NotFound),
+            &["\"nope\"", "not found"],
+        ),
+        // jmesPath on a non-JSON secret says so (not "failed to fetch").
+        (
+            "jmesPath on a secret that is not JSON",
+            pod_identity_attrs(
+                "- {objectName: plain, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: a}]}",
+            ),
+            None,
+            &["not valid JSON", "jmesPath"],
+        ),
+    ];
+    let mut errors = Vec::new();
+    for (wrong, attrs, code, says) in cases {
+        let e = mount(&mut h, attrs).await.expect_err(wrong);
+        if let Some(code) = code {
+            assert_eq!(e.code(), code, "{wrong}: {}", e.message());
+        }
+        assert_says(&e, says);
+        errors.push(e.message().to_string());
+    }
 
     assert_no_secret_leak(&h, &errors);
 }
