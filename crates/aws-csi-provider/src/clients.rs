@@ -5,6 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
 use aws_smithy_types::retry::{RetryConfig, RetryMode};
 use aws_smithy_types::timeout::TimeoutConfig;
@@ -207,36 +208,37 @@ fn cached<C: Clone>(
     client
 }
 
+impl SdkFactory {
+    /// The base configuration for `region`, signing with `creds` when given.
+    fn regional(&self, region: &str, creds: Option<&Credentials>) -> SdkConfig {
+        let mut builder = self
+            .base
+            .to_builder()
+            .region(Region::new(region.to_string()));
+        if let Some(creds) = creds {
+            builder = builder.credentials_provider(SharedCredentialsProvider::new(creds.clone()));
+        }
+        builder.build()
+    }
+}
+
 impl AwsFactory for SdkFactory {
     fn secrets_manager(&self, region: &str, creds: &Credentials) -> aws_sdk_secretsmanager::Client {
         cached(&self.sm, region, creds, || {
-            let conf = aws_sdk_secretsmanager::config::Builder::from(&self.base)
-                .region(Region::new(region.to_string()))
-                .credentials_provider(creds.clone())
-                .build();
-            aws_sdk_secretsmanager::Client::from_conf(conf)
+            aws_sdk_secretsmanager::Client::new(&self.regional(region, Some(creds)))
         })
     }
 
     fn ssm(&self, region: &str, creds: &Credentials) -> aws_sdk_ssm::Client {
         cached(&self.ssm, region, creds, || {
-            let conf = aws_sdk_ssm::config::Builder::from(&self.base)
-                .region(Region::new(region.to_string()))
-                .credentials_provider(creds.clone())
-                .build();
-            aws_sdk_ssm::Client::from_conf(conf)
+            aws_sdk_ssm::Client::new(&self.regional(region, Some(creds)))
         })
     }
 
     fn sts(&self, region: &str) -> aws_sdk_sts::Client {
         let mut map = self.sts.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(region.to_string())
-            .or_insert_with(|| {
-                let conf = aws_sdk_sts::config::Builder::from(&self.base)
-                    .region(Region::new(region.to_string()))
-                    .build();
-                aws_sdk_sts::Client::from_conf(conf)
-            })
+            .or_insert_with(|| aws_sdk_sts::Client::new(&self.regional(region, None)))
             .clone()
     }
 }

@@ -1,11 +1,8 @@
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use super::*;
+use crate::test_server::{Seen, serve};
 
 fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     let vars: HashMap<String, String> = vars
@@ -15,36 +12,19 @@ fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     move |name| vars.get(name).cloned()
 }
 
-/// An HTTP endpoint that answers every request with a 400 (not retried) and counts them.
-async fn endpoint() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counted = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let counted = counted.clone();
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                counted.fetch_add(1, Ordering::SeqCst);
-                let body = r#"{"__type":"ValidationException","message":"stand-in"}"#;
-                let answer = format!(
-                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.1\r\n\
-                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = conn.write_all(answer.as_bytes()).await;
-            });
-        }
-    });
-    (url, hits)
+/// An HTTP endpoint that answers every request with a 400 (not retried) and records them.
+async fn endpoint() -> (String, Seen) {
+    let server = serve(|_| {
+        let body = r#"{"__type":"ValidationException","message":"stand-in"}"#;
+        (400, body.as_bytes().to_vec())
+    })
+    .await;
+    (server.url, server.seen)
+}
+
+/// How many requests `seen` recorded.
+fn hits(seen: &Seen) -> usize {
+    seen.lock().expect("requests seen").len()
 }
 
 fn creds() -> Credentials {
@@ -95,13 +75,9 @@ async fn endpoint_urls_per_service_and_global() {
         .send()
         .await;
     assert!(sts_call.is_err());
-    assert_eq!(sm_hits.load(Ordering::SeqCst), 1, "Secrets Manager");
-    assert_eq!(
-        global_hits.load(Ordering::SeqCst),
-        1,
-        "SSM, at the global URL"
-    );
-    assert_eq!(sts_hits.load(Ordering::SeqCst), 1, "STS");
+    assert_eq!(hits(&sm_hits), 1, "Secrets Manager");
+    assert_eq!(hits(&global_hits), 1, "SSM, at the global URL");
+    assert_eq!(hits(&sts_hits), 1, "STS");
 }
 
 #[test]

@@ -11,9 +11,6 @@ use tokio::sync::OnceCell;
 pub mod client;
 pub mod config;
 
-#[cfg(test)]
-mod test_server;
-
 pub use client::{KubeClient, KubeError};
 pub use config::Config;
 

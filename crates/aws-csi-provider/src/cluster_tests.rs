@@ -1,6 +1,6 @@
 use super::*;
 use crate::cluster::config::Auth;
-use crate::cluster::test_server::serve;
+use crate::test_server::serve;
 
 fn lookup(url: &str) -> KubeLookup {
     let config = Config {

@@ -27,6 +27,8 @@ pub mod runtime;
 mod scalar;
 pub use bootstrap_common::secret;
 pub mod server;
+#[cfg(test)]
+mod test_server;
 
 /// Code generated from `proto/provider.proto` (package `v1alpha1`).
 #[allow(clippy::all, clippy::pedantic, missing_docs)]

@@ -118,24 +118,19 @@ impl Mounter {
         let _in_flight = self.metrics.mount_started();
         // Bounded work in flight: parsing, fetching and the response of at most
         // max_concurrent_mounts mounts are held at once; the rest wait, then fail clearly.
-        let _slot = match self.slot().await {
-            Ok(permit) => permit,
-            Err(e) => {
-                tracing::warn!(error = %e, "mount rejected: provider busy");
-                self.metrics
-                    .mount_done("unknown", started.elapsed().as_secs_f64(), Some(e.code()));
-                return Err(e);
-            }
+        // Refused before its attributes are known: logged, and counted under "unknown".
+        let rejected = |e: MountError, why: &str| {
+            tracing::warn!(error = %e, "mount rejected: {why}");
+            self.metrics
+                .mount_done("unknown", started.elapsed().as_secs_f64(), Some(e.code()));
+            e
         };
-        let attrs = match MountAttributes::parse(&req.attributes) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "mount rejected: bad attributes");
-                self.metrics
-                    .mount_done("unknown", started.elapsed().as_secs_f64(), Some(e.code()));
-                return Err(e);
-            }
-        };
+        let _slot = self
+            .slot()
+            .await
+            .map_err(|e| rejected(e, "provider busy"))?;
+        let attrs =
+            MountAttributes::parse(&req.attributes).map_err(|e| rejected(e, "bad attributes"))?;
         let method = if attrs.use_pod_identity {
             "pod_identity"
         } else {

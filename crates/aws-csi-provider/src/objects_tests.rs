@@ -13,6 +13,14 @@ fn err(yaml: &str) -> String {
     }
 }
 
+/// Asserts that each `(yaml, text)` is refused with an error that says `text`.
+fn assert_refused(cases: &[(&str, &str)]) {
+    for (yaml, text) in cases {
+        let e = err(yaml);
+        assert!(e.contains(text), "{yaml}: {e:?} does not say {text:?}");
+    }
+}
+
 #[test]
 fn names_aliases_and_translation() {
     let specs = parse(
@@ -76,53 +84,68 @@ fn jmes_entries() {
     assert_eq!(j.len(), 2);
     assert_eq!(j[0].mode, Some(0o640));
     assert_eq!(j[1].mode, Some(0o400));
-    assert!(
-        err("- {objectName: db, objectType: secretsmanager, jmesPath: [{path: a}]}")
-            .contains("objectAlias")
-    );
-    assert!(
-        err("- {objectName: db, objectType: secretsmanager, jmesPath: [{objectAlias: a}]}")
-            .contains("path")
-    );
+    assert_refused(&[
+        (
+            "- {objectName: db, objectType: secretsmanager, jmesPath: [{path: a}]}",
+            "objectAlias",
+        ),
+        (
+            "- {objectName: db, objectType: secretsmanager, jmesPath: [{objectAlias: a}]}",
+            "path",
+        ),
+    ]);
 }
 
 #[test]
 fn type_and_arn_rules() {
-    assert!(err("- objectName: db").contains("objectType is required"));
-    assert!(err("- {objectName: db, objectType: ssm}").contains("not one of"));
-    assert!(
-        err("- objectName: arn:aws:secretsmanager:eu-west-1:1:secret:x")
-            .contains("must match region")
-    );
-    assert!(err("- objectName: arn:aws:s3:us-east-1:1:bucket").contains("service"));
-    assert!(err("- objectName: 'arn:aws:secretsmanager'").contains("valid ARN"));
-    assert!(
-        err("- {objectName: 'arn:aws:ssm:us-east-1:1:parameter/x', objectType: secretsmanager}")
-            .contains("does not match")
-    );
-    assert!(
-        err("- {objectName: p, objectType: ssmparameter, objectVersion: 1, objectVersionLabel: l}")
-            .contains("both")
-    );
-    assert!(err("- {objectType: secretsmanager}").contains("objectName must be specified"));
+    assert_refused(&[
+        ("- objectName: db", "objectType is required"),
+        ("- {objectName: db, objectType: ssm}", "not one of"),
+        (
+            "- objectName: arn:aws:secretsmanager:eu-west-1:1:secret:x",
+            "must match region",
+        ),
+        ("- objectName: arn:aws:s3:us-east-1:1:bucket", "service"),
+        ("- objectName: 'arn:aws:secretsmanager'", "valid ARN"),
+        (
+            "- {objectName: 'arn:aws:ssm:us-east-1:1:parameter/x', objectType: secretsmanager}",
+            "does not match",
+        ),
+        (
+            "- {objectName: p, objectType: ssmparameter, objectVersion: 1, objectVersionLabel: l}",
+            "both",
+        ),
+        (
+            "- {objectType: secretsmanager}",
+            "objectName must be specified",
+        ),
+    ]);
 }
 
 #[test]
 fn traversal_and_duplicates() {
-    assert!(
-        err("- {objectName: db, objectType: secretsmanager, objectAlias: ../../etc/passwd}")
-            .contains("not allowed")
-    );
-    assert!(
-        err("- {objectName: db, objectType: secretsmanager, objectAlias: ..}")
-            .contains("not allowed")
-    );
-    assert!(
-        err("- {objectName: db, objectType: secretsmanager, objectAlias: \"a\\0b\"}")
-            .contains("NUL")
-    );
-    assert!(err("- {objectName: db, objectType: secretsmanager}\n- {objectName: db, objectType: secretsmanager}").contains("already used"));
-    assert!(err("- {objectName: db, objectType: secretsmanager, objectAlias: x}\n- {objectName: y, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: x}]}").contains("already used"));
+    assert_refused(&[
+        (
+            "- {objectName: db, objectType: secretsmanager, objectAlias: ../../etc/passwd}",
+            "not allowed",
+        ),
+        (
+            "- {objectName: db, objectType: secretsmanager, objectAlias: ..}",
+            "not allowed",
+        ),
+        (
+            "- {objectName: db, objectType: secretsmanager, objectAlias: \"a\\0b\"}",
+            "NUL",
+        ),
+        (
+            "- {objectName: db, objectType: secretsmanager}\n- {objectName: db, objectType: secretsmanager}",
+            "already used",
+        ),
+        (
+            "- {objectName: db, objectType: secretsmanager, objectAlias: x}\n- {objectName: y, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: x}]}",
+            "already used",
+        ),
+    ]);
     // The same secret twice is fine with distinct aliases (e.g. two version labels).
     assert!(parse("- {objectName: db, objectType: secretsmanager, objectVersionLabel: AWSCURRENT, objectAlias: cur}\n- {objectName: db, objectType: secretsmanager, objectVersionLabel: AWSPREVIOUS, objectAlias: prev}").is_ok());
 }

@@ -299,6 +299,11 @@ mod tests {
         parse_objects(yaml, None, "us-east-1", None).expect("specs")
     }
 
+    /// [`build_output`] with the driver's default mode (0644) and a 1 MiB limit.
+    fn build(specs: &[ObjectSpec], got: Vec<Got>) -> Result<MountOutput, MountError> {
+        build_output(specs, got, 0o644, 1 << 20)
+    }
+
     fn layout(out: &MountOutput) -> Vec<(&str, &[u8], &str)> {
         out.files
             .iter()
@@ -325,7 +330,7 @@ mod tests {
             ]),
             Got::Many(vec![matched("/t/q/url", "url", "s3cr3t-3", "4")]),
         ];
-        let out = build_output(&specs, got, 0o644, 1 << 20).expect("output");
+        let out = build(&specs, got).expect("output");
         assert_eq!(
             layout(&out),
             vec![
@@ -348,7 +353,7 @@ mod tests {
             ("t/", ""),
         ] {
             let got = vec![Got::Many(vec![matched(name, file, "s3cr3t", "v")])];
-            let e = build_output(&specs, got, 0o644, 1 << 20).expect_err(name);
+            let e = build(&specs, got).expect_err(name);
             let msg = e.to_string();
             assert_eq!(e.code(), "unsafe_path", "{msg}");
             assert!(msg.contains(name) && !msg.contains("s3cr3t"), "{msg}");
@@ -372,8 +377,7 @@ mod tests {
             ]
         );
         assert!(out.files.iter().all(|f| f.mode == 0o640));
-        let e = build_output(&specs, vec![fetched("s3cr3t-plain", "v")], 0o644, 1 << 20)
-            .expect_err("not JSON");
+        let e = build(&specs, vec![fetched("s3cr3t-plain", "v")]).expect_err("not JSON");
         assert_eq!(e.code(), "all_keys");
         assert!(e.to_string().contains("\"db\"") && !e.to_string().contains("s3cr3t"));
     }
@@ -384,14 +388,12 @@ mod tests {
         let specs = parse(
             "- {objectName: db, objectType: secretsmanager, allKeys: true}\n- {objectName: other, objectType: secretsmanager, objectAlias: user}",
         );
-        let e = build_output(
+        let e = build(
             &specs,
             vec![
                 fetched(r#"{"user":"s3cr3t"}"#, "v"),
                 fetched("s3cr3t-2", "v"),
             ],
-            0o644,
-            1 << 20,
         )
         .expect_err("collision");
         let msg = e.to_string();
@@ -411,9 +413,7 @@ mod tests {
                 fetched("s3cr3t", "v"),
                 Got::Many(vec![matched(&format!("t/{file}"), file, "s3cr3t", "v")]),
             ];
-            let msg = build_output(&specs, got, 0o644, 1 << 20)
-                .expect_err(file)
-                .to_string();
+            let msg = build(&specs, got).expect_err(file).to_string();
             assert!(
                 msg.contains(&format!("secret \"t/{file}\""))
                     && msg.contains(&format!("file \"{other}\""))
@@ -429,9 +429,7 @@ mod tests {
             Got::Many(vec![matched("a/x/y", "x/y", "1", "v")]),
             Got::Many(vec![matched("b/x", "x", "2", "v")]),
         ];
-        let msg = build_output(&specs, got, 0o644, 1 << 20)
-            .expect_err("dir vs file")
-            .to_string();
+        let msg = build(&specs, got).expect_err("dir vs file").to_string();
         assert!(
             msg.contains("\"a/x/y\"") && msg.contains("\"b/x\""),
             "{msg}"
@@ -443,13 +441,7 @@ mod tests {
         let specs = parse(
             "- {objectName: gone, objectType: secretsmanager, optional: true}\n- {objectName: here, objectType: secretsmanager}",
         );
-        let out = build_output(
-            &specs,
-            vec![Got::Skipped, fetched("s3cr3t", "v1")],
-            0o644,
-            1 << 20,
-        )
-        .expect("output");
+        let out = build(&specs, vec![Got::Skipped, fetched("s3cr3t", "v1")]).expect("output");
         assert_eq!(layout(&out), vec![("here", b"s3cr3t".as_slice(), "v1")]);
         assert_eq!(out.versions.len(), 1);
     }
@@ -463,11 +455,9 @@ mod tests {
             None,
         )
         .expect("specs");
-        let out = build_output(
+        let out = build(
             &specs,
             vec![fetched(r#"{"user":"admin"}"#, "v1"), fetched("pv", "3")],
-            0o644,
-            1 << 20,
         )
         .expect("output");
         let names: Vec<_> = out
@@ -504,8 +494,7 @@ mod tests {
             None,
         )
         .expect("specs");
-        let err = build_output(&specs, vec![fetched("s3cr3t-plain", "v")], 0o644, 1 << 20)
-            .expect_err("not json");
+        let err = build(&specs, vec![fetched("s3cr3t-plain", "v")]).expect_err("not json");
         let msg = err.to_string();
         assert!(
             msg.contains("not valid JSON") && !msg.contains("s3cr3t"),

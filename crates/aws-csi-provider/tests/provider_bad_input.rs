@@ -17,14 +17,12 @@ fn with_objects(objects: &str) -> String {
     pod_identity_attrs(objects)
 }
 
+/// Mounts `api` unless `params` name other objects.
 fn with_params(params: &[(&str, &str)]) -> String {
-    let mut all = vec![("usePodIdentity", "true"), ("region", "us-east-1")];
-    all.extend_from_slice(params);
-    if !params.iter().any(|(k, _)| *k == "objects") {
-        all.push(("objects", "- {objectName: api, objectType: secretsmanager}"));
-    }
-    attributes(&all, Some(&both_tokens()))
+    attrs_with(params, API_OBJECT, &both_tokens())
 }
+
+const API_OBJECT: &str = "- {objectName: api, objectType: secretsmanager}";
 
 struct Bad {
     input: &'static str,
@@ -149,29 +147,19 @@ fn corpus() -> Vec<Bad> {
         },
         Bad {
             input: "no token for pods.eks.amazonaws.com",
-            attributes: attributes(
-                &[
-                    ("usePodIdentity", "true"),
-                    ("region", "us-east-1"),
-                    ("objects", "- {objectName: api, objectType: secretsmanager}"),
-                ],
-                Some(&format!(
+            attributes: attrs_with(
+                &[],
+                API_OBJECT,
+                &format!(
                     r#"{{"sts.amazonaws.com":{{"token":"{STS_TOKEN}","expirationTimestamp":"x"}}}}"#
-                )),
+                ),
             ),
             code: Code::InvalidArgument,
             expect: &["tokenRequests", "pods.eks.amazonaws.com"],
         },
         Bad {
             input: "tokens attribute not JSON",
-            attributes: attributes(
-                &[
-                    ("usePodIdentity", "true"),
-                    ("region", "us-east-1"),
-                    ("objects", "- {objectName: api, objectType: secretsmanager}"),
-                ],
-                Some("{oops"),
-            ),
+            attributes: attrs_with(&[], API_OBJECT, "{oops"),
             code: Code::InvalidArgument,
             expect: &["token"],
         },

@@ -77,14 +77,7 @@ async fn binary_serves_mounts_and_stops_on_sigterm() {
             format!("- {{objectName: '{n}', objectType: secretsmanager, objectAlias: s{i}, jmesPath: [{{path: pass, objectAlias: p{i}}}]}}\n")
         })
         .collect();
-    let attrs = attributes(
-        &[
-            ("usePodIdentity", "true"),
-            ("region", &moto.region),
-            ("objects", &objects),
-        ],
-        Some(&both_tokens()),
-    );
+    let attrs = attrs_with(&[("region", &moto.region)], &objects, &both_tokens());
     let first = client
         .mount(mount_request(attrs.clone()))
         .await
@@ -123,11 +116,7 @@ async fn binary_serves_mounts_and_stops_on_sigterm() {
         ),
         "{metrics}"
     );
-    assert_eq!(
-        agent.hits.load(std::sync::atomic::Ordering::SeqCst),
-        1,
-        "credentials cached"
-    );
+    assert_eq!(agent.requests(), 1, "credentials cached");
 
     let _ = std::process::Command::new("kill")
         .arg("-TERM")

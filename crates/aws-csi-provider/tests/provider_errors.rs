@@ -6,6 +6,7 @@ mod provider_support;
 use aws_csi_provider::mount::MountConfig;
 use provider_support::fixtures::*;
 use provider_support::*;
+use tonic::Code;
 
 #[tokio::test]
 async fn irsa_without_role_annotation_says_so() {
@@ -15,95 +16,63 @@ async fn irsa_without_role_annotation_says_so() {
         Some(&both_tokens()),
     );
     let err = mount(&mut h, attrs).await.expect_err("no role");
-    assert!(
-        err.message().contains("eks.amazonaws.com/role-arn"),
-        "{}",
-        err.message()
-    );
-    assert!(err.message().contains("demo/web"), "{}", err.message());
+    assert_says(&err, &["eks.amazonaws.com/role-arn", "demo/web"]);
 }
 
 #[tokio::test]
 async fn user_errors_are_clear_and_write_nothing() {
     let (_agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
-    let mut errors = Vec::new();
-
-    // Invalid usePodIdentity: quotes the value, lists the accepted ones.
-    let attrs = attributes(
-        &[
-            ("usePodIdentity", "yes"),
-            ("region", "us-east-1"),
-            ("objects", OBJECTS),
-        ],
-        Some(&both_tokens()),
-    );
-    let e = mount(&mut h, attrs).await.expect_err("bad bool");
-    assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    assert!(
-        e.message().contains("\"yes\"")
-            && e.message().contains("TRUE")
-            && e.message().contains("0"),
-        "{}",
-        e.message()
-    );
-    errors.push(e.message().to_string());
-
-    // Traversal alias.
-    let e = mount(
-        &mut h,
-        pod_identity_attrs(
-            "- {objectName: api, objectType: secretsmanager, objectAlias: ../../etc/passwd}",
-        ),
-    )
-    .await
-    .expect_err("traversal");
-    assert!(e.message().contains("not allowed"), "{}", e.message());
-    errors.push(e.message().to_string());
-
-    // Missing token for the audience.
-    let tokens =
+    let sts_token_only =
         format!(r#"{{"sts.amazonaws.com":{{"token":"{STS_TOKEN}","expirationTimestamp":"x"}}}}"#);
-    let attrs = attributes(
-        &[
-            ("usePodIdentity", "true"),
-            ("region", "us-east-1"),
-            ("objects", OBJECTS),
-        ],
-        Some(&tokens),
-    );
-    let e = mount(&mut h, attrs).await.expect_err("no token");
-    assert!(
-        e.message().contains("tokenRequests") && e.message().contains("pods.eks.amazonaws.com"),
-        "{}",
-        e.message()
-    );
-    errors.push(e.message().to_string());
-
-    // Unknown secret: names the object, says not found.
-    let e = mount(
-        &mut h,
-        pod_identity_attrs("- {objectName: nope, objectType: secretsmanager}"),
-    )
-    .await
-    .expect_err("unknown");
-    assert_eq!(e.code(), tonic::Code::NotFound);
-    assert!(
-        e.message().contains("\"nope\"") && e.message().contains("not found"),
-        "{}",
-        e.message()
-    );
-    errors.push(e.message().to_string());
-
-    // jmesPath on a non-JSON secret says so (not "failed to fetch").
-    let e = mount(&mut h, pod_identity_attrs("- {objectName: plain, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: a}]}"))
-        .await
-        .expect_err("not json");
-    assert!(
-        e.message().contains("not valid JSON") && e.message().contains("jmesPath"),
-        "{}",
-        e.message()
-    );
-    errors.push(e.message().to_string());
+    // (what is wrong, the attributes, the code where it is checked, what the error says)
+    let cases: [(&str, String, Option<Code>, &[&str]); 5] = [
+        // Invalid usePodIdentity: quotes the value, lists the accepted ones.
+        (
+            "bad bool",
+            attrs_with(&[("usePodIdentity", "yes")], OBJECTS, &both_tokens()),
+            Some(Code::InvalidArgument),
+            &["\"yes\"", "TRUE", "0"],
+        ),
+        (
+            "traversal alias",
+            pod_identity_attrs(
+                "- {objectName: api, objectType: secretsmanager, objectAlias: ../../etc/passwd}",
+            ),
+            None,
+            &["not allowed"],
+        ),
+        (
+            "no token for the Pod Identity audience",
+            attrs_with(&[], OBJECTS, &sts_token_only),
+            None,
+            &["tokenRequests", "pods.eks.amazonaws.com"],
+        ),
+        // Unknown secret: names the object, says not found.
+        (
+            "unknown secret",
+            pod_identity_attrs("- {objectName: nope, objectType: secretsmanager}"),
+            Some(Code::NotFound),
+            &["\"nope\"", "not found"],
+        ),
+        // jmesPath on a non-JSON secret says so (not "failed to fetch").
+        (
+            "jmesPath on a secret that is not JSON",
+            pod_identity_attrs(
+                "- {objectName: plain, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: a}]}",
+            ),
+            None,
+            &["not valid JSON", "jmesPath"],
+        ),
+    ];
+    let mut errors = Vec::new();
+    for (wrong, attrs, code, says) in cases {
+        let e = mount(&mut h, attrs).await.expect_err(wrong);
+        if let Some(code) = code {
+            assert_eq!(e.code(), code, "{wrong}: {}", e.message());
+        }
+        assert_says(&e, says);
+        errors.push(e.message().to_string());
+    }
 
     assert_no_secret_leak(&h, &errors);
 }
@@ -115,14 +84,14 @@ async fn oversized_response_is_refused() {
         ..MountConfig::default()
     };
     let (_agent, mut h) = with_agent(fake_aws(), config).await;
-    let e = mount(
+    let e = mount_err(
         &mut h,
-        pod_identity_attrs("- {objectName: huge, objectType: secretsmanager}"),
+        "- {objectName: huge, objectType: secretsmanager}",
+        "too big",
     )
-    .await
-    .expect_err("too big");
+    .await;
     assert_eq!(e.code(), tonic::Code::ResourceExhausted);
-    assert!(e.message().contains("4096"), "{}", e.message());
+    assert_says(&e, &["4096"]);
 }
 
 #[tokio::test]
@@ -135,13 +104,7 @@ async fn agent_rejection_and_batch_errors() {
         MountConfig::default(),
     )
     .await;
-    let e = mount(&mut h, pod_identity_attrs(OBJECTS))
-        .await
-        .expect_err("agent refuses");
-    assert!(
-        e.message().contains("Pod Identity") && e.message().contains("403"),
-        "{}",
-        e.message()
-    );
+    let e = mount_err(&mut h, OBJECTS, "agent refuses").await;
+    assert_says(&e, &["Pod Identity", "403"]);
     assert_no_secret_leak(&h, &[e.message().to_string()]);
 }

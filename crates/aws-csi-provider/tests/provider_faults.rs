@@ -15,13 +15,7 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(2);
 #[tokio::test]
 async fn a_driver_disconnect_mid_mount_leaves_nothing_in_flight() {
     // An agent that accepts and never answers: the mount waits on it.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!(
-        "http://{}/v1/credentials",
-        silent.local_addr().expect("addr")
-    );
+    let (silent, url) = agent_listener().await;
     let held = tokio::spawn(async move {
         let mut open = Vec::new();
         while let Ok((s, _)) = silent.accept().await {

@@ -12,9 +12,6 @@ use aws_csi_provider::mount::MountConfig;
 use aws_sdk_secretsmanager::operation::batch_get_secret_value::{
     BatchGetSecretValueInput, BatchGetSecretValueOutput,
 };
-use aws_sdk_secretsmanager::operation::get_secret_value::{
-    GetSecretValueError, GetSecretValueOutput,
-};
 use aws_sdk_secretsmanager::types::{ApiErrorType, FilterNameStringType};
 use aws_sdk_ssm::operation::get_parameters::{GetParametersError, GetParametersOutput};
 use aws_sdk_ssm::operation::get_parameters_by_path::{
@@ -106,18 +103,6 @@ fn ssm_listing(names: Vec<String>) -> Rule {
     )
 }
 
-fn calls(h: &Harness, op: &str) -> u64 {
-    let needle = format!("operation=\"{op}\",outcome=\"ok\"}} ");
-    h.metrics
-        .render()
-        .lines()
-        .find_map(|l| {
-            l.split_once(&needle)
-                .map(|(_, n)| n.trim().parse().unwrap_or(0))
-        })
-        .unwrap_or(0)
-}
-
 fn paths(resp: &aws_csi_provider::proto::MountResponse) -> Vec<&str> {
     resp.files.iter().map(|f| f.path.as_str()).collect()
 }
@@ -136,9 +121,7 @@ async fn a_prefix_pages_through_batch_get_secret_value_and_follows_the_account()
     let (_agent, mut h) = with_agent(aws, MountConfig::default()).await;
     let objects = "- {objectName: teams/payments/, objectType: secretsmanager, matchPrefix: true, objectAlias: payments}";
 
-    let resp = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect("mount");
+    let resp = mount_ok(&mut h, objects, "mount").await;
     let files = paths(&resp);
     assert_eq!(
         files.len(),
@@ -180,9 +163,7 @@ async fn a_prefix_pages_through_batch_get_secret_value_and_follows_the_account()
             ("s3cr3t-new".into(), "v-new".into()),
         );
     }
-    let resp = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect("remount");
+    let resp = mount_ok(&mut h, objects, "remount").await;
     let files = paths(&resp);
     assert!(
         files.contains(&"payments/new") && !files.contains(&"payments/s00"),
@@ -192,9 +173,7 @@ async fn a_prefix_pages_through_batch_get_secret_value_and_follows_the_account()
 
     // recursive: false keeps direct children only.
     let direct = "- {objectName: teams/payments/, objectType: secretsmanager, matchPrefix: true, recursive: false}";
-    let resp = mount(&mut h, pod_identity_attrs(direct))
-        .await
-        .expect("direct");
+    let resp = mount_ok(&mut h, direct, "direct").await;
     let files = paths(&resp);
     assert_eq!(files.len(), 24, "{files:?}");
     assert!(!files.contains(&"db/main") && files.contains(&"new"));
@@ -210,18 +189,14 @@ async fn an_ssm_prefix_pages_through_get_parameters_by_path_recursive_or_not() {
     aws.ssm.insert("us-east-1".into(), vec![rule.clone()]);
     let (_agent, mut h) = with_agent(aws, MountConfig::default()).await;
     let objects = "- {objectName: /teams/p/, objectType: ssmparameter, matchPrefix: true}";
-    let resp = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect("mount");
+    let resp = mount_ok(&mut h, objects, "mount").await;
     let files = paths(&resp);
     assert_eq!(files.len(), 13);
     assert_eq!(files[0], "deep/er");
     assert_eq!(resp.files[1].contents, b"s3cr3t-/teams/p/k00");
     assert_eq!(rule.num_calls(), 2, "two pages of ten");
     let objects = "- {objectName: /teams/p, objectType: ssmparameter, matchPrefix: true, recursive: false, objectAlias: p}";
-    let resp = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect("direct");
+    let resp = mount_ok(&mut h, objects, "direct").await;
     let files = paths(&resp);
     assert_eq!(files.len(), 12, "{files:?}");
     assert_eq!(
@@ -244,43 +219,21 @@ async fn more_matches_than_the_bound_fail_the_mount_and_say_how_many() {
     aws.ssm.insert("us-east-1".into(), vec![ssm_listing(huge)]);
     let (_agent, mut h) = with_agent(aws, MountConfig::default()).await;
     let objects = "- {objectName: teams/payments/, objectType: secretsmanager, matchPrefix: true}";
-    let e = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect_err("over the bound");
+    let e = mount_err(&mut h, objects, "over the bound").await;
     assert_eq!(
         e.message(),
         "object \"teams/payments/\": 143 secrets match the prefix, over the limit of 100 per object; hint: split it into narrower prefixes"
     );
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     let objects = "- {objectName: /t/, objectType: ssmparameter, matchPrefix: true}";
-    let e2 = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect_err("capped count");
-    assert!(
-        e2.message()
-            .contains("500 or more parameters match the prefix"),
-        "{}",
-        e2.message()
-    );
+    let e2 = mount_err(&mut h, objects, "capped count").await;
+    assert_says(&e2, &["500 or more parameters match the prefix"]);
     assert!(
         h.metrics.render().contains("cause=\"too_many_matches\"} 2"),
         "{}",
         h.metrics.render()
     );
     assert_no_secret_leak(&h, &[e.message().to_string(), e2.message().to_string()]);
-}
-
-fn not_found() -> GetSecretValueError {
-    GetSecretValueError::ResourceNotFoundException(
-        aws_sdk_secretsmanager::types::error::ResourceNotFoundException::builder()
-            .message("Secrets Manager can't find the specified secret.")
-            .meta(
-                ErrorMetadata::builder()
-                    .code("ResourceNotFoundException")
-                    .build(),
-            )
-            .build(),
-    )
 }
 
 fn batch_error(id: &str, code: &str) -> ApiErrorType {
@@ -323,15 +276,7 @@ fn optional_rules() -> Vec<Rule> {
                 }
                 out.build()
             }),
-        mock!(aws_sdk_secretsmanager::Client::get_secret_value)
-            .match_requests(|r| r.secret_id() == Some("here"))
-            .then_output(|| {
-                GetSecretValueOutput::builder()
-                    .name("here")
-                    .secret_string("s3cr3t-here")
-                    .version_id("v1")
-                    .build()
-            }),
+        get_secret("here", None, "s3cr3t-here", "v1"),
         mock!(aws_sdk_secretsmanager::Client::get_secret_value).then_error(not_found),
     ]
 }
@@ -372,15 +317,11 @@ async fn optional_objects_are_skipped_only_when_missing() {
               - {objectName: /here, objectType: ssmparameter}\n\
               - {objectName: /gone, objectType: ssmparameter, optional: \"TRUE\"}\n\
               - {objectName: /empty/, objectType: ssmparameter, matchPrefix: true, optional: true}";
-    let resp = mount(&mut h, pod_identity_attrs(ok))
-        .await
-        .expect("optional skipped");
+    let resp = mount_ok(&mut h, ok, "optional skipped").await;
     assert_eq!(paths(&resp), vec!["here", "_here"]);
     assert_eq!(resp.object_version.len(), 2);
     let alone = "- {objectName: gone-alone, objectType: secretsmanager, optional: true}";
-    let resp = mount(&mut h, pod_identity_attrs(alone))
-        .await
-        .expect("alone");
+    let resp = mount_ok(&mut h, alone, "alone").await;
     assert!(resp.files.is_empty());
     let logs = h.logs.text();
     for name in ["gone", "/gone", "/empty/", "gone-alone"] {
@@ -393,59 +334,44 @@ async fn optional_objects_are_skipped_only_when_missing() {
         );
     }
 
-    // Without optional, missing still fails; and a prefix without match too.
-    let e = mount(&mut h, pod_identity_attrs("- {objectName: here, objectType: secretsmanager}\n- {objectName: gone, objectType: secretsmanager}"))
-        .await
-        .expect_err("not optional");
-    assert_eq!(e.code(), tonic::Code::NotFound, "{}", e.message());
-    errors.push(e.message().to_string());
-    let e = mount(
-        &mut h,
-        pod_identity_attrs("- {objectName: /empty/, objectType: ssmparameter, matchPrefix: true}"),
-    )
-    .await
-    .expect_err("no match");
-    assert_eq!(e.code(), tonic::Code::NotFound);
-    assert!(
-        e.message().contains("nothing matches the prefix")
-            && e.message().contains("optional: true"),
-        "{}",
-        e.message()
-    );
-    errors.push(e.message().to_string());
-
-    // Denied, throttled: the mount fails although the object is optional.
-    for (objects, code, needle) in [
+    let refused: [(&str, tonic::Code, &[&str]); 6] = [
+        // Without optional, missing still fails; and a prefix without match too.
+        (
+            "- {objectName: here, objectType: secretsmanager}\n- {objectName: gone, objectType: secretsmanager}",
+            tonic::Code::NotFound,
+            &[],
+        ),
+        (
+            "- {objectName: /empty/, objectType: ssmparameter, matchPrefix: true}",
+            tonic::Code::NotFound,
+            &["nothing matches the prefix", "optional: true"],
+        ),
+        // Denied, throttled: the mount fails although the object is optional.
         (
             "- {objectName: here, objectType: secretsmanager}\n- {objectName: gone, objectType: secretsmanager, optional: true}\n- {objectName: denied, objectType: secretsmanager, optional: true}",
             tonic::Code::PermissionDenied,
-            "\"denied\"",
+            &["\"denied\""],
         ),
         (
             "- {objectName: here, objectType: secretsmanager}\n- {objectName: slow, objectType: secretsmanager, optional: true}",
             tonic::Code::Unavailable,
-            "\"slow\"",
+            &["\"slow\""],
         ),
         (
             "- {objectName: /denied, objectType: ssmparameter, optional: true}",
             tonic::Code::PermissionDenied,
-            "\"/denied\"",
+            &["\"/denied\""],
         ),
         (
             "- {objectName: with-denied/, objectType: secretsmanager, matchPrefix: true, optional: true}",
             tonic::Code::PermissionDenied,
-            "\"with-denied/no\"",
+            &["\"with-denied/no\""],
         ),
-    ] {
-        let e = mount(&mut h, pod_identity_attrs(objects))
-            .await
-            .expect_err(needle);
-        assert_eq!(e.code(), code, "{needle}: {}", e.message());
-        assert!(
-            e.message().contains(needle),
-            "names {needle}: {}",
-            e.message()
-        );
+    ];
+    for (objects, code, says) in refused {
+        let e = mount_err(&mut h, objects, objects).await;
+        assert_eq!(e.code(), code, "{objects}: {}", e.message());
+        assert_says(&e, says);
         errors.push(e.message().to_string());
     }
     assert!(
@@ -460,9 +386,7 @@ async fn optional_objects_are_skipped_only_when_missing() {
 async fn all_keys_of_a_json_secret_are_files_and_collisions_fail_naming_both() {
     let (_agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     let objects = "- {objectName: prod/db, objectType: secretsmanager, allKeys: true, objectAlias: db.json, filePermission: '0600'}\n- {objectName: api, objectType: secretsmanager}";
-    let resp = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect("mount");
+    let resp = mount_ok(&mut h, objects, "mount").await;
     assert_eq!(
         files_of(&resp),
         vec![
@@ -473,13 +397,8 @@ async fn all_keys_of_a_json_secret_are_files_and_collisions_fail_naming_both() {
         ]
     );
     assert!(resp.files[..3].iter().all(|f| f.mode == 0o600));
-    let ids: Vec<(&str, &str)> = resp
-        .object_version
-        .iter()
-        .map(|v| (v.id.as_str(), v.version.as_str()))
-        .collect();
     assert_eq!(
-        ids,
+        versions_of(&resp),
         vec![
             ("db.json", "v-db-1"),
             ("password", "v-db-1"),
@@ -490,42 +409,28 @@ async fn all_keys_of_a_json_secret_are_files_and_collisions_fail_naming_both() {
 
     let mut errors = Vec::new();
     let clash = "- {objectName: prod/db, objectType: secretsmanager, allKeys: true}\n- {objectName: api, objectType: secretsmanager, objectAlias: password}";
-    let e = mount(&mut h, pod_identity_attrs(clash))
-        .await
-        .expect_err("collision");
+    let e = mount_err(&mut h, clash, "collision").await;
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
-    assert!(
-        e.message().contains("file \"password\"")
-            && e.message()
-                .contains("key \"password\" of object \"prod/db\"")
-            && e.message().contains("object \"api\""),
-        "{}",
-        e.message()
+    assert_says(
+        &e,
+        &[
+            "file \"password\"",
+            "key \"password\" of object \"prod/db\"",
+            "object \"api\"",
+        ],
     );
     errors.push(e.message().to_string());
     let plain = "- {objectName: plain, objectType: secretsmanager, allKeys: true}";
-    let e = mount(&mut h, pod_identity_attrs(plain))
-        .await
-        .expect_err("not JSON");
-    assert!(
-        e.message().contains("allKeys of object \"plain\"")
-            && e.message().contains("not valid JSON"),
-        "{}",
-        e.message()
-    );
+    let e = mount_err(&mut h, plain, "not JSON").await;
+    assert_says(&e, &["allKeys of object \"plain\"", "not valid JSON"]);
     errors.push(e.message().to_string());
-    let e = mount(
+    let e = mount_err(
         &mut h,
-        pod_identity_attrs("- {objectName: api, objectType: secretsmanager, allKeys: maybe}"),
+        "- {objectName: api, objectType: secretsmanager, allKeys: maybe}",
+        "bad flag",
     )
-    .await
-    .expect_err("bad flag");
-    assert!(
-        e.message()
-            .contains("object \"api\": allKeys \"maybe\" is not a boolean"),
-        "{}",
-        e.message()
-    );
+    .await;
+    assert_says(&e, &["object \"api\": allKeys \"maybe\" is not a boolean"]);
     errors.push(e.message().to_string());
     assert_no_secret_leak(&h, &errors);
 }
@@ -542,9 +447,7 @@ async fn an_objects_list_without_the_new_keys_makes_the_same_calls() {
     let mut aws = FakeAws::default();
     aws.sm.insert("us-east-1".into(), rules);
     let (_agent, mut h) = with_agent(aws, MountConfig::default()).await;
-    let resp = mount(&mut h, pod_identity_attrs(OBJECTS))
-        .await
-        .expect("mount");
+    let resp = mount_ok(&mut h, OBJECTS, "mount").await;
     assert_eq!(resp.files.len(), 5);
     assert_eq!(listing.num_calls(), 0, "no listing without matchPrefix");
     assert_eq!(calls(&h, "BatchGetSecretValue"), 1);

@@ -32,9 +32,7 @@ async fn version_reports_runtime() {
 #[tokio::test]
 async fn pod_identity_secrets_manager_alias_jmes_label_and_cache() {
     let (agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
-    let resp = mount(&mut h, pod_identity_attrs(OBJECTS))
-        .await
-        .expect("mount succeeds");
+    let resp = mount_ok(&mut h, OBJECTS, "mount succeeds").await;
     let files: Vec<(&str, i32, &[u8])> = resp
         .files
         .iter()
@@ -50,13 +48,8 @@ async fn pod_identity_secrets_manager_alias_jmes_label_and_cache() {
             ("api-key-previous", 420, OLD_KEY.as_bytes()),
         ]
     );
-    let versions: Vec<(&str, &str)> = resp
-        .object_version
-        .iter()
-        .map(|v| (v.id.as_str(), v.version.as_str()))
-        .collect();
     assert_eq!(
-        versions,
+        versions_of(&resp),
         vec![
             ("prod_db", "v-db-1"),
             ("db-user", "v-db-1"),
@@ -66,10 +59,8 @@ async fn pod_identity_secrets_manager_alias_jmes_label_and_cache() {
         ]
     );
     // A second mount reuses the cached credentials: the agent is asked once.
-    mount(&mut h, pod_identity_attrs(OBJECTS))
-        .await
-        .expect("second mount");
-    assert_eq!(agent.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    mount_ok(&mut h, OBJECTS, "second mount").await;
+    assert_eq!(agent.requests(), 1);
     let metrics = h.metrics.render();
     assert!(
         metrics.contains("operation=\"BatchGetSecretValue\",outcome=\"ok\"} 2"),
@@ -154,7 +145,7 @@ async fn irsa_with_ssm_parameters() {
         ]
     );
     assert_eq!(resp.object_version[0].version, "4");
-    assert_eq!(agent.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(agent.requests(), 0);
     assert_no_secret_leak(&h, &[]);
 }
 
@@ -180,28 +171,12 @@ async fn batch_entry_errors_name_the_object_and_failover_recovers() {
     );
     aws.sm.insert(
         "us-west-2".into(),
-        vec![
-            mock!(aws_sdk_secretsmanager::Client::get_secret_value)
-                .match_requests(|r| r.secret_id() == Some("b-replica"))
-                .then_output(|| {
-                    GetSecretValueOutput::builder()
-                        .secret_string("s3cr3t-b")
-                        .version_id("vb")
-                        .build()
-                }),
-        ],
+        vec![get_secret("b-replica", None, "s3cr3t-b", "vb")],
     );
     let (_agent, mut h) = with_agent(aws, MountConfig::default()).await;
     let objects = "- {objectName: a, objectType: secretsmanager}\n- {objectName: b, objectType: secretsmanager, objectAlias: b, failoverObject: {objectName: b-replica}}";
-    let attrs = attributes(
-        &[
-            ("usePodIdentity", "1"),
-            ("region", "us-east-1"),
-            ("failoverRegion", "us-west-2"),
-            ("objects", objects),
-        ],
-        Some(&both_tokens()),
-    );
+    let failover = [("usePodIdentity", "1"), ("failoverRegion", "us-west-2")];
+    let attrs = attrs_with(&failover, objects, &both_tokens());
     let resp = mount(&mut h, attrs).await.expect("failover mount");
     let files = files_of(&resp);
     assert_eq!(
@@ -234,9 +209,7 @@ async fn batch_denied_falls_back_to_get_secret_value_and_remembers() {
     let (_agent, mut h) = with_agent(aws, MountConfig::default()).await;
     let objects = "- {objectName: a, objectType: secretsmanager}\n- {objectName: b, objectType: secretsmanager}";
     for _ in 0..2 {
-        let resp = mount(&mut h, pod_identity_attrs(objects))
-            .await
-            .expect("fallback mount");
+        let resp = mount_ok(&mut h, objects, "fallback mount").await;
         assert_eq!(resp.files.len(), 2);
     }
     assert_eq!(

@@ -74,14 +74,7 @@ async fn secrets_manager_and_ssm_through_moto() {
          - {{objectName: '{param}', objectType: ssmparameter, objectAlias: url}}\n\
          - {{objectName: '{param}', objectType: ssmparameter, objectAlias: url-v1, objectVersion: 1}}"
     );
-    let attrs = attributes(
-        &[
-            ("usePodIdentity", "true"),
-            ("region", &moto.region),
-            ("objects", &objects),
-        ],
-        Some(&both_tokens()),
-    );
+    let attrs = attrs_with(&[("region", &moto.region)], &objects, &both_tokens());
     let resp = mount(&mut h, attrs).await.expect("mount through moto");
     let files = files_of(&resp);
     assert_eq!(files[0], ("db-pass", b"s3cr3t-v2".as_slice()));
@@ -114,17 +107,10 @@ async fn secrets_manager_and_ssm_through_moto() {
         ("ssmparameter", format!("/provider-test-{run}/missing")),
     ] {
         let objects = format!("- {{objectName: '{name}', objectType: {kind}}}");
-        let attrs = attributes(
-            &[
-                ("usePodIdentity", "true"),
-                ("region", &moto.region),
-                ("objects", &objects),
-            ],
-            Some(&both_tokens()),
-        );
+        let attrs = attrs_with(&[("region", &moto.region)], &objects, &both_tokens());
         let e = mount(&mut h, attrs).await.expect_err("missing object");
         assert_eq!(e.code(), tonic::Code::NotFound, "{kind}: {}", e.message());
-        assert!(e.message().contains(&name), "{}", e.message());
+        assert_says(&e, &[&name]);
     }
     let logs = h.logs.text();
     assert!(
@@ -190,16 +176,7 @@ async fn prefix_all_keys_and_optional_through_moto() {
          - {{objectName: 'provider-feat-{run}/json', objectType: secretsmanager, allKeys: true, objectAlias: json}}\n\
          - {{objectName: 'provider-feat-{run}/missing', objectType: secretsmanager, optional: true}}"
     );
-    let attrs = || {
-        attributes(
-            &[
-                ("usePodIdentity", "true"),
-                ("region", &moto.region),
-                ("objects", &objects),
-            ],
-            Some(&both_tokens()),
-        )
-    };
+    let attrs = || attrs_with(&[("region", &moto.region)], &objects, &both_tokens());
     let resp = mount(&mut h, attrs()).await.expect("mount through moto");
     let files = files_of(&resp);
     let names: Vec<&str> = files.iter().map(|f| f.0).collect();

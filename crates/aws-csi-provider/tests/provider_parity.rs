@@ -4,8 +4,6 @@
 
 mod provider_support;
 
-use std::sync::atomic::Ordering;
-
 use aws_csi_provider::auth::CacheScope;
 use aws_csi_provider::mount::MountConfig;
 use aws_sdk_ssm::operation::get_parameters::GetParametersOutput;
@@ -22,9 +20,7 @@ const TWO: &str = "- {objectName: api, objectType: secretsmanager}\n- {objectNam
 async fn object_keys_match_case_insensitively_with_a_warning() {
     let (_agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
     let objects = "- ObjectName: api\n  OBJECTTYPE: secretsmanager\n  objectalias: key\n- {objectName: prod/db, objectType: secretsmanager, colour: blue}";
-    let resp = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect("upstream mounts this, so do we");
+    let resp = mount_ok(&mut h, objects, "upstream mounts this, so do we").await;
     let files: Vec<&str> = resp.files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(files, ["key", "prod_db"]);
     let logs = h.logs.text();
@@ -39,18 +35,10 @@ async fn object_keys_match_case_insensitively_with_a_warning() {
 #[tokio::test]
 async fn unknown_preferred_address_type_falls_back_to_auto() {
     let (agent, mut h) = with_agent(fake_aws(), MountConfig::default()).await;
-    let attrs = attributes(
-        &[
-            ("usePodIdentity", "true"),
-            ("region", "us-east-1"),
-            ("preferredAddressType", "ipv5"),
-            ("objects", TWO),
-        ],
-        Some(&both_tokens()),
-    );
+    let attrs = attrs_with(&[("preferredAddressType", "ipv5")], TWO, &both_tokens());
     let resp = mount(&mut h, attrs).await.expect("mounts with auto");
     assert_eq!(resp.files.len(), 2);
-    assert_eq!(agent.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(agent.requests(), 1);
     let logs = h.logs.text();
     assert!(
         logs.contains("preferredAddressType \"ipv5\" is not one of auto, ipv4, ipv6: using auto"),
@@ -72,7 +60,7 @@ async fn empty_or_absent_objects_mount_zero_files() {
         assert!(resp.files.is_empty() && resp.object_version.is_empty());
     }
     // Nothing to fetch: no credentials were asked for.
-    assert_eq!(agent.hits.load(Ordering::SeqCst), 0);
+    assert_eq!(agent.requests(), 0);
     assert!(
         h.logs
             .text()
@@ -111,9 +99,7 @@ async fn pinned_ssm_version_fetches_name_colon_version() {
     );
     let (_agent, mut h) = with_agent(aws, MountConfig::default()).await;
     let objects = "- {objectName: /app/flag, objectType: ssmparameter, objectVersion: 2, objectAlias: flag}\n- {objectName: /app/url, objectType: ssmparameter}";
-    let resp = mount(&mut h, pod_identity_attrs(objects))
-        .await
-        .expect("pinned version found");
+    let resp = mount_ok(&mut h, objects, "pinned version found").await;
     let files = files_of(&resp);
     assert_eq!(
         files,
@@ -142,7 +128,7 @@ async fn credentials_are_cached_per_pod_by_default() {
         mount(&mut h, pod_attrs(pod, uid)).await.expect("mount");
     }
     // web-0 twice (a remount) → one session; web-1, and web-0 recreated (new uid) → new ones.
-    assert_eq!(agent.hits.load(Ordering::SeqCst), 3);
+    assert_eq!(agent.requests(), 3);
 
     let config = MountConfig {
         credential_scope: CacheScope::ServiceAccount,
@@ -152,7 +138,7 @@ async fn credentials_are_cached_per_pod_by_default() {
     for (pod, uid) in [("web-0", "u0"), ("web-1", "u1"), ("web-2", "u2")] {
         mount(&mut h, pod_attrs(pod, uid)).await.expect("mount");
     }
-    assert_eq!(agent.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(agent.requests(), 1);
 }
 
 /// One `Version` call over raw HTTP/2 with the given `:authority`; Ok(status) or the reset.

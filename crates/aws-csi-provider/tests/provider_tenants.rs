@@ -8,7 +8,6 @@ mod provider_support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use aws_csi_provider::cluster::{ClusterLookup, Lookup};
@@ -17,18 +16,6 @@ use aws_csi_provider::server::SOCKET_NAME;
 use provider_support::fixtures::*;
 use provider_support::*;
 use tonic::Code;
-
-/// Calls of `operation` that succeeded, from the metrics.
-fn calls(h: &Harness, operation: &str) -> u64 {
-    let wanted = format!("operation=\"{operation}\",outcome=\"ok\"");
-    h.metrics
-        .render()
-        .lines()
-        .find(|l| l.contains(&wanted))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
 
 fn tokens(pod_identity_token: &str) -> String {
     format!(
@@ -39,14 +26,7 @@ fn tokens(pod_identity_token: &str) -> String {
 const API: &str = "- {objectName: api, objectType: secretsmanager, objectAlias: a, objectVersionLabel: AWSPREVIOUS}";
 
 fn attrs_with_token(objects: &str, token: &str) -> String {
-    attributes(
-        &[
-            ("usePodIdentity", "true"),
-            ("region", "us-east-1"),
-            ("objects", objects),
-        ],
-        Some(&tokens(token)),
-    )
+    attrs_with(&[], objects, &tokens(token))
 }
 
 #[tokio::test]
@@ -56,22 +36,22 @@ async fn a_forged_token_for_a_cached_pod_gets_nothing() {
     mount(&mut h, attrs_with_token(API, POD_TOKEN))
         .await
         .expect("the pod's mount");
-    assert_eq!(agent.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(agent.requests(), 1);
     // Another client of the socket names the same pod (namespace, name, uid) with a made-up
     // token: it goes to the agent, which refuses it, and nothing is fetched.
     let e = mount(&mut h, attrs_with_token(API, "forged-token"))
         .await
         .expect_err("a forged token is refused");
-    assert!(e.message().contains("403"), "{}", e.message());
+    assert_says(&e, &["403"]);
     assert!(!e.message().contains("forged-token"), "{}", e.message());
-    assert_eq!(agent.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(agent.requests(), 2);
     assert_eq!(calls(&h, "GetSecretValue"), 1);
     // The pod's own remount still hits its cached session.
     let again = mount(&mut h, attrs_with_token(API, POD_TOKEN))
         .await
         .expect("the pod's remount");
     assert_eq!(again.files[0].contents, OLD_KEY.as_bytes());
-    assert_eq!(agent.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(agent.requests(), 2);
     assert_no_secret_leak(&h, &[e.message().to_string()]);
 }
 
@@ -91,7 +71,7 @@ async fn cached_sessions_are_reused_for_at_most_the_max_age() {
         .expect("second");
     // Older than the max age: the token was exchanged again (a deleted association would
     // have failed here), although the credentials themselves had an hour left.
-    assert_eq!(agent.hits.load(Ordering::SeqCst), 2);
+    assert_eq!(agent.requests(), 2);
 }
 
 #[tokio::test]
@@ -108,20 +88,10 @@ async fn a_deep_jmespath_is_refused_before_any_call_and_the_provider_keeps_servi
         "- objectName: prod/db\n  objectType: secretsmanager\n  jmesPath:\n    - {{path: '{}a', objectAlias: x}}\n",
         "!".repeat(100_000)
     );
-    let e = mount(&mut h, pod_identity_attrs(&deep))
-        .await
-        .expect_err("refused");
+    let e = mount_err(&mut h, &deep, "refused").await;
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(
-        e.message().contains("100001 bytes") && e.message().contains("1024"),
-        "{}",
-        e.message()
-    );
-    assert_eq!(
-        agent.hits.load(Ordering::SeqCst),
-        0,
-        "no credentials fetched"
-    );
+    assert_says(&e, &["100001 bytes", "1024"]);
+    assert_eq!(agent.requests(), 0, "no credentials fetched");
     assert_eq!(
         calls(&h, "BatchGetSecretValue") + calls(&h, "GetSecretValue"),
         0
@@ -130,14 +100,10 @@ async fn a_deep_jmespath_is_refused_before_any_call_and_the_provider_keeps_servi
         "- objectName: prod/db\n  objectType: secretsmanager\n  jmesPath:\n    - {{path: '{}username', objectAlias: x}}\n",
         "!".repeat(33)
     );
-    let e = mount(&mut h, pod_identity_attrs(&within_length))
-        .await
-        .expect_err("refused");
-    assert!(e.message().contains("33 operators"), "{}", e.message());
+    let e = mount_err(&mut h, &within_length, "refused").await;
+    assert_says(&e, &["33 operators"]);
     // The next normal mount on the node works.
-    let ok = mount(&mut h, pod_identity_attrs(OBJECTS))
-        .await
-        .expect("next mount");
+    let ok = mount_ok(&mut h, OBJECTS, "next mount").await;
     assert_eq!(ok.files.len(), 5);
 }
 
@@ -148,36 +114,22 @@ async fn a_20000_object_spc_is_refused_before_any_call() {
         .map(|i| format!("- {{objectName: s{i}, objectType: ssmparameter}}\n"))
         .collect();
     assert!(many.len() < 1 << 20, "under the 1 MiB YAML limit");
-    let e = mount(&mut h, pod_identity_attrs(&many))
-        .await
-        .expect_err("refused");
+    let e = mount_err(&mut h, &many, "refused").await;
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(
-        e.message().contains("20000 files") && e.message().contains("1000"),
-        "{}",
-        e.message()
-    );
-    assert_eq!(
-        agent.hits.load(Ordering::SeqCst),
-        0,
-        "no credentials fetched"
-    );
+    assert_says(&e, &["20000 files", "1000"]);
+    assert_eq!(agent.requests(), 0, "no credentials fetched");
     // jmesPath entries count as files too.
     let keys: String = (0..1000)
         .map(|i| format!("{{path: username, objectAlias: k{i}}},"))
         .collect();
-    let e = mount(
+    let e = mount_err(
         &mut h,
-        pod_identity_attrs(&format!(
-            "- {{objectName: prod/db, objectType: secretsmanager, jmesPath: [{keys}]}}"
-        )),
+        &format!("- {{objectName: prod/db, objectType: secretsmanager, jmesPath: [{keys}]}}"),
+        "refused",
     )
-    .await
-    .expect_err("refused");
-    assert!(e.message().contains("1001 files"), "{}", e.message());
-    mount(&mut h, pod_identity_attrs(OBJECTS))
-        .await
-        .expect("next mount");
+    .await;
+    assert_says(&e, &["1001 files"]);
+    mount_ok(&mut h, OBJECTS, "next mount").await;
 }
 
 #[tokio::test]
@@ -188,9 +140,7 @@ async fn a_secret_under_several_aliases_is_fetched_once() {
             format!("- {{objectName: api, objectType: secretsmanager, objectAlias: k{i}, objectVersionLabel: AWSPREVIOUS}}\n")
         })
         .collect();
-    let resp = mount(&mut h, pod_identity_attrs(&aliases))
-        .await
-        .expect("mount");
+    let resp = mount_ok(&mut h, &aliases, "mount").await;
     assert_eq!(resp.files.len(), 5);
     assert!(resp.files.iter().all(|f| f.contents == OLD_KEY.as_bytes()));
     assert_eq!(resp.object_version.len(), 5);
@@ -209,20 +159,16 @@ async fn bytes_are_counted_as_they_arrive() {
     let objects: String = (0..50)
         .map(|i| format!("- {{objectName: huge, objectType: secretsmanager, objectAlias: h{i}, objectVersion: v{i}}}\n"))
         .collect();
-    let e = mount(&mut h, pod_identity_attrs(&objects))
-        .await
-        .expect_err("too large");
+    let e = mount_err(&mut h, &objects, "too large").await;
     assert_eq!(e.code(), Code::ResourceExhausted);
-    assert!(e.message().contains("10000"), "{}", e.message());
+    assert_says(&e, &["10000"]);
     // The third value took the total over the limit: no further call was made.
     assert_eq!(calls(&h, "GetSecretValue"), 3);
     // The same secret under many aliases counts once per file.
     let aliases: String = (0..3)
         .map(|i| format!("- {{objectName: huge, objectType: secretsmanager, objectAlias: a{i}, objectVersion: v1}}\n"))
         .collect();
-    let e = mount(&mut h, pod_identity_attrs(&aliases))
-        .await
-        .expect_err("too large");
+    let e = mount_err(&mut h, &aliases, "too large").await;
     assert_eq!(e.code(), Code::ResourceExhausted);
     assert_eq!(calls(&h, "GetSecretValue"), 4);
 }
@@ -276,21 +222,13 @@ async fn mounts_in_flight_are_bounded_and_the_excess_fails_clearly() {
     entered.notified().await;
     // Mount B waits half the deadline for the slot, then is told the provider is busy.
     let started = Instant::now();
-    let e = mount(&mut h, pod_identity_attrs(API))
-        .await
-        .expect_err("busy");
+    let e = mount_err(&mut h, API, "busy").await;
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!(e.code(), Code::Unavailable);
-    assert!(
-        e.message().contains("busy") && e.message().contains("--max-concurrent-mounts"),
-        "{}",
-        e.message()
-    );
+    assert_says(&e, &["busy", "--max-concurrent-mounts"]);
     // A finishes; its slot is free again and the next mount works.
     release.notify_one();
     let _ = a.await;
-    mount(&mut h, pod_identity_attrs(API))
-        .await
-        .expect("next mount");
+    mount_ok(&mut h, API, "next mount").await;
     assert!(h.metrics.render().contains("cause=\"busy\""));
 }

@@ -104,38 +104,18 @@ mod tests {
 
     #[test]
     fn codes_win_over_statuses() {
-        assert_eq!(
-            kind_of(Some("ResourceNotFoundException"), Some(400)),
-            ErrorKind::NotFound
-        );
-        assert_eq!(
-            kind_of(Some("ParameterVersionNotFound"), Some(400)),
-            ErrorKind::NotFound
-        );
-        assert_eq!(
-            kind_of(Some("ResourceInUseException"), Some(409)),
-            ErrorKind::Conflict
-        );
-        assert_eq!(
-            kind_of(Some("AccessDeniedException"), Some(400)),
-            ErrorKind::AccessDenied
-        );
-        assert_eq!(
-            kind_of(Some("KMSAccessDeniedException"), Some(400)),
-            ErrorKind::AccessDenied
-        );
-        assert_eq!(
-            kind_of(Some("ThrottlingException"), Some(400)),
-            ErrorKind::Throttled
-        );
-        assert_eq!(
-            kind_of(Some("InternalServiceError"), Some(400)),
-            ErrorKind::Transient
-        );
-        assert_eq!(
-            kind_of(Some("ValidationException"), Some(400)),
-            ErrorKind::Client
-        );
+        for (code, status, kind) in [
+            ("ResourceNotFoundException", 400, ErrorKind::NotFound),
+            ("ParameterVersionNotFound", 400, ErrorKind::NotFound),
+            ("ResourceInUseException", 409, ErrorKind::Conflict),
+            ("AccessDeniedException", 400, ErrorKind::AccessDenied),
+            ("KMSAccessDeniedException", 400, ErrorKind::AccessDenied),
+            ("ThrottlingException", 400, ErrorKind::Throttled),
+            ("InternalServiceError", 400, ErrorKind::Transient),
+            ("ValidationException", 400, ErrorKind::Client),
+        ] {
+            assert_eq!(kind_of(Some(code), Some(status)), kind, "{code} ({status})");
+        }
     }
 
     #[test]

@@ -85,26 +85,14 @@ fn key(identity: &Identity) -> IdentityKey {
         h.update(s.as_bytes());
     }
     let mut h = Sha256::new();
-    let (namespace, service_account, pod) = match identity {
-        Identity::PodIdentity {
-            namespace,
-            service_account,
-            pod,
-        } => {
-            h.update([0]);
-            (namespace, service_account, pod)
-        }
-        Identity::Irsa {
-            namespace,
-            service_account,
-            role_arn,
-            pod,
-        } => {
+    match identity.role_arn() {
+        None => h.update([0]),
+        Some(role_arn) => {
             h.update([1]);
             field(&mut h, role_arn);
-            (namespace, service_account, pod)
         }
-    };
+    }
+    let (namespace, service_account, pod) = identity.account();
     field(&mut h, namespace);
     field(&mut h, service_account);
     match pod {

@@ -48,25 +48,11 @@ pub enum Identity {
 
 impl std::fmt::Display for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (namespace, service_account, pod) = match self {
-            Identity::PodIdentity {
-                namespace,
-                service_account,
-                pod,
-            } => {
-                f.write_str("Pod Identity of ")?;
-                (namespace, service_account, pod)
-            }
-            Identity::Irsa {
-                namespace,
-                service_account,
-                role_arn,
-                pod,
-            } => {
-                write!(f, "IRSA role {role_arn} of ")?;
-                (namespace, service_account, pod)
-            }
-        };
+        match self.role_arn() {
+            None => f.write_str("Pod Identity of ")?,
+            Some(role_arn) => write!(f, "IRSA role {role_arn} of ")?,
+        }
+        let (namespace, service_account, pod) = self.account();
         write!(f, "service account {namespace}/{service_account}")?;
         match pod {
             Some(p) if !p.name.is_empty() => write!(f, " (pod {namespace}/{})", p.name),
@@ -81,6 +67,31 @@ impl Identity {
         match self {
             Identity::PodIdentity { .. } => "pod_identity",
             Identity::Irsa { .. } => "irsa",
+        }
+    }
+
+    /// What every identity names: namespace, service account and (per-pod scope) the pod.
+    pub fn account(&self) -> (&str, &str, Option<&PodKey>) {
+        match self {
+            Identity::PodIdentity {
+                namespace,
+                service_account,
+                pod,
+            }
+            | Identity::Irsa {
+                namespace,
+                service_account,
+                pod,
+                ..
+            } => (namespace, service_account, pod.as_ref()),
+        }
+    }
+
+    /// The IRSA role assumed; `None` for Pod Identity.
+    pub fn role_arn(&self) -> Option<&str> {
+        match self {
+            Identity::PodIdentity { .. } => None,
+            Identity::Irsa { role_arn, .. } => Some(role_arn),
         }
     }
 }

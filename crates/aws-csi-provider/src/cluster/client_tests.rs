@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::cluster::config::{Auth, Config};
-use crate::cluster::test_server::serve;
+use crate::test_server::serve;
 
 fn config(url: &str, auth: Auth) -> Config {
     Config {

@@ -132,16 +132,20 @@ pub trait CallObserver: Send + Sync {
     fn aws_call(&self, service: &'static str, operation: &'static str, outcome: &'static str);
 }
 
-/// Records the outcome of one call of `operation` and hands its result back.
+/// Records the outcome of one call of `operation` and hands its result back, an error
+/// [classified](classify).
 pub fn counted<T, E>(
     observer: &dyn CallObserver,
     service: &'static str,
     operation: &'static str,
-    result: Result<T, E>,
-) -> Result<T, E> {
+    result: Result<T, SdkError<E, HttpResponse>>,
+) -> Result<T, FetchCause>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
     let outcome = if result.is_ok() { "ok" } else { "error" };
     observer.aws_call(service, operation, outcome);
-    result
+    result.map_err(|e| classify(&e))
 }
 
 /// A no-op observer.

@@ -4,10 +4,10 @@
 //! [`MAX_PREFIX_MATCHES`](crate::objects::MAX_PREFIX_MATCHES) per object. Nothing is remembered
 //! between mounts: a secret added under the prefix is in the next mount, a deleted one is not.
 
-use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
+use aws_sdk_secretsmanager::types::{ApiErrorType, Filter, FilterNameStringType};
 
 use super::secrets_manager::secret_value;
-use super::{ByteBudget, CallObserver, Fetched, classify, classify_code, counted, over_budget};
+use super::{ByteBudget, CallObserver, Fetched, classify_code, counted, over_budget};
 use crate::error::FetchCause;
 use crate::objects::MAX_PREFIX_MATCHES;
 use bootstrap_common::secret::SecretBytes;
@@ -149,6 +149,47 @@ fn name_of_id(id: &str) -> &str {
     }
 }
 
+/// One listing page: the values on it, an entry error to fail with once they are offered, and
+/// the next page's token.
+struct Page {
+    values: Vec<(String, Fetched)>,
+    failed: Option<PrefixFailure>,
+    next: Option<String>,
+}
+
+/// Reads the pages `page` lists (the first without a token, then each after the previous
+/// one's next token) into the matches of `prefix`: at most [`MAX_PAGES`], within `budget`.
+async fn paginate<F, Fut>(
+    prefix: &str,
+    recursive: bool,
+    budget: &ByteBudget,
+    mut page: F,
+) -> PrefixOutcome
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: Future<Output = Result<Page, PrefixFailure>>,
+{
+    let mut matches = Matches::new(prefix, recursive, budget);
+    let mut token: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        if budget.exhausted() {
+            return Err(PrefixFailure::Call(over_budget()));
+        }
+        let listed = page(token.take()).await?;
+        for (name, fetched) in listed.values {
+            matches.offer(name, fetched)?;
+        }
+        if let Some(failed) = listed.failed {
+            return Err(failed);
+        }
+        token = listed.next.filter(|t| !t.is_empty());
+        if token.is_none() {
+            return matches.finish();
+        }
+    }
+    Err(endless())
+}
+
 /// Every Secrets Manager secret whose name starts with `prefix` (BatchGetSecretValue with the
 /// `name` filter, paginated). Errors listed for secrets under the prefix fail the object
 /// (access denied never looks like absence), except not found (deleted while listed).
@@ -160,12 +201,7 @@ pub async fn secrets_manager(
     budget: &ByteBudget,
 ) -> PrefixOutcome {
     const SERVICE: &str = "secretsmanager";
-    let mut matches = Matches::new(prefix, recursive, budget);
-    let mut token: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        if budget.exhausted() {
-            return Err(PrefixFailure::Call(over_budget()));
-        }
+    paginate(prefix, recursive, budget, |token| async move {
         let filter = Filter::builder()
             .key(FilterNameStringType::Name)
             .values(prefix)
@@ -174,44 +210,44 @@ pub async fn secrets_manager(
             .batch_get_secret_value()
             .filters(filter)
             .max_results(SM_PAGE)
-            .set_next_token(token.take())
+            .set_next_token(token)
             .send()
             .await;
-        let mut out = match counted(observer, SERVICE, "BatchGetSecretValue", result) {
-            Ok(out) => out,
-            Err(e) => {
-                return Err(PrefixFailure::Call(classify(&e)));
-            }
-        };
-        for mut v in out.secret_values.take().unwrap_or_default() {
-            let Some(name) = v.name.take() else { continue };
-            let value = secret_value(v.secret_string.take(), v.secret_binary.take());
-            let version = v.version_id.take().unwrap_or_default();
-            matches.offer(name, Fetched { value, version })?;
-        }
-        for e in out.errors.take().unwrap_or_default() {
-            let id = e.secret_id.as_deref().unwrap_or("");
-            if file_of(prefix, recursive, name_of_id(id)).is_none() {
-                continue;
-            }
-            let cause = classify_code(
-                e.error_code.as_deref().unwrap_or(""),
-                e.message.as_deref().unwrap_or(""),
-                None,
-            );
-            if !matches!(cause, FetchCause::NotFound) {
-                return Err(PrefixFailure::Entry {
-                    name: name_of_id(id).to_string(),
-                    cause,
-                });
-            }
-        }
-        token = out.next_token.take().filter(|t| !t.is_empty());
-        if token.is_none() {
-            return matches.finish();
-        }
-    }
-    Err(endless())
+        let mut out = counted(observer, SERVICE, "BatchGetSecretValue", result)
+            .map_err(PrefixFailure::Call)?;
+        let values = (out.secret_values.take().unwrap_or_default().into_iter())
+            .filter_map(|mut v| {
+                let name = v.name.take()?;
+                let value = secret_value(v.secret_string.take(), v.secret_binary.take());
+                let version = v.version_id.take().unwrap_or_default();
+                Some((name, Fetched { value, version }))
+            })
+            .collect();
+        let failed = (out.errors.take().unwrap_or_default().iter())
+            .find_map(|e| entry_failure(prefix, recursive, e));
+        Ok(Page {
+            values,
+            failed,
+            next: out.next_token.take(),
+        })
+    })
+    .await
+}
+
+/// Why an error BatchGetSecretValue listed fails the prefix: one of a secret under it, other
+/// than not found (deleted while listed).
+fn entry_failure(prefix: &str, recursive: bool, e: &ApiErrorType) -> Option<PrefixFailure> {
+    let id = e.secret_id.as_deref().unwrap_or("");
+    file_of(prefix, recursive, name_of_id(id))?;
+    let cause = classify_code(
+        e.error_code.as_deref().unwrap_or(""),
+        e.message.as_deref().unwrap_or(""),
+        None,
+    );
+    (!matches!(cause, FetchCause::NotFound)).then(|| PrefixFailure::Entry {
+        name: name_of_id(id).to_string(),
+        cause,
+    })
 }
 
 /// Every SSM parameter under the path `prefix` (GetParametersByPath with decryption,
@@ -224,39 +260,33 @@ pub async fn ssm(
     budget: &ByteBudget,
 ) -> PrefixOutcome {
     const SERVICE: &str = "ssm";
-    let mut matches = Matches::new(prefix, recursive, budget);
-    let mut token: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        if budget.exhausted() {
-            return Err(PrefixFailure::Call(over_budget()));
-        }
+    paginate(prefix, recursive, budget, |token| async move {
         let result = client
             .get_parameters_by_path()
             .path(prefix)
             .recursive(recursive)
             .with_decryption(true)
             .max_results(SSM_PAGE)
-            .set_next_token(token.take())
+            .set_next_token(token)
             .send()
             .await;
-        let mut out = match counted(observer, SERVICE, "GetParametersByPath", result) {
-            Ok(out) => out,
-            Err(e) => {
-                return Err(PrefixFailure::Call(classify(&e)));
-            }
-        };
-        for mut p in out.parameters.take().unwrap_or_default() {
-            let Some(name) = p.name.take() else { continue };
-            let value = SecretBytes::from_string(p.value.take().unwrap_or_default());
-            let version = p.version.to_string();
-            matches.offer(name, Fetched { value, version })?;
-        }
-        token = out.next_token.take().filter(|t| !t.is_empty());
-        if token.is_none() {
-            return matches.finish();
-        }
-    }
-    Err(endless())
+        let mut out = counted(observer, SERVICE, "GetParametersByPath", result)
+            .map_err(PrefixFailure::Call)?;
+        let values = (out.parameters.take().unwrap_or_default().into_iter())
+            .filter_map(|mut p| {
+                let name = p.name.take()?;
+                let value = SecretBytes::from_string(p.value.take().unwrap_or_default());
+                let version = p.version.to_string();
+                Some((name, Fetched { value, version }))
+            })
+            .collect();
+        Ok(Page {
+            values,
+            failed: None,
+            next: out.next_token.take(),
+        })
+    })
+    .await
 }
 
 #[cfg(test)]

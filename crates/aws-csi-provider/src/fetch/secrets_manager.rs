@@ -5,9 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use aws_sdk_secretsmanager::Client;
 use futures::stream::{self, StreamExt};
 
-use super::{
-    CallObserver, Charge, Fetched, Outcome, Target, classify, classify_code, counted, over_budget,
-};
+use super::{CallObserver, Charge, Fetched, Outcome, Target, classify_code, counted, over_budget};
 use crate::error::FetchCause;
 use bootstrap_common::secret::SecretBytes;
 
@@ -100,16 +98,13 @@ pub async fn get_one(client: &Client, target: &Target<'_>, observer: &dyn CallOb
         .set_version_stage(target.label.map(str::to_string))
         .send()
         .await;
-    match counted(observer, SERVICE, "GetSecretValue", result) {
-        Ok(mut out) => {
-            let value = secret_value(out.secret_string.take(), out.secret_binary.take());
-            Ok(Fetched {
-                value,
-                version: out.version_id.take().unwrap_or_default(),
-            })
+    counted(observer, SERVICE, "GetSecretValue", result).map(|mut out| {
+        let value = secret_value(out.secret_string.take(), out.secret_binary.take());
+        Fetched {
+            value,
+            version: out.version_id.take().unwrap_or_default(),
         }
-        Err(e) => Err(classify(&e)),
-    }
+    })
 }
 
 /// A secret's value as Secrets Manager returns it: the string, else the binary, else empty.
@@ -144,8 +139,7 @@ async fn batch(
         .await;
     let mut out = match counted(observer, SERVICE, "BatchGetSecretValue", result) {
         Ok(out) => out,
-        Err(e) => {
-            let cause = classify(&e);
+        Err(cause) => {
             if matches!(cause, FetchCause::AccessDenied { .. }) {
                 batch_denied.store(true, Ordering::Relaxed);
             }

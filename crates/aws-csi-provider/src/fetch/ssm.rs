@@ -4,7 +4,7 @@ use aws_sdk_ssm::Client;
 use aws_sdk_ssm::types::Parameter;
 use futures::stream::{self, StreamExt};
 
-use super::{CallObserver, Charge, Fetched, Outcome, Target, classify, counted, over_budget};
+use super::{CallObserver, Charge, Fetched, Outcome, Target, counted, over_budget};
 use crate::error::FetchCause;
 use bootstrap_common::secret::SecretBytes;
 
@@ -73,8 +73,7 @@ async fn get_batch(
         .await;
     let mut out = match counted(observer, SERVICE, "GetParameters", result) {
         Ok(out) => out,
-        Err(e) => {
-            let cause = classify(&e);
+        Err(cause) => {
             return targets.iter().map(|_| Err(clone_cause(&cause))).collect();
         }
     };
@@ -155,19 +154,19 @@ fn clone_cause(c: &FetchCause) -> FetchCause {
 mod tests {
     use super::*;
 
+    fn target<'a>(name: &'a str, version: Option<&'a str>, label: Option<&'a str>) -> Target<'a> {
+        Target {
+            name,
+            version,
+            label,
+        }
+    }
+
     #[test]
     fn selectors() {
-        let t = Target {
-            name: "/a",
-            version: Some("3"),
-            label: None,
-        };
+        let t = target("/a", Some("3"), None);
         assert_eq!(request_name(&t), "/a:3");
-        let t = Target {
-            name: "/a",
-            version: None,
-            label: Some("prod"),
-        };
+        let t = target("/a", None, Some("prod"));
         assert_eq!(request_name(&t), "/a:prod");
     }
 
@@ -181,16 +180,8 @@ mod tests {
 
     #[test]
     fn pinned_and_unpinned_pair_is_order_independent() {
-        let pinned = Target {
-            name: "/p",
-            version: Some("1"),
-            label: None,
-        };
-        let latest = Target {
-            name: "/p",
-            version: None,
-            label: None,
-        };
+        let pinned = target("/p", Some("1"), None);
+        let latest = target("/p", None, None);
         for reply in [
             vec![param("/p", 1, None), param("/p", 2, None)],
             vec![param("/p", 2, None), param("/p", 1, None)],
@@ -206,21 +197,9 @@ mod tests {
 
     #[test]
     fn pinned_versions_match_with_or_without_selector() {
-        let pinned = Target {
-            name: "/a",
-            version: Some("2"),
-            label: None,
-        };
-        let latest = Target {
-            name: "/a",
-            version: None,
-            label: None,
-        };
-        let labelled = Target {
-            name: "/a",
-            version: None,
-            label: Some("prod"),
-        };
+        let pinned = target("/a", Some("2"), None);
+        let latest = target("/a", None, None);
+        let labelled = target("/a", None, Some("prod"));
         // AWS: the selector echoes the request.
         assert!(answers(&param("/a", 2, Some(":2")), &pinned));
         assert!(!answers(&param("/a", 3, Some(":3")), &pinned));

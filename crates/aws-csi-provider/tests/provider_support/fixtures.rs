@@ -35,46 +35,47 @@ pub fn sm_rules() -> Vec<aws_smithy_mocks::Rule> {
                 .secret_values(entry("api", API_KEY, "v-api-2"))
                 .build()
         }),
-        mock!(aws_sdk_secretsmanager::Client::get_secret_value)
-            .match_requests(|r| {
-                r.secret_id() == Some("api") && r.version_stage() == Some("AWSPREVIOUS")
-            })
-            .then_output(|| {
-                GetSecretValueOutput::builder()
-                    .name("api")
-                    .secret_string(OLD_KEY)
-                    .version_id("v-api-1")
-                    .build()
-            }),
-        mock!(aws_sdk_secretsmanager::Client::get_secret_value)
-            .match_requests(|r| r.secret_id() == Some("plain"))
-            .then_output(|| {
-                GetSecretValueOutput::builder()
-                    .secret_string("s3cr3t-not-json")
-                    .version_id("v1")
-                    .build()
-            }),
-        mock!(aws_sdk_secretsmanager::Client::get_secret_value)
-            .match_requests(|r| r.secret_id() == Some("huge"))
-            .then_output(|| {
-                GetSecretValueOutput::builder()
-                    .secret_string("x".repeat(5000))
-                    .version_id("v1")
-                    .build()
-            }),
-        mock!(aws_sdk_secretsmanager::Client::get_secret_value).then_error(|| {
-            GetSecretValueError::ResourceNotFoundException(
-                aws_sdk_secretsmanager::types::error::ResourceNotFoundException::builder()
-                    .message("Secrets Manager can't find the specified secret.")
-                    .meta(
-                        ErrorMetadata::builder()
-                            .code("ResourceNotFoundException")
-                            .build(),
-                    )
+        get_secret("api", Some("AWSPREVIOUS"), OLD_KEY, "v-api-1"),
+        get_secret("plain", None, "s3cr3t-not-json", "v1"),
+        get_secret("huge", None, "x".repeat(5000), "v1"),
+        mock!(aws_sdk_secretsmanager::Client::get_secret_value).then_error(not_found),
+    ]
+}
+
+/// GetSecretValue of the secret `id` (at the version stage `stage`, when given): `value` at
+/// `version`.
+pub fn get_secret(
+    id: &'static str,
+    stage: Option<&'static str>,
+    value: impl Into<String>,
+    version: &'static str,
+) -> aws_smithy_mocks::Rule {
+    let value = value.into();
+    mock!(aws_sdk_secretsmanager::Client::get_secret_value)
+        .match_requests(move |r| {
+            r.secret_id() == Some(id) && stage.is_none_or(|s| r.version_stage() == Some(s))
+        })
+        .then_output(move || {
+            GetSecretValueOutput::builder()
+                .name(id)
+                .secret_string(value.clone())
+                .version_id(version)
+                .build()
+        })
+}
+
+/// GetSecretValue's answer for a secret that does not exist.
+pub fn not_found() -> GetSecretValueError {
+    GetSecretValueError::ResourceNotFoundException(
+        aws_sdk_secretsmanager::types::error::ResourceNotFoundException::builder()
+            .message("Secrets Manager can't find the specified secret.")
+            .meta(
+                ErrorMetadata::builder()
+                    .code("ResourceNotFoundException")
                     .build(),
             )
-        }),
-    ]
+            .build(),
+    )
 }
 
 pub fn fake_aws() -> FakeAws {
@@ -100,14 +101,17 @@ pub const OBJECTS: &str = r#"
 "#;
 
 pub fn pod_identity_attrs(objects: &str) -> String {
-    attributes(
-        &[
-            ("usePodIdentity", "true"),
-            ("region", "us-east-1"),
-            ("objects", objects),
-        ],
-        Some(&both_tokens()),
-    )
+    attrs_with(&[], objects, &both_tokens())
+}
+
+/// Mounts `objects` as [`pod_identity_attrs`] does; the mount must succeed (`why`).
+pub async fn mount_ok(h: &mut Harness, objects: &str, why: &str) -> MountResponse {
+    mount(h, pod_identity_attrs(objects)).await.expect(why)
+}
+
+/// Mounts `objects` as [`pod_identity_attrs`] does and expects the mount to fail (`why`).
+pub async fn mount_err(h: &mut Harness, objects: &str, why: &str) -> tonic::Status {
+    mount(h, pod_identity_attrs(objects)).await.expect_err(why)
 }
 
 pub fn assert_no_secret_leak(h: &Harness, errors: &[String]) {

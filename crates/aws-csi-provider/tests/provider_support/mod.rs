@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_csi_provider::auth::PodIdentityAgent;
 use aws_csi_provider::clients::AwsFactory;
 use aws_csi_provider::cluster::{ClusterLookup, Lookup};
@@ -22,7 +23,10 @@ use aws_csi_provider::proto::csi_driver_provider_client::CsiDriverProviderClient
 use aws_csi_provider::proto::{MountRequest, MountResponse};
 use aws_csi_provider::server::{SOCKET_NAME, serve_unix};
 use aws_smithy_mocks::{MockResponseInterceptor, Rule, RuleMode, create_mock_http_client};
+use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
 use aws_smithy_types::retry::RetryConfig;
+use aws_types::SdkConfig;
+use aws_types::region::Region;
 use futures::future::BoxFuture;
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -43,41 +47,42 @@ fn interceptor(rules: &[Rule]) -> MockResponseInterceptor {
     )
 }
 
+/// What every mocked client shares: its region, its credentials (when it signs), no retries,
+/// and the mock HTTP client.
+fn mock_config(region: &str, creds: Option<&Credentials>) -> SdkConfig {
+    let mut builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .retry_config(RetryConfig::disabled())
+        .http_client(create_mock_http_client());
+    if let Some(creds) = creds {
+        builder = builder.credentials_provider(SharedCredentialsProvider::new(creds.clone()));
+    }
+    builder.build()
+}
+
+/// The rules of `region` in `rules` (none: every call fails as unmatched).
+fn rules_of(rules: &HashMap<String, Vec<Rule>>, region: &str) -> MockResponseInterceptor {
+    interceptor(&rules.get(region).cloned().unwrap_or_default())
+}
+
 impl AwsFactory for FakeAws {
     fn secrets_manager(&self, region: &str, creds: &Credentials) -> aws_sdk_secretsmanager::Client {
-        let rules = self.sm.get(region).cloned().unwrap_or_default();
-        let conf = aws_sdk_secretsmanager::Config::builder()
-            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-            .region(aws_sdk_secretsmanager::config::Region::new(
-                region.to_string(),
-            ))
-            .credentials_provider(creds.clone())
-            .retry_config(RetryConfig::disabled())
-            .http_client(create_mock_http_client())
-            .interceptor(interceptor(&rules))
+        let conf = aws_sdk_secretsmanager::config::Builder::from(&mock_config(region, Some(creds)))
+            .interceptor(rules_of(&self.sm, region))
             .build();
         aws_sdk_secretsmanager::Client::from_conf(conf)
     }
 
     fn ssm(&self, region: &str, creds: &Credentials) -> aws_sdk_ssm::Client {
-        let rules = self.ssm.get(region).cloned().unwrap_or_default();
-        let conf = aws_sdk_ssm::Config::builder()
-            .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
-            .region(aws_sdk_ssm::config::Region::new(region.to_string()))
-            .credentials_provider(creds.clone())
-            .retry_config(RetryConfig::disabled())
-            .http_client(create_mock_http_client())
-            .interceptor(interceptor(&rules))
+        let conf = aws_sdk_ssm::config::Builder::from(&mock_config(region, Some(creds)))
+            .interceptor(rules_of(&self.ssm, region))
             .build();
         aws_sdk_ssm::Client::from_conf(conf)
     }
 
     fn sts(&self, region: &str) -> aws_sdk_sts::Client {
-        let conf = aws_sdk_sts::Config::builder()
-            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
-            .region(aws_sdk_sts::config::Region::new(region.to_string()))
-            .retry_config(RetryConfig::disabled())
-            .http_client(create_mock_http_client())
+        let conf = aws_sdk_sts::config::Builder::from(&mock_config(region, None))
             .interceptor(interceptor(&self.sts))
             .build();
         aws_sdk_sts::Client::from_conf(conf)
@@ -108,6 +113,13 @@ pub struct FakeAgent {
     pub hits: Arc<AtomicUsize>,
 }
 
+impl FakeAgent {
+    /// Requests the agent has answered so far.
+    pub fn requests(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
 pub const AGENT_SECRET_KEY: &str = "agent-secret-key-DO-NOT-LOG";
 
 pub async fn start_agent(expected_token: &'static str) -> FakeAgent {
@@ -126,10 +138,7 @@ pub async fn start_agent_with(
         secret_key.to_string(),
         session_token.to_string(),
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind agent");
-    let addr = listener.local_addr().expect("addr");
+    let (listener, url) = agent_listener().await;
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
     tokio::spawn(async move {
@@ -181,10 +190,16 @@ pub async fn start_agent_with(
             });
         }
     });
-    FakeAgent {
-        url: format!("http://{addr}/v1/credentials"),
-        hits,
-    }
+    FakeAgent { url, hits }
+}
+
+/// A listener on a free local port, and the Pod Identity agent URL it would serve.
+pub async fn agent_listener() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind agent");
+    let addr = listener.local_addr().expect("agent address");
+    (listener, format!("http://{addr}/v1/credentials"))
 }
 
 /// Captured log output of the test (all levels of this crate).
@@ -347,6 +362,18 @@ pub fn attributes(params: &[(&str, &str)], tokens: Option<&str>) -> String {
     serde_json::Value::Object(m).to_string()
 }
 
+/// Attributes of a Pod Identity mount of `objects` in us-east-1, with `params` added to the
+/// parameters (or replacing one of them) and the tokens JSON `tokens`.
+pub fn attrs_with(params: &[(&str, &str)], objects: &str, tokens: &str) -> String {
+    let mut all = vec![
+        ("usePodIdentity", "true"),
+        ("region", "us-east-1"),
+        ("objects", objects),
+    ];
+    all.extend_from_slice(params);
+    attributes(&all, Some(tokens))
+}
+
 pub const POD_TOKEN: &str = "pod-identity-token-DO-NOT-LOG";
 pub const STS_TOKEN: &str = "sts-token-DO-NOT-LOG";
 
@@ -372,6 +399,38 @@ pub fn files_of(resp: &MountResponse) -> Vec<(&str, &[u8])> {
     resp.files
         .iter()
         .map(|f| (f.path.as_str(), f.contents.as_slice()))
+        .collect()
+}
+
+/// Asserts that the error's message says each of `texts`.
+pub fn assert_says(e: &tonic::Status, texts: &[&str]) {
+    for text in texts {
+        assert!(
+            e.message().contains(text),
+            "{:?} does not say {text:?}",
+            e.message()
+        );
+    }
+}
+
+/// Successful AWS calls of `operation`, from the metrics.
+pub fn calls(h: &Harness, operation: &str) -> u64 {
+    let needle = format!("operation=\"{operation}\",outcome=\"ok\"}} ");
+    h.metrics
+        .render()
+        .lines()
+        .find_map(|l| {
+            l.split_once(&needle)
+                .map(|(_, n)| n.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0)
+}
+
+/// The object versions of a mount response: (id, version), in the order the provider listed them.
+pub fn versions_of(resp: &MountResponse) -> Vec<(&str, &str)> {
+    resp.object_version
+        .iter()
+        .map(|v| (v.id.as_str(), v.version.as_str()))
         .collect()
 }
 

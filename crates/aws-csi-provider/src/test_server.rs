@@ -1,5 +1,6 @@
-//! A local HTTP server standing in for the apiserver in the client's tests: answers each GET
-//! with what the test's handler returns and records the paths and bearer tokens it saw.
+//! A local HTTP server standing in for the apiserver or an AWS endpoint in unit tests: answers
+//! each request with what the test's handler returns and records the paths and bearer tokens
+//! it saw.
 
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
