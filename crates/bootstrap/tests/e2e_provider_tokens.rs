@@ -5,6 +5,7 @@
 mod common;
 
 use common::fixture::Fixture;
+use common::make;
 use k8s_openapi::api::storage::v1::CSIDriver;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -29,13 +30,7 @@ async fn a_missing_pod_identity_token_fails_with_a_hint_to_add_the_audience() {
     let cfg = common::aws().await;
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     cleanup.secrets = vec![format!("{tag}/s")];
-    let secret = sm
-        .create_secret()
-        .name(format!("{tag}/s"))
-        .secret_string("fine")
-        .send()
-        .await
-        .expect("CreateSecret");
+    let secret = make::secret(&sm, &format!("{tag}/s"), "fine").await;
     let Some(fx) = Fixture::new("e2e-tok", &[secret.arn.expect("arn")], &[], false).await else {
         return;
     };

@@ -8,6 +8,7 @@ mod common;
 use aws_sdk_eks::operation::create_pod_identity_association::CreatePodIdentityAssociationError;
 use common::cli::{calls, faults};
 use common::fixture::reading_role;
+use common::make;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -25,12 +26,15 @@ async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
     cleanup.roles = vec![ns.clone()];
     let role_arn = reading_role(&iam, &ns, &[], &[]).await;
 
-    let created = eks
-        .create_pod_identity_association()
-        .cluster_name(&env.cluster)
-        .namespace(&ns)
-        .service_account("app")
-        .role_arn(&role_arn)
+    // The same association asked for twice: the second is a conflict.
+    let associate = || {
+        eks.create_pod_identity_association()
+            .cluster_name(&env.cluster)
+            .namespace(&ns)
+            .service_account("app")
+            .role_arn(&role_arn)
+    };
+    let created = associate()
         .tags("bootstrap.podid/managed-by", "env-test")
         .send()
         .await
@@ -48,12 +52,7 @@ async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
         .collect();
     assert_eq!(ids, vec![id.clone()]);
 
-    let err = eks
-        .create_pod_identity_association()
-        .cluster_name(&env.cluster)
-        .namespace(&ns)
-        .service_account("app")
-        .role_arn(&role_arn)
+    let err = associate()
         .send()
         .await
         .expect_err("a second association for the same service account must fail");
@@ -67,13 +66,13 @@ async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
         "the duplicate is a ResourceInUseException"
     );
 
-    let described = eks
-        .describe_pod_identity_association()
-        .cluster_name(&env.cluster)
-        .association_id(&id)
-        .send()
-        .await
-        .expect("DescribePodIdentityAssociation");
+    let describe = || {
+        eks.describe_pod_identity_association()
+            .cluster_name(&env.cluster)
+            .association_id(&id)
+            .send()
+    };
+    let described = describe().await.expect("DescribePodIdentityAssociation");
     let tags = described
         .association
         .and_then(|a| a.tags)
@@ -89,12 +88,7 @@ async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
         .send()
         .await
         .expect("delete");
-    let gone = eks
-        .describe_pod_identity_association()
-        .cluster_name(&env.cluster)
-        .association_id(&id)
-        .send()
-        .await;
+    let gone = describe().await;
     assert_eq!(
         gone.expect_err("deleted")
             .raw_response()
@@ -117,11 +111,9 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
     let mut s = common::session!("t");
     let (env, _, _, client, cleanup) = s.parts();
     let cfg = common::aws().await;
-    let ns = common::unique("env-d");
-    cleanup.namespaces = vec![ns.clone()];
+    let ns = make::namespace(client, cleanup, "env-d").await;
     cleanup.roles = vec![ns.clone()];
     cleanup.secrets = vec![format!("{ns}/mine"), format!("{ns}/other")];
-    common::namespace(client, &ns).await;
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app"}});
     sas.patch(
@@ -135,20 +127,8 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
     // Two secrets: the role may read the first only.
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let value = common::unique("value");
-    let mine = sm
-        .create_secret()
-        .name(format!("{ns}/mine"))
-        .secret_string(&value)
-        .send()
-        .await
-        .expect("CreateSecret");
-    let other = sm
-        .create_secret()
-        .name(format!("{ns}/other"))
-        .secret_string("other")
-        .send()
-        .await
-        .expect("CreateSecret");
+    let mine = make::secret(&sm, &format!("{ns}/mine"), &value).await;
+    let other = make::secret(&sm, &format!("{ns}/other"), "other").await;
     let mine_arn = mine.arn.expect("arn");
     let iam = aws_sdk_iam::Client::new(&cfg);
     let role_arn = reading_role(&iam, &ns, std::slice::from_ref(&mine_arn), &[]).await;
@@ -180,10 +160,8 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
             ))
             .build(),
     );
-    let got = as_role
-        .get_secret_value()
-        .secret_id(&mine_arn)
-        .send()
+    let read = |arn: String| as_role.get_secret_value().secret_id(arn).send();
+    let got = read(mine_arn)
         .await
         .expect("GetSecretValue with role credentials");
     assert!(
@@ -192,11 +170,7 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
     );
 
     if std::env::var("BOOTSTRAP_ENV_IAM_ENFORCED").as_deref() == Ok("true") {
-        let denied = as_role
-            .get_secret_value()
-            .secret_id(other.arn.expect("arn"))
-            .send()
-            .await;
+        let denied = read(other.arn.expect("arn")).await;
         let err = denied.expect_err("the role must not read another secret");
         let code = err
             .as_service_error()

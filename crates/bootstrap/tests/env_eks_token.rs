@@ -83,21 +83,7 @@ async fn a_user_without_access_is_authenticated_but_forbidden() {
     let cfg = common::aws().await;
     let region = std::env::var("AWS_REGION").expect("AWS_REGION");
     let iam = aws_sdk_iam::Client::new(&cfg);
-    let name = common::unique("stranger");
-    cleanup.users = vec![name.clone()];
-    iam.create_user()
-        .user_name(&name)
-        .send()
-        .await
-        .expect("CreateUser");
-    let key = iam
-        .create_access_key()
-        .user_name(&name)
-        .send()
-        .await
-        .expect("CreateAccessKey")
-        .access_key
-        .expect("key");
+    let key = common::make::user_with_key(&iam, cleanup, "stranger").await;
     let creds = aws_credential_types::Credentials::new(
         key.access_key_id,
         key.secret_access_key,

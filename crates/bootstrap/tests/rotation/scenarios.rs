@@ -13,7 +13,7 @@ use super::{
     from_daemonset, process_runs, provider_log_len, provider_log_since, provider_serves, publishes,
     republish,
 };
-use crate::common::{self, Env, cleanup::Cleanup, fixture::Fixture};
+use crate::common::{self, Env, cleanup::Cleanup, fixture::Fixture, make};
 
 /// Scheduling and mount time on a loaded 2-core machine, on top of the rotation interval and
 /// one re-publish period.
@@ -203,23 +203,11 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     made.parameters = vec![format!("/{tag}/param")];
     let mut arns = vec![];
     for (name, value) in [("plain", plain[0].clone()), ("json", json_of(&pw[0]))] {
-        let out = sm
-            .create_secret()
-            .name(format!("{tag}/{name}"))
-            .secret_string(value)
-            .send()
-            .await;
-        arns.push(out.expect("CreateSecret").arn.expect("arn"));
+        let out = make::secret(&sm, &format!("{tag}/{name}"), value).await;
+        arns.push(out.arn.expect("arn"));
     }
-    let put_param = |v: &str| {
-        ssm.put_parameter()
-            .name(format!("/{tag}/param"))
-            .value(v)
-            .overwrite(true)
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .send()
-    };
-    put_param(&param[0]).await.expect("PutParameter");
+    let param_name = format!("/{tag}/param");
+    make::parameter(&ssm, &param_name, &param[0]).await;
     let param_arn = format!("arn:aws:ssm:{region}:{ACCOUNT}:parameter/{tag}/param");
     let prefix = format!(
         "rot-{}-{}",
@@ -348,19 +336,9 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     );
 
     // Rotation: every file follows within the poll interval plus one re-publish.
-    sm.put_secret_value()
-        .secret_id(format!("{tag}/plain"))
-        .secret_string(&plain[1])
-        .send()
-        .await
-        .expect("rotate plain");
-    sm.put_secret_value()
-        .secret_id(format!("{tag}/json"))
-        .secret_string(json_of(&pw[1]))
-        .send()
-        .await
-        .expect("rotate json");
-    put_param(&param[1]).await.expect("rotate param");
+    make::secret_version(&sm, &format!("{tag}/plain"), &plain[1]).await;
+    make::secret_version(&sm, &format!("{tag}/json"), json_of(&pw[1])).await;
+    make::parameter(&ssm, &param_name, &param[1]).await;
     let rotated = Instant::now();
     let bound = POLL + republish() + SLACK;
     common::eventually(
@@ -486,13 +464,10 @@ pub async fn failover(env: &Env, provider: Provider, irsa: bool) {
             ))
             .build();
         let sm = aws_sdk_secretsmanager::Client::from_conf(conf);
-        let out = sm
-            .create_secret()
-            .name(format!("{tag}/db"))
-            .secret_string(value)
-            .send()
-            .await;
-        let arn = out.expect("CreateSecret").arn.expect("arn");
+        let arn = make::secret(&sm, &format!("{tag}/db"), value)
+            .await
+            .arn
+            .expect("arn");
         made.secrets.push(arn.clone());
         arns.push(arn);
     }
