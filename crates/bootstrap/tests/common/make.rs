@@ -88,3 +88,12 @@ pub async fn user_with_key(
         .access_key
         .unwrap_or_else(|| panic!("CreateAccessKey of {name}: no key in the answer"))
 }
+
+/// Writes `text` to file `name` in a new temporary directory: the directory (removed when
+/// dropped) and the file's path.
+pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    (dir, path)
+}
