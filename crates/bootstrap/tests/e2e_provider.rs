@@ -28,10 +28,9 @@ fn assert_holds(files: &BTreeMap<String, (Vec<u8>, u32)>, want: &[(&str, &str, &
 async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespath_labels_and_modes()
  {
     let mut s = common::session!("pi");
-    let (_, tag, _, _, cleanup) = s.parts();
-    let cfg = common::aws().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    let ssm = aws_sdk_ssm::Client::new(&cfg);
+    let (_, tag, cfg, _, cleanup) = s.parts();
+    let sm = aws_sdk_secretsmanager::Client::new(cfg);
+    let ssm = aws_sdk_ssm::Client::new(cfg);
     cleanup.secrets = vec![format!("{tag}/db"), format!("{tag}/api")];
     cleanup.parameters = vec![format!("/{tag}/param")];
     let password = common::unique("pw");
@@ -196,13 +195,10 @@ async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespa
 #[tokio::test]
 async fn irsa_mounts_a_secret_with_the_service_account_role() {
     let mut s = common::session!("irsa");
-    let (_, tag, _, _, cleanup) = s.parts();
-    let cfg = common::aws().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    cleanup.secrets = vec![format!("{tag}/token")];
+    let (_, tag, cfg, _, cleanup) = s.parts();
     let value = common::unique("irsa-value");
-    let s = make::secret(&sm, &format!("{tag}/token"), &value).await;
-    let Some(fx) = Fixture::new("e2e-irsa", &[s.arn.expect("arn")], &[], true).await else {
+    let arn = cleanup.secret(cfg, &format!("{tag}/token"), &value).await;
+    let Some(fx) = Fixture::new("e2e-irsa", &[arn], &[], true).await else {
         return;
     };
     let objs = format!(
@@ -222,13 +218,12 @@ async fn irsa_mounts_a_secret_with_the_service_account_role() {
 #[tokio::test]
 async fn bad_input_fails_the_mount_with_a_clear_error_and_writes_nothing() {
     let mut s = common::session!("bad");
-    let (_, tag, _, _, cleanup) = s.parts();
-    let cfg = common::aws().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    cleanup.secrets = vec![format!("{tag}/ok"), format!("{tag}/big")];
-    let ok = make::secret(&sm, &format!("{tag}/ok"), "fine").await;
-    let big = make::secret(&sm, &format!("{tag}/big"), "x".repeat(5 * 1024 * 1024)).await;
-    let arns = vec![ok.arn.expect("arn"), big.arn.expect("arn")];
+    let (_, tag, cfg, _, cleanup) = s.parts();
+    let big = "x".repeat(5 * 1024 * 1024);
+    let arns = vec![
+        cleanup.secret(cfg, &format!("{tag}/ok"), "fine").await,
+        cleanup.secret(cfg, &format!("{tag}/big"), &big).await,
+    ];
     let Some(fx) = Fixture::new("e2e-bad", &arns, &[], false).await else {
         return;
     };

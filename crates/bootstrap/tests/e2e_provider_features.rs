@@ -121,10 +121,9 @@ fn assert_not_logged(fx: &Fixture, values: &[&String]) {
 async fn a_prefix_mounts_every_secret_under_it_and_follows_additions_and_deletions_between_republishes()
  {
     let mut s = common::session!(serial, "pfx");
-    let (env, tag, _, _, made) = s.parts();
-    let cfg = common::aws().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    let ssm = aws_sdk_ssm::Client::new(&cfg);
+    let (env, tag, cfg, _, made) = s.parts();
+    let sm = aws_sdk_secretsmanager::Client::new(cfg);
+    let ssm = aws_sdk_ssm::Client::new(cfg);
     made.secrets = ["a", "b/nested", "c"]
         .iter()
         .map(|n| format!("{tag}/team/{n}"))
@@ -233,9 +232,8 @@ async fn a_prefix_mounts_every_secret_under_it_and_follows_additions_and_deletio
 #[tokio::test]
 async fn all_keys_of_a_json_secret_are_files_with_a_version_each() {
     let mut s = common::session!(serial, "keys");
-    let (_, tag, _, _, made) = s.parts();
-    let cfg = common::aws().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
+    let (_, tag, cfg, _, made) = s.parts();
+    let sm = aws_sdk_secretsmanager::Client::new(cfg);
     made.secrets = vec![format!("{tag}/db")];
     let password = common::unique("pw");
     let db_json =
@@ -288,14 +286,11 @@ async fn all_keys_of_a_json_secret_are_files_with_a_version_each() {
 #[tokio::test]
 async fn an_optional_missing_secret_is_skipped_and_a_denied_one_still_fails() {
     let mut s = common::session!(serial, "opt");
-    let (_, tag, _, _, made) = s.parts();
-    let cfg = common::aws().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    made.secrets = vec![format!("{tag}/ok/here"), format!("{tag}/other/denied")];
+    let (_, tag, cfg, _, made) = s.parts();
     let here = common::unique("here");
     let denied = common::unique("denied");
     for (name, v) in [("ok/here", &here), ("other/denied", &denied)] {
-        make::secret(&sm, &format!("{tag}/{name}"), v).await;
+        made.secret(cfg, &format!("{tag}/{name}"), v).await;
     }
     // The role reads {tag}/ok/* (where the missing one would be) and nothing of {tag}/other/;
     // BatchGetSecretValue is allowed so that the unpinned secrets go in one batch, each

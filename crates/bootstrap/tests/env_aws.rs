@@ -16,10 +16,9 @@ use serde_json::json;
 #[tokio::test]
 async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
     let mut s = common::session!("t");
-    let (env, _, _, _, cleanup) = s.parts();
-    let cfg = common::aws().await;
-    let eks = aws_sdk_eks::Client::new(&cfg);
-    let iam = aws_sdk_iam::Client::new(&cfg);
+    let (env, _, cfg, _, cleanup) = s.parts();
+    let eks = aws_sdk_eks::Client::new(cfg);
+    let iam = aws_sdk_iam::Client::new(cfg);
     let ns = common::unique("env-c");
     // The role, and the association if the test stops before deleting it.
     cleanup.namespaces = vec![ns.clone()];
@@ -45,7 +44,7 @@ async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
     assert_eq!(created.role_arn.as_deref(), Some(role_arn.as_str()));
     assert_eq!(created.namespace.as_deref(), Some(ns.as_str()));
 
-    let listed = common::associations(&cfg, &env.cluster, &ns, None).await;
+    let listed = common::associations(cfg, &env.cluster, &ns, None).await;
     let ids: Vec<_> = listed
         .iter()
         .filter_map(|a| a.association_id.clone())
@@ -109,11 +108,9 @@ struct AgentCredentials {
 #[tokio::test]
 async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_read_the_secret() {
     let mut s = common::session!("t");
-    let (env, _, _, client, cleanup) = s.parts();
-    let cfg = common::aws().await;
+    let (env, _, cfg, client, cleanup) = s.parts();
     let ns = make::namespace(client, cleanup, "env-d").await;
     cleanup.roles = vec![ns.clone()];
-    cleanup.secrets = vec![format!("{ns}/mine"), format!("{ns}/other")];
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app"}});
     sas.patch(
@@ -125,14 +122,12 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
     .expect("apply SA");
 
     // Two secrets: the role may read the first only.
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let value = common::unique("value");
-    let mine = make::secret(&sm, &format!("{ns}/mine"), &value).await;
-    let other = make::secret(&sm, &format!("{ns}/other"), "other").await;
-    let mine_arn = mine.arn.expect("arn");
-    let iam = aws_sdk_iam::Client::new(&cfg);
+    let mine_arn = cleanup.secret(cfg, &format!("{ns}/mine"), &value).await;
+    let other_arn = cleanup.secret(cfg, &format!("{ns}/other"), "other").await;
+    let iam = aws_sdk_iam::Client::new(cfg);
     let role_arn = reading_role(&iam, &ns, std::slice::from_ref(&mine_arn), &[]).await;
-    common::associate(&cfg, &env.cluster, &ns, "app", &role_arn).await;
+    common::associate(cfg, &env.cluster, &ns, "app", &role_arn).await;
 
     // A real token, signed by the apiserver, for the Pod Identity audience.
     let token = common::sa_token(&sas, "app", "pods.eks.amazonaws.com").await;
@@ -150,7 +145,7 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
     assert!(!creds.expiration.is_empty() && !creds.token.is_empty());
 
     let as_role = aws_sdk_secretsmanager::Client::from_conf(
-        aws_sdk_secretsmanager::config::Builder::from(&cfg)
+        aws_sdk_secretsmanager::config::Builder::from(cfg)
             .credentials_provider(aws_credential_types::Credentials::new(
                 creds.access_key_id,
                 creds.secret_access_key,
@@ -170,7 +165,7 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
     );
 
     if std::env::var("BOOTSTRAP_ENV_IAM_ENFORCED").as_deref() == Ok("true") {
-        let denied = read(other.arn.expect("arn")).await;
+        let denied = read(other_arn).await;
         let err = denied.expect_err("the role must not read another secret");
         let code = err
             .as_service_error()
@@ -243,8 +238,8 @@ async fn injected_throttling_is_retried_by_the_sdk_and_every_call_is_counted() {
 #[tokio::test]
 async fn signed_form_bodies_with_spaces_and_punctuation_are_accepted() {
     let mut s = common::session!("t");
-    let (_, _, _, _, cleanup) = s.parts();
-    let iam = aws_sdk_iam::Client::new(&common::aws().await);
+    let (_, _, cfg, _, cleanup) = s.parts();
+    let iam = aws_sdk_iam::Client::new(cfg);
     for description in ["with spaces", "bootstrap: role (cluster x/y) — a+b~c*"] {
         let name = common::unique("desc");
         cleanup.roles.push(name.clone());

@@ -32,8 +32,7 @@ where
 #[tokio::test]
 async fn crd_and_custom_resource_are_server_side_applied_and_established() {
     let mut s = common::session!("t");
-    let (_, _, _, _, cleanup) = s.parts();
-    let client = common::kube().await;
+    let (_, _, _, client, cleanup) = s.parts();
     let crd = json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "widgets.envtest.bootstrap.test"},
@@ -62,7 +61,7 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
         .expect("watch of the CRD");
 
     // Removed when the test ends, pass or fail.
-    let ns = common::make::namespace(&client, cleanup, "env-a").await;
+    let ns = common::make::namespace(client, cleanup, "env-a").await;
     let gvk = GroupVersionKind::gvk("envtest.bootstrap.test", "v1", "Widget");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "widgets");
     let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
@@ -114,9 +113,8 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
 #[tokio::test]
 async fn fake_eks_nodes_are_ready_and_labelled() {
     let mut s = common::session!("t");
-    let (env, ..) = s.parts();
-    let client = common::kube().await;
-    let nodes: Api<Node> = Api::all(client);
+    let (env, _, _, client, _) = s.parts();
+    let nodes: Api<Node> = Api::all(client.clone());
     let ready = common::eventually("both fake nodes Ready", 60, || {
         let nodes = nodes.clone();
         async move {
@@ -155,10 +153,9 @@ async fn fake_eks_nodes_are_ready_and_labelled() {
 #[tokio::test]
 async fn daemonset_rolls_out_on_every_fake_node() {
     let mut s = common::session!("t");
-    let (env, _, _, _, cleanup) = s.parts();
-    let client = common::kube().await;
+    let (env, _, _, client, cleanup) = s.parts();
     // Removed when the test ends, pass or fail.
-    let ns = common::make::namespace(&client, cleanup, "env-b").await;
+    let ns = common::make::namespace(client, cleanup, "env-b").await;
     let ds = json!({
         "apiVersion": "apps/v1", "kind": "DaemonSet",
         "metadata": {"name": "probe", "namespace": ns},
