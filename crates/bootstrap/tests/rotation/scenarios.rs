@@ -390,18 +390,13 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     );
     let ar = ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasspodstatuses");
     let statuses: Api<DynamicObject> = Api::namespaced_with(fx.kube.clone(), &fx.ns, &ar);
-    let gone_a = format!("a-{}-rot", fx.ns);
-    common::eventually(&format!("{who}: pod a's status collected"), 60, || {
-        let (statuses, gone_a) = (statuses.clone(), gone_a.clone());
-        async move {
-            statuses
-                .get_opt(&gone_a)
-                .await
-                .ok()?
-                .is_none()
-                .then_some(())
-        }
-    })
+    let status_a = format!("a-{}-rot", fx.ns);
+    gone(
+        &statuses,
+        &status_a,
+        &format!("{who}: pod a's status collected"),
+        60,
+    )
     .await;
     assert!(
         secrets.get_opt(synced).await.expect("get Secret").is_some(),
@@ -409,34 +404,45 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     );
     owners_are_back(&secrets, synced, 1, &who).await;
     fx.delete_pod("b").await;
-    common::eventually(
-        &format!("{who}: the synced Secret deleted with the last pod"),
-        90,
-        || {
-            let secrets = secrets.clone();
-            async move { secrets.get_opt(synced).await.ok()?.is_none().then_some(()) }
-        },
-    )
-    .await;
+    let what = format!("{who}: the synced Secret deleted with the last pod");
+    gone(&secrets, synced, &what, 90).await;
 
     cost
 }
 
+/// Waits (at most `secs` seconds, failing as `what`) until `holds` accepts what `api` has as
+/// `name` (`None`: no such object).
+async fn until<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    secs: u64,
+    holds: impl Fn(Option<K>) -> bool,
+) where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let holds = &holds;
+    common::eventually(what, secs, || {
+        let (api, name) = (api.clone(), name.to_string());
+        async move { holds(api.get_opt(&name).await.ok()?).then_some(()) }
+    })
+    .await;
+}
+
+/// Waits (at most `secs` seconds, failing as `what`) until `api` has no object `name`.
+async fn gone<K>(api: &Api<K>, name: &str, what: &str, secs: u64)
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    until(api, name, what, secs, |o| o.is_none()).await;
+}
+
 /// Waits until the synced Secret has `n` owner references (the driver's patcher, every 5 s).
 async fn owners_are_back(secrets: &Api<Secret>, name: &str, n: usize, who: &str) {
-    common::eventually(
-        &format!("{who}: {n} owners on the synced Secret"),
-        30,
-        || {
-            let secrets = secrets.clone();
-            let name = name.to_string();
-            async move {
-                let s = secrets.get_opt(&name).await.ok()??;
-                let owners = s.metadata.owner_references.map_or(0, |o| o.len());
-                (owners == n).then_some(())
-            }
-        },
-    )
+    let what = format!("{who}: {n} owners on the synced Secret");
+    until(secrets, name, &what, 30, |s| {
+        s.is_some_and(|s| s.metadata.owner_references.map_or(0, |o| o.len()) == n)
+    })
     .await;
 }
 
