@@ -34,8 +34,8 @@ async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespa
     cleanup.secrets = vec![format!("{tag}/db"), format!("{tag}/api")];
     cleanup.parameters = vec![format!("/{tag}/param")];
     let password = common::unique("pw");
-    let db_json = json!({"username": "app", "password": password}).to_string();
-    let db = make::secret(&sm, &format!("{tag}/db"), db_json).await;
+    let db_secret = json!({"username": "app", "password": password}).to_string();
+    let db = make::secret(&sm, &format!("{tag}/db"), db_secret).await;
     let api_v1 = common::unique("api-v1");
     let api_v2 = common::unique("api-v2");
     let api = make::secret(&sm, &format!("{tag}/api"), &api_v1).await;

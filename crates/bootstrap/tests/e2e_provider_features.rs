@@ -236,9 +236,9 @@ async fn all_keys_of_a_json_secret_are_files_with_a_version_each() {
     let sm = aws_sdk_secretsmanager::Client::new(cfg);
     made.secrets = vec![format!("{tag}/db")];
     let password = common::unique("pw");
-    let db_json =
+    let db_secret =
         json!({"username": "app", "password": password, "port": 5432, "tls": {"on": true}});
-    let db = make::secret(&sm, &format!("{tag}/db"), db_json.to_string()).await;
+    let db = make::secret(&sm, &format!("{tag}/db"), db_secret.to_string()).await;
     let arn = db.arn.clone().expect("arn");
     let Some(fx) = Fixture::new("e2e-keys", &[arn], &[], false).await else {
         return;
