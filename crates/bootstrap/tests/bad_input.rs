@@ -47,6 +47,20 @@ const fn bad_file(
     }
 }
 
+/// A teams file given to `onboard -f FILE --dry-run`.
+const fn teams_file(
+    input: &'static str,
+    file: &'static str,
+    expect: &'static [&'static str],
+) -> Bad {
+    bad_file(
+        input,
+        &["onboard", "-f", "{file}", "--dry-run"],
+        file,
+        expect,
+    )
+}
+
 const CORPUS: &[Bad] = &[
     bad(
         "cluster name with `!`",
@@ -185,45 +199,38 @@ const CORPUS: &[Bad] = &[
         &["onboard", "-f", "/nonexistent/teams.yaml", "--dry-run"],
         &["failed to read /nonexistent/teams.yaml"],
     ),
-    bad_file(
+    teams_file(
         "teams file: unknown field",
-        &["onboard", "-f", "{file}", "--dry-run"],
         "cluster: demo\nteams:\n  - name: a\n    namespace: a\n    serviceAccount: app\n    secret: [{name: s}]\n",
         &["line 6 column 5", "unknown field `secret`"],
     ),
-    bad_file(
+    teams_file(
         "teams file: not YAML",
-        &["onboard", "-f", "{file}", "--dry-run"],
         "cluster: demo\nteams: [\n",
         &["line 2 column 8", "unclosed bracket"],
     ),
-    bad_file(
+    teams_file(
         "teams file: bad namespace",
-        &["onboard", "-f", "{file}", "--dry-run"],
         "cluster: demo\nteams:\n  - name: a\n    namespace: Payments\n    serviceAccount: app\n    secrets: [{name: s}]\n",
         &["team \"a\"", "Payments"],
     ),
-    bad_file(
+    teams_file(
         "teams file: the same team twice",
-        &["onboard", "-f", "{file}", "--dry-run"],
         "cluster: demo\nteams:\n  - name: a\n    namespace: a\n    serviceAccount: app\n    secrets: [{name: s}]\n  - name: a\n    namespace: b\n    serviceAccount: app\n    secrets: [{name: s}]\n",
         &["input.yaml:7:5", "another team has the same name"],
     ),
-    bad_file(
+    teams_file(
         "teams file: alias escaping the mount",
-        &["onboard", "-f", "{file}", "--dry-run"],
         "cluster: demo\nteams:\n  - name: a\n    namespace: a\n    serviceAccount: app\n    secrets: [{name: s, alias: ../../etc/passwd}]\n",
         &["team \"a\"", "alias"],
     ),
-    bad_file(
+    teams_file(
         "teams file: file mode not octal",
-        &["onboard", "-f", "{file}", "--dry-run"],
         "cluster: demo\nteams:\n  - name: a\n    namespace: a\n    serviceAccount: app\n    secrets: [{name: s, filePermission: \"0999\"}]\n",
         &["team \"a\"", "0999"],
     ),
-    bad_file(
+    teams_file(
         "teams file: allKeys on a prefix",
-        &["onboard", "-f", "{file}", "--dry-run"],
         "cluster: demo\nteams:\n  - namespace: a\n    serviceAccount: app\n    secrets:\n      - s\n      - {prefix: teams/a/, allKeys: true}\n",
         &[
             "input.yaml:7:9",
@@ -231,9 +238,8 @@ const CORPUS: &[Bad] = &[
             "`allKeys` applies to one secret",
         ],
     ),
-    bad_file(
+    teams_file(
         "teams file: failoverRegion is the cluster's region",
-        &["onboard", "-f", "{file}", "--dry-run"],
         "cluster: demo\nregion: eu-west-1\nteams:\n  - namespace: a\n    serviceAccount: app\n    failoverRegion: eu-west-1\n    secrets: [s]\n",
         &["input.yaml:4:5", "team \"a\"", "is the cluster's region"],
     ),

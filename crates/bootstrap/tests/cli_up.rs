@@ -15,6 +15,24 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// `bootstrap up --cluster demo --dry-run` offline, with `extra` flags.
+fn dry_run(extra: &[&str]) -> Output {
+    let mut args = vec!["up", "--cluster", "demo", "--dry-run"];
+    args.extend_from_slice(extra);
+    bootstrap(&args)
+}
+
+/// The stdout of a run that must have succeeded (its stderr in the failure).
+fn succeeded(out: &Output) -> String {
+    assert!(out.status.success(), "stderr: {}", stderr(out));
+    stdout(out)
+}
+
+/// The stdout of a run that must have succeeded, as one JSON document.
+fn json_report(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&succeeded(out)).expect("stdout is one JSON document")
+}
+
 #[test]
 fn help_lists_the_commands_and_flags() {
     let out = bootstrap(&["--help"]);
@@ -40,9 +58,8 @@ fn help_lists_the_commands_and_flags() {
 
 #[test]
 fn dry_run_without_credentials_prints_the_full_plan() {
-    let out = bootstrap(&["up", "--cluster", "demo", "--dry-run", "--no-progress"]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let text = stdout(&out);
+    let out = dry_run(&["--no-progress"]);
+    let text = succeeded(&out);
     for expected in [
         "sts:GetCallerIdentity",
         "eks:CreateAddon",
@@ -64,19 +81,7 @@ fn dry_run_without_credentials_prints_the_full_plan() {
 
 #[test]
 fn dry_run_json_has_the_documented_shape() {
-    let out = bootstrap(&[
-        "up",
-        "--cluster",
-        "demo",
-        "--dry-run",
-        "--output",
-        "json",
-        "--region",
-        "eu-west-1",
-    ]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    let json = json_report(&dry_run(&["--output", "json", "--region", "eu-west-1"]));
     assert!(json["changes"]["created"].as_u64().is_some_and(|n| n > 0));
     assert_eq!(json["changes"]["updated"], 0);
     assert!(json["changes"]["unchanged"].is_u64());
@@ -98,16 +103,11 @@ fn dry_run_json_has_the_documented_shape() {
 fn dry_run_writes_manifests_for_gitops() {
     let dir = tempfile::tempdir().expect("tempdir");
     let target = dir.path().join("manifests");
-    let out = bootstrap(&[
-        "up",
-        "--cluster",
-        "demo",
-        "--dry-run",
+    succeeded(&dry_run(&[
         "-q",
         "--output-dir",
         target.to_str().expect("utf8"),
-    ]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    ]));
     let mut files: Vec<String> = std::fs::read_dir(&target)
         .expect("dir written")
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -191,19 +191,9 @@ fn a_real_run_without_a_region_explains_how_to_set_one() {
 
 #[test]
 fn the_offline_plan_is_stable() {
-    let out = bootstrap(&[
-        "up",
-        "--cluster",
-        "demo",
-        "--dry-run",
-        "--region",
-        "eu-west-1",
-        "-q",
-    ]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
+    let text = succeeded(&dry_run(&["--region", "eu-west-1", "-q"]));
     // The tree of steps, resources and calls; the documents (which include templates other
     // work owns) are checked by the render unit tests instead.
-    let text = stdout(&out);
     let tree = text.split("\nDocuments (").next().unwrap_or_default();
     insta::assert_snapshot!("offline_plan", tree);
 }
@@ -211,18 +201,7 @@ fn the_offline_plan_is_stable() {
 #[test]
 fn the_example_values_file_is_accepted() {
     let values = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/values.yaml");
-    let out = bootstrap(&[
-        "up",
-        "--cluster",
-        "demo",
-        "--dry-run",
-        "--output",
-        "json",
-        "--values",
-        values,
-    ]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let text = stdout(&out);
+    let text = succeeded(&dry_run(&["--output", "json", "--values", values]));
     assert!(text.contains(
         "123456789012.dkr.ecr.eu-west-1.amazonaws.com/mirror/csi-secrets-store/driver:v1.6.0"
     ));
@@ -232,17 +211,7 @@ fn the_example_values_file_is_accepted() {
 #[test]
 fn a_secret_in_another_region_is_refused() {
     let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:db-AbCdEf";
-    let out = bootstrap(&[
-        "up",
-        "--cluster",
-        "demo",
-        "--region",
-        "us-west-2",
-        "--dry-run",
-        "-q",
-        "--secret",
-        arn,
-    ]);
+    let out = dry_run(&["--region", "us-west-2", "-q", "--secret", arn]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -254,28 +223,20 @@ fn a_secret_in_another_region_is_refused() {
 
 #[test]
 fn dry_run_with_the_upstream_provider_plans_its_daemonset_and_rbac() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let values = dir.path().join("values.yaml");
-    std::fs::write(
-        &values,
+    const UPSTREAM_IMAGE: &str =
+        "public.ecr.aws/aws-secrets-manager/secrets-store-csi-driver-provider-aws:3.1.1";
+    let (_dir, values) = common::make::temp_file(
+        "values.yaml",
         "upstreamProvider:\n  priorityClassName: system-node-critical\n  extraArgs: [\"--qps=10\"]\n",
-    )
-    .expect("write values");
-    let out = bootstrap(&[
-        "up",
-        "--cluster",
-        "demo",
-        "--dry-run",
+    );
+    let json = json_report(&dry_run(&[
         "--provider",
         "upstream",
         "--values",
         values.to_str().expect("utf8"),
         "--output",
         "json",
-    ]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    ]));
     let provider = json["steps"]
         .as_array()
         .and_then(|s| s.iter().find(|s| s["name"] == "provider"))
@@ -285,10 +246,11 @@ fn dry_run_with_the_upstream_provider_plans_its_daemonset_and_rbac() {
         .iter()
         .filter_map(|c| c["resource"].as_str())
         .collect();
+    let image_check = format!("provider image {UPSTREAM_IMAGE}");
     assert_eq!(
         resources,
         [
-            "provider image public.ecr.aws/aws-secrets-manager/secrets-store-csi-driver-provider-aws:3.1.1",
+            image_check.as_str(),
             "ServiceAccount/kube-system/csi-secrets-store-provider-aws",
             "ClusterRole/csi-secrets-store-provider-aws-cluster-role",
             "ClusterRoleBinding/csi-secrets-store-provider-aws-cluster-rolebinding",
@@ -307,10 +269,7 @@ fn dry_run_with_the_upstream_provider_plans_its_daemonset_and_rbac() {
     let ds = &changes[4]["documents"][0];
     let pod = &ds["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
-    assert_eq!(
-        container["image"],
-        "public.ecr.aws/aws-secrets-manager/secrets-store-csi-driver-provider-aws:3.1.1"
-    );
+    assert_eq!(container["image"], UPSTREAM_IMAGE);
     assert_eq!(
         container["args"],
         serde_json::json!([
@@ -326,19 +285,13 @@ fn dry_run_with_the_upstream_provider_plans_its_daemonset_and_rbac() {
     // Only the upstream provider: ours is not installed alongside it.
     assert!(!json.to_string().contains("aws-csi-provider"));
 
-    let out = bootstrap(&[
-        "up",
-        "--cluster",
-        "demo",
-        "--dry-run",
+    let text = succeeded(&dry_run(&[
         "--provider",
         "upstream",
         "--provider-image",
         "mirror.example/aws-provider:3.1.1",
         "--no-progress",
-    ]);
-    assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let text = stdout(&out);
+    ]));
     assert!(text.contains("DaemonSet/kube-system/csi-secrets-store-provider-aws"));
     assert!(text.contains("mirror.example/aws-provider:3.1.1"));
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use common::fixture::Fixture;
+use common::make;
 
 use std::collections::BTreeMap;
 
@@ -15,48 +16,32 @@ fn objects(yaml: &str) -> String {
     yaml.to_string()
 }
 
+/// Checks that each mounted file (name, expected content, what it shows) holds its value;
+/// the values are compared, never printed.
+fn assert_holds(files: &BTreeMap<String, (Vec<u8>, u32)>, want: &[(&str, &str, &str)]) {
+    for (file, value, what) in want {
+        assert!(files[*file].0 == value.as_bytes(), "{file}: {what}");
+    }
+}
+
 #[tokio::test]
 async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespath_labels_and_modes()
  {
     let mut s = common::session!("pi");
-    let (_, tag, _, _, cleanup) = s.parts();
-    let cfg = common::aws().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    let ssm = aws_sdk_ssm::Client::new(&cfg);
+    let (_, tag, cfg, _, cleanup) = s.parts();
+    let sm = aws_sdk_secretsmanager::Client::new(cfg);
+    let ssm = aws_sdk_ssm::Client::new(cfg);
     cleanup.secrets = vec![format!("{tag}/db"), format!("{tag}/api")];
     cleanup.parameters = vec![format!("/{tag}/param")];
     let password = common::unique("pw");
-    let db = sm
-        .create_secret()
-        .name(format!("{tag}/db"))
-        .secret_string(json!({"username": "app", "password": password}).to_string())
-        .send()
-        .await
-        .expect("CreateSecret db");
+    let db_secret = json!({"username": "app", "password": password}).to_string();
+    let db = make::secret(&sm, &format!("{tag}/db"), db_secret).await;
     let api_v1 = common::unique("api-v1");
     let api_v2 = common::unique("api-v2");
-    let api = sm
-        .create_secret()
-        .name(format!("{tag}/api"))
-        .secret_string(&api_v1)
-        .send()
-        .await
-        .expect("CreateSecret api");
-    let api_put = sm
-        .put_secret_value()
-        .secret_id(format!("{tag}/api"))
-        .secret_string(&api_v2)
-        .send()
-        .await
-        .expect("PutSecretValue");
+    let api = make::secret(&sm, &format!("{tag}/api"), &api_v1).await;
+    let api_put = make::secret_version(&sm, &format!("{tag}/api"), &api_v2).await;
     let param_value = common::unique("param");
-    ssm.put_parameter()
-        .name(format!("/{tag}/param"))
-        .value(&param_value)
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .send()
-        .await
-        .expect("PutParameter");
+    make::parameter(&ssm, &format!("/{tag}/param"), &param_value).await;
     let account = "123456789012";
     let region = std::env::var("AWS_REGION").unwrap_or_default();
     let param_arn = format!("arn:aws:ssm:{region}:{account}:parameter/{tag}/param");
@@ -95,11 +80,8 @@ async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespa
 "#,
         api_arn = api.arn.clone().unwrap()
     ));
-    fx.pod(
-        "reader",
-        json!({"objects": objs, "usePodIdentity": "true", "region": region}),
-    )
-    .await;
+    let params = json!({"objects": objs, "usePodIdentity": "true", "region": region});
+    fx.pod("reader", params.clone()).await;
     let (_target, files) = fx.mounted("reader").await;
     let names: Vec<_> = files.keys().cloned().collect();
     let api_file = format!("{tag}_api");
@@ -119,22 +101,31 @@ async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespa
         db_json["password"] == json!(password),
         "db.json holds the secret"
     );
-    assert!(
-        files["db-pass"].0 == password.as_bytes(),
-        "jmesPath extracted the password"
-    );
-    assert_eq!(files["db-user"].0, b"app");
-    assert!(
-        files["api-previous"].0 == api_v1.as_bytes(),
-        "the AWSPREVIOUS label selects the old version"
-    );
-    assert!(
-        files[&api_file].0 == api_v2.as_bytes(),
-        "the current version by default"
-    );
-    assert!(
-        files["param"].0 == param_value.as_bytes(),
-        "the SSM parameter, decrypted"
+    assert_holds(
+        &files,
+        &[
+            (
+                "db-pass",
+                password.as_str(),
+                "jmesPath extracted the password",
+            ),
+            ("db-user", "app", "the username"),
+            (
+                "api-previous",
+                api_v1.as_str(),
+                "the AWSPREVIOUS label selects the old version",
+            ),
+            (
+                api_file.as_str(),
+                api_v2.as_str(),
+                "the current version by default",
+            ),
+            (
+                "param",
+                param_value.as_str(),
+                "the SSM parameter, decrypted",
+            ),
+        ],
     );
     assert_eq!(files["db.json"].1, 0o600);
     assert_eq!(files["db-pass"].1, 0o400);
@@ -167,26 +158,20 @@ async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespa
 
     // Rotation: a new value shows up on the next mount.
     let api_v3 = common::unique("api-v3");
-    sm.put_secret_value()
-        .secret_id(format!("{tag}/api"))
-        .secret_string(&api_v3)
-        .send()
-        .await
-        .expect("rotate");
+    make::secret_version(&sm, &format!("{tag}/api"), &api_v3).await;
     fx.delete_pod("reader").await;
-    fx.pod(
-        "reader",
-        json!({"objects": objs, "usePodIdentity": "true", "region": region}),
-    )
-    .await;
+    fx.pod("reader", params).await;
     let (_, files) = fx.mounted("reader").await;
-    assert!(
-        files[&api_file].0 == api_v3.as_bytes(),
-        "the rotated value is mounted"
-    );
-    assert!(
-        files["api-previous"].0 == api_v2.as_bytes(),
-        "and AWSPREVIOUS moved on"
+    assert_holds(
+        &files,
+        &[
+            (
+                api_file.as_str(),
+                api_v3.as_str(),
+                "the rotated value is mounted",
+            ),
+            ("api-previous", api_v2.as_str(), "and AWSPREVIOUS moved on"),
+        ],
     );
 
     // No secret value in the provider's log.
@@ -210,19 +195,10 @@ async fn pod_identity_mounts_secrets_manager_and_ssm_objects_with_aliases_jmespa
 #[tokio::test]
 async fn irsa_mounts_a_secret_with_the_service_account_role() {
     let mut s = common::session!("irsa");
-    let (_, tag, _, _, cleanup) = s.parts();
-    let cfg = common::aws().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    cleanup.secrets = vec![format!("{tag}/token")];
+    let (_, tag, cfg, _, cleanup) = s.parts();
     let value = common::unique("irsa-value");
-    let s = sm
-        .create_secret()
-        .name(format!("{tag}/token"))
-        .secret_string(&value)
-        .send()
-        .await
-        .expect("CreateSecret");
-    let Some(fx) = Fixture::new("e2e-irsa", &[s.arn.expect("arn")], &[], true).await else {
+    let arn = cleanup.secret(cfg, &format!("{tag}/token"), &value).await;
+    let Some(fx) = Fixture::new("e2e-irsa", &[arn], &[], true).await else {
         return;
     };
     let objs = format!(
@@ -242,25 +218,12 @@ async fn irsa_mounts_a_secret_with_the_service_account_role() {
 #[tokio::test]
 async fn bad_input_fails_the_mount_with_a_clear_error_and_writes_nothing() {
     let mut s = common::session!("bad");
-    let (_, tag, _, _, cleanup) = s.parts();
-    let cfg = common::aws().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    cleanup.secrets = vec![format!("{tag}/ok"), format!("{tag}/big")];
-    let ok = sm
-        .create_secret()
-        .name(format!("{tag}/ok"))
-        .secret_string("fine")
-        .send()
-        .await
-        .expect("CreateSecret");
-    let big = sm
-        .create_secret()
-        .name(format!("{tag}/big"))
-        .secret_string("x".repeat(5 * 1024 * 1024))
-        .send()
-        .await
-        .expect("CreateSecret big");
-    let arns = vec![ok.arn.expect("arn"), big.arn.expect("arn")];
+    let (_, tag, cfg, _, cleanup) = s.parts();
+    let big = "x".repeat(5 * 1024 * 1024);
+    let arns = vec![
+        cleanup.secret(cfg, &format!("{tag}/ok"), "fine").await,
+        cleanup.secret(cfg, &format!("{tag}/big"), &big).await,
+    ];
     let Some(fx) = Fixture::new("e2e-bad", &arns, &[], false).await else {
         return;
     };
@@ -270,26 +233,19 @@ async fn bad_input_fails_the_mount_with_a_clear_error_and_writes_nothing() {
         )
     };
 
-    fx.pod(
-        "bad-flag",
-        json!({"objects": one("ok", "ok"), "usePodIdentity": "yes"}),
-    )
-    .await;
-    fx.pod(
-        "traversal",
-        json!({"objects": one("ok", "../escape"), "usePodIdentity": "true"}),
-    )
-    .await;
-    fx.pod(
-        "unknown",
-        json!({"objects": one("missing", "missing"), "usePodIdentity": "true"}),
-    )
-    .await;
-    fx.pod(
-        "oversized",
-        json!({"objects": one("big", "big"), "usePodIdentity": "true"}),
-    )
-    .await;
+    for (pod, secret, alias, use_pod_identity) in [
+        ("bad-flag", "ok", "ok", "yes"),
+        ("traversal", "ok", "../escape", "true"),
+        ("unknown", "missing", "missing", "true"),
+        ("oversized", "big", "big", "true"),
+    ] {
+        let objects = one(secret, alias);
+        fx.pod(
+            pod,
+            json!({"objects": objects, "usePodIdentity": use_pod_identity}),
+        )
+        .await;
+    }
 
     let msg = fx.failed("bad-flag").await;
     assert!(

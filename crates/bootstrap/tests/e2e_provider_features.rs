@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::fixture::Fixture;
+use common::make;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{Value, json};
@@ -120,10 +121,9 @@ fn assert_not_logged(fx: &Fixture, values: &[&String]) {
 async fn a_prefix_mounts_every_secret_under_it_and_follows_additions_and_deletions_between_republishes()
  {
     let mut s = common::session!(serial, "pfx");
-    let (env, tag, _, _, made) = s.parts();
-    let cfg = common::aws().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    let ssm = aws_sdk_ssm::Client::new(&cfg);
+    let (env, tag, cfg, _, made) = s.parts();
+    let sm = aws_sdk_secretsmanager::Client::new(cfg);
+    let ssm = aws_sdk_ssm::Client::new(cfg);
     made.secrets = ["a", "b/nested", "c"]
         .iter()
         .map(|n| format!("{tag}/team/{n}"))
@@ -138,21 +138,9 @@ async fn a_prefix_mounts_every_secret_under_it_and_follows_additions_and_deletio
         value("y"),
     );
     for (name, v) in [("a", &a), ("b/nested", &nested)] {
-        sm.create_secret()
-            .name(format!("{tag}/team/{name}"))
-            .secret_string(v.as_str())
-            .send()
-            .await
-            .expect("CreateSecret");
+        make::secret(&sm, &format!("{tag}/team/{name}"), v).await;
     }
-    let put = |name: &str, v: &str| {
-        ssm.put_parameter()
-            .name(format!("/{tag}/cfg/{name}"))
-            .value(v)
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .send()
-    };
-    put("x", &x).await.expect("PutParameter x");
+    make::parameter(&ssm, &format!("/{tag}/cfg/x"), &x).await;
     // The policy onboard writes for a prefix: read on the prefix's ARN pattern, the list and
     // batch actions (which have no resource) on *.
     let statements = vec![
@@ -212,19 +200,14 @@ async fn a_prefix_mounts_every_secret_under_it_and_follows_additions_and_deletio
     }
 
     // Between re-publishes: one secret added, one deleted, one parameter added.
-    sm.create_secret()
-        .name(format!("{tag}/team/c"))
-        .secret_string(c.as_str())
-        .send()
-        .await
-        .expect("CreateSecret c");
+    make::secret(&sm, &format!("{tag}/team/c"), &c).await;
     sm.delete_secret()
         .secret_id(format!("{tag}/team/a"))
         .force_delete_without_recovery(true)
         .send()
         .await
         .expect("DeleteSecret a");
-    put("y", &y).await.expect("PutParameter y");
+    make::parameter(&ssm, &format!("/{tag}/cfg/y"), &y).await;
     let bound = rotation::POLL + rotation::republish() + Duration::from_secs(20);
     let want = vec!["cfg/x", "cfg/y", "team/b/nested", "team/c"];
     let files = common::eventually(
@@ -249,21 +232,13 @@ async fn a_prefix_mounts_every_secret_under_it_and_follows_additions_and_deletio
 #[tokio::test]
 async fn all_keys_of_a_json_secret_are_files_with_a_version_each() {
     let mut s = common::session!(serial, "keys");
-    let (_, tag, _, _, made) = s.parts();
-    let cfg = common::aws().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
+    let (_, tag, cfg, _, made) = s.parts();
+    let sm = aws_sdk_secretsmanager::Client::new(cfg);
     made.secrets = vec![format!("{tag}/db")];
     let password = common::unique("pw");
-    let db = sm
-        .create_secret()
-        .name(format!("{tag}/db"))
-        .secret_string(
-            json!({"username": "app", "password": password, "port": 5432, "tls": {"on": true}})
-                .to_string(),
-        )
-        .send()
-        .await
-        .expect("CreateSecret");
+    let db_secret =
+        json!({"username": "app", "password": password, "port": 5432, "tls": {"on": true}});
+    let db = make::secret(&sm, &format!("{tag}/db"), db_secret.to_string()).await;
     let arn = db.arn.clone().expect("arn");
     let Some(fx) = Fixture::new("e2e-keys", &[arn], &[], false).await else {
         return;
@@ -311,19 +286,11 @@ async fn all_keys_of_a_json_secret_are_files_with_a_version_each() {
 #[tokio::test]
 async fn an_optional_missing_secret_is_skipped_and_a_denied_one_still_fails() {
     let mut s = common::session!(serial, "opt");
-    let (_, tag, _, _, made) = s.parts();
-    let cfg = common::aws().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    made.secrets = vec![format!("{tag}/ok/here"), format!("{tag}/other/denied")];
+    let (_, tag, cfg, _, made) = s.parts();
     let here = common::unique("here");
     let denied = common::unique("denied");
     for (name, v) in [("ok/here", &here), ("other/denied", &denied)] {
-        sm.create_secret()
-            .name(format!("{tag}/{name}"))
-            .secret_string(v.as_str())
-            .send()
-            .await
-            .expect("CreateSecret");
+        made.secret(cfg, &format!("{tag}/{name}"), v).await;
     }
     // The role reads {tag}/ok/* (where the missing one would be) and nothing of {tag}/other/;
     // BatchGetSecretValue is allowed so that the unpinned secrets go in one batch, each

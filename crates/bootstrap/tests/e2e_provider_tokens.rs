@@ -25,18 +25,9 @@ async fn set_audiences(kube: &kube::Client, audiences: &[&str]) {
 #[tokio::test]
 async fn a_missing_pod_identity_token_fails_with_a_hint_to_add_the_audience() {
     let mut s = common::session!("tok");
-    let (_, tag, _, _, cleanup) = s.parts();
-    let cfg = common::aws().await;
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    cleanup.secrets = vec![format!("{tag}/s")];
-    let secret = sm
-        .create_secret()
-        .name(format!("{tag}/s"))
-        .secret_string("fine")
-        .send()
-        .await
-        .expect("CreateSecret");
-    let Some(fx) = Fixture::new("e2e-tok", &[secret.arn.expect("arn")], &[], false).await else {
+    let (_, tag, cfg, _, cleanup) = s.parts();
+    let arn = cleanup.secret(cfg, &format!("{tag}/s"), "fine").await;
+    let Some(fx) = Fixture::new("e2e-tok", &[arn], &[], false).await else {
         return;
     };
     set_audiences(&fx.kube, &["sts.amazonaws.com"]).await;

@@ -8,6 +8,7 @@ mod common;
 use aws_sdk_eks::operation::create_pod_identity_association::CreatePodIdentityAssociationError;
 use common::cli::{calls, faults};
 use common::fixture::reading_role;
+use common::make;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -15,22 +16,24 @@ use serde_json::json;
 #[tokio::test]
 async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
     let mut s = common::session!("t");
-    let (env, _, _, _, cleanup) = s.parts();
-    let cfg = common::aws().await;
-    let eks = aws_sdk_eks::Client::new(&cfg);
-    let iam = aws_sdk_iam::Client::new(&cfg);
+    let (env, _, cfg, _, cleanup) = s.parts();
+    let eks = aws_sdk_eks::Client::new(cfg);
+    let iam = aws_sdk_iam::Client::new(cfg);
     let ns = common::unique("env-c");
     // The role, and the association if the test stops before deleting it.
     cleanup.namespaces = vec![ns.clone()];
     cleanup.roles = vec![ns.clone()];
     let role_arn = reading_role(&iam, &ns, &[], &[]).await;
 
-    let created = eks
-        .create_pod_identity_association()
-        .cluster_name(&env.cluster)
-        .namespace(&ns)
-        .service_account("app")
-        .role_arn(&role_arn)
+    // The same association asked for twice: the second is a conflict.
+    let associate = || {
+        eks.create_pod_identity_association()
+            .cluster_name(&env.cluster)
+            .namespace(&ns)
+            .service_account("app")
+            .role_arn(&role_arn)
+    };
+    let created = associate()
         .tags("bootstrap.podid/managed-by", "env-test")
         .send()
         .await
@@ -41,19 +44,14 @@ async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
     assert_eq!(created.role_arn.as_deref(), Some(role_arn.as_str()));
     assert_eq!(created.namespace.as_deref(), Some(ns.as_str()));
 
-    let listed = common::associations(&cfg, &env.cluster, &ns, None).await;
+    let listed = common::associations(cfg, &env.cluster, &ns, None).await;
     let ids: Vec<_> = listed
         .iter()
         .filter_map(|a| a.association_id.clone())
         .collect();
     assert_eq!(ids, vec![id.clone()]);
 
-    let err = eks
-        .create_pod_identity_association()
-        .cluster_name(&env.cluster)
-        .namespace(&ns)
-        .service_account("app")
-        .role_arn(&role_arn)
+    let err = associate()
         .send()
         .await
         .expect_err("a second association for the same service account must fail");
@@ -67,13 +65,13 @@ async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
         "the duplicate is a ResourceInUseException"
     );
 
-    let described = eks
-        .describe_pod_identity_association()
-        .cluster_name(&env.cluster)
-        .association_id(&id)
-        .send()
-        .await
-        .expect("DescribePodIdentityAssociation");
+    let describe = || {
+        eks.describe_pod_identity_association()
+            .cluster_name(&env.cluster)
+            .association_id(&id)
+            .send()
+    };
+    let described = describe().await.expect("DescribePodIdentityAssociation");
     let tags = described
         .association
         .and_then(|a| a.tags)
@@ -89,12 +87,7 @@ async fn pod_identity_association_is_created_and_a_duplicate_is_a_409() {
         .send()
         .await
         .expect("delete");
-    let gone = eks
-        .describe_pod_identity_association()
-        .cluster_name(&env.cluster)
-        .association_id(&id)
-        .send()
-        .await;
+    let gone = describe().await;
     assert_eq!(
         gone.expect_err("deleted")
             .raw_response()
@@ -115,13 +108,9 @@ struct AgentCredentials {
 #[tokio::test]
 async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_read_the_secret() {
     let mut s = common::session!("t");
-    let (env, _, _, client, cleanup) = s.parts();
-    let cfg = common::aws().await;
-    let ns = common::unique("env-d");
-    cleanup.namespaces = vec![ns.clone()];
+    let (env, _, cfg, client, cleanup) = s.parts();
+    let ns = make::namespace(client, cleanup, "env-d").await;
     cleanup.roles = vec![ns.clone()];
-    cleanup.secrets = vec![format!("{ns}/mine"), format!("{ns}/other")];
-    common::namespace(client, &ns).await;
     let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app"}});
     sas.patch(
@@ -133,26 +122,12 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
     .expect("apply SA");
 
     // Two secrets: the role may read the first only.
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let value = common::unique("value");
-    let mine = sm
-        .create_secret()
-        .name(format!("{ns}/mine"))
-        .secret_string(&value)
-        .send()
-        .await
-        .expect("CreateSecret");
-    let other = sm
-        .create_secret()
-        .name(format!("{ns}/other"))
-        .secret_string("other")
-        .send()
-        .await
-        .expect("CreateSecret");
-    let mine_arn = mine.arn.expect("arn");
-    let iam = aws_sdk_iam::Client::new(&cfg);
+    let mine_arn = cleanup.secret(cfg, &format!("{ns}/mine"), &value).await;
+    let other_arn = cleanup.secret(cfg, &format!("{ns}/other"), "other").await;
+    let iam = aws_sdk_iam::Client::new(cfg);
     let role_arn = reading_role(&iam, &ns, std::slice::from_ref(&mine_arn), &[]).await;
-    common::associate(&cfg, &env.cluster, &ns, "app", &role_arn).await;
+    common::associate(cfg, &env.cluster, &ns, "app", &role_arn).await;
 
     // A real token, signed by the apiserver, for the Pod Identity audience.
     let token = common::sa_token(&sas, "app", "pods.eks.amazonaws.com").await;
@@ -170,7 +145,7 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
     assert!(!creds.expiration.is_empty() && !creds.token.is_empty());
 
     let as_role = aws_sdk_secretsmanager::Client::from_conf(
-        aws_sdk_secretsmanager::config::Builder::from(&cfg)
+        aws_sdk_secretsmanager::config::Builder::from(cfg)
             .credentials_provider(aws_credential_types::Credentials::new(
                 creds.access_key_id,
                 creds.secret_access_key,
@@ -180,10 +155,8 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
             ))
             .build(),
     );
-    let got = as_role
-        .get_secret_value()
-        .secret_id(&mine_arn)
-        .send()
+    let read = |arn: String| as_role.get_secret_value().secret_id(arn).send();
+    let got = read(mine_arn)
         .await
         .expect("GetSecretValue with role credentials");
     assert!(
@@ -192,11 +165,7 @@ async fn service_account_token_is_exchanged_at_the_agent_for_credentials_that_re
     );
 
     if std::env::var("BOOTSTRAP_ENV_IAM_ENFORCED").as_deref() == Ok("true") {
-        let denied = as_role
-            .get_secret_value()
-            .secret_id(other.arn.expect("arn"))
-            .send()
-            .await;
+        let denied = read(other_arn).await;
         let err = denied.expect_err("the role must not read another secret");
         let code = err
             .as_service_error()
@@ -269,8 +238,8 @@ async fn injected_throttling_is_retried_by_the_sdk_and_every_call_is_counted() {
 #[tokio::test]
 async fn signed_form_bodies_with_spaces_and_punctuation_are_accepted() {
     let mut s = common::session!("t");
-    let (_, _, _, _, cleanup) = s.parts();
-    let iam = aws_sdk_iam::Client::new(&common::aws().await);
+    let (_, _, cfg, _, cleanup) = s.parts();
+    let iam = aws_sdk_iam::Client::new(cfg);
     for description in ["with spaces", "bootstrap: role (cluster x/y) — a+b~c*"] {
         let name = common::unique("desc");
         cleanup.roles.push(name.clone());

@@ -16,11 +16,23 @@ use serde_json::json;
 
 const MANAGER: &str = "bootstrap-env-test";
 
+/// Server-side applies `obj` as `name` with the test's one field manager.
+async fn apply<K>(api: &Api<K>, name: &str, obj: &serde_json::Value) -> kube::Result<K>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(obj),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn crd_and_custom_resource_are_server_side_applied_and_established() {
     let mut s = common::session!("t");
-    let (_, _, _, _, cleanup) = s.parts();
-    let client = common::kube().await;
+    let (_, _, _, client, cleanup) = s.parts();
     let crd = json!({
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "widgets.envtest.bootstrap.test"},
@@ -34,12 +46,7 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
         }
     });
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let applied = crds
-        .patch(
-            "widgets.envtest.bootstrap.test",
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&crd),
-        )
+    let applied = apply(&crds, "widgets.envtest.bootstrap.test", &crd)
         .await
         .expect("server-side apply of the CRD");
     assert_eq!(applied.spec.names.kind, "Widget");
@@ -53,10 +60,8 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
         .expect("CRD not Established within 30s")
         .expect("watch of the CRD");
 
-    let ns = common::unique("env-a");
     // Removed when the test ends, pass or fail.
-    cleanup.namespaces = vec![ns.clone()];
-    common::namespace(&client, &ns).await;
+    let ns = common::make::namespace(client, cleanup, "env-a").await;
     let gvk = GroupVersionKind::gvk("envtest.bootstrap.test", "v1", "Widget");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "widgets");
     let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
@@ -65,16 +70,7 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
     let first = common::eventually("the Widget kind to be served", 30, || {
         let widgets = widgets.clone();
         let cr = cr.clone();
-        async move {
-            widgets
-                .patch(
-                    "w1",
-                    &PatchParams::apply(MANAGER).force(),
-                    &Patch::Apply(&cr),
-                )
-                .await
-                .ok()
-        }
+        async move { apply(&widgets, "w1", &cr).await.ok() }
     })
     .await;
     assert_eq!(first.data["spec"]["size"], 3);
@@ -98,14 +94,7 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
     );
 
     // Applying the same document again is a no-op: the object is not rewritten.
-    let again = widgets
-        .patch(
-            "w1",
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&cr),
-        )
-        .await
-        .expect("re-apply");
+    let again = apply(&widgets, "w1", &cr).await.expect("re-apply");
     assert_eq!(
         again.metadata.resource_version,
         first.metadata.resource_version
@@ -113,14 +102,7 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
     // A changed field is updated in place.
     let bigger = json!({"apiVersion": "envtest.bootstrap.test/v1", "kind": "Widget",
                         "metadata": {"name": "w1"}, "spec": {"size": 5}});
-    let updated = widgets
-        .patch(
-            "w1",
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&bigger),
-        )
-        .await
-        .expect("update");
+    let updated = apply(&widgets, "w1", &bigger).await.expect("update");
     assert_eq!(updated.data["spec"]["size"], 5);
     assert_ne!(
         updated.metadata.resource_version,
@@ -131,9 +113,8 @@ async fn crd_and_custom_resource_are_server_side_applied_and_established() {
 #[tokio::test]
 async fn fake_eks_nodes_are_ready_and_labelled() {
     let mut s = common::session!("t");
-    let (env, ..) = s.parts();
-    let client = common::kube().await;
-    let nodes: Api<Node> = Api::all(client);
+    let (env, _, _, client, _) = s.parts();
+    let nodes: Api<Node> = Api::all(client.clone());
     let ready = common::eventually("both fake nodes Ready", 60, || {
         let nodes = nodes.clone();
         async move {
@@ -172,12 +153,9 @@ async fn fake_eks_nodes_are_ready_and_labelled() {
 #[tokio::test]
 async fn daemonset_rolls_out_on_every_fake_node() {
     let mut s = common::session!("t");
-    let (env, _, _, _, cleanup) = s.parts();
-    let client = common::kube().await;
-    let ns = common::unique("env-b");
+    let (env, _, _, client, cleanup) = s.parts();
     // Removed when the test ends, pass or fail.
-    cleanup.namespaces = vec![ns.clone()];
-    common::namespace(&client, &ns).await;
+    let ns = common::make::namespace(client, cleanup, "env-b").await;
     let ds = json!({
         "apiVersion": "apps/v1", "kind": "DaemonSet",
         "metadata": {"name": "probe", "namespace": ns},
@@ -193,13 +171,7 @@ async fn daemonset_rolls_out_on_every_fake_node() {
         }
     });
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
-    api.patch(
-        "probe",
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&ds),
-    )
-    .await
-    .expect("apply DaemonSet");
+    apply(&api, "probe", &ds).await.expect("apply DaemonSet");
     let want = env.nodes.len() as i32;
     let status = common::eventually("the DaemonSet to roll out", 90, || {
         let api = api.clone();

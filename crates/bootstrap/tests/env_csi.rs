@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::make;
+
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::json;
@@ -16,19 +18,12 @@ fn mounts() -> String {
 #[tokio::test]
 async fn pod_with_csi_volume_gets_a_real_mount_and_a_pod_status() {
     let mut s = common::session!("t");
-    let (env, _, _, _, cleanup) = s.parts();
-    let client = common::kube().await;
-    let driver = bootstrap::render::csi_driver::render(
-        &bootstrap::render::csi_driver::CsiDriverValues::default(),
-    )
-    .expect("render the CSI driver manifests");
-    common::apply_all(&client, "bootstrap-env-test", &driver).await;
+    let (env, _, _, client, cleanup) = s.parts();
+    make::csi_driver(client, "bootstrap-env-test").await;
     common::drivers_ready(env).await;
 
-    let ns = common::unique("env-e");
     // Removed when the test ends, pass or fail.
-    cleanup.namespaces = vec![ns.clone()];
-    common::namespace(&client, &ns).await;
+    let ns = make::namespace(client, cleanup, "env-e").await;
     let files = json!({"greeting.txt": "hello from the test provider"}).to_string();
     let objs = vec![
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "app", "namespace": ns}}),
@@ -42,7 +37,7 @@ async fn pod_with_csi_volume_gets_a_real_mount_and_a_pod_status() {
                         "volumes": [{"name": "secrets", "csi": {"driver": "secrets-store.csi.k8s.io", "readOnly": true,
                                      "volumeAttributes": {"secretProviderClass": "greeting"}}}]}}),
     ];
-    common::apply_all(&client, "bootstrap-env-test", &objs).await;
+    common::apply_all(client, "bootstrap-env-test", &objs).await;
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let pod = common::eventually("the pod to be Ready after its mount", 90, || {
@@ -141,28 +136,21 @@ async fn pod_with_csi_volume_gets_a_real_mount_and_a_pod_status() {
 #[tokio::test]
 async fn a_failed_mount_becomes_a_pod_event_and_the_pod_stays_pending() {
     let mut s = common::session!("t");
-    let (_, _, _, _, cleanup) = s.parts();
-    let client = common::kube().await;
-    let driver = bootstrap::render::csi_driver::render(
-        &bootstrap::render::csi_driver::CsiDriverValues::default(),
-    )
-    .expect("render");
-    common::apply_all(&client, "bootstrap-env-test", &driver).await;
-    let ns = common::unique("env-e-fail");
+    let (_, _, _, client, cleanup) = s.parts();
+    make::csi_driver(client, "bootstrap-env-test").await;
     // Removed when the test ends, pass or fail.
-    cleanup.namespaces = vec![ns.clone()];
-    common::namespace(&client, &ns).await;
+    let ns = make::namespace(client, cleanup, "env-e-fail").await;
     let objs = vec![
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "orphan", "namespace": ns},
         "spec": {"containers": [{"name": "app", "image": "busybox"}],
                  "volumes": [{"name": "secrets", "csi": {"driver": "secrets-store.csi.k8s.io", "readOnly": true,
                               "volumeAttributes": {"secretProviderClass": "does-not-exist"}}}]}}),
     ];
-    common::apply_all(&client, "bootstrap-env-test", &objs).await;
+    common::apply_all(client, "bootstrap-env-test", &objs).await;
     // The first attempts may find the driver still restarting after its CRDs appeared (a
     // FailedMount about the socket, as kubelet reports it); then the driver's own error.
     let message = common::failed_mount(
-        &client,
+        client,
         &ns,
         "a FailedMount event naming the missing SecretProviderClass",
         |_, m| m.contains("does-not-exist"),

@@ -38,16 +38,15 @@ fn status_of(err: kube::Error) -> u16 {
 #[tokio::test]
 async fn describe_cluster_and_a_self_signed_eks_token_reach_the_apiserver() {
     let mut s = common::session!("t");
-    let (env, ..) = s.parts();
-    let cfg = common::aws().await;
+    let (env, _, cfg, ..) = s.parts();
     let region = std::env::var("AWS_REGION").expect("AWS_REGION");
-    let ep = endpoint(&cfg, &env.cluster).await;
+    let ep = endpoint(cfg, &env.cluster).await;
     assert!(
         ep.endpoint.starts_with("https://127.0.0.1:"),
         "DescribeCluster reports the local apiserver"
     );
 
-    let token = bootstrap::aws::token::eks_token(&cfg, &region, &env.cluster)
+    let token = bootstrap::aws::token::eks_token(cfg, &region, &env.cluster)
         .await
         .expect("token");
     assert!(token.starts_with("k8s-aws-v1."));
@@ -64,7 +63,7 @@ async fn describe_cluster_and_a_self_signed_eks_token_reach_the_apiserver() {
     );
 
     // Signed for another cluster: the signature covers x-k8s-aws-id, so the apiserver says 401.
-    let foreign = bootstrap::aws::token::eks_token(&cfg, &region, "someone-elses")
+    let foreign = bootstrap::aws::token::eks_token(cfg, &region, "someone-elses")
         .await
         .expect("token");
     let refused = Api::<Namespace>::all(from_endpoint(&ep, foreign).expect("client"))
@@ -79,25 +78,10 @@ async fn describe_cluster_and_a_self_signed_eks_token_reach_the_apiserver() {
 #[tokio::test]
 async fn a_user_without_access_is_authenticated_but_forbidden() {
     let mut s = common::session!("t");
-    let (env, _, _, _, cleanup) = s.parts();
-    let cfg = common::aws().await;
+    let (env, _, cfg, _, cleanup) = s.parts();
     let region = std::env::var("AWS_REGION").expect("AWS_REGION");
-    let iam = aws_sdk_iam::Client::new(&cfg);
-    let name = common::unique("stranger");
-    cleanup.users = vec![name.clone()];
-    iam.create_user()
-        .user_name(&name)
-        .send()
-        .await
-        .expect("CreateUser");
-    let key = iam
-        .create_access_key()
-        .user_name(&name)
-        .send()
-        .await
-        .expect("CreateAccessKey")
-        .access_key
-        .expect("key");
+    let iam = aws_sdk_iam::Client::new(cfg);
+    let key = common::make::user_with_key(&iam, cleanup, "stranger").await;
     let creds = aws_credential_types::Credentials::new(
         key.access_key_id,
         key.secret_access_key,
@@ -114,7 +98,7 @@ async fn a_user_without_access_is_authenticated_but_forbidden() {
         std::time::SystemTime::now(),
     )
     .expect("presign");
-    let ep = endpoint(&cfg, &env.cluster).await;
+    let ep = endpoint(cfg, &env.cluster).await;
     let denied = Api::<Namespace>::all(from_endpoint(&ep, token).expect("client"))
         .list(&ListParams::default())
         .await;

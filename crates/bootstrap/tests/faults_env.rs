@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use Fault::{KillAfter, ServerErrors, Throttle};
 use common::cli::{control, faults, journal_in_order, killed_when, ok, run, run_via};
 use common::inventory::{foreign_agent_addon, no_agent_addon, owned_inventory, platform_item};
 
@@ -149,6 +150,7 @@ impl Fault {
     }
 }
 
+#[derive(Clone)]
 struct Case {
     command: &'static str,
     step: &'static str,
@@ -158,242 +160,231 @@ struct Case {
     platform: bool,
 }
 
-const fn case(command: &'static str, step: &'static str, fault: Fault) -> Case {
-    Case {
-        command,
-        step,
-        fault,
-        platform: false,
+/// The faults injected into one step of a command, a case each.
+struct Step {
+    command: &'static str,
+    step: &'static str,
+    faults: &'static [Fault],
+}
+
+impl Step {
+    /// Its cases, on a platform step or not.
+    fn cases(&self, platform: bool) -> impl Iterator<Item = Case> + '_ {
+        self.faults.iter().map(move |&fault| Case {
+            command: self.command,
+            step: self.step,
+            fault,
+            platform,
+        })
     }
 }
 
-const fn platform_case(command: &'static str, step: &'static str, fault: Fault) -> Case {
-    Case {
-        command,
+/// Step `step` of `up` with `faults`.
+const fn up(step: &'static str, faults: &'static [Fault]) -> Step {
+    Step {
+        command: "up",
         step,
-        fault,
-        platform: true,
+        faults,
+    }
+}
+
+/// Step `step` of `down` with `faults`.
+const fn down(step: &'static str, faults: &'static [Fault]) -> Step {
+    Step {
+        command: "down",
+        step,
+        faults,
     }
 }
 
 /// The platform steps: run after the workload cases, from a cluster without the platform.
-const PLATFORM_CASES: &[Case] = &[
-    platform_case("up", "agent-addon", Fault::ServerErrors("eks:CreateAddon")),
-    platform_case("up", "agent-addon", Fault::Throttle("eks:CreateAddon", 3)),
-    platform_case("up", "agent-addon", Fault::KillAfter("eks:CreateAddon")),
-    platform_case(
-        "up",
+const PLATFORM_STEPS: &[Step] = &[
+    up(
+        "agent-addon",
+        &[
+            ServerErrors("eks:CreateAddon"),
+            Throttle("eks:CreateAddon", 3),
+            KillAfter("eks:CreateAddon"),
+        ],
+    ),
+    up(
         "csi-driver",
-        Fault::KillAfter("kubernetes: server-side apply CustomResourceDefinition/"),
+        &[KillAfter(
+            "kubernetes: server-side apply CustomResourceDefinition/",
+        )],
     ),
-    platform_case(
-        "up",
+    up(
         "provider",
-        Fault::KillAfter("kubernetes: server-side apply DaemonSet/kube-system/aws-csi-provider"),
+        &[KillAfter(
+            "kubernetes: server-side apply DaemonSet/kube-system/aws-csi-provider",
+        )],
     ),
-    platform_case("down", "addons", Fault::ServerErrors("eks:DeleteAddon")),
-    platform_case("down", "addons", Fault::KillAfter("eks:DeleteAddon")),
-    platform_case(
-        "down",
+    down(
+        "addons",
+        &[
+            ServerErrors("eks:DeleteAddon"),
+            KillAfter("eks:DeleteAddon"),
+        ],
+    ),
+    down(
         "provider",
-        Fault::KillAfter("kubernetes: delete DaemonSet/kube-system/aws-csi-provider"),
+        &[KillAfter(
+            "kubernetes: delete DaemonSet/kube-system/aws-csi-provider",
+        )],
     ),
-    platform_case(
-        "down",
+    down(
         "csi-driver",
-        Fault::KillAfter("kubernetes: delete CustomResourceDefinition/"),
+        &[KillAfter("kubernetes: delete CustomResourceDefinition/")],
     ),
 ];
 
 /// Every AWS-calling step of `up` and `down` with 500s and throttling, every writing step with
 /// a SIGKILL after its first write.
-const CASES: &[Case] = &[
-    case(
-        "up",
+const STEPS: &[Step] = &[
+    up(
         "secrets",
-        Fault::ServerErrors("secretsmanager:CreateSecret"),
+        &[
+            ServerErrors("secretsmanager:CreateSecret"),
+            Throttle("secretsmanager:CreateSecret", 3),
+            KillAfter("secretsmanager:"),
+        ],
     ),
-    case(
-        "up",
-        "secrets",
-        Fault::Throttle("secretsmanager:CreateSecret", 3),
+    up(
+        "iam-role",
+        &[
+            ServerErrors("iam:CreateRole"),
+            ServerErrors("iam:PutRolePolicy"),
+            Throttle("iam:*", 4),
+            KillAfter("iam:CreateRole"),
+        ],
     ),
-    case("up", "secrets", Fault::KillAfter("secretsmanager:")),
-    case("up", "iam-role", Fault::ServerErrors("iam:CreateRole")),
-    case("up", "iam-role", Fault::ServerErrors("iam:PutRolePolicy")),
-    case("up", "iam-role", Fault::Throttle("iam:*", 4)),
-    case("up", "iam-role", Fault::KillAfter("iam:CreateRole")),
-    case(
-        "up",
+    up(
         "association",
-        Fault::ServerErrors("eks:CreatePodIdentityAssociation"),
+        &[
+            ServerErrors("eks:CreatePodIdentityAssociation"),
+            Throttle("eks:CreatePodIdentityAssociation", 3),
+            KillAfter("eks:CreatePodIdentityAssociation"),
+        ],
     ),
-    case(
-        "up",
-        "association",
-        Fault::Throttle("eks:CreatePodIdentityAssociation", 3),
-    ),
-    case(
-        "up",
-        "association",
-        Fault::KillAfter("eks:CreatePodIdentityAssociation"),
-    ),
-    case(
-        "up",
+    up(
         "workload",
-        Fault::KillAfter("kubernetes: server-side apply Namespace/"),
+        &[
+            KillAfter("kubernetes: server-side apply Namespace/"),
+            KillAfter("kubernetes: server-side apply SecretProviderClass/"),
+        ],
     ),
-    case(
-        "up",
-        "workload",
-        Fault::KillAfter("kubernetes: server-side apply SecretProviderClass/"),
-    ),
-    case(
-        "up",
+    up(
         "verify",
-        Fault::ServerErrors("eks-auth:AssumeRoleForPodIdentity"),
+        &[
+            ServerErrors("eks-auth:AssumeRoleForPodIdentity"),
+            Throttle("eks-auth:AssumeRoleForPodIdentity", 2),
+            KillAfter("kubernetes: server-side apply Pod/"),
+        ],
     ),
-    case(
-        "up",
-        "verify",
-        Fault::Throttle("eks-auth:AssumeRoleForPodIdentity", 2),
-    ),
-    case(
-        "up",
-        "verify",
-        Fault::KillAfter("kubernetes: server-side apply Pod/"),
-    ),
-    case(
-        "down",
+    down(
         "associations",
-        Fault::ServerErrors("eks:DeletePodIdentityAssociation"),
+        &[
+            ServerErrors("eks:DeletePodIdentityAssociation"),
+            Throttle("eks:DeletePodIdentityAssociation", 3),
+        ],
     ),
-    case(
-        "down",
-        "associations",
-        Fault::Throttle("eks:DeletePodIdentityAssociation", 3),
-    ),
-    case("down", "iam-roles", Fault::ServerErrors("iam:DeleteRole")),
-    case("down", "iam-roles", Fault::Throttle("iam:*", 4)),
-    case(
-        "down",
+    down(
         "iam-roles",
-        Fault::KillAfter("iam:DeleteRolePolicy"),
+        &[
+            ServerErrors("iam:DeleteRole"),
+            Throttle("iam:*", 4),
+            KillAfter("iam:DeleteRolePolicy"),
+        ],
     ),
-    case(
-        "down",
+    down(
         "demo-secret",
-        Fault::ServerErrors("secretsmanager:DeleteSecret"),
+        &[ServerErrors("secretsmanager:DeleteSecret")],
     ),
-    case(
-        "down",
+    down(
         "serviceaccounts",
-        Fault::KillAfter("kubernetes: delete ServiceAccount/"),
+        &[KillAfter("kubernetes: delete ServiceAccount/")],
     ),
-    case(
-        "down",
-        "namespaces",
-        Fault::KillAfter("kubernetes: delete Namespace/"),
-    ),
+    down("namespaces", &[KillAfter("kubernetes: delete Namespace/")]),
 ];
 
 /// The Kubernetes steps' API faults, through the stand-in's proxy of the apiserver: 500s past
 /// the client's budget (9 attempts) and 429s within it, on the calls each step makes (`<ns>` is
 /// the case's namespace). `down`'s sample-pods step has no call to fault: `up` deletes its
 /// verify pod, so there is never a pod to delete.
-const KUBE_CASES: &[Case] = &[
-    case("up", "planning (reads)", Fault::Throttle("kube:GET *", 6)),
-    case(
-        "up",
+const KUBE_STEPS: &[Step] = &[
+    up("planning (reads)", &[Throttle("kube:GET *", 6)]),
+    up(
         "workload",
-        Fault::ServerErrors("kube:PATCH /api/v1/namespaces/<ns>/serviceaccounts/app"),
+        &[
+            ServerErrors("kube:PATCH /api/v1/namespaces/<ns>/serviceaccounts/app"),
+            Throttle("kube:PATCH /api/v1/namespaces/<ns>*", 4),
+            ServerErrors(
+                "kube:PATCH /apis/secrets-store.csi.x-k8s.io/v1/namespaces/<ns>/secretproviderclasses/*",
+            ),
+        ],
     ),
-    case(
-        "up",
-        "workload",
-        Fault::Throttle("kube:PATCH /api/v1/namespaces/<ns>*", 4),
-    ),
-    case(
-        "up",
-        "workload",
-        Fault::ServerErrors(
-            "kube:PATCH /apis/secrets-store.csi.x-k8s.io/v1/namespaces/<ns>/secretproviderclasses/*",
-        ),
-    ),
-    case(
-        "up",
+    up(
         "verify",
-        Fault::ServerErrors("kube:PATCH /api/v1/namespaces/<ns>/pods/*"),
+        &[
+            ServerErrors("kube:PATCH /api/v1/namespaces/<ns>/pods/*"),
+            Throttle("kube:WATCH /api/v1/namespaces/<ns>/pods", 3),
+        ],
     ),
-    case(
-        "up",
-        "verify",
-        Fault::Throttle("kube:WATCH /api/v1/namespaces/<ns>/pods", 3),
-    ),
-    case(
-        "down",
+    down(
         "secretproviderclasses",
-        Fault::ServerErrors(
+        &[ServerErrors(
             "kube:DELETE /apis/secrets-store.csi.x-k8s.io/v1/namespaces/<ns>/secretproviderclasses/*",
-        ),
+        )],
     ),
-    case(
-        "down",
+    down(
         "serviceaccounts",
-        Fault::ServerErrors("kube:DELETE /api/v1/namespaces/<ns>/serviceaccounts/*"),
+        &[ServerErrors(
+            "kube:DELETE /api/v1/namespaces/<ns>/serviceaccounts/*",
+        )],
     ),
-    case(
-        "down",
+    down(
         "namespaces",
-        Fault::ServerErrors("kube:DELETE /api/v1/namespaces/<ns>"),
+        &[ServerErrors("kube:DELETE /api/v1/namespaces/<ns>")],
     ),
-    case("down", "every delete", Fault::Throttle("kube:DELETE *", 4)),
-    case("down", "planning (reads)", Fault::Throttle("kube:GET *", 6)),
+    down("every delete", &[Throttle("kube:DELETE *", 4)]),
+    down("planning (reads)", &[Throttle("kube:GET *", 6)]),
 ];
 
-/// The platform steps' Kubernetes API faults (like [`PLATFORM_CASES`]).
-const KUBE_PLATFORM_CASES: &[Case] = &[
-    platform_case(
-        "up",
+/// The platform steps' Kubernetes API faults (like [`PLATFORM_STEPS`]).
+const KUBE_PLATFORM_STEPS: &[Step] = &[
+    up(
         "csi-driver",
-        Fault::ServerErrors("kube:PATCH /apis/apiextensions.k8s.io/v1/customresourcedefinitions/*"),
+        &[
+            ServerErrors("kube:PATCH /apis/apiextensions.k8s.io/v1/customresourcedefinitions/*"),
+            Throttle(
+                "kube:PATCH /apis/apps/v1/namespaces/kube-system/daemonsets/secrets-store-csi-driver",
+                3,
+            ),
+        ],
     ),
-    platform_case(
-        "up",
-        "csi-driver",
-        Fault::Throttle(
-            "kube:PATCH /apis/apps/v1/namespaces/kube-system/daemonsets/secrets-store-csi-driver",
-            3,
-        ),
-    ),
-    platform_case(
-        "up",
+    up(
         "provider",
-        Fault::ServerErrors(
-            "kube:PATCH /apis/apps/v1/namespaces/kube-system/daemonsets/aws-csi-provider",
-        ),
+        &[
+            ServerErrors(
+                "kube:PATCH /apis/apps/v1/namespaces/kube-system/daemonsets/aws-csi-provider",
+            ),
+            Throttle(
+                "kube:WATCH /apis/apps/v1/namespaces/kube-system/daemonsets",
+                3,
+            ),
+        ],
     ),
-    platform_case(
-        "up",
+    down(
         "provider",
-        Fault::Throttle(
-            "kube:WATCH /apis/apps/v1/namespaces/kube-system/daemonsets",
-            3,
-        ),
-    ),
-    platform_case(
-        "down",
-        "provider",
-        Fault::ServerErrors(
+        &[ServerErrors(
             "kube:DELETE /apis/apps/v1/namespaces/kube-system/daemonsets/aws-csi-provider",
-        ),
+        )],
     ),
-    platform_case(
-        "down",
+    down(
         "csi-driver",
-        Fault::ServerErrors(
+        &[ServerErrors(
             "kube:DELETE /apis/apiextensions.k8s.io/v1/customresourcedefinitions/*",
-        ),
+        )],
     ),
 ];
 
@@ -601,6 +592,37 @@ async fn run_case(
     }
 }
 
+/// Runs `cases` one after another, each of which must converge to `clean` and leave nothing.
+async fn run_cases(
+    cases: &[Case],
+    cluster: &str,
+    http: &reqwest::Client,
+    clean: &BTreeSet<String>,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for c in cases {
+        let row = run_case(c, cluster, http, clean).await;
+        assert!(row.converged && row.left_nothing, "{}", row.case);
+        eprintln!("fault case passed in {:.0}s: {}", row.seconds, row.case);
+        rows.push(row);
+    }
+    rows
+}
+
+/// `up` of service account `app` in a new namespace `unique(prefix)`, registered with
+/// `cleanup` first; fails the test with `what` unless it passed. The namespace.
+async fn up_in_new_namespace(
+    cluster: &str,
+    cleanup: &mut common::cleanup::Cleanup,
+    prefix: &str,
+    what: &str,
+) -> String {
+    let ns = common::unique(prefix);
+    cleanup.namespaces.push(ns.clone());
+    ok(&run(up_args(cluster, &ns)).await, what);
+    ns
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "the fault matrix takes about 40 minutes: `BOOTSTRAP_FAULTS=1 tests/run.sh`, or `cargo test -p bootstrap --test faults_env -- --ignored` with the environment up"]
 async fn every_fault_of_up_and_down_converges() {
@@ -612,9 +634,7 @@ async fn every_fault_of_up_and_down_converges() {
     faults(&http, None).await;
     // The clean end state every case must reach.
     ok(&run(down_args(&cluster)).await, "down before the matrix");
-    let ns = common::unique("clean");
-    cleanup.namespaces.push(ns.clone());
-    ok(&run(up_args(&cluster, &ns)).await, "a clean up");
+    let ns = up_in_new_namespace(&cluster, cleanup, "clean", "a clean up").await;
     let clean = workload_state(&cluster, &ns).await;
     assert!(
         clean.iter().any(|i| i.starts_with("iam role")) && clean.contains("association <ns>/app"),
@@ -626,9 +646,10 @@ async fn every_fault_of_up_and_down_converges() {
     // BOOTSTRAP_FAULTS=platform runs the platform cases only, =kube the Kubernetes API cases
     // only, =aws all but those; anything else (1, or unset) runs every case.
     let mode = std::env::var("BOOTSTRAP_FAULTS").unwrap_or_default();
-    let pick = |cases: &'static [Case], platform: bool| -> Vec<&'static Case> {
-        cases
+    let pick = |steps: &'static [Step], platform: bool| -> Vec<Case> {
+        steps
             .iter()
+            .flat_map(|s| s.cases(platform))
             .filter(|c| match mode.as_str() {
                 "platform" => platform,
                 "kube" => c.fault.on_kube(),
@@ -637,26 +658,15 @@ async fn every_fault_of_up_and_down_converges() {
             })
             .collect()
     };
-    let workload_cases = [pick(CASES, false), pick(KUBE_CASES, false)].concat();
-    let platform_cases = [pick(PLATFORM_CASES, true), pick(KUBE_PLATFORM_CASES, true)].concat();
-    let mut rows = Vec::new();
-    for c in workload_cases {
-        let row = run_case(c, &cluster, &http, &clean).await;
-        assert!(row.converged && row.left_nothing, "{}", row.case);
-        eprintln!("fault case passed in {:.0}s: {}", row.seconds, row.case);
-        rows.push(row);
-    }
+    let workload_cases = [pick(STEPS, false), pick(KUBE_STEPS, false)].concat();
+    let platform_cases = [pick(PLATFORM_STEPS, true), pick(KUBE_PLATFORM_STEPS, true)].concat();
+    let mut rows = run_cases(&workload_cases, &cluster, &http, &clean).await;
 
     // The platform steps, from a cluster without the platform (nor an agent add-on).
     let eks = aws_sdk_eks::Client::new(&common::aws().await);
     ok(&run(down_full_args(&cluster)).await, "down of the platform");
     no_agent_addon(&eks, &cluster).await;
-    let ns = common::unique("cleanp");
-    cleanup.namespaces.push(ns.clone());
-    ok(
-        &run(up_args(&cluster, &ns)).await,
-        "a clean up with the platform",
-    );
+    let ns = up_in_new_namespace(&cluster, cleanup, "cleanp", "a clean up with the platform").await;
     let clean_full = full_state(&cluster, &ns).await;
     assert!(
         clean_full.contains("addon eks-pod-identity-agent")
@@ -672,21 +682,11 @@ async fn every_fault_of_up_and_down_converges() {
     );
     let left = full_state(&cluster, &ns).await;
     assert!(left.is_empty(), "down of everything left {left:?}");
-    for c in platform_cases {
-        let row = run_case(c, &cluster, &http, &clean_full).await;
-        assert!(row.converged && row.left_nothing, "{}", row.case);
-        eprintln!("fault case passed in {:.0}s: {}", row.seconds, row.case);
-        rows.push(row);
-    }
+    rows.extend(run_cases(&platform_cases, &cluster, &http, &clean_full).await);
     // Back to the environment's platform for the tests after this one: a foreign agent
     // add-on, bootstrap's driver and provider.
     foreign_agent_addon(&eks, &cluster).await;
-    let ns = common::unique("restore");
-    cleanup.namespaces.push(ns.clone());
-    ok(
-        &run(up_args(&cluster, &ns)).await,
-        "up restoring the platform",
-    );
+    up_in_new_namespace(&cluster, cleanup, "restore", "up restoring the platform").await;
     ok(
         &run(down_args(&cluster)).await,
         "down of the restoring workload",

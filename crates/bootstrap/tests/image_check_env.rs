@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Output;
 
-use common::cli::run_logged as run;
+use common::cli::{args, run_logged as run};
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -22,6 +22,13 @@ fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// Runs the binary with `args`, which must succeed, and parses its stdout as JSON.
+async fn json_report(args: Vec<String>) -> Value {
+    let out = run(args, None).await;
+    assert!(out.status.success(), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).expect("stdout is JSON")
 }
 
 /// Removes the extra node (and any pod DaemonSets put on it) even when an assertion fails.
@@ -75,22 +82,10 @@ async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push
     let to = format!("{registry}/{repo}");
 
     // `image push` into the local registry: the --provider-image to use, pinned.
-    let pushed = run(
-        vec![
-            "image".into(),
-            "push".into(),
-            "--from".into(),
-            layout.clone(),
-            "--to".into(),
-            to.clone(),
-            "--output".into(),
-            "json".into(),
-        ],
-        None,
-    )
-    .await;
-    assert!(pushed.status.success(), "{}", text(&pushed));
-    let out: Value = serde_json::from_slice(&pushed.stdout).expect("json");
+    let push = [
+        "image", "push", "--from", &layout, "--to", &to, "--output", "json",
+    ];
+    let out = json_report(args(&push)).await;
     let image = out["provider_image"]
         .as_str()
         .expect("provider_image")
@@ -122,24 +117,14 @@ async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push
 
     let journal = std::env::temp_dir().join(format!("{}.ops", common::unique("imgcheck")));
     let namespace = common::unique("imgcheck");
-    let up = |extra: &[&str]| {
-        let mut args: Vec<String> = [
-            "up",
-            "--cluster",
-            env.cluster.as_str(),
-            "--namespace",
-            namespace.as_str(),
-            "--provider-image",
-            image.as_str(),
-            "--no-progress",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
+    // `up` of the namespace with provider image `image`, then `extra` flags.
+    let up = |image: &str, extra: &[&str]| {
+        let mut a = args(&["up", "--cluster", &env.cluster, "--namespace", &namespace]);
+        a.extend(args(&["--provider-image", image, "--no-progress"]));
+        a.extend(args(extra));
+        a
     };
-    let failed = run(up(&[]), Some(journal.clone())).await;
+    let failed = run(up(&image, &[]), Some(journal.clone())).await;
     assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(stderr.contains("step provider failed"), "{stderr}");
@@ -204,9 +189,7 @@ async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push
         }
     })
     .await;
-    let planned = run(up(&["--dry-run", "--output", "json"]), None).await;
-    assert!(planned.status.success(), "{}", text(&planned));
-    let report: Value = serde_json::from_slice(&planned.stdout).expect("json");
+    let report = json_report(up(&image, &["--dry-run", "--output", "json"])).await;
     let provider = report["steps"]
         .as_array()
         .into_iter()
@@ -228,26 +211,8 @@ async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push
     // Named by its tag only, the image is deployed at the digest the check resolved: a tag
     // moved between the check and the nodes' pulls cannot swap the image.
     let (by_tag, digest) = image.split_once('@').expect("a pinned reference");
-    let args: Vec<String> = [
-        "up",
-        "--cluster",
-        env.cluster.as_str(),
-        "--namespace",
-        namespace.as_str(),
-        "--provider-image",
-        by_tag,
-        "--no-progress",
-        "--dry-run",
-        "--show-manifests",
-        "--output",
-        "json",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let planned = run(args, None).await;
-    assert!(planned.status.success(), "{}", text(&planned));
-    let report: Value = serde_json::from_slice(&planned.stdout).expect("json");
+    let plan = ["--dry-run", "--show-manifests", "--output", "json"];
+    let report = json_report(up(by_tag, &plan)).await;
     let changes: Vec<Value> = report["steps"]
         .as_array()
         .into_iter()
@@ -299,9 +264,9 @@ async fn an_arm64_node_and_an_amd64_only_image_fail_before_any_write_then_a_push
 #[tokio::test]
 async fn down_plans_to_delete_only_the_ecr_repositories_bootstrap_created_for_its_cluster() {
     let mut s = common::session!("t");
-    let (env, _, _, _, cleanup) = s.parts();
+    let (env, _, cfg, _, cleanup) = s.parts();
     use aws_sdk_ecr::types::Tag;
-    let ecr = aws_sdk_ecr::Client::new(&common::aws().await);
+    let ecr = aws_sdk_ecr::Client::new(cfg);
     let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().expect("tag");
     let ours = common::unique("owned/aws-csi-provider");
     let other_cluster = common::unique("elsewhere/aws-csi-provider");
@@ -331,20 +296,15 @@ async fn down_plans_to_delete_only_the_ecr_repositories_bootstrap_created_for_it
             .await
             .expect("create an ECR repository");
     }
-    let plan = run(
-        vec![
-            "down".into(),
-            "--cluster".into(),
-            env.cluster.clone(),
-            "--dry-run".into(),
-            "--output".into(),
-            "json".into(),
-        ],
-        None,
-    )
-    .await;
-    assert!(plan.status.success(), "{}", text(&plan));
-    let report: Value = serde_json::from_slice(&plan.stdout).expect("json");
+    let down = [
+        "down",
+        "--cluster",
+        &env.cluster,
+        "--dry-run",
+        "--output",
+        "json",
+    ];
+    let report = json_report(args(&down)).await;
     let deleted = report["deleted"].to_string();
     assert!(
         deleted.contains(&format!("ECR repository {ours}")),

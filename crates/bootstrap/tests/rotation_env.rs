@@ -47,27 +47,43 @@ fn upstream_runs() -> bool {
     false
 }
 
+/// A scenario's hold on the environment: the guard that puts it back, dropped first, then
+/// the binary's lock (the next scenario starts from the environment put back).
+struct Exclusive {
+    _restore: rotation::Restore,
+    _serial: tokio::sync::MutexGuard<'static, ()>,
+}
+
+async fn exclusive(env: &common::Env) -> Exclusive {
+    let serial = SERIAL.lock().await;
+    Exclusive {
+        _restore: rotation::Restore {
+            state_dir: env.state_dir.clone(),
+        },
+        _serial: serial,
+    }
+}
+
+/// Rotation and sync with `provider`, over Pod Identity then over IRSA.
+async fn rotation_and_sync(env: &common::Env, provider: Provider) {
+    let _exclusive = exclusive(env).await;
+    for irsa in [false, true] {
+        rotation_scenarios::rotation_and_sync(env, provider, irsa).await;
+    }
+}
+
 #[tokio::test]
 async fn the_environment_runs_the_flags_of_the_daemonsets_and_shows_a_refused_flag_as_a_crash_loop()
 {
     let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
-    let _restore = rotation::Restore {
-        state_dir: env.state_dir.clone(),
-    };
+    let _exclusive = exclusive(&env).await;
     rotation_scenarios::daemonsets_are_followed(&env).await;
 }
 
 #[tokio::test]
 async fn rotation_and_sync_through_the_driver_with_our_provider() {
     let Some(env) = common::env() else { return };
-    let _serial = SERIAL.lock().await;
-    let _restore = rotation::Restore {
-        state_dir: env.state_dir.clone(),
-    };
-    for irsa in [false, true] {
-        rotation_scenarios::rotation_and_sync(&env, Provider::Ours, irsa).await;
-    }
+    rotation_and_sync(&env, Provider::Ours).await;
 }
 
 #[tokio::test]
@@ -76,23 +92,14 @@ async fn rotation_and_sync_through_the_driver_with_the_upstream_provider() {
     if !upstream_runs() {
         return;
     }
-    let _serial = SERIAL.lock().await;
-    let _restore = rotation::Restore {
-        state_dir: env.state_dir.clone(),
-    };
-    for irsa in [false, true] {
-        rotation_scenarios::rotation_and_sync(&env, Provider::Upstream, irsa).await;
-    }
+    rotation_and_sync(&env, Provider::Upstream).await;
 }
 
 #[tokio::test]
 async fn failover_region_mounts_the_failover_object_with_both_providers() {
     let Some(env) = common::env() else { return };
     let upstream = upstream_runs();
-    let _serial = SERIAL.lock().await;
-    let _restore = rotation::Restore {
-        state_dir: env.state_dir.clone(),
-    };
+    let _exclusive = exclusive(&env).await;
     let mut providers = vec![Provider::Ours];
     if upstream {
         providers.push(Provider::Upstream);

@@ -5,6 +5,7 @@ pub mod cleanup;
 pub mod cli;
 pub mod fixture;
 pub mod inventory;
+pub mod make;
 pub mod session;
 
 #[allow(unused_imports)]

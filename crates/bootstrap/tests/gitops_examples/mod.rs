@@ -69,14 +69,8 @@ pub async fn install(kube: &kube::Client, cleanup: &mut common::cleanup::Cleanup
             }
         })
         .await;
-        api.patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(crd),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("applying CRD {name}: {e}"));
     }
+    common::apply_all(kube, MANAGER, crds).await;
     for crd in crds {
         let name = crd["metadata"]["name"].as_str().expect("CRD name");
         tokio::time::timeout(

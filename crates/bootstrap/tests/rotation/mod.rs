@@ -135,21 +135,28 @@ pub async fn delete_provider(kube: &kube::Client, provider: Provider) {
     let _ = dss.delete(name, &DeleteParams::default()).await;
     if provider == Provider::Upstream {
         // Its RBAC too: the environment is left as the test found it (no upstream provider).
-        let roles: Api<k8s_openapi::api::rbac::v1::ClusterRole> = Api::all(kube.clone());
-        let _ = roles
-            .delete(
-                "csi-secrets-store-provider-aws-cluster-role",
-                &DeleteParams::default(),
-            )
-            .await;
-        let bindings: Api<k8s_openapi::api::rbac::v1::ClusterRoleBinding> = Api::all(kube.clone());
-        let _ = bindings
-            .delete(
-                "csi-secrets-store-provider-aws-cluster-rolebinding",
-                &DeleteParams::default(),
-            )
-            .await;
+        use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+        delete_if_there::<ClusterRole>(kube, "csi-secrets-store-provider-aws-cluster-role").await;
+        delete_if_there::<ClusterRoleBinding>(
+            kube,
+            "csi-secrets-store-provider-aws-cluster-rolebinding",
+        )
+        .await;
     }
+}
+
+/// Deletes cluster-scoped object `name` of kind `K`; one that is not there is fine.
+async fn delete_if_there<K>(kube: &kube::Client, name: &str)
+where
+    K: kube::Resource<Scope = k8s_openapi::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let _ = Api::<K>::all(kube.clone())
+        .delete(name, &DeleteParams::default())
+        .await;
 }
 
 /// The command line of the environment's process `name` (csi-driver-0, aws-csi-provider).

@@ -13,7 +13,7 @@ use super::{
     from_daemonset, process_runs, provider_log_len, provider_log_since, provider_serves, publishes,
     republish,
 };
-use crate::common::{self, Env, cleanup::Cleanup, fixture::Fixture};
+use crate::common::{self, Env, cleanup::Cleanup, fixture::Fixture, make};
 
 /// Scheduling and mount time on a loaded 2-core machine, on top of the rotation interval and
 /// one re-publish period.
@@ -203,23 +203,11 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     made.parameters = vec![format!("/{tag}/param")];
     let mut arns = vec![];
     for (name, value) in [("plain", plain[0].clone()), ("json", json_of(&pw[0]))] {
-        let out = sm
-            .create_secret()
-            .name(format!("{tag}/{name}"))
-            .secret_string(value)
-            .send()
-            .await;
-        arns.push(out.expect("CreateSecret").arn.expect("arn"));
+        let out = make::secret(&sm, &format!("{tag}/{name}"), value).await;
+        arns.push(out.arn.expect("arn"));
     }
-    let put_param = |v: &str| {
-        ssm.put_parameter()
-            .name(format!("/{tag}/param"))
-            .value(v)
-            .overwrite(true)
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .send()
-    };
-    put_param(&param[0]).await.expect("PutParameter");
+    let param_name = format!("/{tag}/param");
+    make::parameter(&ssm, &param_name, &param[0]).await;
     let param_arn = format!("arn:aws:ssm:{region}:{ACCOUNT}:parameter/{tag}/param");
     let prefix = format!(
         "rot-{}-{}",
@@ -348,19 +336,9 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     );
 
     // Rotation: every file follows within the poll interval plus one re-publish.
-    sm.put_secret_value()
-        .secret_id(format!("{tag}/plain"))
-        .secret_string(&plain[1])
-        .send()
-        .await
-        .expect("rotate plain");
-    sm.put_secret_value()
-        .secret_id(format!("{tag}/json"))
-        .secret_string(json_of(&pw[1]))
-        .send()
-        .await
-        .expect("rotate json");
-    put_param(&param[1]).await.expect("rotate param");
+    make::secret_version(&sm, &format!("{tag}/plain"), &plain[1]).await;
+    make::secret_version(&sm, &format!("{tag}/json"), json_of(&pw[1])).await;
+    make::parameter(&ssm, &param_name, &param[1]).await;
     let rotated = Instant::now();
     let bound = POLL + republish() + SLACK;
     common::eventually(
@@ -412,18 +390,13 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     );
     let ar = ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasspodstatuses");
     let statuses: Api<DynamicObject> = Api::namespaced_with(fx.kube.clone(), &fx.ns, &ar);
-    let gone_a = format!("a-{}-rot", fx.ns);
-    common::eventually(&format!("{who}: pod a's status collected"), 60, || {
-        let (statuses, gone_a) = (statuses.clone(), gone_a.clone());
-        async move {
-            statuses
-                .get_opt(&gone_a)
-                .await
-                .ok()?
-                .is_none()
-                .then_some(())
-        }
-    })
+    let status_a = format!("a-{}-rot", fx.ns);
+    gone(
+        &statuses,
+        &status_a,
+        &format!("{who}: pod a's status collected"),
+        60,
+    )
     .await;
     assert!(
         secrets.get_opt(synced).await.expect("get Secret").is_some(),
@@ -431,34 +404,45 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     );
     owners_are_back(&secrets, synced, 1, &who).await;
     fx.delete_pod("b").await;
-    common::eventually(
-        &format!("{who}: the synced Secret deleted with the last pod"),
-        90,
-        || {
-            let secrets = secrets.clone();
-            async move { secrets.get_opt(synced).await.ok()?.is_none().then_some(()) }
-        },
-    )
-    .await;
+    let what = format!("{who}: the synced Secret deleted with the last pod");
+    gone(&secrets, synced, &what, 90).await;
 
     cost
 }
 
+/// Waits (at most `secs` seconds, failing as `what`) until `holds` accepts what `api` has as
+/// `name` (`None`: no such object).
+async fn until<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    secs: u64,
+    holds: impl Fn(Option<K>) -> bool,
+) where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let holds = &holds;
+    common::eventually(what, secs, || {
+        let (api, name) = (api.clone(), name.to_string());
+        async move { holds(api.get_opt(&name).await.ok()?).then_some(()) }
+    })
+    .await;
+}
+
+/// Waits (at most `secs` seconds, failing as `what`) until `api` has no object `name`.
+async fn gone<K>(api: &Api<K>, name: &str, what: &str, secs: u64)
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    until(api, name, what, secs, |o| o.is_none()).await;
+}
+
 /// Waits until the synced Secret has `n` owner references (the driver's patcher, every 5 s).
 async fn owners_are_back(secrets: &Api<Secret>, name: &str, n: usize, who: &str) {
-    common::eventually(
-        &format!("{who}: {n} owners on the synced Secret"),
-        30,
-        || {
-            let secrets = secrets.clone();
-            let name = name.to_string();
-            async move {
-                let s = secrets.get_opt(&name).await.ok()??;
-                let owners = s.metadata.owner_references.map_or(0, |o| o.len());
-                (owners == n).then_some(())
-            }
-        },
-    )
+    let what = format!("{who}: {n} owners on the synced Secret");
+    until(secrets, name, &what, 30, |s| {
+        s.is_some_and(|s| s.metadata.owner_references.map_or(0, |o| o.len()) == n)
+    })
     .await;
 }
 
@@ -486,13 +470,10 @@ pub async fn failover(env: &Env, provider: Provider, irsa: bool) {
             ))
             .build();
         let sm = aws_sdk_secretsmanager::Client::from_conf(conf);
-        let out = sm
-            .create_secret()
-            .name(format!("{tag}/db"))
-            .secret_string(value)
-            .send()
-            .await;
-        let arn = out.expect("CreateSecret").arn.expect("arn");
+        let arn = make::secret(&sm, &format!("{tag}/db"), value)
+            .await
+            .arn
+            .expect("arn");
         made.secrets.push(arn.clone());
         arns.push(arn);
     }

@@ -1,0 +1,99 @@
+//! What env tests make, one call each, failing with the name of what could not be made: a
+//! namespace registered with the cleanup guard, Secrets Manager secrets and their versions,
+//! SSM parameters, and the default CSI driver.
+
+use aws_sdk_secretsmanager::operation::create_secret::CreateSecretOutput;
+use aws_sdk_secretsmanager::operation::put_secret_value::PutSecretValueOutput;
+
+use super::cleanup::Cleanup;
+
+/// A namespace named `unique(prefix)`, registered with `cleanup` (removed when the test ends,
+/// pass or fail) before it is created; its name.
+pub async fn namespace(kube: &kube::Client, cleanup: &mut Cleanup, prefix: &str) -> String {
+    let ns = super::unique(prefix);
+    cleanup.namespaces.push(ns.clone());
+    super::namespace(kube, &ns).await;
+    ns
+}
+
+/// Creates Secrets Manager secret `name` holding `value` (the caller registers it for
+/// removal first).
+pub async fn secret(
+    sm: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    value: impl Into<String>,
+) -> CreateSecretOutput {
+    sm.create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateSecret {name}: {e:?}"))
+}
+
+/// Puts a new current version holding `value` into secret `id`.
+pub async fn secret_version(
+    sm: &aws_sdk_secretsmanager::Client,
+    id: &str,
+    value: impl Into<String>,
+) -> PutSecretValueOutput {
+    sm.put_secret_value()
+        .secret_id(id)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutSecretValue {id}: {e:?}"))
+}
+
+/// Creates (or overwrites) SecureString parameter `name` holding `value`.
+pub async fn parameter(ssm: &aws_sdk_ssm::Client, name: &str, value: &str) {
+    ssm.put_parameter()
+        .name(name)
+        .value(value)
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutParameter {name}: {e:?}"));
+}
+
+/// Applies the CSI driver bootstrap renders by default, with field manager `manager`.
+pub async fn csi_driver(kube: &kube::Client, manager: &str) {
+    let driver = bootstrap::render::csi_driver::render(
+        &bootstrap::render::csi_driver::CsiDriverValues::default(),
+    )
+    .expect("render the CSI driver manifests");
+    super::apply_all(kube, manager, &driver).await;
+}
+
+/// An IAM user named `unique(prefix)`, registered with `cleanup` before it is made, and an
+/// access key of it.
+pub async fn user_with_key(
+    iam: &aws_sdk_iam::Client,
+    cleanup: &mut Cleanup,
+    prefix: &str,
+) -> aws_sdk_iam::types::AccessKey {
+    let name = super::unique(prefix);
+    cleanup.users.push(name.clone());
+    iam.create_user()
+        .user_name(&name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateUser {name}: {e:?}"));
+    iam.create_access_key()
+        .user_name(&name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateAccessKey of {name}: {e:?}"))
+        .access_key
+        .unwrap_or_else(|| panic!("CreateAccessKey of {name}: no key in the answer"))
+}
+
+/// Writes `text` to file `name` in a new temporary directory: the directory (removed when
+/// dropped) and the file's path.
+pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    (dir, path)
+}
