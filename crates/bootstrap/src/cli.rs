@@ -121,7 +121,8 @@ pub struct ClusterArgs {
 /// Where AWS calls go: the region and the profile.
 #[derive(Debug, Args)]
 pub struct AwsArgs {
-    /// AWS region (default: AWS_REGION, then the profile's region).
+    /// AWS region (default: AWS_REGION, then the profile's region; for an ECR registry, the
+    /// registry's own region).
     #[arg(long)]
     pub region: Option<String>,
     /// AWS profile from the shared config files.
@@ -452,24 +453,13 @@ pub struct ImagePushArgs {
     #[arg(long, env = "BOOTSTRAP_CLUSTER")]
     pub cluster: Option<String>,
     #[command(flatten)]
-    pub aws: RegistryAwsArgs,
+    pub aws: AwsArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Print the calls the push would make (the repository it would create), push nothing.
     #[arg(long)]
     pub dry_run: bool,
-}
-
-/// The AWS settings of an ECR registry (a registry that is not ECR needs none).
-#[derive(Debug, Args)]
-pub struct RegistryAwsArgs {
-    /// AWS region for ECR (default: the registry's own region).
-    #[arg(long)]
-    pub region: Option<String>,
-    /// AWS profile from the shared config files (ECR only).
-    #[arg(long)]
-    pub profile: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -480,7 +470,7 @@ pub struct ImageInspectArgs {
     #[arg(long = "arch", value_name = "ARCH")]
     pub archs: Vec<String>,
     #[command(flatten)]
-    pub aws: RegistryAwsArgs,
+    pub aws: AwsArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,

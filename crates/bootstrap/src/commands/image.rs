@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::ExitStatus;
-use crate::cli::{ImageInspectArgs, ImagePushArgs, OutputFormat, RegistryAwsArgs};
+use crate::cli::{AwsArgs, ImageInspectArgs, ImagePushArgs, OutputFormat};
 use crate::error::StepError;
 use crate::image::{self, Credentials, ImageError, ImageRef, RegistryKind};
 use crate::plan::Executor;
@@ -38,7 +38,7 @@ pub struct InspectOutput {
 /// An image reference parsed, and the credentials its registry wants.
 async fn reference_and_credentials(
     raw: &str,
-    aws: &RegistryAwsArgs,
+    aws: &AwsArgs,
 ) -> Result<(ImageRef, Credentials), ImageError> {
     let reference = ImageRef::parse(raw)?;
     let (region, profile) = (aws.region.as_deref(), aws.profile.as_deref());
