@@ -22,6 +22,15 @@ fn respond(status: u16, body: &Value) -> Response<Body> {
         .expect("response")
 }
 
+/// The JSON body of a request the client sent.
+async fn json_body(request: Request<Body>) -> Value {
+    let body = request.into_body().collect_bytes().await.expect("body");
+    serde_json::from_slice(&body).expect("json body")
+}
+
+/// Where the ServiceAccount of [`service_account`] lives.
+const SA_PATH: &str = "/api/v1/namespaces/team/serviceaccounts/app";
+
 fn not_found() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
 }
@@ -50,10 +59,7 @@ async fn observes_absent_same_and_foreign_objects() {
         for (status, body) in answers {
             let (request, send) = handle.next_request().await.expect("a request");
             assert_eq!(request.method(), http::Method::GET);
-            assert_eq!(
-                request.uri().path(),
-                "/api/v1/namespaces/team/serviceaccounts/app"
-            );
+            assert_eq!(request.uri().path(), SA_PATH);
             send.send_response(respond(status, &body));
         }
     });
@@ -80,10 +86,7 @@ async fn applies_server_side_with_the_bootstrap_field_manager() {
     let server = tokio::spawn(async move {
         let (request, send) = handle.next_request().await.expect("a request");
         assert_eq!(request.method(), http::Method::PATCH);
-        assert_eq!(
-            request.uri().path(),
-            "/api/v1/namespaces/team/serviceaccounts/app"
-        );
+        assert_eq!(request.uri().path(), SA_PATH);
         let query = request.uri().query().unwrap_or_default().to_string();
         assert!(
             query.contains("fieldManager=bootstrap") && query.contains("force=true"),
@@ -96,9 +99,7 @@ async fn applies_server_side_with_the_bootstrap_field_manager() {
                 .and_then(|v| v.to_str().ok()),
             Some("application/apply-patch+yaml")
         );
-        let body = request.into_body().collect_bytes().await.expect("body");
-        let sent: Value = serde_json::from_slice(&body).expect("json body");
-        assert_eq!(sent, expected);
+        assert_eq!(json_body(request).await, expected);
         send.send_response(respond(200, &expected));
     });
     apply::apply(&client, &desired).await.expect("applied");
@@ -133,9 +134,11 @@ async fn an_apply_answered_500_is_sent_again_whole() {
         for status in [500, 200] {
             let (request, send) = handle.next_request().await.expect("a request");
             assert_eq!(request.method(), http::Method::PATCH);
-            let body = request.into_body().collect_bytes().await.expect("body");
-            let sent: Value = serde_json::from_slice(&body).expect("json body");
-            assert_eq!(sent, expected, "the retry carries the same body");
+            assert_eq!(
+                json_body(request).await,
+                expected,
+                "the retry carries the same body"
+            );
             let answer = if status == 500 {
                 internal_error()
             } else {
