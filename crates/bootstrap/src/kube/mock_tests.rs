@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::apply::{self, ObjectState};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+type Reply = tower_test::mock::SendResponse<Response<Body>>;
 
 fn client() -> (kube::Client, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -30,6 +31,14 @@ async fn json_body(request: Request<Body>) -> Value {
 
 /// Where the ServiceAccount of [`service_account`] lives.
 const SA_PATH: &str = "/api/v1/namespaces/team/serviceaccounts/app";
+
+/// The next request the client sends, asserted to be a `method` on the ServiceAccount.
+async fn next_request(handle: &mut Handle, method: http::Method) -> (Request<Body>, Reply) {
+    let (request, send) = handle.next_request().await.expect("a request");
+    assert_eq!(request.method(), method);
+    assert_eq!(request.uri().path(), SA_PATH);
+    (request, send)
+}
 
 fn not_found() -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"})
@@ -57,9 +66,7 @@ async fn observes_absent_same_and_foreign_objects() {
             ),
         ];
         for (status, body) in answers {
-            let (request, send) = handle.next_request().await.expect("a request");
-            assert_eq!(request.method(), http::Method::GET);
-            assert_eq!(request.uri().path(), SA_PATH);
+            let (_, send) = next_request(&mut handle, http::Method::GET).await;
             send.send_response(respond(status, &body));
         }
     });
@@ -84,9 +91,7 @@ async fn applies_server_side_with_the_bootstrap_field_manager() {
     let desired = service_account();
     let expected = desired.clone();
     let server = tokio::spawn(async move {
-        let (request, send) = handle.next_request().await.expect("a request");
-        assert_eq!(request.method(), http::Method::PATCH);
-        assert_eq!(request.uri().path(), SA_PATH);
+        let (request, send) = next_request(&mut handle, http::Method::PATCH).await;
         let query = request.uri().query().unwrap_or_default().to_string();
         assert!(
             query.contains("fieldManager=bootstrap") && query.contains("force=true"),
@@ -132,8 +137,7 @@ async fn an_apply_answered_500_is_sent_again_whole() {
     let expected = desired.clone();
     let server = tokio::spawn(async move {
         for status in [500, 200] {
-            let (request, send) = handle.next_request().await.expect("a request");
-            assert_eq!(request.method(), http::Method::PATCH);
+            let (request, send) = next_request(&mut handle, http::Method::PATCH).await;
             assert_eq!(
                 json_body(request).await,
                 expected,
