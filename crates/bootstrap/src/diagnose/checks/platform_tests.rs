@@ -1,6 +1,6 @@
 use super::*;
 use crate::diagnose::checks::Status::{Fail, Pass, Warn};
-use crate::diagnose::checks::test_support::{all_pass_once, expect, find, fix, only};
+use crate::diagnose::checks::test_support::{all_pass_once, assert_saw, expect, find, fix, only};
 use crate::diagnose::facts::{CsiDriverFacts, PodOnNode, SpcFacts, WorkloadPod};
 
 const DIR: &str = "/var/run/secrets-store-csi-providers";
@@ -114,14 +114,14 @@ fn the_agent_add_on_missing_failing_or_built_in() {
     let mut s = healthy();
     s.agent_addon = Ok(None);
     let c = agent(&s);
-    let missing = expect(&c, "agent.addon", Fail, &[]);
+    let missing = expect(&c, "agent.addon", Fail);
     assert!(fix(missing).starts_with(
         "aws eks create-addon --cluster-name demo --addon-name eks-pod-identity-agent"
     ));
     s.agent_addon = Ok(Some(addon("DEGRADED", "v1")));
-    expect(&agent(&s), "agent.addon", Fail, &[]);
+    expect(&agent(&s), "agent.addon", Fail);
     s.agent_addon = Err("AccessDenied".into());
-    expect(&agent(&s), "agent.addon", Warn, &["AccessDenied"]);
+    assert_saw(expect(&agent(&s), "agent.addon", Warn), &["AccessDenied"]);
     // Auto Mode: built in, whatever the add-on says.
     s.auto_mode = true;
     s.nodes = Ok(vec![NodeFacts {
@@ -139,14 +139,18 @@ fn an_agent_missing_on_a_node_fails_and_points_at_ipv6_when_unconfigured() {
     let mut s = healthy();
     daemonsets(&mut s)[0].pods[1].ready = false;
     let c = agent(&s);
-    expect(&c, "agent.daemonset", Fail, &["not ready on 1 of 2", "n2"]);
-    let v6 = expect(&c, "agent.ipv6", Warn, &["not visible"]);
+    assert_saw(
+        expect(&c, "agent.daemonset", Fail),
+        &["not ready on 1 of 2", "n2"],
+    );
+    let v6 = expect(&c, "agent.ipv6", Warn);
+    assert_saw(v6, &["not visible"]);
     assert!(fix(v6).contains(r#"{"agent":{"additionalArgs":{"-b":"169.254.170.23"}}}"#));
     // Configured: the IPv6 check passes (the DaemonSet still fails).
     if let Ok(Some(a)) = s.agent_addon.as_mut() {
         a.configuration = Some(r#"{"agent": {"additionalArgs": {"-b": "169.254.170.23"}}}"#.into());
     }
-    expect(&agent(&s), "agent.ipv6", Pass, &[]);
+    expect(&agent(&s), "agent.ipv6", Pass);
     assert!(binds_ipv4_only(
         "agent:\n  additionalArgs:\n    -b: 169.254.170.23\n"
     ));
@@ -163,12 +167,8 @@ fn the_driver_needs_both_audiences_republish_with_rotation_and_sync_rbac() {
         d.owned = false;
     }
     let c = driver(&s);
-    let aud = expect(
-        &c,
-        "driver.token-audiences",
-        Fail,
-        &["missing pods.eks.amazonaws.com"],
-    );
+    let aud = expect(&c, "driver.token-audiences", Fail);
+    assert_saw(aud, &["missing pods.eks.amazonaws.com"]);
     assert_eq!(
         aud.fix.as_deref(),
         Some(
@@ -186,7 +186,7 @@ fn the_driver_needs_both_audiences_republish_with_rotation_and_sync_rbac() {
     daemonsets(&mut s)[1].args = vec!["--enable-secret-rotation=true".into()];
     let c = driver(&s);
     assert_eq!(
-        fix(expect(&c, "driver.rotation", Warn, &[])),
+        fix(expect(&c, "driver.rotation", Warn)),
         "bootstrap up --cluster demo --rotation 2m",
         "bootstrap's CSIDriver: up again, with the driver's (default) interval"
     );
@@ -199,10 +199,11 @@ fn the_driver_needs_both_audiences_republish_with_rotation_and_sync_rbac() {
         ..SpcFacts::default()
     }]);
     let c = driver(&s);
-    let sync = expect(&c, "driver.secret-sync", Fail, &["ns/sync"]);
+    let sync = expect(&c, "driver.secret-sync", Fail);
+    assert_saw(sync, &["ns/sync"]);
     assert_eq!(fix(sync), "bootstrap up --cluster demo --sync-secrets");
     s.sync_role = Ok(true);
-    expect(&driver(&s), "driver.secret-sync", Pass, &[]);
+    expect(&driver(&s), "driver.secret-sync", Pass);
 
     s.csidriver = Ok(None);
     daemonsets(&mut s).retain(|d| d.component != Component::Driver);
@@ -216,7 +217,7 @@ fn the_driver_needs_both_audiences_republish_with_rotation_and_sync_rbac() {
 fn an_old_driver_is_a_warning() {
     let mut s = healthy();
     daemonsets(&mut s)[1].version = Some("v1.4.1".into());
-    expect(&driver(&s), "driver.version", Warn, &[]);
+    expect(&driver(&s), "driver.version", Warn);
     assert_eq!(older("v1.10.0", "v1.6.0"), Some(false));
     assert_eq!(older("latest", "v1.6.0"), None);
 }
@@ -226,7 +227,8 @@ fn the_provider_must_be_installed_once() {
     let mut s = healthy();
     s.provider_addon = Ok(Some(addon("ACTIVE", "v2.1.1-eksbuild.1")));
     let c = provider(&s);
-    let twice = expect(&c, "provider.installed", Fail, &["installed 2 times"]);
+    let twice = expect(&c, "provider.installed", Fail);
+    assert_saw(twice, &["installed 2 times"]);
     assert_eq!(
         fix(twice),
         "keep one: kubectl -n kube-system delete daemonset aws-csi-provider"
@@ -257,7 +259,7 @@ fn the_provider_must_be_installed_once() {
         &["n1", "n2"],
         &[DIR],
     ));
-    expect(&provider(&s), "provider.installed", Pass, &[]);
+    expect(&provider(&s), "provider.installed", Pass);
 
     s.provider_addon = Ok(None);
     daemonsets(&mut s).retain(|d| !d.component.is_provider());
@@ -276,15 +278,11 @@ fn every_driver_node_needs_a_provider_pod_in_the_same_directory() {
         ready: true,
     });
     // A pod left on a deleted node runs nowhere.
-    expect(&provider(&s), "provider.nodes", Pass, &[]);
+    expect(&provider(&s), "provider.nodes", Pass);
     nodes_of(&mut s).push(node("n3"));
     let c = provider(&s);
-    let missing = expect(
-        &c,
-        "provider.nodes",
-        Fail,
-        &["runs on n3 with no ready AWS provider pod"],
-    );
+    let missing = expect(&c, "provider.nodes", Fail);
+    assert_saw(missing, &["runs on n3 with no ready AWS provider pod"]);
     let f = fix(missing);
     assert!(
         f.contains("describe daemonset aws-csi-provider") && f.contains("n3"),
@@ -294,12 +292,8 @@ fn every_driver_node_needs_a_provider_pod_in_the_same_directory() {
     let mut s = healthy();
     daemonsets(&mut s)[2].socket_dirs = vec!["/run/elsewhere".into()];
     let c = provider(&s);
-    let wrong = expect(
-        &c,
-        "provider.nodes",
-        Fail,
-        &["creates aws.sock in /run/elsewhere"],
-    );
+    let wrong = expect(&c, "provider.nodes", Fail);
+    assert_saw(wrong, &["creates aws.sock in /run/elsewhere"]);
     assert!(fix(wrong).contains("--provider-volume=/var/run/secrets-store-csi-providers"));
 }
 
@@ -317,10 +311,8 @@ fn fargate_and_windows_nodes_are_named_with_their_namespaces() {
         },
     ]);
     s.fargate_namespaces = Ok(vec!["serverless".into()]);
-    expect(
-        &nodes(&s),
-        "nodes.compute",
-        Warn,
+    assert_saw(
+        expect(&nodes(&s), "nodes.compute", Warn),
         &[
             "Fargate node(s) fargate-ip-1",
             "serverless",
@@ -334,7 +326,10 @@ fn fargate_and_windows_nodes_are_named_with_their_namespaces() {
         spcs: vec!["db".into()],
         node: Some("win-1".into()),
     }]);
-    expect(&nodes(&s), "nodes.compute", Fail, &["web/app on win-1"]);
+    assert_saw(
+        expect(&nodes(&s), "nodes.compute", Fail),
+        &["web/app on win-1"],
+    );
     // The agent only counts Linux EC2 nodes.
-    expect(&agent(&s), "agent.daemonset", Pass, &[]);
+    expect(&agent(&s), "agent.daemonset", Pass);
 }

@@ -3,7 +3,7 @@ use serde_json::Value;
 
 use super::*;
 use crate::diagnose::checks::Status::{self, Pass, Warn};
-use crate::diagnose::checks::test_support::{expect, fix, only};
+use crate::diagnose::checks::test_support::{assert_saw, expect, fix, only};
 use crate::diagnose::facts::Component;
 use crate::render::csi_driver::{self, CsiDriverValues, DEFAULT_ROTATION_INTERVAL, Rotation};
 
@@ -42,7 +42,8 @@ fn rotation_without_requires_republish_warns_with_the_fix() {
         false,
         false,
     );
-    let rot = expect(&c, "driver.rotation", Warn, &[DS, "never refreshed"]);
+    let rot = expect(&c, "driver.rotation", Warn);
+    assert_saw(rot, &[DS, "never refreshed"]);
     assert_eq!(
         fix(rot),
         r#"kubectl patch csidriver secrets-store.csi.k8s.io --type=merge -p '{"spec":{"requiresRepublish":true}}'"#
@@ -77,11 +78,10 @@ fn an_interval_longer_than_the_republish_period_warns_with_the_fix() {
         true,
         true,
     );
-    expect(&c, "driver.rotation", Pass, &[]);
-    let interval = expect(
-        &c,
-        "driver.rotation-interval",
-        Warn,
+    expect(&c, "driver.rotation", Pass);
+    let interval = expect(&c, "driver.rotation-interval", Warn);
+    assert_saw(
+        interval,
         &[
             "--rotation-poll-interval=1h is longer than kubelet's re-publish period",
             "minimum age",
@@ -132,10 +132,8 @@ fn the_boundary_is_the_period_and_the_drivers_default_is_past_it() {
         assert_eq!(got.status, want, "{args:?}: {}", got.saw);
     }
     let c = run(&["--enable-secret-rotation"], true, true);
-    expect(
-        &c,
-        "driver.rotation-interval",
-        Warn,
+    assert_saw(
+        expect(&c, "driver.rotation-interval", Warn),
         &["--rotation-poll-interval=2m"],
     );
 }
@@ -147,7 +145,8 @@ fn an_unreadable_interval_warns() {
         true,
         true,
     );
-    let got = expect(&c, "driver.rotation-interval", Warn, &["cannot be read"]);
+    let got = expect(&c, "driver.rotation-interval", Warn);
+    assert_saw(got, &["cannot be read"]);
     assert_eq!(fix(got), "bootstrap up --cluster demo --rotation 1m");
 }
 
@@ -156,7 +155,7 @@ fn rotation_off_passes_and_says_what_republish_does() {
     for republish in [false, true] {
         let c = run(&["--rotation-poll-interval=1h"], republish, true);
         assert_eq!(c.len(), 1, "{c:#?}");
-        let rot = expect(&c, "driver.rotation", Pass, &[]);
+        let rot = expect(&c, "driver.rotation", Pass);
         assert!(rot.saw.starts_with("rotation off"), "{}", rot.saw);
     }
 }

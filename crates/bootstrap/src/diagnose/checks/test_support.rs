@@ -14,18 +14,23 @@ pub fn only<'a>(checks: &'a [Check], name: &str) -> &'a Check {
     found[0]
 }
 
-/// The one check named `name`, asserted to have `status` and to have seen each of `saw`.
-pub fn expect<'a>(checks: &'a [Check], name: &str, status: Status, saw: &[&str]) -> &'a Check {
+/// The one check named `name`, asserted to have `status`.
+pub fn expect<'a>(checks: &'a [Check], name: &str, status: Status) -> &'a Check {
     let check = only(checks, name);
     assert_eq!(check.status, status, "{name}: {}", check.saw);
-    for part in saw {
+    check
+}
+
+/// Asserts that what `check` saw contains each of `parts`.
+pub fn assert_saw(check: &Check, parts: &[&str]) {
+    for part in parts {
         assert!(
             check.saw.contains(part),
-            "{name}: {part:?} not in {}",
+            "{}: {part:?} not in {}",
+            check.check,
             check.saw
         );
     }
-    check
 }
 
 /// The fix a check suggests, or "" when it has none.

@@ -2,7 +2,7 @@ use serde_json::json;
 
 use super::*;
 use crate::diagnose::checks::Status::{Fail, Pass, Warn};
-use crate::diagnose::checks::test_support::{all_pass_once, expect, fix, only};
+use crate::diagnose::checks::test_support::{all_pass_once, assert_saw, expect, fix, only};
 use crate::diagnose::facts::{CsiDriverFacts, PodMountFacts, ServiceAccountFacts, WorkloadPod};
 use crate::diagnose::iam::NamedPolicy;
 
@@ -133,10 +133,8 @@ fn a_working_workload_passes_every_check() {
             "sa.policy",
         ],
     );
-    expect(
-        &checks,
-        "sa.policy",
-        Pass,
+    assert_saw(
+        expect(&checks, "sa.policy", Pass),
         &["conditions were not evaluated"],
     );
 }
@@ -153,7 +151,7 @@ fn use_pod_identity_invalid_fails_quoting_it_and_missing_warns_irsa() {
         ],
     );
     let c = all(&s);
-    let upi = expect(&c, "spc.use-pod-identity", Fail, &[]);
+    let upi = expect(&c, "spc.use-pod-identity", Fail);
     assert!(
         upi.saw
             .starts_with(r#"usePodIdentity "yes" is not a boolean"#),
@@ -171,7 +169,8 @@ fn use_pod_identity_invalid_fails_quoting_it_and_missing_warns_irsa() {
 
     set_class(&mut s, &[("region", "us-west-2"), ("objects", OBJECTS)]);
     let c = classes(&s);
-    let upi = expect(&c, "spc.use-pod-identity", Warn, &["uses IRSA"]);
+    let upi = expect(&c, "spc.use-pod-identity", Warn);
+    assert_saw(upi, &["uses IRSA"]);
     assert_eq!(fix(upi), "bootstrap migrate --cluster demo --namespace ns");
 }
 
@@ -186,8 +185,11 @@ fn objects_must_parse_and_exist_and_region_should_be_set() {
         ],
     );
     let c = classes(&s);
-    expect(&c, "spc.objects", Fail, &["objectName must be specified"]);
-    let region = expect(&c, "spc.region", Warn, &[]);
+    assert_saw(
+        expect(&c, "spc.objects", Fail),
+        &["objectName must be specified"],
+    );
+    let region = expect(&c, "spc.region", Warn);
     assert!(fix(region).contains(r#""region":"us-west-2""#));
 
     let mut s = healthy();
@@ -196,12 +198,8 @@ fn objects_must_parse_and_exist_and_region_should_be_set() {
         Ok(None),
     );
     let c = classes(&s);
-    let missing = expect(
-        &c,
-        "spc.objects",
-        Fail,
-        &["secretsmanager api not found in us-west-2"],
-    );
+    let missing = expect(&c, "spc.objects", Fail);
+    assert_saw(missing, &["secretsmanager api not found in us-west-2"]);
     assert!(
         fix(missing)
             .contains("aws secretsmanager describe-secret --region us-west-2 --secret-id api")
@@ -213,12 +211,8 @@ fn pod_identity_without_an_association_fails_with_the_create_command() {
     let mut s = healthy();
     s.associations.insert(key(), Ok(None));
     let c = service_accounts(&s);
-    let a = expect(
-        &c,
-        "sa.association",
-        Fail,
-        &["no Pod Identity association on cluster demo"],
-    );
+    let a = expect(&c, "sa.association", Fail);
+    assert_saw(a, &["no Pod Identity association on cluster demo"]);
     assert_eq!(
         fix(a),
         "aws eks create-pod-identity-association --cluster-name demo --namespace ns --service-account app --role-arn <ROLE_ARN>"
@@ -266,19 +260,17 @@ fn irsa_classes_need_the_annotation_and_an_oidc_trust() {
         ],
     );
     let c = service_accounts(&s);
-    expect(
-        &c,
-        "sa.irsa-annotation",
-        Fail,
+    assert_saw(
+        expect(&c, "sa.irsa-annotation", Fail),
         &["no eks.amazonaws.com/role-arn annotation"],
     );
 
     irsa_annotated(&mut s);
     s.oidc_issuer = Some("https://oidc.eks.us-west-2.amazonaws.com/id/ABC".into());
     let c = service_accounts(&s);
-    expect(&c, "sa.irsa-annotation", Pass, &[]);
+    expect(&c, "sa.irsa-annotation", Pass);
     // The role trusts only Pod Identity.
-    let fix = fix(expect(&c, "sa.trust", Fail, &[]));
+    let fix = fix(expect(&c, "sa.trust", Fail));
     assert!(
         fix.contains("oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/ABC")
             && fix.contains("pods.eks.amazonaws.com"),
@@ -290,7 +282,10 @@ fn irsa_classes_need_the_annotation_and_an_oidc_trust() {
 fn a_missing_role_and_a_trust_without_tag_session_fail() {
     let mut s = healthy();
     s.roles.insert(ROLE.into(), Ok(None));
-    expect(&service_accounts(&s), "sa.role", Fail, &["does not exist"]);
+    assert_saw(
+        expect(&service_accounts(&s), "sa.role", Fail),
+        &["does not exist"],
+    );
 
     let mut s = healthy();
     if let Some(Ok(Some(role))) = s.roles.get_mut(ROLE) {
@@ -299,7 +294,9 @@ fn a_missing_role_and_a_trust_without_tag_session_fail() {
         );
     }
     let c = service_accounts(&s);
-    let fix = fix(expect(&c, "sa.trust", Fail, &["sts:TagSession"]));
+    let trust = expect(&c, "sa.trust", Fail);
+    assert_saw(trust, &["sts:TagSession"]);
+    let fix = fix(trust);
     assert!(
         fix.starts_with(
             "aws iam update-assume-role-policy --role-name app-reader --policy-document '"
@@ -317,7 +314,7 @@ fn a_missing_role_and_a_trust_without_tag_session_fail() {
         Ok(association("arn:aws:iam::999999999999:role/x", None)),
     );
     // Another account's role is not readable.
-    expect(&service_accounts(&s), "sa.role", Warn, &[]);
+    expect(&service_accounts(&s), "sa.role", Warn);
 }
 
 #[test]
@@ -327,10 +324,9 @@ fn a_policy_missing_one_secret_fails_naming_it() {
         role.policies = vec![read_policy(&[DB])];
     }
     let c = service_accounts(&s);
-    let p = expect(
-        &c,
-        "sa.policy",
-        Fail,
+    let p = expect(&c, "sa.policy", Fail);
+    assert_saw(
+        p,
         &[&format!(
             "secretsmanager:GetSecretValue on {API} (no Allow matches)"
         )],
@@ -357,7 +353,7 @@ fn a_policy_missing_one_secret_fails_naming_it() {
             ..RoleFacts::default()
         })),
     );
-    expect(&service_accounts(&s), "sa.policy", Pass, &[]);
+    expect(&service_accounts(&s), "sa.policy", Pass);
 }
 
 #[test]
@@ -368,7 +364,7 @@ fn a_class_no_pod_mounts_serves_the_service_account_its_name_is_for() {
     assert_eq!(w.len(), 1);
     assert!(w[0].inferred);
     assert_eq!(w[0].service_account, "app");
-    expect(&service_accounts(&s), "sa.association", Pass, &[]);
+    expect(&service_accounts(&s), "sa.association", Pass);
     // Inferred and absent: nothing to check.
     s.service_accounts.insert(key(), Ok(None));
     assert!(service_accounts(&s).is_empty());
@@ -384,7 +380,7 @@ fn the_pod_s_failed_mounts_map_to_cause_and_fix() {
     let mut s = healthy();
     s.namespace = Some("ns".into());
     s.pod = Some(mount(Some("Running"), Vec::new()));
-    expect(&pod_checks(&s), "pod.mount", Pass, &[]);
+    expect(&pod_checks(&s), "pod.mount", Pass);
 
     s.pod = Some(mount(
         Some("Pending"),
@@ -393,10 +389,9 @@ fn the_pod_s_failed_mounts_map_to_cause_and_fix() {
         ],
     ));
     let c = pod_checks(&s);
-    let m = expect(
-        &c,
-        "pod.mount",
-        Fail,
+    let m = expect(&c, "pod.mount", Fail);
+    assert_saw(
+        m,
         &[
             "its warning: MountVolume.SetUp failed",
             "usePodIdentity parameter is invalid",
@@ -426,7 +421,7 @@ fn the_pod_s_failed_mounts_map_to_cause_and_fix() {
         pod: None,
         ..mount(None, Vec::new())
     });
-    expect(&pod_checks(&s), "pod.mount", Fail, &[]);
+    expect(&pod_checks(&s), "pod.mount", Fail);
 }
 
 /// What `--pod app-1` read: the pod, its phase and its failed mounts.
