@@ -154,8 +154,7 @@ async fn bearer_registry(token_status: u16) -> (String, Arc<Mutex<Vec<Seen>>>) {
 #[tokio::test]
 async fn anonymous_bearer_flow_reads_an_oci_index() {
     let (addr, log) = bearer_registry(200).await;
-    let image = app_image(&addr, "1");
-    let report = check_anonymously(&image, &["amd64", "arm64"])
+    let report = check_anonymously(&app_image(&addr, "1"), &["amd64", "arm64"])
         .await
         .unwrap();
     assert_eq!(report.linux_architectures(), archs(&["amd64", "arm64"]));
@@ -195,8 +194,7 @@ async fn anonymous_bearer_flow_reads_an_oci_index() {
 #[tokio::test]
 async fn a_missing_architecture_is_named() {
     let (addr, _) = bearer_registry(200).await;
-    let image = app_image(&addr, "1");
-    let err = check_anonymously(&image, &["amd64", "s390x"])
+    let err = check_anonymously(&app_image(&addr, "1"), &["amd64", "s390x"])
         .await
         .unwrap_err();
     let ImageError::MissingArchitectures {
