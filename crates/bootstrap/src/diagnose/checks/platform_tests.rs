@@ -1,6 +1,8 @@
 use super::*;
 use crate::diagnose::checks::Status::{Fail, Pass, Warn};
-use crate::diagnose::checks::test_support::{all_pass_once, assert_saw, expect, find, fix, only};
+use crate::diagnose::checks::test_support::{
+    all_pass_once, assert_fix, assert_saw, expect, find, fix, only,
+};
 use crate::diagnose::facts::{CsiDriverFacts, PodOnNode, SpcFacts, WorkloadPod};
 
 const DIR: &str = "/var/run/secrets-store-csi-providers";
@@ -145,7 +147,10 @@ fn an_agent_missing_on_a_node_fails_and_points_at_ipv6_when_unconfigured() {
     );
     let v6 = expect(&c, "agent.ipv6", Warn);
     assert_saw(v6, &["not visible"]);
-    assert!(fix(v6).contains(r#"{"agent":{"additionalArgs":{"-b":"169.254.170.23"}}}"#));
+    assert_fix(
+        v6,
+        &[r#"{"agent":{"additionalArgs":{"-b":"169.254.170.23"}}}"#],
+    );
     // Configured: the IPv6 check passes (the DaemonSet still fails).
     if let Ok(Some(a)) = s.agent_addon.as_mut() {
         a.configuration = Some(r#"{"agent": {"additionalArgs": {"-b": "169.254.170.23"}}}"#.into());
@@ -283,18 +288,17 @@ fn every_driver_node_needs_a_provider_pod_in_the_same_directory() {
     let c = provider(&s);
     let missing = expect(&c, "provider.nodes", Fail);
     assert_saw(missing, &["runs on n3 with no ready AWS provider pod"]);
-    let f = fix(missing);
-    assert!(
-        f.contains("describe daemonset aws-csi-provider") && f.contains("n3"),
-        "{f}"
-    );
+    assert_fix(missing, &["describe daemonset aws-csi-provider", "n3"]);
 
     let mut s = healthy();
     daemonsets(&mut s)[2].socket_dirs = vec!["/run/elsewhere".into()];
     let c = provider(&s);
     let wrong = expect(&c, "provider.nodes", Fail);
     assert_saw(wrong, &["creates aws.sock in /run/elsewhere"]);
-    assert!(fix(wrong).contains("--provider-volume=/var/run/secrets-store-csi-providers"));
+    assert_fix(
+        wrong,
+        &["--provider-volume=/var/run/secrets-store-csi-providers"],
+    );
 }
 
 #[test]

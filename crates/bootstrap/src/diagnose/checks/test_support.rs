@@ -23,12 +23,20 @@ pub fn expect<'a>(checks: &'a [Check], name: &str, status: Status) -> &'a Check 
 
 /// Asserts that what `check` saw contains each of `parts`.
 pub fn assert_saw(check: &Check, parts: &[&str]) {
+    assert_has(check, "saw", &check.saw, parts);
+}
+
+/// Asserts that the fix `check` suggests contains each of `parts`.
+pub fn assert_fix(check: &Check, parts: &[&str]) {
+    assert_has(check, "fix", fix(check), parts);
+}
+
+fn assert_has(check: &Check, field: &str, text: &str, parts: &[&str]) {
     for part in parts {
         assert!(
-            check.saw.contains(part),
-            "{}: {part:?} not in {}",
-            check.check,
-            check.saw
+            text.contains(part),
+            "{} {field}: {part:?} not in {text}",
+            check.check
         );
     }
 }

@@ -2,7 +2,9 @@ use serde_json::json;
 
 use super::*;
 use crate::diagnose::checks::Status::{Fail, Pass, Warn};
-use crate::diagnose::checks::test_support::{all_pass_once, assert_saw, expect, fix, only};
+use crate::diagnose::checks::test_support::{
+    all_pass_once, assert_fix, assert_saw, expect, fix, only,
+};
 use crate::diagnose::facts::{CsiDriverFacts, PodMountFacts, ServiceAccountFacts, WorkloadPod};
 use crate::diagnose::iam::NamedPolicy;
 
@@ -190,7 +192,7 @@ fn objects_must_parse_and_exist_and_region_should_be_set() {
         &["objectName must be specified"],
     );
     let region = expect(&c, "spc.region", Warn);
-    assert!(fix(region).contains(r#""region":"us-west-2""#));
+    assert_fix(region, &[r#""region":"us-west-2""#]);
 
     let mut s = healthy();
     s.objects.insert(
@@ -229,11 +231,20 @@ fn without_an_association_the_fix_names_bootstraps_role_once_it_is_read() {
     s.associations.insert(key(), Ok(None));
     let ours = "arn:aws:iam::111122223333:role/bootstrap-demo.ns.app";
     s.bootstrap_roles.insert(key(), ours.into());
-    let fix = |s: &Snapshot| fix(only(&service_accounts(s), "sa.association")).to_string();
+    let association_fix =
+        |s: &Snapshot| fix(only(&service_accounts(s), "sa.association")).to_string();
     // Not read, or read and absent: the placeholder.
-    assert!(fix(&s).ends_with("--role-arn <ROLE_ARN>"), "{}", fix(&s));
+    assert!(
+        association_fix(&s).ends_with("--role-arn <ROLE_ARN>"),
+        "{}",
+        association_fix(&s)
+    );
     s.roles.insert(ours.into(), Ok(None));
-    assert!(fix(&s).ends_with("--role-arn <ROLE_ARN>"), "{}", fix(&s));
+    assert!(
+        association_fix(&s).ends_with("--role-arn <ROLE_ARN>"),
+        "{}",
+        association_fix(&s)
+    );
     s.roles.insert(
         ours.into(),
         Ok(Some(RoleFacts {
@@ -242,9 +253,9 @@ fn without_an_association_the_fix_names_bootstraps_role_once_it_is_read() {
         })),
     );
     assert!(
-        fix(&s).ends_with(&format!("--role-arn {ours}")),
+        association_fix(&s).ends_with(&format!("--role-arn {ours}")),
         "{}",
-        fix(&s)
+        association_fix(&s)
     );
 }
 
@@ -269,12 +280,13 @@ fn irsa_classes_need_the_annotation_and_an_oidc_trust() {
     s.oidc_issuer = Some("https://oidc.eks.us-west-2.amazonaws.com/id/ABC".into());
     let c = service_accounts(&s);
     expect(&c, "sa.irsa-annotation", Pass);
-    // The role trusts only Pod Identity.
-    let fix = fix(expect(&c, "sa.trust", Fail));
-    assert!(
-        fix.contains("oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/ABC")
-            && fix.contains("pods.eks.amazonaws.com"),
-        "keeps the old statement: {fix}"
+    // The role trusts only Pod Identity; the fix keeps the old statement.
+    assert_fix(
+        expect(&c, "sa.trust", Fail),
+        &[
+            "oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/ABC",
+            "pods.eks.amazonaws.com",
+        ],
     );
 }
 
@@ -296,17 +308,15 @@ fn a_missing_role_and_a_trust_without_tag_session_fail() {
     let c = service_accounts(&s);
     let trust = expect(&c, "sa.trust", Fail);
     assert_saw(trust, &["sts:TagSession"]);
-    let fix = fix(trust);
+    let f = fix(trust);
     assert!(
-        fix.starts_with(
+        f.starts_with(
             "aws iam update-assume-role-policy --role-name app-reader --policy-document '"
         ),
-        "{fix}"
+        "{f}"
     );
-    assert!(
-        fix.contains("EksPodIdentity") && fix.contains(r#""Action":"sts:AssumeRole""#),
-        "adds ours, keeps theirs: {fix}"
-    );
+    // Adds ours, keeps theirs.
+    assert_fix(trust, &["EksPodIdentity", r#""Action":"sts:AssumeRole""#]);
 
     let mut s = healthy();
     s.associations.insert(
@@ -332,14 +342,14 @@ fn a_policy_missing_one_secret_fails_naming_it() {
         )],
     );
     assert!(!p.saw.contains(&format!("on {DB}")), "{}", p.saw);
-    let fix = fix(p);
+    let f = fix(p);
     assert!(
-        fix.starts_with(
+        f.starts_with(
             "aws iam put-role-policy --role-name app-reader --policy-name doctor-read-secrets"
         ),
-        "{fix}"
+        "{f}"
     );
-    assert!(fix.contains(API) && !fix.contains(DB), "{fix}");
+    assert!(f.contains(API) && !f.contains(DB), "{f}");
 
     // A target role reads instead of the associated one.
     let target = "arn:aws:iam::111122223333:role/target";
@@ -397,7 +407,7 @@ fn the_pod_s_failed_mounts_map_to_cause_and_fix() {
             "usePodIdentity parameter is invalid",
         ],
     );
-    assert!(fix(m).contains("patch secretproviderclass bootstrap-app"));
+    assert_fix(m, &["patch secretproviderclass bootstrap-app"]);
 
     s.pod = Some(mount(
         Some("Pending"),
@@ -411,11 +421,7 @@ fn the_pod_s_failed_mounts_map_to_cause_and_fix() {
         "{}",
         m[0].saw
     );
-    let fix = fix(&m[0]);
-    assert!(
-        fix.contains("--role-name app-reader") && fix.contains(API),
-        "{fix}"
-    );
+    assert_fix(&m[0], &["--role-name app-reader", API]);
 
     s.pod = Some(PodMountFacts {
         pod: None,
