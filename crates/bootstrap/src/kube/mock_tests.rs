@@ -88,8 +88,6 @@ async fn observes_absent_same_and_foreign_objects() {
 #[tokio::test]
 async fn applies_server_side_with_the_bootstrap_field_manager() {
     let (client, mut handle) = client();
-    let desired = service_account();
-    let expected = desired.clone();
     let server = tokio::spawn(async move {
         let (request, send) = next_request(&mut handle, http::Method::PATCH).await;
         let query = request.uri().query().unwrap_or_default().to_string();
@@ -104,10 +102,12 @@ async fn applies_server_side_with_the_bootstrap_field_manager() {
                 .and_then(|v| v.to_str().ok()),
             Some("application/apply-patch+yaml")
         );
-        assert_eq!(json_body(request).await, expected);
-        send.send_response(respond(200, &expected));
+        assert_eq!(json_body(request).await, service_account());
+        send.send_response(respond(200, &service_account()));
     });
-    apply::apply(&client, &desired).await.expect("applied");
+    apply::apply(&client, &service_account())
+        .await
+        .expect("applied");
     server.await.expect("server");
 }
 
@@ -133,25 +133,23 @@ fn internal_error() -> Value {
 #[tokio::test]
 async fn an_apply_answered_500_is_sent_again_whole() {
     let (client, mut handle) = retrying_client();
-    let desired = service_account();
-    let expected = desired.clone();
     let server = tokio::spawn(async move {
         for status in [500, 200] {
             let (request, send) = next_request(&mut handle, http::Method::PATCH).await;
             assert_eq!(
                 json_body(request).await,
-                expected,
+                service_account(),
                 "the retry carries the same body"
             );
             let answer = if status == 500 {
                 internal_error()
             } else {
-                expected.clone()
+                service_account()
             };
             send.send_response(respond(status, &answer));
         }
     });
-    apply::apply(&client, &desired)
+    apply::apply(&client, &service_account())
         .await
         .expect("applied on the second attempt");
     server.await.expect("server");
