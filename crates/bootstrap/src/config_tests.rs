@@ -15,10 +15,13 @@ fn up(args: &[&str]) -> Result<UpSettings, ConfigError> {
 
 #[test]
 fn durations() {
-    assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-    assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-    assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-    assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+    for (text, secs) in [("90s", 90), ("10m", 600), ("1m30s", 90), ("45", 45)] {
+        assert_eq!(
+            parse_duration(text),
+            Ok(Duration::from_secs(secs)),
+            "{text}"
+        );
+    }
     for bad in ["", "m", "10x", "0s", "5m3"] {
         assert!(parse_duration(bad).is_err(), "{bad}");
     }

@@ -72,55 +72,46 @@ pub struct Grants {
 pub fn read_secrets_policy(grants: &Grants) -> Value {
     let mut statements = Vec::new();
     if !grants.secret_arns.is_empty() {
-        statements.push(json!({
-            "Sid": "ReadSecrets",
-            "Effect": "Allow",
-            "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-            "Resource": sorted(&grants.secret_arns),
-        }));
+        statements.push(allow(
+            "ReadSecrets",
+            READ_SECRET,
+            json!(sorted(&grants.secret_arns)),
+        ));
     }
     if !grants.secret_prefixes.is_empty() {
-        statements.push(json!({
-            "Sid": "ReadSecretsUnderPrefixes",
-            "Effect": "Allow",
-            "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-            "Resource": sorted(&grants.secret_prefixes),
-        }));
+        statements.push(allow(
+            "ReadSecretsUnderPrefixes",
+            READ_SECRET,
+            json!(sorted(&grants.secret_prefixes)),
+        ));
         // A list action: IAM authorizes it only on "*". It returns names and metadata, never
         // a value (each value still needs GetSecretValue on the pattern above).
-        statements.push(json!({
-            "Sid": "ListSecretsForPrefixes",
-            "Effect": "Allow",
-            "Action": ["secretsmanager:ListSecrets"],
-            "Resource": "*",
-        }));
+        statements.push(allow(
+            "ListSecretsForPrefixes",
+            &["secretsmanager:ListSecrets"],
+            json!("*"),
+        ));
     }
     if !grants.secret_arns.is_empty() || !grants.secret_prefixes.is_empty() {
-        // AWS authorizes BatchGetSecretValue only on "*"; it reads nothing by itself (each
-        // returned secret still needs GetSecretValue above), and lets the provider fetch up to
-        // 20 secrets per call.
-        statements.push(json!({
-            "Sid": "BatchReadSecrets",
-            "Effect": "Allow",
-            "Action": ["secretsmanager:BatchGetSecretValue"],
-            "Resource": "*",
-        }));
+        statements.push(batch_read_secrets());
     }
     if !grants.parameter_arns.is_empty() {
-        statements.push(json!({
-            "Sid": "ReadParameters",
-            "Effect": "Allow",
-            "Action": ["ssm:GetParameters"],
-            "Resource": sorted(&grants.parameter_arns),
-        }));
+        statements.push(allow(
+            "ReadParameters",
+            &["ssm:GetParameters"],
+            json!(sorted(&grants.parameter_arns)),
+        ));
     }
     if !grants.parameter_paths.is_empty() {
-        statements.push(json!({
-            "Sid": "ReadParametersUnderPaths",
-            "Effect": "Allow",
-            "Action": ["ssm:GetParametersByPath", "ssm:GetParameters", "ssm:GetParameter"],
-            "Resource": sorted(&grants.parameter_paths),
-        }));
+        statements.push(allow(
+            "ReadParametersUnderPaths",
+            &[
+                "ssm:GetParametersByPath",
+                "ssm:GetParameters",
+                "ssm:GetParameter",
+            ],
+            json!(sorted(&grants.parameter_paths)),
+        ));
     }
     if !grants.kms_key_arns.is_empty() {
         let regions = std::iter::once(&grants.region).chain(&grants.failover_region);
@@ -133,13 +124,13 @@ pub fn read_secrets_policy(grants: &Grants) -> Value {
                 services.push(format!("ssm.{region}.amazonaws.com"));
             }
         }
-        statements.push(json!({
-            "Sid": "DecryptViaService",
-            "Effect": "Allow",
-            "Action": ["kms:Decrypt"],
-            "Resource": sorted(&grants.kms_key_arns),
-            "Condition": {"StringEquals": {"kms:ViaService": services}},
-        }));
+        let mut decrypt = allow(
+            "DecryptViaService",
+            &["kms:Decrypt"],
+            json!(sorted(&grants.kms_key_arns)),
+        );
+        decrypt["Condition"] = json!({"StringEquals": {"kms:ViaService": services}});
+        statements.push(decrypt);
     }
     json!({"Version": "2012-10-17", "Statement": statements})
 }
@@ -157,27 +148,37 @@ pub fn read_secrets_by_tag_policy(grants: &Grants, account: &str) -> Value {
         None => json!(resource(&grants.region)),
         Some(other) => json!([resource(&grants.region), resource(other)]),
     };
-    let abac = json!({
-        "Sid": "ReadSecretsTaggedForThisWorkload",
-        "Effect": "Allow",
-        "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-        "Resource": resources,
-        "Condition": {"StringEquals": {
-            "secretsmanager:ResourceTag/kubernetes-namespace": "${aws:PrincipalTag/kubernetes-namespace}",
-            "secretsmanager:ResourceTag/eks-cluster-name": "${aws:PrincipalTag/eks-cluster-name}",
-        }}
-    });
-    let batch = json!({
-        "Sid": "BatchReadSecrets",
-        "Effect": "Allow",
-        "Action": ["secretsmanager:BatchGetSecretValue"],
-        "Resource": "*",
-    });
+    let mut abac = allow("ReadSecretsTaggedForThisWorkload", READ_SECRET, resources);
+    abac["Condition"] = json!({"StringEquals": {
+        "secretsmanager:ResourceTag/kubernetes-namespace": "${aws:PrincipalTag/kubernetes-namespace}",
+        "secretsmanager:ResourceTag/eks-cluster-name": "${aws:PrincipalTag/eks-cluster-name}",
+    }});
     if let Some(statements) = policy["Statement"].as_array_mut() {
-        statements.insert(0, batch);
+        statements.insert(0, batch_read_secrets());
         statements.insert(0, abac);
     }
     policy
+}
+
+/// The actions that read one secret's value and metadata.
+const READ_SECRET: &[&str] = &[
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:DescribeSecret",
+];
+
+/// A statement allowing `actions` on `resource`.
+fn allow(sid: &str, actions: &[&str], resource: Value) -> Value {
+    json!({"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resource})
+}
+
+/// AWS authorizes BatchGetSecretValue only on "*"; it reads nothing by itself (each returned
+/// secret still needs GetSecretValue), and lets the provider fetch up to 20 secrets per call.
+fn batch_read_secrets() -> Value {
+    allow(
+        "BatchReadSecrets",
+        &["secretsmanager:BatchGetSecretValue"],
+        json!("*"),
+    )
 }
 
 fn sorted(items: &[String]) -> Vec<String> {

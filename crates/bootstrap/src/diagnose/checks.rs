@@ -6,6 +6,8 @@
 pub mod platform;
 pub mod pod;
 pub mod rotation;
+#[cfg(test)]
+mod test_support;
 pub mod workloads;
 
 use serde::Serialize;

@@ -94,6 +94,16 @@ fn no_docker_config() -> Credentials {
     Credentials::default().without_docker_config()
 }
 
+/// `ADDR/team/app:TAG`, the image the fake registries serve (or not).
+fn app_image(addr: &str, tag: &str) -> ImageRef {
+    ImageRef::parse(&format!("{addr}/team/app:{tag}")).unwrap()
+}
+
+/// The image check of `image` for the `required` architectures, with no Docker config file.
+async fn check_anonymously(image: &ImageRef, required: &[&str]) -> Result<ImageReport, ImageError> {
+    check(image, &archs(required), &no_docker_config()).await
+}
+
 /// A registry that wants a bearer token from its own token endpoint, like Docker Hub.
 async fn bearer_registry(token_status: u16) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let addr_cell: Arc<Mutex<String>> = Arc::default();
@@ -144,8 +154,7 @@ async fn bearer_registry(token_status: u16) -> (String, Arc<Mutex<Vec<Seen>>>) {
 #[tokio::test]
 async fn anonymous_bearer_flow_reads_an_oci_index() {
     let (addr, log) = bearer_registry(200).await;
-    let image = ImageRef::parse(&format!("{addr}/team/app:1")).unwrap();
-    let report = check(&image, &archs(&["amd64", "arm64"]), &no_docker_config())
+    let report = check_anonymously(&app_image(&addr, "1"), &["amd64", "arm64"])
         .await
         .unwrap();
     assert_eq!(report.linux_architectures(), archs(&["amd64", "arm64"]));
@@ -185,8 +194,7 @@ async fn anonymous_bearer_flow_reads_an_oci_index() {
 #[tokio::test]
 async fn a_missing_architecture_is_named() {
     let (addr, _) = bearer_registry(200).await;
-    let image = ImageRef::parse(&format!("{addr}/team/app:1")).unwrap();
-    let err = check(&image, &archs(&["amd64", "s390x"]), &no_docker_config())
+    let err = check_anonymously(&app_image(&addr, "1"), &["amd64", "s390x"])
         .await
         .unwrap_err();
     let ImageError::MissingArchitectures {
@@ -206,7 +214,7 @@ async fn a_missing_architecture_is_named() {
 #[tokio::test]
 async fn a_missing_image_is_not_found_with_a_push_hint() {
     let (addr, _) = bearer_registry(200).await;
-    let image = ImageRef::parse(&format!("{addr}/team/app:2")).unwrap();
+    let image = app_image(&addr, "2");
     let err = inspect(&image, &no_docker_config()).await.unwrap_err();
     assert!(matches!(err, ImageError::NotFound { .. }), "{err:?}");
     assert!(err.to_string().contains("ManifestUnknown"), "{err}");
@@ -216,7 +224,7 @@ async fn a_missing_image_is_not_found_with_a_push_hint() {
 #[tokio::test]
 async fn a_refused_token_is_a_denied_pull() {
     let (addr, _) = bearer_registry(401).await;
-    let image = ImageRef::parse(&format!("{addr}/team/app:1")).unwrap();
+    let image = app_image(&addr, "1");
     let err = inspect(&image, &no_docker_config()).await.unwrap_err();
     let ImageError::Denied {
         auth, operation, ..
@@ -278,7 +286,7 @@ async fn basic_auth_from_the_docker_config_and_a_docker_v2_manifest() {
         ),
     )
     .unwrap();
-    let image = ImageRef::parse(&format!("{addr}/team/app:1")).unwrap();
+    let image = app_image(&addr, "1");
     let creds = Credentials::default().with_docker_config(&path);
     let report = check(&image, &archs(&["arm64"]), &creds).await.unwrap();
     assert_eq!(report.linux_architectures(), archs(&["arm64"]));

@@ -93,25 +93,28 @@ impl ImageRef {
 
     /// The same repository with another tag (and no digest).
     pub fn with_tag(&self, tag: &str) -> Self {
-        ImageRef {
-            inner: oci_client::Reference::with_tag(
-                self.registry().to_string(),
-                self.repository().to_string(),
-                tag.to_string(),
-            ),
-            explicit_tag: true,
-        }
+        self.in_same_repository(oci_client::Reference::with_tag, tag, true)
     }
 
     /// The same repository at a digest (and no tag).
     pub fn with_digest(&self, digest: &str) -> Self {
+        self.in_same_repository(oci_client::Reference::with_digest, digest, false)
+    }
+
+    /// This registry and repository, at what `at` makes of `version` (a tag or a digest).
+    fn in_same_repository(
+        &self,
+        at: fn(String, String, String) -> oci_client::Reference,
+        version: &str,
+        explicit_tag: bool,
+    ) -> Self {
         ImageRef {
-            inner: oci_client::Reference::with_digest(
+            inner: at(
                 self.registry().to_string(),
                 self.repository().to_string(),
-                digest.to_string(),
+                version.to_string(),
             ),
-            explicit_tag: false,
+            explicit_tag,
         }
     }
 

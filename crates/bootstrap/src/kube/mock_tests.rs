@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::apply::{self, ObjectState};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+type Reply = tower_test::mock::SendResponse<Response<Body>>;
 
 fn client() -> (kube::Client, Handle) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -20,6 +21,23 @@ fn respond(status: u16, body: &Value) -> Response<Body> {
         .header("content-type", "application/json")
         .body(Body::from(serde_json::to_vec(body).expect("json")))
         .expect("response")
+}
+
+/// The JSON body of a request the client sent.
+async fn json_body(request: Request<Body>) -> Value {
+    let body = request.into_body().collect_bytes().await.expect("body");
+    serde_json::from_slice(&body).expect("json body")
+}
+
+/// Where the ServiceAccount of [`service_account`] lives.
+const SA_PATH: &str = "/api/v1/namespaces/team/serviceaccounts/app";
+
+/// The next request the client sends, asserted to be a `method` on the ServiceAccount.
+async fn next_request(handle: &mut Handle, method: http::Method) -> (Request<Body>, Reply) {
+    let (request, send) = handle.next_request().await.expect("a request");
+    assert_eq!(request.method(), method);
+    assert_eq!(request.uri().path(), SA_PATH);
+    (request, send)
 }
 
 fn not_found() -> Value {
@@ -48,12 +66,7 @@ async fn observes_absent_same_and_foreign_objects() {
             ),
         ];
         for (status, body) in answers {
-            let (request, send) = handle.next_request().await.expect("a request");
-            assert_eq!(request.method(), http::Method::GET);
-            assert_eq!(
-                request.uri().path(),
-                "/api/v1/namespaces/team/serviceaccounts/app"
-            );
+            let (_, send) = next_request(&mut handle, http::Method::GET).await;
             send.send_response(respond(status, &body));
         }
     });
@@ -75,15 +88,8 @@ async fn observes_absent_same_and_foreign_objects() {
 #[tokio::test]
 async fn applies_server_side_with_the_bootstrap_field_manager() {
     let (client, mut handle) = client();
-    let desired = service_account();
-    let expected = desired.clone();
     let server = tokio::spawn(async move {
-        let (request, send) = handle.next_request().await.expect("a request");
-        assert_eq!(request.method(), http::Method::PATCH);
-        assert_eq!(
-            request.uri().path(),
-            "/api/v1/namespaces/team/serviceaccounts/app"
-        );
+        let (request, send) = next_request(&mut handle, http::Method::PATCH).await;
         let query = request.uri().query().unwrap_or_default().to_string();
         assert!(
             query.contains("fieldManager=bootstrap") && query.contains("force=true"),
@@ -96,12 +102,12 @@ async fn applies_server_side_with_the_bootstrap_field_manager() {
                 .and_then(|v| v.to_str().ok()),
             Some("application/apply-patch+yaml")
         );
-        let body = request.into_body().collect_bytes().await.expect("body");
-        let sent: Value = serde_json::from_slice(&body).expect("json body");
-        assert_eq!(sent, expected);
-        send.send_response(respond(200, &expected));
+        assert_eq!(json_body(request).await, service_account());
+        send.send_response(respond(200, &service_account()));
     });
-    apply::apply(&client, &desired).await.expect("applied");
+    apply::apply(&client, &service_account())
+        .await
+        .expect("applied");
     server.await.expect("server");
 }
 
@@ -127,24 +133,23 @@ fn internal_error() -> Value {
 #[tokio::test]
 async fn an_apply_answered_500_is_sent_again_whole() {
     let (client, mut handle) = retrying_client();
-    let desired = service_account();
-    let expected = desired.clone();
     let server = tokio::spawn(async move {
         for status in [500, 200] {
-            let (request, send) = handle.next_request().await.expect("a request");
-            assert_eq!(request.method(), http::Method::PATCH);
-            let body = request.into_body().collect_bytes().await.expect("body");
-            let sent: Value = serde_json::from_slice(&body).expect("json body");
-            assert_eq!(sent, expected, "the retry carries the same body");
+            let (request, send) = next_request(&mut handle, http::Method::PATCH).await;
+            assert_eq!(
+                json_body(request).await,
+                service_account(),
+                "the retry carries the same body"
+            );
             let answer = if status == 500 {
                 internal_error()
             } else {
-                expected.clone()
+                service_account()
             };
             send.send_response(respond(status, &answer));
         }
     });
-    apply::apply(&client, &desired)
+    apply::apply(&client, &service_account())
         .await
         .expect("applied on the second attempt");
     server.await.expect("server");

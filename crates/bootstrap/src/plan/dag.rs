@@ -127,15 +127,26 @@ mod tests {
         })
     }
 
+    /// A node whose step logs its start and end to `log`, takes `ms` and fails when `fail`.
+    fn node<'a>(
+        log: &Arc<Mutex<Vec<String>>>,
+        name: &'static str,
+        deps: &[&'static str],
+        ms: u64,
+        fail: bool,
+    ) -> Node<'a, String> {
+        Node::new(name, deps, step(log.clone(), name, ms, fail))
+    }
+
     #[tokio::test]
     async fn independent_steps_overlap_and_dependents_wait() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let nodes = vec![
-            Node::new("a", &[], step(log.clone(), "a", 10, false)),
-            Node::new("slow", &["a"], step(log.clone(), "slow", 200, false)),
-            Node::new("b", &["a"], step(log.clone(), "b", 10, false)),
-            Node::new("c", &["b"], step(log.clone(), "c", 10, false)),
-            Node::new("end", &["slow", "c"], step(log.clone(), "end", 1, false)),
+            node(&log, "a", &[], 10, false),
+            node(&log, "slow", &["a"], 200, false),
+            node(&log, "b", &["a"], 10, false),
+            node(&log, "c", &["b"], 10, false),
+            node(&log, "end", &["slow", "c"], 1, false),
         ];
         let (reports, err) = execute(nodes, &()).await;
         assert!(err.is_none());
@@ -161,8 +172,8 @@ mod tests {
     async fn a_failure_skips_dependents_and_is_returned() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let nodes = vec![
-            Node::new("a", &[], step(log.clone(), "a", 1, true)),
-            Node::new("b", &["a"], step(log.clone(), "b", 1, false)),
+            node(&log, "a", &[], 1, true),
+            node(&log, "b", &["a"], 1, false),
         ];
         let (reports, err) = execute(nodes, &()).await;
         assert_eq!(err, Some(("a", "a broke".to_string())));

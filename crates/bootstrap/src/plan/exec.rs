@@ -191,6 +191,29 @@ mod tests {
         }
     }
 
+    impl Flaky {
+        fn new(failures: u32, kind: ErrorKind, others_succeed: bool) -> Self {
+            Self {
+                failures,
+                kind,
+                others_succeed,
+                ..Self::default()
+            }
+        }
+
+        fn calls(&self) -> u32 {
+            self.calls.load(Ordering::SeqCst)
+        }
+    }
+
+    /// [`policy_op`] run (not dry) over `flaky` on the [`fast`] schedule: the result and the
+    /// journal.
+    async fn run_policy(flaky: &Flaky, deadline: Instant) -> (Result<(), StepError>, Vec<String>) {
+        let exec = Executor::new(false, Some(flaky), deadline).with_retry(fast());
+        let result = exec.run(&[policy_op()]).await;
+        (result, exec.journal())
+    }
+
     impl Interpreter for Flaky {
         fn execute<'a>(&'a self, _: &'a Op, _: Instant) -> BoxFuture<'a, Result<(), StepError>> {
             Box::pin(async move {
@@ -227,17 +250,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_dry_run_records_and_never_calls() {
-        let flaky = Flaky {
-            failures: 0,
-            kind: ErrorKind::Client,
-            ..Flaky::default()
-        };
+        let flaky = Flaky::default();
         let deadline = Instant::now() + Duration::from_secs(5);
         let exec = Executor::new(true, Some(&flaky), deadline);
         exec.run(&[role_op(), Op::WaitCrdEstablished { name: "x".into() }])
             .await
             .expect("dry");
-        assert_eq!(flaky.calls.load(Ordering::SeqCst), 0);
+        assert_eq!(flaky.calls(), 0);
         assert_eq!(
             exec.journal(),
             ["iam:DeleteRole RoleName=r"],
@@ -257,24 +276,16 @@ mod tests {
     async fn eventual_consistency_is_retried_within_the_budget_other_faults_are_not() {
         let deadline = Instant::now() + Duration::from_secs(5);
         assert_eq!(fast().attempts(), 4);
-        let not_yet = Flaky {
-            failures: 3,
-            kind: ErrorKind::NotFound,
-            ..Flaky::default()
-        };
-        let exec = Executor::new(false, Some(&not_yet), deadline).with_retry(fast());
-        exec.run(&[policy_op()]).await.expect("fourth try works");
-        assert_eq!(not_yet.calls.load(Ordering::SeqCst), 4);
+        let not_yet = Flaky::new(3, ErrorKind::NotFound, false);
+        let (result, _) = run_policy(&not_yet, deadline).await;
+        result.expect("fourth try works");
+        assert_eq!(not_yet.calls(), 4);
 
-        let too_long = Flaky {
-            failures: 4,
-            kind: ErrorKind::NotFound,
-            ..Flaky::default()
-        };
-        let exec = Executor::new(false, Some(&too_long), deadline).with_retry(fast());
-        assert!(exec.run(&[policy_op()]).await.is_err(), "past the budget");
-        assert_eq!(too_long.calls.load(Ordering::SeqCst), 4);
-        assert!(exec.journal().is_empty(), "a failed op is not journaled");
+        let too_long = Flaky::new(4, ErrorKind::NotFound, false);
+        let (result, journal) = run_policy(&too_long, deadline).await;
+        assert!(result.is_err(), "past the budget");
+        assert_eq!(too_long.calls(), 4);
+        assert!(journal.is_empty(), "a failed op is not journaled");
 
         // Throttling and 5xx were retried by the SDK below on the same schedule: once only.
         for kind in [
@@ -282,71 +293,39 @@ mod tests {
             ErrorKind::Transient,
             ErrorKind::Client,
         ] {
-            let failing = Flaky {
-                failures: 1,
-                kind,
-                ..Flaky::default()
-            };
-            let exec = Executor::new(false, Some(&failing), deadline).with_retry(fast());
-            assert!(exec.run(&[policy_op()]).await.is_err(), "{kind:?}");
-            assert_eq!(failing.calls.load(Ordering::SeqCst), 1, "{kind:?}");
+            let failing = Flaky::new(1, kind, false);
+            assert!(run_policy(&failing, deadline).await.0.is_err(), "{kind:?}");
+            assert_eq!(failing.calls(), 1, "{kind:?}");
         }
     }
 
     #[tokio::test]
     async fn throttling_waits_its_turn_while_other_calls_succeed_and_fails_when_none_do() {
         let deadline = Instant::now() + Duration::from_secs(5);
-        let paced = Flaky {
-            failures: 12,
-            kind: ErrorKind::Throttled,
-            others_succeed: true,
-            ..Flaky::default()
-        };
-        let exec = Executor::new(false, Some(&paced), deadline).with_retry(fast());
-        exec.run(&[policy_op()])
-            .await
-            .expect("a rate limit the run shares is waited out, past the fault budget");
-        assert_eq!(paced.calls.load(Ordering::SeqCst), 13);
-        assert_eq!(exec.journal().len(), 1);
+        let paced = Flaky::new(12, ErrorKind::Throttled, true);
+        let (result, journal) = run_policy(&paced, deadline).await;
+        result.expect("a rate limit the run shares is waited out, past the fault budget");
+        assert_eq!(paced.calls(), 13);
+        assert_eq!(journal.len(), 1);
 
-        let stuck = Flaky {
-            failures: 12,
-            kind: ErrorKind::Throttled,
-            others_succeed: false,
-            ..Flaky::default()
-        };
-        let exec = Executor::new(false, Some(&stuck), deadline).with_retry(fast());
-        assert!(exec.run(&[policy_op()]).await.is_err());
-        assert_eq!(
-            stuck.calls.load(Ordering::SeqCst),
-            1,
-            "throttled while nothing succeeds: a fault, failed after the SDK's budget"
-        );
-
-        let broken = Flaky {
-            failures: 12,
-            kind: ErrorKind::Transient,
-            others_succeed: true,
-            ..Flaky::default()
-        };
-        let exec = Executor::new(false, Some(&broken), deadline).with_retry(fast());
-        assert!(exec.run(&[policy_op()]).await.is_err());
-        assert_eq!(
-            broken.calls.load(Ordering::SeqCst),
-            1,
-            "a 5xx is a fault whatever other calls do"
-        );
+        for (flaky, why) in [
+            (
+                Flaky::new(12, ErrorKind::Throttled, false),
+                "throttled while nothing succeeds: a fault, failed after the SDK's budget",
+            ),
+            (
+                Flaky::new(12, ErrorKind::Transient, true),
+                "a 5xx is a fault whatever other calls do",
+            ),
+        ] {
+            assert!(run_policy(&flaky, deadline).await.0.is_err(), "{why}");
+            assert_eq!(flaky.calls(), 1, "{why}");
+        }
 
         let late = Instant::now() + Duration::from_millis(50);
-        let endless = Flaky {
-            failures: u32::MAX,
-            kind: ErrorKind::Throttled,
-            others_succeed: true,
-            ..Flaky::default()
-        };
-        let exec = Executor::new(false, Some(&endless), late).with_retry(fast());
+        let endless = Flaky::new(u32::MAX, ErrorKind::Throttled, true);
         assert!(
-            exec.run(&[policy_op()]).await.is_err(),
+            run_policy(&endless, late).await.0.is_err(),
             "the deadline bounds the wait"
         );
     }

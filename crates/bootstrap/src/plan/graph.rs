@@ -214,6 +214,15 @@ mod tests {
     /// Fails every apply of a ConfigMap named `bad`.
     struct FailsBad;
 
+    /// A real (not dry) run over [`FailsBad`].
+    fn failing_bad() -> Executor<'static> {
+        Executor::new(
+            false,
+            Some(&FailsBad),
+            Instant::now() + Duration::from_secs(5),
+        )
+    }
+
     impl crate::plan::Interpreter for FailsBad {
         fn execute<'a>(&'a self, op: &'a Op, _: Instant) -> BoxFuture<'a, Result<(), StepError>> {
             Box::pin(async move {
@@ -227,11 +236,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_check_still_tears_down_and_fails_its_step() {
-        let exec = Executor::new(
-            false,
-            Some(&FailsBad),
-            Instant::now() + Duration::from_secs(5),
-        );
+        let exec = failing_bad();
         let steps = vec![Step::check(
             "verify",
             &[],
@@ -261,11 +266,7 @@ mod tests {
 
     #[tokio::test]
     async fn parallel_changes_all_run_and_one_failure_fails_the_step() {
-        let exec = Executor::new(
-            false,
-            Some(&FailsBad),
-            Instant::now() + Duration::from_secs(5),
-        );
+        let exec = failing_bad();
         let changes: Vec<Change> = ["a", "bad", "c", "d"]
             .iter()
             .map(|n| Change::new(Action::Delete, *n).op(delete_op(n)))

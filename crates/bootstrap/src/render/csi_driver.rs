@@ -228,13 +228,13 @@ impl CsiDriverValues {
         ctx.insert("pod_labels", &pod_labels);
         ctx.insert("aggregate_admin_labels", &admin);
         ctx.insert("aggregate_view_labels", &view);
+        let images = &self.images;
+        let reference = |image: &Image| image.reference(registry);
         ctx.insert(
             "images",
-            &json!({
-                "driver": self.images.driver.reference(registry),
-                "registrar": self.images.registrar.reference(registry),
-                "liveness_probe": self.images.liveness_probe.reference(registry),
-            }),
+            &per_container(
+                [&images.driver, &images.registrar, &images.liveness_probe].map(reference),
+            ),
         );
         ctx.insert("image_pull_policy", &self.image_pull_policy);
         ctx.insert("image_pull_secrets", &self.image_pull_secrets);
@@ -248,13 +248,14 @@ impl CsiDriverValues {
         ctx.insert("additional_providers_dir", &self.additional_providers_dir);
         ctx.insert("tolerations", &self.tolerations);
         ctx.insert("node_selector", &self.node_selector);
+        let resources = &self.resources;
         ctx.insert(
             "resources",
-            &json!({
-                "driver": self.resources.driver,
-                "registrar": self.resources.registrar,
-                "liveness_probe": self.resources.liveness_probe,
-            }),
+            &per_container([
+                &resources.driver,
+                &resources.registrar,
+                &resources.liveness_probe,
+            ]),
         );
         ctx.insert("priority_class_name", &self.priority_class_name);
         ctx.insert("token_audiences", &self.token_audiences);
@@ -268,6 +269,12 @@ impl CsiDriverValues {
 pub fn render(values: &CsiDriverValues) -> Result<Vec<Value>, RenderError> {
     values.validate()?;
     render_all(&TEMPLATES, &values.context())
+}
+
+/// One value per container of the driver's pod (driver, registrar, liveness probe), keyed as
+/// the templates read them.
+fn per_container<T: Serialize>([driver, registrar, liveness_probe]: [T; 3]) -> Value {
+    json!({"driver": driver, "registrar": registrar, "liveness_probe": liveness_probe})
 }
 
 #[cfg(test)]

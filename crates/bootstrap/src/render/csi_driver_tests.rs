@@ -9,6 +9,15 @@ fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{kind}/{name} rendered"))
 }
 
+/// The strings `pick` finds in the items of the JSON list `list`.
+fn strings<'a>(list: &'a Value, pick: impl Fn(&'a Value) -> &'a Value) -> Vec<&'a str> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("a list: {list}"))
+        .iter()
+        .filter_map(|item| pick(item).as_str())
+        .collect()
+}
+
 fn default_objects() -> Vec<Value> {
     render(&CsiDriverValues::default()).expect("defaults render")
 }
@@ -103,12 +112,7 @@ fn secret_provider_class_schema_is_structural() {
 fn csidriver_requests_both_aws_token_audiences() {
     let objects = default_objects();
     let driver = find(&objects, "CSIDriver", DRIVER_NAME);
-    let audiences: Vec<&str> = driver["spec"]["tokenRequests"]
-        .as_array()
-        .expect("tokenRequests")
-        .iter()
-        .filter_map(|t| t["audience"].as_str())
-        .collect();
+    let audiences = strings(&driver["spec"]["tokenRequests"], |t| &t["audience"]);
     assert_eq!(audiences, AWS_TOKEN_AUDIENCES);
     assert_eq!(driver["spec"]["podInfoOnMount"], true);
     assert_eq!(driver["spec"]["attachRequired"], false);
@@ -122,12 +126,7 @@ fn daemonset_runs_the_three_containers_with_the_upstream_flags() {
     let ds = find(&objects, "DaemonSet", DAEMONSET_NAME);
     assert_eq!(ds["metadata"]["namespace"], "kube-system");
     let pod = &ds["spec"]["template"]["spec"];
-    let names: Vec<&str> = pod["containers"]
-        .as_array()
-        .expect("containers")
-        .iter()
-        .filter_map(|c| c["name"].as_str())
-        .collect();
+    let names = strings(&pod["containers"], |c| &c["name"]);
     assert_eq!(
         names,
         ["node-driver-registrar", "secrets-store", "liveness-probe"]
@@ -138,12 +137,7 @@ fn daemonset_runs_the_three_containers_with_the_upstream_flags() {
         "registry.k8s.io/csi-secrets-store/driver:v1.6.0"
     );
     assert_eq!(driver["securityContext"]["privileged"], true);
-    let args: Vec<&str> = driver["args"]
-        .as_array()
-        .expect("args")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let args = strings(&driver["args"], |a| a);
     assert!(args.contains(&"--provider-volume=/var/run/secrets-store-csi-providers"));
     assert!(args.contains(
         &"--additional-provider-volume-paths=/etc/kubernetes/secrets-store-csi-providers"

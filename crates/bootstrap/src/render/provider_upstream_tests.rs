@@ -145,26 +145,28 @@ fn values_reach_the_objects() {
 
 #[test]
 fn bad_values_are_refused_with_the_reason() {
-    let err = render(&UpstreamProviderValues {
-        namespace: Some("Not_A_Namespace".into()),
-        ..Default::default()
-    })
-    .expect_err("invalid namespace");
-    assert!(
-        err.to_string()
-            .starts_with("invalid values for upstream provider"),
-        "{err}"
-    );
-    let err = render(&UpstreamProviderValues {
-        providers_dir: Some("relative/dir".into()),
-        ..Default::default()
-    })
-    .expect_err("relative path");
-    assert!(
-        err.to_string()
-            .contains("providersDir must be an absolute path"),
-        "{err}"
-    );
+    for (values, reason) in [
+        (
+            UpstreamProviderValues {
+                namespace: Some("Not_A_Namespace".into()),
+                ..Default::default()
+            },
+            r#"namespace name "Not_A_Namespace" is not a valid Kubernetes name"#,
+        ),
+        (
+            UpstreamProviderValues {
+                providers_dir: Some("relative/dir".into()),
+                ..Default::default()
+            },
+            "providersDir must be an absolute path",
+        ),
+    ] {
+        let err = render(&values).expect_err(reason).to_string();
+        assert!(
+            err.starts_with("invalid values for upstream provider") && err.contains(reason),
+            "{err}"
+        );
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ use aws_smithy_types::body::SdkBody;
 use serde_json::json;
 
 use crate::aws::Clients;
-use crate::resources::mock_tests::clients;
+use crate::resources::mock_tests::{clients, no_eks, no_iam};
 use crate::resources::{association, role};
 
 const MANAGED: &str = "arn:aws:iam::aws:policy/ReadSecrets";
@@ -111,8 +111,7 @@ fn someone_elses_role() -> (Clients, Rule, Rule) {
             &version
         ]
     );
-    let eks = mock_client!(aws_sdk_eks, RuleMode::MatchAny, &[] as &[&Rule]);
-    (clients(eks, iam), inline, list_inline)
+    (clients(no_eks(), iam), inline, list_inline)
 }
 
 #[tokio::test]
@@ -174,8 +173,7 @@ async fn verification_asks_eks_only_whether_an_association_exists() {
         aws_sdk_eks::operation::describe_pod_identity_association::DescribePodIdentityAssociationOutput::builder().build()
     });
     let eks = mock_client!(aws_sdk_eks, RuleMode::MatchAny, [&list, &none, &describe]);
-    let iam = mock_client!(aws_sdk_iam, RuleMode::MatchAny, &[] as &[&Rule]);
-    let aws = clients(eks, iam);
+    let aws = clients(eks, no_iam());
     assert!(
         association::exists(&aws, "demo", "ns", "app")
             .await

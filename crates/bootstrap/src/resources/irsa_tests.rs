@@ -321,41 +321,40 @@ fn pod(sa: &str, node_problem: Option<&str>) -> FoundWorkload {
     found("Pod", sa, node_problem)
 }
 
+const ROLE: &str = "arn:aws:iam::123:role/r";
+
+/// The candidates in account 123 of a scan of `workloads` where ns/app is annotated with `role`.
+fn candidates_of(workloads: Vec<FoundWorkload>, role: &str) -> Vec<Candidate> {
+    candidates(&scan(workloads, role), "123", None)
+}
+
+/// Why a candidate cannot be migrated, or "" when it can.
+fn cannot(c: &Candidate) -> &str {
+    c.cannot.as_deref().unwrap_or_default()
+}
+
 #[test]
 fn workload_controllers_without_pods_are_candidates() {
     for kind in ["Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"] {
-        let c = candidates(
-            &scan(vec![found(kind, "app", None)], "arn:aws:iam::123:role/r"),
-            "123",
-            None,
-        );
+        let c = candidates_of(vec![found(kind, "app", None)], ROLE);
         assert_eq!(c.len(), 1, "{kind}");
         assert_eq!(c[0].found_in, vec![format!("{kind}/w-app")]);
         assert!(c[0].cannot.is_none());
     }
-    let windows = candidates(
-        &scan(
-            vec![found(
-                "Deployment",
-                "app",
-                Some("Windows nodes (its nodeSelector)"),
-            )],
-            "arn:aws:iam::123:role/r",
-        ),
-        "123",
-        None,
+    let windows = candidates_of(
+        vec![found(
+            "Deployment",
+            "app",
+            Some("Windows nodes (its nodeSelector)"),
+        )],
+        ROLE,
     );
-    assert!(
-        windows[0]
-            .cannot
-            .as_deref()
-            .is_some_and(|c| c.contains("Deployment ns/w-app"))
-    );
+    assert!(cannot(&windows[0]).contains("Deployment ns/w-app"));
 }
 
 #[test]
 fn annotated_accounts_with_classes_no_workload_mounts_are_listed_with_the_reason() {
-    let mut s = scan(vec![], "arn:aws:iam::123:role/r");
+    let mut s = scan(vec![], ROLE);
     assert!(candidates(&s, "123", None).is_empty());
     let untied = untied(&s, None);
     assert_eq!(untied.len(), 1);
@@ -400,11 +399,7 @@ fn other_annotated_users_of_the_role_are_found_in_every_namespace() {
 
 #[test]
 fn remove_irsa_keeps_the_trust_while_another_service_account_uses_the_role() {
-    let c = &candidates(
-        &scan(vec![pod("app", None)], "arn:aws:iam::123:role/r"),
-        "123",
-        None,
-    )[0];
+    let c = &candidates_of(vec![pod("app", None)], ROLE)[0];
     let trust = doc(vec![ours(json!([
         "system:serviceaccount:ns:app",
         "system:serviceaccount:b:api"
@@ -449,57 +444,26 @@ fn remove_irsa_keeps_the_trust_while_another_service_account_uses_the_role() {
 
 #[test]
 fn what_cannot_be_migrated_is_listed_with_the_reason() {
-    let ok = candidates(
-        &scan(vec![pod("app", None)], "arn:aws:iam::123:role/r"),
-        "123",
-        None,
-    );
+    let ok = candidates_of(vec![pod("app", None)], ROLE);
     assert_eq!(ok.len(), 1);
     assert!(ok[0].cannot.is_none(), "{ok:?}");
-    let fargate = candidates(
-        &scan(
-            vec![pod("app", Some("Fargate node f-1"))],
-            "arn:aws:iam::123:role/r",
-        ),
-        "123",
-        None,
-    );
-    assert!(
-        fargate[0]
-            .cannot
-            .as_deref()
-            .is_some_and(|c| c.contains("Fargate"))
-    );
-    let foreign = candidates(
-        &scan(vec![pod("app", None)], "arn:aws:iam::999:role/r"),
-        "123",
-        None,
-    );
-    assert!(
-        foreign[0]
-            .cannot
-            .as_deref()
-            .is_some_and(|c| c.contains("another account"))
-    );
-    let mut shared = scan(
-        vec![pod("app", None), pod("other", None)],
-        "arn:aws:iam::123:role/r",
-    );
+    let fargate = candidates_of(vec![pod("app", Some("Fargate node f-1"))], ROLE);
+    assert!(cannot(&fargate[0]).contains("Fargate"));
+    let foreign = candidates_of(vec![pod("app", None)], "arn:aws:iam::999:role/r");
+    assert!(cannot(&foreign[0]).contains("another account"));
+    let mut shared = scan(vec![pod("app", None), pod("other", None)], ROLE);
     shared.annotated.insert(
         ("ns".into(), "other".into()),
         "arn:aws:iam::123:role/other".into(),
     );
     let found = candidates(&shared, "123", None);
     assert!(
-        found.iter().all(|c| c
-            .cannot
-            .as_deref()
-            .is_some_and(|r| r.contains("different roles"))),
+        found.iter().all(|c| cannot(c).contains("different roles")),
         "{found:?}"
     );
     assert!(
         candidates(
-            &scan(vec![pod("app", None)], "arn:aws:iam::123:role/r"),
+            &scan(vec![pod("app", None)], ROLE),
             "123",
             Some("elsewhere")
         )
@@ -509,11 +473,7 @@ fn what_cannot_be_migrated_is_listed_with_the_reason() {
 
 #[test]
 fn a_plan_sets_only_use_pod_identity_and_knows_how_to_undo() {
-    let c = &candidates(
-        &scan(vec![pod("app", None)], "arn:aws:iam::123:role/r"),
-        "123",
-        None,
-    )[0];
+    let c = &candidates_of(vec![pod("app", None)], ROLE)[0];
     let spcs = scan(vec![], "x").spcs;
     let m = plan(c, CLUSTER, &oidc_trust(), None, &spcs).expect("plans");
     let lines: Vec<String> = m.changes.iter().flat_map(|c| c.calls.clone()).collect();

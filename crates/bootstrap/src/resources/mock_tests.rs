@@ -28,7 +28,8 @@ pub(super) fn clients(eks: aws_sdk_eks::Client, iam: aws_sdk_iam::Client) -> Cli
     }
 }
 
-fn no_eks() -> aws_sdk_eks::Client {
+/// An EKS client with no mocked answers, for a test that must not call it.
+pub(super) fn no_eks() -> aws_sdk_eks::Client {
     mock_client!(aws_sdk_eks, RuleMode::MatchAny, &[] as &[&Rule])
 }
 
@@ -52,7 +53,8 @@ fn soon() -> Instant {
     Instant::now() + Duration::from_secs(30)
 }
 
-fn no_iam() -> aws_sdk_iam::Client {
+/// An IAM client with no mocked answers, for a test that must not call it.
+pub(super) fn no_iam() -> aws_sdk_iam::Client {
     mock_client!(aws_sdk_iam, RuleMode::MatchAny, &[] as &[&Rule])
 }
 

@@ -116,6 +116,37 @@ fn association(ns: &str, sa: &str, role_arn: &str) -> LiveAssociation {
     }
 }
 
+/// A role of the previous release named for `ns/sa` whose trust names `trusted` (namespace,
+/// service account), and the association of `ns/sa` that names it.
+fn legacy_associated(ns: &str, sa: &str, trusted: (&str, &str)) -> (LiveRole, LiveAssociation) {
+    let live = LiveRole {
+        trust: Some(scoped_trust(trusted.0, trusted.1)),
+        ..owned(&legacy_role_name("c", ns, sa))
+    };
+    let a = association(ns, sa, &live.arn);
+    (live, a)
+}
+
+/// A role bootstrap made whose tags claim it for `other/x`.
+fn tagged_for_another(name: &str) -> LiveRole {
+    LiveRole {
+        namespace_tag: Some("other".into()),
+        service_account_tag: Some("x".into()),
+        ..owned(name)
+    }
+}
+
+/// [`choose`] on cluster `c`, with no role at the new name and the role association `a` names.
+fn choose_associated(
+    ns: &str,
+    sa: &str,
+    force: bool,
+    a: &LiveAssociation,
+    associated: LiveRole,
+) -> Result<Chosen, StepError> {
+    choose("c", ns, sa, force, None, Some(a), Some(associated))
+}
+
 #[test]
 fn claims_come_from_tags_then_from_the_trust() {
     let mut r = owned("x");
@@ -146,28 +177,15 @@ fn claims_come_from_tags_then_from_the_trust() {
 #[test]
 fn a_previous_release_role_named_by_the_association_is_kept_as_is() {
     let legacy = legacy_role_name("c", "team", "app");
-    let live = LiveRole {
-        trust: Some(scoped_trust("team", "app")),
-        ..owned(&legacy)
-    };
-    let a = association("team", "app", &live.arn);
-    let chosen = choose(
-        "c",
-        "team",
-        "app",
-        false,
-        None,
-        Some(&a),
-        Some(live.clone()),
-    )
-    .expect("adopted");
+    let (live, a) = legacy_associated("team", "app", ("team", "app"));
+    let chosen = choose_associated("team", "app", false, &a, live.clone()).expect("adopted");
     assert_eq!(chosen.name, legacy);
     // Even a trust from before the session-tag conditions: the association and the tags say.
     let unscoped = LiveRole {
         trust: None,
-        ..live.clone()
+        ..live
     };
-    let chosen = choose("c", "team", "app", false, None, Some(&a), Some(unscoped)).expect("ok");
+    let chosen = choose_associated("team", "app", false, &a, unscoped).expect("ok");
     assert_eq!(chosen.name, legacy);
 }
 
@@ -175,40 +193,18 @@ fn a_previous_release_role_named_by_the_association_is_kept_as_is() {
 fn a_role_made_for_another_workload_is_a_conflict_never_a_rewrite() {
     // The collision of the previous release: team/a-app's association names the role whose
     // trust team-a/app rewrote.
-    let shared = legacy_role_name("c", "team", "a-app");
-    let live = LiveRole {
-        trust: Some(scoped_trust("team-a", "app")),
-        ..owned(&shared)
-    };
-    let a = association("team", "a-app", &live.arn);
-    let err = choose(
-        "c",
-        "team",
-        "a-app",
-        false,
-        None,
-        Some(&a),
-        Some(live.clone()),
-    )
-    .expect_err("conflict");
+    let (live, a) = legacy_associated("team", "a-app", ("team-a", "app"));
+    let err = choose_associated("team", "a-app", false, &a, live.clone()).expect_err("conflict");
     assert!(err.to_string().contains("team-a/app"), "{err}");
     assert!(err.hint().is_some_and(|h| h.contains("--force")));
     // --force: its own new role (the association plan then points at it).
-    let forced = choose("c", "team", "a-app", true, None, Some(&a), Some(live)).expect("own role");
+    let tagged = tagged_for_another(&live.name);
+    let forced = choose_associated("team", "a-app", true, &a, live).expect("own role");
     assert_eq!(forced.name, "bootstrap-c.team.a-app");
     // Tags that disagree with the association: refused too.
-    let tagged = LiveRole {
-        namespace_tag: Some("other".into()),
-        service_account_tag: Some("x".into()),
-        ..owned(&shared)
-    };
-    assert!(choose("c", "team", "a-app", false, None, Some(&a), Some(tagged)).is_err());
+    assert!(choose_associated("team", "a-app", false, &a, tagged).is_err());
     // A role at the new name that bootstrap made for someone else is never rewritten.
-    let at_name = LiveRole {
-        namespace_tag: Some("other".into()),
-        service_account_tag: Some("x".into()),
-        ..owned("bootstrap-c.team.a-app")
-    };
+    let at_name = tagged_for_another("bootstrap-c.team.a-app");
     assert!(choose("c", "team", "a-app", true, Some(at_name), None, None).is_err());
     // One that claims nothing and that no association names cannot be proven ours.
     assert!(
@@ -237,6 +233,6 @@ fn no_association_or_a_foreign_role_means_the_new_name() {
         ..owned("theirs")
     };
     let a = association("ns", "sa", &theirs.arn);
-    let chosen = choose("c", "ns", "sa", false, None, Some(&a), Some(theirs)).expect("new");
+    let chosen = choose_associated("ns", "sa", false, &a, theirs).expect("new");
     assert_eq!(chosen.name, "bootstrap-c.ns.sa");
 }

@@ -618,23 +618,14 @@ pub fn nodes(s: &Snapshot) -> Vec<Check> {
         ns.extend(namespaces_of(&fargate));
         ns.sort();
         ns.dedup();
-        let which = if ns.is_empty() {
-            "pods scheduled there".to_string()
-        } else {
-            format!("pods of namespace(s) {} scheduled there", list(&ns))
-        };
+        let which = whose_pods(&ns, "scheduled there");
         parts.push(format!(
             "Fargate node(s) {}: {which} cannot mount SecretProviderClass volumes (no DaemonSet, so no driver or provider, runs on Fargate)",
             names(&fargate)
         ));
     }
     if !windows.is_empty() {
-        let ns = namespaces_of(&windows);
-        let which = if ns.is_empty() {
-            "pods scheduled there".to_string()
-        } else {
-            format!("pods of namespace(s) {} there", list(&ns))
-        };
+        let which = whose_pods(&namespaces_of(&windows), "there");
         parts.push(format!(
             "Windows node(s) {}: {which} cannot mount through the AWS provider (it runs on Linux only)",
             names(&windows)
@@ -653,6 +644,16 @@ pub fn nodes(s: &Snapshot) -> Vec<Check> {
             )
             .fix(fix),
         ]
+    }
+}
+
+/// Which pods a node problem strands: those of the namespaces `ns` (`place` says where),
+/// or, with none known, any pod scheduled there.
+fn whose_pods(ns: &[String], place: &str) -> String {
+    if ns.is_empty() {
+        "pods scheduled there".to_string()
+    } else {
+        format!("pods of namespace(s) {} {place}", list(ns))
     }
 }
 

@@ -1,5 +1,8 @@
 use super::*;
-use crate::diagnose::checks::Status;
+use crate::diagnose::checks::Status::{Fail, Pass, Warn};
+use crate::diagnose::checks::test_support::{
+    all_pass_once, assert_fix, assert_saw, expect, find, fix, only,
+};
 use crate::diagnose::facts::{CsiDriverFacts, PodOnNode, SpcFacts, WorkloadPod};
 
 const DIR: &str = "/var/run/secrets-store-csi-providers";
@@ -31,16 +34,30 @@ fn ds(name: &str, ns: &str, component: Component, nodes: &[&str], dirs: &[&str])
     }
 }
 
+fn addon(status: &str, version: &str) -> AddonFacts {
+    AddonFacts {
+        status: status.into(),
+        version: version.into(),
+        configuration: None,
+    }
+}
+
+/// The DaemonSets read, which every test here has read.
+fn daemonsets(s: &mut Snapshot) -> &mut Vec<DaemonSetFacts> {
+    s.daemonsets.as_mut().expect("the DaemonSets were read")
+}
+
+/// The nodes read, which every test here has read.
+fn nodes_of(s: &mut Snapshot) -> &mut Vec<NodeFacts> {
+    s.nodes.as_mut().expect("the nodes were read")
+}
+
 /// A cluster as `bootstrap up` leaves it: two nodes, everything ready.
 fn healthy() -> Snapshot {
     let mut s = Snapshot::new("demo", "us-west-2", "111122223333");
     let nodes = ["n1", "n2"];
     s.nodes = Ok(nodes.iter().map(|n| node(n)).collect());
-    s.agent_addon = Ok(Some(AddonFacts {
-        status: "ACTIVE".into(),
-        version: "v1.3.10-eksbuild.2".into(),
-        configuration: None,
-    }));
+    s.agent_addon = Ok(Some(addon("ACTIVE", "v1.3.10-eksbuild.2")));
     s.daemonsets = Ok(vec![
         ds(
             AGENT_DAEMONSET,
@@ -72,37 +89,26 @@ fn healthy() -> Snapshot {
     s
 }
 
-fn find<'a>(checks: &'a [Check], name: &str) -> Vec<&'a Check> {
-    checks.iter().filter(|c| c.check == name).collect()
-}
-
-fn only<'a>(checks: &'a [Check], name: &str) -> &'a Check {
-    let found = find(checks, name);
-    assert_eq!(found.len(), 1, "one {name} check in {checks:#?}");
-    found[0]
-}
-
 #[test]
 fn a_healthy_platform_passes_every_check() {
     let s = healthy();
     let checks: Vec<Check> = [agent(&s), driver(&s), provider(&s), nodes(&s)].concat();
-    let bad: Vec<&Check> = checks.iter().filter(|c| c.status != Status::Pass).collect();
-    assert!(bad.is_empty(), "{bad:#?}");
-    for name in [
-        "agent.addon",
-        "agent.daemonset",
-        "agent.ipv6",
-        "driver.installed",
-        "driver.version",
-        "driver.token-audiences",
-        "driver.rotation",
-        "driver.secret-sync",
-        "provider.installed",
-        "provider.nodes",
-        "nodes.compute",
-    ] {
-        only(&checks, name);
-    }
+    all_pass_once(
+        &checks,
+        &[
+            "agent.addon",
+            "agent.daemonset",
+            "agent.ipv6",
+            "driver.installed",
+            "driver.version",
+            "driver.token-audiences",
+            "driver.rotation",
+            "driver.secret-sync",
+            "provider.installed",
+            "provider.nodes",
+            "nodes.compute",
+        ],
+    );
 }
 
 #[test]
@@ -110,21 +116,14 @@ fn the_agent_add_on_missing_failing_or_built_in() {
     let mut s = healthy();
     s.agent_addon = Ok(None);
     let c = agent(&s);
-    let addon = only(&c, "agent.addon");
-    assert_eq!(addon.status, Status::Fail);
-    assert!(addon.fix.as_deref().is_some_and(|f| f.starts_with(
+    let missing = expect(&c, "agent.addon", Fail);
+    assert!(fix(missing).starts_with(
         "aws eks create-addon --cluster-name demo --addon-name eks-pod-identity-agent"
-    )));
-    s.agent_addon = Ok(Some(AddonFacts {
-        status: "DEGRADED".into(),
-        version: "v1".into(),
-        configuration: None,
-    }));
-    assert_eq!(only(&agent(&s), "agent.addon").status, Status::Fail);
+    ));
+    s.agent_addon = Ok(Some(addon("DEGRADED", "v1")));
+    expect(&agent(&s), "agent.addon", Fail);
     s.agent_addon = Err("AccessDenied".into());
-    let unread = only(&agent(&s), "agent.addon").clone();
-    assert_eq!(unread.status, Status::Warn);
-    assert!(unread.saw.contains("AccessDenied"));
+    assert_saw(expect(&agent(&s), "agent.addon", Warn), &["AccessDenied"]);
     // Auto Mode: built in, whatever the add-on says.
     s.auto_mode = true;
     s.nodes = Ok(vec![NodeFacts {
@@ -133,37 +132,30 @@ fn the_agent_add_on_missing_failing_or_built_in() {
     }]);
     let c = agent(&s);
     assert_eq!(c.len(), 1, "{c:#?}");
-    assert_eq!(c[0].status, Status::Pass);
+    assert_eq!(c[0].status, Pass);
     assert!(c[0].saw.contains("Auto Mode"));
 }
 
 #[test]
 fn an_agent_missing_on_a_node_fails_and_points_at_ipv6_when_unconfigured() {
     let mut s = healthy();
-    if let Ok(list) = s.daemonsets.as_mut() {
-        list[0].pods[1].ready = false;
-    }
+    daemonsets(&mut s)[0].pods[1].ready = false;
     let c = agent(&s);
-    let ds = only(&c, "agent.daemonset");
-    assert_eq!(ds.status, Status::Fail);
-    assert!(
-        ds.saw.contains("not ready on 1 of 2") && ds.saw.contains("n2"),
-        "{}",
-        ds.saw
+    assert_saw(
+        expect(&c, "agent.daemonset", Fail),
+        &["not ready on 1 of 2", "n2"],
     );
-    let v6 = only(&c, "agent.ipv6");
-    assert_eq!(v6.status, Status::Warn);
-    assert!(v6.saw.contains("not visible"), "{}", v6.saw);
-    assert!(
-        v6.fix
-            .as_deref()
-            .is_some_and(|f| f.contains(r#"{"agent":{"additionalArgs":{"-b":"169.254.170.23"}}}"#))
+    let v6 = expect(&c, "agent.ipv6", Warn);
+    assert_saw(v6, &["not visible"]);
+    assert_fix(
+        v6,
+        &[r#"{"agent":{"additionalArgs":{"-b":"169.254.170.23"}}}"#],
     );
     // Configured: the IPv6 check passes (the DaemonSet still fails).
     if let Ok(Some(a)) = s.agent_addon.as_mut() {
         a.configuration = Some(r#"{"agent": {"additionalArgs": {"-b": "169.254.170.23"}}}"#.into());
     }
-    assert_eq!(only(&agent(&s), "agent.ipv6").status, Status::Pass);
+    expect(&agent(&s), "agent.ipv6", Pass);
     assert!(binds_ipv4_only(
         "agent:\n  additionalArgs:\n    -b: 169.254.170.23\n"
     ));
@@ -180,13 +172,8 @@ fn the_driver_needs_both_audiences_republish_with_rotation_and_sync_rbac() {
         d.owned = false;
     }
     let c = driver(&s);
-    let aud = only(&c, "driver.token-audiences");
-    assert_eq!(aud.status, Status::Fail);
-    assert!(
-        aud.saw.contains("missing pods.eks.amazonaws.com"),
-        "{}",
-        aud.saw
-    );
+    let aud = expect(&c, "driver.token-audiences", Fail);
+    assert_saw(aud, &["missing pods.eks.amazonaws.com"]);
     assert_eq!(
         aud.fix.as_deref(),
         Some(
@@ -201,14 +188,11 @@ fn the_driver_needs_both_audiences_republish_with_rotation_and_sync_rbac() {
         Some("bootstrap up --cluster demo")
     );
 
-    if let Ok(list) = s.daemonsets.as_mut() {
-        list[1].args = vec!["--enable-secret-rotation=true".into()];
-    }
-    let rot = only(&driver(&s), "driver.rotation").clone();
-    assert_eq!(rot.status, Status::Warn);
+    daemonsets(&mut s)[1].args = vec!["--enable-secret-rotation=true".into()];
+    let c = driver(&s);
     assert_eq!(
-        rot.fix.as_deref(),
-        Some("bootstrap up --cluster demo --rotation 2m"),
+        fix(expect(&c, "driver.rotation", Warn)),
+        "bootstrap up --cluster demo --rotation 2m",
         "bootstrap's CSIDriver: up again, with the driver's (default) interval"
     );
 
@@ -219,33 +203,26 @@ fn the_driver_needs_both_audiences_republish_with_rotation_and_sync_rbac() {
         secret_objects: 1,
         ..SpcFacts::default()
     }]);
-    let sync = only(&driver(&s), "driver.secret-sync").clone();
-    assert_eq!(sync.status, Status::Fail);
-    assert!(sync.saw.contains("ns/sync"));
-    assert_eq!(
-        sync.fix.as_deref(),
-        Some("bootstrap up --cluster demo --sync-secrets")
-    );
+    let c = driver(&s);
+    let sync = expect(&c, "driver.secret-sync", Fail);
+    assert_saw(sync, &["ns/sync"]);
+    assert_eq!(fix(sync), "bootstrap up --cluster demo --sync-secrets");
     s.sync_role = Ok(true);
-    assert_eq!(only(&driver(&s), "driver.secret-sync").status, Status::Pass);
+    expect(&driver(&s), "driver.secret-sync", Pass);
 
     s.csidriver = Ok(None);
-    if let Ok(list) = s.daemonsets.as_mut() {
-        list.retain(|d| d.component != Component::Driver);
-    }
+    daemonsets(&mut s).retain(|d| d.component != Component::Driver);
     let c = driver(&s);
     let installed = find(&c, "driver.installed");
     assert_eq!(installed.len(), 2);
-    assert!(installed.iter().all(|c| c.status == Status::Fail));
+    assert!(installed.iter().all(|c| c.status == Fail));
 }
 
 #[test]
 fn an_old_driver_is_a_warning() {
     let mut s = healthy();
-    if let Ok(list) = s.daemonsets.as_mut() {
-        list[1].version = Some("v1.4.1".into());
-    }
-    assert_eq!(only(&driver(&s), "driver.version").status, Status::Warn);
+    daemonsets(&mut s)[1].version = Some("v1.4.1".into());
+    expect(&driver(&s), "driver.version", Warn);
     assert_eq!(older("v1.10.0", "v1.6.0"), Some(false));
     assert_eq!(older("latest", "v1.6.0"), None);
 }
@@ -253,138 +230,99 @@ fn an_old_driver_is_a_warning() {
 #[test]
 fn the_provider_must_be_installed_once() {
     let mut s = healthy();
-    s.provider_addon = Ok(Some(AddonFacts {
-        status: "ACTIVE".into(),
-        version: "v2.1.1-eksbuild.1".into(),
-        configuration: None,
-    }));
+    s.provider_addon = Ok(Some(addon("ACTIVE", "v2.1.1-eksbuild.1")));
     let c = provider(&s);
-    let twice = only(&c, "provider.installed");
-    assert_eq!(twice.status, Status::Fail);
-    assert!(twice.saw.contains("installed 2 times"), "{}", twice.saw);
+    let twice = expect(&c, "provider.installed", Fail);
+    assert_saw(twice, &["installed 2 times"]);
     assert_eq!(
-        twice.fix.as_deref(),
-        Some("keep one: kubectl -n kube-system delete daemonset aws-csi-provider")
+        fix(twice),
+        "keep one: kubectl -n kube-system delete daemonset aws-csi-provider"
     );
 
-    if let Ok(list) = s.daemonsets.as_mut() {
-        list.push(ds(
-            "csi-secrets-store-provider-aws",
-            "kube-system",
-            Component::UpstreamProvider,
-            &["n1", "n2"],
-            &[DIR],
-        ));
-    }
+    daemonsets(&mut s).push(ds(
+        "csi-secrets-store-provider-aws",
+        "kube-system",
+        Component::UpstreamProvider,
+        &["n1", "n2"],
+        &[DIR],
+    ));
+    let c = provider(&s);
     assert!(
-        only(&provider(&s), "provider.installed")
+        only(&c, "provider.installed")
             .saw
             .contains("installed 3 times")
     );
 
     // The add-on's own DaemonSet counts as the add-on, not a second install.
     s.provider_addon = Ok(Some(AddonFacts::default()));
-    if let Ok(list) = s.daemonsets.as_mut() {
-        list.retain(|d| !d.component.is_provider());
-        list.push(ds(
-            "secrets-store-csi-driver-provider-aws",
-            "kube-system",
-            Component::AddonProvider,
-            &["n1", "n2"],
-            &[DIR],
-        ));
-    }
-    assert_eq!(
-        only(&provider(&s), "provider.installed").status,
-        Status::Pass
-    );
+    let list = daemonsets(&mut s);
+    list.retain(|d| !d.component.is_provider());
+    list.push(ds(
+        "secrets-store-csi-driver-provider-aws",
+        "kube-system",
+        Component::AddonProvider,
+        &["n1", "n2"],
+        &[DIR],
+    ));
+    expect(&provider(&s), "provider.installed", Pass);
 
     s.provider_addon = Ok(None);
-    if let Ok(list) = s.daemonsets.as_mut() {
-        list.retain(|d| !d.component.is_provider());
-    }
+    daemonsets(&mut s).retain(|d| !d.component.is_provider());
     let none = provider(&s);
     assert_eq!(none.len(), 1);
-    assert_eq!(none[0].status, Status::Fail);
+    assert_eq!(none[0].status, Fail);
     assert!(none[0].saw.contains("provider not found"));
 }
 
 #[test]
 fn every_driver_node_needs_a_provider_pod_in_the_same_directory() {
     let mut s = healthy();
-    if let Ok(list) = s.daemonsets.as_mut() {
-        list[1].pods.push(PodOnNode {
-            name: "d-n3".into(),
-            node: Some("n3".into()),
-            ready: true,
-        });
-    }
-    assert_eq!(
-        only(&provider(&s), "provider.nodes").status,
-        Status::Pass,
-        "a pod left on a deleted node runs nowhere"
-    );
-    if let Ok(n) = s.nodes.as_mut() {
-        n.push(node("n3"));
-    }
+    daemonsets(&mut s)[1].pods.push(PodOnNode {
+        name: "d-n3".into(),
+        node: Some("n3".into()),
+        ready: true,
+    });
+    // A pod left on a deleted node runs nowhere.
+    expect(&provider(&s), "provider.nodes", Pass);
+    nodes_of(&mut s).push(node("n3"));
     let c = provider(&s);
-    let nodes = only(&c, "provider.nodes");
-    assert_eq!(nodes.status, Status::Fail);
-    assert!(
-        nodes
-            .saw
-            .contains("runs on n3 with no ready AWS provider pod"),
-        "{}",
-        nodes.saw
-    );
-    assert!(
-        nodes
-            .fix
-            .as_deref()
-            .is_some_and(|f| f.contains("describe daemonset aws-csi-provider") && f.contains("n3"))
-    );
+    let missing = expect(&c, "provider.nodes", Fail);
+    assert_saw(missing, &["runs on n3 with no ready AWS provider pod"]);
+    assert_fix(missing, &["describe daemonset aws-csi-provider", "n3"]);
 
     let mut s = healthy();
-    if let Ok(list) = s.daemonsets.as_mut() {
-        list[2].socket_dirs = vec!["/run/elsewhere".into()];
-    }
-    let wrong = only(&provider(&s), "provider.nodes").clone();
-    assert_eq!(wrong.status, Status::Fail);
-    assert!(
-        wrong.saw.contains("creates aws.sock in /run/elsewhere"),
-        "{}",
-        wrong.saw
-    );
-    assert!(
-        wrong
-            .fix
-            .as_deref()
-            .is_some_and(|f| f.contains("--provider-volume=/var/run/secrets-store-csi-providers"))
+    daemonsets(&mut s)[2].socket_dirs = vec!["/run/elsewhere".into()];
+    let c = provider(&s);
+    let wrong = expect(&c, "provider.nodes", Fail);
+    assert_saw(wrong, &["creates aws.sock in /run/elsewhere"]);
+    assert_fix(
+        wrong,
+        &["--provider-volume=/var/run/secrets-store-csi-providers"],
     );
 }
 
 #[test]
 fn fargate_and_windows_nodes_are_named_with_their_namespaces() {
     let mut s = healthy();
-    if let Ok(n) = s.nodes.as_mut() {
-        n.push(NodeFacts {
+    nodes_of(&mut s).extend([
+        NodeFacts {
             compute_type: Some("fargate".into()),
             ..node("fargate-ip-1")
-        });
-        n.push(NodeFacts {
+        },
+        NodeFacts {
             os: "windows".into(),
             ..node("win-1")
-        });
-    }
+        },
+    ]);
     s.fargate_namespaces = Ok(vec!["serverless".into()]);
-    let c = nodes(&s);
-    assert_eq!(c[0].status, Status::Warn);
-    assert!(
-        c[0].saw.contains("Fargate node(s) fargate-ip-1") && c[0].saw.contains("serverless"),
-        "{}",
-        c[0].saw
+    assert_saw(
+        expect(&nodes(&s), "nodes.compute", Warn),
+        &[
+            "Fargate node(s) fargate-ip-1",
+            "serverless",
+            "Windows node(s) win-1",
+        ],
     );
-    assert!(c[0].saw.contains("Windows node(s) win-1"), "{}", c[0].saw);
     s.pods = Ok(vec![WorkloadPod {
         namespace: "web".into(),
         name: "app".into(),
@@ -392,9 +330,10 @@ fn fargate_and_windows_nodes_are_named_with_their_namespaces() {
         spcs: vec!["db".into()],
         node: Some("win-1".into()),
     }]);
-    let c = nodes(&s);
-    assert_eq!(c[0].status, Status::Fail);
-    assert!(c[0].saw.contains("web/app on win-1"), "{}", c[0].saw);
+    assert_saw(
+        expect(&nodes(&s), "nodes.compute", Fail),
+        &["web/app on win-1"],
+    );
     // The agent only counts Linux EC2 nodes.
-    assert_eq!(only(&agent(&s), "agent.daemonset").status, Status::Pass);
+    expect(&agent(&s), "agent.daemonset", Pass);
 }

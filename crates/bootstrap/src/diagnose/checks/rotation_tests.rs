@@ -2,7 +2,8 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use serde_json::Value;
 
 use super::*;
-use crate::diagnose::checks::Status;
+use crate::diagnose::checks::Status::{self, Pass, Warn};
+use crate::diagnose::checks::test_support::{assert_saw, expect, fix, only};
 use crate::diagnose::facts::Component;
 use crate::render::csi_driver::{self, CsiDriverValues, DEFAULT_ROTATION_INTERVAL, Rotation};
 
@@ -26,12 +27,6 @@ fn csidriver(requires_republish: bool, owned: bool) -> CsiDriverFacts {
     }
 }
 
-fn one<'a>(checks: &'a [Check], name: &str) -> &'a Check {
-    let found: Vec<&Check> = checks.iter().filter(|c| c.check == name).collect();
-    assert_eq!(found.len(), 1, "one {name} in {checks:#?}");
-    found[0]
-}
-
 fn run(args: &[&str], republish: bool, owned: bool) -> Vec<Check> {
     let ds = driver_ds(args);
     checks("demo", &[&ds], &csidriver(republish, owned))
@@ -47,15 +42,11 @@ fn rotation_without_requires_republish_warns_with_the_fix() {
         false,
         false,
     );
-    let rot = one(&c, "driver.rotation");
-    assert_eq!(rot.status, Status::Warn);
-    assert!(rot.saw.contains(DS), "{}", rot.saw);
-    assert!(rot.saw.contains("never refreshed"), "{}", rot.saw);
+    let rot = expect(&c, "driver.rotation", Warn);
+    assert_saw(rot, &[DS, "never refreshed"]);
     assert_eq!(
-        rot.fix.as_deref(),
-        Some(
-            r#"kubectl patch csidriver secrets-store.csi.k8s.io --type=merge -p '{"spec":{"requiresRepublish":true}}'"#
-        )
+        fix(rot),
+        r#"kubectl patch csidriver secrets-store.csi.k8s.io --type=merge -p '{"spec":{"requiresRepublish":true}}'"#
     );
     assert!(
         c.iter().all(|c| c.check != "driver.rotation-interval"),
@@ -72,8 +63,8 @@ fn rotation_without_requires_republish_warns_with_the_fix() {
         true,
     );
     assert_eq!(
-        one(&c, "driver.rotation").fix.as_deref(),
-        Some("bootstrap up --cluster demo --rotation 30s")
+        fix(only(&c, "driver.rotation")),
+        "bootstrap up --cluster demo --rotation 30s"
     );
 }
 
@@ -87,22 +78,19 @@ fn an_interval_longer_than_the_republish_period_warns_with_the_fix() {
         true,
         true,
     );
-    assert_eq!(one(&c, "driver.rotation").status, Status::Pass);
-    let interval = one(&c, "driver.rotation-interval");
-    assert_eq!(interval.status, Status::Warn);
-    assert_eq!(interval.subject, format!("DaemonSet {DS}"));
-    for part in [
-        "--rotation-poll-interval=1h is longer than kubelet's re-publish period",
-        "minimum age",
-        "up to 1h plus one re-publish",
-        "without saving AWS calls",
-    ] {
-        assert!(interval.saw.contains(part), "{part}: {}", interval.saw);
-    }
-    assert_eq!(
-        interval.fix.as_deref(),
-        Some("bootstrap up --cluster demo --rotation 1m")
+    expect(&c, "driver.rotation", Pass);
+    let interval = expect(&c, "driver.rotation-interval", Warn);
+    assert_saw(
+        interval,
+        &[
+            "--rotation-poll-interval=1h is longer than kubelet's re-publish period",
+            "minimum age",
+            "up to 1h plus one re-publish",
+            "without saving AWS calls",
+        ],
     );
+    assert_eq!(interval.subject, format!("DaemonSet {DS}"));
+    assert_eq!(fix(interval), "bootstrap up --cluster demo --rotation 1m");
     // Someone else's driver: say which flag to change where.
     let c = run(
         &[
@@ -113,43 +101,40 @@ fn an_interval_longer_than_the_republish_period_warns_with_the_fix() {
         false,
     );
     assert_eq!(
-        one(&c, "driver.rotation-interval").fix.as_deref(),
-        Some(
-            "set --rotation-poll-interval=1m on the secrets-store container of DaemonSet kube-system/secrets-store-csi-driver (Helm chart: --set rotationPollInterval=1m)"
-        )
+        fix(only(&c, "driver.rotation-interval")),
+        "set --rotation-poll-interval=1m on the secrets-store container of DaemonSet kube-system/secrets-store-csi-driver (Helm chart: --set rotationPollInterval=1m)"
     );
 }
 
 #[test]
 fn the_boundary_is_the_period_and_the_drivers_default_is_past_it() {
     for (args, want) in [
-        (vec!["--rotation-poll-interval=60s"], Status::Pass),
-        (vec!["--rotation-poll-interval=1m"], Status::Pass),
-        (vec!["--rotation-poll-interval", "15s"], Status::Pass),
-        (vec!["--rotation-poll-interval=61s"], Status::Warn),
-        (vec!["--rotation-poll-interval=1m1s"], Status::Warn),
+        (vec!["--rotation-poll-interval=60s"], Pass),
+        (vec!["--rotation-poll-interval=1m"], Pass),
+        (vec!["--rotation-poll-interval", "15s"], Pass),
+        (vec!["--rotation-poll-interval=61s"], Warn),
+        (vec!["--rotation-poll-interval=1m1s"], Warn),
         // No flag: the driver's own default, 2m.
-        (vec![], Status::Warn),
+        (vec![], Warn),
         // The last occurrence wins, as with Go's flag package.
         (
             vec![
                 "--rotation-poll-interval=1h",
                 "--rotation-poll-interval=30s",
             ],
-            Status::Pass,
+            Pass,
         ),
     ] {
         let mut all = vec!["--enable-secret-rotation"];
         all.extend(args.iter().copied());
         let c = run(&all, true, true);
-        let got = one(&c, "driver.rotation-interval");
+        let got = only(&c, "driver.rotation-interval");
         assert_eq!(got.status, want, "{args:?}: {}", got.saw);
     }
     let c = run(&["--enable-secret-rotation"], true, true);
-    assert!(
-        one(&c, "driver.rotation-interval")
-            .saw
-            .contains("--rotation-poll-interval=2m")
+    assert_saw(
+        expect(&c, "driver.rotation-interval", Warn),
+        &["--rotation-poll-interval=2m"],
     );
 }
 
@@ -160,13 +145,9 @@ fn an_unreadable_interval_warns() {
         true,
         true,
     );
-    let got = one(&c, "driver.rotation-interval");
-    assert_eq!(got.status, Status::Warn);
-    assert!(got.saw.contains("cannot be read"), "{}", got.saw);
-    assert_eq!(
-        got.fix.as_deref(),
-        Some("bootstrap up --cluster demo --rotation 1m")
-    );
+    let got = expect(&c, "driver.rotation-interval", Warn);
+    assert_saw(got, &["cannot be read"]);
+    assert_eq!(fix(got), "bootstrap up --cluster demo --rotation 1m");
 }
 
 #[test]
@@ -174,8 +155,7 @@ fn rotation_off_passes_and_says_what_republish_does() {
     for republish in [false, true] {
         let c = run(&["--rotation-poll-interval=1h"], republish, true);
         assert_eq!(c.len(), 1, "{c:#?}");
-        let rot = one(&c, "driver.rotation");
-        assert_eq!(rot.status, Status::Pass);
+        let rot = expect(&c, "driver.rotation", Pass);
         assert!(rot.saw.starts_with("rotation off"), "{}", rot.saw);
     }
 }
@@ -196,8 +176,8 @@ fn each_rotating_driver_daemonset_gets_its_own_interval_check() {
     assert_eq!(
         intervals,
         [
-            ("DaemonSet kube-system/fast", Status::Pass),
-            ("DaemonSet kube-system/slow", Status::Warn)
+            ("DaemonSet kube-system/fast", Pass),
+            ("DaemonSet kube-system/slow", Warn)
         ]
     );
 }
@@ -226,6 +206,6 @@ fn what_up_rotation_renders_passes() {
         .expect("requiresRepublish");
     let facts = DaemonSetFacts::from_k8s(&ds, &[]);
     let c = checks("demo", &[&facts], &csidriver(republish, true));
-    assert!(c.iter().all(|c| c.status == Status::Pass), "{c:#?}");
+    assert!(c.iter().all(|c| c.status == Pass), "{c:#?}");
     assert_eq!(c.len(), 2, "{c:#?}");
 }

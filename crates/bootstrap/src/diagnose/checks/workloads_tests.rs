@@ -1,7 +1,10 @@
 use serde_json::json;
 
 use super::*;
-use crate::diagnose::checks::Status;
+use crate::diagnose::checks::Status::{Fail, Pass, Warn};
+use crate::diagnose::checks::test_support::{
+    all_pass_once, assert_fix, assert_saw, expect, fix, only,
+};
 use crate::diagnose::facts::{CsiDriverFacts, PodMountFacts, ServiceAccountFacts, WorkloadPod};
 use crate::diagnose::iam::NamedPolicy;
 
@@ -44,6 +47,37 @@ fn trust() -> serde_json::Value {
     })
 }
 
+/// The service account every test here looks at.
+fn key() -> (String, String) {
+    ("ns".into(), "app".into())
+}
+
+fn association(role_arn: &str, target_role_arn: Option<&str>) -> Option<AssociationFacts> {
+    Some(AssociationFacts {
+        role_arn: role_arn.into(),
+        target_role_arn: target_role_arn.map(Into::into),
+    })
+}
+
+/// The service account annotated for IRSA with [`ROLE`].
+fn irsa_annotated(s: &mut Snapshot) {
+    let sa = ServiceAccountFacts {
+        role_arn: Some(ROLE.into()),
+    };
+    s.service_accounts.insert(key(), Ok(Some(sa)));
+}
+
+/// The workload's pod, on node n1.
+fn app_pod() -> WorkloadPod {
+    WorkloadPod {
+        namespace: "ns".into(),
+        name: "app-1".into(),
+        service_account: "app".into(),
+        spcs: vec!["bootstrap-app".into()],
+        node: Some("n1".into()),
+    }
+}
+
 /// One Pod Identity workload that works: class, pod, association, role, policy, secrets.
 fn healthy() -> Snapshot {
     let mut s = Snapshot::new("demo", "us-west-2", ACCOUNT);
@@ -52,23 +86,10 @@ fn healthy() -> Snapshot {
         ("region", "us-west-2"),
         ("objects", OBJECTS),
     ])]);
-    s.pods = Ok(vec![WorkloadPod {
-        namespace: "ns".into(),
-        name: "app-1".into(),
-        service_account: "app".into(),
-        spcs: vec!["bootstrap-app".into()],
-        node: Some("n1".into()),
-    }]);
-    let key = ("ns".to_string(), "app".to_string());
+    s.pods = Ok(vec![app_pod()]);
     s.service_accounts
-        .insert(key.clone(), Ok(Some(ServiceAccountFacts::default())));
-    s.associations.insert(
-        key,
-        Ok(Some(AssociationFacts {
-            role_arn: ROLE.into(),
-            target_role_arn: None,
-        })),
-    );
+        .insert(key(), Ok(Some(ServiceAccountFacts::default())));
+    s.associations.insert(key(), Ok(association(ROLE, None)));
     s.roles.insert(
         ROLE.into(),
         Ok(Some(RoleFacts {
@@ -95,12 +116,6 @@ fn all(s: &Snapshot) -> Vec<Check> {
     [classes(s), service_accounts(s), super::super::pod::pod(s)].concat()
 }
 
-fn only<'a>(checks: &'a [Check], name: &str) -> &'a Check {
-    let found: Vec<&Check> = checks.iter().filter(|c| c.check == name).collect();
-    assert_eq!(found.len(), 1, "one {name} check in {checks:#?}");
-    found[0]
-}
-
 fn set_class(s: &mut Snapshot, params: &[(&str, &str)]) {
     s.spcs = Ok(vec![class(params)]);
 }
@@ -109,23 +124,20 @@ fn set_class(s: &mut Snapshot, params: &[(&str, &str)]) {
 fn a_working_workload_passes_every_check() {
     let s = healthy();
     let checks = all(&s);
-    let bad: Vec<&Check> = checks.iter().filter(|c| c.status != Status::Pass).collect();
-    assert!(bad.is_empty(), "{bad:#?}");
-    for name in [
-        "spc.use-pod-identity",
-        "spc.objects",
-        "spc.region",
-        "sa.association",
-        "sa.trust",
-        "sa.policy",
-    ] {
-        only(&checks, name);
-    }
-    let policy = only(&checks, "sa.policy");
-    assert!(
-        policy.saw.contains("conditions were not evaluated"),
-        "{}",
-        policy.saw
+    all_pass_once(
+        &checks,
+        &[
+            "spc.use-pod-identity",
+            "spc.objects",
+            "spc.region",
+            "sa.association",
+            "sa.trust",
+            "sa.policy",
+        ],
+    );
+    assert_saw(
+        expect(&checks, "sa.policy", Pass),
+        &["conditions were not evaluated"],
     );
 }
 
@@ -141,8 +153,7 @@ fn use_pod_identity_invalid_fails_quoting_it_and_missing_warns_irsa() {
         ],
     );
     let c = all(&s);
-    let upi = only(&c, "spc.use-pod-identity");
-    assert_eq!(upi.status, Status::Fail);
+    let upi = expect(&c, "spc.use-pod-identity", Fail);
     assert!(
         upi.saw
             .starts_with(r#"usePodIdentity "yes" is not a boolean"#),
@@ -150,10 +161,8 @@ fn use_pod_identity_invalid_fails_quoting_it_and_missing_warns_irsa() {
         upi.saw
     );
     assert_eq!(
-        upi.fix.as_deref(),
-        Some(
-            r#"kubectl -n ns patch secretproviderclass bootstrap-app --type=merge -p '{"spec":{"parameters":{"usePodIdentity":"true"}}}'"#
-        )
+        fix(upi),
+        r#"kubectl -n ns patch secretproviderclass bootstrap-app --type=merge -p '{"spec":{"parameters":{"usePodIdentity":"true"}}}'"#
     );
     assert!(
         c.iter().all(|c| !c.check.starts_with("sa.")),
@@ -162,13 +171,9 @@ fn use_pod_identity_invalid_fails_quoting_it_and_missing_warns_irsa() {
 
     set_class(&mut s, &[("region", "us-west-2"), ("objects", OBJECTS)]);
     let c = classes(&s);
-    let upi = only(&c, "spc.use-pod-identity");
-    assert_eq!(upi.status, Status::Warn);
-    assert!(upi.saw.contains("uses IRSA"), "{}", upi.saw);
-    assert_eq!(
-        upi.fix.as_deref(),
-        Some("bootstrap migrate --cluster demo --namespace ns")
-    );
+    let upi = expect(&c, "spc.use-pod-identity", Warn);
+    assert_saw(upi, &["uses IRSA"]);
+    assert_eq!(fix(upi), "bootstrap migrate --cluster demo --namespace ns");
 }
 
 #[test]
@@ -182,21 +187,12 @@ fn objects_must_parse_and_exist_and_region_should_be_set() {
         ],
     );
     let c = classes(&s);
-    let objects = only(&c, "spc.objects");
-    assert_eq!(objects.status, Status::Fail);
-    assert!(
-        objects.saw.contains("objectName must be specified"),
-        "{}",
-        objects.saw
+    assert_saw(
+        expect(&c, "spc.objects", Fail),
+        &["objectName must be specified"],
     );
-    let region = only(&c, "spc.region");
-    assert_eq!(region.status, Status::Warn);
-    assert!(
-        region
-            .fix
-            .as_deref()
-            .is_some_and(|f| f.contains(r#""region":"us-west-2""#))
-    );
+    let region = expect(&c, "spc.region", Warn);
+    assert_fix(region, &[r#""region":"us-west-2""#]);
 
     let mut s = healthy();
     s.objects.insert(
@@ -204,72 +200,51 @@ fn objects_must_parse_and_exist_and_region_should_be_set() {
         Ok(None),
     );
     let c = classes(&s);
-    let missing = only(&c, "spc.objects");
-    assert_eq!(missing.status, Status::Fail);
+    let missing = expect(&c, "spc.objects", Fail);
+    assert_saw(missing, &["secretsmanager api not found in us-west-2"]);
     assert!(
-        missing
-            .saw
-            .contains("secretsmanager api not found in us-west-2"),
-        "{}",
-        missing.saw
+        fix(missing)
+            .contains("aws secretsmanager describe-secret --region us-west-2 --secret-id api")
     );
-    assert!(missing.fix.as_deref().is_some_and(|f| {
-        f.contains("aws secretsmanager describe-secret --region us-west-2 --secret-id api")
-    }));
 }
 
 #[test]
 fn pod_identity_without_an_association_fails_with_the_create_command() {
     let mut s = healthy();
-    s.associations.insert(("ns".into(), "app".into()), Ok(None));
+    s.associations.insert(key(), Ok(None));
     let c = service_accounts(&s);
-    let a = only(&c, "sa.association");
-    assert_eq!(a.status, Status::Fail);
-    assert!(
-        a.saw
-            .contains("no Pod Identity association on cluster demo"),
-        "{}",
-        a.saw
-    );
+    let a = expect(&c, "sa.association", Fail);
+    assert_saw(a, &["no Pod Identity association on cluster demo"]);
     assert_eq!(
-        a.fix.as_deref(),
-        Some(
-            "aws eks create-pod-identity-association --cluster-name demo --namespace ns --service-account app --role-arn <ROLE_ARN>"
-        )
+        fix(a),
+        "aws eks create-pod-identity-association --cluster-name demo --namespace ns --service-account app --role-arn <ROLE_ARN>"
     );
     // The IRSA role, when annotated, is the one to associate.
-    s.service_accounts.insert(
-        ("ns".into(), "app".into()),
-        Ok(Some(ServiceAccountFacts {
-            role_arn: Some(ROLE.into()),
-        })),
-    );
+    irsa_annotated(&mut s);
     let c = service_accounts(&s);
-    assert!(
-        only(&c, "sa.association")
-            .fix
-            .as_deref()
-            .is_some_and(|f| f.ends_with(ROLE))
-    );
+    assert!(fix(only(&c, "sa.association")).ends_with(ROLE));
 }
 
 #[test]
 fn without_an_association_the_fix_names_bootstraps_role_once_it_is_read() {
     let mut s = healthy();
-    let key = ("ns".to_string(), "app".to_string());
-    s.associations.insert(key.clone(), Ok(None));
+    s.associations.insert(key(), Ok(None));
     let ours = "arn:aws:iam::111122223333:role/bootstrap-demo.ns.app";
-    s.bootstrap_roles.insert(key, ours.into());
-    let fix = |s: &Snapshot| {
-        only(&service_accounts(s), "sa.association")
-            .fix
-            .clone()
-            .unwrap_or_default()
-    };
+    s.bootstrap_roles.insert(key(), ours.into());
+    let association_fix =
+        |s: &Snapshot| fix(only(&service_accounts(s), "sa.association")).to_string();
     // Not read, or read and absent: the placeholder.
-    assert!(fix(&s).ends_with("--role-arn <ROLE_ARN>"), "{}", fix(&s));
+    assert!(
+        association_fix(&s).ends_with("--role-arn <ROLE_ARN>"),
+        "{}",
+        association_fix(&s)
+    );
     s.roles.insert(ours.into(), Ok(None));
-    assert!(fix(&s).ends_with("--role-arn <ROLE_ARN>"), "{}", fix(&s));
+    assert!(
+        association_fix(&s).ends_with("--role-arn <ROLE_ARN>"),
+        "{}",
+        association_fix(&s)
+    );
     s.roles.insert(
         ours.into(),
         Ok(Some(RoleFacts {
@@ -278,9 +253,9 @@ fn without_an_association_the_fix_names_bootstraps_role_once_it_is_read() {
         })),
     );
     assert!(
-        fix(&s).ends_with(&format!("--role-arn {ours}")),
+        association_fix(&s).ends_with(&format!("--role-arn {ours}")),
         "{}",
-        fix(&s)
+        association_fix(&s)
     );
 }
 
@@ -296,30 +271,22 @@ fn irsa_classes_need_the_annotation_and_an_oidc_trust() {
         ],
     );
     let c = service_accounts(&s);
-    let a = only(&c, "sa.irsa-annotation");
-    assert_eq!(a.status, Status::Fail);
-    assert!(
-        a.saw.contains("no eks.amazonaws.com/role-arn annotation"),
-        "{}",
-        a.saw
+    assert_saw(
+        expect(&c, "sa.irsa-annotation", Fail),
+        &["no eks.amazonaws.com/role-arn annotation"],
     );
 
-    s.service_accounts.insert(
-        ("ns".into(), "app".into()),
-        Ok(Some(ServiceAccountFacts {
-            role_arn: Some(ROLE.into()),
-        })),
-    );
+    irsa_annotated(&mut s);
     s.oidc_issuer = Some("https://oidc.eks.us-west-2.amazonaws.com/id/ABC".into());
     let c = service_accounts(&s);
-    assert_eq!(only(&c, "sa.irsa-annotation").status, Status::Pass);
-    let t = only(&c, "sa.trust");
-    assert_eq!(t.status, Status::Fail, "the role trusts only Pod Identity");
-    let fix = t.fix.clone().unwrap_or_default();
-    assert!(
-        fix.contains("oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/ABC")
-            && fix.contains("pods.eks.amazonaws.com"),
-        "keeps the old statement: {fix}"
+    expect(&c, "sa.irsa-annotation", Pass);
+    // The role trusts only Pod Identity; the fix keeps the old statement.
+    assert_fix(
+        expect(&c, "sa.trust", Fail),
+        &[
+            "oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/ABC",
+            "pods.eks.amazonaws.com",
+        ],
     );
 }
 
@@ -327,10 +294,10 @@ fn irsa_classes_need_the_annotation_and_an_oidc_trust() {
 fn a_missing_role_and_a_trust_without_tag_session_fail() {
     let mut s = healthy();
     s.roles.insert(ROLE.into(), Ok(None));
-    let c = service_accounts(&s);
-    let r = only(&c, "sa.role");
-    assert_eq!(r.status, Status::Fail);
-    assert!(r.saw.contains("does not exist"));
+    assert_saw(
+        expect(&service_accounts(&s), "sa.role", Fail),
+        &["does not exist"],
+    );
 
     let mut s = healthy();
     if let Some(Ok(Some(role))) = s.roles.get_mut(ROLE) {
@@ -339,34 +306,25 @@ fn a_missing_role_and_a_trust_without_tag_session_fail() {
         );
     }
     let c = service_accounts(&s);
-    let t = only(&c, "sa.trust");
-    assert_eq!(t.status, Status::Fail);
-    assert!(t.saw.contains("sts:TagSession"), "{}", t.saw);
-    let fix = t.fix.clone().unwrap_or_default();
+    let trust = expect(&c, "sa.trust", Fail);
+    assert_saw(trust, &["sts:TagSession"]);
+    let f = fix(trust);
     assert!(
-        fix.starts_with(
+        f.starts_with(
             "aws iam update-assume-role-policy --role-name app-reader --policy-document '"
         ),
-        "{fix}"
+        "{f}"
     );
-    assert!(
-        fix.contains("EksPodIdentity") && fix.contains(r#""Action":"sts:AssumeRole""#),
-        "adds ours, keeps theirs: {fix}"
-    );
+    // Adds ours, keeps theirs.
+    assert_fix(trust, &["EksPodIdentity", r#""Action":"sts:AssumeRole""#]);
 
     let mut s = healthy();
     s.associations.insert(
-        ("ns".into(), "app".into()),
-        Ok(Some(AssociationFacts {
-            role_arn: "arn:aws:iam::999999999999:role/x".into(),
-            target_role_arn: None,
-        })),
+        key(),
+        Ok(association("arn:aws:iam::999999999999:role/x", None)),
     );
-    assert_eq!(
-        only(&service_accounts(&s), "sa.role").status,
-        Status::Warn,
-        "another account's role is not readable"
-    );
+    // Another account's role is not readable.
+    expect(&service_accounts(&s), "sa.role", Warn);
 }
 
 #[test]
@@ -376,34 +334,27 @@ fn a_policy_missing_one_secret_fails_naming_it() {
         role.policies = vec![read_policy(&[DB])];
     }
     let c = service_accounts(&s);
-    let p = only(&c, "sa.policy");
-    assert_eq!(p.status, Status::Fail);
-    assert!(
-        p.saw.contains(&format!(
+    let p = expect(&c, "sa.policy", Fail);
+    assert_saw(
+        p,
+        &[&format!(
             "secretsmanager:GetSecretValue on {API} (no Allow matches)"
-        )),
-        "{}",
-        p.saw
+        )],
     );
     assert!(!p.saw.contains(&format!("on {DB}")), "{}", p.saw);
-    let fix = p.fix.clone().unwrap_or_default();
+    let f = fix(p);
     assert!(
-        fix.starts_with(
+        f.starts_with(
             "aws iam put-role-policy --role-name app-reader --policy-name doctor-read-secrets"
         ),
-        "{fix}"
+        "{f}"
     );
-    assert!(fix.contains(API) && !fix.contains(DB), "{fix}");
+    assert!(f.contains(API) && !f.contains(DB), "{f}");
 
     // A target role reads instead of the associated one.
     let target = "arn:aws:iam::111122223333:role/target";
-    s.associations.insert(
-        ("ns".into(), "app".into()),
-        Ok(Some(AssociationFacts {
-            role_arn: ROLE.into(),
-            target_role_arn: Some(target.into()),
-        })),
-    );
+    s.associations
+        .insert(key(), Ok(association(ROLE, Some(target))));
     s.roles.insert(
         target.into(),
         Ok(Some(RoleFacts {
@@ -412,10 +363,7 @@ fn a_policy_missing_one_secret_fails_naming_it() {
             ..RoleFacts::default()
         })),
     );
-    assert_eq!(
-        only(&service_accounts(&s), "sa.policy").status,
-        Status::Pass
-    );
+    expect(&service_accounts(&s), "sa.policy", Pass);
 }
 
 #[test]
@@ -426,13 +374,9 @@ fn a_class_no_pod_mounts_serves_the_service_account_its_name_is_for() {
     assert_eq!(w.len(), 1);
     assert!(w[0].inferred);
     assert_eq!(w[0].service_account, "app");
-    assert_eq!(
-        only(&service_accounts(&s), "sa.association").status,
-        Status::Pass
-    );
+    expect(&service_accounts(&s), "sa.association", Pass);
     // Inferred and absent: nothing to check.
-    s.service_accounts
-        .insert(("ns".into(), "app".into()), Ok(None));
+    s.service_accounts.insert(key(), Ok(None));
     assert!(service_accounts(&s).is_empty());
     // A foreign class with no pod serves nobody.
     if let Ok(list) = s.spcs.as_mut() {
@@ -445,71 +389,55 @@ fn a_class_no_pod_mounts_serves_the_service_account_its_name_is_for() {
 fn the_pod_s_failed_mounts_map_to_cause_and_fix() {
     let mut s = healthy();
     s.namespace = Some("ns".into());
-    let pod = WorkloadPod {
-        namespace: "ns".into(),
-        name: "app-1".into(),
-        service_account: "app".into(),
-        spcs: vec!["bootstrap-app".into()],
-        node: Some("n1".into()),
-    };
-    s.pod = Some(PodMountFacts {
-        name: "app-1".into(),
-        pod: Some(pod.clone()),
-        phase: Some("Running".into()),
-        failed_mounts: Vec::new(),
-    });
-    assert_eq!(only(&pod_checks(&s), "pod.mount").status, Status::Pass);
+    s.pod = Some(mount(Some("Running"), Vec::new()));
+    expect(&pod_checks(&s), "pod.mount", Pass);
 
-    s.pod = Some(PodMountFacts {
-        name: "app-1".into(),
-        pod: Some(pod.clone()),
-        phase: Some("Pending".into()),
-        failed_mounts: vec![
+    s.pod = Some(mount(
+        Some("Pending"),
+        vec![
             "MountVolume.SetUp failed for volume \"secrets\" : rpc error: code = Unknown desc = failed to mount secrets store objects for pod ns/app-1, err: rpc error: code = Unknown desc = usePodIdentity \"yes\" is not a boolean".into(),
         ],
-    });
+    ));
     let c = pod_checks(&s);
-    let m = only(&c, "pod.mount");
-    assert_eq!(m.status, Status::Fail);
-    assert!(
-        m.saw.contains("its warning: MountVolume.SetUp failed")
-            && m.saw.contains("usePodIdentity parameter is invalid"),
-        "{}",
-        m.saw
+    let m = expect(&c, "pod.mount", Fail);
+    assert_saw(
+        m,
+        &[
+            "its warning: MountVolume.SetUp failed",
+            "usePodIdentity parameter is invalid",
+        ],
     );
-    assert!(
-        m.fix
-            .as_deref()
-            .is_some_and(|f| f.contains("patch secretproviderclass bootstrap-app"))
-    );
+    assert_fix(m, &["patch secretproviderclass bootstrap-app"]);
 
-    s.pod = Some(PodMountFacts {
-        name: "app-1".into(),
-        pod: Some(pod.clone()),
-        phase: Some("Pending".into()),
-        failed_mounts: vec![format!(
+    s.pod = Some(mount(
+        Some("Pending"),
+        vec![format!(
             "access denied: User: x is not authorized to perform: secretsmanager:GetSecretValue on resource: {API} because no identity-based policy allows it"
         )],
-    });
+    ));
     let m = pod_checks(&s);
     assert!(
         m[0].saw.contains(&format!("cannot read {API}")),
         "{}",
         m[0].saw
     );
-    let fix = m[0].fix.clone().unwrap_or_default();
-    assert!(
-        fix.contains("--role-name app-reader") && fix.contains(API),
-        "{fix}"
-    );
+    assert_fix(&m[0], &["--role-name app-reader", API]);
 
     s.pod = Some(PodMountFacts {
-        name: "app-1".into(),
         pod: None,
-        phase: None,
-        failed_mounts: Vec::new(),
+        ..mount(None, Vec::new())
     });
-    assert_eq!(only(&pod_checks(&s), "pod.mount").status, Status::Fail);
+    expect(&pod_checks(&s), "pod.mount", Fail);
+}
+
+/// What `--pod app-1` read: the pod, its phase and its failed mounts.
+fn mount(phase: Option<&str>, failed_mounts: Vec<String>) -> PodMountFacts {
+    PodMountFacts {
+        name: "app-1".into(),
+        pod: Some(app_pod()),
+        phase: phase.map(Into::into),
+        failed_mounts,
+    }
 }
 
 fn pod_checks(s: &Snapshot) -> Vec<Check> {
