@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::aws::{ErrorKind, classify, policy};
+use crate::aws::ErrorKind;
 use crate::commands::probe;
 use crate::config::MigrateSettings;
 use crate::error::StepError;
@@ -58,18 +58,20 @@ impl MigrateReport {
     }
 }
 
-async fn trust_of(aws: &crate::aws::Clients, role_arn: &str) -> Result<Value, StepError> {
+/// The trust policy of an IRSA role (read by the one role reader).
+async fn trust_of(
+    aws: &crate::aws::Clients,
+    cluster: &str,
+    role_arn: &str,
+) -> Result<Value, StepError> {
     let name = role_arn.rsplit('/').next().unwrap_or_default();
-    let out = aws
-        .iam
-        .get_role()
-        .role_name(name)
-        .send()
-        .await
-        .map_err(|e| classify("read", format!("IAM role {name}"), e))?;
-    out.role()
-        .and_then(|r| r.assume_role_policy_document())
-        .and_then(policy::decode_document)
+    let live =
+        crate::resources::role::read(aws, name, cluster, crate::resources::role::Depth::Role)
+            .await?
+            .ok_or_else(|| {
+                StepError::problem(format!("IAM role {name} (of {role_arn}) does not exist"))
+            })?;
+    live.trust
         .ok_or_else(|| StepError::problem(format!("IAM role {name} has no readable trust policy")))
 }
 
@@ -245,7 +247,7 @@ async fn migrate_one(
                 && let Some(aws) = t.aws()
             {
                 let removal = async {
-                    let trust = trust_of(aws, &c.role_arn).await?;
+                    let trust = trust_of(aws, t.name(), &c.role_arn).await?;
                     let decided = removal_for(aws, t, r, c, &trust).await?;
                     let more = irsa::plan_remove_irsa(c, &trust, &decided);
                     let step = Step::apply("remove-irsa", &[], StepOutcome::with(more.clone()));
@@ -391,7 +393,7 @@ pub async fn run_on(
             // Without --approve, a role's trust as the workloads planned before it leave it.
             let trust = match trusts.get(&c.role_arn) {
                 Some(trust) if !s.approve => trust.clone(),
-                _ => trust_of(aws, &c.role_arn).await?,
+                _ => trust_of(aws, t.name(), &c.role_arn).await?,
             };
             if !s.approve {
                 trusts.insert(c.role_arn.clone(), trust.clone());

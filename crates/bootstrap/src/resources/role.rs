@@ -155,6 +155,8 @@ pub struct LiveRole {
 /// How much of a role [`read`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Depth {
+    /// The role alone: its tags, path, boundary and trust policy.
+    Role,
     /// The role, and our inline policy when the role is ours: what a plan compares.
     Plan,
     /// As `Plan`, and the names of every inline and attached policy: what a delete removes.
@@ -250,7 +252,7 @@ async fn read_named(
         read_permissions(aws, &mut live).await?;
         return Ok(Some(live));
     }
-    if !live.owned {
+    if !live.owned || depth == Depth::Role {
         return Ok(Some(live));
     }
     live.inline = match aws
