@@ -138,18 +138,8 @@ pub async fn run_on(
         return confirmed_run(s, t, &plan, interpreter, progress, confirm, started).await;
     }
     progress.started("discover");
-    let inventory: Inventory =
-        match discover::discover(aws, kube, t.name(), &t.account, s.namespace.as_deref()).await {
-            Ok(inv) => inv,
-            Err(e) => {
-                progress.finished(
-                    "discover",
-                    &StepStatus::Failed(e.to_string()),
-                    started.elapsed(),
-                );
-                return Err(e);
-            }
-        };
+    let found = discover::discover(aws, kube, t.name(), &t.account, s.namespace.as_deref()).await;
+    let inventory: Inventory = crate::plan::failed_on_err(progress, "discover", started, found)?;
     progress.finished(
         "discover",
         &StepStatus::Done(StepOutcome::default()),

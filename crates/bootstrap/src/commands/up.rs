@@ -306,17 +306,8 @@ pub async fn run(s: &UpSettings, printer: &crate::ui::Printer) -> Result<UpRun, 
         return Ok(run_on(s, &t, pre, None, &progress).await);
     };
     progress.started("preflight");
-    let (t, outcome) = match target::preflight(aws, &s.target.cluster).await {
-        Ok(found) => found,
-        Err(e) => {
-            progress.finished(
-                "preflight",
-                &StepStatus::Failed(e.to_string()),
-                started.elapsed(),
-            );
-            return Err(e);
-        }
-    };
+    let found = target::preflight(aws, &s.target.cluster).await;
+    let (t, outcome) = crate::plan::failed_on_err(&progress, "preflight", started, found)?;
     let status = StepStatus::Done(outcome);
     progress.finished("preflight", &status, started.elapsed());
     let pre = StepReport::new("preflight", status, started.elapsed());

@@ -38,6 +38,20 @@ pub trait Progress: Sync {
     fn finished(&self, step: &'static str, status: &StepStatus, elapsed: Duration);
 }
 
+/// Passes `result` on, first reporting `step` failed (since `started`) when it is an error.
+pub fn failed_on_err<T, E: std::fmt::Display>(
+    progress: &dyn Progress,
+    step: &'static str,
+    started: std::time::Instant,
+    result: Result<T, E>,
+) -> Result<T, E> {
+    if let Err(e) = &result {
+        let status = StepStatus::Failed(e.to_string());
+        progress.finished(step, &status, started.elapsed());
+    }
+    result
+}
+
 /// A [`Progress`] that ignores everything.
 impl Progress for () {
     fn started(&self, _: &'static str) {}

@@ -10,7 +10,7 @@ mod graph;
 mod op;
 mod report;
 
-pub use dag::Progress;
+pub use dag::{Progress, failed_on_err};
 pub use exec::{Executor, Interpreter, retryable};
 pub use graph::{CheckFn, Probe, Step};
 pub use op::{AddonGoal, Backend, ObjectRef, Op};
