@@ -154,6 +154,11 @@ pub fn classify(lists: &[KindList], kinds_unknown: &[String], owned: &BTreeSet<K
 mod tests {
     use super::*;
 
+    /// One kind's list as discovery returns it.
+    fn list(api_version: &str, kind: &str, listed: Result<Vec<Listed>, String>) -> KindList {
+        (api_version.into(), kind.into(), listed)
+    }
+
     fn item(name: &str) -> Listed {
         Listed {
             name: name.into(),
@@ -165,14 +170,14 @@ mod tests {
     fn a_kind_that_cannot_be_listed_is_unknown_not_empty() {
         let owned: BTreeSet<Key> = [key("v1", "ServiceAccount", "app")].into_iter().collect();
         let lists = vec![
-            (
-                "v1".to_string(),
-                "ServiceAccount".to_string(),
+            list(
+                "v1",
+                "ServiceAccount",
                 Ok(vec![item("app"), item("default")]),
             ),
-            (
-                "example.com/v2".to_string(),
-                "Widget".to_string(),
+            list(
+                "example.com/v2",
+                "Widget",
                 Err("conversion webhook for example.com/v1, Kind=Widget failed".to_string()),
             ),
         ];
@@ -195,19 +200,19 @@ mod tests {
         .into_iter()
         .collect();
         let lists = vec![
-            (
-                "v1".to_string(),
-                "ConfigMap".to_string(),
+            list(
+                "v1",
+                "ConfigMap",
                 Ok(vec![item("looks-like-ours"), item("kube-root-ca.crt")]),
             ),
-            (
-                "secrets-store.csi.x-k8s.io/v1".to_string(),
-                "SecretProviderClass".to_string(),
+            list(
+                "secrets-store.csi.x-k8s.io/v1",
+                "SecretProviderClass",
                 Ok(vec![item("bootstrap-app"), item("theirs")]),
             ),
-            (
-                "secrets-store.csi.x-k8s.io/v1".to_string(),
-                "SecretProviderClassPodStatus".to_string(),
+            list(
+                "secrets-store.csi.x-k8s.io/v1",
+                "SecretProviderClassPodStatus",
                 Ok(vec![Listed {
                     name: "pod-x".into(),
                     has_owner: true,

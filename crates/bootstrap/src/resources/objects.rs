@@ -107,23 +107,15 @@ mod tests {
 
     #[test]
     fn others_objects_are_adopted_never_overwritten() {
-        assert_eq!(action_for(ObjectState::Absent).0, Action::Create);
-        assert_eq!(
-            action_for(ObjectState::Same { ours: true }).0,
-            Action::Unchanged
-        );
-        assert_eq!(
-            action_for(ObjectState::Differs { ours: true }).0,
-            Action::Update
-        );
-        assert_eq!(
-            action_for(ObjectState::Differs { ours: false }).0,
-            Action::Adopt
-        );
-        assert_eq!(
-            action_for(ObjectState::Same { ours: false }).0,
-            Action::Adopt
-        );
+        for (state, action) in [
+            (ObjectState::Absent, Action::Create),
+            (ObjectState::Same { ours: true }, Action::Unchanged),
+            (ObjectState::Differs { ours: true }, Action::Update),
+            (ObjectState::Differs { ours: false }, Action::Adopt),
+            (ObjectState::Same { ours: false }, Action::Adopt),
+        ] {
+            assert_eq!(action_for(state).0, action, "{state:?}");
+        }
     }
 
     #[test]

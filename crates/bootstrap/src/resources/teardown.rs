@@ -379,6 +379,13 @@ mod tests {
         }
     }
 
+    fn forced() -> Scope {
+        Scope {
+            force: true,
+            ..Scope::default()
+        }
+    }
+
     fn deleted(t: &Teardown) -> Vec<String> {
         t.steps
             .iter()
@@ -439,14 +446,7 @@ mod tests {
     fn force_deletes_the_namespace_and_then_the_crds_may_go() {
         let mut inv = inventory();
         inv.foreign_spcs = vec![("team".into(), "theirs".into())];
-        let t = plan(
-            &inv,
-            "c",
-            &Scope {
-                force: true,
-                ..Scope::default()
-            },
-        );
+        let t = plan(&inv, "c", &forced());
         let gone = deleted(&t);
         assert!(gone.iter().any(|r| r == "Namespace/team"));
         let crd = gone
@@ -480,14 +480,7 @@ mod tests {
             why.contains("Widget") && why.contains("conversion webhook"),
             "{why}"
         );
-        let forced = plan(
-            &inv,
-            "c",
-            &Scope {
-                force: true,
-                ..Scope::default()
-            },
-        );
+        let forced = plan(&inv, "c", &forced());
         assert!(deleted(&forced).iter().any(|r| r == "Namespace/team"));
     }
 
