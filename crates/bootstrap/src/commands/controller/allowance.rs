@@ -122,6 +122,11 @@ mod tests {
             .value
     }
 
+    /// [`check`] of a team in namespace `team-a` reading `yaml_secrets`.
+    fn team_a(allowances: &[SecretAllowanceSpec], yaml_secrets: &str) -> Result<(), Vec<String>> {
+        check(allowances, "team-a", &team("team-a", yaml_secrets, ""))
+    }
+
     fn allowance(json: serde_json::Value) -> SecretAllowanceSpec {
         serde_json::from_value(json).expect("allowance")
     }
@@ -149,59 +154,28 @@ mod tests {
     #[test]
     fn a_namespace_reads_its_own_path_and_not_a_neighbours() {
         let a = [per_namespace()];
-        assert!(
-            check(
-                &a,
-                "team-a",
-                &team(
-                    "team-a",
-                    "[teams/team-a/db, shared/ca, 'ssm:/teams/team-a/x']",
-                    ""
-                )
-            )
-            .is_ok()
-        );
-        let err = check(
+        assert!(team_a(&a, "[teams/team-a/db, shared/ca, 'ssm:/teams/team-a/x']").is_ok());
+        let err = team_a(
             &a,
-            "team-a",
-            &team(
-                "team-a",
-                "[teams/team-b/db, 'ssm:/teams/team-b/x', shared/ca-other]",
-                "",
-            ),
+            "[teams/team-b/db, 'ssm:/teams/team-b/x', shared/ca-other]",
         )
         .expect_err("neighbour's secrets");
         assert_eq!(err.len(), 3, "{err:?}");
         assert!(err[0].contains("teams/team-b/db"));
         // `team-ab` is not `team-a`: the placeholder is the namespace, whole.
-        assert!(check(&a, "team-a", &team("team-a", "[teams/team-ab/db]", "")).is_err());
+        assert!(team_a(&a, "[teams/team-ab/db]").is_err());
     }
 
     #[test]
     fn a_prefix_request_must_sit_inside_an_allowed_prefix() {
         let a = [per_namespace()];
-        assert!(
-            check(
-                &a,
-                "team-a",
-                &team("team-a", "[{prefix: teams/team-a/app/}]", "")
-            )
-            .is_ok()
-        );
-        assert!(
-            check(&a, "team-a", &team("team-a", "[{prefix: teams/}]", "")).is_err(),
-            "wider"
-        );
+        assert!(team_a(&a, "[{prefix: teams/team-a/app/}]").is_ok());
+        assert!(team_a(&a, "[{prefix: teams/}]").is_err(), "wider");
         let exact = [allowance(
             serde_json::json!({"namespaces": ["team-a"], "secrets": ["teams/team-a/db"]}),
         )];
         assert!(
-            check(
-                &exact,
-                "team-a",
-                &team("team-a", "[{prefix: teams/team-a/db}]", "")
-            )
-            .is_err(),
+            team_a(&exact, "[{prefix: teams/team-a/db}]").is_err(),
             "an exact name allows no prefix (it would match teams/team-a/db-other too)"
         );
     }
@@ -211,23 +185,16 @@ mod tests {
         let a = [per_namespace()];
         let arn = "arn:aws:secretsmanager:us-east-1:111122223333:secret:teams/team-a/db-AbCdEf";
         assert!(
-            check(&a, "team-a", &team("team-a", &format!("['{arn}']"), "")).is_err(),
+            team_a(&a, &format!("['{arn}']")).is_err(),
             "names do not match ARNs (another account's ARN must not pass as a name)"
         );
         let by_arn = [allowance(serde_json::json!({"namespaces": ["team-a"],
             "secrets": ["arn:aws:secretsmanager:us-east-1:111122223333:secret:teams/team-a/*"]}))];
-        assert!(
-            check(
-                &by_arn,
-                "team-a",
-                &team("team-a", &format!("['{arn}']"), "")
-            )
-            .is_ok()
-        );
+        assert!(team_a(&by_arn, &format!("['{arn}']")).is_ok());
         let literal = [allowance(
             serde_json::json!({"namespaces": ["team-a"], "secrets": ["teams/*/db"]}),
         )];
-        assert!(check(&literal, "team-a", &team("team-a", "[teams/team-b/db]", "")).is_err());
+        assert!(team_a(&literal, "[teams/team-b/db]").is_err());
     }
 
     #[test]
