@@ -343,15 +343,13 @@ async fn kube_client(
 /// Lists the nodes; fails when none can run DaemonSets (EC2 nodes, not Fargate).
 async fn check_nodes(kube: &kube::Client, cluster: &str) -> Result<Vec<NodePlatform>, StepError> {
     let nodes: Api<Node> = Api::all(kube.clone());
-    let list =
-        nodes
-            .list(&Default::default())
-            .await
-            .map_err(|source| crate::kube::KubeError::Api {
-                action: "list nodes of",
-                resource: format!("cluster {cluster}"),
-                source,
-            })?;
+    let list = nodes
+        .list(&Default::default())
+        .await
+        .map_err(crate::kube::KubeError::api(
+            "list nodes of",
+            format!("cluster {cluster}"),
+        ))?;
     let nodes: Vec<NodePlatform> = list.items.iter().map(NodePlatform::of).collect();
     if nodes.iter().all(|n| n.fargate) {
         let fargate_count = list.items.len();

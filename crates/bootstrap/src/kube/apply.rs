@@ -81,11 +81,7 @@ pub async fn api_for(
         None => {
             kube::discovery::pinned_kind(client, &gvk)
                 .await
-                .map_err(|source| KubeError::Api {
-                    action: "discover the API of",
-                    resource: resource.clone(),
-                    source,
-                })?
+                .map_err(KubeError::api("discover the API of", resource.clone()))?
                 .0
         }
     };
@@ -183,11 +179,7 @@ pub async fn apply(client: &kube::Client, object: &Value) -> Result<(), KubeErro
     let params = PatchParams::apply(FIELD_MANAGER).force();
     api.patch(&name, &params, &Patch::Apply(object))
         .await
-        .map_err(|source| KubeError::Api {
-            action: "apply",
-            resource: object_ref(object),
-            source,
-        })?;
+        .map_err(KubeError::api("apply", object_ref(object)))?;
     Ok(())
 }
 
@@ -234,11 +226,7 @@ pub async fn merge_patch(
     let (api, name) = api_for(client, &reference.stub()).await?;
     api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
         .await
-        .map_err(|source| KubeError::Api {
-            action: "patch",
-            resource: reference.to_string(),
-            source,
-        })?;
+        .map_err(KubeError::api("patch", reference.to_string()))?;
     Ok(())
 }
 

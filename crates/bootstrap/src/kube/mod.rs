@@ -58,6 +58,15 @@ pub enum KubeError {
 }
 
 impl KubeError {
+    /// What a failed API call becomes: `.map_err(KubeError::api("read", resource))`.
+    pub fn api(action: &'static str, resource: String) -> impl FnOnce(kube::Error) -> Self {
+        move |source| KubeError::Api {
+            action,
+            resource,
+            source,
+        }
+    }
+
     /// The HTTP status the API server answered with, if any.
     pub fn status(&self) -> Option<u16> {
         match self {

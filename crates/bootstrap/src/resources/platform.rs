@@ -309,11 +309,10 @@ pub async fn plan_all(
                         kube::Api::namespaced(kube.clone(), &r.namespace);
                     api.get_opt(r.other)
                         .await
-                        .map_err(|source| crate::kube::KubeError::Api {
-                            action: "read",
-                            resource: format!("DaemonSet/{}/{}", r.namespace, r.other),
-                            source,
-                        })?
+                        .map_err(crate::kube::KubeError::api(
+                            "read",
+                            format!("DaemonSet/{}/{}", r.namespace, r.other),
+                        ))?
                         .is_some()
                 }
                 None => false,

@@ -119,14 +119,13 @@ async fn observe_mount(
     let status_name = format!("{pod}-{ns}-{spc}");
     let deadline = Instant::now() + timeout.min(Duration::from_secs(60));
     loop {
-        let found =
-            api.get_opt(&status_name)
-                .await
-                .map_err(|source| crate::kube::KubeError::Api {
-                    action: "read",
-                    resource: format!("SecretProviderClassPodStatus/{ns}/{status_name}"),
-                    source,
-                })?;
+        let found = api
+            .get_opt(&status_name)
+            .await
+            .map_err(crate::kube::KubeError::api(
+                "read",
+                format!("SecretProviderClassPodStatus/{ns}/{status_name}"),
+            ))?;
         if let Some(found) = found {
             let status = found.data.get("status").cloned().unwrap_or(Value::Null);
             if status["mounted"] == true {
