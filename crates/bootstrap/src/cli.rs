@@ -121,8 +121,7 @@ pub struct ClusterArgs {
 /// Where AWS calls go: the region and the profile.
 #[derive(Debug, Args)]
 pub struct AwsArgs {
-    /// AWS region (default: AWS_REGION, then the profile's region; for an ECR registry, the
-    /// registry's own region).
+    /// AWS region (default: AWS_REGION, then the profile's region).
     #[arg(long)]
     pub region: Option<String>,
     /// AWS profile from the shared config files.
@@ -437,6 +436,10 @@ pub enum ImageCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("region", |a| a.help("AWS region for ECR (default: the registry's own region)")),
+    mut_arg("profile", |a| a.help("AWS profile from the shared config files (ECR only)"))
+)]
 pub struct ImagePushArgs {
     /// Where to: REGISTRY/REPO[:TAG] (the tag defaults to the layout's), e.g.
     /// 123456789012.dkr.ecr.us-west-2.amazonaws.com/aws-csi-provider.
@@ -463,6 +466,10 @@ pub struct ImagePushArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("region", |a| a.help("AWS region for ECR (default: the registry's own region)")),
+    mut_arg("profile", |a| a.help("AWS profile from the shared config files (ECR only)"))
+)]
 pub struct ImageInspectArgs {
     /// The image: [REGISTRY/]REPO[:TAG][@sha256:DIGEST].
     pub image: String,
