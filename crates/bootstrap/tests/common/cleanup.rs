@@ -45,15 +45,7 @@ impl Cleanup {
     /// is made; returns its ARN.
     pub async fn secret(&mut self, cfg: &aws_config::SdkConfig, name: &str, value: &str) -> String {
         self.secrets.push(name.to_string());
-        aws_sdk_secretsmanager::Client::new(cfg)
-            .create_secret()
-            .name(name)
-            .secret_string(value)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("CreateSecret {name}: {e:?}"))
-            .arn
-            .unwrap_or_else(|| panic!("CreateSecret {name}: no ARN"))
+        super::create_secret(cfg, name, value).await
     }
 }
 

@@ -114,6 +114,11 @@ impl Fixture {
         })
     }
 
+    /// The account of the fixture's role (from its ARN).
+    pub fn account(&self) -> &str {
+        self.role_arn.split(':').nth(4).unwrap_or_default()
+    }
+
     /// Applies a SecretProviderClass `name` for provider aws and a pod `name` mounting it.
     pub async fn pod(&self, name: &str, parameters: Value) {
         let spc = json!({"apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",

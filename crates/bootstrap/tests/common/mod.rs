@@ -307,6 +307,46 @@ pub async fn associate(
         .unwrap_or_default()
 }
 
+/// The account the AWS config's credentials belong to (STS GetCallerIdentity).
+pub async fn account(cfg: &aws_config::SdkConfig) -> String {
+    aws_sdk_sts::Client::new(cfg)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity")
+        .account
+        .expect("GetCallerIdentity: no account")
+}
+
+/// EKS DescribeCluster of `name`: the cluster.
+pub async fn describe_cluster(
+    cfg: &aws_config::SdkConfig,
+    name: &str,
+) -> aws_sdk_eks::types::Cluster {
+    aws_sdk_eks::Client::new(cfg)
+        .describe_cluster()
+        .name(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("DescribeCluster {name}: {e:?}"))
+        .cluster
+        .unwrap_or_else(|| panic!("DescribeCluster {name}: no cluster"))
+}
+
+/// Creates Secrets Manager secret `name` holding `value` (not registered for removal: see
+/// [`cleanup::Cleanup::secret`]); returns its ARN.
+pub async fn create_secret(cfg: &aws_config::SdkConfig, name: &str, value: &str) -> String {
+    aws_sdk_secretsmanager::Client::new(cfg)
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateSecret {name}: {e:?}"))
+        .arn
+        .unwrap_or_else(|| panic!("CreateSecret {name}: no ARN"))
+}
+
 /// An IAM policy document as IAM returns it (URL-encoded) decoded to its JSON text.
 pub fn url_decode(raw: &str) -> String {
     let mut out = Vec::new();
