@@ -224,7 +224,6 @@ async fn teams_onboard_themselves_within_their_allowance() {
     let (env, ns, cfg, kube, cleanup) = s.parts();
     let ns = ns.clone();
     let iam = aws_sdk_iam::Client::new(cfg);
-    let eks = aws_sdk_eks::Client::new(cfg);
     let lease = format!("{ns}-lease");
     let allowance = format!("{ns}-allow");
     cleanup.namespaces.push(ns.clone());
@@ -327,12 +326,7 @@ async fn teams_onboard_themselves_within_their_allowance() {
     common::cli::ok(&out, "controller --print-iam-policy");
     let own_policy = common::cli::json_of(&out);
     let user = format!("{ns}-controller");
-    cleanup.users.push(user.clone());
-    iam.create_user()
-        .user_name(&user)
-        .send()
-        .await
-        .expect("controller user");
+    let key = cleanup.user(&iam, &user).await;
     iam.put_user_policy()
         .user_name(&user)
         .policy_name("bootstrap-controller")
@@ -340,14 +334,6 @@ async fn teams_onboard_themselves_within_their_allowance() {
         .send()
         .await
         .expect("controller policy");
-    let key = iam
-        .create_access_key()
-        .user_name(&user)
-        .send()
-        .await
-        .expect("controller key")
-        .access_key
-        .expect("access key");
     let logs = tempfile::tempdir().expect("tempdir");
     let me = Identity {
         key: key.access_key_id().to_string(),
@@ -451,14 +437,8 @@ async fn teams_onboard_themselves_within_their_allowance() {
         metrics["bootstrap_controller_queue_depth"], 0.0,
         "{metrics:?}"
     );
-    let associations = eks
-        .list_pod_identity_associations()
-        .cluster_name(&env.cluster)
-        .namespace(&ns)
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(associations.associations().len(), 1);
+    let associations = common::associations(cfg, &env.cluster, &ns, None).await;
+    assert_eq!(associations.len(), 1);
     let spcs = common::spc_api(kube, &ns);
     let spc = spcs
         .get("bootstrap-app")
@@ -579,15 +559,8 @@ async fn teams_onboard_themselves_within_their_allowance() {
         condition(&late, "Verified").expect("Verified")["status"],
         "True"
     );
-    let late_associations = eks
-        .list_pod_identity_associations()
-        .cluster_name(&env.cluster)
-        .namespace(&ns)
-        .service_account("late")
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(late_associations.associations().len(), 1, "no duplicate");
+    let late_associations = common::associations(cfg, &env.cluster, &ns, Some("late")).await;
+    assert_eq!(late_associations.len(), 1, "no duplicate");
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(kube.clone(), &ns);
     common::eventually("no verification pod left", 60, || async {
         pods.list(&Default::default())
@@ -635,14 +608,8 @@ async fn teams_onboard_themselves_within_their_allowance() {
         );
     }
     assert!(spcs.get_opt("bootstrap-app").await.expect("get").is_none());
-    let associations = eks
-        .list_pod_identity_associations()
-        .cluster_name(&env.cluster)
-        .namespace(&ns)
-        .send()
-        .await
-        .expect("list");
-    assert!(associations.associations().is_empty());
+    let associations = common::associations(cfg, &env.cluster, &ns, None).await;
+    assert!(associations.is_empty());
     drop(replicas);
 }
 

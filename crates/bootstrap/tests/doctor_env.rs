@@ -9,7 +9,6 @@ mod common;
 
 use std::process::Output;
 
-use common::cleanup::Cleanup;
 use common::cli::{args, ensure_up, json_of, offline, run};
 use common::fixture::Fixture;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -73,15 +72,55 @@ fn assert_no_value(out: &Output, values: &[&str]) {
     }
 }
 
-/// A secret with a value doctor must never print, removed by `cleanup`.
-async fn secret(
-    cleanup: &mut Cleanup,
-    cfg: &aws_config::SdkConfig,
-    name: &str,
-) -> (String, String) {
-    let value = common::unique("doctor-value");
-    let arn = cleanup.secret(cfg, name, &value).await;
-    (arn, value)
+/// A workload whose mount fails, and what doctor says of it.
+struct Broken {
+    fx: Fixture,
+    /// The secrets' ARNs and values (which doctor must never print), in the order named.
+    arns: Vec<String>,
+    values: Vec<String>,
+    /// The pod's FailedMount message.
+    event: String,
+    /// `doctor --namespace NS --pod app`: its exit code, report and output.
+    code: Option<i32>,
+    report: Value,
+    out: Output,
+}
+
+/// On a cluster from `up`: secrets `names` (removed by the session's guard), a fixture
+/// `prefix` whose role reads the first `readable` of them (its service account IRSA-annotated
+/// with `irsa`, else associated), and pod `app` mounting all of them with `usePodIdentity`
+/// `use_pod_identity`; once its mount failed, doctor of the pod. `None` without the fixture.
+async fn broken(
+    s: &mut common::Session,
+    prefix: &str,
+    names: &[String],
+    readable: usize,
+    irsa: bool,
+    use_pod_identity: &str,
+) -> Option<Broken> {
+    ensure_up(s.cluster()).await;
+    let (mut arns, mut values) = (vec![], vec![]);
+    for name in names {
+        let value = common::unique("doctor-value");
+        arns.push(s.cleanup.secret(&s.cfg, name, &value).await);
+        values.push(value);
+    }
+    let fx = Fixture::new(prefix, &arns[..readable], &[], irsa).await?;
+    let region = std::env::var("AWS_REGION").unwrap_or_default();
+    let mounted: Vec<&str> = arns.iter().map(String::as_str).collect();
+    fx.pod("app", spc_params(&region, Some(use_pod_identity), &mounted))
+        .await;
+    let event = fx.failed("app").await;
+    let (code, report, out) = doctor(s.cluster(), &["--namespace", &fx.ns, "--pod", "app"]).await;
+    Some(Broken {
+        fx,
+        arns,
+        values,
+        event,
+        code,
+        report,
+        out,
+    })
 }
 
 fn spc_params(region: &str, use_pod_identity: Option<&str>, names: &[&str]) -> Value {
@@ -181,20 +220,13 @@ async fn doctor_passes_on_a_cluster_fresh_from_up() {
 #[tokio::test(flavor = "multi_thread")]
 async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
     let mut s = common::session!(serial, "t");
-    let (env, _, cfg, _, cleanup) = s.parts();
-    ensure_up(&env.cluster).await;
-    let (arn, value) = secret(cleanup, cfg, &common::unique("doctor/yes")).await;
-    let Some(fx) = Fixture::new("dr-yes", std::slice::from_ref(&arn), &[], false).await else {
+    let name = common::unique("doctor/yes");
+    let Some(b) = broken(&mut s, "dr-yes", &[name], 1, false, "yes").await else {
         return;
     };
-    let region = std::env::var("AWS_REGION").unwrap_or_default();
-    fx.pod("app", spc_params(&region, Some("yes"), &[&arn]))
-        .await;
-    fx.failed("app").await;
-
-    let (code, report, out) = doctor(&env.cluster, &["--namespace", &fx.ns, "--pod", "app"]).await;
-    assert_eq!(code, Some(1));
-    let c = one(&report, "spc.use-pod-identity", &format!("{}/app", fx.ns));
+    let (fx, report) = (&b.fx, &b.report);
+    assert_eq!(b.code, Some(1));
+    let c = one(report, "spc.use-pod-identity", &format!("{}/app", fx.ns));
     assert_eq!(c["status"], "fail");
     assert!(
         text(&c["saw"]).contains(r#"usePodIdentity "yes" is not a boolean"#),
@@ -207,7 +239,7 @@ async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
             fx.ns
         )
     );
-    let pod = one(&report, "pod.mount", &format!("{}/app", fx.ns));
+    let pod = one(report, "pod.mount", &format!("{}/app", fx.ns));
     assert_eq!(pod["status"], "fail");
     assert!(
         text(&pod["saw"]).contains("usePodIdentity parameter is invalid"),
@@ -217,27 +249,20 @@ async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
         text(&pod["fix"]).contains("patch secretproviderclass app"),
         "{pod}"
     );
-    assert_no_value(&out, &[&value]);
+    assert_no_value(&b.out, &[&b.values[0]]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pod_identity_without_an_association_is_flagged_with_the_create_command() {
     let mut s = common::session!(serial, "t");
-    let (env, _, cfg, _, cleanup) = s.parts();
-    ensure_up(&env.cluster).await;
-    let (arn, value) = secret(cleanup, cfg, &common::unique("doctor/noassoc")).await;
+    let name = common::unique("doctor/noassoc");
     // IRSA-annotated service account, no association; its class says Pod Identity.
-    let Some(fx) = Fixture::new("dr-noassoc", std::slice::from_ref(&arn), &[], true).await else {
+    let Some(b) = broken(&mut s, "dr-noassoc", &[name], 1, true, "true").await else {
         return;
     };
-    let region = std::env::var("AWS_REGION").unwrap_or_default();
-    fx.pod("app", spc_params(&region, Some("true"), &[&arn]))
-        .await;
-    fx.failed("app").await;
-
-    let (code, report, out) = doctor(&env.cluster, &["--namespace", &fx.ns, "--pod", "app"]).await;
-    assert_eq!(code, Some(1));
-    let c = one(&report, "sa.association", &format!("{}/app", fx.ns));
+    let (fx, report) = (&b.fx, &b.report);
+    assert_eq!(b.code, Some(1));
+    let c = one(report, "sa.association", &format!("{}/app", fx.ns));
     assert_eq!(c["status"], "fail", "{c}");
     assert!(
         text(&c["saw"]).contains("no Pod Identity association"),
@@ -247,45 +272,34 @@ async fn pod_identity_without_an_association_is_flagged_with_the_create_command(
         text(&c["fix"]),
         format!(
             "aws eks create-pod-identity-association --cluster-name {} --namespace {} --service-account app --role-arn {}",
-            env.cluster, fx.ns, fx.role_arn
+            fx.env.cluster, fx.ns, fx.role_arn
         ),
         "the annotated role is the one to associate"
     );
-    let pod = one(&report, "pod.mount", &format!("{}/app", fx.ns));
+    let pod = one(report, "pod.mount", &format!("{}/app", fx.ns));
     assert_eq!(pod["status"], "fail");
     assert!(text(&pod["saw"]).contains("refused the token"), "{pod}");
     assert!(
         text(&pod["fix"]).contains("aws eks create-pod-identity-association"),
         "{pod}"
     );
-    assert_no_value(&out, &[&value]);
+    assert_no_value(&b.out, &[&b.values[0]]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
     let mut s = common::session!(serial, "doctor/pol");
-    let (env, tag, cfg, _, cleanup) = s.parts();
-    ensure_up(&env.cluster).await;
-    let (allowed, v1) = secret(cleanup, cfg, &format!("{tag}/allowed")).await;
-    let (missed, v2) = secret(cleanup, cfg, &format!("{tag}/missed")).await;
-    let Some(fx) = Fixture::new("dr-policy", std::slice::from_ref(&allowed), &[], false).await
-    else {
+    let names = [format!("{}/allowed", s.tag), format!("{}/missed", s.tag)];
+    let Some(b) = broken(&mut s, "dr-policy", &names, 1, false, "true").await else {
         return;
     };
-    let region = std::env::var("AWS_REGION").unwrap_or_default();
-    fx.pod(
-        "app",
-        spc_params(&region, Some("true"), &[&allowed, &missed]),
-    )
-    .await;
-    let event = fx.failed("app").await;
-
-    let (code, report, out) = doctor(&env.cluster, &["--namespace", &fx.ns, "--pod", "app"]).await;
-    assert_eq!(code, Some(1));
+    let (fx, report, event) = (&b.fx, &b.report, &b.event);
+    let (allowed, missed) = (&b.arns[0], &b.arns[1]);
+    assert_eq!(b.code, Some(1));
     let sa = format!("{}/app", fx.ns);
-    assert_eq!(one(&report, "sa.association", &sa)["status"], "pass");
-    assert_eq!(one(&report, "sa.trust", &sa)["status"], "pass");
-    let c = one(&report, "sa.policy", &sa);
+    assert_eq!(one(report, "sa.association", &sa)["status"], "pass");
+    assert_eq!(one(report, "sa.trust", &sa)["status"], "pass");
+    let c = one(report, "sa.policy", &sa);
     assert_eq!(c["status"], "fail", "{c}");
     let saw = text(&c["saw"]);
     assert!(
@@ -301,8 +315,11 @@ async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
         fix.starts_with(&format!("aws iam put-role-policy --role-name {}", fx.ns)),
         "{fix}"
     );
-    assert!(fix.contains(&missed) && !fix.contains(&allowed), "{fix}");
-    let pod = one(&report, "pod.mount", &sa);
+    assert!(
+        fix.contains(missed.as_str()) && !fix.contains(allowed.as_str()),
+        "{fix}"
+    );
+    let pod = one(report, "pod.mount", &sa);
     assert_eq!(pod["status"], "fail");
     assert!(event.contains("access denied"), "{event}");
     assert!(
@@ -311,10 +328,10 @@ async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
     );
     let fix = text(&pod["fix"]);
     assert!(
-        fix.contains(&format!("--role-name {}", fx.ns)) && fix.contains(&missed),
+        fix.contains(&format!("--role-name {}", fx.ns)) && fix.contains(missed.as_str()),
         "{fix}"
     );
-    assert_no_value(&out, &[&v1, &v2]);
+    assert_no_value(&b.out, &[&b.values[0], &b.values[1]]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

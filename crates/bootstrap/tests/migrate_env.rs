@@ -78,9 +78,10 @@ async fn irsa_workload(prefix: &str) -> Option<IrsaWorkload> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
-    let Some(IrsaWorkload { fx, .. }) = irsa_workload("mig").await else {
+    let Some(workload) = irsa_workload("mig").await else {
         return;
     };
+    let fx = &workload.fx;
     let (cluster, http) = (&fx.env.cluster, reqwest::Client::new());
 
     // The plan alone writes nothing.
@@ -136,9 +137,10 @@ async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_workload_whose_pod_identity_mount_fails_is_rolled_back_to_irsa() {
-    let Some(IrsaWorkload { fx, .. }) = irsa_workload("rb").await else {
+    let Some(workload) = irsa_workload("rb").await else {
         return;
     };
+    let fx = &workload.fx;
     let (cluster, cfg) = (&fx.env.cluster, &fx.cfg);
     let iam = aws_sdk_iam::Client::new(cfg);
     let before = trust_of(&iam, &fx.ns).await;

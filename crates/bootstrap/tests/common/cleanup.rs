@@ -47,6 +47,22 @@ impl Cleanup {
         self.secrets.push(name.to_string());
         super::create_secret(cfg, name, value).await
     }
+
+    /// Creates IAM user `name`, registered for removal before it is made, and an access key of
+    /// it; returns the key.
+    pub async fn user(
+        &mut self,
+        iam: &aws_sdk_iam::Client,
+        name: &str,
+    ) -> aws_sdk_iam::types::AccessKey {
+        self.users.push(name.to_string());
+        let created = iam.create_user().user_name(name).send().await;
+        created.unwrap_or_else(|e| panic!("CreateUser {name}: {e:?}"));
+        let key = iam.create_access_key().user_name(name).send().await;
+        let key = key.unwrap_or_else(|e| panic!("CreateAccessKey {name}: {e:?}"));
+        key.access_key
+            .unwrap_or_else(|| panic!("CreateAccessKey {name}: no key"))
+    }
 }
 
 impl Drop for Cleanup {

@@ -309,13 +309,10 @@ pub async fn associate(
 
 /// The account the AWS config's credentials belong to (STS GetCallerIdentity).
 pub async fn account(cfg: &aws_config::SdkConfig) -> String {
-    aws_sdk_sts::Client::new(cfg)
-        .get_caller_identity()
-        .send()
-        .await
-        .expect("GetCallerIdentity")
-        .account
-        .expect("GetCallerIdentity: no account")
+    let sts = aws_sdk_sts::Client::new(cfg);
+    let identity = sts.get_caller_identity().send().await;
+    let identity = identity.unwrap_or_else(|e| panic!("GetCallerIdentity: {e:?}"));
+    identity.account.expect("GetCallerIdentity: no account")
 }
 
 /// EKS DescribeCluster of `name`: the cluster.
@@ -323,26 +320,24 @@ pub async fn describe_cluster(
     cfg: &aws_config::SdkConfig,
     name: &str,
 ) -> aws_sdk_eks::types::Cluster {
-    aws_sdk_eks::Client::new(cfg)
-        .describe_cluster()
-        .name(name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("DescribeCluster {name}: {e:?}"))
-        .cluster
-        .unwrap_or_else(|| panic!("DescribeCluster {name}: no cluster"))
+    let eks = aws_sdk_eks::Client::new(cfg);
+    let described = eks.describe_cluster().name(name).send().await;
+    let described = described.unwrap_or_else(|e| panic!("DescribeCluster {name}: {e:?}"));
+    described.cluster.expect("DescribeCluster: no cluster")
 }
 
 /// Creates Secrets Manager secret `name` holding `value` (not registered for removal: see
 /// [`cleanup::Cleanup::secret`]); returns its ARN.
 pub async fn create_secret(cfg: &aws_config::SdkConfig, name: &str, value: &str) -> String {
-    aws_sdk_secretsmanager::Client::new(cfg)
+    let sm = aws_sdk_secretsmanager::Client::new(cfg);
+    let created = sm
         .create_secret()
         .name(name)
         .secret_string(value)
         .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateSecret {name}: {e:?}"))
+        .await;
+    let created = created.unwrap_or_else(|e| panic!("CreateSecret {name}: {e:?}"));
+    created
         .arn
         .unwrap_or_else(|| panic!("CreateSecret {name}: no ARN"))
 }
