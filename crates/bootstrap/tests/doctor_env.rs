@@ -84,25 +84,29 @@ struct Broken {
     code: Option<i32>,
     report: Value,
     out: Output,
+    /// The serial test's session: its guard removes the secrets after the fixture's.
+    _session: common::Session,
 }
 
-/// On a cluster from `up`: secrets `names` (removed by the session's guard), a fixture
-/// `prefix` whose role reads the first `readable` of them (its service account IRSA-annotated
-/// with `irsa`, else associated), and pod `app` mounting all of them with `usePodIdentity`
-/// `use_pod_identity`; once its mount failed, doctor of the pod. `None` without the fixture.
+/// For a serial test, on a cluster from `up`: secrets `TAG/SUFFIX` for each of `suffixes`, a
+/// fixture `prefix` whose role reads the first `readable` of them (its service account
+/// IRSA-annotated with `irsa`, else associated), and pod `app` mounting all of them with
+/// `usePodIdentity` `use_pod_identity`; once its mount failed, doctor of the pod. `None`
+/// without the environment.
 async fn broken(
-    s: &mut common::Session,
     prefix: &str,
-    names: &[String],
+    suffixes: &[&str],
     readable: usize,
     irsa: bool,
     use_pod_identity: &str,
 ) -> Option<Broken> {
+    let mut s = common::Session::serial(prefix).await?;
     ensure_up(s.cluster()).await;
     let (mut arns, mut values) = (vec![], vec![]);
-    for name in names {
+    for suffix in suffixes {
         let value = common::unique("doctor-value");
-        arns.push(s.cleanup.secret(&s.cfg, name, &value).await);
+        let name = format!("{}/{suffix}", s.tag);
+        arns.push(s.cleanup.secret(&s.cfg, &name, &value).await);
         values.push(value);
     }
     let fx = Fixture::new(prefix, &arns[..readable], &[], irsa).await?;
@@ -120,6 +124,7 @@ async fn broken(
         code,
         report,
         out,
+        _session: s,
     })
 }
 
@@ -219,9 +224,7 @@ async fn doctor_passes_on_a_cluster_fresh_from_up() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
-    let mut s = common::session!(serial, "t");
-    let name = common::unique("doctor/yes");
-    let Some(b) = broken(&mut s, "dr-yes", &[name], 1, false, "yes").await else {
+    let Some(b) = broken("dr-yes", &["yes"], 1, false, "yes").await else {
         return;
     };
     let (fx, report) = (&b.fx, &b.report);
@@ -254,10 +257,8 @@ async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pod_identity_without_an_association_is_flagged_with_the_create_command() {
-    let mut s = common::session!(serial, "t");
-    let name = common::unique("doctor/noassoc");
     // IRSA-annotated service account, no association; its class says Pod Identity.
-    let Some(b) = broken(&mut s, "dr-noassoc", &[name], 1, true, "true").await else {
+    let Some(b) = broken("dr-noassoc", &["noassoc"], 1, true, "true").await else {
         return;
     };
     let (fx, report) = (&b.fx, &b.report);
@@ -288,9 +289,7 @@ async fn pod_identity_without_an_association_is_flagged_with_the_create_command(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
-    let mut s = common::session!(serial, "doctor/pol");
-    let names = [format!("{}/allowed", s.tag), format!("{}/missed", s.tag)];
-    let Some(b) = broken(&mut s, "dr-policy", &names, 1, false, "true").await else {
+    let Some(b) = broken("dr-policy", &["allowed", "missed"], 1, false, "true").await else {
         return;
     };
     let (fx, report, event) = (&b.fx, &b.report, &b.event);
