@@ -206,6 +206,16 @@ pub async fn role_tags(iam: &aws_sdk_iam::Client, name: &str) -> Vec<(String, St
         .unwrap_or_default()
 }
 
+/// The items of [`owned_inventory`] that are not the platform's: the workloads.
+pub async fn owned_workloads(
+    cfg: &aws_config::SdkConfig,
+    kube: &kube::Client,
+    cluster: &str,
+) -> Vec<String> {
+    let owned = owned_inventory(cfg, kube, cluster).await;
+    owned.into_iter().filter(|i| !platform_item(i)).collect()
+}
+
 /// Whether an item of [`owned_inventory`] is the platform's (driver, CRDs, provider, add-ons),
 /// which `down --workloads-only` keeps: shared by every test of the environment, whose CSI
 /// driver keeps its CRDs for the tests that run after.
