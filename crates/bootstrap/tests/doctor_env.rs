@@ -61,14 +61,14 @@ fn text(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
 
-fn assert_no_value(out: &Output, values: &[&str]) {
+fn assert_no_value(out: &Output, values: &[String]) {
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     for v in values {
-        assert!(!all.contains(v), "a secret value was printed");
+        assert!(!all.contains(v.as_str()), "a secret value was printed");
     }
 }
 
@@ -86,6 +86,23 @@ struct Broken {
     out: Output,
     /// The serial test's session: its guard removes the secrets after the fixture's.
     _session: common::Session,
+}
+
+impl Broken {
+    /// The subject of the pod's checks: `NS/app`.
+    fn subject(&self) -> String {
+        format!("{}/app", self.fx.ns)
+    }
+
+    /// The one check `name` about the pod, after asserting that doctor exited 1, that the
+    /// check failed and that what it saw contains `saw`.
+    fn failing(&self, name: &str, saw: &str) -> Value {
+        assert_eq!(self.code, Some(1), "doctor exits 1 for a failed check");
+        let c = one(&self.report, name, &self.subject());
+        assert_eq!(c["status"], "fail", "{c}");
+        assert!(text(&c["saw"]).contains(saw), "{c}");
+        c
+    }
 }
 
 /// For a serial test, on a cluster from `up`: secrets `TAG/SUFFIX` for each of `suffixes`, a
@@ -227,32 +244,23 @@ async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
     let Some(b) = broken("dr-yes", &["yes"], 1, false, "yes").await else {
         return;
     };
-    let (fx, report) = (&b.fx, &b.report);
-    assert_eq!(b.code, Some(1));
-    let c = one(report, "spc.use-pod-identity", &format!("{}/app", fx.ns));
-    assert_eq!(c["status"], "fail");
-    assert!(
-        text(&c["saw"]).contains(r#"usePodIdentity "yes" is not a boolean"#),
-        "{c}"
+    let c = b.failing(
+        "spc.use-pod-identity",
+        r#"usePodIdentity "yes" is not a boolean"#,
     );
     assert_eq!(
         text(&c["fix"]),
         format!(
             r#"kubectl -n {} patch secretproviderclass app --type=merge -p '{{"spec":{{"parameters":{{"usePodIdentity":"true"}}}}}}'"#,
-            fx.ns
+            b.fx.ns
         )
     );
-    let pod = one(report, "pod.mount", &format!("{}/app", fx.ns));
-    assert_eq!(pod["status"], "fail");
-    assert!(
-        text(&pod["saw"]).contains("usePodIdentity parameter is invalid"),
-        "{pod}"
-    );
+    let pod = b.failing("pod.mount", "usePodIdentity parameter is invalid");
     assert!(
         text(&pod["fix"]).contains("patch secretproviderclass app"),
         "{pod}"
     );
-    assert_no_value(&b.out, &[&b.values[0]]);
+    assert_no_value(&b.out, &b.values);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -261,30 +269,21 @@ async fn pod_identity_without_an_association_is_flagged_with_the_create_command(
     let Some(b) = broken("dr-noassoc", &["noassoc"], 1, true, "true").await else {
         return;
     };
-    let (fx, report) = (&b.fx, &b.report);
-    assert_eq!(b.code, Some(1));
-    let c = one(report, "sa.association", &format!("{}/app", fx.ns));
-    assert_eq!(c["status"], "fail", "{c}");
-    assert!(
-        text(&c["saw"]).contains("no Pod Identity association"),
-        "{c}"
-    );
+    let c = b.failing("sa.association", "no Pod Identity association");
     assert_eq!(
         text(&c["fix"]),
         format!(
             "aws eks create-pod-identity-association --cluster-name {} --namespace {} --service-account app --role-arn {}",
-            fx.env.cluster, fx.ns, fx.role_arn
+            b.fx.env.cluster, b.fx.ns, b.fx.role_arn
         ),
         "the annotated role is the one to associate"
     );
-    let pod = one(report, "pod.mount", &format!("{}/app", fx.ns));
-    assert_eq!(pod["status"], "fail");
-    assert!(text(&pod["saw"]).contains("refused the token"), "{pod}");
+    let pod = b.failing("pod.mount", "refused the token");
     assert!(
         text(&pod["fix"]).contains("aws eks create-pod-identity-association"),
         "{pod}"
     );
-    assert_no_value(&b.out, &[&b.values[0]]);
+    assert_no_value(&b.out, &b.values);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -292,45 +291,33 @@ async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
     let Some(b) = broken("dr-policy", &["allowed", "missed"], 1, false, "true").await else {
         return;
     };
-    let (fx, report, event) = (&b.fx, &b.report, &b.event);
-    let (allowed, missed) = (&b.arns[0], &b.arns[1]);
-    assert_eq!(b.code, Some(1));
-    let sa = format!("{}/app", fx.ns);
-    assert_eq!(one(report, "sa.association", &sa)["status"], "pass");
-    assert_eq!(one(report, "sa.trust", &sa)["status"], "pass");
-    let c = one(report, "sa.policy", &sa);
-    assert_eq!(c["status"], "fail", "{c}");
-    let saw = text(&c["saw"]);
-    assert!(
-        saw.contains(&format!("secretsmanager:GetSecretValue on {missed}")),
-        "{saw}"
+    let (allowed, missed) = (b.arns[0].as_str(), b.arns[1].as_str());
+    let sa = b.subject();
+    assert_eq!(one(&b.report, "sa.association", &sa)["status"], "pass");
+    assert_eq!(one(&b.report, "sa.trust", &sa)["status"], "pass");
+    let c = b.failing(
+        "sa.policy",
+        &format!("secretsmanager:GetSecretValue on {missed}"),
     );
+    let saw = text(&c["saw"]);
     assert!(
         !saw.contains(&format!("GetSecretValue on {allowed}")),
         "{saw}"
     );
     let fix = text(&c["fix"]);
     assert!(
-        fix.starts_with(&format!("aws iam put-role-policy --role-name {}", fx.ns)),
+        fix.starts_with(&format!("aws iam put-role-policy --role-name {}", b.fx.ns)),
         "{fix}"
     );
-    assert!(
-        fix.contains(missed.as_str()) && !fix.contains(allowed.as_str()),
-        "{fix}"
-    );
-    let pod = one(report, "pod.mount", &sa);
-    assert_eq!(pod["status"], "fail");
-    assert!(event.contains("access denied"), "{event}");
-    assert!(
-        text(&pod["saw"]).contains(&format!("the role cannot read {missed}")),
-        "{pod}"
-    );
+    assert!(fix.contains(missed) && !fix.contains(allowed), "{fix}");
+    assert!(b.event.contains("access denied"), "{}", b.event);
+    let pod = b.failing("pod.mount", &format!("the role cannot read {missed}"));
     let fix = text(&pod["fix"]);
     assert!(
-        fix.contains(&format!("--role-name {}", fx.ns)) && fix.contains(missed.as_str()),
+        fix.contains(&format!("--role-name {}", b.fx.ns)) && fix.contains(missed),
         "{fix}"
     );
-    assert_no_value(&b.out, &[&b.values[0], &b.values[1]]);
+    assert_no_value(&b.out, &b.values);
 }
 
 #[tokio::test(flavor = "multi_thread")]
