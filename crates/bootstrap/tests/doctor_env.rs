@@ -95,12 +95,13 @@ impl Broken {
     }
 
     /// The one check `name` about the pod, after asserting that doctor exited 1, that the
-    /// check failed and that what it saw contains `saw`.
-    fn failing(&self, name: &str, saw: &str) -> Value {
+    /// check failed, that what it saw contains `saw` and its fix contains `fix`.
+    fn failing(&self, name: &str, saw: &str, fix: &str) -> Value {
         assert_eq!(self.code, Some(1), "doctor exits 1 for a failed check");
         let c = one(&self.report, name, &self.subject());
         assert_eq!(c["status"], "fail", "{c}");
         assert!(text(&c["saw"]).contains(saw), "{c}");
+        assert!(text(&c["fix"]).contains(fix), "{c}");
         c
     }
 }
@@ -244,10 +245,9 @@ async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
     let Some(b) = broken("dr-yes", &["yes"], 1, false, "yes").await else {
         return;
     };
-    let c = b.failing(
-        "spc.use-pod-identity",
-        r#"usePodIdentity "yes" is not a boolean"#,
-    );
+    let patch = "patch secretproviderclass app";
+    let not_a_boolean = r#"usePodIdentity "yes" is not a boolean"#;
+    let c = b.failing("spc.use-pod-identity", not_a_boolean, patch);
     assert_eq!(
         text(&c["fix"]),
         format!(
@@ -255,11 +255,7 @@ async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
             b.fx.ns
         )
     );
-    let pod = b.failing("pod.mount", "usePodIdentity parameter is invalid");
-    assert!(
-        text(&pod["fix"]).contains("patch secretproviderclass app"),
-        "{pod}"
-    );
+    b.failing("pod.mount", "usePodIdentity parameter is invalid", patch);
     assert_no_value(&b.out, &b.values);
 }
 
@@ -269,7 +265,8 @@ async fn pod_identity_without_an_association_is_flagged_with_the_create_command(
     let Some(b) = broken("dr-noassoc", &["noassoc"], 1, true, "true").await else {
         return;
     };
-    let c = b.failing("sa.association", "no Pod Identity association");
+    let create = "aws eks create-pod-identity-association";
+    let c = b.failing("sa.association", "no Pod Identity association", create);
     assert_eq!(
         text(&c["fix"]),
         format!(
@@ -278,11 +275,7 @@ async fn pod_identity_without_an_association_is_flagged_with_the_create_command(
         ),
         "the annotated role is the one to associate"
     );
-    let pod = b.failing("pod.mount", "refused the token");
-    assert!(
-        text(&pod["fix"]).contains("aws eks create-pod-identity-association"),
-        "{pod}"
-    );
+    b.failing("pod.mount", "refused the token", create);
     assert_no_value(&b.out, &b.values);
 }
 
@@ -295,10 +288,9 @@ async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
     let sa = b.subject();
     assert_eq!(one(&b.report, "sa.association", &sa)["status"], "pass");
     assert_eq!(one(&b.report, "sa.trust", &sa)["status"], "pass");
-    let c = b.failing(
-        "sa.policy",
-        &format!("secretsmanager:GetSecretValue on {missed}"),
-    );
+    let role = format!("--role-name {}", b.fx.ns);
+    let not_read = format!("secretsmanager:GetSecretValue on {missed}");
+    let c = b.failing("sa.policy", &not_read, &role);
     let saw = text(&c["saw"]);
     assert!(
         !saw.contains(&format!("GetSecretValue on {allowed}")),
@@ -306,17 +298,14 @@ async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
     );
     let fix = text(&c["fix"]);
     assert!(
-        fix.starts_with(&format!("aws iam put-role-policy --role-name {}", b.fx.ns)),
+        fix.starts_with(&format!("aws iam put-role-policy {role}")),
         "{fix}"
     );
     assert!(fix.contains(missed) && !fix.contains(allowed), "{fix}");
     assert!(b.event.contains("access denied"), "{}", b.event);
-    let pod = b.failing("pod.mount", &format!("the role cannot read {missed}"));
-    let fix = text(&pod["fix"]);
-    assert!(
-        fix.contains(&format!("--role-name {}", b.fx.ns)) && fix.contains(missed),
-        "{fix}"
-    );
+    let cannot_read = format!("the role cannot read {missed}");
+    let pod = b.failing("pod.mount", &cannot_read, &role);
+    assert!(text(&pod["fix"]).contains(missed), "{pod}");
     assert_no_value(&b.out, &b.values);
 }
 
