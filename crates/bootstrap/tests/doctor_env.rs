@@ -358,6 +358,19 @@ fn third_node(region: &str) -> (String, Value) {
     (name, node)
 }
 
+/// Sets the affinity of the provider's DaemonSet to `affinity`; `why` names the change in a
+/// failure.
+async fn set_provider_affinity(ds: &Api<DaemonSet>, affinity: &Value, why: &str) {
+    let patch = json!({"spec": {"template": {"spec": {"affinity": affinity}}}});
+    ds.patch(
+        "aws-csi-provider",
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{why}: {e}"));
+}
+
 async fn ready_pod_on(kube: &kube::Client, ns: &str, prefix: &str, node: &str) -> bool {
     let pods: Api<Pod> = Api::namespaced(kube.clone(), ns);
     let Ok(list) = pods
@@ -422,14 +435,7 @@ async fn a_node_where_the_driver_runs_without_a_provider_pod_is_flagged() {
         .expect("the provider's node affinity");
     terms
         .push(json!({"key": "kubernetes.io/hostname", "operator": "NotIn", "values": [node_name]}));
-    let patch = |a: &Value| json!({"spec": {"template": {"spec": {"affinity": a}}}});
-    ds.patch(
-        "aws-csi-provider",
-        &PatchParams::default(),
-        &Patch::Merge(&patch(&skipping)),
-    )
-    .await
-    .expect("make the provider skip the node");
+    set_provider_affinity(&ds, &skipping, "make the provider skip the node").await;
     // The affinity patch rolls the provider's pods on the other nodes too: wait until each of
     // them runs a ready one again, or doctor sees those nodes without a provider as well.
     let others = env.nodes.clone();
@@ -468,13 +474,7 @@ async fn a_node_where_the_driver_runs_without_a_provider_pod_is_flagged() {
     .await;
 
     let (code, report, _) = doctor(&env.cluster, &["--namespace", DEMO_NS]).await;
-    ds.patch(
-        "aws-csi-provider",
-        &PatchParams::default(),
-        &Patch::Merge(&patch(&affinity)),
-    )
-    .await
-    .expect("restore the provider's affinity");
+    set_provider_affinity(&ds, &affinity, "restore the provider's affinity").await;
     let _ = nodes.delete(&node_name, &Default::default()).await;
     // Pod GC removes the pods left on the deleted node; wait for it (best effort).
     let pods: Api<Pod> = Api::all(kube.clone());
