@@ -436,14 +436,9 @@ async fn team_onboards_itself(s: &Settings, kube: &kube::Client, cfg: &aws_confi
         "{role_arn}"
     );
     let role_name = role_arn.rsplit('/').next().expect("role name");
-    let role = iam
-        .get_role()
-        .role_name(role_name)
-        .send()
+    let role = common::role(&iam, role_name)
         .await
-        .expect("the team's role")
-        .role
-        .expect("role");
+        .expect("the team's role");
     assert_eq!(
         role.permissions_boundary()
             .and_then(|b| b.permissions_boundary_arn()),
@@ -463,7 +458,7 @@ async fn team_onboards_itself(s: &Settings, kube: &kube::Client, cfg: &aws_confi
         host.as_ref().map(|h| h.tail()).unwrap_or_default()
     );
     assert!(
-        iam.get_role().role_name(role_name).send().await.is_err(),
+        common::role(&iam, role_name).await.is_none(),
         "the team's role went with its object"
     );
     controller::allowances(kube)

@@ -404,14 +404,9 @@ async fn teams_onboard_themselves_within_their_allowance() {
     let role = role_arn.rsplit('/').next().expect("role name").to_string();
     let account = boundary.split(':').nth(4).expect("account").to_string();
     assert_eq!(role_arn, format!("arn:aws:iam::{account}:role{path}{role}"));
-    let made = iam
-        .get_role()
-        .role_name(&role)
-        .send()
+    let made = common::role(&iam, &role)
         .await
-        .expect("the team's role exists")
-        .role
-        .expect("role");
+        .expect("the team's role exists");
     assert_eq!(made.path(), path);
     assert_eq!(
         made.permissions_boundary()
@@ -495,7 +490,7 @@ async fn teams_onboard_themselves_within_their_allowance() {
     assert!(spcs.get_opt("bootstrap-nosy").await.expect("get").is_none());
     let nosy_role = role.replace("app", "nosy");
     assert!(
-        iam.get_role().role_name(&nosy_role).send().await.is_err(),
+        common::role(&iam, &nosy_role).await.is_none(),
         "no role for a refused request"
     );
 
@@ -516,11 +511,10 @@ async fn teams_onboard_themselves_within_their_allowance() {
         api.get_opt("thief").await.ok()?.is_none().then_some(())
     })
     .await;
-    iam.get_role()
-        .role_name(&role)
-        .send()
-        .await
-        .expect("app's role survives the thief's deletion");
+    assert!(
+        common::role(&iam, &role).await.is_some(),
+        "app's role survives the thief's deletion"
+    );
 
     // The leader SIGKILLed in the middle of a reconcile (a new team's role made, its mount not
     // yet proven): the other replica takes the Lease, finishes it with no duplicate and no
@@ -534,7 +528,7 @@ async fn teams_onboard_themselves_within_their_allowance() {
     )
     .await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while iam.get_role().role_name(&late_role).send().await.is_err() {
+    while common::role(&iam, &late_role).await.is_none() {
         assert!(
             std::time::Instant::now() < deadline,
             "late's role never made"
@@ -602,10 +596,7 @@ async fn teams_onboard_themselves_within_their_allowance() {
     })
     .await;
     for r in [&role, &late_role] {
-        assert!(
-            iam.get_role().role_name(r).send().await.is_err(),
-            "role {r} is deleted"
-        );
+        assert!(common::role(&iam, r).await.is_none(), "role {r} is deleted");
     }
     assert!(spcs.get_opt("bootstrap-app").await.expect("get").is_none());
     let associations = common::associations(cfg, &env.cluster, &ns, None).await;

@@ -18,6 +18,13 @@ fn namespace(s: &mut common::Session, prefix: &str) -> String {
     ns
 }
 
+/// After `up` of the demo workload (the platform in place), [`namespace`] `prefix`: the
+/// cluster and the namespace.
+async fn up_then_namespace(s: &mut common::Session, prefix: &str) -> (String, String) {
+    ensure_up(s.cluster()).await;
+    (s.cluster().to_string(), namespace(s, prefix))
+}
+
 /// The environment's cluster, or `None` (the reason printed) when it is not up.
 fn cluster() -> Option<String> {
     common::env().map(|env| env.cluster)
@@ -55,17 +62,11 @@ async fn the_role_association_and_spc_are_exactly_as_specified() {
     let config = common::aws().await;
     let iam = aws_sdk_iam::Client::new(&config);
     let name = bootstrap::resources::role::role_name(&cluster, "bootstrap-demo", "demo-app");
-    let role = iam
-        .get_role()
-        .role_name(&name)
-        .send()
-        .await
-        .expect("role exists");
-    let role = role.role().expect("role");
+    let role = common::role(&iam, &name).await.expect("role exists");
     let trust =
         bootstrap::aws::policy::decode_document(role.assume_role_policy_document().unwrap_or(""))
             .expect("trust");
-    let expected = trust_for(&trust_account(role), &cluster).await;
+    let expected = trust_for(&trust_account(&role), &cluster).await;
     assert!(
         bootstrap::aws::policy::same_policy(&trust, &expected),
         "{trust}"
@@ -179,7 +180,7 @@ async fn another_roles_association_is_a_conflict_until_forced() {
     let iam = aws_sdk_iam::Client::new(&common::aws().await);
     let role = bootstrap::resources::role::role_name(&cluster, &ns, "app");
     assert!(
-        iam.get_role().role_name(&role).send().await.is_err(),
+        common::role(&iam, &role).await.is_none(),
         "role {role} was created before the conflict was found"
     );
     let mut forced = args;
@@ -227,9 +228,7 @@ async fn without_a_kubeconfig_up_signs_its_own_eks_token() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_verification_names_its_cause() {
     let mut s = common::session!(serial, "up");
-    let cluster = s.cluster().to_string();
-    let ns = namespace(&mut s, "no-podid");
-    ensure_up(&cluster).await;
+    let (cluster, ns) = up_then_namespace(&mut s, "no-podid").await;
     let kube = kube::Client::try_default().await.expect("kubeconfig");
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(kube.clone());
     let pp = kube::api::PostParams::default();
@@ -358,10 +357,8 @@ async fn a_missing_association_is_named_as_the_cause() {
     use bootstrap::resources::sample;
     use bootstrap::target;
     let mut s = common::session!(serial, "up");
-    let cluster = s.cluster().to_string();
     // The steps make a role, a secret and objects there: removed at the end, pass or fail.
-    let ns = namespace(&mut s, "no-assoc");
-    ensure_up(&cluster).await;
+    let (cluster, ns) = up_then_namespace(&mut s, "no-assoc").await;
     let argv = [
         "bootstrap",
         "up",

@@ -315,6 +315,11 @@ pub async fn account(cfg: &aws_config::SdkConfig) -> String {
     identity.account.expect("GetCallerIdentity: no account")
 }
 
+/// IAM role `name`, or `None` when GetRole fails (no such role).
+pub async fn role(iam: &aws_sdk_iam::Client, name: &str) -> Option<aws_sdk_iam::types::Role> {
+    iam.get_role().role_name(name).send().await.ok()?.role
+}
+
 /// EKS DescribeCluster of `name`: the cluster.
 pub async fn describe_cluster(
     cfg: &aws_config::SdkConfig,
