@@ -14,7 +14,6 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::Api;
 use serde_json::{Value, json};
 
-use common::cleanup::Cleanup;
 use common::cli::{faults, json_args, json_of, json_ok, reset_calls, run, writes};
 use common::fixture::Fixture;
 
@@ -26,7 +25,8 @@ fn migrate(cluster: &str, ns: &str, approve: bool) -> Vec<String> {
     a
 }
 
-/// A serial test's IRSA workload. The fixture's guard runs before the lock is released.
+/// A serial test's IRSA workload. The fixture's guard (its namespace and role) runs before the
+/// session's (the secret) and the lock's release.
 struct IrsaWorkload {
     fx: Fixture,
     _serial: common::Session,
@@ -41,15 +41,12 @@ fn token_objects(tag: &str) -> String {
 /// through OIDC that reads a secret, an annotated service account, an SPC without
 /// usePodIdentity, and a pod mounting it. `None` without the environment.
 async fn irsa_workload(prefix: &str) -> Option<IrsaWorkload> {
-    let serial = common::Session::serial(prefix).await?;
-    let cfg = common::aws().await;
-    let tag = common::unique(prefix);
+    let mut serial = common::Session::serial(prefix).await?;
+    let (cfg, tag) = (serial.cfg.clone(), serial.tag.clone());
     let value = common::unique("v");
-    let mut secret = Cleanup::new(serial.cluster());
-    let arn = secret.secret(&cfg, &format!("{tag}/token"), &value).await;
-    let mut fx = Fixture::new(prefix, &[arn], &[], true).await?;
-    // The fixture's guard removes the secret too (after its namespace and role).
-    fx.cleanup.secrets.append(&mut secret.secrets);
+    let name = format!("{tag}/token");
+    let arn = serial.cleanup.secret(&cfg, &name, &value).await;
+    let fx = Fixture::new(prefix, &[arn], &[], true).await?;
     // The role's trust is IRSA's: an OIDC web identity statement only.
     let account = fx.account();
     let oidc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
