@@ -15,10 +15,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::{Value, json};
 
 use acceptance_support::{Settings, bootstrap_json, guard, step};
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
-}
+use common::cli::args;
 
 fn random_value() -> String {
     common::unique("acceptance-value")
@@ -238,12 +235,8 @@ async fn life_of_a_platform_team() {
     let sm = aws_sdk_secretsmanager::Client::new(&cfg);
     let team = s.name("team");
     let (v1, v2) = (random_value(), random_value());
-    sm.create_secret()
-        .name(s.secret("team/db"))
-        .secret_string(json!({"password": v1}).to_string())
-        .send()
-        .await
-        .expect("CreateSecret team/db");
+    let password = json!({"password": v1}).to_string();
+    common::create_secret(&cfg, &s.secret("team/db"), &password).await;
     let teams = format!(
         "teams:\n  - name: {team}\n    namespace: {team}\n    serviceAccount: app\n    verify: true\n    secrets:\n      - name: {}\n        alias: db.json\n        jmesPath:\n          - path: password\n            objectAlias: db-password\n",
         s.secret("team/db")
@@ -399,14 +392,7 @@ async fn life_of_a_platform_team() {
 async fn team_onboards_itself(s: &Settings, kube: &kube::Client, cfg: &aws_config::SdkConfig) {
     use acceptance_support::controller;
     let ns = s.name("self");
-    let sts = aws_sdk_sts::Client::new(cfg);
-    let account = sts
-        .get_caller_identity()
-        .send()
-        .await
-        .expect("GetCallerIdentity")
-        .account
-        .expect("account");
+    let account = common::account(cfg).await;
     let boundary = format!(
         "arn:aws:iam::{account}:policy/bootstrap-{}-controller-boundary",
         s.cluster
@@ -421,13 +407,7 @@ async fn team_onboards_itself(s: &Settings, kube: &kube::Client, cfg: &aws_confi
     } else {
         Some(controller::start_on_host(s, kube, &boundary).await)
     };
-    let sm = aws_sdk_secretsmanager::Client::new(cfg);
-    sm.create_secret()
-        .name(s.secret("self/db"))
-        .secret_string(random_value())
-        .send()
-        .await
-        .expect("CreateSecret self/db");
+    common::create_secret(cfg, &s.secret("self/db"), &random_value()).await;
     common::namespace(kube, &ns).await;
     common::apply_all(
         kube,
@@ -456,14 +436,9 @@ async fn team_onboards_itself(s: &Settings, kube: &kube::Client, cfg: &aws_confi
         "{role_arn}"
     );
     let role_name = role_arn.rsplit('/').next().expect("role name");
-    let role = iam
-        .get_role()
-        .role_name(role_name)
-        .send()
+    let role = common::role(&iam, role_name)
         .await
-        .expect("the team's role")
-        .role
-        .expect("role");
+        .expect("the team's role");
     assert_eq!(
         role.permissions_boundary()
             .and_then(|b| b.permissions_boundary_arn()),
@@ -483,7 +458,7 @@ async fn team_onboards_itself(s: &Settings, kube: &kube::Client, cfg: &aws_confi
         host.as_ref().map(|h| h.tail()).unwrap_or_default()
     );
     assert!(
-        iam.get_role().role_name(role_name).send().await.is_err(),
+        common::role(&iam, role_name).await.is_none(),
         "the team's role went with its object"
     );
     controller::allowances(kube)
@@ -537,31 +512,11 @@ async fn platform_as_up_left_it(kube: &kube::Client, after: &str) {
 async fn irsa_workload_migrated(s: &Settings, kube: &kube::Client, cfg: &aws_config::SdkConfig) {
     let ns = s.name("irsa");
     let value = random_value();
-    let sm = aws_sdk_secretsmanager::Client::new(cfg);
-    let arn = sm
-        .create_secret()
-        .name(s.secret("irsa/token"))
-        .secret_string(&value)
-        .send()
+    let arn = common::create_secret(cfg, &s.secret("irsa/token"), &value).await;
+    let account = common::account(cfg).await;
+    let issuer = common::describe_cluster(cfg, &s.cluster)
         .await
-        .expect("CreateSecret irsa/token")
-        .arn
-        .expect("arn");
-    let account = aws_sdk_sts::Client::new(cfg)
-        .get_caller_identity()
-        .send()
-        .await
-        .expect("GetCallerIdentity")
-        .account
-        .expect("account");
-    let issuer = aws_sdk_eks::Client::new(cfg)
-        .describe_cluster()
-        .name(&s.cluster)
-        .send()
-        .await
-        .expect("DescribeCluster")
-        .cluster
-        .and_then(|c| c.identity)
+        .identity
         .and_then(|i| i.oidc)
         .and_then(|o| o.issuer);
     let issuer = match (issuer, s.real) {
@@ -582,24 +537,9 @@ async fn irsa_workload_migrated(s: &Settings, kube: &kube::Client, cfg: &aws_con
     let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Federated": provider},
         "Action": "sts:AssumeRoleWithWebIdentity",
         "Condition": {"StringEquals": {format!("{issuer}:sub"): format!("system:serviceaccount:{ns}:app"), format!("{issuer}:aud"): "sts.amazonaws.com"}}}]});
-    let role_arn = iam
-        .create_role()
-        .role_name(s.name("irsa"))
-        .assume_role_policy_document(trust.to_string())
-        .send()
-        .await
-        .expect("CreateRole")
-        .role
-        .expect("role")
-        .arn;
-    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"], "Resource": [arn]}]});
-    iam.put_role_policy()
-        .role_name(s.name("irsa"))
-        .policy_name("read")
-        .policy_document(policy.to_string())
-        .send()
-        .await
-        .expect("PutRolePolicy");
+    let read = common::fixture::read_statements(&[arn], &[]);
+    let role_arn =
+        common::fixture::role_trusting(&iam, &s.name("irsa"), &trust.to_string(), read).await;
     let objects = format!(
         "- objectName: \"{}\"\n  objectType: secretsmanager\n  objectAlias: token\n",
         s.secret("irsa/token")

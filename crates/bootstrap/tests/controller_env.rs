@@ -224,7 +224,6 @@ async fn teams_onboard_themselves_within_their_allowance() {
     let (env, ns, cfg, kube, cleanup) = s.parts();
     let ns = ns.clone();
     let iam = aws_sdk_iam::Client::new(cfg);
-    let eks = aws_sdk_eks::Client::new(cfg);
     let lease = format!("{ns}-lease");
     let allowance = format!("{ns}-allow");
     cleanup.namespaces.push(ns.clone());
@@ -327,12 +326,7 @@ async fn teams_onboard_themselves_within_their_allowance() {
     common::cli::ok(&out, "controller --print-iam-policy");
     let own_policy = common::cli::json_of(&out);
     let user = format!("{ns}-controller");
-    cleanup.users.push(user.clone());
-    iam.create_user()
-        .user_name(&user)
-        .send()
-        .await
-        .expect("controller user");
+    let key = cleanup.user(&iam, &user).await;
     iam.put_user_policy()
         .user_name(&user)
         .policy_name("bootstrap-controller")
@@ -340,14 +334,6 @@ async fn teams_onboard_themselves_within_their_allowance() {
         .send()
         .await
         .expect("controller policy");
-    let key = iam
-        .create_access_key()
-        .user_name(&user)
-        .send()
-        .await
-        .expect("controller key")
-        .access_key
-        .expect("access key");
     let logs = tempfile::tempdir().expect("tempdir");
     let me = Identity {
         key: key.access_key_id().to_string(),
@@ -418,14 +404,9 @@ async fn teams_onboard_themselves_within_their_allowance() {
     let role = role_arn.rsplit('/').next().expect("role name").to_string();
     let account = boundary.split(':').nth(4).expect("account").to_string();
     assert_eq!(role_arn, format!("arn:aws:iam::{account}:role{path}{role}"));
-    let made = iam
-        .get_role()
-        .role_name(&role)
-        .send()
+    let made = common::role(&iam, &role)
         .await
-        .expect("the team's role exists")
-        .role
-        .expect("role");
+        .expect("the team's role exists");
     assert_eq!(made.path(), path);
     assert_eq!(
         made.permissions_boundary()
@@ -451,14 +432,8 @@ async fn teams_onboard_themselves_within_their_allowance() {
         metrics["bootstrap_controller_queue_depth"], 0.0,
         "{metrics:?}"
     );
-    let associations = eks
-        .list_pod_identity_associations()
-        .cluster_name(&env.cluster)
-        .namespace(&ns)
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(associations.associations().len(), 1);
+    let associations = common::associations(cfg, &env.cluster, &ns, None).await;
+    assert_eq!(associations.len(), 1);
     let spcs = common::spc_api(kube, &ns);
     let spc = spcs
         .get("bootstrap-app")
@@ -515,7 +490,7 @@ async fn teams_onboard_themselves_within_their_allowance() {
     assert!(spcs.get_opt("bootstrap-nosy").await.expect("get").is_none());
     let nosy_role = role.replace("app", "nosy");
     assert!(
-        iam.get_role().role_name(&nosy_role).send().await.is_err(),
+        common::role(&iam, &nosy_role).await.is_none(),
         "no role for a refused request"
     );
 
@@ -536,11 +511,10 @@ async fn teams_onboard_themselves_within_their_allowance() {
         api.get_opt("thief").await.ok()?.is_none().then_some(())
     })
     .await;
-    iam.get_role()
-        .role_name(&role)
-        .send()
-        .await
-        .expect("app's role survives the thief's deletion");
+    assert!(
+        common::role(&iam, &role).await.is_some(),
+        "app's role survives the thief's deletion"
+    );
 
     // The leader SIGKILLed in the middle of a reconcile (a new team's role made, its mount not
     // yet proven): the other replica takes the Lease, finishes it with no duplicate and no
@@ -554,7 +528,7 @@ async fn teams_onboard_themselves_within_their_allowance() {
     )
     .await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while iam.get_role().role_name(&late_role).send().await.is_err() {
+    while common::role(&iam, &late_role).await.is_none() {
         assert!(
             std::time::Instant::now() < deadline,
             "late's role never made"
@@ -579,15 +553,8 @@ async fn teams_onboard_themselves_within_their_allowance() {
         condition(&late, "Verified").expect("Verified")["status"],
         "True"
     );
-    let late_associations = eks
-        .list_pod_identity_associations()
-        .cluster_name(&env.cluster)
-        .namespace(&ns)
-        .service_account("late")
-        .send()
-        .await
-        .expect("list");
-    assert_eq!(late_associations.associations().len(), 1, "no duplicate");
+    let late_associations = common::associations(cfg, &env.cluster, &ns, Some("late")).await;
+    assert_eq!(late_associations.len(), 1, "no duplicate");
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(kube.clone(), &ns);
     common::eventually("no verification pod left", 60, || async {
         pods.list(&Default::default())
@@ -629,20 +596,11 @@ async fn teams_onboard_themselves_within_their_allowance() {
     })
     .await;
     for r in [&role, &late_role] {
-        assert!(
-            iam.get_role().role_name(r).send().await.is_err(),
-            "role {r} is deleted"
-        );
+        assert!(common::role(&iam, r).await.is_none(), "role {r} is deleted");
     }
     assert!(spcs.get_opt("bootstrap-app").await.expect("get").is_none());
-    let associations = eks
-        .list_pod_identity_associations()
-        .cluster_name(&env.cluster)
-        .namespace(&ns)
-        .send()
-        .await
-        .expect("list");
-    assert!(associations.associations().is_empty());
+    let associations = common::associations(cfg, &env.cluster, &ns, None).await;
+    assert!(associations.is_empty());
     drop(replicas);
 }
 

@@ -9,7 +9,6 @@ mod common;
 
 use std::process::Output;
 
-use common::cleanup::Cleanup;
 use common::cli::{args, ensure_up, json_of, offline, run};
 use common::fixture::Fixture;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -62,26 +61,89 @@ fn text(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
 
-fn assert_no_value(out: &Output, values: &[&str]) {
+fn assert_no_value(out: &Output, values: &[String]) {
     let all = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     for v in values {
-        assert!(!all.contains(v), "a secret value was printed");
+        assert!(!all.contains(v.as_str()), "a secret value was printed");
     }
 }
 
-/// A secret with a value doctor must never print, removed by `cleanup`.
-async fn secret(
-    cleanup: &mut Cleanup,
-    cfg: &aws_config::SdkConfig,
-    name: &str,
-) -> (String, String) {
-    let value = common::unique("doctor-value");
-    let arn = cleanup.secret(cfg, name, &value).await;
-    (arn, value)
+/// A workload whose mount fails, and what doctor says of it.
+struct Broken {
+    fx: Fixture,
+    /// The secrets' ARNs and values (which doctor must never print), in the order named.
+    arns: Vec<String>,
+    values: Vec<String>,
+    /// The pod's FailedMount message.
+    event: String,
+    /// `doctor --namespace NS --pod app`: its exit code, report and output.
+    code: Option<i32>,
+    report: Value,
+    out: Output,
+    /// The serial test's session: its guard removes the secrets after the fixture's.
+    _session: common::Session,
+}
+
+impl Broken {
+    /// The subject of the pod's checks: `NS/app`.
+    fn subject(&self) -> String {
+        format!("{}/app", self.fx.ns)
+    }
+
+    /// The one check `name` about the pod, after asserting that doctor exited 1, that the
+    /// check failed, that what it saw contains `saw` and its fix contains `fix`.
+    fn failing(&self, name: &str, saw: &str, fix: &str) -> Value {
+        assert_eq!(self.code, Some(1), "doctor exits 1 for a failed check");
+        let c = one(&self.report, name, &self.subject());
+        assert_eq!(c["status"], "fail", "{c}");
+        assert!(text(&c["saw"]).contains(saw), "{c}");
+        assert!(text(&c["fix"]).contains(fix), "{c}");
+        c
+    }
+}
+
+/// For a serial test, on a cluster from `up`: secrets `TAG/SUFFIX` for each of `suffixes`, a
+/// fixture `prefix` whose role reads the first `readable` of them (its service account
+/// IRSA-annotated with `irsa`, else associated), and pod `app` mounting all of them with
+/// `usePodIdentity` `use_pod_identity`; once its mount failed, doctor of the pod. `None`
+/// without the environment.
+async fn broken(
+    prefix: &str,
+    suffixes: &[&str],
+    readable: usize,
+    irsa: bool,
+    use_pod_identity: &str,
+) -> Option<Broken> {
+    let mut s = common::Session::serial(prefix).await?;
+    ensure_up(s.cluster()).await;
+    let (mut arns, mut values) = (vec![], vec![]);
+    for suffix in suffixes {
+        let value = common::unique("doctor-value");
+        let name = format!("{}/{suffix}", s.tag);
+        arns.push(s.cleanup.secret(&s.cfg, &name, &value).await);
+        values.push(value);
+    }
+    let fx = Fixture::new(prefix, &arns[..readable], &[], irsa).await?;
+    let region = std::env::var("AWS_REGION").unwrap_or_default();
+    let mounted: Vec<&str> = arns.iter().map(String::as_str).collect();
+    fx.pod("app", spc_params(&region, Some(use_pod_identity), &mounted))
+        .await;
+    let event = fx.failed("app").await;
+    let (code, report, out) = doctor(s.cluster(), &["--namespace", &fx.ns, "--pod", "app"]).await;
+    Some(Broken {
+        fx,
+        arns,
+        values,
+        event,
+        code,
+        report,
+        out,
+        _session: s,
+    })
 }
 
 fn spc_params(region: &str, use_pod_identity: Option<&str>, names: &[&str]) -> Value {
@@ -180,141 +242,71 @@ async fn doctor_passes_on_a_cluster_fresh_from_up() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn use_pod_identity_yes_is_flagged_quoting_it_and_its_pod_explained() {
-    let mut s = common::session!(serial, "t");
-    let (env, _, cfg, _, cleanup) = s.parts();
-    ensure_up(&env.cluster).await;
-    let (arn, value) = secret(cleanup, cfg, &common::unique("doctor/yes")).await;
-    let Some(fx) = Fixture::new("dr-yes", std::slice::from_ref(&arn), &[], false).await else {
+    let Some(b) = broken("dr-yes", &["yes"], 1, false, "yes").await else {
         return;
     };
-    let region = std::env::var("AWS_REGION").unwrap_or_default();
-    fx.pod("app", spc_params(&region, Some("yes"), &[&arn]))
-        .await;
-    fx.failed("app").await;
-
-    let (code, report, out) = doctor(&env.cluster, &["--namespace", &fx.ns, "--pod", "app"]).await;
-    assert_eq!(code, Some(1));
-    let c = one(&report, "spc.use-pod-identity", &format!("{}/app", fx.ns));
-    assert_eq!(c["status"], "fail");
-    assert!(
-        text(&c["saw"]).contains(r#"usePodIdentity "yes" is not a boolean"#),
-        "{c}"
-    );
+    let patch = "patch secretproviderclass app";
+    let not_a_boolean = r#"usePodIdentity "yes" is not a boolean"#;
+    let c = b.failing("spc.use-pod-identity", not_a_boolean, patch);
     assert_eq!(
         text(&c["fix"]),
         format!(
             r#"kubectl -n {} patch secretproviderclass app --type=merge -p '{{"spec":{{"parameters":{{"usePodIdentity":"true"}}}}}}'"#,
-            fx.ns
+            b.fx.ns
         )
     );
-    let pod = one(&report, "pod.mount", &format!("{}/app", fx.ns));
-    assert_eq!(pod["status"], "fail");
-    assert!(
-        text(&pod["saw"]).contains("usePodIdentity parameter is invalid"),
-        "{pod}"
-    );
-    assert!(
-        text(&pod["fix"]).contains("patch secretproviderclass app"),
-        "{pod}"
-    );
-    assert_no_value(&out, &[&value]);
+    b.failing("pod.mount", "usePodIdentity parameter is invalid", patch);
+    assert_no_value(&b.out, &b.values);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pod_identity_without_an_association_is_flagged_with_the_create_command() {
-    let mut s = common::session!(serial, "t");
-    let (env, _, cfg, _, cleanup) = s.parts();
-    ensure_up(&env.cluster).await;
-    let (arn, value) = secret(cleanup, cfg, &common::unique("doctor/noassoc")).await;
     // IRSA-annotated service account, no association; its class says Pod Identity.
-    let Some(fx) = Fixture::new("dr-noassoc", std::slice::from_ref(&arn), &[], true).await else {
+    let Some(b) = broken("dr-noassoc", &["noassoc"], 1, true, "true").await else {
         return;
     };
-    let region = std::env::var("AWS_REGION").unwrap_or_default();
-    fx.pod("app", spc_params(&region, Some("true"), &[&arn]))
-        .await;
-    fx.failed("app").await;
-
-    let (code, report, out) = doctor(&env.cluster, &["--namespace", &fx.ns, "--pod", "app"]).await;
-    assert_eq!(code, Some(1));
-    let c = one(&report, "sa.association", &format!("{}/app", fx.ns));
-    assert_eq!(c["status"], "fail", "{c}");
-    assert!(
-        text(&c["saw"]).contains("no Pod Identity association"),
-        "{c}"
-    );
+    let create = "aws eks create-pod-identity-association";
+    let c = b.failing("sa.association", "no Pod Identity association", create);
     assert_eq!(
         text(&c["fix"]),
         format!(
             "aws eks create-pod-identity-association --cluster-name {} --namespace {} --service-account app --role-arn {}",
-            env.cluster, fx.ns, fx.role_arn
+            b.fx.env.cluster, b.fx.ns, b.fx.role_arn
         ),
         "the annotated role is the one to associate"
     );
-    let pod = one(&report, "pod.mount", &format!("{}/app", fx.ns));
-    assert_eq!(pod["status"], "fail");
-    assert!(text(&pod["saw"]).contains("refused the token"), "{pod}");
-    assert!(
-        text(&pod["fix"]).contains("aws eks create-pod-identity-association"),
-        "{pod}"
-    );
-    assert_no_value(&out, &[&value]);
+    b.failing("pod.mount", "refused the token", create);
+    assert_no_value(&b.out, &b.values);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_role_whose_policy_misses_one_secret_is_flagged_naming_it() {
-    let mut s = common::session!(serial, "doctor/pol");
-    let (env, tag, cfg, _, cleanup) = s.parts();
-    ensure_up(&env.cluster).await;
-    let (allowed, v1) = secret(cleanup, cfg, &format!("{tag}/allowed")).await;
-    let (missed, v2) = secret(cleanup, cfg, &format!("{tag}/missed")).await;
-    let Some(fx) = Fixture::new("dr-policy", std::slice::from_ref(&allowed), &[], false).await
-    else {
+    let Some(b) = broken("dr-policy", &["allowed", "missed"], 1, false, "true").await else {
         return;
     };
-    let region = std::env::var("AWS_REGION").unwrap_or_default();
-    fx.pod(
-        "app",
-        spc_params(&region, Some("true"), &[&allowed, &missed]),
-    )
-    .await;
-    let event = fx.failed("app").await;
-
-    let (code, report, out) = doctor(&env.cluster, &["--namespace", &fx.ns, "--pod", "app"]).await;
-    assert_eq!(code, Some(1));
-    let sa = format!("{}/app", fx.ns);
-    assert_eq!(one(&report, "sa.association", &sa)["status"], "pass");
-    assert_eq!(one(&report, "sa.trust", &sa)["status"], "pass");
-    let c = one(&report, "sa.policy", &sa);
-    assert_eq!(c["status"], "fail", "{c}");
+    let (allowed, missed) = (b.arns[0].as_str(), b.arns[1].as_str());
+    let sa = b.subject();
+    assert_eq!(one(&b.report, "sa.association", &sa)["status"], "pass");
+    assert_eq!(one(&b.report, "sa.trust", &sa)["status"], "pass");
+    let role = format!("--role-name {}", b.fx.ns);
+    let not_read = format!("secretsmanager:GetSecretValue on {missed}");
+    let c = b.failing("sa.policy", &not_read, &role);
     let saw = text(&c["saw"]);
-    assert!(
-        saw.contains(&format!("secretsmanager:GetSecretValue on {missed}")),
-        "{saw}"
-    );
     assert!(
         !saw.contains(&format!("GetSecretValue on {allowed}")),
         "{saw}"
     );
     let fix = text(&c["fix"]);
     assert!(
-        fix.starts_with(&format!("aws iam put-role-policy --role-name {}", fx.ns)),
+        fix.starts_with(&format!("aws iam put-role-policy {role}")),
         "{fix}"
     );
-    assert!(fix.contains(&missed) && !fix.contains(&allowed), "{fix}");
-    let pod = one(&report, "pod.mount", &sa);
-    assert_eq!(pod["status"], "fail");
-    assert!(event.contains("access denied"), "{event}");
-    assert!(
-        text(&pod["saw"]).contains(&format!("the role cannot read {missed}")),
-        "{pod}"
-    );
-    let fix = text(&pod["fix"]);
-    assert!(
-        fix.contains(&format!("--role-name {}", fx.ns)) && fix.contains(&missed),
-        "{fix}"
-    );
-    assert_no_value(&out, &[&v1, &v2]);
+    assert!(fix.contains(missed) && !fix.contains(allowed), "{fix}");
+    assert!(b.event.contains("access denied"), "{}", b.event);
+    let cannot_read = format!("the role cannot read {missed}");
+    let pod = b.failing("pod.mount", &cannot_read, &role);
+    assert!(text(&pod["fix"]).contains(missed), "{pod}");
+    assert_no_value(&b.out, &b.values);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -364,6 +356,19 @@ fn third_node(region: &str) -> (String, Value) {
                 "node.kubernetes.io/instance-type": "m5.large", "type": "kwok"}},
         "spec": {"providerID": format!("aws:///{region}c/i-0doctor0000000003")}});
     (name, node)
+}
+
+/// Sets the affinity of the provider's DaemonSet to `affinity`; `why` names the change in a
+/// failure.
+async fn set_provider_affinity(ds: &Api<DaemonSet>, affinity: &Value, why: &str) {
+    let patch = json!({"spec": {"template": {"spec": {"affinity": affinity}}}});
+    ds.patch(
+        "aws-csi-provider",
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{why}: {e}"));
 }
 
 async fn ready_pod_on(kube: &kube::Client, ns: &str, prefix: &str, node: &str) -> bool {
@@ -430,14 +435,7 @@ async fn a_node_where_the_driver_runs_without_a_provider_pod_is_flagged() {
         .expect("the provider's node affinity");
     terms
         .push(json!({"key": "kubernetes.io/hostname", "operator": "NotIn", "values": [node_name]}));
-    let patch = |a: &Value| json!({"spec": {"template": {"spec": {"affinity": a}}}});
-    ds.patch(
-        "aws-csi-provider",
-        &PatchParams::default(),
-        &Patch::Merge(&patch(&skipping)),
-    )
-    .await
-    .expect("make the provider skip the node");
+    set_provider_affinity(&ds, &skipping, "make the provider skip the node").await;
     // The affinity patch rolls the provider's pods on the other nodes too: wait until each of
     // them runs a ready one again, or doctor sees those nodes without a provider as well.
     let others = env.nodes.clone();
@@ -476,13 +474,7 @@ async fn a_node_where_the_driver_runs_without_a_provider_pod_is_flagged() {
     .await;
 
     let (code, report, _) = doctor(&env.cluster, &["--namespace", DEMO_NS]).await;
-    ds.patch(
-        "aws-csi-provider",
-        &PatchParams::default(),
-        &Patch::Merge(&patch(&affinity)),
-    )
-    .await
-    .expect("restore the provider's affinity");
+    set_provider_affinity(&ds, &affinity, "restore the provider's affinity").await;
     let _ = nodes.delete(&node_name, &Default::default()).await;
     // Pod GC removes the pods left on the deleted node; wait for it (best effort).
     let pods: Api<Pod> = Api::all(kube.clone());

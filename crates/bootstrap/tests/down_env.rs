@@ -10,8 +10,10 @@ use std::time::Duration;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
 use serde_json::{Value, json};
 
-use common::cli::{args, journal, json_of, killed_when, ok, run_logged as run, up_args};
-use common::inventory::{foreign_agent_addon, owned_inventory, platform_item};
+use common::cli::{
+    args, journal, json_args, json_of, killed_when, ok, run_logged as run, teams_file, up_args,
+};
+use common::inventory::{foreign_agent_addon, owned_inventory, owned_workloads};
 
 const AGENT: &str = "eks-pod-identity-agent";
 
@@ -116,17 +118,7 @@ async fn up_then_down_leaves_nothing_owned_and_everything_else() {
 
     // down: dry run, then the real one executes exactly that.
     let down = |dry: bool| {
-        let mut a = args(&[
-            "down",
-            "--cluster",
-            &cluster,
-            "--yes",
-            "--output",
-            "json",
-            "-q",
-            "--timeout",
-            "4m",
-        ]);
+        let mut a = json_args("down", &cluster, &["--yes", "--timeout", "4m"]);
         if dry {
             a.push("--dry-run".into());
         }
@@ -172,11 +164,10 @@ async fn up_then_down_leaves_nothing_owned_and_everything_else() {
         "owned resources left after down: {unexpected:?}"
     );
     for name in [&unrelated, &lookalike] {
-        iam.get_role()
-            .role_name(name)
-            .send()
-            .await
-            .expect("the unrelated role survives");
+        assert!(
+            common::role(&iam, name).await.is_some(),
+            "the unrelated role {name} survives"
+        );
     }
     let agent = eks
         .describe_addon()
@@ -214,8 +205,7 @@ async fn up_then_down_leaves_nothing_owned_and_everything_else() {
     a.push("--workloads-only".into());
     let out = run(a, None).await;
     ok(&out, "down --force --workloads-only");
-    let left = owned_inventory(cfg, kube, &cluster).await;
-    let workloads: Vec<&String> = left.iter().filter(|i| !platform_item(i)).collect();
+    let workloads = owned_workloads(cfg, kube, &cluster).await;
     assert!(
         workloads.is_empty(),
         "left after down --force: {workloads:?}"
@@ -251,8 +241,7 @@ async fn up_killed_at_three_points_then_down_leaves_nothing_owned() {
         );
         let out = run(common::cli::down_workloads_args(&cluster), None).await;
         ok(&out, "down after a killed up");
-        let left = owned_inventory(cfg, kube, &cluster).await;
-        let left: Vec<&String> = left.iter().filter(|i| !platform_item(i)).collect();
+        let left = owned_workloads(cfg, kube, &cluster).await;
         assert!(
             left.is_empty(),
             "after up killed at write {after} ({done} done), down left: {left:?}"
@@ -292,12 +281,7 @@ async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
     let secret = format!("{tag}/db");
     cleanup.secret(cfg, &secret, &common::unique("v")).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("teams.yaml");
-    std::fs::write(
-        &file,
-        format!("teams:\n  - name: {tag}\n    namespace: {ns}\n    serviceAccount: app\n    secrets: [{{name: {secret}}}]\n"),
-    )
-    .expect("teams file");
+    let file = teams_file(dir.path(), &[(tag, &ns, "app", &secret)]);
     let out = run(
         args(&[
             "onboard",
@@ -356,18 +340,8 @@ async fn down_keeps_a_namespace_it_cannot_read_or_prove_ours() {
     );
 
     let down = |extra: &[&str]| {
-        let mut a = args(&[
-            "down",
-            "--cluster",
-            &cluster,
-            "--namespace",
-            &ns,
-            "--yes",
-            "--output",
-            "json",
-            "-q",
-        ]);
-        a.extend(extra.iter().map(|s| s.to_string()));
+        let mut a = json_args("down", &cluster, &["--namespace", &ns, "--yes"]);
+        a.extend(args(extra));
         a
     };
     let out = run(down(&[]), None).await;

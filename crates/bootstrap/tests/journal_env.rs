@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use common::cli::{args, journal, json_of, ok, run_logged};
+use common::cli::{journal, json_args, json_of, ok, run_logged, teams_file};
 
 /// The tests share the cluster's platform: one at a time.
 /// The one parser: every writing command's report has `changes` with these four counts.
@@ -65,22 +65,20 @@ async fn a_real_run_journals_exactly_what_its_dry_run_planned() {
     cleanup.secret(&cfg, &secret, &common::unique("v")).await;
     let dir = tempfile::tempdir().expect("tempdir");
 
-    let up = args(&[
+    let up = json_args(
         "up",
-        "--cluster",
         &env.cluster,
-        "--namespace",
-        &up_ns,
-        "--service-account",
-        "app",
-        "--secret",
-        &secret,
-        "--output",
-        "json",
-        "-q",
-        "--timeout",
-        "5m",
-    ]);
+        &[
+            "--namespace",
+            &up_ns,
+            "--service-account",
+            "app",
+            "--secret",
+            &secret,
+            "--timeout",
+            "5m",
+        ],
+    );
     let (dry, real, planned, done) = dry_then_real(dir.path(), "up", up, Some("--dry-run")).await;
     assert!(
         real.iter().any(|l| l.starts_with("iam:CreateRole")),
@@ -89,26 +87,9 @@ async fn a_real_run_journals_exactly_what_its_dry_run_planned() {
     assert_eq!(dry, real, "up: the dry run's journal is the real run's");
     assert_eq!(changes_of(&planned), changes_of(&done), "up: same counts");
 
-    let teams = dir.path().join("teams.yaml");
-    std::fs::write(
-        &teams,
-        format!(
-            "teams:\n  - name: {tag}\n    namespace: {team_ns}\n    serviceAccount: api\n    secrets: [{{name: {secret}}}]\n"
-        ),
-    )
-    .expect("teams file");
-    let onboard = args(&[
-        "onboard",
-        "-f",
-        teams.to_str().expect("utf-8 path"),
-        "--cluster",
-        &env.cluster,
-        "--output",
-        "json",
-        "-q",
-        "--timeout",
-        "5m",
-    ]);
+    let teams = teams_file(dir.path(), &[(tag, &team_ns, "api", &secret)]);
+    let teams = teams.to_str().expect("utf-8 path");
+    let onboard = json_args("onboard", &env.cluster, &["-f", teams, "--timeout", "5m"]);
     let (dry, real, planned, done) =
         dry_then_real(dir.path(), "onboard", onboard, Some("--dry-run")).await;
     assert!(
@@ -126,16 +107,7 @@ async fn a_real_run_journals_exactly_what_its_dry_run_planned() {
     );
 
     for ns in [&up_ns, &team_ns] {
-        let down = args(&[
-            "down",
-            "--cluster",
-            &env.cluster,
-            "--namespace",
-            ns,
-            "--output",
-            "json",
-            "-q",
-        ]);
+        let down = json_args("down", &env.cluster, &["--namespace", ns]);
         let (dry, real, planned, done) =
             dry_then_real(dir.path(), "down", down, Some("--dry-run")).await;
         assert!(
@@ -148,20 +120,8 @@ async fn a_real_run_journals_exactly_what_its_dry_run_planned() {
     }
 
     // migrate on a cluster with nothing on IRSA in this namespace: the same shape, all zero.
-    let out = run_logged(
-        args(&[
-            "migrate",
-            "--cluster",
-            &env.cluster,
-            "--namespace",
-            &up_ns,
-            "--output",
-            "json",
-            "-q",
-        ]),
-        None,
-    )
-    .await;
+    let migrate = json_args("migrate", &env.cluster, &["--namespace", &up_ns]);
+    let out = run_logged(migrate, None).await;
     ok(&out, "migrate");
     assert_eq!(changes_of(&json_of(&out)), [0, 0, 0, 0]);
 }

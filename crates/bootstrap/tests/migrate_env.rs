@@ -14,47 +14,41 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::Api;
 use serde_json::{Value, json};
 
-use common::cleanup::Cleanup;
-use common::cli::{faults, json_of, reset_calls, run, writes};
+use common::cli::{faults, json_args, json_of, json_ok, reset_calls, run, writes};
+use common::fixture::Fixture;
 
 fn migrate(cluster: &str, ns: &str, approve: bool) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "migrate",
-        "--cluster",
-        cluster,
-        "--namespace",
-        ns,
-        "--output",
-        "json",
-        "-q",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut a = json_args("migrate", cluster, &["--namespace", ns]);
     if approve {
         a.push("--approve".into());
     }
     a
 }
 
-/// An IRSA workload in its own namespace: a role trusted through OIDC that reads `secret`, an
-/// annotated service account, an SPC without usePodIdentity, and a pod mounting it.
-async fn irsa_workload(prefix: &str) -> Option<(common::fixture::Fixture, String, String)> {
-    let cfg = common::aws().await;
-    let tag = common::unique(prefix);
+/// A serial test's IRSA workload. The fixture's guard (its namespace and role) runs before the
+/// session's (the secret) and the lock's release.
+struct IrsaWorkload {
+    fx: Fixture,
+    _serial: common::Session,
+}
+
+/// The SPC objects of secret `TAG/token`, as file `token`.
+fn token_objects(tag: &str) -> String {
+    format!("- objectName: \"{tag}/token\"\n  objectType: secretsmanager\n  objectAlias: token\n")
+}
+
+/// An IRSA workload in its own namespace, for a test holding the binary's lock: a role trusted
+/// through OIDC that reads a secret, an annotated service account, an SPC without
+/// usePodIdentity, and a pod mounting it. `None` without the environment.
+async fn irsa_workload(prefix: &str) -> Option<IrsaWorkload> {
+    let mut serial = common::Session::serial(prefix).await?;
+    let (cfg, tag) = (serial.cfg.clone(), serial.tag.clone());
     let value = common::unique("v");
-    let mut secret = Cleanup::new(&common::env()?.cluster);
-    let arn = secret.secret(&cfg, &format!("{tag}/token"), &value).await;
-    let mut fx = common::fixture::Fixture::new(prefix, &[arn], &[], true).await?;
-    // The fixture's guard removes the secret too (after its namespace and role).
-    fx.cleanup.secrets.append(&mut secret.secrets);
+    let name = format!("{tag}/token");
+    let arn = serial.cleanup.secret(&cfg, &name, &value).await;
+    let fx = Fixture::new(prefix, &[arn], &[], true).await?;
     // The role's trust is IRSA's: an OIDC web identity statement only.
-    let account = fx
-        .role_arn
-        .split(':')
-        .nth(4)
-        .unwrap_or_default()
-        .to_string();
+    let account = fx.account();
     let oidc = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"Federated": format!("arn:aws:iam::{account}:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/TEST")},
         "Action": "sts:AssumeRoleWithWebIdentity",
@@ -66,43 +60,37 @@ async fn irsa_workload(prefix: &str) -> Option<(common::fixture::Fixture, String
         .send()
         .await
         .expect("OIDC trust");
-    let objects = format!(
-        "- objectName: \"{tag}/token\"\n  objectType: secretsmanager\n  objectAlias: token\n"
-    );
-    fx.pod("reader", json!({"objects": objects})).await;
+    fx.pod("reader", json!({"objects": token_objects(&tag)}))
+        .await;
     let (_, files) = fx.mounted("reader").await;
     assert!(
         files["token"].0 == value.as_bytes(),
         "the IRSA workload works before migrating"
     );
-    Some((fx, tag, value))
+    Some(IrsaWorkload {
+        fx,
+        _serial: serial,
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
-    let mut s = common::session!(serial, "t");
-    let (env, _, cfg, ..) = s.parts();
-    let Some((fx, _tag, _)) = irsa_workload("mig").await else {
+    let Some(workload) = irsa_workload("mig").await else {
         return;
     };
-    let http = reqwest::Client::new();
+    let fx = &workload.fx;
+    let (cluster, http) = (&fx.env.cluster, reqwest::Client::new());
 
     // The plan alone writes nothing.
     reset_calls(&http).await;
-    let out = run(migrate(&env.cluster, &fx.ns, false)).await;
-    let plan = json_of(&out);
-    assert!(out.status.success(), "{plan:#}");
+    let out = run(migrate(cluster, &fx.ns, false)).await;
+    let plan = json_ok(&out);
     assert_eq!(plan["workloads"][0]["status"], "planned", "{plan:#}");
     assert!(plan.to_string().contains("usePodIdentity"), "{plan:#}");
     assert!(writes(&http).await.is_empty(), "the plan wrote something");
 
-    let out = run(migrate(&env.cluster, &fx.ns, true)).await;
-    let done = json_of(&out);
-    assert!(
-        out.status.success(),
-        "{done:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run(migrate(cluster, &fx.ns, true)).await;
+    let done = json_ok(&out);
     let w = &done["workloads"][0];
     assert_eq!(w["status"], "migrated", "{done:#}");
     assert!(
@@ -111,18 +99,7 @@ async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
     );
 
     // The old trust statement is kept, the Pod Identity one added.
-    let role = aws_sdk_iam::Client::new(cfg)
-        .get_role()
-        .role_name(&fx.ns)
-        .send()
-        .await
-        .expect("role");
-    let trust = bootstrap::aws::policy::decode_document(
-        role.role()
-            .and_then(|r| r.assume_role_policy_document())
-            .unwrap_or(""),
-    )
-    .expect("trust");
+    let trust = trust_of(&aws_sdk_iam::Client::new(&fx.cfg), &fx.ns).await;
     let statements = trust["Statement"].as_array().expect("statements");
     assert_eq!(statements.len(), 2, "{trust}");
     assert!(trust.to_string().contains("AssumeRoleWithWebIdentity"));
@@ -145,9 +122,8 @@ async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
 
     // A second run changes nothing.
     reset_calls(&http).await;
-    let out = run(migrate(&env.cluster, &fx.ns, true)).await;
-    let again = json_of(&out);
-    assert!(out.status.success(), "{again:#}");
+    let out = run(migrate(cluster, &fx.ns, true)).await;
+    let again = json_ok(&out);
     assert_eq!(
         again["workloads"][0]["status"], "already-migrated",
         "{again:#}"
@@ -158,25 +134,18 @@ async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_workload_whose_pod_identity_mount_fails_is_rolled_back_to_irsa() {
-    let mut s = common::session!(serial, "t");
-    let (env, _, cfg, ..) = s.parts();
-    let Some((fx, _tag, _)) = irsa_workload("rb").await else {
+    let Some(workload) = irsa_workload("rb").await else {
         return;
     };
-    let http = reqwest::Client::new();
+    let fx = &workload.fx;
+    let (cluster, cfg) = (&fx.env.cluster, &fx.cfg);
     let iam = aws_sdk_iam::Client::new(cfg);
-    let before = iam.get_role().role_name(&fx.ns).send().await.expect("role");
-    let before = bootstrap::aws::policy::decode_document(
-        before
-            .role()
-            .and_then(|r| r.assume_role_policy_document())
-            .unwrap_or(""),
-    )
-    .expect("trust");
+    let before = trust_of(&iam, &fx.ns).await;
     // Pod Identity cannot work: eks-auth refuses every exchange.
     let refusal = json!({"operation": "eks-auth:AssumeRoleForPodIdentity", "kind": "error", "count": -1, "status": 400, "code": "AccessDeniedException"});
+    let http = reqwest::Client::new();
     faults(&http, Some(refusal)).await;
-    let out = run(migrate(&env.cluster, &fx.ns, true)).await;
+    let out = run(migrate(cluster, &fx.ns, true)).await;
     faults(&http, None).await;
     let report = json_of(&out);
     assert_eq!(out.status.code(), Some(1), "{report:#}");
@@ -184,14 +153,7 @@ async fn a_workload_whose_pod_identity_mount_fails_is_rolled_back_to_irsa() {
         report["workloads"][0]["status"], "rolled-back",
         "{report:#}"
     );
-    let after = iam.get_role().role_name(&fx.ns).send().await.expect("role");
-    let after = bootstrap::aws::policy::decode_document(
-        after
-            .role()
-            .and_then(|r| r.assume_role_policy_document())
-            .unwrap_or(""),
-    )
-    .expect("trust");
+    let after = trust_of(&iam, &fx.ns).await;
     assert!(
         bootstrap::aws::policy::same_policy(&before, &after),
         "trust restored: {after}"
@@ -207,7 +169,7 @@ async fn a_workload_whose_pod_identity_mount_fails_is_rolled_back_to_irsa() {
         "SPC restored: {}",
         spc.data
     );
-    let left = common::associations(cfg, &env.cluster, &fx.ns, None).await;
+    let left = common::associations(cfg, cluster, &fx.ns, None).await;
     assert!(left.is_empty(), "the association was removed");
 }
 
@@ -215,12 +177,7 @@ async fn a_workload_whose_pod_identity_mount_fails_is_rolled_back_to_irsa() {
 /// first workload was migrated.
 async fn migrated_removing_irsa(cluster: &str, ns: &str) -> Value {
     let out = run(with_remove_irsa(migrate(cluster, ns, true))).await;
-    let report = json_of(&out);
-    assert!(
-        out.status.success(),
-        "{report:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let report = json_ok(&out);
     assert_eq!(report["workloads"][0]["status"], "migrated", "{report:#}");
     report
 }
@@ -272,15 +229,13 @@ async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters
         .secret(&cfg, &format!("{tag}/token"), &common::unique("v"))
         .await;
     // Two namespaces whose service accounts share one IRSA role; no pod runs in either.
-    let Some(fx) = common::fixture::Fixture::new("shr", &[secret], &[], true).await else {
+    let Some(fx) = Fixture::new("shr", &[secret], &[], true).await else {
         return;
     };
     let ns2 = common::unique("shr2");
     made.namespaces.push(ns2.clone());
     common::namespace(&fx.kube, &ns2).await;
-    let objects = format!(
-        "- objectName: \"{tag}/token\"\n  objectType: secretsmanager\n  objectAlias: token\n"
-    );
+    let objects = token_objects(tag);
     let pod_spec = template("reader")["spec"].clone();
     let mut job_spec = pod_spec.clone();
     job_spec["restartPolicy"] = json!("Never");
@@ -312,26 +267,15 @@ async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters
 
     // The role trusts this cluster's issuer for both service accounts, another cluster's
     // issuer and GitHub Actions' OIDC provider.
-    let described = aws_sdk_eks::Client::new(&cfg)
-        .describe_cluster()
-        .name(&env.cluster)
-        .send()
-        .await
-        .expect("DescribeCluster");
+    let described = common::describe_cluster(&cfg, &env.cluster).await;
     let issuer = described
-        .cluster()
-        .and_then(|c| c.identity())
+        .identity()
         .and_then(|i| i.oidc())
         .and_then(|o| o.issuer())
         .expect("the stand-in's cluster has an OIDC issuer")
         .trim_start_matches("https://")
         .to_string();
-    let account = fx
-        .role_arn
-        .split(':')
-        .nth(4)
-        .unwrap_or_default()
-        .to_string();
+    let account = fx.account();
     let provider = |host: &str| format!("arn:aws:iam::{account}:oidc-provider/{host}");
     let sub = |ns: &str| format!("system:serviceaccount:{ns}:app");
     let this_cluster = oidc_statement(
@@ -391,12 +335,7 @@ async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters
         "migrate: the plan's journal is the approved run's"
     );
     assert_eq!(plan["changes"], json_of(&out)["changes"], "same counts");
-    let first = json_of(&out);
-    assert!(
-        out.status.success(),
-        "{first:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let first = json_ok(&out);
     assert_eq!(first["workloads"][0]["status"], "migrated", "{first:#}");
     let w = &first["workloads"][0];
     assert!(w["foundIn"].to_string().contains("Deployment/web"), "{w}");
@@ -441,13 +380,9 @@ async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters
         "one Pod Identity statement per service account: {after:#}"
     );
     assert!(
-        after.to_string().contains(
-            &described
-                .cluster()
-                .and_then(|c| c.arn())
-                .unwrap_or("?")
-                .to_string()
-        ),
+        after
+            .to_string()
+            .contains(&described.arn().unwrap_or("?").to_string()),
         "the Pod Identity statements pin the cluster's ARN: {after:#}"
     );
     assert_eq!(annotation(&sas(&ns2).get("app").await.expect("sa")), None);
@@ -467,7 +402,7 @@ async fn workloads_without_pods_migrate_and_remove_irsa_takes_only_this_clusters
 async fn an_annotated_account_whose_class_no_workload_mounts_is_listed_with_the_reason() {
     let mut s = common::session!(serial, "t");
     let (env, ..) = s.parts();
-    let Some(fx) = common::fixture::Fixture::new("unt", &[], &[], true).await else {
+    let Some(fx) = Fixture::new("unt", &[], &[], true).await else {
         return;
     };
     common::apply_all(
@@ -479,8 +414,7 @@ async fn an_annotated_account_whose_class_no_workload_mounts_is_listed_with_the_
     )
     .await;
     let out = run(migrate(&env.cluster, &fx.ns, false)).await;
-    let report = json_of(&out);
-    assert!(out.status.success(), "{report:#}");
+    let report = json_ok(&out);
     assert_eq!(report["workloads"], json!([]), "{report:#}");
     let untied = &report["untied"][0];
     assert_eq!(untied["serviceAccount"], "app", "{report:#}");
@@ -492,13 +426,13 @@ async fn an_annotated_account_whose_class_no_workload_mounts_is_listed_with_the_
             .is_some_and(|r| r.contains("no pod, Deployment") && r.contains("orphan")),
         "{report:#}"
     );
-    let text = run(vec![
-        "migrate".into(),
-        "--cluster".into(),
-        env.cluster.clone(),
-        "--namespace".into(),
-        fx.ns.clone(),
-    ])
+    let text = run(common::cli::args(&[
+        "migrate",
+        "--cluster",
+        &env.cluster,
+        "--namespace",
+        &fx.ns,
+    ]))
     .await;
     let shown = String::from_utf8_lossy(&text.stdout);
     assert!(

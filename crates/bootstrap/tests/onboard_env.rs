@@ -12,23 +12,26 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
-use common::cli::{faults, json_of, reset_calls, run, writes};
+use common::cli::{
+    args, faults, json_args, json_of, json_ok, reset_calls, run, teams_file, teams_yaml, writes,
+};
 
 fn onboard(file: &std::path::Path, cluster: &str, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "onboard",
-        "-f",
-        file.to_str().expect("utf8"),
-        "--cluster",
-        cluster,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.extend(["--output", "json", "-q", "--timeout", "10m"].map(String::from));
-    a.extend(extra.iter().map(|s| s.to_string()));
+    let file = file.to_str().expect("utf8");
+    let mut a = json_args("onboard", cluster, &["-f", file, "--timeout", "10m"]);
+    a.extend(args(extra));
     a
 }
+
+/// The namespaces of the example file's teams.
+const EXAMPLE_NAMESPACES: [&str; 6] = [
+    "payments",
+    "search",
+    "billing",
+    "analytics",
+    "partners",
+    "orders",
+];
 
 /// The example file with this run's namespaces and secret names.
 fn example_for(tag: &str) -> String {
@@ -38,14 +41,7 @@ fn example_for(tag: &str) -> String {
     ))
     .expect("examples/teams.yaml");
     let mut text = text.replace("teams/", &format!("{tag}/"));
-    for ns in [
-        "payments",
-        "search",
-        "billing",
-        "analytics",
-        "partners",
-        "orders",
-    ] {
+    for ns in EXAMPLE_NAMESPACES {
         text = text.replace(
             &format!("namespace: {ns}"),
             &format!("namespace: {tag}-{ns}"),
@@ -80,22 +76,65 @@ async fn agent_credentials(
     let creds: Value = reply.json().await.map_err(|e| e.to_string())?;
     let text = |k: &str| creds[k].as_str().unwrap_or_default().to_string();
     let base = common::aws().await;
-    Ok(aws_config::SdkConfig::builder()
-        .region(base.region().cloned())
+    Ok(stand_in_config(
+        base.region().cloned(),
+        aws_credential_types::provider::SharedCredentialsProvider::new(
+            aws_credential_types::Credentials::new(
+                text("AccessKeyId"),
+                text("SecretAccessKey"),
+                Some(text("Token")),
+                None,
+                "pod-identity-agent",
+            ),
+        ),
+    ))
+}
+
+/// A config for the stand-in's endpoint in `region` with `credentials`.
+fn stand_in_config(
+    region: Option<aws_config::Region>,
+    credentials: aws_credential_types::provider::SharedCredentialsProvider,
+) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .region(region)
         .behavior_version(aws_config::BehaviorVersion::latest())
         .endpoint_url(std::env::var("AWS_ENDPOINT_URL").unwrap_or_default())
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new(
-                    text("AccessKeyId"),
-                    text("SecretAccessKey"),
-                    Some(text("Token")),
-                    None,
-                    "pod-identity-agent",
-                ),
-            ),
+        .credentials_provider(credentials)
+        .build()
+}
+
+/// Creates secret `name` holding `value`, replicated to `region`; its ARN.
+async fn create_replicated(
+    sm: &aws_sdk_secretsmanager::Client,
+    name: &str,
+    value: String,
+    region: &str,
+) -> String {
+    sm.create_secret()
+        .name(name)
+        .secret_string(value)
+        .add_replica_regions(
+            aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
+                .region(region)
+                .build(),
         )
-        .build())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create the replicated secret {name}: {e:?}"))
+        .arn()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Puts SecureString parameter `name` with a unique value.
+async fn put_parameter(ssm: &aws_sdk_ssm::Client, name: &str) {
+    ssm.put_parameter()
+        .name(name)
+        .value(common::unique("p"))
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("put parameter {name}: {e:?}"));
 }
 
 async fn can_read(cfg: &aws_config::SdkConfig, secret: &str) -> bool {
@@ -115,18 +154,11 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
     let http = reqwest::Client::new();
     // The teams' namespaces, and the intruder's below: its association names the payments
     // role, so a later full `down` would (rightly) keep that role.
-    cleanup.namespaces = [
-        "payments",
-        "search",
-        "billing",
-        "analytics",
-        "partners",
-        "orders",
-        "intruder",
-    ]
-    .iter()
-    .map(|ns| format!("{tag}-{ns}"))
-    .collect();
+    cleanup.namespaces = EXAMPLE_NAMESPACES
+        .iter()
+        .chain(&["intruder"])
+        .map(|ns| format!("{tag}-{ns}"))
+        .collect();
     cleanup.secrets = [
         "payments/db",
         "search/api-key",
@@ -147,12 +179,7 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
         ("search/api-key", common::unique("key")),
         ("partners/feed", common::unique("feed")),
     ] {
-        sm.create_secret()
-            .name(format!("{tag}/{name}"))
-            .secret_string(value)
-            .send()
-            .await
-            .expect("create secret");
+        common::create_secret(cfg, &format!("{tag}/{name}"), &value).await;
     }
     sm.create_secret()
         .name(format!("{tag}/analytics/warehouse"))
@@ -181,33 +208,13 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
             json!({"region": "x", "mode": "y"}).to_string(),
         ),
     ] {
-        let arn = sm
-            .create_secret()
-            .name(format!("{tag}/{name}"))
-            .secret_string(value)
-            .add_replica_regions(
-                aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
-                    .region("us-east-2")
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("create a replicated secret")
-            .arn()
-            .unwrap_or_default()
-            .to_string();
+        let arn = create_replicated(&sm, &format!("{tag}/{name}"), value, "us-east-2").await;
         cleanup.secrets.push(arn.clone());
         cleanup
             .secrets
             .push(bootstrap::resources::secrets::in_region(&arn, "us-east-2"));
     }
-    ssm.put_parameter()
-        .name(format!("/{tag}/billing/token"))
-        .value(common::unique("tok"))
-        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .send()
-        .await
-        .expect("put parameter");
+    put_parameter(&ssm, &format!("/{tag}/billing/token")).await;
     // The search team's service account is Helm's, made before onboarding.
     common::namespace(kube, &format!("{tag}-search")).await;
     let sas: Api<ServiceAccount> = Api::namespaced(kube.clone(), &format!("{tag}-search"));
@@ -219,15 +226,9 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
     .expect("create the existing SA");
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("teams.yaml");
-    std::fs::write(&file, example_for(tag)).expect("write teams file");
+    let file = teams_yaml(dir.path(), &example_for(tag));
     let out = run(onboard(&file, &cluster, &[])).await;
-    let report = json_of(&out);
-    assert!(
-        out.status.success(),
-        "onboard failed: {report:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let report = json_ok(&out);
     assert_eq!(report["totals"]["failed"], 0, "{report:#}");
     assert_eq!(report["totals"]["succeeded"], 6);
     for team in report["teams"].as_array().expect("teams") {
@@ -287,8 +288,7 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
     // A re-run changes nothing.
     reset_calls(&http).await;
     let out = run(onboard(&file, &cluster, &[])).await;
-    let again = json_of(&out);
-    assert!(out.status.success(), "{again:#}");
+    let again = json_ok(&out);
     assert_eq!(again["changes"]["created"], 0, "{again:#}");
     assert_eq!(again["changes"]["updated"], 0, "{again:#}");
     let wrote = writes(&http).await;
@@ -304,8 +304,7 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
         .to_string();
     std::fs::write(&file, edited).expect("edit");
     let out = run(onboard(&file, &cluster, &[])).await;
-    let changed = json_of(&out);
-    assert!(out.status.success(), "{changed:#}");
+    let changed = json_ok(&out);
     let billing = changed["teams"]
         .as_array()
         .and_then(|t| t.iter().find(|t| t["name"] == format!("{tag}-billing")))
@@ -328,23 +327,21 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
     let iam = aws_sdk_iam::Client::new(cfg);
     let role = bootstrap::resources::role::role_name(&cluster, &format!("{tag}-partners"), "sync");
     assert!(
-        iam.get_role().role_name(&role).send().await.is_err(),
+        common::role(&iam, &role).await.is_none(),
         "the pruned team's role is gone"
     );
 
     // down --team removes one team and nothing else.
-    let out = run([
+    let billing_team = format!("{tag}-billing");
+    let out = run(args(&[
         "down",
         "--cluster",
         &cluster,
         "--team",
-        &format!("{tag}-billing"),
+        &billing_team,
         "--yes",
         "-q",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect())
+    ]))
     .await;
     assert!(
         out.status.success(),
@@ -369,14 +366,7 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
     )
     .await
     .expect("create SA");
-    let account = aws_sdk_sts::Client::new(cfg)
-        .get_caller_identity()
-        .send()
-        .await
-        .expect("sts")
-        .account()
-        .unwrap_or_default()
-        .to_string();
+    let account = common::account(cfg).await;
     let pay_role = bootstrap::resources::role::role_arn(
         &account,
         &bootstrap::resources::role::role_name(&cluster, &format!("{tag}-payments"), "api"),
@@ -395,12 +385,10 @@ async fn a_malformed_file_names_line_column_and_field_and_writes_nothing() {
     let (env, ..) = s.parts();
     let http = reqwest::Client::new();
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("teams.yaml");
-    std::fs::write(
-        &file,
+    let file = teams_yaml(
+        dir.path(),
         "teams:\n  - name: a\n    namespace: a\n    serviceAccount: app\n    secrets: [{name: x}]\n  - name: b\n    namespace: b\n    serviceAccount: app\n    secret: [{name: y}]\n",
-    )
-    .expect("write");
+    );
     reset_calls(&http).await;
     let out = run(onboard(&file, &env.cluster, &[])).await;
     assert_eq!(out.status.code(), Some(2), "a user error");
@@ -425,13 +413,7 @@ async fn two_hundred_teams_with_throttling_finish_without_failures() {
     // this file run one at a time.
     cleanup.all_workloads = true;
     cleanup.secrets = vec![format!("{tag}/shared")];
-    let sm = aws_sdk_secretsmanager::Client::new(&cfg);
-    sm.create_secret()
-        .name(format!("{tag}/shared"))
-        .secret_string(common::unique("v"))
-        .send()
-        .await
-        .expect("secret");
+    common::create_secret(&cfg, &format!("{tag}/shared"), &common::unique("v")).await;
     let mut text = format!("cluster: {}\nteams:\n", env.cluster);
     for i in 0..200 {
         text.push_str(&format!(
@@ -439,8 +421,7 @@ async fn two_hundred_teams_with_throttling_finish_without_failures() {
         ));
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("teams.yaml");
-    std::fs::write(&file, text).expect("write");
+    let file = teams_yaml(dir.path(), &text);
     let throttles = json!([
         {"operation": "iam:*", "kind": "throttle", "count": 60},
         {"operation": "eks:*PodIdentityAssociation*", "kind": "throttle", "count": 60},
@@ -476,30 +457,9 @@ async fn two_hundred_teams_with_throttling_finish_without_failures() {
     );
 }
 
-/// A teams file of `(name, namespace, service account, secret)` entries, no verification.
-fn teams_file(dir: &std::path::Path, teams: &[(&str, &str, &str, &str)]) -> std::path::PathBuf {
-    let mut text = String::from("teams:\n");
-    for (name, ns, sa, secret) in teams {
-        text.push_str(&format!(
-            "  - name: {name}\n    namespace: {ns}\n    serviceAccount: {sa}\n    secrets: [{{name: {secret}}}]\n"
-        ));
-    }
-    let file = dir.join("teams.yaml");
-    std::fs::write(&file, text).expect("write teams file");
-    file
-}
-
+/// Creates secret `name` holding a unique value; its ARN.
 async fn create_secret(cfg: &aws_config::SdkConfig, name: &str) -> String {
-    aws_sdk_secretsmanager::Client::new(cfg)
-        .create_secret()
-        .name(name)
-        .secret_string(common::unique("v"))
-        .send()
-        .await
-        .expect("create secret")
-        .arn()
-        .unwrap_or_default()
-        .to_string()
+    common::create_secret(cfg, name, &common::unique("v")).await
 }
 
 /// Namespace `T` + service account `a-app` and namespace `T-a` + service account `app` were
@@ -522,8 +482,7 @@ async fn colliding_namespace_and_service_account_joins_get_their_own_roles() {
         &[("one", &ns1, "a-app", &s1), ("two", &ns2, "app", &s2)],
     );
     let out = run(onboard(&file, &cluster, &[])).await;
-    let report = json_of(&out);
-    assert!(out.status.success(), "{report:#}");
+    let report = json_ok(&out);
     assert_eq!(report["totals"]["failed"], 0, "{report:#}");
 
     let role1 = bootstrap::resources::role::role_name(&cluster, &ns1, "a-app");
@@ -570,32 +529,16 @@ async fn colliding_namespace_and_service_account_joins_get_their_own_roles() {
     );
 
     // down --namespace of one leaves the other whole: its role, association and objects.
-    let out = run([
-        "down",
-        "--cluster",
-        &cluster,
-        "--namespace",
-        &ns1,
-        "--yes",
-        "--output",
-        "json",
-        "-q",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect())
-    .await;
-    let down = json_of(&out);
-    assert!(out.status.success(), "{down:#}");
+    let out = run(json_args("down", &cluster, &["--namespace", &ns1, "--yes"])).await;
+    json_ok(&out);
     assert!(
-        iam.get_role().role_name(&role1).send().await.is_err(),
+        common::role(&iam, &role1).await.is_none(),
         "team one's role is gone"
     );
-    iam.get_role()
-        .role_name(&role2)
-        .send()
-        .await
-        .expect("team two's role stays");
+    assert!(
+        common::role(&iam, &role2).await.is_some(),
+        "team two's role stays"
+    );
     let two = agent_credentials(env, &ns2, "app")
         .await
         .expect("team two still gets credentials");
@@ -629,14 +572,7 @@ async fn a_previous_release_role_is_adopted_without_churn() {
     let secret = format!("{tag}/db");
     cleanup.secrets = vec![secret.clone()];
     let secret_arn = create_secret(cfg, &secret).await;
-    let account = aws_sdk_sts::Client::new(cfg)
-        .get_caller_identity()
-        .send()
-        .await
-        .expect("sts")
-        .account()
-        .unwrap_or_default()
-        .to_string();
+    let account = common::account(cfg).await;
     let region = cfg.region().map(ToString::to_string).unwrap_or_default();
 
     // What the previous release wrote, literally.
@@ -700,8 +636,7 @@ async fn a_previous_release_role_is_adopted_without_churn() {
     let file = teams_file(dir.path(), &[("legacy", &ns, sa, &secret_arn)]);
     let first_log = dir.path().join("first.ops");
     let out = common::cli::run_logged(onboard(&file, &cluster, &[]), Some(first_log.clone())).await;
-    let report = json_of(&out);
-    assert!(out.status.success(), "{report:#}");
+    let report = json_ok(&out);
     assert_eq!(report["totals"]["failed"], 0, "{report:#}");
     let first = common::cli::journal(&first_log);
     let churn: Vec<&String> = first
@@ -722,7 +657,7 @@ async fn a_previous_release_role_is_adopted_without_churn() {
         "{report:#}"
     );
     assert!(
-        iam.get_role().role_name(&new_name).send().await.is_err(),
+        common::role(&iam, &new_name).await.is_none(),
         "no second role was made"
     );
     // The same role still serves the pod.
@@ -736,8 +671,7 @@ async fn a_previous_release_role_is_adopted_without_churn() {
     let second_log = dir.path().join("second.ops");
     let out =
         common::cli::run_logged(onboard(&file, &cluster, &[]), Some(second_log.clone())).await;
-    let again = json_of(&out);
-    assert!(out.status.success(), "{again:#}");
+    json_ok(&out);
     let wrote = writes(&http).await;
     assert!(wrote.is_empty(), "the second run wrote {wrote:?}");
     assert!(
@@ -747,9 +681,21 @@ async fn a_previous_release_role_is_adopted_without_churn() {
     );
 }
 
-/// Whether an AWS call failed with AccessDenied (not NotFound or anything else).
-fn access_denied<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(err: &E) -> bool {
-    err.code().is_some_and(|c| c.contains("AccessDenied"))
+/// Fails the test unless the call `what` failed with AccessDenied (not NotFound or anything
+/// else).
+fn assert_denied<T, E>(what: &str, sent: Result<T, aws_sdk_ssm::error::SdkError<E>>)
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::fmt::Debug,
+{
+    let Err(err) = sent else {
+        panic!("{what}: allowed, AccessDenied expected")
+    };
+    assert!(
+        err.as_service_error()
+            .and_then(|e| e.code())
+            .is_some_and(|c| c.contains("AccessDenied")),
+        "{what}: AccessDenied, got {err:?}"
+    );
 }
 
 /// A team using what issue 19 adds — unnamed (named after its namespace), a Secrets Manager
@@ -791,53 +737,29 @@ async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
     let ssm = aws_sdk_ssm::Client::new(cfg);
     for name in inside.iter().chain(&outside) {
         cleanup.secrets.push(name.clone());
-        sm.create_secret()
-            .name(name)
-            .secret_string(common::unique("v"))
-            .send()
-            .await
-            .expect("create secret");
+        create_secret(cfg, name).await;
     }
     // The JSON secret, replicated to the failover region; its values must never be printed.
     let password = common::unique("never-printed");
     let host = common::unique("never-printed-host");
-    let created = sm
-        .create_secret()
-        .name(&cfg_name)
-        .secret_string(json!({"host": host, "password": password}).to_string())
-        .add_replica_regions(
-            aws_sdk_secretsmanager::types::ReplicaRegionType::builder()
-                .region(failover)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("create the replicated JSON secret");
-    let cfg_arn = created.arn().unwrap_or_default().to_string();
+    let json_value = json!({"host": host, "password": password}).to_string();
+    let cfg_arn = create_replicated(&sm, &cfg_name, json_value, failover).await;
     let replica_arn = bootstrap::resources::secrets::in_region(&cfg_arn, failover);
     cleanup.secrets.push(cfg_arn.clone());
     cleanup.secrets.push(replica_arn.clone());
     for p in [&params_in, &param_out] {
-        ssm.put_parameter()
-            .name(p)
-            .value(common::unique("p"))
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .send()
-            .await
-            .expect("put parameter");
+        put_parameter(&ssm, p).await;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = dir.path().join("teams.yaml");
-    std::fs::write(
-        &file,
-        format!(
+    let file = teams_yaml(
+        dir.path(),
+        &format!(
             "teams:\n  - namespace: {ns}\n    serviceAccount: app\n    failoverRegion: {failover}\n    secrets:\n      - prefix: {tag}/payments/\n      - prefix: \"ssm:/{tag}/params/\"\n      - name: {cfg_name}\n        allKeys: true\n        sync: cfg\n      - name: {tag}/later\n        optional: true\n"
         ),
-    )
-    .expect("write teams file");
+    );
     // Verbose, so that anything the SDK or bootstrap logs is in stderr for the check below.
     let args = |json: bool| -> Vec<String> {
-        let mut a = common::cli::args(&[
+        let mut a = args(&[
             "onboard",
             "-f",
             file.to_str().expect("utf8"),
@@ -857,12 +779,7 @@ async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
     };
     let log1 = dir.path().join("first.ops");
     let out = common::cli::run_logged(args(true), Some(log1.clone())).await;
-    let report = json_of(&out);
-    assert!(
-        out.status.success(),
-        "{report:#}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let report = json_ok(&out);
     let team = &report["teams"][0];
     assert_eq!(team["name"], ns.as_str(), "named after its namespace");
     assert!(
@@ -933,12 +850,10 @@ async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
         .collect();
     names.sort();
     assert_eq!(names, [inside[0].as_str(), inside[1].as_str()], "{batch:?}");
-    let in_failover = aws_config::SdkConfig::builder()
-        .region(aws_config::Region::new(failover))
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .endpoint_url(std::env::var("AWS_ENDPOINT_URL").unwrap_or_default())
-        .credentials_provider(creds.credentials_provider().expect("credentials"))
-        .build();
+    let in_failover = stand_in_config(
+        Some(aws_config::Region::new(failover)),
+        creds.credentials_provider().expect("credentials"),
+    );
     aws_sdk_secretsmanager::Client::new(&in_failover)
         .describe_secret()
         .secret_id(&replica_arn)
@@ -956,28 +871,16 @@ async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
     assert_eq!(by_path.parameters().len(), 1);
     // ... and is denied one name outside its prefix.
     for name in &outside {
-        let err = team_sm
-            .get_secret_value()
-            .secret_id(name)
-            .send()
-            .await
-            .expect_err("outside the prefix");
-        assert!(
-            err.as_service_error().is_some_and(access_denied),
-            "{name}: AccessDenied, got {err:?}"
-        );
+        let read = team_sm.get_secret_value().secret_id(name).send().await;
+        assert_denied(&format!("{name}, outside the prefix"), read);
     }
-    let err = team_ssm
+    let read = team_ssm
         .get_parameter()
         .name(&param_out)
         .with_decryption(true)
         .send()
-        .await
-        .expect_err("outside the path");
-    assert!(
-        err.as_service_error().is_some_and(access_denied),
-        "{param_out}: AccessDenied, got {err:?}"
-    );
+        .await;
+    assert_denied(&format!("{param_out}, outside the path"), read);
     let policy = aws_sdk_iam::Client::new(cfg)
         .get_role_policy()
         .role_name(bootstrap::resources::role::role_name(&cluster, &ns, "app"))
@@ -1005,8 +908,7 @@ async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
     let http = reqwest::Client::new();
     reset_calls(&http).await;
     let out = run(dry).await;
-    let planned = json_of(&out);
-    assert!(out.status.success(), "{planned:#}");
+    let planned = json_ok(&out);
     assert_eq!(planned["teams"][0]["updated"], 1, "{planned:#}");
     let wrote = writes(&http).await;
     assert!(wrote.is_empty(), "the dry run wrote {wrote:?}");

@@ -6,7 +6,24 @@ mod common;
 
 use std::process::Command;
 
-use common::cli::{bootstrap, calls, ensure_up, json_of, reset_calls, run, up_args, writes};
+use common::cli::{
+    bootstrap, calls, ensure_up, json_of, json_ok, ok, reset_calls, run, up_args, writes,
+};
+
+/// A namespace `PREFIX-PID` for the test's own workload, which the session's guard removes
+/// (with the role and association `up` makes there) when the test ends, pass or fail.
+fn namespace(s: &mut common::Session, prefix: &str) -> String {
+    let ns = format!("{prefix}-{}", std::process::id());
+    s.cleanup.namespaces.push(ns.clone());
+    ns
+}
+
+/// After `up` of the demo workload (the platform in place), [`namespace`] `prefix`: the
+/// cluster and the namespace.
+async fn up_then_namespace(s: &mut common::Session, prefix: &str) -> (String, String) {
+    ensure_up(s.cluster()).await;
+    (s.cluster().to_string(), namespace(s, prefix))
+}
 
 /// The environment's cluster, or `None` (the reason printed) when it is not up.
 fn cluster() -> Option<String> {
@@ -18,23 +35,13 @@ async fn up_verifies_then_a_second_run_writes_nothing() {
     let s = common::session!(serial, "up");
     let cluster = s.cluster().to_string();
     let out = run(up_args(&cluster, None, &["--output", "json"])).await;
-    let first = json_of(&out);
-    assert!(
-        out.status.success(),
-        "first run failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let first = json_ok(&out);
     assert_eq!(first["verified"], true);
 
     let http = reqwest::Client::new();
     reset_calls(&http).await;
     let out = run(up_args(&cluster, None, &["--output", "json"])).await;
-    let second = json_of(&out);
-    assert!(
-        out.status.success(),
-        "second run failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let second = json_ok(&out);
     assert_eq!(second["verified"], true);
     assert_eq!(second["changes"]["created"], 0, "{second:#}");
     assert_eq!(second["changes"]["updated"], 0, "{second:#}");
@@ -51,25 +58,15 @@ async fn the_role_association_and_spc_are_exactly_as_specified() {
     let s = common::session!(serial, "up");
     let cluster = s.cluster().to_string();
     let out = run(up_args(&cluster, None, &["--output", "json"])).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out, "up");
     let config = common::aws().await;
     let iam = aws_sdk_iam::Client::new(&config);
     let name = bootstrap::resources::role::role_name(&cluster, "bootstrap-demo", "demo-app");
-    let role = iam
-        .get_role()
-        .role_name(&name)
-        .send()
-        .await
-        .expect("role exists");
-    let role = role.role().expect("role");
+    let role = common::role(&iam, &name).await.expect("role exists");
     let trust =
         bootstrap::aws::policy::decode_document(role.assume_role_policy_document().unwrap_or(""))
             .expect("trust");
-    let expected = trust_for(&trust_account(role), &cluster).await;
+    let expected = trust_for(&trust_account(&role), &cluster).await;
     assert!(
         bootstrap::aws::policy::same_policy(&trust, &expected),
         "{trust}"
@@ -163,11 +160,9 @@ fn bad_input_gets_a_clear_error() {
 async fn another_roles_association_is_a_conflict_until_forced() {
     let mut s = common::session!(serial, "up");
     let cluster = s.cluster().to_string();
-    let ns = format!("conflict-{}", std::process::id());
     // `--force` points the hand-made association at bootstrap's role; that association is not
     // bootstrap's, so a later full `down` keeps the role it names. Removed here, pass or fail.
-    let cleanup = &mut s.cleanup;
-    cleanup.namespaces = vec![ns.clone()];
+    let ns = namespace(&mut s, "conflict");
     let other = "arn:aws:iam::123456789012:role/someone-else";
     common::associate(&common::aws().await, &cluster, &ns, "app", other).await;
     let args = up_args(&cluster, Some(&ns), &[]);
@@ -185,17 +180,13 @@ async fn another_roles_association_is_a_conflict_until_forced() {
     let iam = aws_sdk_iam::Client::new(&common::aws().await);
     let role = bootstrap::resources::role::role_name(&cluster, &ns, "app");
     assert!(
-        iam.get_role().role_name(&role).send().await.is_err(),
+        common::role(&iam, &role).await.is_none(),
         "role {role} was created before the conflict was found"
     );
     let mut forced = args;
     forced.push("--force".into());
     let out = run(forced).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ok(&out, "up --force");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -224,12 +215,7 @@ async fn without_a_kubeconfig_up_signs_its_own_eks_token() {
     })
     .await
     .expect("join");
-    let report = json_of(&out);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let report = json_ok(&out);
     assert_eq!(report["verified"], true);
     let via = report["steps"][0]["detail"]["changes"][1]["note"]
         .as_str()
@@ -242,12 +228,7 @@ async fn without_a_kubeconfig_up_signs_its_own_eks_token() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_verification_names_its_cause() {
     let mut s = common::session!(serial, "up");
-    let cluster = s.cluster().to_string();
-    ensure_up(&cluster).await;
-    let ns = format!("no-podid-{}", std::process::id());
-    // `up` makes a role and an association there: removed when the test ends, pass or fail.
-    let cleanup = &mut s.cleanup;
-    cleanup.namespaces = vec![ns.clone()];
+    let (cluster, ns) = up_then_namespace(&mut s, "no-podid").await;
     let kube = kube::Client::try_default().await.expect("kubeconfig");
     let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(kube.clone());
     let pp = kube::api::PostParams::default();
@@ -376,12 +357,8 @@ async fn a_missing_association_is_named_as_the_cause() {
     use bootstrap::resources::sample;
     use bootstrap::target;
     let mut s = common::session!(serial, "up");
-    let cluster = s.cluster().to_string();
-    ensure_up(&cluster).await;
-    let ns = format!("no-assoc-{}", std::process::id());
     // The steps make a role, a secret and objects there: removed at the end, pass or fail.
-    let cleanup = &mut s.cleanup;
-    cleanup.namespaces = vec![ns.clone()];
+    let (cluster, ns) = up_then_namespace(&mut s, "no-assoc").await;
     let argv = [
         "bootstrap",
         "up",
@@ -467,21 +444,12 @@ fn trust_account(role: &aws_sdk_iam::types::Role) -> String {
 /// The trust policy bootstrap writes for the demo workload (the cluster pinned by its ARN,
 /// as the stand-in's DescribeCluster reports it).
 async fn trust_for(account: &str, cluster: &str) -> serde_json::Value {
-    let described = aws_sdk_eks::Client::new(&common::aws().await)
-        .describe_cluster()
-        .name(cluster)
-        .send()
-        .await
-        .expect("DescribeCluster");
-    let cluster_arn = described
-        .cluster()
-        .and_then(|c| c.arn())
-        .expect("the cluster's ARN")
-        .to_string();
+    let described = common::describe_cluster(&common::aws().await, cluster).await;
+    let cluster_arn = described.arn().expect("the cluster's ARN");
     bootstrap::aws::policy::pod_identity_trust(&bootstrap::aws::policy::TrustScope {
         account,
         cluster,
-        cluster_arn: &cluster_arn,
+        cluster_arn,
         namespace: "bootstrap-demo",
         service_account: "demo-app",
     })

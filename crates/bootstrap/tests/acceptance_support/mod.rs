@@ -248,18 +248,12 @@ pub async fn cleanup(
     }
     let iam = aws_sdk_iam::Client::new(cfg);
     let role = s.name("irsa");
-    if let Ok(policies) = iam.list_role_policies().role_name(&role).send().await {
-        for p in policies.policy_names() {
-            let _ = iam
-                .delete_role_policy()
-                .role_name(&role)
-                .policy_name(p)
-                .send()
-                .await;
-        }
-        if let Err(e) = iam.delete_role().role_name(&role).send().await {
-            problems.push(format!("delete IAM role {role}: {e}"));
-        }
+    if let Err(e) = crate::common::cleanup::delete_role(&iam, &role).await
+        && !e
+            .as_service_error()
+            .is_some_and(|e| e.is_no_such_entity_exception())
+    {
+        problems.push(format!("delete IAM role {role}: {e}"));
     }
     let sm = aws_sdk_secretsmanager::Client::new(cfg);
     for name in [

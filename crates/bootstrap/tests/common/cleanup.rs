@@ -45,15 +45,23 @@ impl Cleanup {
     /// is made; returns its ARN.
     pub async fn secret(&mut self, cfg: &aws_config::SdkConfig, name: &str, value: &str) -> String {
         self.secrets.push(name.to_string());
-        aws_sdk_secretsmanager::Client::new(cfg)
-            .create_secret()
-            .name(name)
-            .secret_string(value)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("CreateSecret {name}: {e:?}"))
-            .arn
-            .unwrap_or_else(|| panic!("CreateSecret {name}: no ARN"))
+        super::create_secret(cfg, name, value).await
+    }
+
+    /// Creates IAM user `name`, registered for removal before it is made, and an access key of
+    /// it; returns the key.
+    pub async fn user(
+        &mut self,
+        iam: &aws_sdk_iam::Client,
+        name: &str,
+    ) -> aws_sdk_iam::types::AccessKey {
+        self.users.push(name.to_string());
+        let created = iam.create_user().user_name(name).send().await;
+        created.unwrap_or_else(|e| panic!("CreateUser {name}: {e:?}"));
+        let key = iam.create_access_key().user_name(name).send().await;
+        let key = key.unwrap_or_else(|e| panic!("CreateAccessKey {name}: {e:?}"));
+        key.access_key
+            .unwrap_or_else(|| panic!("CreateAccessKey {name}: no key"))
     }
 }
 
@@ -110,6 +118,43 @@ impl Cleanup {
 
     async fn run(&self) {
         let kube = super::kube().await;
+        self.delete_cluster_objects(&kube).await;
+        if self.all_workloads {
+            self.down(&["--workloads-only"]);
+        }
+        for ns in &self.namespaces {
+            self.down(&["--namespace", ns]);
+        }
+        let cfg = super::aws().await;
+        self.delete_namespaces(&cfg, &kube).await;
+        let iam = aws_sdk_iam::Client::new(&cfg);
+        for role in &self.roles {
+            let _ = delete_role(&iam, role).await;
+        }
+        for user in &self.users {
+            delete_user(&iam, user).await;
+        }
+        for arn in &self.policies {
+            let _ = iam.delete_policy().policy_arn(arn).send().await;
+        }
+        self.delete_secrets(&cfg).await;
+        let ssm = aws_sdk_ssm::Client::new(&cfg);
+        for parameter in &self.parameters {
+            let _ = ssm.delete_parameter().name(parameter).send().await;
+        }
+        let ecr = aws_sdk_ecr::Client::new(&cfg);
+        for repository in &self.repositories {
+            let _ = ecr
+                .delete_repository()
+                .repository_name(repository)
+                .force(true)
+                .send()
+                .await;
+        }
+    }
+
+    /// The cluster-scoped objects, a CRD's conversion webhook dropped first.
+    async fn delete_cluster_objects(&self, kube: &kube::Client) {
         for (api_version, kind, plural, name) in &self.cluster_objects {
             let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
             let gvk = GroupVersionKind::gvk(group, version, kind);
@@ -126,14 +171,11 @@ impl Cleanup {
             }
             let _ = api.delete(name, &DeleteParams::default()).await;
         }
-        if self.all_workloads {
-            self.down(&["--workloads-only"]);
-        }
-        for ns in &self.namespaces {
-            self.down(&["--namespace", ns]);
-        }
-        let cfg = super::aws().await;
-        let eks = aws_sdk_eks::Client::new(&cfg);
+    }
+
+    /// What `down` left of each namespace: its associations, then the namespace.
+    async fn delete_namespaces(&self, cfg: &aws_config::SdkConfig, kube: &kube::Client) {
+        let eks = aws_sdk_eks::Client::new(cfg);
         for ns in &self.namespaces {
             if let Ok(list) = eks
                 .list_pod_identity_associations()
@@ -142,64 +184,27 @@ impl Cleanup {
                 .send()
                 .await
             {
-                for a in list.associations() {
-                    if let Some(id) = a.association_id() {
-                        let _ = eks
-                            .delete_pod_identity_association()
-                            .cluster_name(&self.cluster)
-                            .association_id(id)
-                            .send()
-                            .await;
-                    }
-                }
-            }
-            super::delete_namespace(&kube, ns).await;
-        }
-        let iam = aws_sdk_iam::Client::new(&cfg);
-        for role in &self.roles {
-            if let Ok(list) = iam.list_role_policies().role_name(role).send().await {
-                for p in list.policy_names() {
-                    let _ = iam
-                        .delete_role_policy()
-                        .role_name(role)
-                        .policy_name(p)
+                for id in list
+                    .associations()
+                    .iter()
+                    .filter_map(|a| a.association_id())
+                {
+                    let _ = eks
+                        .delete_pod_identity_association()
+                        .cluster_name(&self.cluster)
+                        .association_id(id)
                         .send()
                         .await;
                 }
             }
-            let _ = iam.delete_role().role_name(role).send().await;
+            super::delete_namespace(kube, ns).await;
         }
-        for user in &self.users {
-            if let Ok(keys) = iam.list_access_keys().user_name(user).send().await {
-                for k in keys.access_key_metadata() {
-                    if let Some(id) = k.access_key_id() {
-                        let _ = iam
-                            .delete_access_key()
-                            .user_name(user)
-                            .access_key_id(id)
-                            .send()
-                            .await;
-                    }
-                }
-            }
-            if let Ok(listed) = iam.list_user_policies().user_name(user).send().await {
-                for p in listed.policy_names() {
-                    let _ = iam
-                        .delete_user_policy()
-                        .user_name(user)
-                        .policy_name(p)
-                        .send()
-                        .await;
-                }
-            }
-            let _ = iam.delete_user().user_name(user).send().await;
-        }
-        for arn in &self.policies {
-            let _ = iam.delete_policy().policy_arn(arn).send().await;
-        }
+    }
+
+    /// The secrets, each in its region (a secret given by ARN is deleted in its own).
+    async fn delete_secrets(&self, cfg: &aws_config::SdkConfig) {
         for secret in &self.secrets {
-            // A secret given by ARN is deleted in its own region.
-            let mut conf = aws_sdk_secretsmanager::config::Builder::from(&cfg);
+            let mut conf = aws_sdk_secretsmanager::config::Builder::from(cfg);
             if let Some(region) = secret
                 .strip_prefix("arn:")
                 .and_then(|a| a.split(':').nth(2))
@@ -216,18 +221,53 @@ impl Cleanup {
                 .send()
                 .await;
         }
-        let ssm = aws_sdk_ssm::Client::new(&cfg);
-        for parameter in &self.parameters {
-            let _ = ssm.delete_parameter().name(parameter).send().await;
-        }
-        let ecr = aws_sdk_ecr::Client::new(&cfg);
-        for repository in &self.repositories {
-            let _ = ecr
-                .delete_repository()
-                .repository_name(repository)
-                .force(true)
+    }
+}
+
+/// Deletes IAM role `role` after its inline policies (those that can be listed).
+pub async fn delete_role(
+    iam: &aws_sdk_iam::Client,
+    role: &str,
+) -> Result<(), aws_sdk_iam::error::SdkError<aws_sdk_iam::operation::delete_role::DeleteRoleError>>
+{
+    if let Ok(list) = iam.list_role_policies().role_name(role).send().await {
+        for p in list.policy_names() {
+            let _ = iam
+                .delete_role_policy()
+                .role_name(role)
+                .policy_name(p)
                 .send()
                 .await;
         }
     }
+    iam.delete_role().role_name(role).send().await.map(drop)
+}
+
+/// Deletes IAM user `user` after its access keys and inline policies, ignoring failures.
+async fn delete_user(iam: &aws_sdk_iam::Client, user: &str) {
+    if let Ok(keys) = iam.list_access_keys().user_name(user).send().await {
+        for id in keys
+            .access_key_metadata()
+            .iter()
+            .filter_map(|k| k.access_key_id())
+        {
+            let _ = iam
+                .delete_access_key()
+                .user_name(user)
+                .access_key_id(id)
+                .send()
+                .await;
+        }
+    }
+    if let Ok(listed) = iam.list_user_policies().user_name(user).send().await {
+        for p in listed.policy_names() {
+            let _ = iam
+                .delete_user_policy()
+                .user_name(user)
+                .policy_name(p)
+                .send()
+                .await;
+        }
+    }
+    let _ = iam.delete_user().user_name(user).send().await;
 }

@@ -85,6 +85,33 @@ pub fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+/// `command --cluster CLUSTER` then `extra`, with a quiet JSON report (`--output json -q`).
+pub fn json_args(command: &str, cluster: &str, extra: &[&str]) -> Vec<String> {
+    let mut a = args(&[command, "--cluster", cluster]);
+    a.extend(args(extra));
+    a.extend(args(&["--output", "json", "-q"]));
+    a
+}
+
+/// A teams file `teams.yaml` in `dir` of `(name, namespace, service account, secret)` entries,
+/// no verification; its path.
+pub fn teams_file(dir: &Path, teams: &[(&str, &str, &str, &str)]) -> std::path::PathBuf {
+    let mut text = String::from("teams:\n");
+    for (name, ns, sa, secret) in teams {
+        text.push_str(&format!(
+            "  - name: {name}\n    namespace: {ns}\n    serviceAccount: {sa}\n    secrets: [{{name: {secret}}}]\n"
+        ));
+    }
+    teams_yaml(dir, &text)
+}
+
+/// `text` written to `teams.yaml` in `dir`; its path.
+pub fn teams_yaml(dir: &Path, text: &str) -> std::path::PathBuf {
+    let file = dir.join("teams.yaml");
+    std::fs::write(&file, text).expect("write teams file");
+    file
+}
+
 pub fn json_of(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -92,6 +119,18 @@ pub fn json_of(out: &Output) -> Value {
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// The command's JSON report, failing the test (with the report and stderr) unless it exited 0.
+pub fn json_ok(out: &Output) -> Value {
+    let report = json_of(out);
+    assert!(
+        out.status.success(),
+        "exit {:?}: {report:#}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report
 }
 
 /// Fails the test with the command's stderr unless it exited 0.

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind};
+use kube::runtime::wait::{await_condition, conditions};
 use serde_json::{Value, json};
 
 /// One namespace with a service account, a role allowed to read exactly `secrets` and
@@ -45,10 +47,21 @@ pub fn read_statements(secret_arns: &[String], param_arns: &[String]) -> Vec<Val
 
 /// A Pod Identity role `name` with an inline policy of `statements` (none: no policy); its ARN.
 pub async fn role_with(iam: &aws_sdk_iam::Client, name: &str, statements: Vec<Value>) -> String {
+    role_trusting(iam, name, super::POD_IDENTITY_TRUST, statements).await
+}
+
+/// A role `name` with trust policy `trust` and an inline policy `read` of `statements` (none:
+/// no policy); its ARN.
+pub async fn role_trusting(
+    iam: &aws_sdk_iam::Client,
+    name: &str,
+    trust: &str,
+    statements: Vec<Value>,
+) -> String {
     let role_arn = iam
         .create_role()
         .role_name(name)
-        .assume_role_policy_document(super::POD_IDENTITY_TRUST)
+        .assume_role_policy_document(trust)
         .send()
         .await
         .expect("CreateRole")
@@ -114,6 +127,11 @@ impl Fixture {
         })
     }
 
+    /// The account of the fixture's role (from its ARN).
+    pub fn account(&self) -> &str {
+        self.role_arn.split(':').nth(4).unwrap_or_default()
+    }
+
     /// Applies a SecretProviderClass `name` for provider aws and a pod `name` mounting it.
     pub async fn pod(&self, name: &str, parameters: Value) {
         let spc = json!({"apiVersion": "secrets-store.csi.x-k8s.io/v1", "kind": "SecretProviderClass",
@@ -128,23 +146,32 @@ impl Fixture {
         super::apply_all(&self.kube, "bootstrap-e2e", &[spc, pod]).await;
     }
 
-    /// Waits for the pod to run and returns (target dir, files by name with their modes).
-    pub async fn mounted(&self, name: &str) -> (String, BTreeMap<String, (Vec<u8>, u32)>) {
-        let pods: Api<Pod> = Api::namespaced(self.kube.clone(), &self.ns);
-        let pod = super::eventually(&format!("pod {name} to run after its mount"), 90, || {
-            let pods = pods.clone();
-            let name = name.to_string();
-            async move {
-                let pod = pods.get(&name).await.ok()?;
-                (pod.status.as_ref()?.phase.as_deref() == Some("Running")).then_some(pod)
-            }
-        })
-        .await;
-        let uid = pod.metadata.uid.expect("uid");
-        let target = format!(
+    /// The directory the kubelet shim mounts pod `pod`'s `secrets` volume at.
+    fn volume_dir(&self, pod: &Pod) -> String {
+        let uid = pod.metadata.uid.as_deref().expect("uid");
+        format!(
             "{}/kubelet/pods/{uid}/volumes/kubernetes.io~csi/secrets/mount",
             self.env.state_dir
-        );
+        )
+    }
+
+    /// Waits (a watch, at most 90 s) for pod `name` to run and returns its volume's directory.
+    pub async fn running(&self, name: &str) -> String {
+        let pods: Api<Pod> = Api::namespaced(self.kube.clone(), &self.ns);
+        let running = await_condition(pods, name, conditions::is_pod_running());
+        let pod = tokio::time::timeout(Duration::from_secs(90), running)
+            .await
+            .unwrap_or_else(|_| {
+                panic!("timed out after 90s waiting for pod {name} to run after its mount")
+            })
+            .unwrap_or_else(|e| panic!("watching pod {name}: {e}"))
+            .unwrap_or_else(|| panic!("pod {name} was deleted while waiting for it to run"));
+        self.volume_dir(&pod)
+    }
+
+    /// Waits for the pod to run and returns (target dir, files by name with their modes).
+    pub async fn mounted(&self, name: &str) -> (String, BTreeMap<String, (Vec<u8>, u32)>) {
+        let target = self.running(name).await;
         let mut files = BTreeMap::new();
         for entry in std::fs::read_dir(&target).expect("target dir").flatten() {
             let fname = entry.file_name().to_string_lossy().to_string();
@@ -203,15 +230,11 @@ impl Fixture {
             .await
             .expect("pod");
         assert_eq!(
-            pod.status.and_then(|s| s.phase).as_deref(),
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
             Some("Pending"),
             "{name} must not start"
         );
-        let uid = pod.metadata.uid.expect("uid");
-        let target = format!(
-            "{}/kubelet/pods/{uid}/volumes/kubernetes.io~csi/secrets/mount",
-            self.env.state_dir
-        );
+        let target = self.volume_dir(&pod);
         let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
         assert!(
             !mounts.contains(&target),

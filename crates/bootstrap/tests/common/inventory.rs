@@ -190,20 +190,22 @@ pub async fn owned_inventory(
 
 /// The tags of IAM role `name`, as (key, value) pairs.
 pub async fn role_tags(iam: &aws_sdk_iam::Client, name: &str) -> Vec<(String, String)> {
-    let got = iam
-        .get_role()
-        .role_name(name)
-        .send()
-        .await
-        .expect("get role");
-    got.role()
-        .map(|r| {
-            r.tags()
-                .iter()
-                .map(|t| (t.key().to_string(), t.value().to_string()))
-                .collect()
-        })
-        .unwrap_or_default()
+    let role = super::role(iam, name).await;
+    let role = role.unwrap_or_else(|| panic!("GetRole {name}: no such role"));
+    role.tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
+}
+
+/// The items of [`owned_inventory`] that are not the platform's: the workloads.
+pub async fn owned_workloads(
+    cfg: &aws_config::SdkConfig,
+    kube: &kube::Client,
+    cluster: &str,
+) -> Vec<String> {
+    let owned = owned_inventory(cfg, kube, cluster).await;
+    owned.into_iter().filter(|i| !platform_item(i)).collect()
 }
 
 /// Whether an item of [`owned_inventory`] is the platform's (driver, CRDs, provider, add-ons),

@@ -308,6 +308,42 @@ pub async fn associate(
         .unwrap_or_default()
 }
 
+/// The account the AWS config's credentials belong to (STS GetCallerIdentity).
+pub async fn account(cfg: &aws_config::SdkConfig) -> String {
+    let sts = aws_sdk_sts::Client::new(cfg);
+    let identity = sts.get_caller_identity().send().await;
+    let identity = identity.unwrap_or_else(|e| panic!("GetCallerIdentity: {e:?}"));
+    identity.account.expect("GetCallerIdentity: no account")
+}
+
+/// IAM role `name`, or `None` when GetRole fails (no such role).
+pub async fn role(iam: &aws_sdk_iam::Client, name: &str) -> Option<aws_sdk_iam::types::Role> {
+    iam.get_role().role_name(name).send().await.ok()?.role
+}
+
+/// EKS DescribeCluster of `name`: the cluster.
+pub async fn describe_cluster(
+    cfg: &aws_config::SdkConfig,
+    name: &str,
+) -> aws_sdk_eks::types::Cluster {
+    let eks = aws_sdk_eks::Client::new(cfg);
+    let described = eks.describe_cluster().name(name).send().await;
+    let described = described.unwrap_or_else(|e| panic!("DescribeCluster {name}: {e:?}"));
+    described.cluster.expect("DescribeCluster: no cluster")
+}
+
+/// Creates Secrets Manager secret `name` holding `value` (not registered for removal: see
+/// [`cleanup::Cleanup::secret`]); returns its ARN.
+pub async fn create_secret(cfg: &aws_config::SdkConfig, name: &str, value: &str) -> String {
+    let sm = aws_sdk_secretsmanager::Client::new(cfg);
+    let request = sm.create_secret().name(name).secret_string(value);
+    let created = request.send().await;
+    let created = created.unwrap_or_else(|e| panic!("CreateSecret {name}: {e:?}"));
+    created
+        .arn
+        .unwrap_or_else(|| panic!("CreateSecret {name}: no ARN"))
+}
+
 /// An IAM policy document as IAM returns it (URL-encoded) decoded to its JSON text.
 pub fn url_decode(raw: &str) -> String {
     let mut out = Vec::new();
