@@ -399,34 +399,31 @@ impl Backends {
                 let call = call.addon_name(addon).send();
                 delete("delete", format!("EKS add-on {addon}"), call).await?;
             }
-            Op::CreatePodIdentityAssociation {
-                cluster,
-                namespace,
-                service_account,
-                role_arn,
-                target_role_arn,
-            } => {
+            Op::CreatePodIdentityAssociation(new) => {
+                let (namespace, service_account) = (&new.namespace, &new.service_account);
                 let mut call = aws
                     .eks
                     .create_pod_identity_association()
-                    .cluster_name(cluster)
+                    .cluster_name(&new.cluster)
                     .namespace(namespace)
                     .service_account(service_account)
-                    .role_arn(role_arn)
-                    .set_target_role_arn(target_role_arn.clone());
+                    .role_arn(&new.role_arn)
+                    .set_target_role_arn(new.target_role_arn.clone());
                 for (k, v) in self.tags() {
                     call = call.tags(k, v);
                 }
                 let ours = async {
-                    crate::resources::association::observe(aws, cluster, namespace, service_account)
-                        .await
-                        .ok()
-                        .flatten()
-                        .is_some_and(|a| {
-                            a.owned
-                                && &a.role_arn == role_arn
-                                && &a.target_role_arn == target_role_arn
-                        })
+                    let found = crate::resources::association::observe(
+                        aws,
+                        &new.cluster,
+                        namespace,
+                        service_account,
+                    );
+                    found.await.ok().flatten().is_some_and(|a| {
+                        a.owned
+                            && a.role_arn == new.role_arn
+                            && a.target_role_arn == new.target_role_arn
+                    })
                 };
                 let what = format!("Pod Identity association {namespace}/{service_account}");
                 self.create(what, call.send(), ours).await?;

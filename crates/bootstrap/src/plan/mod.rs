@@ -13,7 +13,7 @@ mod report;
 pub use dag::{Progress, failed_on_err};
 pub use exec::{Executor, Interpreter, retryable};
 pub use graph::{CheckFn, Probe, Step};
-pub use op::{AddonGoal, Backend, ObjectRef, Op};
+pub use op::{AddonGoal, Backend, NewAssociation, ObjectRef, Op};
 pub use report::{Changes, Report, StepReport, StepStatus};
 
 use serde::Serialize;

@@ -17,6 +17,17 @@ pub enum AddonGoal {
 }
 
 /// One write call, or one wait for the world to catch up with the previous writes.
+/// A Pod Identity association to create (tagged as bootstrap's for the cluster).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewAssociation {
+    pub cluster: String,
+    pub namespace: String,
+    pub service_account: String,
+    pub role_arn: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_role_arn: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum Op {
@@ -116,14 +127,7 @@ pub enum Op {
         cluster: String,
         addon: String,
     },
-    CreatePodIdentityAssociation {
-        cluster: String,
-        namespace: String,
-        service_account: String,
-        role_arn: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        target_role_arn: Option<String>,
-    },
+    CreatePodIdentityAssociation(NewAssociation),
     UpdatePodIdentityAssociation {
         cluster: String,
         id: String,
@@ -349,16 +353,14 @@ impl fmt::Display for Op {
             Op::DeleteAddon { cluster, addon } => {
                 write!(f, "eks:DeleteAddon clusterName={cluster} addonName={addon}")
             }
-            Op::CreatePodIdentityAssociation {
-                cluster,
-                namespace,
-                service_account,
-                role_arn,
-                target_role_arn,
-            } => write!(
+            Op::CreatePodIdentityAssociation(a) => write!(
                 f,
-                "eks:CreatePodIdentityAssociation clusterName={cluster} namespace={namespace} serviceAccount={service_account} roleArn={role_arn}{} {TAGS}",
-                target(target_role_arn)
+                "eks:CreatePodIdentityAssociation clusterName={} namespace={} serviceAccount={} roleArn={}{} {TAGS}",
+                a.cluster,
+                a.namespace,
+                a.service_account,
+                a.role_arn,
+                target(&a.target_role_arn)
             ),
             Op::UpdatePodIdentityAssociation {
                 cluster,
@@ -436,13 +438,13 @@ mod tests {
 
     #[test]
     fn plan_lines_name_the_call_and_the_resource() {
-        let op = Op::CreatePodIdentityAssociation {
+        let op = Op::CreatePodIdentityAssociation(NewAssociation {
             cluster: "demo".into(),
             namespace: "ns".into(),
             service_account: "sa".into(),
             role_arn: "arn:aws:iam::1:role/r".into(),
             target_role_arn: None,
-        };
+        });
         assert_eq!(
             op.to_string(),
             "eks:CreatePodIdentityAssociation clusterName=demo namespace=ns serviceAccount=sa roleArn=arn:aws:iam::1:role/r tags=bootstrap.podid/managed-by,bootstrap.podid/cluster"

@@ -128,13 +128,15 @@ pub fn plan(
     let resource = format!("Pod Identity association {namespace}/{service_account}");
     let Some(live) = observed else {
         return Ok(
-            Change::new(Action::Create, resource).op(Op::CreatePodIdentityAssociation {
-                cluster: cluster.into(),
-                namespace: namespace.into(),
-                service_account: service_account.into(),
-                role_arn: role_arn.into(),
-                target_role_arn: target_role_arn.map(str::to_string),
-            }),
+            Change::new(Action::Create, resource).op(Op::CreatePodIdentityAssociation(
+                crate::plan::NewAssociation {
+                    cluster: cluster.into(),
+                    namespace: namespace.into(),
+                    service_account: service_account.into(),
+                    role_arn: role_arn.into(),
+                    target_role_arn: target_role_arn.map(str::to_string),
+                },
+            )),
         );
     };
     if live.role_arn == role_arn {
