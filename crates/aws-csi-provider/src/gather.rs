@@ -9,7 +9,7 @@ use aws_credential_types::Credentials;
 use futures::stream::{self, StreamExt};
 
 use super::error::{FetchCause, MountError};
-use super::fetch::prefix::{PrefixFailure, PrefixOutcome};
+use super::fetch::prefix::{Listing, PrefixFailure, PrefixOutcome};
 use super::fetch::{self, ByteBudget, Charge, Got, Outcome, Target};
 use super::metrics::Metrics;
 use super::mount::Mounter;
@@ -179,15 +179,18 @@ impl Mounter {
                                 })),
                             );
                         };
+                        let listing = Listing {
+                            prefix: &spec.name,
+                            recursive,
+                            observer,
+                            budget,
+                        };
                         let got = match (spec.kind, sm, ssm) {
                             (ObjectKind::SecretsManager, Some(c), _) => {
-                                fetch::prefix::secrets_manager(
-                                    c, &spec.name, recursive, observer, budget,
-                                )
-                                .await
+                                fetch::prefix::secrets_manager(c, listing).await
                             }
                             (ObjectKind::SsmParameter, _, Some(c)) => {
-                                fetch::prefix::ssm(c, &spec.name, recursive, observer, budget).await
+                                fetch::prefix::ssm(c, listing).await
                             }
                             _ => Err(PrefixFailure::Call(FetchCause::Transient {
                                 message: "no client".into(),

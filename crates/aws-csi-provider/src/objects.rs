@@ -29,6 +29,13 @@ impl ObjectKind {
             ObjectKind::SsmParameter => "ssmparameter",
         }
     }
+
+    /// The kind an `objectType` value names ([`ObjectKind::as_str`] read back).
+    pub fn from_type(object_type: &str) -> Option<Self> {
+        [ObjectKind::SecretsManager, ObjectKind::SsmParameter]
+            .into_iter()
+            .find(|k| k.as_str() == object_type)
+    }
 }
 
 /// Why the `objects` parameter was rejected.
@@ -460,16 +467,13 @@ fn non_empty(v: Scalar) -> Option<String> {
 /// Works out the object's kind from `objectType` and/or its ARN, checking they agree and that
 /// an ARN's region is `region`.
 fn resolve_kind(name: &str, object_type: Option<&str>, region: &str) -> Result<ObjectKind, String> {
-    let declared = match object_type {
-        None => None,
-        Some("secretsmanager") => Some(ObjectKind::SecretsManager),
-        Some("ssmparameter") => Some(ObjectKind::SsmParameter),
-        Some(other) => {
-            return Err(format!(
-                "objectType {other:?} is not one of secretsmanager, ssmparameter"
-            ));
-        }
-    };
+    let declared = object_type
+        .map(|t| {
+            ObjectKind::from_type(t).ok_or_else(|| {
+                format!("objectType {t:?} is not one of secretsmanager, ssmparameter")
+            })
+        })
+        .transpose()?;
     if !name.starts_with("arn:") {
         return declared
             .ok_or_else(|| "objectType is required when objectName is not a full ARN".to_string());
