@@ -180,7 +180,7 @@ impl Mounter {
                             );
                         };
                         let listing = Listing {
-                            prefix: &spec.name,
+                            prefix: &spec.object.name,
                             recursive,
                             observer,
                             budget,
@@ -247,12 +247,7 @@ fn distinct_targets<'a>(
         if matches!(specs[i].expand, Expand::Prefix { .. }) {
             continue;
         }
-        let (name, version, label) = specs[i].target(use_failover);
-        let target = Target {
-            name,
-            version,
-            label,
-        };
+        let target = Target::from(specs[i].target(use_failover));
         match seen.entry((specs[i].kind, target)) {
             Entry::Occupied(e) => distinct[*e.get()].2.push(i),
             Entry::Vacant(e) => {
@@ -287,7 +282,7 @@ fn collect(
         };
         if missing && spec.optional {
             tracing::warn!(
-                object = %spec.name,
+                object = %spec.object.name,
                 kind = spec.kind.as_str(),
                 region = %region,
                 "optional object not found: skipped, the mount goes on without it"
@@ -301,24 +296,24 @@ fn collect(
             Some(Slot::Many(Ok(_))) => {
                 return Err(MountError::NoMatch {
                     kind: spec.kind.as_str(),
-                    object: spec.name.clone(),
+                    object: spec.object.name.clone(),
                     region: region.clone(),
                 });
             }
             Some(Slot::One(Err(cause))) | Some(Slot::Many(Err(PrefixFailure::Call(cause)))) => {
-                return Err(fetch_error(spec.name.clone(), cause));
+                return Err(fetch_error(spec.object.name.clone(), cause));
             }
             Some(Slot::Many(Err(PrefixFailure::Entry { name, cause }))) => {
                 return Err(MountError::Fetch {
                     kind: spec.kind.as_str(),
                     object: name,
-                    region: format!("{region} (listed under prefix {:?})", spec.name),
+                    region: format!("{region} (listed under prefix {:?})", &spec.object.name),
                     cause,
                 });
             }
             Some(Slot::Many(Err(PrefixFailure::TooMany { count, capped }))) => {
                 return Err(MountError::TooManyMatches {
-                    object: spec.name.clone(),
+                    object: spec.object.name.clone(),
                     count: if capped {
                         format!("{count} or more")
                     } else {
@@ -333,7 +328,7 @@ fn collect(
             }
             None => {
                 return Err(fetch_error(
-                    spec.name.clone(),
+                    spec.object.name.clone(),
                     FetchCause::Transient {
                         message: "no result".into(),
                     },

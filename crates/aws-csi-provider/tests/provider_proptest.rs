@@ -49,7 +49,7 @@ fn check_objects(
         Ok(specs) => {
             let mut files = HashSet::new();
             for s in &specs {
-                prop_assert!(!s.name.is_empty());
+                prop_assert!(!s.object.name.is_empty());
                 let names =
                     std::iter::once(&s.file_name).chain(s.jmes.iter().map(|j| &j.file_name));
                 for f in names {
