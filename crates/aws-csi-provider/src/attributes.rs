@@ -27,13 +27,37 @@ pub enum AddressType {
     Ipv6,
 }
 
+/// The pod a mount is for, as the driver names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    /// [`POD_NAME`]; empty when the driver does not send it.
+    pub name: String,
+    /// [`POD_NAMESPACE`].
+    pub namespace: String,
+    /// [`POD_UID`]; empty when the driver does not send it.
+    pub uid: String,
+    /// [`SERVICE_ACCOUNT`]: the pod's service account, in its namespace.
+    pub service_account: String,
+}
+
+impl Pod {
+    /// `namespace/service-account`: whose credentials the mount uses.
+    pub fn account(&self) -> String {
+        format!("{}/{}", self.namespace, self.service_account)
+    }
+}
+
+/// `namespace/name` of the pod, for logs and errors.
+impl std::fmt::Display for Pod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
 /// The parsed attributes of one mount request.
 #[derive(Debug)]
 pub struct MountAttributes {
-    pub pod_name: String,
-    pub pod_namespace: String,
-    pub pod_uid: String,
-    pub service_account: String,
+    pub pod: Pod,
     /// Name of the SecretProviderClass when the caller passes it (the driver does not).
     pub spc_name: Option<String>,
     pub region: Option<String>,
@@ -88,16 +112,19 @@ impl MountAttributes {
                 region: region.unwrap_or_default(),
             });
         }
+        let pod = Pod {
+            name: pod_name,
+            namespace: pod_namespace,
+            uid: take(POD_UID).unwrap_or_default(),
+            service_account,
+        };
         Ok(Self {
-            pod_name,
-            pod_uid: take(POD_UID).unwrap_or_default(),
+            pod,
             spc_name: take("secretProviderClass"),
             path_translation: take("pathTranslation"),
             // Absent means none, as upstream: parse_objects warns about an empty list.
             objects: take("objects").unwrap_or_default(),
             tokens: take(TOKENS),
-            pod_namespace,
-            service_account,
             region,
             failover_region,
             use_pod_identity,
@@ -124,11 +151,6 @@ impl MountAttributes {
             return Err(missing());
         }
         Ok(SecretString::new(entry.token))
-    }
-
-    /// `namespace/name` of the pod, for logs and errors.
-    pub fn pod_ref(&self) -> String {
-        format!("{}/{}", self.pod_namespace, self.pod_name)
     }
 }
 

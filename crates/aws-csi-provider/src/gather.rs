@@ -9,7 +9,7 @@ use aws_credential_types::Credentials;
 use futures::stream::{self, StreamExt};
 
 use super::error::{FetchCause, MountError};
-use super::fetch::prefix::{PrefixFailure, PrefixOutcome};
+use super::fetch::prefix::{Listing, PrefixFailure, PrefixOutcome};
 use super::fetch::{self, ByteBudget, Charge, Got, Outcome, Target};
 use super::metrics::Metrics;
 use super::mount::Mounter;
@@ -179,15 +179,18 @@ impl Mounter {
                                 })),
                             );
                         };
+                        let listing = Listing {
+                            prefix: &spec.object.name,
+                            recursive,
+                            observer,
+                            budget,
+                        };
                         let got = match (spec.kind, sm, ssm) {
                             (ObjectKind::SecretsManager, Some(c), _) => {
-                                fetch::prefix::secrets_manager(
-                                    c, &spec.name, recursive, observer, budget,
-                                )
-                                .await
+                                fetch::prefix::secrets_manager(c, listing).await
                             }
                             (ObjectKind::SsmParameter, _, Some(c)) => {
-                                fetch::prefix::ssm(c, &spec.name, recursive, observer, budget).await
+                                fetch::prefix::ssm(c, listing).await
                             }
                             _ => Err(PrefixFailure::Call(FetchCause::Transient {
                                 message: "no client".into(),
@@ -244,12 +247,7 @@ fn distinct_targets<'a>(
         if matches!(specs[i].expand, Expand::Prefix { .. }) {
             continue;
         }
-        let (name, version, label) = specs[i].target(use_failover);
-        let target = Target {
-            name,
-            version,
-            label,
-        };
+        let target = Target::from(specs[i].target(use_failover));
         match seen.entry((specs[i].kind, target)) {
             Entry::Occupied(e) => distinct[*e.get()].2.push(i),
             Entry::Vacant(e) => {
@@ -284,7 +282,7 @@ fn collect(
         };
         if missing && spec.optional {
             tracing::warn!(
-                object = %spec.name,
+                object = %spec.object.name,
                 kind = spec.kind.as_str(),
                 region = %region,
                 "optional object not found: skipped, the mount goes on without it"
@@ -298,24 +296,24 @@ fn collect(
             Some(Slot::Many(Ok(_))) => {
                 return Err(MountError::NoMatch {
                     kind: spec.kind.as_str(),
-                    object: spec.name.clone(),
+                    object: spec.object.name.clone(),
                     region: region.clone(),
                 });
             }
             Some(Slot::One(Err(cause))) | Some(Slot::Many(Err(PrefixFailure::Call(cause)))) => {
-                return Err(fetch_error(spec.name.clone(), cause));
+                return Err(fetch_error(spec.object.name.clone(), cause));
             }
             Some(Slot::Many(Err(PrefixFailure::Entry { name, cause }))) => {
                 return Err(MountError::Fetch {
                     kind: spec.kind.as_str(),
                     object: name,
-                    region: format!("{region} (listed under prefix {:?})", spec.name),
+                    region: format!("{region} (listed under prefix {:?})", &spec.object.name),
                     cause,
                 });
             }
             Some(Slot::Many(Err(PrefixFailure::TooMany { count, capped }))) => {
                 return Err(MountError::TooManyMatches {
-                    object: spec.name.clone(),
+                    object: spec.object.name.clone(),
                     count: if capped {
                         format!("{count} or more")
                     } else {
@@ -330,7 +328,7 @@ fn collect(
             }
             None => {
                 return Err(fetch_error(
-                    spec.name.clone(),
+                    spec.object.name.clone(),
                     FetchCause::Transient {
                         message: "no result".into(),
                     },

@@ -138,10 +138,10 @@ impl Mounter {
         };
         let span = tracing::info_span!(
             "mount",
-            pod = %attrs.pod_ref(),
+            pod = %attrs.pod,
             spc = attrs.spc_name.as_deref().unwrap_or("-"),
             volume = volume_name(&req.target_path),
-            service_account = %attrs.service_account,
+            service_account = %attrs.pod.service_account,
             auth = method,
         );
         let deadline = self.config.deadline;
@@ -228,16 +228,13 @@ impl Mounter {
         if let Some(r) = &self.config.default_region {
             return Ok(r.clone());
         }
-        if attrs.pod_name.is_empty() {
+        let pod = &attrs.pod;
+        if pod.name.is_empty() {
             return Err(MountError::NoRegion {
                 detail: " (no pod name to find the node)".into(),
             });
         }
-        match self
-            .cluster
-            .node_region(&attrs.pod_namespace, &attrs.pod_name)
-            .await
-        {
+        match self.cluster.node_region(&pod.namespace, &pod.name).await {
             Ok(Some(r)) => Ok(r),
             Ok(None) => Err(MountError::NoRegion {
                 detail: " (the node has no region label)".into(),
@@ -253,18 +250,19 @@ impl Mounter {
         attrs: &MountAttributes,
         region: &str,
     ) -> Result<(Identity, Credentials), MountError> {
+        let (namespace, service_account) = (&attrs.pod.namespace, &attrs.pod.service_account);
         let pod = match self.config.credential_scope {
             CacheScope::Pod => Some(PodKey {
-                name: attrs.pod_name.clone(),
-                uid: attrs.pod_uid.clone(),
+                name: attrs.pod.name.clone(),
+                uid: attrs.pod.uid.clone(),
             }),
             CacheScope::ServiceAccount => None,
         };
         let (identity, result) = if attrs.use_pod_identity {
             let token = attrs.token(POD_IDENTITY_AUDIENCE)?;
             let identity = Identity::PodIdentity {
-                namespace: attrs.pod_namespace.clone(),
-                service_account: attrs.service_account.clone(),
+                namespace: namespace.clone(),
+                service_account: service_account.clone(),
                 pod,
             };
             let r = self
@@ -278,30 +276,24 @@ impl Mounter {
             let token = attrs.token(IRSA_AUDIENCE)?;
             let role = self
                 .cluster
-                .role_arn(&attrs.pod_namespace, &attrs.service_account)
+                .role_arn(namespace, service_account)
                 .await
                 .map_err(|reason| MountError::Kube {
-                    what: format!(
-                        "serviceaccount {}/{}",
-                        attrs.pod_namespace, attrs.service_account
-                    ),
+                    what: format!("serviceaccount {}", attrs.pod.account()),
                     reason,
                 })?
                 .ok_or_else(|| MountError::Credentials {
-                    identity: format!(
-                        "service account {}/{}",
-                        attrs.pod_namespace, attrs.service_account
-                    ),
-                    reason: irsa::missing_role(&attrs.pod_namespace, &attrs.service_account),
+                    identity: format!("service account {}", attrs.pod.account()),
+                    reason: irsa::missing_role(namespace, service_account),
                 })?;
             let identity = Identity::Irsa {
-                namespace: attrs.pod_namespace.clone(),
-                service_account: attrs.service_account.clone(),
+                namespace: namespace.clone(),
+                service_account: service_account.clone(),
                 role_arn: role.clone(),
                 pod,
             };
             let sts = self.aws.sts(region);
-            let pod_ref = attrs.pod_ref();
+            let pod_ref = attrs.pod.to_string();
             let r = self
                 .credentials
                 .get_or_fetch(&identity, &token, || {

@@ -29,6 +29,13 @@ impl ObjectKind {
             ObjectKind::SsmParameter => "ssmparameter",
         }
     }
+
+    /// The kind an `objectType` value names ([`ObjectKind::as_str`] read back).
+    pub fn from_type(object_type: &str) -> Option<Self> {
+        [ObjectKind::SecretsManager, ObjectKind::SsmParameter]
+            .into_iter()
+            .find(|k| k.as_str() == object_type)
+    }
 }
 
 /// Why the `objects` parameter was rejected.
@@ -63,9 +70,10 @@ pub struct JmesEntry {
     pub mode: Option<u32>,
 }
 
-/// The object to fetch in the failover region instead.
+/// An object by name (or ARN), at an optional version id or label: what one region is asked
+/// for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailoverObject {
+pub struct ObjectRef {
     pub name: String,
     pub version: Option<String>,
     pub label: Option<String>,
@@ -93,14 +101,14 @@ pub const MAX_PREFIX_MATCHES: usize = 100;
 /// A validated object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectSpec {
-    pub name: String,
+    /// The object in the primary region.
+    pub object: ObjectRef,
     pub kind: ObjectKind,
     pub alias: Option<String>,
-    pub version: Option<String>,
-    pub label: Option<String>,
     pub mode: Option<u32>,
     pub jmes: Vec<JmesEntry>,
-    pub failover: Option<FailoverObject>,
+    /// The object to fetch in the failover region instead.
+    pub failover: Option<ObjectRef>,
     /// The file the whole object is written to; also its id in the object versions. For a
     /// prefix object, the directory its files go under (empty: the mount root).
     pub file_name: String,
@@ -111,11 +119,11 @@ pub struct ObjectSpec {
 }
 
 impl ObjectSpec {
-    /// Name, version and label to use in the primary (`false`) or failover (`true`) region.
-    pub fn target(&self, failover: bool) -> (&str, Option<&str>, Option<&str>) {
+    /// The object to fetch in the primary (`false`) or failover (`true`) region.
+    pub fn target(&self, failover: bool) -> &ObjectRef {
         match (&self.failover, failover) {
-            (Some(f), true) => (&f.name, f.version.as_deref(), f.label.as_deref()),
-            _ => (&self.name, self.version.as_deref(), self.label.as_deref()),
+            (Some(f), true) => f,
+            _ => &self.object,
         }
     }
 }
@@ -213,7 +221,7 @@ pub fn parse_objects(
         for file in files {
             if !used.insert(file.clone()) {
                 return Err(ObjectsError::Duplicate {
-                    object: spec.name.clone(),
+                    object: spec.object.name.clone(),
                     file: file.clone(),
                 });
             }
@@ -328,7 +336,7 @@ fn validate(
                     "objectVersion must be the same for the object and its failoverObject".into(),
                 ));
             }
-            Some(FailoverObject {
+            Some(ObjectRef {
                 name: fname,
                 version: fversion,
                 label: flabel,
@@ -336,11 +344,13 @@ fn validate(
         }
     };
     Ok(ObjectSpec {
-        name,
+        object: ObjectRef {
+            name,
+            version,
+            label,
+        },
         kind,
         alias,
-        version,
-        label,
         mode,
         jmes,
         failover,
@@ -460,16 +470,13 @@ fn non_empty(v: Scalar) -> Option<String> {
 /// Works out the object's kind from `objectType` and/or its ARN, checking they agree and that
 /// an ARN's region is `region`.
 fn resolve_kind(name: &str, object_type: Option<&str>, region: &str) -> Result<ObjectKind, String> {
-    let declared = match object_type {
-        None => None,
-        Some("secretsmanager") => Some(ObjectKind::SecretsManager),
-        Some("ssmparameter") => Some(ObjectKind::SsmParameter),
-        Some(other) => {
-            return Err(format!(
-                "objectType {other:?} is not one of secretsmanager, ssmparameter"
-            ));
-        }
-    };
+    let declared = object_type
+        .map(|t| {
+            ObjectKind::from_type(t).ok_or_else(|| {
+                format!("objectType {t:?} is not one of secretsmanager, ssmparameter")
+            })
+        })
+        .transpose()?;
     if !name.starts_with("arn:") {
         return declared
             .ok_or_else(|| "objectType is required when objectName is not a full ARN".to_string());

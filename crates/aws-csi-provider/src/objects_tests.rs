@@ -41,11 +41,11 @@ fn names_aliases_and_translation() {
     assert_eq!(specs[0].file_name, "prod_db");
     assert_eq!(specs[1].kind, ObjectKind::SsmParameter);
     assert_eq!(specs[1].file_name, "_app_param");
-    assert_eq!(specs[1].version.as_deref(), Some("3"));
+    assert_eq!(specs[1].object.version.as_deref(), Some("3"));
     assert_eq!(specs[2].kind, ObjectKind::SecretsManager);
     assert_eq!(specs[2].file_name, "api");
     assert_eq!(specs[2].mode, Some(0o600));
-    assert_eq!(specs[2].label.as_deref(), Some("AWSPREVIOUS"));
+    assert_eq!(specs[2].object.label.as_deref(), Some("AWSPREVIOUS"));
 }
 
 #[test]
@@ -155,8 +155,8 @@ fn failover_rules() {
     let y = "- {objectName: db, objectType: secretsmanager, objectAlias: db, failoverObject: {objectName: db2}}";
     assert!(parse(y).is_err(), "needs failoverRegion");
     let ok = parse_objects(y, None, "us-east-1", Some("us-west-2")).expect("valid");
-    assert_eq!(ok[0].target(true).0, "db2");
-    assert_eq!(ok[0].target(false).0, "db");
+    assert_eq!(ok[0].target(true).name, "db2");
+    assert_eq!(ok[0].target(false).name, "db");
     let no_alias =
         "- {objectName: db, objectType: secretsmanager, failoverObject: {objectName: db2}}";
     assert!(parse_objects(no_alias, None, "us-east-1", Some("us-west-2")).is_err());
@@ -218,19 +218,19 @@ fn keys_match_case_insensitively_like_upstream() {
 "#,
     )
     .expect("valid, as under upstream");
-    assert_eq!(specs[0].name, "prod/db");
+    assert_eq!(specs[0].object.name, "prod/db");
     assert_eq!(specs[0].kind, ObjectKind::SecretsManager);
     assert_eq!(specs[0].file_name, "db");
     assert_eq!(specs[0].mode, Some(0o600));
     assert_eq!(specs[0].jmes[0].path, "user");
     assert_eq!(specs[0].jmes[0].file_name, "u");
-    assert_eq!(specs[1].version.as_deref(), Some("3"));
+    assert_eq!(specs[1].object.version.as_deref(), Some("3"));
     // Go's encoding/json: the last of two spellings of one key wins.
     let specs = parse("- {objectName: a, ObjectName: b, objectType: secretsmanager}").expect("ok");
-    assert_eq!(specs[0].name, "b");
+    assert_eq!(specs[0].object.name, "b");
     let failover = "- {objectName: db, objectType: secretsmanager, objectAlias: d, FailoverObject: {OBJECTNAME: db2}}";
     let specs = parse_objects(failover, None, "us-east-1", Some("us-west-2")).expect("ok");
-    assert_eq!(specs[0].target(true).0, "db2");
+    assert_eq!(specs[0].target(true).name, "db2");
 }
 
 #[test]

@@ -148,21 +148,21 @@ impl Builder {
         let mode = spec.mode.unwrap_or(permission);
         if !spec.jmes.is_empty() {
             let json = jmes::parse_json(&value).map_err(|reason| MountError::JmesPath {
-                object: spec.name.clone(),
+                object: spec.object.name.clone(),
                 path: spec.jmes[0].path.clone(),
                 reason,
             })?;
             for entry in &spec.jmes {
                 let selected = jmes::select_compiled(&json, &entry.expr).map_err(|reason| {
                     MountError::JmesPath {
-                        object: spec.name.clone(),
+                        object: spec.object.name.clone(),
                         path: entry.path.clone(),
                         reason,
                     }
                 })?;
                 self.push(
-                    &spec.name,
-                    Owner::Object(&spec.name),
+                    &spec.object.name,
+                    Owner::Object(&spec.object.name),
                     &entry.file_name,
                     entry.mode.unwrap_or(permission),
                     selected,
@@ -173,7 +173,7 @@ impl Builder {
             Expand::AllKeys { translation } => {
                 Some(all_keys::split(&value, translation).map_err(|reason| {
                     MountError::AllKeys {
-                        object: spec.name.clone(),
+                        object: spec.object.name.clone(),
                         reason,
                     }
                 })?)
@@ -181,8 +181,8 @@ impl Builder {
             _ => None,
         };
         self.push(
-            &spec.name,
-            Owner::Object(&spec.name),
+            &spec.object.name,
+            Owner::Object(&spec.object.name),
             &spec.file_name,
             mode,
             value,
@@ -194,10 +194,10 @@ impl Builder {
         }
         for (key, file, contents) in keys.into_iter().flatten() {
             let owner = Owner::Key {
-                object: &spec.name,
+                object: &spec.object.name,
                 key: &key,
             };
-            self.push(&spec.name, owner, &file, mode, contents)?;
+            self.push(&spec.object.name, owner, &file, mode, contents)?;
             self.version(&file, &version);
         }
         Ok(())
@@ -230,7 +230,7 @@ impl Builder {
                 format!("{}/{file}", spec.file_name)
             };
             let owner = Owner::Match {
-                prefix: &spec.name,
+                prefix: &spec.object.name,
                 name: &name,
             };
             self.push(&name, owner, &path, mode, fetched.value)?;

@@ -8,27 +8,20 @@ mod provider_support;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use provider_support::moto::{moto, run_id};
+use provider_support::moto::{moto, run_id, set_up};
 use provider_support::process::{spawn, status_kib};
 use provider_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_serves_mounts_and_stops_on_sigterm() {
     let Some(moto) = moto().await else { return };
-    let sm = aws_sdk_secretsmanager::Client::new(&moto.admin);
     let run = run_id();
     let names: Vec<String> = (0..3).map(|i| format!("provider-bin-{run}-{i}")).collect();
     let mut made = moto.made();
     made.secrets.clone_from(&names);
     for n in &names {
-        if let Err(e) = sm
-            .create_secret()
-            .name(n)
-            .secret_string(r#"{"user":"app","pass":"s3cr3t-bin"}"#)
-            .send()
-            .await
-        {
-            bootstrap_common::testenv::skip(&format!("moto setup failed: {e:?}"));
+        let created = moto.create_secret(n, r#"{"user":"app","pass":"s3cr3t-bin"}"#);
+        if set_up(created.await).is_none() {
             return;
         }
     }

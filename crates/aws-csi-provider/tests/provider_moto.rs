@@ -4,14 +4,12 @@
 
 mod provider_support;
 
-use provider_support::moto::{moto, run_id};
+use provider_support::moto::{moto, run_id, set_up};
 use provider_support::*;
 
 #[tokio::test]
 async fn secrets_manager_and_ssm_through_moto() {
     let Some(moto) = moto().await else { return };
-    let sm = aws_sdk_secretsmanager::Client::new(&moto.admin);
-    let ssm = aws_sdk_ssm::Client::new(&moto.admin);
     let run = run_id();
     let db = format!("provider-test-{run}/db");
     let api = format!("provider-test-{run}-api");
@@ -22,48 +20,21 @@ async fn secrets_manager_and_ssm_through_moto() {
 
     // Setup failures belong to the environment (e.g. moto restarting): skip, don't fail.
     let setup = async {
-        sm.create_secret()
-            .name(&db)
-            .secret_string(r#"{"user":"u1","pass":"s3cr3t-v1"}"#)
-            .send()
-            .await
-            .map_err(|e| format!("create {db}: {e:?}"))?;
-        let v2 = sm
-            .put_secret_value()
+        moto.create_secret(&db, r#"{"user":"u1","pass":"s3cr3t-v1"}"#)
+            .await?;
+        let v2 = (moto.secrets_manager().put_secret_value())
             .secret_id(&db)
             .secret_string(r#"{"user":"u2","pass":"s3cr3t-v2"}"#)
             .send()
             .await
             .map_err(|e| format!("rotate {db}: {e:?}"))?;
-        sm.create_secret()
-            .name(&api)
-            .secret_string("s3cr3t-api")
-            .send()
-            .await
-            .map_err(|e| format!("create {api}: {e:?}"))?;
-        ssm.put_parameter()
-            .name(&param)
-            .value("s3cr3t-param")
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .send()
-            .await
-            .map_err(|e| format!("put {param}: {e:?}"))?;
-        ssm.put_parameter()
-            .name(&param)
-            .value("s3cr3t-param-2")
-            .overwrite(true)
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .send()
-            .await
-            .map_err(|e| format!("overwrite {param}: {e:?}"))?;
+        moto.create_secret(&api, "s3cr3t-api").await?;
+        moto.put_parameter(&param, "s3cr3t-param", false).await?;
+        moto.put_parameter(&param, "s3cr3t-param-2", true).await?;
         Ok::<_, String>(v2)
     };
-    let v2 = match setup.await {
-        Ok(v2) => v2,
-        Err(e) => {
-            bootstrap_common::testenv::skip(&format!("moto setup failed: {e}"));
-            return;
-        }
+    let Some(v2) = set_up(setup.await) else {
+        return;
     };
 
     let (_agent, mut h) = moto.provider().await;
@@ -112,11 +83,7 @@ async fn secrets_manager_and_ssm_through_moto() {
         assert_eq!(e.code(), tonic::Code::NotFound, "{kind}: {}", e.message());
         assert_says(&e, &[&name]);
     }
-    let logs = h.logs.text();
-    assert!(
-        !logs.contains("s3cr3t") && !logs.contains(moto.secret.as_str()),
-        "secret in logs"
-    );
+    moto.assert_no_secret_in(&h.logs.text());
 }
 
 /// The features beyond upstream on moto's real wire answers: a prefix of 23 secrets read in two
@@ -126,8 +93,6 @@ async fn secrets_manager_and_ssm_through_moto() {
 #[tokio::test]
 async fn prefix_all_keys_and_optional_through_moto() {
     let Some(moto) = moto().await else { return };
-    let sm = aws_sdk_secretsmanager::Client::new(&moto.admin);
-    let ssm = aws_sdk_ssm::Client::new(&moto.admin);
     let run = run_id();
     let prefix = format!("provider-feat-{run}/team/");
     let mut made = moto.made();
@@ -146,26 +111,15 @@ async fn prefix_all_keys_and_optional_through_moto() {
             } else {
                 format!("s3cr3t-{name}")
             };
-            sm.create_secret()
-                .name(name)
-                .secret_string(value)
-                .send()
-                .await
-                .map_err(|e| format!("create {name}: {e:?}"))?;
+            moto.create_secret(name, &value).await?;
         }
         for name in &made.parameters {
-            ssm.put_parameter()
-                .name(name)
-                .value(format!("s3cr3t-{name}"))
-                .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-                .send()
-                .await
-                .map_err(|e| format!("put {name}: {e:?}"))?;
+            moto.put_parameter(name, &format!("s3cr3t-{name}"), false)
+                .await?;
         }
         Ok::<_, String>(())
     };
-    if let Err(e) = setup.await {
-        bootstrap_common::testenv::skip(&format!("moto setup failed: {e}"));
+    if set_up(setup.await).is_none() {
         return;
     }
     let (_agent, mut h) = moto.provider().await;
@@ -212,27 +166,16 @@ async fn prefix_all_keys_and_optional_through_moto() {
     assert!(h.logs.text().contains("optional object not found"));
 
     // The next mount follows the account: one added, one deleted.
-    sm.create_secret()
-        .name(format!("{prefix}added"))
-        .secret_string("s3cr3t-added")
-        .send()
-        .await
+    (moto
+        .create_secret(&format!("{prefix}added"), "s3cr3t-added")
+        .await)
         .expect("create added");
-    sm.delete_secret()
-        .secret_id(format!("{prefix}s00"))
-        .force_delete_without_recovery(true)
-        .send()
-        .await
-        .expect("delete s00");
+    (moto.delete_secret(&format!("{prefix}s00")).await).expect("delete s00");
     let resp = mount(&mut h, attrs()).await.expect("remount");
     let names: Vec<&str> = resp.files.iter().map(|f| f.path.as_str()).collect();
     assert!(
         names.contains(&"team/added") && !names.contains(&"team/s00"),
         "{names:?}"
     );
-    let logs = h.logs.text();
-    assert!(
-        !logs.contains("s3cr3t") && !logs.contains(moto.secret.as_str()),
-        "secret in logs"
-    );
+    moto.assert_no_secret_in(&h.logs.text());
 }

@@ -49,7 +49,7 @@ fn check_objects(
         Ok(specs) => {
             let mut files = HashSet::new();
             for s in &specs {
-                prop_assert!(!s.name.is_empty());
+                prop_assert!(!s.object.name.is_empty());
                 let names =
                     std::iter::once(&s.file_name).chain(s.jmes.iter().map(|j| &j.file_name));
                 for f in names {
@@ -112,7 +112,7 @@ proptest! {
     fn attributes_parser_refuses_arbitrary_text_cleanly(text in "\\PC{0,200}") {
         match MountAttributes::parse(&text) {
             // Only a JSON object with a namespace and a service account is accepted.
-            Ok(a) => prop_assert!(!a.pod_namespace.is_empty() && !a.service_account.is_empty()),
+            Ok(a) => prop_assert!(!a.pod.namespace.is_empty() && !a.pod.service_account.is_empty()),
             Err(e) => prop_assert_eq!(e.code(), "invalid_attributes"),
         }
     }
@@ -137,8 +137,8 @@ proptest! {
         let given = |k: &str| entries.get(k).filter(|v| !v.is_empty());
         match MountAttributes::parse(&json) {
             Ok(a) => {
-                prop_assert_eq!(Some(&a.pod_namespace), given(POD_NAMESPACE));
-                prop_assert_eq!(Some(&a.service_account), given(SERVICE_ACCOUNT));
+                prop_assert_eq!(Some(&a.pod.namespace), given(POD_NAMESPACE));
+                prop_assert_eq!(Some(&a.pod.service_account), given(SERVICE_ACCOUNT));
                 match given("usePodIdentity") {
                     Some(v) => prop_assert_eq!(Some(a.use_pod_identity), parse_go_bool(v)),
                     None => prop_assert!(!a.use_pod_identity),

@@ -33,9 +33,24 @@ pub const AGENT_ADDON: &str = "eks-pod-identity-agent";
 /// The EKS add-on of the AWS provider for the Secrets Store CSI Driver.
 pub const PROVIDER_ADDON: &str = "aws-secrets-store-csi-driver-provider";
 
+/// `s` with every character IAM names and STS session names do not allow (outside
+/// `[A-Za-z0-9+=,.@_-]`) replaced by `replacement`.
+pub fn iam_name_chars(s: &str, replacement: char) -> String {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
+    s.chars()
+        .map(|c| if allowed(c) { c } else { replacement })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iam_name_chars_replaces_what_iam_refuses() {
+        assert_eq!(iam_name_chars("ns/pod_1+=,.@-x", '.'), "ns.pod_1+=,.@-x");
+        assert_eq!(iam_name_chars("a b:é", '-'), "a-b--");
+    }
 
     #[test]
     fn the_driver_is_asked_for_both_aws_audiences() {

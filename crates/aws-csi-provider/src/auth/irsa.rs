@@ -5,6 +5,7 @@ use std::time::SystemTime;
 use aws_credential_types::Credentials;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
+use bootstrap_common::names::iam_name_chars;
 use bootstrap_common::secret::SecretString;
 
 /// The service-account annotation naming the IAM role.
@@ -51,17 +52,7 @@ pub async fn assume_role(
 
 /// A session name STS accepts (`[\w+=,.@-]{2,64}`), derived from the pod.
 pub fn session_name(pod_ref: &str) -> String {
-    let cleaned: String = pod_ref
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "+=,.@-_".contains(c) {
-                c
-            } else {
-                '.'
-            }
-        })
-        .collect();
-    let mut name = format!("aws-csi-provider.{cleaned}");
+    let mut name = format!("aws-csi-provider.{}", iam_name_chars(pod_ref, '.'));
     name.truncate(64);
     name
 }

@@ -12,6 +12,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use super::error::FetchCause;
+use super::objects::ObjectRef;
 use bootstrap_common::secret::SecretBytes;
 
 /// A fetched object value and its version (VersionId or SSM version number).
@@ -125,6 +126,16 @@ pub struct Target<'a> {
     pub name: &'a str,
     pub version: Option<&'a str>,
     pub label: Option<&'a str>,
+}
+
+impl<'a> From<&'a ObjectRef> for Target<'a> {
+    fn from(o: &'a ObjectRef) -> Self {
+        Target {
+            name: &o.name,
+            version: o.version.as_deref(),
+            label: o.label.as_deref(),
+        }
+    }
 }
 
 /// Records one AWS call (service, operation, success); implemented by the metrics.

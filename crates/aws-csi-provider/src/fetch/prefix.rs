@@ -4,7 +4,8 @@
 //! [`MAX_PREFIX_MATCHES`](crate::objects::MAX_PREFIX_MATCHES) per object. Nothing is remembered
 //! between mounts: a secret added under the prefix is in the next mount, a deleted one is not.
 
-use aws_sdk_secretsmanager::types::{ApiErrorType, Filter, FilterNameStringType};
+use aws_sdk_secretsmanager::types::{ApiErrorType, Filter, FilterNameStringType, SecretValueEntry};
+use aws_sdk_ssm::types::Parameter;
 
 use super::secrets_manager::secret_value;
 use super::{ByteBudget, CallObserver, Fetched, classify_code, counted, over_budget};
@@ -53,8 +54,33 @@ impl PrefixFailure {
     }
 }
 
+/// A listing call that failed as a whole.
+impl From<FetchCause> for PrefixFailure {
+    fn from(cause: FetchCause) -> Self {
+        PrefixFailure::Call(cause)
+    }
+}
+
 /// The matches of a prefix (sorted by file), or why there are none to mount.
 pub type PrefixOutcome = Result<Vec<Match>, PrefixFailure>;
+
+/// One prefix object's listing: what to list and what the listing reports to and draws on.
+#[derive(Clone, Copy)]
+pub struct Listing<'a> {
+    /// The name prefix (Secrets Manager) or path (SSM).
+    pub prefix: &'a str,
+    /// Whether names below a further `/` match too.
+    pub recursive: bool,
+    pub observer: &'a dyn CallObserver,
+    pub budget: &'a ByteBudget,
+}
+
+impl Listing<'_> {
+    /// Where `name` goes under the object's directory, if it is a match (see [`file_of`]).
+    fn file_of<'n>(&self, name: &'n str) -> Option<&'n str> {
+        file_of(self.prefix, self.recursive, name)
+    }
+}
 
 /// The part of `name` after `prefix` that names its file, if `name` is under the prefix and
 /// (unless `recursive`) a direct child of it.
@@ -65,19 +91,15 @@ pub fn file_of<'n>(prefix: &str, recursive: bool, name: &'n str) -> Option<&'n s
 
 /// The matches kept so far and how many there were.
 struct Matches<'a> {
-    prefix: &'a str,
-    recursive: bool,
-    budget: &'a ByteBudget,
+    listing: Listing<'a>,
     kept: Vec<Match>,
     count: usize,
 }
 
 impl<'a> Matches<'a> {
-    fn new(prefix: &'a str, recursive: bool, budget: &'a ByteBudget) -> Self {
+    fn new(listing: Listing<'a>) -> Self {
         Self {
-            prefix,
-            recursive,
-            budget,
+            listing,
             kept: Vec::new(),
             count: 0,
         }
@@ -86,7 +108,7 @@ impl<'a> Matches<'a> {
     /// Takes one listed value: ignored when not under the prefix (a filter broader than the
     /// prefix) or seen already; counted; kept (and charged) while within the limit.
     fn offer(&mut self, name: String, fetched: Fetched) -> Result<(), PrefixFailure> {
-        let Some(file) = file_of(self.prefix, self.recursive, &name) else {
+        let Some(file) = self.listing.file_of(&name) else {
             return Ok(());
         };
         if self.kept.iter().any(|m| m.name == name) {
@@ -104,7 +126,7 @@ impl<'a> Matches<'a> {
                 Ok(())
             };
         }
-        if !self.budget.charge(fetched.value.len()) {
+        if !self.listing.budget.charge(fetched.value.len()) {
             return Err(PrefixFailure::Call(over_budget()));
         }
         let file = file.to_string();
@@ -158,21 +180,17 @@ struct Page {
 }
 
 /// Reads the pages `page` lists (the first without a token, then each after the previous
-/// one's next token) into the matches of `prefix`: at most [`MAX_PAGES`], within `budget`.
-async fn paginate<F, Fut>(
-    prefix: &str,
-    recursive: bool,
-    budget: &ByteBudget,
-    mut page: F,
-) -> PrefixOutcome
+/// one's next token) into the matches of the listing's prefix: at most [`MAX_PAGES`], within
+/// its budget.
+async fn paginate<F, Fut>(listing: Listing<'_>, mut page: F) -> PrefixOutcome
 where
     F: FnMut(Option<String>) -> Fut,
     Fut: Future<Output = Result<Page, PrefixFailure>>,
 {
-    let mut matches = Matches::new(prefix, recursive, budget);
+    let mut matches = Matches::new(listing);
     let mut token: Option<String> = None;
     for _ in 0..MAX_PAGES {
-        if budget.exhausted() {
+        if listing.budget.exhausted() {
             return Err(PrefixFailure::Call(over_budget()));
         }
         let listed = page(token.take()).await?;
@@ -195,38 +213,23 @@ where
 /// (access denied never looks like absence), except not found (deleted while listed).
 pub async fn secrets_manager(
     client: &aws_sdk_secretsmanager::Client,
-    prefix: &str,
-    recursive: bool,
-    observer: &dyn CallObserver,
-    budget: &ByteBudget,
+    listing: Listing<'_>,
 ) -> PrefixOutcome {
     const SERVICE: &str = "secretsmanager";
-    paginate(prefix, recursive, budget, |token| async move {
-        let filter = Filter::builder()
-            .key(FilterNameStringType::Name)
-            .values(prefix)
-            .build();
+    paginate(listing, |token| async move {
+        let by_name = Filter::builder().key(FilterNameStringType::Name);
         let result = client
             .batch_get_secret_value()
-            .filters(filter)
+            .filters(by_name.values(listing.prefix).build())
             .max_results(SM_PAGE)
             .set_next_token(token)
             .send()
             .await;
-        let mut out = counted(observer, SERVICE, "BatchGetSecretValue", result)
-            .map_err(PrefixFailure::Call)?;
-        let values = (out.secret_values.take().unwrap_or_default().into_iter())
-            .filter_map(|mut v| {
-                let name = v.name.take()?;
-                let value = secret_value(v.secret_string.take(), v.secret_binary.take());
-                let version = v.version_id.take().unwrap_or_default();
-                Some((name, Fetched { value, version }))
-            })
-            .collect();
-        let failed = (out.errors.take().unwrap_or_default().iter())
-            .find_map(|e| entry_failure(prefix, recursive, e));
+        let mut out = counted(listing.observer, SERVICE, "BatchGetSecretValue", result)?;
+        let failed =
+            (out.errors.take().unwrap_or_default().iter()).find_map(|e| entry_failure(listing, e));
         Ok(Page {
-            values,
+            values: listed(out.secret_values.take(), secret_entry),
             failed,
             next: out.next_token.take(),
         })
@@ -234,11 +237,39 @@ pub async fn secrets_manager(
     .await
 }
 
+/// The named values of a listing page (entries without a name are skipped).
+fn listed<T>(
+    entries: Option<Vec<T>>,
+    entry: fn(T) -> Option<(String, Fetched)>,
+) -> Vec<(String, Fetched)> {
+    entries
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(entry)
+        .collect()
+}
+
+/// A secret BatchGetSecretValue returned: its name, value and version id.
+fn secret_entry(mut v: SecretValueEntry) -> Option<(String, Fetched)> {
+    let name = v.name.take()?;
+    let value = secret_value(v.secret_string.take(), v.secret_binary.take());
+    let version = v.version_id.take().unwrap_or_default();
+    Some((name, Fetched { value, version }))
+}
+
+/// A parameter GetParametersByPath returned: its name, (decrypted) value and version.
+fn parameter_entry(mut p: Parameter) -> Option<(String, Fetched)> {
+    let name = p.name.take()?;
+    let value = SecretBytes::from_string(p.value.take().unwrap_or_default());
+    let version = p.version.to_string();
+    Some((name, Fetched { value, version }))
+}
+
 /// Why an error BatchGetSecretValue listed fails the prefix: one of a secret under it, other
 /// than not found (deleted while listed).
-fn entry_failure(prefix: &str, recursive: bool, e: &ApiErrorType) -> Option<PrefixFailure> {
+fn entry_failure(listing: Listing<'_>, e: &ApiErrorType) -> Option<PrefixFailure> {
     let id = e.secret_id.as_deref().unwrap_or("");
-    file_of(prefix, recursive, name_of_id(id))?;
+    listing.file_of(name_of_id(id))?;
     let cause = classify_code(
         e.error_code.as_deref().unwrap_or(""),
         e.message.as_deref().unwrap_or(""),
@@ -252,36 +283,21 @@ fn entry_failure(prefix: &str, recursive: bool, e: &ApiErrorType) -> Option<Pref
 
 /// Every SSM parameter under the path `prefix` (GetParametersByPath with decryption,
 /// paginated; `recursive` as given).
-pub async fn ssm(
-    client: &aws_sdk_ssm::Client,
-    prefix: &str,
-    recursive: bool,
-    observer: &dyn CallObserver,
-    budget: &ByteBudget,
-) -> PrefixOutcome {
+pub async fn ssm(client: &aws_sdk_ssm::Client, listing: Listing<'_>) -> PrefixOutcome {
     const SERVICE: &str = "ssm";
-    paginate(prefix, recursive, budget, |token| async move {
+    paginate(listing, |token| async move {
         let result = client
             .get_parameters_by_path()
-            .path(prefix)
-            .recursive(recursive)
+            .path(listing.prefix)
+            .recursive(listing.recursive)
             .with_decryption(true)
             .max_results(SSM_PAGE)
             .set_next_token(token)
             .send()
             .await;
-        let mut out = counted(observer, SERVICE, "GetParametersByPath", result)
-            .map_err(PrefixFailure::Call)?;
-        let values = (out.parameters.take().unwrap_or_default().into_iter())
-            .filter_map(|mut p| {
-                let name = p.name.take()?;
-                let value = SecretBytes::from_string(p.value.take().unwrap_or_default());
-                let version = p.version.to_string();
-                Some((name, Fetched { value, version }))
-            })
-            .collect();
+        let mut out = counted(listing.observer, SERVICE, "GetParametersByPath", result)?;
         Ok(Page {
-            values,
+            values: listed(out.parameters.take(), parameter_entry),
             failed: None,
             next: out.next_token.take(),
         })

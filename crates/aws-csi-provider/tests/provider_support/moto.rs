@@ -82,6 +82,25 @@ pub fn run_id() -> u128 {
         .unwrap_or(0)
 }
 
+/// The setup's value, or `None` with the test skipped: a setup failure belongs to the
+/// environment (e.g. moto restarting), not to the provider.
+pub fn set_up<T>(setup: Result<T, String>) -> Option<T> {
+    setup
+        .map_err(|e| bootstrap_common::testenv::skip(&format!("moto setup failed: {e}")))
+        .ok()
+}
+
+/// A setup call's outcome; its error says `what` failed.
+fn done<T, E: std::fmt::Debug>(what: String, result: Result<T, E>) -> Result<(), String> {
+    result.map(drop).map_err(|e| format!("{what}: {e:?}"))
+}
+
+/// Deletes the secret `id` at once (no recovery window).
+async fn delete_secret(sm: &aws_sdk_secretsmanager::Client, id: &str) -> Result<(), String> {
+    let delete = (sm.delete_secret().secret_id(id)).force_delete_without_recovery(true);
+    done(format!("delete {id}"), delete.send().await)
+}
+
 /// What a test made in moto, deleted when dropped: when the test passes and when it fails.
 pub struct Made {
     admin: aws_config::SdkConfig,
@@ -106,6 +125,48 @@ impl Moto {
         let cluster = super::FakeCluster::default();
         let h = super::start(factory, cluster, &agent.url, config).await;
         (agent, h)
+    }
+
+    /// Secrets Manager with the admin keys.
+    pub fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.admin)
+    }
+
+    /// Creates the secret `name` holding `value`.
+    pub async fn create_secret(&self, name: &str, value: &str) -> Result<(), String> {
+        let create = (self.secrets_manager().create_secret()).name(name);
+        done(
+            format!("create {name}"),
+            create.secret_string(value).send().await,
+        )
+    }
+
+    /// Deletes the secret `id` at once (no recovery window).
+    pub async fn delete_secret(&self, id: &str) -> Result<(), String> {
+        delete_secret(&self.secrets_manager(), id).await
+    }
+
+    /// Puts the SecureString parameter `name`; `overwrite` for a next version of one that exists.
+    pub async fn put_parameter(
+        &self,
+        name: &str,
+        value: &str,
+        overwrite: bool,
+    ) -> Result<(), String> {
+        let ssm = aws_sdk_ssm::Client::new(&self.admin);
+        let put = (ssm.put_parameter().name(name).value(value))
+            .set_overwrite(overwrite.then_some(true))
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString);
+        let what = if overwrite { "overwrite" } else { "put" };
+        done(format!("{what} {name}"), put.send().await)
+    }
+
+    /// Asserts that the provider's logs hold no test value (`s3cr3t…`) and not moto's key.
+    pub fn assert_no_secret_in(&self, logs: &str) {
+        assert!(
+            !logs.contains("s3cr3t") && !logs.contains(self.secret.as_str()),
+            "secret in logs"
+        );
     }
 
     /// A guard for the secrets and parameters the test is about to make.
@@ -134,12 +195,7 @@ impl Drop for Made {
             rt.block_on(async {
                 let sm = aws_sdk_secretsmanager::Client::new(&admin);
                 for id in &secrets {
-                    let _ = sm
-                        .delete_secret()
-                        .secret_id(id)
-                        .force_delete_without_recovery(true)
-                        .send()
-                        .await;
+                    let _ = delete_secret(&sm, id).await;
                 }
                 let ssm = aws_sdk_ssm::Client::new(&admin);
                 for name in &parameters {
