@@ -9,6 +9,20 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
 const AGENT: &str = "eks-pod-identity-agent";
 
+/// The kinds bootstrap labels `app.kubernetes.io/managed-by=bootstrap`, by API group (all `v1`).
+const LABELLED_KINDS: &[(&str, &[&str])] = &[
+    ("", &["Pod", "ServiceAccount", "Namespace"]),
+    ("secrets-store.csi.x-k8s.io", &["SecretProviderClass"]),
+    ("apps", &["DaemonSet", "Deployment"]),
+    ("coordination.k8s.io", &["Lease"]),
+    (
+        "rbac.authorization.k8s.io",
+        &["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"],
+    ),
+    ("storage.k8s.io", &["CSIDriver"]),
+    ("apiextensions.k8s.io", &["CustomResourceDefinition"]),
+];
+
 /// What bootstrap owns for `cluster`, read independently of bootstrap's own discovery.
 pub async fn owned_inventory(
     cfg: &aws_config::SdkConfig,
@@ -124,48 +138,12 @@ pub async fn owned_inventory(
         }
     }
     let labelled = ListParams::default().labels("app.kubernetes.io/managed-by=bootstrap");
-    for (group, version, kind, plural) in [
-        ("", "v1", "Pod", "pods"),
-        ("", "v1", "ServiceAccount", "serviceaccounts"),
-        ("", "v1", "Namespace", "namespaces"),
-        (
-            "secrets-store.csi.x-k8s.io",
-            "v1",
-            "SecretProviderClass",
-            "secretproviderclasses",
-        ),
-        ("apps", "v1", "DaemonSet", "daemonsets"),
-        ("apps", "v1", "Deployment", "deployments"),
-        ("coordination.k8s.io", "v1", "Lease", "leases"),
-        ("rbac.authorization.k8s.io", "v1", "Role", "roles"),
-        (
-            "rbac.authorization.k8s.io",
-            "v1",
-            "RoleBinding",
-            "rolebindings",
-        ),
-        (
-            "rbac.authorization.k8s.io",
-            "v1",
-            "ClusterRole",
-            "clusterroles",
-        ),
-        (
-            "rbac.authorization.k8s.io",
-            "v1",
-            "ClusterRoleBinding",
-            "clusterrolebindings",
-        ),
-        ("storage.k8s.io", "v1", "CSIDriver", "csidrivers"),
-        (
-            "apiextensions.k8s.io",
-            "v1",
-            "CustomResourceDefinition",
-            "customresourcedefinitions",
-        ),
-    ] {
-        let ar =
-            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    for (group, kind) in LABELLED_KINDS
+        .iter()
+        .flat_map(|(group, kinds)| kinds.iter().map(move |kind| (*group, *kind)))
+    {
+        // Every kind's plural is the regular one that `from_gvk` derives.
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, "v1", kind));
         let api: Api<DynamicObject> = Api::all_with(kube.clone(), &ar);
         if let Ok(list) = api.list(&labelled).await {
             for item in list.items {
