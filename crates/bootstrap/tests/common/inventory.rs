@@ -89,11 +89,7 @@ pub async fn owned_inventory(
             .send()
             .await
             .expect("describe association");
-        let tags: Vec<(String, String)> = d
-            .association()
-            .and_then(|a| a.tags())
-            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
+        let tags = tag_pairs(d.association().and_then(|a| a.tags()));
         if ours(&tags) {
             found.insert(format!(
                 "association {}/{}",
@@ -110,11 +106,7 @@ pub async fn owned_inventory(
             .send()
             .await
         {
-            let tags: Vec<(String, String)> = d
-                .addon()
-                .and_then(|a| a.tags())
-                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default();
+            let tags = tag_pairs(d.addon().and_then(|a| a.tags()));
             if ours(&tags) {
                 found.insert(format!("addon {addon}"));
             }
@@ -164,6 +156,12 @@ pub async fn owned_inventory(
         }
     }
     found
+}
+
+/// An EKS resource's tags (none when it has no tag map), as (key, value) pairs.
+fn tag_pairs(tags: Option<&std::collections::HashMap<String, String>>) -> Vec<(String, String)> {
+    let tags = tags.into_iter().flatten();
+    tags.map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// The tags of IAM role `name`, as (key, value) pairs.
