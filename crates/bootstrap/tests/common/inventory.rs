@@ -99,14 +99,8 @@ pub async fn owned_inventory(
         }
     }
     for addon in [AGENT, "aws-secrets-store-csi-driver-provider"] {
-        if let Ok(d) = eks
-            .describe_addon()
-            .cluster_name(cluster)
-            .addon_name(addon)
-            .send()
-            .await
-        {
-            let tags = tag_pairs(d.addon().and_then(|a| a.tags()));
+        if let Some(described) = described_addon(&eks, cluster, addon).await {
+            let tags = tag_pairs(described.tags());
             if ours(&tags) {
                 found.insert(format!("addon {addon}"));
             }
@@ -158,6 +152,16 @@ pub async fn owned_inventory(
     found
 }
 
+/// Add-on `name` of `cluster` as DescribeAddon answers, or None when it fails (no such add-on).
+async fn described_addon(
+    eks: &aws_sdk_eks::Client,
+    cluster: &str,
+    name: &str,
+) -> Option<aws_sdk_eks::types::Addon> {
+    let described = eks.describe_addon().cluster_name(cluster).addon_name(name);
+    described.send().await.ok()?.addon
+}
+
 /// An EKS resource's tags (none when it has no tag map), as (key, value) pairs.
 fn tag_pairs(tags: Option<&std::collections::HashMap<String, String>>) -> Vec<(String, String)> {
     let tags = tags.into_iter().flatten();
@@ -199,16 +203,9 @@ pub fn platform_item(item: &str) -> bool {
 
 /// The agent add-on as someone else installed it (no bootstrap tags), ACTIVE.
 pub async fn foreign_agent_addon(eks: &aws_sdk_eks::Client, cluster: &str) {
-    if let Ok(d) = eks
-        .describe_addon()
-        .cluster_name(cluster)
-        .addon_name(AGENT)
-        .send()
-        .await
-    {
-        let owned = d
-            .addon()
-            .and_then(|a| a.tags())
+    if let Some(agent) = described_addon(eks, cluster, AGENT).await {
+        let owned = agent
+            .tags()
             .is_some_and(|t| t.contains_key("bootstrap.podid/managed-by"));
         if !owned {
             return;
@@ -225,14 +222,7 @@ pub async fn foreign_agent_addon(eks: &aws_sdk_eks::Client, cluster: &str) {
 
 /// No agent add-on at all (so that `up` creates its own).
 pub async fn no_agent_addon(eks: &aws_sdk_eks::Client, cluster: &str) {
-    if eks
-        .describe_addon()
-        .cluster_name(cluster)
-        .addon_name(AGENT)
-        .send()
-        .await
-        .is_err()
-    {
+    if described_addon(eks, cluster, AGENT).await.is_none() {
         return;
     }
     eks.delete_addon()
@@ -242,14 +232,7 @@ pub async fn no_agent_addon(eks: &aws_sdk_eks::Client, cluster: &str) {
         .await
         .expect("delete the agent add-on");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while eks
-        .describe_addon()
-        .cluster_name(cluster)
-        .addon_name(AGENT)
-        .send()
-        .await
-        .is_ok()
-    {
+    while described_addon(eks, cluster, AGENT).await.is_some() {
         assert!(Instant::now() < deadline, "add-on deletion timed out");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
