@@ -185,14 +185,18 @@ impl Fixture {
         (target, files)
     }
 
-    pub async fn pod_status(&self, name: &str) -> Value {
+    /// The driver's SecretProviderClassPodStatuses in the fixture's namespace.
+    pub fn pod_statuses(&self) -> Api<DynamicObject> {
         let gvk = GroupVersionKind::gvk(
             "secrets-store.csi.x-k8s.io",
             "v1",
             "SecretProviderClassPodStatus",
         );
-        let ar = ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasspodstatuses");
-        let api: Api<DynamicObject> = Api::namespaced_with(self.kube.clone(), &self.ns, &ar);
+        Api::namespaced_with(self.kube.clone(), &self.ns, &ApiResource::from_gvk(&gvk))
+    }
+
+    pub async fn pod_status(&self, name: &str) -> Value {
+        let api = self.pod_statuses();
         let id = format!("{name}-{}-{name}", self.ns);
         super::eventually("the SecretProviderClassPodStatus", 30, || {
             let api = api.clone();

@@ -9,6 +9,20 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 
 const AGENT: &str = "eks-pod-identity-agent";
 
+/// The kinds bootstrap labels `app.kubernetes.io/managed-by=bootstrap`, by API group (all `v1`).
+const LABELLED_KINDS: &[(&str, &[&str])] = &[
+    ("", &["Pod", "ServiceAccount", "Namespace"]),
+    ("secrets-store.csi.x-k8s.io", &["SecretProviderClass"]),
+    ("apps", &["DaemonSet", "Deployment"]),
+    ("coordination.k8s.io", &["Lease"]),
+    (
+        "rbac.authorization.k8s.io",
+        &["Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"],
+    ),
+    ("storage.k8s.io", &["CSIDriver"]),
+    ("apiextensions.k8s.io", &["CustomResourceDefinition"]),
+];
+
 /// What bootstrap owns for `cluster`, read independently of bootstrap's own discovery.
 pub async fn owned_inventory(
     cfg: &aws_config::SdkConfig,
@@ -75,11 +89,7 @@ pub async fn owned_inventory(
             .send()
             .await
             .expect("describe association");
-        let tags: Vec<(String, String)> = d
-            .association()
-            .and_then(|a| a.tags())
-            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
+        let tags = tag_pairs(d.association().and_then(|a| a.tags()));
         if ours(&tags) {
             found.insert(format!(
                 "association {}/{}",
@@ -89,18 +99,8 @@ pub async fn owned_inventory(
         }
     }
     for addon in [AGENT, "aws-secrets-store-csi-driver-provider"] {
-        if let Ok(d) = eks
-            .describe_addon()
-            .cluster_name(cluster)
-            .addon_name(addon)
-            .send()
-            .await
-        {
-            let tags: Vec<(String, String)> = d
-                .addon()
-                .and_then(|a| a.tags())
-                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                .unwrap_or_default();
+        if let Some(described) = described_addon(&eks, cluster, addon).await {
+            let tags = tag_pairs(described.tags());
             if ours(&tags) {
                 found.insert(format!("addon {addon}"));
             }
@@ -124,48 +124,12 @@ pub async fn owned_inventory(
         }
     }
     let labelled = ListParams::default().labels("app.kubernetes.io/managed-by=bootstrap");
-    for (group, version, kind, plural) in [
-        ("", "v1", "Pod", "pods"),
-        ("", "v1", "ServiceAccount", "serviceaccounts"),
-        ("", "v1", "Namespace", "namespaces"),
-        (
-            "secrets-store.csi.x-k8s.io",
-            "v1",
-            "SecretProviderClass",
-            "secretproviderclasses",
-        ),
-        ("apps", "v1", "DaemonSet", "daemonsets"),
-        ("apps", "v1", "Deployment", "deployments"),
-        ("coordination.k8s.io", "v1", "Lease", "leases"),
-        ("rbac.authorization.k8s.io", "v1", "Role", "roles"),
-        (
-            "rbac.authorization.k8s.io",
-            "v1",
-            "RoleBinding",
-            "rolebindings",
-        ),
-        (
-            "rbac.authorization.k8s.io",
-            "v1",
-            "ClusterRole",
-            "clusterroles",
-        ),
-        (
-            "rbac.authorization.k8s.io",
-            "v1",
-            "ClusterRoleBinding",
-            "clusterrolebindings",
-        ),
-        ("storage.k8s.io", "v1", "CSIDriver", "csidrivers"),
-        (
-            "apiextensions.k8s.io",
-            "v1",
-            "CustomResourceDefinition",
-            "customresourcedefinitions",
-        ),
-    ] {
-        let ar =
-            ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    for (group, kind) in LABELLED_KINDS
+        .iter()
+        .flat_map(|(group, kinds)| kinds.iter().map(move |kind| (*group, *kind)))
+    {
+        // Every kind's plural is the regular one that `from_gvk` derives.
+        let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, "v1", kind));
         let api: Api<DynamicObject> = Api::all_with(kube.clone(), &ar);
         if let Ok(list) = api.list(&labelled).await {
             for item in list.items {
@@ -186,6 +150,22 @@ pub async fn owned_inventory(
         }
     }
     found
+}
+
+/// Add-on `name` of `cluster` as DescribeAddon answers, or None when it fails (no such add-on).
+async fn described_addon(
+    eks: &aws_sdk_eks::Client,
+    cluster: &str,
+    name: &str,
+) -> Option<aws_sdk_eks::types::Addon> {
+    let described = eks.describe_addon().cluster_name(cluster).addon_name(name);
+    described.send().await.ok()?.addon
+}
+
+/// An EKS resource's tags (none when it has no tag map), as (key, value) pairs.
+fn tag_pairs(tags: Option<&std::collections::HashMap<String, String>>) -> Vec<(String, String)> {
+    let tags = tags.into_iter().flatten();
+    tags.map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
 /// The tags of IAM role `name`, as (key, value) pairs.
@@ -223,16 +203,9 @@ pub fn platform_item(item: &str) -> bool {
 
 /// The agent add-on as someone else installed it (no bootstrap tags), ACTIVE.
 pub async fn foreign_agent_addon(eks: &aws_sdk_eks::Client, cluster: &str) {
-    if let Ok(d) = eks
-        .describe_addon()
-        .cluster_name(cluster)
-        .addon_name(AGENT)
-        .send()
-        .await
-    {
-        let owned = d
-            .addon()
-            .and_then(|a| a.tags())
+    if let Some(agent) = described_addon(eks, cluster, AGENT).await {
+        let owned = agent
+            .tags()
             .is_some_and(|t| t.contains_key("bootstrap.podid/managed-by"));
         if !owned {
             return;
@@ -249,14 +222,7 @@ pub async fn foreign_agent_addon(eks: &aws_sdk_eks::Client, cluster: &str) {
 
 /// No agent add-on at all (so that `up` creates its own).
 pub async fn no_agent_addon(eks: &aws_sdk_eks::Client, cluster: &str) {
-    if eks
-        .describe_addon()
-        .cluster_name(cluster)
-        .addon_name(AGENT)
-        .send()
-        .await
-        .is_err()
-    {
+    if described_addon(eks, cluster, AGENT).await.is_none() {
         return;
     }
     eks.delete_addon()
@@ -266,14 +232,7 @@ pub async fn no_agent_addon(eks: &aws_sdk_eks::Client, cluster: &str) {
         .await
         .expect("delete the agent add-on");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while eks
-        .describe_addon()
-        .cluster_name(cluster)
-        .addon_name(AGENT)
-        .send()
-        .await
-        .is_ok()
-    {
+    while described_addon(eks, cluster, AGENT).await.is_some() {
         assert!(Instant::now() < deadline, "add-on deletion timed out");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

@@ -23,12 +23,8 @@ pub async fn secret(
     name: &str,
     value: impl Into<String>,
 ) -> CreateSecretOutput {
-    sm.create_secret()
-        .name(name)
-        .secret_string(value)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateSecret {name}: {e:?}"))
+    let created = sm.create_secret().name(name).secret_string(value);
+    made(created.send().await, format_args!("CreateSecret {name}"))
 }
 
 /// Puts a new current version holding `value` into secret `id`.
@@ -37,24 +33,19 @@ pub async fn secret_version(
     id: &str,
     value: impl Into<String>,
 ) -> PutSecretValueOutput {
-    sm.put_secret_value()
-        .secret_id(id)
-        .secret_string(value)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PutSecretValue {id}: {e:?}"))
+    let put = sm.put_secret_value().secret_id(id).secret_string(value);
+    made(put.send().await, format_args!("PutSecretValue {id}"))
 }
 
 /// Creates (or overwrites) SecureString parameter `name` holding `value`.
 pub async fn parameter(ssm: &aws_sdk_ssm::Client, name: &str, value: &str) {
-    ssm.put_parameter()
+    let put = ssm
+        .put_parameter()
         .name(name)
         .value(value)
         .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-        .overwrite(true)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PutParameter {name}: {e:?}"));
+        .overwrite(true);
+    made(put.send().await, format_args!("PutParameter {name}"));
 }
 
 /// Applies the CSI driver bootstrap renders by default, with field manager `manager`.
@@ -75,18 +66,17 @@ pub async fn user_with_key(
 ) -> aws_sdk_iam::types::AccessKey {
     let name = super::unique(prefix);
     cleanup.users.push(name.clone());
-    iam.create_user()
-        .user_name(&name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateUser {name}: {e:?}"));
-    iam.create_access_key()
-        .user_name(&name)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("CreateAccessKey of {name}: {e:?}"))
+    let user = iam.create_user().user_name(&name).send().await;
+    made(user, format_args!("CreateUser {name}"));
+    let key = iam.create_access_key().user_name(&name).send().await;
+    made(key, format_args!("CreateAccessKey of {name}"))
         .access_key
         .unwrap_or_else(|| panic!("CreateAccessKey of {name}: no key in the answer"))
+}
+
+/// The answer of the call that made `what`, or a panic naming `what` and the error.
+fn made<T, E: std::fmt::Debug>(answer: Result<T, E>, what: std::fmt::Arguments) -> T {
+    answer.unwrap_or_else(|e| panic!("{what}: {e:?}"))
 }
 
 /// Writes `text` to file `name` in a new temporary directory: the directory (removed when

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
 use super::{
@@ -383,13 +383,7 @@ pub async fn rotation_and_sync(env: &Env, provider: Provider, irsa: bool) -> Cos
     // deletes it then. So the owners are waited for here, as a user would have to.
     owners_are_back(&secrets, synced, 2, &who).await;
     fx.delete_pod("a").await;
-    let gvk = GroupVersionKind::gvk(
-        "secrets-store.csi.x-k8s.io",
-        "v1",
-        "SecretProviderClassPodStatus",
-    );
-    let ar = ApiResource::from_gvk_with_plural(&gvk, "secretproviderclasspodstatuses");
-    let statuses: Api<DynamicObject> = Api::namespaced_with(fx.kube.clone(), &fx.ns, &ar);
+    let statuses = fx.pod_statuses();
     let status_a = format!("a-{}-rot", fx.ns);
     gone(
         &statuses,

@@ -255,21 +255,35 @@ mod tests {
         }
     }
 
+    /// The status `from_result` makes of `r` (role `arn:r`, class `bootstrap-s`) after
+    /// `previous`.
+    fn status(
+        r: &TeamResult,
+        verify: bool,
+        generation: Option<i64>,
+        previous: &TeamSecretsStatus,
+        now: &str,
+    ) -> TeamSecretsStatus {
+        from_result(r, verify, "arn:r", "bootstrap-s", generation, previous, now)
+    }
+
+    /// [`status`] of a team that had none yet.
+    fn fresh(
+        r: &TeamResult,
+        verify: bool,
+        generation: Option<i64>,
+        now: &str,
+    ) -> TeamSecretsStatus {
+        status(r, verify, generation, &Default::default(), now)
+    }
+
     fn get<'a>(s: &'a TeamSecretsStatus, kind: &str) -> &'a Condition {
         s.conditions.iter().find(|c| c.type_ == kind).expect(kind)
     }
 
     #[test]
     fn a_converged_team_is_ready_in_every_part() {
-        let s = from_result(
-            &result(None, None),
-            true,
-            "arn:r",
-            "bootstrap-s",
-            Some(4),
-            &Default::default(),
-            "T1",
-        );
+        let s = fresh(&result(None, None), true, Some(4), "T1");
         assert_eq!(s.observed_generation, Some(4));
         for kind in [
             "Ready",
@@ -282,45 +296,29 @@ mod tests {
         }
         assert_eq!(get(&s, "Verified").message, "db@v1");
         assert_eq!((s.created, s.updated, s.unchanged), (3, 1, 2));
-        let unverified = from_result(
-            &result(None, None),
-            false,
-            "arn:r",
-            "x",
-            None,
-            &Default::default(),
-            "T1",
-        );
+        let unverified = fresh(&result(None, None), false, None, "T1");
         assert_eq!(get(&unverified, "Verified").reason, "NotRequested");
     }
 
     #[test]
     fn a_resync_that_writes_nothing_keeps_the_last_change() {
-        let changed = from_result(
-            &result(None, None),
-            false,
-            "r",
-            "s",
-            Some(2),
-            &Default::default(),
-            "T1",
-        );
+        let changed = fresh(&result(None, None), false, Some(2), "T1");
         assert_eq!(changed.last_change_time.as_deref(), Some("T1"));
         let mut quiet = result(None, None);
         (quiet.created, quiet.updated, quiet.unchanged) = (0, 0, 6);
-        let resynced = from_result(&quiet, false, "r", "s", Some(2), &changed, "T2");
+        let resynced = status(&quiet, false, Some(2), &changed, "T2");
         assert_eq!(
             (resynced.created, resynced.updated, resynced.unchanged),
             (3, 1, 2)
         );
         assert_eq!(resynced.last_change_time.as_deref(), Some("T1"));
         // A first reconcile that finds everything in place says so.
-        let first = from_result(&quiet, false, "r", "s", Some(1), &Default::default(), "T3");
+        let first = fresh(&quiet, false, Some(1), "T3");
         assert_eq!((first.created, first.updated, first.unchanged), (0, 0, 6));
         assert_eq!(first.last_change_time.as_deref(), Some("T3"));
         let mut repair = result(None, None);
         (repair.created, repair.updated, repair.unchanged) = (0, 1, 5);
-        let repaired = from_result(&repair, false, "r", "s", Some(2), &resynced, "T4");
+        let repaired = status(&repair, false, Some(2), &resynced, "T4");
         assert_eq!(
             (repaired.updated, repaired.last_change_time.as_deref()),
             (1, Some("T4"))
@@ -333,7 +331,7 @@ mod tests {
             Some("AccessDenied on iam:CreateRole (hint: give it iam:CreateRole)"),
             Some("iam-role"),
         );
-        let s = from_result(&r, true, "arn:r", "x", Some(1), &Default::default(), "T1");
+        let s = fresh(&r, true, Some(1), "T1");
         assert_eq!(get(&s, "Ready").reason, "IamRoleFailed");
         assert_eq!(get(&s, "RoleReady").status, "False");
         assert_eq!(get(&s, "AssociationReady").status, "Unknown");
@@ -351,13 +349,10 @@ mod tests {
             kube.contains("--print-rbac") && !kube.contains("access entry"),
             "{kube}"
         );
-        let v = from_result(
+        let v = fresh(
             &result(Some("not mounted"), Some("verify")),
             true,
-            "a",
-            "x",
             None,
-            &Default::default(),
             "T",
         );
         assert_eq!(get(&v, "RoleReady").status, "True");
@@ -366,25 +361,15 @@ mod tests {
 
     #[test]
     fn transition_times_move_only_with_the_status() {
-        let first = from_result(
-            &result(None, None),
-            true,
-            "a",
-            "x",
-            Some(1),
-            &Default::default(),
-            "T1",
-        );
-        let again = from_result(&result(None, None), true, "a", "x", Some(2), &first, "T2");
+        let first = fresh(&result(None, None), true, Some(1), "T1");
+        let again = status(&result(None, None), true, Some(2), &first, "T2");
         assert_eq!(
             get(&again, "Ready").last_transition_time.as_deref(),
             Some("T1")
         );
-        let failed = from_result(
+        let failed = status(
             &result(Some("boom"), Some("workload")),
             true,
-            "a",
-            "x",
             Some(3),
             &again,
             "T3",
