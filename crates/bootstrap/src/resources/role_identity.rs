@@ -69,16 +69,7 @@ pub fn role_name(cluster: &str, namespace: &str, service_account: &str) -> Strin
 /// injective). Only for messages and tests: roles are never recognised by it.
 pub fn legacy_role_name(cluster: &str, namespace: &str, service_account: &str) -> String {
     let full = format!("bootstrap-{cluster}-{namespace}-{service_account}");
-    let clean: String = full
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
+    let clean = bootstrap_common::names::iam_name_chars(&full, '-');
     if clean.len() <= MAX_NAME {
         return clean;
     }
