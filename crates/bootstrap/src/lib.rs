@@ -20,6 +20,7 @@ pub mod kube;
 pub mod plan;
 pub mod render;
 pub mod resources;
+pub mod service_account;
 pub mod target;
 pub mod teams;
 pub mod ui;

@@ -77,23 +77,23 @@ async fn trust_of(
 
 /// A pod with the workload's service account mounting one of its SPCs, to prove the mount.
 fn check_pod(c: &Candidate, spc: &FoundSpc, image: &str) -> Sample {
-    let name: String = format!("bootstrap-migrate-check-{}", c.service_account)
+    let name: String = format!("bootstrap-migrate-check-{}", c.service_account.name)
         .chars()
         .take(63)
         .collect::<String>()
         .trim_end_matches(['-', '.'])
         .to_string();
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": c.namespace,
+        "metadata": {"name": name, "namespace": c.service_account.namespace,
             "labels": {"app.kubernetes.io/managed-by": "bootstrap", "app.kubernetes.io/component": "verify"}},
-        "spec": {"serviceAccountName": c.service_account, "automountServiceAccountToken": false,
+        "spec": {"serviceAccountName": c.service_account.name, "automountServiceAccountToken": false,
             "containers": [{"name": "check", "image": image,
                 "volumeMounts": [{"name": "secrets", "mountPath": "/mnt/secrets", "readOnly": true}]}],
             "volumes": [{"name": "secrets", "csi": {"driver": crate::render::csi_driver::DRIVER_NAME, "readOnly": true,
                 "volumeAttributes": {"secretProviderClass": spc.name}}}]}});
     Sample {
         pod,
-        namespace: c.namespace.clone(),
+        namespace: c.service_account.namespace.clone(),
         name,
         spc: spc.name.clone(),
         expected: spc.files.clone(),
@@ -121,11 +121,17 @@ async fn removal_for(
     c: &Candidate,
     trust: &Value,
 ) -> Result<IrsaRemoval, StepError> {
-    let me = (c.namespace.clone(), c.service_account.clone());
+    let me = (
+        c.service_account.namespace.clone(),
+        c.service_account.name.clone(),
+    );
     let mut except = r.released.clone();
     except.insert(me.clone());
     let others = irsa::other_irsa_users(r.scan, &c.role_arn, &except);
-    let mut subs = vec![irsa::trust::sub_of(&c.namespace, &c.service_account)];
+    let mut subs = vec![irsa::trust::sub_of(
+        &c.service_account.namespace,
+        &c.service_account.name,
+    )];
     if others.is_empty()
         && let Some(provider) = &r.provider
     {
@@ -179,7 +185,7 @@ async fn workload_graph<'a>(
     for name in &c.spcs {
         let Some(spc) = spcs
             .iter()
-            .find(|s| s.namespace == c.namespace && &s.name == name)
+            .find(|s| s.namespace == c.service_account.namespace && &s.name == name)
         else {
             continue;
         };
@@ -189,7 +195,6 @@ async fn workload_graph<'a>(
             t,
             sample::plan(&probe, leftover),
             probe,
-            c.namespace.clone(),
             c.service_account.clone(),
             Some(Duration::from_secs(180)),
             probe::as_notes(),
@@ -278,14 +283,19 @@ async fn migrate_one(
             let mut rollback = m.rollback.clone();
             if created_association
                 && let Some(aws) = t.aws()
-                && let Ok(Some(live)) =
-                    association::observe(aws, t.name(), &c.namespace, &c.service_account).await
+                && let Ok(Some(live)) = association::observe(
+                    aws,
+                    t.name(),
+                    &c.service_account.namespace,
+                    &c.service_account.name,
+                )
+                .await
             {
                 rollback.push(Op::DeletePodIdentityAssociation {
                     cluster: t.name().to_string(),
                     id: live.id,
-                    namespace: c.namespace.clone(),
-                    service_account: c.service_account.clone(),
+                    namespace: c.service_account.namespace.clone(),
+                    service_account: c.service_account.name.clone(),
                 });
             }
             let undo = Change::new(crate::plan::Action::Update, "rollback").ops(rollback);
@@ -327,8 +337,10 @@ async fn plan_one(
     if let (Some(r), Some(aws), Some(trust)) = (removal, t.aws(), &trust_after) {
         let decided = removal_for(aws, t, r, c, trust).await?;
         more = irsa::plan_remove_irsa(c, trust, &decided);
-        r.released
-            .insert((c.namespace.clone(), c.service_account.clone()));
+        r.released.insert((
+            c.service_account.namespace.clone(),
+            c.service_account.name.clone(),
+        ));
     }
     if let Some(trust) = trust_written(&more, &c.role_arn).or(trust_after) {
         trusts.insert(c.role_arn.clone(), trust);
@@ -398,8 +410,13 @@ pub async fn run_on(
             if !s.approve {
                 trusts.insert(c.role_arn.clone(), trust.clone());
             }
-            let live =
-                association::observe(aws, t.name(), &c.namespace, &c.service_account).await?;
+            let live = association::observe(
+                aws,
+                t.name(),
+                &c.service_account.namespace,
+                &c.service_account.name,
+            )
+            .await?;
             irsa::plan(&c, cluster, &trust, live.as_ref(), &found.spcs).map_err(StepError::problem)
         }
         .await;
@@ -454,8 +471,10 @@ pub async fn run_on(
         if let Some(r) = removal.as_mut()
             && status == "migrated"
         {
-            r.released
-                .insert((c.namespace.clone(), c.service_account.clone()));
+            r.released.insert((
+                c.service_account.namespace.clone(),
+                c.service_account.name.clone(),
+            ));
         }
         workloads.push(WorkloadResult {
             candidate: c,
@@ -498,8 +517,7 @@ pub fn text(report: &MigrateReport) -> String {
     for w in &report.workloads {
         let c = &w.candidate;
         out.push_str(&format!(
-            "{}/{} (role {}; {}; used by {}): {}\n",
-            c.namespace,
+            "{} (role {}; {}; used by {}): {}\n",
             c.service_account,
             c.role_arn,
             c.spcs.join(", "),
@@ -528,15 +546,14 @@ pub fn text(report: &MigrateReport) -> String {
     }
     for u in &report.untied {
         let Untied {
-            namespace: ns,
-            service_account: sa,
+            service_account,
             role_arn,
             reason,
             ..
         } = u;
         let spcs = u.spcs.join(", ");
         out.push_str(&format!(
-            "{ns}/{sa} (role {role_arn}; {spcs}): not tied to a workload\n"
+            "{service_account} (role {role_arn}; {spcs}): not tied to a workload\n"
         ));
         out.push_str(&format!("  cannot migrate: {reason}\n"));
     }

@@ -14,12 +14,14 @@ use crate::commands::probe;
 use crate::config::OnboardSettings;
 use crate::error::StepError;
 use crate::plan::{self, Change, Changes, Executor, Interpreter, Progress, Step, StepOutcome};
+use crate::resources::FileOptions;
 use crate::resources::platform::{self, Platform, PlatformPlan, ProviderChoice};
 use crate::resources::secrets::{SecretExtras, SecretRef};
 use crate::resources::workload::WorkloadPlan;
 use crate::resources::{
     ResolvedSecret, Workload, association, objects, role, role_identity, secrets, workload,
 };
+use crate::service_account::ServiceAccountRef;
 use crate::target::{self, Target};
 use crate::teams::Team;
 use bootstrap_common::names::LABEL_MANAGED_BY;
@@ -231,9 +233,11 @@ async fn team_workload(
             ));
         }
         resolved.push(ResolvedSecret {
-            alias: spec.alias.clone(),
-            file_permission: spec.file_permission.clone(),
-            jmes_path: spec.jmes_path.clone(),
+            file: FileOptions {
+                alias: spec.alias.clone(),
+                file_permission: spec.file_permission.clone(),
+                jmes_path: spec.jmes_path.clone(),
+            },
             extras,
             ..found
         });
@@ -241,8 +245,7 @@ async fn team_workload(
     sync_conflicts(&resolved)?;
     Ok((
         Workload {
-            namespace: team.namespace.clone(),
-            service_account: team.service_account.name().to_string(),
+            service_account: ServiceAccountRef::new(&team.namespace, team.service_account.name()),
             secrets: resolved,
             force: false,
             sample_image: sample_image.to_string(),
@@ -385,7 +388,6 @@ fn team_graph<'a>(t: &'a Target, team: &Team, w: Workload, plan: WorkloadPlan) -
             t,
             sample,
             sample_spec,
-            w.namespace,
             w.service_account,
             Some(Duration::from_secs(300)),
             probe::as_notes(),
@@ -429,7 +431,11 @@ pub async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &
         for o in [&plan.role, &plan.association, &plan.objects] {
             result.changes.extend(o.changes.iter().cloned());
         }
-        let (target, abac, namespace) = (w.target_role_arn.clone(), w.abac, w.namespace.clone());
+        let (target, abac, namespace) = (
+            w.target_role_arn.clone(),
+            w.abac,
+            w.service_account.namespace.clone(),
+        );
         let (reports, error) = exec.run_graph(team_graph(t, team, w, plan), &()).await;
         if let Some((step, e)) = error {
             failed_step = step;

@@ -2,6 +2,7 @@
 //! checked (the files and versions it reports), and the pod torn down, as a [`Probe`] of the
 //! executor's check steps.
 
+use crate::service_account::ServiceAccountRef;
 use std::time::Duration;
 
 use crate::diagnose::Subject;
@@ -20,14 +21,13 @@ pub fn as_notes() -> Mark {
     Box::new(|_, versions, outcome| outcome.notes.extend(versions))
 }
 
-/// A probe of `spec` for `namespace`/`service_account`, waiting at most `cap` (or what is left
+/// A probe of `spec` for `service_account`, waiting at most `cap` (or what is left
 /// of the run); returns the change it shows in the plan and the probe.
 pub fn sample_probe<'a>(
     t: &'a Target,
     planned: SamplePlan,
     spec: Sample,
-    namespace: String,
-    service_account: String,
+    service_account: ServiceAccountRef,
     cap: Option<Duration>,
     mark: Mark,
 ) -> (Change, Probe<'a>) {
@@ -45,8 +45,8 @@ pub fn sample_probe<'a>(
             };
             let subject = Subject {
                 cluster: t.name(),
-                namespace: &namespace,
-                service_account: &service_account,
+                namespace: &service_account.namespace,
+                service_account: &service_account.name,
                 spc: &spec.spc,
             };
             let timeout = cap.map_or(remaining, |cap| remaining.min(cap));

@@ -17,6 +17,7 @@ use crate::resources::platform::{self, Platform, PlatformPlan, ProviderChoice};
 use crate::resources::sample::{Sample, SamplePlan};
 use crate::resources::workload::{self, PlanError, WorkloadPlan, at};
 use crate::resources::{Workload, secrets};
+use crate::service_account::ServiceAccountRef;
 use crate::target::{self, Target};
 
 /// The step names, in report order.
@@ -113,8 +114,7 @@ pub async fn plan_all(s: &UpSettings, t: &Target) -> Result<Planned, PlanError> 
         resolved.insert(0, secrets::demo_secret(&t.region, &t.account, cluster));
     }
     let workload = Workload {
-        namespace: s.namespace.clone(),
-        service_account: s.service_account.clone(),
+        service_account: ServiceAccountRef::new(&s.namespace, &s.service_account),
         secrets: resolved,
         force: s.force,
         sample_image: s
@@ -155,15 +155,8 @@ fn verify<'a>(t: &'a Target, planned: SamplePlan, spec: Sample, workload: Worklo
             change.note = Some(note.clone());
         }
     });
-    let (change, probe) = probe::sample_probe(
-        t,
-        planned,
-        spec,
-        workload.namespace,
-        workload.service_account,
-        None,
-        mark,
-    );
+    let (change, probe) =
+        probe::sample_probe(t, planned, spec, workload.service_account, None, mark);
     Step::check(
         "verify",
         &["agent-addon", "provider", "association", "workload"],

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::engine::{RenderError, render_all, templates};
 use super::names;
+use crate::service_account::ServiceAccountRef;
 
 const TEMPLATES: [(&str, &str); 3] =
     templates!("workload": "namespace", "serviceaccount", "secretproviderclass");
@@ -98,8 +99,7 @@ pub struct JmesEntry {
 /// What the workload templates need.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkloadValues {
-    pub namespace: String,
-    pub service_account: String,
+    pub service_account: ServiceAccountRef,
     pub region: String,
     pub objects: Vec<SpcObject>,
     /// The SecretProviderClass's `failoverRegion` parameter.
@@ -113,12 +113,12 @@ pub struct WorkloadValues {
 impl WorkloadValues {
     /// The SecretProviderClass's name.
     pub fn spc_name(&self) -> String {
-        format!("bootstrap-{}", self.service_account)
+        format!("bootstrap-{}", self.service_account.name)
     }
 
     /// The verification pod's name.
     pub fn sample_pod_name(&self) -> String {
-        let name = format!("bootstrap-verify-{}", self.service_account);
+        let name = format!("bootstrap-verify-{}", self.service_account.name);
         name.chars()
             .take(63)
             .collect::<String>()
@@ -127,8 +127,8 @@ impl WorkloadValues {
     }
 
     fn validate(&self) -> Result<(), RenderError> {
-        let problem = names::label_problem("namespace", &self.namespace)
-            .or_else(|| names::subdomain_problem("ServiceAccount", &self.service_account))
+        let problem = names::label_problem("namespace", &self.service_account.namespace)
+            .or_else(|| names::subdomain_problem("ServiceAccount", &self.service_account.name))
             .or_else(|| {
                 self.objects
                     .is_empty()
@@ -179,8 +179,8 @@ impl WorkloadValues {
         let mut pod_labels = labels.clone();
         pod_labels.insert("app.kubernetes.io/component".into(), "verify".into());
         let mut ctx = tera::Context::new();
-        ctx.insert("namespace", &self.namespace);
-        ctx.insert("service_account", &self.service_account);
+        ctx.insert("namespace", &self.service_account.namespace);
+        ctx.insert("service_account", &self.service_account.name);
         ctx.insert("spc_name", &self.spc_name());
         ctx.insert("pod_name", &self.sample_pod_name());
         ctx.insert("region", &self.region);

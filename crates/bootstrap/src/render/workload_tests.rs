@@ -4,8 +4,7 @@ use super::*;
 
 fn values() -> WorkloadValues {
     WorkloadValues {
-        namespace: "team-a".into(),
-        service_account: "app".into(),
+        service_account: crate::service_account::ServiceAccountRef::new("team-a", "app"),
         region: "eu-west-1".into(),
         objects: vec![SpcObject {
             object_name: "arn:aws:secretsmanager:eu-west-1:1:secret:team/db-AbC123".into(),
@@ -85,7 +84,7 @@ fn aliases_drop_the_random_suffix() {
 #[test]
 fn rejects_bad_names_and_empty_objects() {
     let mut v = values();
-    v.namespace = "Team A".into();
+    v.service_account.namespace = "Team A".into();
     assert!(render(&v).is_err());
     let mut v = values();
     v.objects.clear();

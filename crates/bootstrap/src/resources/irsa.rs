@@ -17,6 +17,7 @@ use crate::aws::policy::TrustScope;
 use crate::aws::{Clients, classify};
 use crate::error::StepError;
 use crate::plan::{Action, Change, ObjectRef, Op};
+use crate::service_account::ServiceAccountRef;
 use bootstrap_common::names::IRSA_ROLE_ANNOTATION;
 
 #[path = "irsa_scan.rs"]
@@ -70,8 +71,8 @@ pub struct Scan {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Candidate {
-    pub namespace: String,
-    pub service_account: String,
+    #[serde(flatten)]
+    pub service_account: ServiceAccountRef,
     pub role_arn: String,
     pub spcs: Vec<String>,
     /// The pods and workload controllers it was found through (`Deployment/web`).
@@ -86,8 +87,8 @@ pub struct Candidate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Untied {
-    pub namespace: String,
-    pub service_account: String,
+    #[serde(flatten)]
+    pub service_account: ServiceAccountRef,
     pub role_arn: String,
     pub spcs: Vec<String>,
     pub reason: String,
@@ -169,8 +170,7 @@ pub fn candidates(scan: &Scan, account: &str, only_namespace: Option<&str>) -> V
             .collect();
         found_in.dedup();
         out.push(Candidate {
-            namespace: ns.clone(),
-            service_account: sa.clone(),
+            service_account: ServiceAccountRef::new(ns, sa),
             role_arn: role_arn.clone(),
             spcs: spcs.into_iter().collect(),
             found_in,
@@ -184,9 +184,9 @@ pub fn candidates(scan: &Scan, account: &str, only_namespace: Option<&str>) -> V
 /// SecretProviderClasses on IRSA that no found workload mounts: bootstrap cannot tell which
 /// service account those classes are for, so it migrates none of them and says why.
 pub fn untied(scan: &Scan, only_namespace: Option<&str>) -> Vec<Untied> {
-    let candidates: BTreeSet<(String, String)> = candidates(scan, "", only_namespace)
+    let candidates: BTreeSet<ServiceAccountRef> = candidates(scan, "", only_namespace)
         .into_iter()
-        .map(|c| (c.namespace, c.service_account))
+        .map(|c| c.service_account)
         .collect();
     let mounted: BTreeSet<(&str, &str)> = scan
         .workloads
@@ -196,7 +196,7 @@ pub fn untied(scan: &Scan, only_namespace: Option<&str>) -> Vec<Untied> {
     let mut out = Vec::new();
     for ((ns, sa), role_arn) in &scan.annotated {
         if only_namespace.is_some_and(|want| want != ns)
-            || candidates.contains(&(ns.clone(), sa.clone()))
+            || candidates.contains(&ServiceAccountRef::new(ns, sa))
         {
             continue;
         }
@@ -211,8 +211,7 @@ pub fn untied(scan: &Scan, only_namespace: Option<&str>) -> Vec<Untied> {
             continue;
         }
         out.push(Untied {
-            namespace: ns.clone(),
-            service_account: sa.clone(),
+            service_account: ServiceAccountRef::new(ns, sa),
             role_arn: role_arn.clone(),
             reason: format!(
                 "no pod, Deployment, StatefulSet, DaemonSet, Job or CronJob in {ns} mounts {} with service account {sa}: \
@@ -302,8 +301,8 @@ pub fn plan(
         account: cluster.account,
         cluster: cluster.name,
         cluster_arn: cluster.arn,
-        namespace: &c.namespace,
-        service_account: &c.service_account,
+        namespace: &c.service_account.namespace,
+        service_account: &c.service_account.name,
     };
     let mut m = Migration::default();
     match trust::with_pod_identity(trust, &scope) {
@@ -323,8 +322,8 @@ pub fn plan(
         }
         None => m.changes.push(
             Change::new(Action::Unchanged, format!("IAM role {role} (trust)")).note(format!(
-                "already trusts pods.eks.amazonaws.com for {}/{} on this cluster (name and ARN)",
-                c.namespace, c.service_account
+                "already trusts pods.eks.amazonaws.com for {} on this cluster (name and ARN)",
+                c.service_account
             )),
         ),
     }
@@ -332,24 +331,21 @@ pub fn plan(
         Some(a) if a.role_arn == c.role_arn => m.changes.push(
             Change::new(
                 Action::Unchanged,
-                format!(
-                    "Pod Identity association {}/{}",
-                    c.namespace, c.service_account
-                ),
+                format!("Pod Identity association {}", c.service_account),
             )
             .note(format!("id {}", a.id)),
         ),
         Some(a) => {
             return Err(format!(
-                "service account {}/{} is already associated with another role ({}) than its IRSA role",
-                c.namespace, c.service_account, a.role_arn
+                "service account {} is already associated with another role ({}) than its IRSA role",
+                c.service_account, a.role_arn
             ));
         }
         None => {
             let change = association::plan(
                 cluster.name,
-                &c.namespace,
-                &c.service_account,
+                &c.service_account.namespace,
+                &c.service_account.name,
                 &c.role_arn,
                 None,
                 false,
@@ -363,9 +359,9 @@ pub fn plan(
     for name in &c.spcs {
         let found = spcs
             .iter()
-            .find(|s| s.namespace == c.namespace && &s.name == name);
+            .find(|s| s.namespace == c.service_account.namespace && &s.name == name);
         let Some(found) = found else { continue };
-        let resource = format!("SecretProviderClass/{}/{name}", c.namespace);
+        let resource = format!("SecretProviderClass/{}/{name}", c.service_account.namespace);
         if found.uses_pod_identity() {
             m.changes.push(
                 Change::new(Action::Unchanged, resource).note("usePodIdentity is already true"),
@@ -375,7 +371,7 @@ pub fn plan(
         m.changes.push(
             Change::new(Action::Update, resource)
                 .op(Op::Apply {
-                    object: spc_use_pod_identity(&c.namespace, name),
+                    object: spc_use_pod_identity(&c.service_account.namespace, name),
                 })
                 .note(format!(
                     "usePodIdentity {} → \"true\" (only that field)",
@@ -388,7 +384,7 @@ pub fn plan(
         let reference = ObjectRef::new(
             "secrets-store.csi.x-k8s.io/v1",
             "SecretProviderClass",
-            Some(&c.namespace),
+            Some(&c.service_account.namespace),
             name,
         );
         m.rollback.push(Op::MergePatch {
@@ -419,14 +415,14 @@ pub fn plan_remove_irsa(c: &Candidate, trust_after: &Value, r: &IrsaRemoval) -> 
     let mut changes = vec![
         Change::new(
             Action::Update,
-            format!("ServiceAccount/{}/{}", c.namespace, c.service_account),
+            format!("ServiceAccount/{}", c.service_account),
         )
         .op(Op::MergePatch {
             object: ObjectRef::new(
                 "v1",
                 "ServiceAccount",
-                Some(&c.namespace),
-                &c.service_account,
+                Some(&c.service_account.namespace),
+                &c.service_account.name,
             ),
             patch: json!({"metadata": {"annotations": {IRSA_ROLE_ANNOTATION: null}}}),
         })

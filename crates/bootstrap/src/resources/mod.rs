@@ -29,6 +29,19 @@ pub mod workload;
 use bootstrap_common::names::{MANAGED_BY_VALUE, TAG_CLUSTER, TAG_MANAGED_BY};
 use secrets::SecretKind;
 
+use crate::service_account::ServiceAccountRef;
+
+/// How a secret is written in the mount (the teams file's per-secret file options).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileOptions {
+    /// The file name (default: derived from the secret's name).
+    pub alias: Option<String>,
+    /// `filePermission`, four octal digits.
+    pub file_permission: Option<String>,
+    /// JSON keys written as files of their own.
+    pub jmes_path: Vec<crate::render::workload::JmesEntry>,
+}
+
 /// A secret a workload reads, resolved to the ARN its policy grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedSecret {
@@ -40,12 +53,8 @@ pub struct ResolvedSecret {
     pub arn: String,
     /// A customer-managed KMS key protecting it, if any.
     pub kms_key_arn: Option<String>,
-    /// The file name in the mount (default: derived from the name).
-    pub alias: Option<String>,
-    /// `filePermission`, four octal digits.
-    pub file_permission: Option<String>,
-    /// JSON keys written as files of their own.
-    pub jmes_path: Vec<crate::render::workload::JmesEntry>,
+    /// How it is written in the mount: file name, permission, JSON keys as files.
+    pub file: FileOptions,
     /// The teams file's options beyond one exact secret (prefix, allKeys, optional, sync,
     /// failover replica).
     pub extras: secrets::SecretExtras,
@@ -64,9 +73,7 @@ impl ResolvedSecret {
             object_name,
             arn,
             kms_key_arn,
-            alias: None,
-            file_permission: None,
-            jmes_path: Vec::new(),
+            file: FileOptions::default(),
             extras: Default::default(),
         }
     }
@@ -75,8 +82,7 @@ impl ResolvedSecret {
 /// One application's access: a service account in a namespace that reads some secrets.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Workload {
-    pub namespace: String,
-    pub service_account: String,
+    pub service_account: ServiceAccountRef,
     pub secrets: Vec<ResolvedSecret>,
     /// Point an existing association of another role at ours (`--force`).
     pub force: bool,
@@ -101,18 +107,13 @@ impl Workload {
     /// A workload of `namespace`/`service_account` reading one Secrets Manager secret by ARN.
     pub fn reading(namespace: &str, service_account: &str, arn: &str) -> Self {
         Self {
-            namespace: namespace.into(),
-            service_account: service_account.into(),
-            secrets: vec![ResolvedSecret {
-                kind: secrets::SecretKind::SecretsManager,
-                object_name: arn.into(),
-                arn: arn.into(),
-                kms_key_arn: None,
-                alias: None,
-                file_permission: None,
-                jmes_path: Vec::new(),
-                extras: Default::default(),
-            }],
+            service_account: ServiceAccountRef::new(namespace, service_account),
+            secrets: vec![ResolvedSecret::plain(
+                SecretKind::SecretsManager,
+                arn.into(),
+                arn.into(),
+                None,
+            )],
             sample_image: "pause".into(),
             ..Self::default()
         }

@@ -67,14 +67,22 @@ impl RoleSpec {
             account,
             cluster,
             cluster_arn,
-            namespace: &w.namespace,
-            service_account: &w.service_account,
+            namespace: &w.service_account.namespace,
+            service_account: &w.service_account.name,
         };
         Self {
-            name: role_name(cluster, &w.namespace, &w.service_account),
-            namespace: w.namespace.clone(),
-            service_account: w.service_account.clone(),
-            description: role_description(cluster, &w.namespace, &w.service_account),
+            name: role_name(
+                cluster,
+                &w.service_account.namespace,
+                &w.service_account.name,
+            ),
+            namespace: w.service_account.namespace.clone(),
+            service_account: w.service_account.name.clone(),
+            description: role_description(
+                cluster,
+                &w.service_account.namespace,
+                &w.service_account.name,
+            ),
             trust: policy::pod_identity_trust(&scope),
             inline: {
                 let mut grants = grants(&w.secrets, region);

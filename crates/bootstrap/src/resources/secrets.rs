@@ -351,16 +351,8 @@ pub fn demo_secret_name(cluster: &str) -> String {
 /// the secret exists.
 pub fn demo_secret(region: &str, account: &str, cluster: &str) -> ResolvedSecret {
     let name = demo_secret_name(cluster);
-    ResolvedSecret {
-        kind: SecretKind::SecretsManager,
-        arn: format!("arn:aws:secretsmanager:{region}:{account}:secret:{name}-??????"),
-        object_name: name,
-        kms_key_arn: None,
-        alias: None,
-        file_permission: None,
-        jmes_path: Vec::new(),
-        extras: Default::default(),
-    }
+    let arn = format!("arn:aws:secretsmanager:{region}:{account}:secret:{name}-??????");
+    ResolvedSecret::plain(SecretKind::SecretsManager, name, arn, None)
 }
 
 /// Whether the demo secret exists, and whether bootstrap made it for this cluster.

@@ -28,9 +28,10 @@ pub fn spc_objects(secrets: &[ResolvedSecret]) -> Vec<SpcObject> {
         .map(|s| {
             let x = &s.extras;
             let alias = if x.prefix {
-                s.alias.clone()
+                s.file.alias.clone()
             } else {
                 let mut alias = s
+                    .file
                     .alias
                     .clone()
                     .unwrap_or_else(|| render::alias_for(&s.object_name));
@@ -49,8 +50,8 @@ pub fn spc_objects(secrets: &[ResolvedSecret]) -> Vec<SpcObject> {
                     SecretKind::SsmParameter => "ssmparameter".into(),
                 },
                 object_alias: alias,
-                file_permission: s.file_permission.clone(),
-                jmes_path: s.jmes_path.clone(),
+                file_permission: s.file.file_permission.clone(),
+                jmes_path: s.file.jmes_path.clone(),
                 match_prefix: render::flag(x.prefix),
                 recursive: (x.prefix && x.direct_children_only).then(|| "false".into()),
                 all_keys: render::flag(x.all_keys),
@@ -97,7 +98,6 @@ pub fn synced_secrets(secrets: &[ResolvedSecret], objects: &[SpcObject]) -> Vec<
 pub fn values(w: &Workload, region: &str) -> WorkloadValues {
     let objects = spc_objects(&w.secrets);
     WorkloadValues {
-        namespace: w.namespace.clone(),
         service_account: w.service_account.clone(),
         region: region.to_string(),
         secret_objects: synced_secrets(&w.secrets, &objects),
@@ -149,9 +149,14 @@ pub async fn plan(w: &Workload, t: &Target, keep_sample: bool) -> Result<Workloa
     };
     let live_association = async {
         match aws {
-            Some(aws) => association::observe(aws, cluster, &w.namespace, &w.service_account)
-                .await
-                .map_err(at("association")),
+            Some(aws) => association::observe(
+                aws,
+                cluster,
+                &w.service_account.namespace,
+                &w.service_account.name,
+            )
+            .await
+            .map_err(at("association")),
             None => Ok(None),
         }
     };
@@ -170,7 +175,7 @@ pub async fn plan(w: &Workload, t: &Target, keep_sample: bool) -> Result<Workloa
     pod["metadata"]["name"] = serde_json::Value::String(pod_name.clone());
     let sample_spec = Sample {
         pod,
-        namespace: w.namespace.clone(),
+        namespace: w.service_account.namespace.clone(),
         name: pod_name,
         spc: values.spc_name(),
         expected: values.objects.iter().flat_map(expected_files).collect(),
@@ -200,8 +205,8 @@ pub async fn plan(w: &Workload, t: &Target, keep_sample: bool) -> Result<Workloa
     };
     let chosen = role_identity::choose(
         cluster,
-        &w.namespace,
-        &w.service_account,
+        &w.service_account.namespace,
+        &w.service_account.name,
         w.force,
         live_role,
         live_association.as_ref(),
@@ -225,8 +230,8 @@ pub async fn plan(w: &Workload, t: &Target, keep_sample: bool) -> Result<Workloa
     };
     let association = association::plan(
         cluster,
-        &w.namespace,
-        &w.service_account,
+        &w.service_account.namespace,
+        &w.service_account.name,
         &role_arn,
         w.target_role_arn.as_deref(),
         w.force,

@@ -13,6 +13,7 @@ use crate::resources::controller::{CRD_NAMES, NAME, NAMESPACE};
 use crate::resources::role::{Confinement, RoleSpec};
 use crate::resources::workload::{PlanError, at};
 use crate::resources::{Workload, association, boundary, objects, role};
+use crate::service_account::ServiceAccountRef;
 use crate::target::Target;
 use bootstrap_common::names::LABEL_CLUSTER;
 
@@ -199,8 +200,7 @@ pub fn confinement(t: &Target, s: &InstallSettings) -> Result<Confinement, StepE
 /// The controller's own role: Pod Identity trust of its service account, its policy.
 pub fn role_spec(t: &Target, c: &Confinement) -> Result<RoleSpec, StepError> {
     let w = Workload {
-        namespace: NAMESPACE.into(),
-        service_account: NAME.into(),
+        service_account: ServiceAccountRef::new(NAMESPACE, NAME),
         ..Workload::default()
     };
     let mut spec = RoleSpec::for_workload(&t.account, &t.region, t.name(), &t.cluster.arn, &w);
