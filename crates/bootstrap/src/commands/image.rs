@@ -8,20 +8,17 @@ use serde::Serialize;
 use super::ExitStatus;
 use crate::cli::{AwsArgs, ImageInspectArgs, ImagePushArgs, OutputFormat};
 use crate::error::StepError;
-use crate::image::{self, Credentials, ImageError, ImageRef, RegistryKind};
+use crate::image::{self, Credentials, ImageError, ImageRef, PushReport, RegistryKind};
 use crate::plan::Executor;
 use crate::ui::{Printer, render_error};
 
 /// What `image push --output json` prints.
 #[derive(Debug, Serialize)]
-pub struct PushOutput {
+pub struct PushOutput<'a> {
     /// The reference to pass as `--provider-image` (pinned to the digest).
     pub provider_image: String,
-    pub digest: String,
-    pub platforms: Vec<String>,
-    pub blobs_uploaded: usize,
-    pub blobs_present: usize,
-    pub ecr_repository_created: Option<String>,
+    #[serde(flatten)]
+    pub report: &'a PushReport,
 }
 
 /// What `image inspect --output json` prints.
@@ -131,30 +128,26 @@ pub async fn push(args: &ImagePushArgs, printer: &Printer) -> ExitStatus {
         return super::fail(printer, &StepError::problem("the push reported nothing"));
     };
     report.ecr_repository_created = plan.creates_repository.clone();
-    let out = PushOutput {
-        provider_image: report.image(),
-        digest: report.digest.clone(),
-        platforms: report.platforms.iter().map(ToString::to_string).collect(),
-        blobs_uploaded: report.blobs_uploaded,
-        blobs_present: report.blobs_present,
-        ecr_repository_created: report.ecr_repository_created.clone(),
-    };
     if args.output == OutputFormat::Json {
-        printer.json_value(&out);
+        printer.json_value(&PushOutput {
+            provider_image: report.image(),
+            report: &report,
+        });
     } else {
-        if let Some(repo) = &out.ecr_repository_created {
+        if let Some(repo) = &report.ecr_repository_created {
             printer.status(&format!(
                 "created ECR repository {repo} (tagged as bootstrap's, scan on push)"
             ));
         }
+        let platforms: Vec<String> = report.platforms.iter().map(ToString::to_string).collect();
         printer.status(&format!(
             "pushed {} ({}; {} blob(s) uploaded, {} already there)",
             report.target,
-            out.platforms.join(", "),
-            out.blobs_uploaded,
-            out.blobs_present
+            platforms.join(", "),
+            report.blobs_uploaded,
+            report.blobs_present
         ));
-        printer.text(&format!("--provider-image {}\n", out.provider_image));
+        printer.text(&format!("--provider-image {}\n", report.image()));
     }
     ExitStatus::Success
 }
@@ -189,4 +182,43 @@ pub async fn inspect(args: &ImageInspectArgs, printer: &Printer) -> ExitStatus {
         ));
     }
     ExitStatus::Success
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::{AuthSource, Platform};
+
+    #[test]
+    fn push_json_is_the_pinned_reference_then_the_report() {
+        let report = PushReport {
+            target: ImageRef::parse("registry.example/team/app:1").expect("reference"),
+            digest: "sha256:abc".into(),
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            platforms: [("amd64", None), ("arm64", Some("v8"))]
+                .into_iter()
+                .map(|(architecture, variant)| Platform {
+                    os: "linux".into(),
+                    architecture: architecture.into(),
+                    variant: variant.map(str::to_string),
+                })
+                .collect(),
+            blobs_uploaded: 3,
+            blobs_present: 1,
+            ecr_repository_created: None,
+            auth: AuthSource::Anonymous,
+        };
+        let out = PushOutput {
+            provider_image: report.image(),
+            report: &report,
+        };
+        assert_eq!(
+            serde_json::to_string(&out).expect("json"),
+            concat!(
+                r#"{"provider_image":"registry.example/team/app:1@sha256:abc","digest":"sha256:abc","#,
+                r#""platforms":["linux/amd64","linux/arm64/v8"],"blobs_uploaded":3,"blobs_present":1,"#,
+                r#""ecr_repository_created":null}"#
+            )
+        );
+    }
 }

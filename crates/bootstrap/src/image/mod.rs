@@ -28,9 +28,7 @@ use std::fmt;
 
 pub use auth::{AuthSource, Credentials};
 pub use error::{ImageError, Operation};
-pub use push::{
-    PushReport, create_ecr_repository, ecr_repository_missing, push, push_resolved, resolve_target,
-};
+pub use push::{PushReport, create_ecr_repository, ecr_repository_missing, push, resolve_target};
 pub use reference::{ImageRef, RegistryKind, registry_kind};
 pub use registry::{ImageReport, Platform, check, inspect};
 

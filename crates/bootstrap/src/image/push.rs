@@ -8,26 +8,30 @@ use std::path::{Path, PathBuf};
 
 use oci_client::RegistryOperation;
 use reqwest::header::HeaderValue;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::auth::{AuthSource, Credentials};
 use super::error::{ImageError, Operation};
 use super::reference::ImageRef;
 use super::registry::{AnyManifest, Platform, PlatformJson, classify, client_for, pinned};
 
-/// What a push did.
-#[derive(Debug, Clone)]
+/// What a push did; serialized, what `image push --output json` prints of it after the
+/// pinned reference.
+#[derive(Debug, Clone, Serialize)]
 pub struct PushReport {
     /// Where it went, with the tag.
+    #[serde(skip)]
     pub target: ImageRef,
     /// The digest of the pushed manifest or index (the layout's own).
     pub digest: String,
+    #[serde(skip)]
     pub media_type: String,
     pub platforms: BTreeSet<Platform>,
     pub blobs_uploaded: usize,
     pub blobs_present: usize,
     /// An ECR repository this push created (tagged as bootstrap's).
     pub ecr_repository_created: Option<String>,
+    #[serde(skip)]
     pub auth: AuthSource,
 }
 
@@ -41,49 +45,15 @@ impl PushReport {
 /// Pushes the image tagged `tag` in the layout at `layout` (or its only image when `tag` is
 /// `None`) to `target`, whose repository must exist (an ECR repository is made by `image
 /// push`'s plan, `resources::image_push`). The target's tag, when written, wins; else the
-/// layout's tag is used.
+/// layout's tag is used (see [`resolve_target`]; a resolved target resolves to itself).
 pub async fn push(
     layout: &Path,
     tag: Option<&str>,
     target: &ImageRef,
     credentials: &Credentials,
 ) -> Result<PushReport, ImageError> {
-    let target = resolve_target(layout, tag, target)?;
-    push_resolved(layout, tag, &target, credentials).await
-}
-
-/// The reference an image is pushed to: `target` as given when it names a tag, else with the
-/// layout's tag (or `latest`); a digest is refused. Checks the layout and its selection first.
-pub fn resolve_target(
-    layout: &Path,
-    tag: Option<&str>,
-    target: &ImageRef,
-) -> Result<ImageRef, ImageError> {
     let layout = Layout::open(layout)?;
-    let (_, layout_tag) = layout.select(tag)?;
-    if target.digest().is_some() {
-        return Err(ImageError::InvalidReference {
-            reference: target.to_string(),
-            reason: "a push target names a tag, not a digest".into(),
-        });
-    }
-    Ok(if target.has_explicit_tag() {
-        target.clone()
-    } else {
-        target.with_tag(layout_tag.as_deref().unwrap_or("latest"))
-    })
-}
-
-/// Pushes to a resolved target whose repository exists (or needs none made).
-pub async fn push_resolved(
-    layout: &Path,
-    tag: Option<&str>,
-    target: &ImageRef,
-    credentials: &Credentials,
-) -> Result<PushReport, ImageError> {
-    let layout = Layout::open(layout)?;
-    let (root, _) = layout.select(tag)?;
-    let target = target.clone();
+    let (root, target) = layout.select_for(tag, target)?;
     let resolved = credentials.resolve(&target).await?;
     let client = client_for(&target, true);
     client
@@ -110,6 +80,17 @@ pub async fn push_resolved(
         auth: resolved.source.clone(),
         target,
     })
+}
+
+/// The reference an image is pushed to: `target` as given when it names a tag, else with the
+/// layout's tag (or `latest`); a digest is refused. Checks the layout and its selection first.
+pub fn resolve_target(
+    layout: &Path,
+    tag: Option<&str>,
+    target: &ImageRef,
+) -> Result<ImageRef, ImageError> {
+    let (_, target) = Layout::open(layout)?.select_for(tag, target)?;
+    Ok(target)
 }
 
 struct Pusher<'a> {
@@ -356,6 +337,28 @@ impl Layout {
             path: self.path.clone(),
             reason,
         }
+    }
+
+    /// The image `tag` selects (see [`Layout::select`]) and the reference it is pushed to
+    /// (see [`resolve_target`]).
+    fn select_for(
+        &self,
+        tag: Option<&str>,
+        target: &ImageRef,
+    ) -> Result<(LayoutDescriptor, ImageRef), ImageError> {
+        let (root, layout_tag) = self.select(tag)?;
+        if target.digest().is_some() {
+            return Err(ImageError::InvalidReference {
+                reference: target.to_string(),
+                reason: "a push target names a tag, not a digest".into(),
+            });
+        }
+        let target = if target.has_explicit_tag() {
+            target.clone()
+        } else {
+            target.with_tag(layout_tag.as_deref().unwrap_or("latest"))
+        };
+        Ok((root, target))
     }
 
     /// The image tagged `tag`, or the only one; with its tag.

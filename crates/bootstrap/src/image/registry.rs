@@ -44,6 +44,13 @@ impl fmt::Display for Platform {
     }
 }
 
+/// As its text, `os/architecture[/variant]`.
+impl serde::Serialize for Platform {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// What a registry serves for a reference.
 #[derive(Debug, Clone)]
 pub struct ImageReport {

@@ -141,30 +141,33 @@ mod tests {
         })
     }
 
-    /// A node whose step logs its start and end to `log`, takes `ms` and fails when `fail`.
-    fn node<'a>(
-        log: &Arc<Mutex<Vec<String>>>,
-        name: &'static str,
-        deps: &[&'static str],
-        ms: u64,
-        fail: bool,
-    ) -> Node<'a, String> {
-        Node::new(name, deps, step(log.clone(), name, ms, fail))
+    /// A node: its name, what it depends on, how long its step takes (ms), whether it fails.
+    type Spec = (&'static str, &'static [&'static str], u64, bool);
+
+    /// Executes the nodes `specs` describe, each step logging its start and end; returns the
+    /// reports, the first error and the log.
+    async fn run(specs: &[Spec]) -> (Vec<StepReport>, Option<(&'static str, String)>, Vec<String>) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let nodes = specs
+            .iter()
+            .map(|&(name, deps, ms, fail)| Node::new(name, deps, step(log.clone(), name, ms, fail)))
+            .collect();
+        let (reports, err) = execute(nodes, &()).await;
+        let log = log.lock().expect("log").clone();
+        (reports, err, log)
     }
 
     #[tokio::test]
     async fn independent_steps_overlap_and_dependents_wait() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let nodes = vec![
-            node(&log, "a", &[], 10, false),
-            node(&log, "slow", &["a"], 200, false),
-            node(&log, "b", &["a"], 10, false),
-            node(&log, "c", &["b"], 10, false),
-            node(&log, "end", &["slow", "c"], 1, false),
-        ];
-        let (reports, err) = execute(nodes, &()).await;
+        let (reports, err, log) = run(&[
+            ("a", &[], 10, false),
+            ("slow", &["a"], 200, false),
+            ("b", &["a"], 10, false),
+            ("c", &["b"], 10, false),
+            ("end", &["slow", "c"], 1, false),
+        ])
+        .await;
         assert!(err.is_none());
-        let log = log.lock().expect("log").clone();
         let pos = |s: &str| log.iter().position(|l| l == s).expect("logged");
         // The overlap itself: b and slow both start before slow ends (run one at a time, b
         // would start only after "end slow").
@@ -184,15 +187,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_failure_skips_dependents_and_is_returned() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let nodes = vec![
-            node(&log, "a", &[], 1, true),
-            node(&log, "b", &["a"], 1, false),
-        ];
-        let (reports, err) = execute(nodes, &()).await;
+        let (reports, err, log) = run(&[("a", &[], 1, true), ("b", &["a"], 1, false)]).await;
         assert_eq!(err, Some(("a", "a broke".to_string())));
         assert!(matches!(reports[0].status, StepStatus::Failed(_)));
         assert!(matches!(reports[1].status, StepStatus::Skipped));
-        assert!(!log.lock().expect("log").contains(&"start b".to_string()));
+        assert!(!log.contains(&"start b".to_string()));
     }
 }

@@ -5,6 +5,7 @@
 //! [`Seen`] error of what it was reading, so a rule never guesses.
 
 use std::collections::BTreeSet;
+use std::fmt::Debug;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -13,6 +14,7 @@ use k8s_openapi::api::rbac::v1::ClusterRole;
 use k8s_openapi::api::storage::v1::CSIDriver;
 use kube::Api;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use serde::de::DeserializeOwned;
 
 use super::{addon, association, role, secrets};
 use crate::aws::{AwsError, Clients, classify};
@@ -40,6 +42,27 @@ pub fn kube_problem(action: &str, e: &kube::Error) -> String {
         }
         other => format!("failed to {action}: {other}"),
     }
+}
+
+/// The object `name` of `api`, `None` when absent; a failure says it was reading `what`.
+async fn read<K>(api: &Api<K>, name: &str, what: &str) -> Seen<Option<K>>
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    api.get_opt(name)
+        .await
+        .map_err(|e| kube_problem(&format!("read {what}"), &e))
+}
+
+/// The objects of `api` that `params` select; a failure says it was listing `what`.
+async fn list<K>(api: &Api<K>, params: &ListParams, what: &str) -> Seen<Vec<K>>
+where
+    K: Clone + DeserializeOwned + Debug,
+{
+    api.list(params)
+        .await
+        .map(|listed| listed.items)
+        .map_err(|e| kube_problem(&format!("list {what}"), &e))
 }
 
 /// What a failed AWS read says: the error, then the service's answer.
@@ -241,22 +264,15 @@ async fn fargate_namespaces(aws: &Clients, cluster: &str) -> Seen<Vec<String>> {
 
 async fn list_nodes(kube: &kube::Client) -> Seen<Vec<NodeFacts>> {
     let api: Api<Node> = Api::all(kube.clone());
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| kube_problem("list nodes", &e))?;
-    Ok(list.items.iter().map(NodeFacts::from_k8s).collect())
+    let nodes = list(&api, &ListParams::default(), "nodes").await?;
+    Ok(nodes.iter().map(NodeFacts::from_k8s).collect())
 }
 
 /// DaemonSets of the agent, the driver and the providers, each with its pods.
 async fn list_daemonsets(kube: &kube::Client) -> Seen<Vec<DaemonSetFacts>> {
     let api: Api<DaemonSet> = Api::all(kube.clone());
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| kube_problem("list DaemonSets", &e))?;
     let mut found = Vec::new();
-    for ds in list.items {
+    for ds in list(&api, &ListParams::default(), "DaemonSets").await? {
         if DaemonSetFacts::from_k8s(&ds, &[]).component == Component::Other {
             continue;
         }
@@ -275,11 +291,10 @@ async fn list_daemonsets(kube: &kube::Client) -> Seen<Vec<DaemonSetFacts>> {
             .unwrap_or_default();
         let pods: Api<Pod> = Api::namespaced(kube.clone(), &ns);
         let name = ds.metadata.name.clone().unwrap_or_default();
-        let listed = pods
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| kube_problem(&format!("list the pods of DaemonSet {ns}/{name}"), &e))?;
-        found.push(DaemonSetFacts::from_k8s(&ds, &listed.items));
+        let params = ListParams::default().labels(&selector);
+        let what = format!("the pods of DaemonSet {ns}/{name}");
+        let listed = list(&pods, &params, &what).await?;
+        found.push(DaemonSetFacts::from_k8s(&ds, &listed));
     }
     Ok(found)
 }
@@ -287,10 +302,7 @@ async fn list_daemonsets(kube: &kube::Client) -> Seen<Vec<DaemonSetFacts>> {
 /// The Secrets Store CSI Driver's CSIDriver object.
 pub async fn csi_driver(kube: &kube::Client) -> Seen<Option<CsiDriverFacts>> {
     let api: Api<CSIDriver> = Api::all(kube.clone());
-    let found = api
-        .get_opt(DRIVER_NAME)
-        .await
-        .map_err(|e| kube_problem(&format!("read CSIDriver {DRIVER_NAME}"), &e))?;
+    let found = read(&api, DRIVER_NAME, &format!("CSIDriver {DRIVER_NAME}")).await?;
     Ok(found.map(|d| CsiDriverFacts {
         audiences: d
             .spec
@@ -311,10 +323,8 @@ pub async fn csi_driver(kube: &kube::Client) -> Seen<Option<CsiDriverFacts>> {
 
 async fn cluster_role_exists(kube: &kube::Client, name: &str) -> Seen<bool> {
     let api: Api<ClusterRole> = Api::all(kube.clone());
-    api.get_opt(name)
-        .await
-        .map(|r| r.is_some())
-        .map_err(|e| kube_problem(&format!("read ClusterRole {name}"), &e))
+    let found = read(&api, name, &format!("ClusterRole {name}")).await?;
+    Ok(found.is_some())
 }
 
 fn spc_resource() -> ApiResource {
@@ -331,10 +341,7 @@ fn spc_facts(o: &DynamicObject) -> Option<SpcFacts> {
 /// One SecretProviderClass; `Ok(None)` when absent.
 pub async fn spc(kube: &kube::Client, ns: &str, name: &str) -> Seen<Option<SpcFacts>> {
     let api: Api<DynamicObject> = Api::namespaced_with(kube.clone(), ns, &spc_resource());
-    let found = api
-        .get_opt(name)
-        .await
-        .map_err(|e| kube_problem(&format!("read SecretProviderClass {ns}/{name}"), &e))?;
+    let found = read(&api, name, &format!("SecretProviderClass {ns}/{name}")).await?;
     Ok(found.as_ref().and_then(spc_facts))
 }
 
@@ -353,15 +360,8 @@ async fn workload_pods(kube: &kube::Client, namespace: Option<&str>) -> Seen<Vec
         Some(ns) => Api::namespaced(kube.clone(), ns),
         None => Api::all(kube.clone()),
     };
-    let list = api
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| kube_problem("list pods", &e))?;
-    Ok(list
-        .items
-        .iter()
-        .filter_map(WorkloadPod::from_k8s)
-        .collect())
+    let pods = list(&api, &ListParams::default(), "pods").await?;
+    Ok(pods.iter().filter_map(WorkloadPod::from_k8s).collect())
 }
 
 async fn pod_mount(kube: &kube::Client, ns: &str, name: &str) -> PodMountFacts {
@@ -399,10 +399,7 @@ async fn service_account(
     name: &str,
 ) -> Seen<Option<ServiceAccountFacts>> {
     let api: Api<ServiceAccount> = Api::namespaced(kube.clone(), ns);
-    let found = api
-        .get_opt(name)
-        .await
-        .map_err(|e| kube_problem(&format!("read service account {ns}/{name}"), &e))?;
+    let found = read(&api, name, &format!("service account {ns}/{name}")).await?;
     Ok(found.map(|sa| ServiceAccountFacts {
         role_arn: sa
             .metadata
@@ -437,12 +434,8 @@ pub async fn warning_events(
 ) -> Seen<Vec<String>> {
     let events: Api<Event> = Api::namespaced(kube.clone(), ns);
     let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
-    let list = events
-        .list(&params)
-        .await
-        .map_err(|e| kube_problem(&format!("list the events of pod {ns}/{pod}"), &e))?;
-    let mut found: Vec<(Option<String>, String)> = list
-        .items
+    let listed = list(&events, &params, &format!("the events of pod {ns}/{pod}")).await?;
+    let mut found: Vec<(Option<String>, String)> = listed
         .into_iter()
         .filter(|e| e.type_.as_deref() == Some("Warning"))
         .filter(|e| reason.is_none_or(|r| e.reason.as_deref() == Some(r)))

@@ -127,7 +127,7 @@ impl Interpreter for Registry<'_> {
                 .await
                 .map_err(step_error),
                 Op::PushImage { layout, tag, .. } => {
-                    let report = push::push_resolved(
+                    let report = push::push(
                         Path::new(layout),
                         tag.as_deref(),
                         self.target,

@@ -159,22 +159,23 @@ mod tests {
         (api_version.into(), kind.into(), listed)
     }
 
-    fn item(name: &str) -> Listed {
-        Listed {
-            name: name.into(),
-            has_owner: false,
-        }
+    /// One kind's list of objects with these names and no owner.
+    fn listed(api_version: &str, kind: &str, names: &[&str]) -> KindList {
+        let items = names
+            .iter()
+            .map(|name| Listed {
+                name: (*name).into(),
+                has_owner: false,
+            })
+            .collect();
+        list(api_version, kind, Ok(items))
     }
 
     #[test]
     fn a_kind_that_cannot_be_listed_is_unknown_not_empty() {
         let owned: BTreeSet<Key> = [key("v1", "ServiceAccount", "app")].into_iter().collect();
         let lists = vec![
-            list(
-                "v1",
-                "ServiceAccount",
-                Ok(vec![item("app"), item("default")]),
-            ),
+            listed("v1", "ServiceAccount", &["app", "default"]),
             list(
                 "example.com/v2",
                 "Widget",
@@ -200,15 +201,11 @@ mod tests {
         .into_iter()
         .collect();
         let lists = vec![
-            list(
-                "v1",
-                "ConfigMap",
-                Ok(vec![item("looks-like-ours"), item("kube-root-ca.crt")]),
-            ),
-            list(
+            listed("v1", "ConfigMap", &["looks-like-ours", "kube-root-ca.crt"]),
+            listed(
                 "secrets-store.csi.x-k8s.io/v1",
                 "SecretProviderClass",
-                Ok(vec![item("bootstrap-app"), item("theirs")]),
+                &["bootstrap-app", "theirs"],
             ),
             list(
                 "secrets-store.csi.x-k8s.io/v1",

@@ -76,55 +76,62 @@ impl RenderedProvider {
     }
 }
 
+/// Ours: its DaemonSet, the one it would clash with, and the `--provider` value keeping that one.
+const RUST_NAMES: [&str; 3] = [
+    provider::PROVIDER_NAME,
+    provider_upstream::UPSTREAM_NAME,
+    "upstream",
+];
+/// Upstream's: its DaemonSet, ours, and the `--provider` value keeping ours.
+const UPSTREAM_NAMES: [&str; 3] = [
+    provider_upstream::UPSTREAM_NAME,
+    provider::PROVIDER_NAME,
+    "rust",
+];
+
 impl Platform {
     /// Renders the chosen provider (`None` for the add-on), sharing the driver's namespace and
     /// providers directory unless the values say otherwise.
     pub fn render_provider(&self) -> Result<Option<RenderedProvider>, StepError> {
         let driver = &self.driver;
-        match &self.provider {
-            ProviderChoice::Addon => Ok(None),
+        let driver_namespace = |namespace: &mut Option<String>| {
+            namespace
+                .get_or_insert_with(|| driver.namespace.clone())
+                .clone()
+        };
+        let (objects, namespace, image, [name, other, other_flag]) = match &self.provider {
+            ProviderChoice::Addon => return Ok(None),
             ProviderChoice::Rust(values) => {
                 let mut values = values.clone();
                 if values.providers_dir == ProviderValues::default().providers_dir {
                     values.providers_dir = driver.providers_dir.clone();
                 }
-                let namespace = values
-                    .namespace
-                    .get_or_insert_with(|| driver.namespace.clone())
-                    .clone();
-                Ok(Some(RenderedProvider {
-                    objects: provider::render(&values)?,
-                    namespace,
-                    name: provider::PROVIDER_NAME,
-                    other: provider_upstream::UPSTREAM_NAME,
-                    other_flag: "upstream",
-                    image: values.image.clone().or_else(provider::configured_image),
-                }))
+                let namespace = driver_namespace(&mut values.namespace);
+                let image = values.image.clone().or_else(provider::configured_image);
+                (provider::render(&values)?, namespace, image, RUST_NAMES)
             }
             ProviderChoice::Upstream(values) => {
                 let mut values = values.clone();
                 values
                     .providers_dir
                     .get_or_insert_with(|| driver.providers_dir.clone());
-                let namespace = values
-                    .namespace
-                    .get_or_insert_with(|| driver.namespace.clone())
-                    .clone();
-                Ok(Some(RenderedProvider {
-                    objects: provider_upstream::render(&values)?,
-                    namespace,
-                    name: provider_upstream::UPSTREAM_NAME,
-                    other: provider::PROVIDER_NAME,
-                    other_flag: "rust",
-                    image: Some(
-                        values
-                            .image
-                            .clone()
-                            .unwrap_or_else(provider_upstream::default_image),
-                    ),
-                }))
+                let namespace = driver_namespace(&mut values.namespace);
+                let image = values
+                    .image
+                    .clone()
+                    .unwrap_or_else(provider_upstream::default_image);
+                let objects = provider_upstream::render(&values)?;
+                (objects, namespace, Some(image), UPSTREAM_NAMES)
             }
-        }
+        };
+        Ok(Some(RenderedProvider {
+            objects,
+            namespace,
+            name,
+            other,
+            other_flag,
+            image,
+        }))
     }
 }
 
