@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::Api;
 use serde_json::{Value, json};
 
-use common::cli::{faults, json_args, json_of, json_ok, reset_calls, run, writes};
+use common::cli::{faults, json_args, json_of, json_ok, run, writes_during};
 use common::fixture::Fixture;
 
 fn migrate(cluster: &str, ns: &str, approve: bool) -> Vec<String> {
@@ -79,15 +79,14 @@ async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
         return;
     };
     let fx = &workload.fx;
-    let (cluster, http) = (&fx.env.cluster, reqwest::Client::new());
+    let cluster = &fx.env.cluster;
 
     // The plan alone writes nothing.
-    reset_calls(&http).await;
-    let out = run(migrate(cluster, &fx.ns, false)).await;
+    let (out, wrote) = writes_during(run(migrate(cluster, &fx.ns, false))).await;
     let plan = json_ok(&out);
     assert_eq!(plan["workloads"][0]["status"], "planned", "{plan:#}");
     assert!(plan.to_string().contains("usePodIdentity"), "{plan:#}");
-    assert!(writes(&http).await.is_empty(), "the plan wrote something");
+    assert!(wrote.is_empty(), "the plan wrote something");
 
     let out = run(migrate(cluster, &fx.ns, true)).await;
     let done = json_ok(&out);
@@ -121,14 +120,12 @@ async fn an_irsa_workload_moves_to_pod_identity_and_still_mounts() {
     );
 
     // A second run changes nothing.
-    reset_calls(&http).await;
-    let out = run(migrate(cluster, &fx.ns, true)).await;
+    let (out, wrote) = writes_during(run(migrate(cluster, &fx.ns, true))).await;
     let again = json_ok(&out);
     assert_eq!(
         again["workloads"][0]["status"], "already-migrated",
         "{again:#}"
     );
-    let wrote = writes(&http).await;
     assert!(wrote.is_empty(), "the second run wrote {wrote:?}");
 }
 

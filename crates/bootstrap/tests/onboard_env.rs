@@ -13,7 +13,7 @@ use kube::api::{Api, PostParams};
 use serde_json::{Value, json};
 
 use common::cli::{
-    args, faults, json_args, json_of, json_ok, reset_calls, run, teams_file, teams_yaml, writes,
+    args, faults, json_args, json_of, json_ok, run, teams_file, teams_yaml, writes_during,
 };
 
 fn onboard(file: &std::path::Path, cluster: &str, extra: &[&str]) -> Vec<String> {
@@ -151,7 +151,6 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
     let mut s = common::session!(serial, "ob");
     let (env, tag, cfg, kube, cleanup) = s.parts();
     let cluster = env.cluster.clone();
-    let http = reqwest::Client::new();
     // The teams' namespaces, and the intruder's below: its association names the payments
     // role, so a later full `down` would (rightly) keep that role.
     cleanup.namespaces = EXAMPLE_NAMESPACES
@@ -286,12 +285,10 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
     );
 
     // A re-run changes nothing.
-    reset_calls(&http).await;
-    let out = run(onboard(&file, &cluster, &[])).await;
+    let (out, wrote) = writes_during(run(onboard(&file, &cluster, &[]))).await;
     let again = json_ok(&out);
     assert_eq!(again["changes"]["created"], 0, "{again:#}");
     assert_eq!(again["changes"]["updated"], 0, "{again:#}");
-    let wrote = writes(&http).await;
     assert!(wrote.is_empty(), "the re-run wrote {wrote:?}");
 
     // An edited file converges: a changed alias updates the SPC; a dropped team is orphaned
@@ -383,23 +380,18 @@ async fn the_example_teams_converge_rerun_edit_and_prune() {
 async fn a_malformed_file_names_line_column_and_field_and_writes_nothing() {
     let mut s = common::session!(serial, "t");
     let (env, ..) = s.parts();
-    let http = reqwest::Client::new();
     let dir = tempfile::tempdir().expect("tempdir");
     let file = teams_yaml(
         dir.path(),
         "teams:\n  - name: a\n    namespace: a\n    serviceAccount: app\n    secrets: [{name: x}]\n  - name: b\n    namespace: b\n    serviceAccount: app\n    secret: [{name: y}]\n",
     );
-    reset_calls(&http).await;
-    let out = run(onboard(&file, &env.cluster, &[])).await;
+    let (out, wrote) = writes_during(run(onboard(&file, &env.cluster, &[]))).await;
     assert_eq!(out.status.code(), Some(2), "a user error");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("teams.yaml"), "{err}");
     assert!(err.contains("line 9 column 5"), "{err}");
     assert!(err.contains("unknown field `secret`"), "{err}");
-    assert!(
-        writes(&http).await.is_empty(),
-        "nothing is written for a bad file"
-    );
+    assert!(wrote.is_empty(), "nothing is written for a bad file");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -562,7 +554,6 @@ async fn a_previous_release_role_is_adopted_without_churn() {
     let mut s = common::session!(serial, "legacy");
     let (env, tag, cfg, _, cleanup) = s.parts();
     let cluster = env.cluster.clone();
-    let http = reqwest::Client::new();
     let (ns, sa) = (tag.clone(), "app");
     let legacy = bootstrap::resources::role_identity::legacy_role_name(&cluster, &ns, sa);
     let new_name = bootstrap::resources::role::role_name(&cluster, &ns, sa);
@@ -667,12 +658,10 @@ async fn a_previous_release_role_is_adopted_without_churn() {
     assert!(can_read(&creds, &secret).await);
 
     // A second run: zero writes (the executor's journal and the stand-in's counters agree).
-    reset_calls(&http).await;
     let second_log = dir.path().join("second.ops");
-    let out =
-        common::cli::run_logged(onboard(&file, &cluster, &[]), Some(second_log.clone())).await;
+    let second = common::cli::run_logged(onboard(&file, &cluster, &[]), Some(second_log.clone()));
+    let (out, wrote) = writes_during(second).await;
     json_ok(&out);
-    let wrote = writes(&http).await;
     assert!(wrote.is_empty(), "the second run wrote {wrote:?}");
     assert!(
         common::cli::journal(&second_log).is_empty(),
@@ -905,12 +894,9 @@ async fn a_prefix_team_reads_its_prefix_only_and_syncs_every_key() {
     // A dry run reads the key names too (a read) and plans the update, writing nothing.
     let mut dry = args(true);
     dry.push("--dry-run".into());
-    let http = reqwest::Client::new();
-    reset_calls(&http).await;
-    let out = run(dry).await;
+    let (out, wrote) = writes_during(run(dry)).await;
     let planned = json_ok(&out);
     assert_eq!(planned["teams"][0]["updated"], 1, "{planned:#}");
-    let wrote = writes(&http).await;
     assert!(wrote.is_empty(), "the dry run wrote {wrote:?}");
     assert_eq!(
         synced_keys(&spc(kube, &ns, "bootstrap-app").await),

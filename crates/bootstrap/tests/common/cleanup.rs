@@ -128,29 +128,33 @@ impl Cleanup {
         let cfg = super::aws().await;
         self.delete_namespaces(&cfg, &kube).await;
         let iam = aws_sdk_iam::Client::new(&cfg);
-        for role in &self.roles {
-            let _ = delete_role(&iam, role).await;
-        }
-        for user in &self.users {
-            delete_user(&iam, user).await;
-        }
-        for arn in &self.policies {
-            let _ = iam.delete_policy().policy_arn(arn).send().await;
-        }
-        self.delete_secrets(&cfg).await;
+        delete_each(&self.roles, |role| delete_role(&iam, role)).await;
+        delete_each(&self.users, |user| delete_user(&iam, user)).await;
+        delete_each(&self.policies, |arn| {
+            iam.delete_policy().policy_arn(arn).send()
+        })
+        .await;
+        delete_each(&self.secrets, |secret| {
+            secrets_client(&cfg, secret)
+                .delete_secret()
+                .secret_id(secret)
+                .force_delete_without_recovery(true)
+                .send()
+        })
+        .await;
         let ssm = aws_sdk_ssm::Client::new(&cfg);
-        for parameter in &self.parameters {
-            let _ = ssm.delete_parameter().name(parameter).send().await;
-        }
+        delete_each(&self.parameters, |name| {
+            ssm.delete_parameter().name(name).send()
+        })
+        .await;
         let ecr = aws_sdk_ecr::Client::new(&cfg);
-        for repository in &self.repositories {
-            let _ = ecr
-                .delete_repository()
-                .repository_name(repository)
+        delete_each(&self.repositories, |name| {
+            ecr.delete_repository()
+                .repository_name(name)
                 .force(true)
                 .send()
-                .await;
-        }
+        })
+        .await;
     }
 
     /// The cluster-scoped objects, a CRD's conversion webhook dropped first.
@@ -184,43 +188,43 @@ impl Cleanup {
                 .send()
                 .await
             {
-                for id in list
+                let ids = list
                     .associations()
                     .iter()
-                    .filter_map(|a| a.association_id())
-                {
-                    let _ = eks
-                        .delete_pod_identity_association()
+                    .filter_map(|a| a.association_id());
+                delete_each(ids, |id| {
+                    eks.delete_pod_identity_association()
                         .cluster_name(&self.cluster)
                         .association_id(id)
                         .send()
-                        .await;
-                }
+                })
+                .await;
             }
             super::delete_namespace(kube, ns).await;
         }
     }
+}
 
-    /// The secrets, each in its region (a secret given by ARN is deleted in its own).
-    async fn delete_secrets(&self, cfg: &aws_config::SdkConfig) {
-        for secret in &self.secrets {
-            let mut conf = aws_sdk_secretsmanager::config::Builder::from(cfg);
-            if let Some(region) = secret
-                .strip_prefix("arn:")
-                .and_then(|a| a.split(':').nth(2))
-            {
-                conf = conf.region(aws_sdk_secretsmanager::config::Region::new(
-                    region.to_string(),
-                ));
-            }
-            let sm = aws_sdk_secretsmanager::Client::from_conf(conf.build());
-            let _ = sm
-                .delete_secret()
-                .secret_id(secret)
-                .force_delete_without_recovery(true)
-                .send()
-                .await;
-        }
+/// A Secrets Manager client in the region of `secret`: the configuration's, or the region of
+/// a secret given by ARN.
+fn secrets_client(cfg: &aws_config::SdkConfig, secret: &str) -> aws_sdk_secretsmanager::Client {
+    let mut conf = aws_sdk_secretsmanager::config::Builder::from(cfg);
+    if let Some(region) = secret
+        .strip_prefix("arn:")
+        .and_then(|a| a.split(':').nth(2))
+    {
+        conf = conf.region(aws_sdk_secretsmanager::config::Region::new(
+            region.to_string(),
+        ));
+    }
+    aws_sdk_secretsmanager::Client::from_conf(conf.build())
+}
+
+/// Awaits `delete(item)` for each of `items` in turn, ignoring failures: the guard removes
+/// what it can, and what is already gone (or was never made) is no reason to stop.
+async fn delete_each<I, F: Future>(items: impl IntoIterator<Item = I>, delete: impl Fn(I) -> F) {
+    for item in items {
+        let _ = delete(item).await;
     }
 }
 
@@ -231,14 +235,13 @@ pub async fn delete_role(
 ) -> Result<(), aws_sdk_iam::error::SdkError<aws_sdk_iam::operation::delete_role::DeleteRoleError>>
 {
     if let Ok(list) = iam.list_role_policies().role_name(role).send().await {
-        for p in list.policy_names() {
-            let _ = iam
-                .delete_role_policy()
+        delete_each(list.policy_names(), |p| {
+            iam.delete_role_policy()
                 .role_name(role)
                 .policy_name(p)
                 .send()
-                .await;
-        }
+        })
+        .await;
     }
     iam.delete_role().role_name(role).send().await.map(drop)
 }
@@ -246,28 +249,26 @@ pub async fn delete_role(
 /// Deletes IAM user `user` after its access keys and inline policies, ignoring failures.
 async fn delete_user(iam: &aws_sdk_iam::Client, user: &str) {
     if let Ok(keys) = iam.list_access_keys().user_name(user).send().await {
-        for id in keys
+        let ids = keys
             .access_key_metadata()
             .iter()
-            .filter_map(|k| k.access_key_id())
-        {
-            let _ = iam
-                .delete_access_key()
+            .filter_map(|k| k.access_key_id());
+        delete_each(ids, |id| {
+            iam.delete_access_key()
                 .user_name(user)
                 .access_key_id(id)
                 .send()
-                .await;
-        }
+        })
+        .await;
     }
     if let Ok(listed) = iam.list_user_policies().user_name(user).send().await {
-        for p in listed.policy_names() {
-            let _ = iam
-                .delete_user_policy()
+        delete_each(listed.policy_names(), |p| {
+            iam.delete_user_policy()
                 .user_name(user)
                 .policy_name(p)
                 .send()
-                .await;
-        }
+        })
+        .await;
     }
     let _ = iam.delete_user().user_name(user).send().await;
 }

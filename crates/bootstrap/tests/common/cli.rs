@@ -257,6 +257,15 @@ pub async fn writes(http: &reqwest::Client) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What `action` returns, and the write operations the stand-in counted while it ran (its
+/// call counters are reset first).
+pub async fn writes_during<T>(action: impl Future<Output = T>) -> (T, Vec<String>) {
+    let http = reqwest::Client::new();
+    reset_calls(&http).await;
+    let done = action.await;
+    (done, writes(&http).await)
+}
+
 /// Adds the stand-in's fault rules (`POST /faults`, one rule or a list), or clears them all
 /// (`None`); fails the test when the control API refuses.
 pub async fn faults(http: &reqwest::Client, rules: Option<Value>) {

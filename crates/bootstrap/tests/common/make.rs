@@ -64,14 +64,7 @@ pub async fn user_with_key(
     cleanup: &mut Cleanup,
     prefix: &str,
 ) -> aws_sdk_iam::types::AccessKey {
-    let name = super::unique(prefix);
-    cleanup.users.push(name.clone());
-    let user = iam.create_user().user_name(&name).send().await;
-    made(user, format_args!("CreateUser {name}"));
-    let key = iam.create_access_key().user_name(&name).send().await;
-    made(key, format_args!("CreateAccessKey of {name}"))
-        .access_key
-        .unwrap_or_else(|| panic!("CreateAccessKey of {name}: no key in the answer"))
+    cleanup.user(iam, &super::unique(prefix)).await
 }
 
 /// The answer of the call that made `what`, or a panic naming `what` and the error.

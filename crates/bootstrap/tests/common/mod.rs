@@ -336,10 +336,8 @@ pub async fn describe_cluster(
 /// [`cleanup::Cleanup::secret`]); returns its ARN.
 pub async fn create_secret(cfg: &aws_config::SdkConfig, name: &str, value: &str) -> String {
     let sm = aws_sdk_secretsmanager::Client::new(cfg);
-    let request = sm.create_secret().name(name).secret_string(value);
-    let created = request.send().await;
-    let created = created.unwrap_or_else(|e| panic!("CreateSecret {name}: {e:?}"));
-    created
+    make::secret(&sm, name, value)
+        .await
         .arn
         .unwrap_or_else(|| panic!("CreateSecret {name}: no ARN"))
 }
