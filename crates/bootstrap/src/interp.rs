@@ -241,9 +241,9 @@ impl Backends {
                         .flatten()
                         .is_some_and(|r| {
                             r.owned
-                                && r.namespace_tag.as_deref() == Some(namespace.as_str())
-                                && r.service_account_tag.as_deref()
-                                    == Some(service_account.as_str())
+                                && r.tagged_for
+                                    .as_ref()
+                                    .is_some_and(|t| t.is(namespace, service_account))
                         })
                 };
                 self.create(iam_role(name), call.send(), ours).await?;

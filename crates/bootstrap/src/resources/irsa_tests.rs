@@ -359,7 +359,10 @@ fn annotated_accounts_with_classes_no_workload_mounts_are_listed_with_the_reason
     let untied = untied(&s, None);
     assert_eq!(untied.len(), 1);
     assert_eq!(
-        (untied[0].service_account.name.as_str(), untied[0].spcs.clone()),
+        (
+            untied[0].service_account.name.as_str(),
+            untied[0].spcs.clone()
+        ),
         ("app", vec!["db".to_string()])
     );
     assert!(

@@ -11,6 +11,7 @@ use crate::aws::{AwsError, Clients, ErrorKind, classify};
 use crate::diagnose::iam::NamedPolicy;
 use crate::error::StepError;
 use crate::plan::{Action, Change, Op};
+use crate::service_account::ServiceAccountRef;
 use bootstrap_common::names::{TAG_NAMESPACE, TAG_SERVICE_ACCOUNT};
 
 /// The inline policy's name on the role.
@@ -43,8 +44,7 @@ pub fn role_arn_in(account: &str, confinement: Option<&Confinement>, name: &str)
 pub struct RoleSpec {
     pub name: String,
     /// The workload it serves (its `bootstrap.podid/namespace` and `service-account` tags).
-    pub namespace: String,
-    pub service_account: String,
+    pub service_account: ServiceAccountRef,
     pub description: String,
     pub trust: Value,
     pub inline: Value,
@@ -76,8 +76,7 @@ impl RoleSpec {
                 &w.service_account.namespace,
                 &w.service_account.name,
             ),
-            namespace: w.service_account.namespace.clone(),
-            service_account: w.service_account.name.clone(),
+            service_account: w.service_account.clone(),
             description: role_description(
                 cluster,
                 &w.service_account.namespace,
@@ -138,10 +137,9 @@ pub struct LiveRole {
     pub arn: String,
     /// Tagged as bootstrap's, for this cluster.
     pub owned: bool,
-    /// Its `bootstrap.podid/namespace` tag (roles made before this release have none).
-    pub namespace_tag: Option<String>,
-    /// Its `bootstrap.podid/service-account` tag.
-    pub service_account_tag: Option<String>,
+    /// The workload its `bootstrap.podid/namespace` and `service-account` tags name, when it
+    /// has both (roles made before this release have none).
+    pub tagged_for: Option<ServiceAccountRef>,
     pub description: Option<String>,
     /// Its path (`/` unless made confined).
     pub path: String,
@@ -243,8 +241,9 @@ async fn read_named(
         name: name.to_string(),
         arn: role.arn().to_string(),
         owned: owned(role.tags().iter().map(|t| (t.key(), t.value())), cluster),
-        namespace_tag: tag(TAG_NAMESPACE),
-        service_account_tag: tag(TAG_SERVICE_ACCOUNT),
+        tagged_for: tag(TAG_NAMESPACE)
+            .zip(tag(TAG_SERVICE_ACCOUNT))
+            .map(|(namespace, name)| ServiceAccountRef { namespace, name }),
         description: role.description().map(str::to_string),
         path: role.path().to_string(),
         boundary: role
@@ -410,8 +409,8 @@ pub fn plan(desired: &RoleSpec, observed: Option<&LiveRole>) -> Change {
                 name: name.clone(),
                 description: desired.description.clone(),
                 trust: desired.trust.clone(),
-                namespace: desired.namespace.clone(),
-                service_account: desired.service_account.clone(),
+                namespace: desired.service_account.namespace.clone(),
+                service_account: desired.service_account.name.clone(),
                 confinement: desired.confinement.clone(),
             })
             .op(put_policy(desired));
@@ -454,15 +453,13 @@ pub fn plan(desired: &RoleSpec, observed: Option<&LiveRole>) -> Change {
             description: desired.description.clone(),
         });
     }
-    if live.namespace_tag.as_deref() != Some(desired.namespace.as_str())
-        || live.service_account_tag.as_deref() != Some(desired.service_account.as_str())
-    {
+    if live.tagged_for.as_ref() != Some(&desired.service_account) {
         // A role of an earlier release (identified by its association and trust): tagged
         // with the workload it serves, so that `down --namespace` finds it by its tags.
         ops.push(Op::TagRole {
             role: name.clone(),
-            namespace: desired.namespace.clone(),
-            service_account: desired.service_account.clone(),
+            namespace: desired.service_account.namespace.clone(),
+            service_account: desired.service_account.name.clone(),
         });
     }
     if ops.is_empty() {
@@ -532,8 +529,7 @@ mod tests {
             description: Some(desired.description.clone()),
             trust: Some(desired.trust.clone()),
             inline: Some(desired.inline.clone()),
-            namespace_tag: Some("ns".into()),
-            service_account_tag: Some("sa".into()),
+            tagged_for: Some(ServiceAccountRef::new("ns", "sa")),
             ..LiveRole::default()
         }
     }

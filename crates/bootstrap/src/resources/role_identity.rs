@@ -8,6 +8,7 @@ use sha2::Digest;
 use super::association::LiveAssociation;
 use super::role::LiveRole;
 use crate::error::StepError;
+use crate::service_account::ServiceAccountRef;
 
 /// IAM's limit on role names.
 const MAX_NAME: usize = 64;
@@ -88,30 +89,29 @@ pub enum ClaimSource {
     Trust,
 }
 
-/// The workload (namespace, service account) a role says it serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claim {
-    pub namespace: String,
-    pub service_account: String,
-    pub source: ClaimSource,
+impl std::fmt::Display for ClaimSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ClaimSource::Tags => "tags",
+            ClaimSource::Trust => "trust policy",
+        })
+    }
 }
 
-impl Claim {
-    pub fn is(&self, namespace: &str, service_account: &str) -> bool {
-        self.namespace == namespace && self.service_account == service_account
-    }
+/// The workload a role says it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub service_account: ServiceAccountRef,
+    pub source: ClaimSource,
 }
 
 /// What the role says it serves: its tags first; without them, the one namespace and service
 /// account its trust's session-tag conditions name; `None` when neither says (a trust
 /// without conditions, or naming several).
 pub fn claim(live: &LiveRole) -> Option<Claim> {
-    if let (Some(namespace), Some(service_account)) =
-        (&live.namespace_tag, &live.service_account_tag)
-    {
+    if let Some(tagged) = &live.tagged_for {
         return Some(Claim {
-            namespace: namespace.clone(),
-            service_account: service_account.clone(),
+            service_account: tagged.clone(),
             source: ClaimSource::Tags,
         });
     }
@@ -119,8 +119,7 @@ pub fn claim(live: &LiveRole) -> Option<Claim> {
     let namespace = only_condition(trust, "aws:RequestTag/kubernetes-namespace")?;
     let service_account = only_condition(trust, "aws:RequestTag/kubernetes-service-account")?;
     Some(Claim {
-        namespace,
-        service_account,
+        service_account: ServiceAccountRef::new(namespace, service_account),
         source: ClaimSource::Trust,
     })
 }
@@ -163,16 +162,8 @@ pub fn serves(
     association: Option<&LiveAssociation>,
 ) -> Result<(), String> {
     match claim(live) {
-        Some(c) if c.is(namespace, service_account) => Ok(()),
-        Some(c) => Err(format!(
-            "made for {}/{} (its {})",
-            c.namespace,
-            c.service_account,
-            match c.source {
-                ClaimSource::Tags => "tags",
-                ClaimSource::Trust => "trust policy",
-            }
-        )),
+        Some(c) if c.service_account.is(namespace, service_account) => Ok(()),
+        Some(c) => Err(format!("made for {} (its {})", c.service_account, c.source)),
         None if association.is_some_and(|a| a.role_arn == live.arn) => Ok(()),
         None => Err("its tags and trust policy name no namespace and service account".into()),
     }

@@ -1,6 +1,7 @@
 //! Unit tests of role naming (injective, valid for IAM) and of which role a workload uses.
 
 use super::*;
+use crate::service_account::ServiceAccountRef;
 use proptest::prelude::*;
 
 fn valid_for_iam(name: &str) -> bool {
@@ -130,8 +131,7 @@ fn legacy_associated(ns: &str, sa: &str, trusted: (&str, &str)) -> (LiveRole, Li
 /// A role bootstrap made whose tags claim it for `other/x`.
 fn tagged_for_another(name: &str) -> LiveRole {
     LiveRole {
-        namespace_tag: Some("other".into()),
-        service_account_tag: Some("x".into()),
+        tagged_for: Some(ServiceAccountRef::new("other", "x")),
         ..owned(name)
     }
 }
@@ -153,12 +153,14 @@ fn claims_come_from_tags_then_from_the_trust() {
     assert_eq!(claim(&r), None);
     r.trust = Some(scoped_trust("team", "a-app"));
     let c = claim(&r).expect("trust claim");
-    assert!(c.is("team", "a-app"));
+    assert!(c.service_account.is("team", "a-app"));
     assert_eq!(c.source, ClaimSource::Trust);
-    r.namespace_tag = Some("team-a".into());
-    r.service_account_tag = Some("app".into());
+    r.tagged_for = Some(ServiceAccountRef::new("team-a", "app"));
     let c = claim(&r).expect("tag claim");
-    assert!(c.is("team-a", "app"), "tags win over the trust");
+    assert!(
+        c.service_account.is("team-a", "app"),
+        "tags win over the trust"
+    );
     assert_eq!(c.source, ClaimSource::Tags);
     // A trust naming two workloads names none.
     let mut two = scoped_trust("a", "x");

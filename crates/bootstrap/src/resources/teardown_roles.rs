@@ -4,7 +4,7 @@
 
 use super::discover::Inventory;
 use super::role::{self, LiveRole};
-use super::role_identity::{self, ClaimSource};
+use super::role_identity;
 use super::teardown::Scope;
 use crate::plan::{Action, Change};
 
@@ -19,10 +19,9 @@ pub fn plan(inv: &Inventory, scope: &Scope) -> (Vec<Change>, Vec<Change>) {
     let scoped = scope.workloads_only || scope.namespace.is_some();
     for r in inv.roles.iter().filter(|r| r.owned) {
         let serves_controller = r
-            .namespace_tag
-            .as_deref()
-            .zip(r.service_account_tag.as_deref())
-            .is_some_and(|(ns, sa)| super::controller::is_controller(ns, sa));
+            .tagged_for
+            .as_ref()
+            .is_some_and(|t| super::controller::is_controller(&t.namespace, &t.name));
         if scoped && serves_controller {
             if in_scope(super::controller::NAMESPACE) {
                 kept.push(keep(
@@ -41,18 +40,14 @@ pub fn plan(inv: &Inventory, scope: &Scope) -> (Vec<Change>, Vec<Change>) {
         if let Some(ns) = &scope.namespace {
             let here = named_by.iter().find(|a| &a.namespace == ns);
             match role_identity::claim(r) {
-                Some(c) if &c.namespace == ns => {}
+                Some(c) if &c.service_account.namespace == ns => {}
                 Some(c) => {
                     if let Some(a) = here {
-                        let source = match c.source {
-                            ClaimSource::Tags => "tags",
-                            ClaimSource::Trust => "trust policy",
-                        };
                         kept.push(keep(
                             r,
                             format!(
-                                "made for {}/{} (its {source}), though the association of {}/{} names it: left for `down --namespace {}`",
-                                c.namespace, c.service_account, a.namespace, a.service_account, c.namespace
+                                "made for {} (its {}), though the association of {}/{} names it: left for `down --namespace {}`",
+                                c.service_account, c.source, a.namespace, a.service_account, c.service_account.namespace
                             ),
                         ));
                     }

@@ -6,6 +6,7 @@ use crate::resources::association::LiveAssociation;
 use crate::resources::discover::Inventory;
 use crate::resources::role::LiveRole;
 use crate::resources::teardown::{Scope, Teardown, plan};
+use crate::service_account::ServiceAccountRef;
 
 fn arn(name: &str) -> String {
     format!("arn:aws:iam::1:role/{name}")
@@ -86,8 +87,7 @@ fn down_of_namespace_team_leaves_team_a_s_role() {
 #[test]
 fn new_roles_are_selected_by_their_namespace_tag() {
     let tagged = |name: &str, ns: &str, sa: &str| LiveRole {
-        namespace_tag: Some(ns.into()),
-        service_account_tag: Some(sa.into()),
+        tagged_for: Some(ServiceAccountRef::new(ns, sa)),
         trust: None,
         ..legacy(name, ns, sa)
     };
