@@ -208,6 +208,11 @@ pub fn same_policy(a: &Value, b: &Value) -> bool {
     normalize(a) == normalize(b)
 }
 
+/// Whether a document as read from IAM (`None`: absent or unreadable) already says `desired`.
+pub fn already(live: Option<&Value>, desired: &Value) -> bool {
+    live.is_some_and(|l| same_policy(l, desired))
+}
+
 fn normalize(v: &Value) -> Value {
     match v {
         Value::Array(items) if items.len() == 1 => normalize(&items[0]),
@@ -391,5 +396,14 @@ mod tests {
         assert!(same_policy(&ours, &single));
         single["Statement"][0]["Action"] = json!("sts:AssumeRole");
         assert!(!same_policy(&ours, &single));
+        assert!(
+            already(Some(&back), &ours),
+            "read back, it is already there"
+        );
+        assert!(
+            !already(Some(&single), &ours),
+            "a different document is not"
+        );
+        assert!(!already(None, &ours), "an absent or unreadable one is not");
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::owned;
-use crate::aws::policy::{POD_IDENTITY_PRINCIPAL, decode_document, same_policy};
+use crate::aws::policy::{POD_IDENTITY_PRINCIPAL, already, decode_document};
 use crate::aws::{Clients, ErrorKind, classify};
 use crate::error::StepError;
 use crate::plan::{Action, Change, Op};
@@ -176,11 +176,7 @@ pub fn plan(cluster: &str, arn: &str, observed: Option<&LivePolicy>) -> Result<C
             bootstrap_common::names::TAG_CLUSTER,
         )));
     }
-    if live
-        .document
-        .as_ref()
-        .is_some_and(|d| same_policy(d, &document()))
-    {
+    if already(live.document.as_ref(), &document()) {
         return Ok(Change::new(Action::Unchanged, resource));
     }
     // IAM keeps five versions: drop the oldest non-default ones first, so the new one fits

@@ -430,21 +430,13 @@ pub fn plan(desired: &RoleSpec, observed: Option<&LiveRole>) -> Change {
             boundary: c.boundary.clone(),
         });
     }
-    if !live
-        .trust
-        .as_ref()
-        .is_some_and(|t| policy::same_policy(t, &desired.trust))
-    {
+    if !policy::already(live.trust.as_ref(), &desired.trust) {
         ops.push(Op::UpdateAssumeRolePolicy {
             role: name.clone(),
             trust: desired.trust.clone(),
         });
     }
-    if !live
-        .inline
-        .as_ref()
-        .is_some_and(|p| policy::same_policy(p, &desired.inline))
-    {
+    if !policy::already(live.inline.as_ref(), &desired.inline) {
         ops.push(put_policy(desired));
     }
     if live.description.as_deref() != Some(desired.description.as_str()) {
