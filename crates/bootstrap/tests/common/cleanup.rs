@@ -4,6 +4,7 @@
 //! ECR repositories, namespaces and cluster-scoped objects the test made by hand. Every env
 //! test that makes any of these registers it here before making it.
 
+use aws_sdk_secretsmanager::operation::delete_secret::DeleteSecretError;
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams,
 };
@@ -134,14 +135,7 @@ impl Cleanup {
             iam.delete_policy().policy_arn(arn).send()
         })
         .await;
-        delete_each(&self.secrets, |secret| {
-            secrets_client(&cfg, secret)
-                .delete_secret()
-                .secret_id(secret)
-                .force_delete_without_recovery(true)
-                .send()
-        })
-        .await;
+        delete_each(&self.secrets, |secret| delete_secret(&cfg, secret)).await;
         let ssm = aws_sdk_ssm::Client::new(&cfg);
         delete_each(&self.parameters, |name| {
             ssm.delete_parameter().name(name).send()
@@ -218,6 +212,36 @@ fn secrets_client(cfg: &aws_config::SdkConfig, secret: &str) -> aws_sdk_secretsm
         ));
     }
     aws_sdk_secretsmanager::Client::from_conf(conf.build())
+}
+
+/// Deletes `secret` without recovery, its replicas first: Secrets Manager refuses to delete a
+/// primary that still has replica regions (the replicas would outlive the test).
+async fn delete_secret(
+    cfg: &aws_config::SdkConfig,
+    secret: &str,
+) -> Result<(), aws_sdk_secretsmanager::error::SdkError<DeleteSecretError>> {
+    let sm = secrets_client(cfg, secret);
+    if let Ok(described) = sm.describe_secret().secret_id(secret).send().await {
+        let replicas: Vec<String> = described
+            .replication_status()
+            .iter()
+            .filter_map(|r| r.region().map(str::to_string))
+            .collect();
+        if !replicas.is_empty() {
+            let _ = sm
+                .remove_regions_from_replication()
+                .secret_id(secret)
+                .set_remove_replica_regions(Some(replicas))
+                .send()
+                .await;
+        }
+    }
+    sm.delete_secret()
+        .secret_id(secret)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .map(drop)
 }
 
 /// Awaits `delete(item)` for each of `items` in turn, ignoring failures: the guard removes
