@@ -6,7 +6,8 @@
 //! Imports go only downward (`commands` → `interp` → `resources` → `target` → `plan` →
 //! `error` → `kube` → `render`; [`config`] → [`cli`], [`teams`]): `diagnose` sits beside
 //! `plan` and `render`, its facts filled by the readers of [`resources`] and handed to its
-//! rules by the commands. `module_graph_tests` fails on an import cycle.
+//! rules by the commands; [`service_account`] is a value every layer may use and imports
+//! nothing. `module_graph_tests` fails on an import cycle.
 
 pub mod aws;
 pub mod cli;

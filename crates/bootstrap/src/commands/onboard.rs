@@ -424,9 +424,12 @@ pub async fn onboard_team(exec: &Executor<'_>, t: &Target, team: &Team, image: &
     };
     let mut failed_step = "plan";
     let outcome = async {
-        let (w, notes) = team_workload(t, team, image).await?;
+        // Reads only: under a rate limit the team waits its turn like its writes do.
+        let (w, notes) = exec.paced_read(|| team_workload(t, team, image)).await?;
         result.hints.extend(notes);
-        let plan = workload::plan(&w, t, false).await.map_err(|(_, e)| e)?;
+        let plan = exec
+            .paced_read(|| async { workload::plan(&w, t, false).await.map_err(|(_, e)| e) })
+            .await?;
         result.role_arn = plan.role_arn.clone();
         for o in [&plan.role, &plan.association, &plan.objects] {
             result.changes.extend(o.changes.iter().cloned());

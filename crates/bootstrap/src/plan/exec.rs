@@ -100,10 +100,8 @@ impl<'a> Executor<'a> {
             };
             let delay = if retryable(op, &err) {
                 self.retry.next_delay(attempt)
-            } else if paced(&err) && interpreter.progressed_since(started) {
-                Some(self.retry.paced_delay())
             } else {
-                None
+                self.pace(&err, started)
             };
             match delay {
                 Some(delay) if Instant::now() + delay < self.deadline => {
@@ -114,6 +112,40 @@ impl<'a> Executor<'a> {
                 _ => return Err(err),
             }
         }
+    }
+
+    /// Runs `read` (observations only, so safe to repeat: a plan's reads) under the paced rule
+    /// of the writes: still throttled after the SDK's retries while other calls of the run
+    /// succeed, it is read again on the capped step until the deadline; any other failure,
+    /// or throttling while nothing succeeds, is returned at once.
+    pub async fn paced_read<T, F: Future<Output = Result<T, StepError>>>(
+        &self,
+        read: impl Fn() -> F,
+    ) -> Result<T, StepError> {
+        loop {
+            let started = Instant::now();
+            let err = match read().await {
+                Err(err) => err,
+                done => return done,
+            };
+            match self.pace(&err, started) {
+                Some(delay) if Instant::now() + delay < self.deadline => {
+                    tracing::info!("reading again in {delay:?}: {err}");
+                    tokio::time::sleep(delay).await;
+                }
+                _ => return Err(err),
+            }
+        }
+    }
+
+    /// The wait before trying again a call that failed with `err` after starting at `started`,
+    /// when AWS is pacing the run ([`paced`]) and other calls succeeded meanwhile.
+    fn pace(&self, err: &StepError, started: Instant) -> Option<Duration> {
+        (paced(err)
+            && self
+                .interpreter
+                .is_some_and(|i| i.progressed_since(started)))
+        .then(|| self.retry.paced_delay())
     }
 
     fn record(&self, op: &Op) {
@@ -297,6 +329,40 @@ mod tests {
             assert!(run_policy(&failing, deadline).await.0.is_err(), "{kind:?}");
             assert_eq!(failing.calls(), 1, "{kind:?}");
         }
+    }
+
+    /// A plan's reads (in a dry run too) follow the writes' paced rule: many teams planning
+    /// against one IAM rate limit wait their turn instead of failing their team.
+    #[tokio::test]
+    async fn a_throttled_read_waits_its_turn_while_other_calls_succeed() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let op = role_op();
+        for (kind, others_succeed, reads, ok) in [
+            (ErrorKind::Throttled, true, 13, true),
+            (ErrorKind::Throttled, false, 1, false),
+            (ErrorKind::Transient, true, 1, false),
+            (ErrorKind::NotFound, true, 1, false),
+        ] {
+            let flaky = Flaky::new(12, kind, others_succeed);
+            let exec = Executor::new(true, Some(&flaky), deadline).with_retry(fast());
+            let result = exec.paced_read(|| flaky.execute(&op, deadline)).await;
+            assert_eq!(
+                result.is_ok(),
+                ok,
+                "{kind:?}, others succeed: {others_succeed}"
+            );
+            assert_eq!(
+                flaky.calls(),
+                reads,
+                "{kind:?}, others succeed: {others_succeed}"
+            );
+        }
+        let past = Instant::now();
+        let flaky = Flaky::new(12, ErrorKind::Throttled, true);
+        let exec = Executor::new(true, Some(&flaky), past).with_retry(fast());
+        let result = exec.paced_read(|| flaky.execute(&op, past)).await;
+        assert!(result.is_err(), "no read again past the deadline");
+        assert_eq!(flaky.calls(), 1);
     }
 
     #[tokio::test]

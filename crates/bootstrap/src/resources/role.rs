@@ -559,26 +559,19 @@ mod tests {
         let sm = SecretRef::parse_prefix("teams/payments/").expect("prefix");
         let ssm = SecretRef::parse_prefix("ssm:/teams/payments/").expect("path");
         let prefix = |r: &SecretRef, region: &str| secrets::prefix_arn(region, account, r);
+        // A prefix read in eu-west-1, replicated to us-west-2.
+        let replicated_prefix = |kind, r: &SecretRef| {
+            let extras = SecretExtras {
+                prefix: true,
+                replica_arn: Some(prefix(r, "us-west-2")),
+                ..Default::default()
+            };
+            resolved(kind, &prefix(r, "eu-west-1"), extras)
+        };
         let exact = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:teams/payments/db-AbCdEf";
         let secrets = vec![
-            resolved(
-                SecretKind::SecretsManager,
-                &prefix(&sm, "eu-west-1"),
-                SecretExtras {
-                    prefix: true,
-                    replica_arn: Some(prefix(&sm, "us-west-2")),
-                    ..Default::default()
-                },
-            ),
-            resolved(
-                SecretKind::SsmParameter,
-                &prefix(&ssm, "eu-west-1"),
-                SecretExtras {
-                    prefix: true,
-                    replica_arn: Some(prefix(&ssm, "us-west-2")),
-                    ..Default::default()
-                },
-            ),
+            replicated_prefix(SecretKind::SecretsManager, &sm),
+            replicated_prefix(SecretKind::SsmParameter, &ssm),
             ResolvedSecret {
                 kms_key_arn: Some("arn:aws:kms:eu-west-1:123456789012:key/k1".into()),
                 ..resolved(
