@@ -168,6 +168,9 @@ def main() -> int:
         hits = sum(r.get("hits", 0) for r in control(env, "/faults").get("faults", []))
         control(env, "/faults", "DELETE")
         failed = (doc.get("totals") or {}).get("failed", "?")
+        for team in doc.get("teams", []):
+            if team.get("status") == "failed":
+                print(f"{label}: team {team.get('name')} failed: {team.get('error')}", file=sys.stderr)
         peak = next((int(x) for x in reversed(err.split()) if x.isdigit()), 0)
         results.append((label, secs, rc, failed, total, hits, peak))
         os.unlink(path)
